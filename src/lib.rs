@@ -1,0 +1,14 @@
+//! mqblast: an MQTT load generator.
+//!
+//! Layout (see docs in each module): `config` builds a validated [`plan::Plan`]; `engine` runs
+//! pinned mio workers that own the connections; `stats` merges their histograms on one thread;
+//! `report` renders the console tables and the JSON summary; `mqtt` hand-encodes and decodes
+//! packets; `payload` pre-serializes PUBLISH frames with patch offsets.
+
+pub mod config;
+pub mod engine;
+pub mod mqtt;
+pub mod payload;
+pub mod plan;
+pub mod report;
+pub mod stats;

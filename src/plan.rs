@@ -1,0 +1,92 @@
+//! The validated, immutable description of one run.
+//!
+//! `config.rs` turns raw CLI flags, environment variables and `config.toml` into a `Plan`
+//! once ("low args" -> "high args", as ripgrep does). Everything after that trusts it: the
+//! engine, the merger and the reports never re-validate or re-read configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::payload::Payload;
+
+/// One broker address as the user wrote it (`host:port`); resolved when the run starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// What one `mqblast run` does. Built only by `config::build_plan`, which validates every field.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Brokers to spread clients over (client i uses hosts[i % len]). Empty: start the
+    /// embedded broker on a loopback ephemeral port and use that.
+    pub hosts: Vec<HostPort>,
+    /// Number of publishing clients (Locust "users"). At least 1.
+    pub users: u32,
+    /// Users connected per second, across all workers (> 0, fractional allowed).
+    pub spawn_rate: f64,
+    /// Stop publishing after this long (counted from the start, ramp-up included, as Locust).
+    pub run_time: Option<Duration>,
+    /// Stop after this many publishes in total (all clients together).
+    pub messages: Option<u64>,
+    /// 0, 1 or 2.
+    pub qos: u8,
+    /// Topic template; per-client placeholders `{i}`, `{token}`, `{client_id}` resolved once.
+    pub topic: String,
+    /// Client id template; `{i}` and `{token}` resolved once per client.
+    pub client_id: String,
+    /// The payload objects (data.json), with their per-message patch fields.
+    pub payload: Payload,
+    /// Per-user publish interval. Zero: publish as fast as the in-flight window allows.
+    pub interval: Duration,
+    /// Per-connection bound on unacknowledged QoS 1/2 publishes (1..=65535).
+    pub max_inflight: u16,
+    /// Publish acknowledgement timeout, and CONNECT -> CONNACK timeout.
+    pub timeout: Duration,
+    /// Device access tokens, used as MQTT usernames round-robin (ThingsBoard style).
+    /// Empty: use `username` for every client.
+    pub tokens: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// MQTT keep-alive in seconds (0 disables PINGREQ).
+    pub keep_alive_s: u16,
+    /// Worker threads (each pinned to one core when possible).
+    pub threads: usize,
+    /// Print only the final summary, not the periodic table.
+    pub only_summary: bool,
+    /// After a stop, how long to wait for outstanding acknowledgements.
+    pub stop_timeout: Duration,
+    /// Where to write the JSON summary.
+    pub json_path: Option<PathBuf>,
+    /// "Type" column label of the stats table (Locust's request_type), default "MQTT".
+    pub request_type: String,
+    /// The effective configuration with secrets redacted, copied into the JSON summary.
+    pub effective_config: serde_json::Value,
+}
+
+impl Plan {
+    /// MQTT username of client `index`: its device token when tokens are configured.
+    pub fn username_for(&self, index: u64) -> Option<&str> {
+        if self.tokens.is_empty() {
+            self.username.as_deref()
+        } else {
+            Some(&self.tokens[(index % self.tokens.len() as u64) as usize])
+        }
+    }
+
+    /// Device token of client `index` ("" when none), for templates.
+    pub fn token_for(&self, index: u64) -> &str {
+        if self.tokens.is_empty() {
+            ""
+        } else {
+            &self.tokens[(index % self.tokens.len() as u64) as usize]
+        }
+    }
+}

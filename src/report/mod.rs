@@ -1,0 +1,1 @@
+//! Rendering results: the Locust-style console tables and the JSON summary.

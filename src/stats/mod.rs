@@ -1,0 +1,94 @@
+//! Latency and failure accounting: thread-local recorders on the workers, one merger thread.
+//!
+//! Workers never send one channel message per sample: each keeps fixed-bound HDR histograms
+//! and counters (a [`Recorder`]) and ships them as one [`Interval`] per second over a bounded
+//! crossbeam channel. The merger sends the emptied `Interval` back on a recycle channel, so in
+//! steady state nothing is allocated on either side. Merging adds histograms; percentiles are
+//! never averaged.
+
+pub mod merger;
+pub mod recorder;
+
+pub use merger::{Merger, MergerConfig, Summary};
+pub use recorder::{Interval, Recorder};
+
+use hdrhistogram::Histogram;
+
+/// Highest latency a histogram holds (1 hour, in microseconds). Larger values are clamped to
+/// it, so recording never reallocates.
+pub const LATENCY_MAX_US: u64 = 3_600_000_000;
+/// Significant decimal digits of every histogram (0.1% resolution).
+pub const SIGFIG: u8 = 3;
+/// How often workers ship their interval histograms.
+pub const INTERVAL_MS: u64 = 1000;
+
+/// A latency histogram with fixed bounds (values in microseconds).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_MAX_US, SIGFIG).expect("static histogram bounds are valid")
+}
+
+/// The request rows of the stats table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// TCP connect + CONNECT -> CONNACK.
+    Connect = 0,
+    /// QoS 1: PUBLISH -> PUBACK; QoS 2: PUBLISH -> PUBCOMP; QoS 0: scheduled time -> written
+    /// to the socket. Always measured from the scheduled send time.
+    Publish = 1,
+}
+
+pub const N_METRICS: usize = 2;
+
+/// Why a request failed. `Copy` and allocation-free so recording a failure on the hot path
+/// costs nothing; `describe` makes the text only at report time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// CONNACK with a non-zero return code (ThingsBoard: 5 for an unknown token).
+    ConnackRefused(u8),
+    /// The TCP connect failed; the OS error number.
+    ConnectFailed(i32),
+    /// No CONNACK within the timeout.
+    ConnectTimeout,
+    /// An established connection was lost (OS error number; 0 = closed by the broker).
+    ConnectionLost(i32),
+    /// A publish got no acknowledgement within the timeout (or by the end of the stop timeout).
+    AckTimeout,
+    /// A publish was in flight when its connection was lost.
+    InflightLost,
+    /// The broker sent bytes that are not valid MQTT 3.1.1 (or a packet we did not expect).
+    Protocol(&'static str),
+}
+
+impl Failure {
+    /// Which row of the stats table this failure counts against.
+    pub fn metric(&self) -> Metric {
+        match self {
+            Failure::ConnackRefused(_)
+            | Failure::ConnectFailed(_)
+            | Failure::ConnectTimeout
+            | Failure::ConnectionLost(_)
+            | Failure::Protocol(_) => Metric::Connect,
+            Failure::AckTimeout | Failure::InflightLost => Metric::Publish,
+        }
+    }
+
+    /// One readable line, e.g. `CONNACK refused: 5 (not authorized)`.
+    pub fn describe(&self) -> String {
+        match *self {
+            Failure::ConnackRefused(code) => {
+                format!("CONNACK refused: {} ({})", code, crate::mqtt::connack_reason(code))
+            }
+            Failure::ConnectFailed(errno) => {
+                format!("connect failed: {}", std::io::Error::from_raw_os_error(errno))
+            }
+            Failure::ConnectTimeout => "connect timed out: no CONNACK".to_string(),
+            Failure::ConnectionLost(0) => "connection lost: closed by the broker".to_string(),
+            Failure::ConnectionLost(errno) => {
+                format!("connection lost: {}", std::io::Error::from_raw_os_error(errno))
+            }
+            Failure::AckTimeout => "publish timed out: no acknowledgement".to_string(),
+            Failure::InflightLost => "publish lost: connection closed before acknowledgement".to_string(),
+            Failure::Protocol(what) => format!("protocol error: {what}"),
+        }
+    }
+}
