@@ -5,10 +5,13 @@
 //! `report` renders the console tables and the JSON summary; `mqtt` hand-encodes and decodes
 //! packets; `payload` pre-serializes PUBLISH frames with patch offsets.
 
+pub mod app;
+pub mod broker;
 pub mod config;
 pub mod engine;
 pub mod mqtt;
 pub mod payload;
 pub mod plan;
 pub mod report;
+pub mod signals;
 pub mod stats;

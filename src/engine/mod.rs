@@ -1,1 +1,134 @@
-//! The load engine: pinned worker threads, each a mio event loop owning its connections.
+//! The load engine: pinned worker threads, each a mio event loop owning its connections,
+//! plus the main thread's control loop (run time, signals) and the merger thread.
+//!
+//! ```text
+//! main ── Plan ──> worker 0 (core 0) ─┐ bounded channel: one Interval per worker per second
+//!   │              worker 1 (core 1) ─┤──────────────────────────────> merger ──> Summary
+//!   └─ control loop: run time, Ctrl-C -> Control (phase, budget, wakers)
+//! ```
+
+pub mod conn;
+pub mod control;
+pub mod inflight;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use control::{Control, ABORTING, STOPPING};
+use worker::Worker;
+
+use crate::plan::Plan;
+use crate::stats::{self, Merger, MergerConfig, Summary};
+
+/// How often the control loop checks the clock, signals and finished workers.
+const CONTROL_TICK: Duration = Duration::from_millis(20);
+/// After the stop timeout, how long workers get to disconnect before they are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Clients of worker `w` out of `threads`: every `threads`-th global index from `w`.
+pub fn clients_of(users: u32, threads: usize, w: usize) -> Vec<u64> {
+    (w as u64..users as u64).step_by(threads.max(1)).collect()
+}
+
+/// Run the plan against `addrs` (client i uses `addrs[i % len]`) and return the merged
+/// results. `stop_signals` reports how many stop requests (Ctrl-C/SIGTERM) arrived so far.
+pub fn run(
+    plan: Arc<Plan>,
+    addrs: Vec<SocketAddr>,
+    stop_signals: &dyn Fn() -> u32,
+) -> Result<Summary, String> {
+    let control = Control::new(plan.messages);
+    let threads = plan.threads.max(1);
+    let (data_tx, data_rx, recycles) = stats::channels(threads);
+    let merger = Merger::new(merger_config(&plan, &control), threads, data_rx, recycles.senders);
+    let merger = thread::Builder::new()
+        .name("mqblast-merger".into())
+        .spawn(move || merger.run())
+        .map_err(|e| format!("cannot start the merger thread: {e}"))?;
+
+    let mut workers = Vec::with_capacity(threads);
+    let mut wakers = Vec::with_capacity(threads);
+    for (w, recycle_rx) in recycles.receivers.into_iter().enumerate() {
+        let rec = stats::Recorder::new(w, data_tx.clone(), recycle_rx, control.start);
+        let clients = clients_of(plan.users, threads, w);
+        let (worker, waker) =
+            Worker::new(w, Arc::clone(&plan), Arc::clone(&control), &clients, &addrs, rec)
+                .map_err(|e| format!("cannot create worker {w}: {e}"))?;
+        workers.push(worker);
+        wakers.push(waker);
+    }
+    drop(data_tx);
+    control.set_wakers(wakers);
+    let handles = spawn_workers(workers)?;
+    supervise(&plan, &control, threads, stop_signals);
+    for h in handles {
+        if h.join().is_err() {
+            eprintln!("mqblast: a worker thread panicked; its last interval is missing");
+        }
+    }
+    merger.join().map_err(|_| "the merger thread panicked".to_string())
+}
+
+fn merger_config(plan: &Plan, control: &Control) -> MergerConfig {
+    MergerConfig::from_plan(plan, control.start)
+}
+
+fn spawn_workers(workers: Vec<Worker>) -> Result<Vec<thread::JoinHandle<()>>, String> {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let mut handles = Vec::with_capacity(workers.len());
+    for worker in workers {
+        let w = worker.id();
+        let core = (!cores.is_empty()).then(|| cores[w % cores.len()]);
+        let h = thread::Builder::new()
+            .name(format!("mqblast-w{w}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                worker.run();
+            })
+            .map_err(|e| format!("cannot start worker thread {w}: {e}"))?;
+        handles.push(h);
+    }
+    Ok(handles)
+}
+
+/// The main thread's loop: stop at the run time or on the first signal, abort on the second
+/// (or when workers overrun the stop timeout), return when every worker has finished.
+fn supervise(plan: &Plan, control: &Control, threads: usize, stop_signals: &dyn Fn() -> u32) {
+    let mut stop_requested_at = None;
+    while control.finished_workers() < threads {
+        thread::sleep(CONTROL_TICK);
+        let elapsed = control.start.elapsed();
+        let signals = stop_signals();
+        let run_over = plan.run_time.is_some_and(|t| elapsed >= t);
+        if (signals >= 1 || run_over) && stop_requested_at.is_none() {
+            if signals >= 1 {
+                eprintln!("mqblast: stopping: waiting up to {:?} for acknowledgements (Ctrl-C again to stop at once)", plan.stop_timeout);
+            }
+            stop_requested_at = Some(elapsed);
+            control.advance(STOPPING);
+        }
+        let overran = stop_requested_at.is_some_and(|t| elapsed > t + plan.stop_timeout + SHUTDOWN_GRACE);
+        if signals >= 2 || overran {
+            control.advance(ABORTING);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_split_evenly_and_disjointly_over_workers() {
+        let all: Vec<u64> = (0..3).flat_map(|w| clients_of(10, 3, w)).collect();
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        assert_eq!(clients_of(10, 3, 0), vec![0, 3, 6, 9]);
+    }
+}

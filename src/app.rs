@@ -1,0 +1,93 @@
+//! The program: parse, start the broker if needed, run, report, and map the outcome to an
+//! exit code (0 clean, 1 when a failure was recorded, 2 for usage or configuration errors).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use crate::config::{self, Command, ConfigError};
+use crate::plan::{HostPort, Plan};
+use crate::{broker, engine, report, signals};
+
+pub const EXIT_USAGE: i32 = 2;
+
+/// Entry point used by `main`: returns the process exit code.
+pub fn main() -> i32 {
+    match config::parse() {
+        Ok(Command::Run(plan)) => run(*plan),
+        Ok(other) => config::execute(other),
+        Err(ConfigError::Usage(e)) => e.exit(),
+        Err(ConfigError::Invalid(msg)) => {
+            eprintln!("mqblast: error: {msg}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn run(plan: Plan) -> i32 {
+    signals::install();
+    let addrs = match broker_addrs(&plan) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("mqblast: error: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    eprintln!("{}", banner(&plan, &addrs));
+    let plan = Arc::new(plan);
+    let summary = match engine::run(Arc::clone(&plan), addrs, &signals::received) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("mqblast: error: {msg}");
+            return 1;
+        }
+    };
+    let mut code = report::exit_code(&summary);
+    if let Some(path) = &plan.json_path {
+        if let Err(e) = report::json::write_json(path, &summary, &plan.effective_config) {
+            eprintln!("mqblast: error: cannot write the JSON summary {}: {e}", path.display());
+            code = 1;
+        }
+    }
+    code
+}
+
+/// Resolve the configured brokers, or start the embedded one when none is configured.
+fn broker_addrs(plan: &Plan) -> Result<Vec<SocketAddr>, String> {
+    if plan.hosts.is_empty() {
+        let max_payload = 1 << 20;
+        let addr = broker::start(plan.users as usize + 16, max_payload)?;
+        eprintln!("mqblast: no --host given: started the embedded broker (rumqttd) on {addr}");
+        return Ok(vec![addr]);
+    }
+    plan.hosts.iter().map(resolve).collect()
+}
+
+fn resolve(host: &HostPort) -> Result<SocketAddr, String> {
+    let mut found = (host.host.as_str(), host.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve broker host {host}: {e}"))?;
+    found.next().ok_or_else(|| format!("cannot resolve broker host {host}: no address"))
+}
+
+fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
+    let target: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let mut stop = Vec::new();
+    if let Some(t) = plan.run_time {
+        stop.push(format!("run time {t:?}"));
+    }
+    if let Some(m) = plan.messages {
+        stop.push(format!("{m} messages"));
+    }
+    format!(
+        "mqblast {}: {} users at {}/s -> {} | QoS {} | topic {} | interval {:?} | {} threads | stop after {}",
+        env!("CARGO_PKG_VERSION"),
+        plan.users,
+        plan.spawn_rate,
+        target.join(","),
+        plan.qos,
+        plan.topic,
+        plan.interval,
+        plan.threads,
+        stop.join(" or "),
+    )
+}

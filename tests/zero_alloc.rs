@@ -1,0 +1,103 @@
+//! The hot path allocates nothing per message: a worker runs a steady-state publish loop
+//! against a real mosquitto on the test thread, and a counting global allocator proves that
+//! the worker thread made zero heap allocations between warm-up and the end of the run.
+//!
+//! The counter is thread-local, so the merger thread (which allocates a timeline entry per
+//! second) and mosquitto's threads do not count: only the worker's own allocations do.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+
+use mqblast::config::{self, Command};
+use mqblast::engine::{clients_of, control::Control, worker::Worker};
+use mqblast::stats::{self, Merger, MergerConfig};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
+
+// SAFETY: delegates to the system allocator; only adds a thread-local counter.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocs_on_this_thread() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
+/// Run one worker on this thread; return the allocations it made between `warm_up` and
+/// `measure_until` published messages.
+fn steady_state_allocations(qos: &str, messages: u64, warm_up: u64, measure_until: u64) -> u64 {
+    let broker = common::Mosquitto::start();
+    let args = [
+        "mqblast", "run", "-H", &broker.addr(), "-u", "4", "--messages", &messages.to_string(),
+        "--interval", "0", "--qos", qos, "--threads", "1", "--only-summary",
+    ];
+    let plan = match config::parse_from(args, &|_: &str| None) {
+        Ok(Command::Run(plan)) => Arc::new(*plan),
+        _ => panic!("test arguments must parse to a run"),
+    };
+    let addr = broker.addr().parse().expect("mosquitto address");
+    let control = Control::new(plan.messages);
+    let (data_tx, data_rx, recycles) = stats::channels(1);
+    let merger = Merger::new(MergerConfig::from_plan(&plan, control.start), 1, data_rx, recycles.senders);
+    let merger = std::thread::spawn(move || merger.run());
+    let recycle_rx = recycles.receivers.into_iter().next().unwrap();
+    let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start);
+    let clients = clients_of(plan.users, 1, 0);
+    let (worker, _waker) = Worker::new(0, Arc::clone(&plan), control, &clients, &[addr], rec).unwrap();
+
+    let (mut start, mut end) = (None, None);
+    worker.run_observed(|published| {
+        if published >= warm_up && start.is_none() {
+            start = Some(allocs_on_this_thread());
+        }
+        if published >= measure_until && end.is_none() {
+            end = Some(allocs_on_this_thread());
+        }
+    });
+    let summary = merger.join().unwrap();
+    assert_eq!(mqblast::report::exit_code(&summary), 0, "the run itself must be clean");
+    end.expect("measured window reached") - start.expect("warm-up reached")
+}
+
+#[test]
+fn qos1_publish_loop_allocates_nothing_per_message_after_warm_up() {
+    assert_eq!(steady_state_allocations("1", 150_000, 20_000, 140_000), 0);
+}
+
+#[test]
+fn qos0_publish_loop_allocates_nothing_per_message_after_warm_up() {
+    assert_eq!(steady_state_allocations("0", 300_000, 50_000, 290_000), 0);
+}
+
+#[test]
+fn qos2_publish_loop_allocates_nothing_per_message_after_warm_up() {
+    assert_eq!(steady_state_allocations("2", 60_000, 10_000, 55_000), 0);
+}
