@@ -1,5 +1,430 @@
 //! The merger thread: adds worker intervals into whole-run histograms and a per-second
 //! timeline, prints the live table, and produces the final [`Summary`].
-pub struct Merger;
-pub struct MergerConfig;
-pub struct Summary;
+//!
+//! It is the only consumer of the data channel and does per-interval work only (a few
+//! histogram additions per worker per second), never per-sample work. Every interval it
+//! consumes is emptied and sent back to its worker, so the workers never allocate. The run's
+//! statistics end when every worker has sent its `last` interval (or every sender is gone).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use hdrhistogram::Histogram;
+
+/// Also reachable here, where the skeleton declared it.
+pub use super::summary::Summary;
+use super::timeline::TimelineBuilder;
+use super::{
+    new_histogram, ErrorCount, Failure, Interval, Metric, MetricSummary, MAX_FAILURE_KINDS,
+    N_METRICS,
+};
+use crate::plan::Plan;
+use crate::report::console;
+
+/// How often the live table is printed (Locust's `CONSOLE_STATS_INTERVAL_SEC`).
+pub const CONSOLE_INTERVAL_MS: u64 = 2000;
+
+/// What the merger needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct MergerConfig {
+    /// The table's "Type" column (Locust's request_type), e.g. `MQTT`.
+    pub request_type: String,
+    /// The table's "Name" column per metric, indexed by `Metric::index()`.
+    pub metric_names: [String; N_METRICS],
+    pub target_users: u32,
+    /// Print only the final report, not the live table.
+    pub only_summary: bool,
+    pub qos: u8,
+    /// The instant the run started; recorders should be created with the same instant.
+    pub started_at: Instant,
+    /// The same moment on the wall clock, for reports.
+    pub started_wall: SystemTime,
+}
+
+impl MergerConfig {
+    /// The configuration of a run of `plan` that started at `started_at` / `started_wall`.
+    pub fn from_plan(plan: &Plan, started_at: Instant, started_wall: SystemTime) -> MergerConfig {
+        MergerConfig {
+            request_type: plan.request_type.clone(),
+            metric_names: metric_names(plan.qos, &plan.topic),
+            target_users: plan.users,
+            only_summary: plan.only_summary,
+            qos: plan.qos,
+            started_at,
+            started_wall,
+        }
+    }
+}
+
+/// Row names as Locust's own MQTT user writes them: `connect` and `publish:{qos}:{topic}`.
+pub fn metric_names(qos: u8, topic_template: &str) -> [String; N_METRICS] {
+    let mut names: [String; N_METRICS] = Default::default();
+    names[Metric::Connect.index()] = "connect".to_string();
+    names[Metric::Publish.index()] = format!("publish:{qos}:{topic_template}");
+    names
+}
+
+/// Whole-run accumulation; `Merger::run` consumes it into a [`Summary`].
+pub struct Merger {
+    cfg: MergerConfig,
+    rx: Receiver<Interval>,
+    /// Recycle channel of each worker, indexed by `Interval::worker`.
+    recycle: Vec<Sender<Interval>>,
+    /// Workers that have not sent their `last` interval yet.
+    running: Vec<bool>,
+    latency_us: [Histogram<u64>; N_METRICS],
+    failures: [u64; N_METRICS],
+    errors: HashMap<Failure, u64>,
+    /// Failures whose reason did not fit in a worker's interval, per metric.
+    overflow: [u64; N_METRICS],
+    lag_us: Histogram<u64>,
+    sent: u64,
+    timeline: TimelineBuilder,
+    /// Latest `Interval::at` seen: the end of the run.
+    last_at: Instant,
+    /// Reused for the live table's Aggregated row.
+    aggregated_us: Histogram<u64>,
+}
+
+impl Merger {
+    /// A merger for `workers` workers; `recycle[i]` is the recycle sender of worker `i`.
+    pub fn new(
+        cfg: MergerConfig,
+        workers: usize,
+        rx: Receiver<Interval>,
+        recycle: Vec<Sender<Interval>>,
+    ) -> Merger {
+        let started_at = cfg.started_at;
+        Merger {
+            cfg,
+            rx,
+            recycle,
+            running: vec![true; workers],
+            latency_us: [new_histogram(), new_histogram()],
+            failures: [0; N_METRICS],
+            errors: HashMap::new(),
+            overflow: [0; N_METRICS],
+            lag_us: new_histogram(),
+            sent: 0,
+            timeline: TimelineBuilder::new(workers, started_at),
+            last_at: started_at,
+            aggregated_us: new_histogram(),
+        }
+    }
+
+    /// Merges until every worker has finished, printing the live table to stderr every 2 s
+    /// (unless `only_summary`) and the final report at the end.
+    pub fn run(self) -> Summary {
+        self.run_with_output(std::io::stderr())
+    }
+
+    /// [`Merger::run`], writing the console output to `out`.
+    pub fn run_with_output<W: Write>(mut self, mut out: W) -> Summary {
+        let period = Duration::from_millis(CONSOLE_INTERVAL_MS);
+        let mut print_due_at = self.cfg.started_at + period;
+        while self.running.iter().any(|&running| running) {
+            let now = Instant::now();
+            if now >= print_due_at {
+                if !self.cfg.only_summary {
+                    let _ = writeln!(out, "{}", self.live_table(now));
+                }
+                print_due_at = now + period;
+            }
+            match self
+                .rx
+                .recv_timeout(print_due_at.saturating_duration_since(now))
+            {
+                Ok(interval) => self.absorb(interval),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let summary = self.into_summary();
+        let _ = write!(out, "{}", console::final_report(&summary));
+        let _ = out.flush();
+        summary
+    }
+
+    /// Adds one interval to the totals and the timeline, then returns it emptied to its worker.
+    pub fn absorb(&mut self, mut interval: Interval) {
+        for metric in Metric::ALL {
+            let m = metric.index();
+            // Same bounds on both sides: adding cannot fail.
+            let _ = self.latency_us[m].add(&interval.latency[m]);
+            self.failures[m] += interval.failures_of(metric);
+            self.overflow[m] += interval.overflow[m];
+        }
+        for &(failure, count) in interval.failures() {
+            *self.errors.entry(failure).or_insert(0) += count;
+        }
+        let _ = self.lag_us.add(&interval.lag);
+        self.sent += interval.sent;
+        self.last_at = self.last_at.max(interval.at);
+        self.timeline.absorb(&interval);
+
+        let worker = interval.worker;
+        if interval.last {
+            if let Some(running) = self.running.get_mut(worker) {
+                *running = false;
+            }
+            return;
+        }
+        if let Some(recycle) = self.recycle.get(worker) {
+            interval.reset();
+            // Full or disconnected: the worker has enough, or is gone; drop this one.
+            let _ = recycle.try_send(interval);
+        }
+    }
+
+    /// The live stats table: whole-run counts and times, current rates.
+    fn live_table(&mut self, now: Instant) -> String {
+        let mut rows = Vec::with_capacity(N_METRICS);
+        let (mut total_rps, mut total_fail_per_s) = (0.0, 0.0);
+        self.aggregated_us.reset();
+        for metric in Metric::ALL {
+            let m = metric.index();
+            let (rps, fail_per_s) = self.timeline.current_rates(now, metric);
+            total_rps += rps;
+            total_fail_per_s += fail_per_s;
+            let _ = self.aggregated_us.add(&self.latency_us[m]);
+            rows.push(console::Row {
+                type_label: &self.cfg.request_type,
+                name: &self.cfg.metric_names[m],
+                requests: self.latency_us[m].len() + self.failures[m],
+                failures: self.failures[m],
+                latency_us: &self.latency_us[m],
+                rps,
+                fail_per_s,
+            });
+        }
+        let total = console::Row {
+            type_label: "",
+            name: console::AGGREGATED,
+            requests: rows.iter().map(|r| r.requests).sum(),
+            failures: rows.iter().map(|r| r.failures).sum(),
+            latency_us: &self.aggregated_us,
+            rps: total_rps,
+            fail_per_s: total_fail_per_s,
+        };
+        console::stats_table(&rows, &total)
+    }
+
+    /// Closes the timeline and computes whole-run rates.
+    fn into_summary(self) -> Summary {
+        let duration_s = self
+            .last_at
+            .saturating_duration_since(self.cfg.started_at)
+            .as_secs_f64();
+        let per_s = |count: u64| {
+            if duration_s > 0.0 {
+                count as f64 / duration_s
+            } else {
+                0.0
+            }
+        };
+        let [connect_us, publish_us] = self.latency_us;
+        let metric_summary = |metric: Metric, latency_us: Histogram<u64>| {
+            let failures = self.failures[metric.index()];
+            let ok = latency_us.len();
+            MetricSummary {
+                metric,
+                name: self.cfg.metric_names[metric.index()].clone(),
+                requests: ok + failures,
+                failures,
+                ok,
+                rps: per_s(ok + failures),
+                fail_per_s: per_s(failures),
+                latency_us,
+            }
+        };
+        let metrics = [
+            metric_summary(Metric::Connect, connect_us),
+            metric_summary(Metric::Publish, publish_us),
+        ];
+        let errors = error_counts(&self.errors, &self.overflow);
+        let timeline = self.timeline.finish();
+        let max_connected_users = timeline
+            .iter()
+            .map(|e| e.connected_users)
+            .max()
+            .unwrap_or(0);
+        Summary {
+            request_type: self.cfg.request_type,
+            qos: self.cfg.qos,
+            started_at: self.cfg.started_wall,
+            duration_s,
+            metrics,
+            errors,
+            lag_us: self.lag_us,
+            sent: self.sent,
+            timeline,
+            target_users: self.cfg.target_users,
+            max_connected_users,
+        }
+    }
+}
+
+/// Failure counts with their texts, most frequent first (ties by text).
+fn error_counts(errors: &HashMap<Failure, u64>, overflow: &[u64; N_METRICS]) -> Vec<ErrorCount> {
+    let mut counts: Vec<ErrorCount> = errors
+        .iter()
+        .map(|(failure, &count)| ErrorCount {
+            metric: failure.metric(),
+            reason: failure.describe(),
+            count,
+        })
+        .collect();
+    for metric in Metric::ALL {
+        let count = overflow[metric.index()];
+        if count > 0 {
+            let reason = format!(
+                "{} failed, reason not kept (more than {MAX_FAILURE_KINDS} distinct reasons in one second)",
+                metric.key()
+            );
+            counts.push(ErrorCount {
+                metric,
+                reason,
+                count,
+            });
+        }
+    }
+    counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::channels;
+    use crate::stats::timeline::at;
+
+    fn config(started_at: Instant) -> MergerConfig {
+        MergerConfig {
+            request_type: "MQTT".to_string(),
+            metric_names: metric_names(1, "v1/devices/me/telemetry"),
+            target_users: 2,
+            only_summary: true,
+            qos: 1,
+            started_at,
+            started_wall: SystemTime::now(),
+        }
+    }
+
+    fn recorded(worker: usize, at: Instant, publish_us: impl Iterator<Item = u64>) -> Interval {
+        let mut interval = Interval::new(worker, at);
+        for us in publish_us {
+            interval.latency[Metric::Publish.index()].saturating_record(us);
+        }
+        interval
+    }
+
+    #[test]
+    fn merger_merges_two_workers_exactly_like_one_histogram_of_all_samples() {
+        let start = Instant::now();
+        let (_tx, rx, recycle) = channels(2);
+        let (recycle_tx, recycle_rx): (Vec<_>, Vec<_>) = recycle.into_iter().unzip();
+        let mut merger = Merger::new(config(start), 2, rx, recycle_tx);
+
+        let mut all = new_histogram();
+        for us in (1..5000u64).map(|i| i * 37 % 9973 + 1) {
+            all.saturating_record(us);
+        }
+        for us in (1..3000u64).map(|i| i * 101 % 50_000 + 1) {
+            all.saturating_record(us);
+        }
+        merger.absorb(recorded(
+            0,
+            at(start, 1000),
+            (1..5000u64).map(|i| i * 37 % 9973 + 1),
+        ));
+        let mut second = recorded(
+            1,
+            at(start, 1001),
+            (1..3000u64).map(|i| i * 101 % 50_000 + 1),
+        );
+        second.failures[0] = (Failure::AckTimeout, 3);
+        second.failure_kinds = 1;
+        second.last = true;
+        merger.absorb(second);
+        let mut last = Interval::new(0, at(start, 1500));
+        last.last = true;
+        merger.absorb(last);
+
+        assert_eq!(
+            recycle_rx[0].len(),
+            1,
+            "worker 0's first interval came back"
+        );
+        let returned = recycle_rx[0].try_recv().unwrap();
+        assert!(returned.latency[Metric::Publish.index()].is_empty());
+        assert!(recycle_rx[1].is_empty(), "last intervals are not recycled");
+
+        let summary = merger.into_summary();
+        let publish = summary.metric(Metric::Publish);
+        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(
+                publish.latency_us.value_at_quantile(q),
+                all.value_at_quantile(q)
+            );
+        }
+        assert_eq!(
+            (publish.ok, publish.failures, publish.requests),
+            (all.len(), 3, all.len() + 3)
+        );
+        assert!((summary.duration_s - 1.5).abs() < 1e-9);
+        assert!((publish.rps - (all.len() + 3) as f64 / 1.5).abs() < 1e-6);
+        assert_eq!(summary.errors[0].reason, Failure::AckTimeout.describe());
+        assert_eq!(summary.timeline.len(), 2);
+        assert_eq!(summary.timeline[0].publish_ok, all.len());
+    }
+
+    #[test]
+    fn merger_run_ends_when_every_worker_sent_its_last_interval() {
+        let start = Instant::now();
+        let (tx, rx, recycle) = channels(2);
+        let (recycle_tx, recycle_rx): (Vec<_>, Vec<_>) = recycle.into_iter().unzip();
+        let merger = Merger::new(config(start), 2, rx, recycle_tx);
+        let workers: Vec<_> = recycle_rx
+            .into_iter()
+            .enumerate()
+            .map(|(worker, recycle)| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut recorder = super::super::Recorder::new(worker, tx, recycle, start);
+                    recorder.ok(Metric::Connect, 900);
+                    recorder.fail(Failure::ConnackRefused(5));
+                    recorder.finish(start + Duration::from_millis(10));
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut out = Vec::new();
+        let summary = merger.run_with_output(&mut out);
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        let connect = summary.metric(Metric::Connect);
+        assert_eq!((connect.ok, connect.failures), (2, 2));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Response time percentiles"));
+        assert!(text.contains("Error report"));
+    }
+
+    #[test]
+    fn failures_beyond_the_kept_reasons_are_reported_as_one_line_per_metric() {
+        let mut errors = HashMap::new();
+        errors.insert(Failure::AckTimeout, 2);
+        errors.insert(Failure::ConnectTimeout, 5);
+        let counts = error_counts(&errors, &[0, 7]);
+        assert_eq!(
+            counts.iter().map(|e| e.count).collect::<Vec<_>>(),
+            vec![7, 5, 2]
+        );
+        assert_eq!(counts[0].metric, Metric::Publish);
+        assert!(counts[0]
+            .reason
+            .starts_with("publish failed, reason not kept"));
+    }
+}

@@ -8,10 +8,15 @@
 
 pub mod merger;
 pub mod recorder;
+pub mod summary;
+pub mod timeline;
 
-pub use merger::{Merger, MergerConfig, Summary};
-pub use recorder::{Interval, Recorder};
+pub use merger::{Merger, MergerConfig};
+pub use recorder::{Interval, Recorder, MAX_FAILURE_KINDS, SPARE_INTERVALS};
+pub use summary::{ErrorCount, MetricSummary, Summary};
+pub use timeline::TimelineEntry;
 
+use crossbeam_channel::{bounded, Receiver, Sender};
 use hdrhistogram::Histogram;
 
 /// Highest latency a histogram holds (1 hour, in microseconds). Larger values are clamped to
@@ -21,10 +26,38 @@ pub const LATENCY_MAX_US: u64 = 3_600_000_000;
 pub const SIGFIG: u8 = 3;
 /// How often workers ship their interval histograms.
 pub const INTERVAL_MS: u64 = 1000;
+/// Intervals that exist per worker: the one being recorded plus [`SPARE_INTERVALS`]. Every
+/// queue an `Interval` can sit in is sized to hold all of them, so no send of a worker's
+/// interval can find its queue full for lack of room, only for lack of a free interval.
+pub const INTERVALS_PER_WORKER: usize = 1 + SPARE_INTERVALS;
+
+/// The channels between `workers` recorders and the merger.
+///
+/// Returns the data channel (one `Sender` to clone into each recorder, the `Receiver` for the
+/// merger), bounded at [`INTERVALS_PER_WORKER`] intervals per worker, and one recycle channel
+/// per worker (the `Sender` for the merger, the `Receiver` for recorder `i`), bounded at
+/// [`INTERVALS_PER_WORKER`]. Since a recorder never owns more than `INTERVALS_PER_WORKER`
+/// intervals in total, neither bound is reached in practice; if the merger falls behind, a
+/// recorder runs out of free intervals first and keeps accumulating into its current one.
+#[allow(clippy::type_complexity)]
+pub fn channels(
+    workers: usize,
+) -> (
+    Sender<Interval>,
+    Receiver<Interval>,
+    Vec<(Sender<Interval>, Receiver<Interval>)>,
+) {
+    let (tx, rx) = bounded(workers.max(1) * INTERVALS_PER_WORKER);
+    let recycle = (0..workers)
+        .map(|_| bounded(INTERVALS_PER_WORKER))
+        .collect();
+    (tx, rx, recycle)
+}
 
 /// A latency histogram with fixed bounds (values in microseconds).
 pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, LATENCY_MAX_US, SIGFIG).expect("static histogram bounds are valid")
+    Histogram::new_with_bounds(1, LATENCY_MAX_US, SIGFIG)
+        .expect("static histogram bounds are valid")
 }
 
 /// The request rows of the stats table.
@@ -38,6 +71,24 @@ pub enum Metric {
 }
 
 pub const N_METRICS: usize = 2;
+
+impl Metric {
+    /// Every metric, in index order (`Metric as usize`).
+    pub const ALL: [Metric; N_METRICS] = [Metric::Connect, Metric::Publish];
+
+    /// Index into per-metric arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Lower-case key used in JSON and CSV (`connect`, `publish`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Connect => "connect",
+            Metric::Publish => "publish",
+        }
+    }
+}
 
 /// Why a request failed. `Copy` and allocation-free so recording a failure on the hot path
 /// costs nothing; `describe` makes the text only at report time.
@@ -76,18 +127,30 @@ impl Failure {
     pub fn describe(&self) -> String {
         match *self {
             Failure::ConnackRefused(code) => {
-                format!("CONNACK refused: {} ({})", code, crate::mqtt::connack_reason(code))
+                format!(
+                    "CONNACK refused: {} ({})",
+                    code,
+                    crate::mqtt::connack_reason(code)
+                )
             }
             Failure::ConnectFailed(errno) => {
-                format!("connect failed: {}", std::io::Error::from_raw_os_error(errno))
+                format!(
+                    "connect failed: {}",
+                    std::io::Error::from_raw_os_error(errno)
+                )
             }
             Failure::ConnectTimeout => "connect timed out: no CONNACK".to_string(),
             Failure::ConnectionLost(0) => "connection lost: closed by the broker".to_string(),
             Failure::ConnectionLost(errno) => {
-                format!("connection lost: {}", std::io::Error::from_raw_os_error(errno))
+                format!(
+                    "connection lost: {}",
+                    std::io::Error::from_raw_os_error(errno)
+                )
             }
             Failure::AckTimeout => "publish timed out: no acknowledgement".to_string(),
-            Failure::InflightLost => "publish lost: connection closed before acknowledgement".to_string(),
+            Failure::InflightLost => {
+                "publish lost: connection closed before acknowledgement".to_string()
+            }
             Failure::Protocol(what) => format!("protocol error: {what}"),
         }
     }

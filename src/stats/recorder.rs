@@ -1,15 +1,26 @@
 //! Worker-side recording: fixed-bound histograms and counters, shipped once per interval.
+//!
+//! This is the hot path: every acknowledged publish calls [`Recorder::ok`]. Nothing here
+//! allocates after [`Recorder::new`], blocks, or panics. A recorder owns at most
+//! [`crate::stats::INTERVALS_PER_WORKER`] intervals (the current one and [`SPARE_INTERVALS`]
+//! spares, which circulate through the merger and back over the recycle channel). When the
+//! merger is slow and no empty interval is at hand, the recorder simply keeps accumulating into
+//! the current interval and ships it later: samples are never lost and never block the worker.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
-use super::{Failure, Metric, N_METRICS};
+use super::{new_histogram, Failure, Metric, INTERVAL_MS, LATENCY_MAX_US, N_METRICS};
 
-/// Most distinct failure reasons one interval holds; further new reasons are counted under the
-/// last slot's neighbour "other" bucket (`overflow`) instead of growing anything.
+/// Most distinct failure reasons one interval holds; further new reasons are counted in the
+/// per-metric `overflow` bucket instead of growing anything.
 pub const MAX_FAILURE_KINDS: usize = 32;
+
+/// Empty intervals each recorder allocates up front, besides the one it records into. Three
+/// spares let the merger fall three intervals behind before a worker stops shipping.
+pub const SPARE_INTERVALS: usize = 3;
 
 /// One worker's measurements for one interval (or the last, partial one).
 pub struct Interval {
@@ -33,37 +44,339 @@ pub struct Interval {
     pub last: bool,
 }
 
+impl Interval {
+    /// An empty interval of `worker` (allocates its histograms: call at start-up only).
+    pub fn new(worker: usize, at: Instant) -> Interval {
+        Interval {
+            worker,
+            at,
+            latency: [new_histogram(), new_histogram()],
+            lag: new_histogram(),
+            failures: [(Failure::ConnectTimeout, 0); MAX_FAILURE_KINDS],
+            failure_kinds: 0,
+            overflow: [0; N_METRICS],
+            sent: 0,
+            connected: 0,
+            last: false,
+        }
+    }
+
+    /// Empties the interval for reuse, keeping its allocations and its `worker`.
+    pub fn reset(&mut self) {
+        for histogram in &mut self.latency {
+            histogram.reset();
+        }
+        self.lag.reset();
+        self.failure_kinds = 0;
+        self.overflow = [0; N_METRICS];
+        self.sent = 0;
+        self.connected = 0;
+        self.last = false;
+    }
+
+    /// The failure reasons in use, with their counts.
+    pub fn failures(&self) -> &[(Failure, u64)] {
+        &self.failures[..self.failure_kinds.min(MAX_FAILURE_KINDS)]
+    }
+
+    /// Failures of `metric` in this interval (named reasons plus overflow).
+    pub fn failures_of(&self, metric: Metric) -> u64 {
+        let named: u64 = self
+            .failures()
+            .iter()
+            .filter(|(failure, _)| failure.metric() == metric)
+            .map(|(_, count)| count)
+            .sum();
+        named + self.overflow[metric.index()]
+    }
+
+    /// Counts one failure, in its own slot or in the overflow bucket of its metric.
+    fn count_failure(&mut self, failure: Failure) {
+        let used = self.failure_kinds.min(MAX_FAILURE_KINDS);
+        if let Some(slot) = self.failures[..used]
+            .iter_mut()
+            .find(|(f, _)| *f == failure)
+        {
+            slot.1 += 1;
+        } else if used < MAX_FAILURE_KINDS {
+            self.failures[used] = (failure, 1);
+            self.failure_kinds = used + 1;
+        } else {
+            self.overflow[failure.metric().index()] += 1;
+        }
+    }
+}
+
 /// Thread-local recorder owned by one worker.
 pub struct Recorder {
-    _todo: (Sender<Interval>, Receiver<Interval>, Metric),
+    /// The interval being recorded into.
+    current: Interval,
+    /// Empty intervals ready to swap in; capacity [`SPARE_INTERVALS`], never grows.
+    spares: Vec<Interval>,
+    tx: Sender<Interval>,
+    recycle: Receiver<Interval>,
+    /// When the current interval is due. Deadlines stay on the grid `start + k * INTERVAL_MS`
+    /// so that all workers ship at about the same moments and the merger can bucket by second.
+    ship_due_at: Instant,
+    connected: u32,
+    finished: bool,
 }
 
 impl Recorder {
-    pub fn new(worker: usize, tx: Sender<Interval>, recycle: Receiver<Interval>, now: Instant) -> Recorder {
-        todo!()
+    /// Allocates the current interval and the spares. `now` should be the run's start instant
+    /// (the one given to the merger) so that intervals line up with the timeline's seconds.
+    pub fn new(
+        worker: usize,
+        tx: Sender<Interval>,
+        recycle: Receiver<Interval>,
+        now: Instant,
+    ) -> Recorder {
+        let mut spares = Vec::with_capacity(SPARE_INTERVALS);
+        for _ in 0..SPARE_INTERVALS {
+            spares.push(Interval::new(worker, now));
+        }
+        Recorder {
+            current: Interval::new(worker, now),
+            spares,
+            tx,
+            recycle,
+            ship_due_at: now + interval(),
+            connected: 0,
+            finished: false,
+        }
     }
+
+    /// A successful request; the latency is clamped to `[1, LATENCY_MAX_US]`.
     pub fn ok(&mut self, metric: Metric, latency_us: u64) {
-        todo!()
+        let clamped_us = latency_us.clamp(1, LATENCY_MAX_US);
+        self.current.latency[metric.index()].saturating_record(clamped_us);
     }
+
+    /// A failed request, counted against `failure.metric()`.
     pub fn fail(&mut self, failure: Failure) {
-        todo!()
+        self.current.count_failure(failure);
     }
+
+    /// How late a publish was sent relative to its schedule (0 = on time).
     pub fn lag(&mut self, lag_us: u64) {
-        todo!()
+        self.current
+            .lag
+            .saturating_record(lag_us.min(LATENCY_MAX_US));
     }
+
+    /// One publish handed to the socket.
     pub fn sent(&mut self) {
-        todo!()
+        self.current.sent += 1;
     }
+
+    /// Clients of this worker currently holding an accepted connection.
     pub fn set_connected(&mut self, n: u32) {
-        todo!()
+        self.connected = n;
     }
+
     /// Ship the interval if `INTERVAL_MS` has passed since the last one. Never blocks: if the
     /// channel is full the interval keeps accumulating and is shipped next time.
     pub fn maybe_flush(&mut self, now: Instant) {
-        todo!()
+        if self.finished || now < self.ship_due_at {
+            return;
+        }
+        // No empty interval: the merger is behind. Keep accumulating; retry on the next call.
+        let Some(empty) = self.take_empty() else {
+            return;
+        };
+        self.current.at = now;
+        self.current.connected = self.connected;
+        let full = std::mem::replace(&mut self.current, empty);
+        match self.tx.try_send(full) {
+            Ok(()) => self.ship_due_at = next_deadline(self.ship_due_at, now),
+            Err(TrySendError::Full(full)) | Err(TrySendError::Disconnected(full)) => {
+                let empty = std::mem::replace(&mut self.current, full);
+                self.keep_spare(empty);
+            }
+        }
     }
+
     /// Ship the last interval; blocks until the merger takes it.
     pub fn finish(&mut self, now: Instant) {
-        todo!()
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        // The only place a recorder may allocate after `new`: the run is over, and a
+        // replacement is needed only when every interval is still with the merger.
+        let empty = self
+            .take_empty()
+            .unwrap_or_else(|| Interval::new(self.current.worker, now));
+        let mut last = std::mem::replace(&mut self.current, empty);
+        last.at = now;
+        last.connected = self.connected;
+        last.last = true;
+        // A disconnected merger has nobody to report to; the interval is dropped.
+        let _ = self.tx.send(last);
+    }
+
+    /// A spare, or an interval the merger sent back; `None` when all are with the merger.
+    fn take_empty(&mut self) -> Option<Interval> {
+        self.spares.pop().or_else(|| self.recycle.try_recv().ok())
+    }
+
+    /// Returns an unused empty interval to the spares, without growing the vector.
+    fn keep_spare(&mut self, empty: Interval) {
+        if self.spares.len() < self.spares.capacity() {
+            self.spares.push(empty);
+        }
+    }
+}
+
+fn interval() -> Duration {
+    Duration::from_millis(INTERVAL_MS)
+}
+
+/// The first grid point after `now`, stepping from `due_at` in whole intervals (a worker that
+/// stalled for several seconds skips the missed ones rather than shipping in a burst).
+fn next_deadline(due_at: Instant, now: Instant) -> Instant {
+    let step_ns = u128::from(INTERVAL_MS) * 1_000_000;
+    let behind_ns = now.saturating_duration_since(due_at).as_nanos();
+    let steps = u64::try_from(behind_ns / step_ns + 1).unwrap_or(u64::MAX / INTERVAL_MS);
+    due_at + Duration::from_millis(INTERVAL_MS.saturating_mul(steps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::channels;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn one_worker(start: Instant) -> (Recorder, Receiver<Interval>, Sender<Interval>) {
+        let (tx, rx, mut recycle) = channels(1);
+        let (recycle_tx, recycle_rx) = recycle.remove(0);
+        (Recorder::new(0, tx, recycle_rx, start), rx, recycle_tx)
+    }
+
+    #[test]
+    fn recorder_ships_after_the_interval_and_recycles() {
+        let start = Instant::now();
+        let (mut recorder, rx, recycle_tx) = one_worker(start);
+        recorder.ok(Metric::Publish, 250);
+        recorder.set_connected(7);
+        recorder.maybe_flush(start + ms(999));
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing ships before the interval is over"
+        );
+
+        recorder.maybe_flush(start + ms(1000));
+        let mut shipped = rx.try_recv().expect("shipped after one interval");
+        assert_eq!(shipped.latency[Metric::Publish.index()].len(), 1);
+        assert_eq!(shipped.connected, 7);
+        assert!(!shipped.last);
+        assert_eq!(recorder.current.latency[Metric::Publish.index()].len(), 0);
+
+        // The merger resets and returns it; the recorder reuses it once the spares run out.
+        shipped.reset();
+        recycle_tx.send(shipped).unwrap();
+        for second in 2..=5 {
+            recorder.ok(Metric::Publish, second);
+            recorder.maybe_flush(start + ms(1000 * second));
+        }
+        assert_eq!(
+            rx.len(),
+            3,
+            "the two spares left and the recycled interval were shipped"
+        );
+        assert!(recorder.spares.is_empty());
+        assert!(recorder.recycle.is_empty());
+    }
+
+    #[test]
+    fn recorder_keeps_accumulating_and_loses_nothing_when_no_interval_is_free() {
+        let start = Instant::now();
+        let (mut recorder, rx, _recycle_tx) = one_worker(start);
+        for second in 1..=6 {
+            recorder.ok(Metric::Publish, 100);
+            recorder.fail(Failure::AckTimeout);
+            recorder.maybe_flush(start + ms(1000 * second));
+        }
+        // One interval per spare shipped; then the recorder held on to the current one.
+        assert_eq!(rx.len(), SPARE_INTERVALS);
+        let mut intervals: Vec<Interval> = rx.try_iter().collect();
+        recorder.finish(start + ms(6500));
+        intervals.extend(rx.try_iter());
+        let ok: u64 = intervals
+            .iter()
+            .map(|i| i.latency[Metric::Publish.index()].len())
+            .sum();
+        let failed: u64 = intervals
+            .iter()
+            .map(|i| i.failures_of(Metric::Publish))
+            .sum();
+        assert_eq!((ok, failed), (6, 6));
+        assert!(intervals.last().is_some_and(|i| i.last));
+    }
+
+    #[test]
+    fn recorder_keeps_accumulating_when_the_channel_is_full() {
+        let start = Instant::now();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (_recycle_tx, recycle_rx) = crossbeam_channel::bounded(4);
+        let mut recorder = Recorder::new(0, tx, recycle_rx, start);
+        for second in 1..=3 {
+            recorder.ok(Metric::Connect, 10);
+            recorder.maybe_flush(start + ms(1000 * second));
+        }
+        assert_eq!(rx.len(), 1);
+        assert_eq!(recorder.current.latency[Metric::Connect.index()].len(), 2);
+        assert_eq!(
+            recorder.spares.len(),
+            2,
+            "the swapped-in interval went back to the spares"
+        );
+    }
+
+    #[test]
+    fn failures_beyond_the_fixed_kinds_go_to_the_overflow_bucket_of_their_metric() {
+        let start = Instant::now();
+        let (mut recorder, _rx, _recycle_tx) = one_worker(start);
+        for code in 0..40u8 {
+            recorder.fail(Failure::ConnackRefused(code));
+        }
+        recorder.fail(Failure::ConnackRefused(0));
+        recorder.fail(Failure::AckTimeout);
+        let interval = &recorder.current;
+        assert_eq!(interval.failure_kinds, MAX_FAILURE_KINDS);
+        assert_eq!(interval.failures()[0], (Failure::ConnackRefused(0), 2));
+        assert_eq!(interval.overflow, [8, 1]);
+        assert_eq!(interval.failures_of(Metric::Connect), 41);
+        assert_eq!(interval.failures_of(Metric::Publish), 1);
+    }
+
+    #[test]
+    fn out_of_range_latencies_are_clamped_not_rejected() {
+        let start = Instant::now();
+        let (mut recorder, _rx, _recycle_tx) = one_worker(start);
+        recorder.ok(Metric::Publish, 0);
+        recorder.ok(Metric::Publish, u64::MAX);
+        recorder.lag(u64::MAX);
+        let histogram = &recorder.current.latency[Metric::Publish.index()];
+        assert_eq!(histogram.len(), 2);
+        assert_eq!(histogram.min(), 1);
+        assert!(histogram.max() >= LATENCY_MAX_US);
+        assert_eq!(recorder.current.lag.len(), 1);
+    }
+
+    #[test]
+    fn a_stalled_worker_skips_missed_deadlines_and_stays_on_the_grid() {
+        let start = Instant::now();
+        assert_eq!(
+            next_deadline(start + ms(1000), start + ms(1003)),
+            start + ms(2000)
+        );
+        assert_eq!(
+            next_deadline(start + ms(1000), start + ms(4500)),
+            start + ms(5000)
+        );
     }
 }

@@ -1,0 +1,328 @@
+//! The JSON summary: one file that scripts, dashboards and run-to-run comparisons can load.
+//!
+//! Besides the usual numbers it carries each histogram in the standard HdrHistogram V2
+//! compressed format, base64-encoded (`latency_us.hdr`), so results from several hosts can be
+//! merged exactly by any HdrHistogram implementation instead of averaging percentiles.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+use crate::stats::{Metric, MetricSummary, Summary};
+
+/// Writes the summary, with the effective configuration under `config`, to `path`.
+pub fn write_json(path: &Path, summary: &Summary, effective_config: &Value) -> io::Result<()> {
+    let mut file = BufWriter::new(File::create(path)?);
+    serde_json::to_writer_pretty(&mut file, &summary_json(summary, effective_config))?;
+    file.write_all(b"\n")?;
+    file.flush()
+}
+
+/// The process exit code for a finished run: 1 if anything failed, else 0 (Locust's default
+/// `--exit-code-on-error`).
+pub fn exit_code(summary: &Summary) -> i32 {
+    i32::from(summary.failures() > 0)
+}
+
+/// The JSON document `write_json` writes.
+pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
+    let started_unix_s = summary
+        .started_at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let errors: Map<String, Value> = summary
+        .errors_by_reason()
+        .into_iter()
+        .map(|(reason, count)| (reason, json!(count)))
+        .collect();
+    let lag = &summary.lag_us;
+    let mut publish = metric_fields(summary.metric(Metric::Publish));
+    publish.insert("sent".into(), json!(summary.sent));
+    json!({
+        "tool": "mqblast",
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at_unix_s": started_unix_s,
+        "duration_s": summary.duration_s,
+        "request_type": summary.request_type,
+        "qos": summary.qos,
+        "users": summary.target_users,
+        "max_connected_users": summary.max_connected_users,
+        "requests": summary.requests(),
+        "failures": summary.failures(),
+        "connect": metric_fields(summary.metric(Metric::Connect)),
+        "publish": publish,
+        "errors": errors,
+        "schedule_lag_us": {
+            "p50": quantile_us(lag, 0.5),
+            "p99": quantile_us(lag, 0.99),
+            "max": quantile_us(lag, 1.0),
+            "count": lag.len(),
+            "hdr": hdr_base64(lag),
+        },
+        "timeline": summary.timeline,
+        "config": effective_config,
+    })
+}
+
+/// `name`, counts, rates and `latency_us` of one metric.
+fn metric_fields(metric: &MetricSummary) -> Map<String, Value> {
+    let h = &metric.latency_us;
+    let latency = json!({
+        "count": h.len(),
+        "min": quantile_us(h, 0.0),
+        "mean": h.mean(),
+        "p50": quantile_us(h, 0.5),
+        "p90": quantile_us(h, 0.9),
+        "p95": quantile_us(h, 0.95),
+        "p99": quantile_us(h, 0.99),
+        "p999": quantile_us(h, 0.999),
+        "max": quantile_us(h, 1.0),
+        "hdr": hdr_base64(h),
+    });
+    let mut fields = Map::new();
+    fields.insert("name".into(), json!(metric.name));
+    fields.insert("requests".into(), json!(metric.requests));
+    fields.insert("failures".into(), json!(metric.failures));
+    fields.insert("ok".into(), json!(metric.ok));
+    fields.insert("rps".into(), json!(metric.rps));
+    fields.insert("fail_per_s".into(), json!(metric.fail_per_s));
+    fields.insert("latency_us".into(), latency);
+    fields
+}
+
+/// Value at `quantile` (0.0 = min, 1.0 = max) in microseconds, 0 when empty.
+fn quantile_us(histogram: &Histogram<u64>, quantile: f64) -> u64 {
+    match (histogram.is_empty(), quantile) {
+        (true, _) => 0,
+        (false, q) if q <= 0.0 => histogram.min(),
+        (false, q) if q >= 1.0 => histogram.max(),
+        (false, q) => histogram.value_at_quantile(q),
+    }
+}
+
+/// The histogram in HdrHistogram's V2 compressed encoding, base64; null if encoding failed.
+fn hdr_base64(histogram: &Histogram<u64>) -> Value {
+    let mut bytes = Vec::new();
+    match V2DeflateSerializer::new().serialize(histogram, &mut bytes) {
+        Ok(_) => Value::String(base64(&bytes)),
+        Err(_) => Value::Null,
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{new_histogram, ErrorCount, Failure, TimelineEntry};
+    use hdrhistogram::serialization::Deserializer;
+    use std::time::{Duration, SystemTime};
+
+    fn histogram(values_us: impl IntoIterator<Item = u64>) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for v in values_us {
+            h.saturating_record(v);
+        }
+        h
+    }
+
+    fn metric(
+        metric: Metric,
+        name: &str,
+        latency_us: Histogram<u64>,
+        failures: u64,
+    ) -> MetricSummary {
+        let ok = latency_us.len();
+        MetricSummary {
+            metric,
+            name: name.to_string(),
+            requests: ok + failures,
+            failures,
+            ok,
+            rps: (ok + failures) as f64 / 10.0,
+            fail_per_s: failures as f64 / 10.0,
+            latency_us,
+        }
+    }
+
+    fn summary(publish_failures: u64) -> Summary {
+        let errors = if publish_failures > 0 {
+            vec![ErrorCount {
+                metric: Metric::Publish,
+                reason: Failure::AckTimeout.describe(),
+                count: publish_failures,
+            }]
+        } else {
+            Vec::new()
+        };
+        Summary {
+            request_type: "MQTT".to_string(),
+            qos: 1,
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            duration_s: 10.0,
+            metrics: [
+                metric(Metric::Connect, "connect", histogram([800, 1200]), 0),
+                metric(
+                    Metric::Publish,
+                    "publish:1:t",
+                    histogram(1..=1000),
+                    publish_failures,
+                ),
+            ],
+            errors,
+            lag_us: histogram([10, 20, 5000]),
+            sent: 1000 + publish_failures,
+            timeline: vec![TimelineEntry {
+                second: 1,
+                publish_ok: 1000,
+                publish_failures,
+                connect_ok: 2,
+                connect_failures: 0,
+                sent: 1000,
+                publish_p50_us: 500,
+                publish_p95_us: 950,
+                publish_p99_us: 990,
+                connected_users: 2,
+                lag_max_us: 5000,
+            }],
+            target_users: 2,
+            max_connected_users: 2,
+        }
+    }
+
+    #[test]
+    fn json_summary_has_every_required_field_with_correct_numbers() {
+        let config = json!({"qos": 1, "users": 2});
+        let doc = summary_json(&summary(4), &config);
+        assert_eq!(doc["duration_s"], json!(10.0));
+        assert_eq!(doc["publish"]["requests"], json!(1004));
+        assert_eq!(doc["publish"]["failures"], json!(4));
+        assert_eq!(doc["publish"]["ok"], json!(1000));
+        assert_eq!(doc["publish"]["rps"], json!(100.4));
+        assert_eq!(doc["publish"]["sent"], json!(1004));
+        let latency = &doc["publish"]["latency_us"];
+        for (field, expected) in [
+            ("min", 1),
+            ("p50", 500),
+            ("p90", 900),
+            ("p99", 990),
+            ("p999", 999),
+            ("max", 1000),
+        ] {
+            assert_eq!(
+                latency[field],
+                json!(expected),
+                "publish.latency_us.{field}"
+            );
+        }
+        assert_eq!(latency["mean"], json!(500.5));
+        assert_eq!(doc["connect"]["requests"], json!(2));
+        assert_eq!(doc["connect"]["latency_us"]["min"], json!(800));
+        assert_eq!(
+            doc["errors"],
+            json!({"publish timed out: no acknowledgement": 4})
+        );
+        assert_eq!(doc["schedule_lag_us"]["p50"], json!(20));
+        let lag_max_us = summary(4).lag_us.highest_equivalent(5000);
+        assert_eq!(doc["schedule_lag_us"]["max"], json!(lag_max_us));
+        assert!(doc["schedule_lag_us"]["p99"].is_u64());
+        assert_eq!(doc["config"], config);
+        assert_eq!(doc["users"], json!(2));
+        assert_eq!(doc["timeline"][0]["publish_p99_us"], json!(990));
+        assert_eq!(doc["timeline"].as_array().map(Vec::len), Some(1));
+        assert_eq!(doc["started_at_unix_s"], json!(1_700_000_000.0));
+    }
+
+    #[test]
+    fn json_histograms_decode_back_to_the_same_histogram() {
+        let doc = summary_json(&summary(0), &Value::Null);
+        let encoded = doc["publish"]["latency_us"]["hdr"]
+            .as_str()
+            .unwrap_or_default();
+        let bytes = decode_base64(encoded);
+        let decoded: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .unwrap();
+        assert_eq!(
+            decoded,
+            summary(0).metrics[Metric::Publish.index()].latency_us
+        );
+    }
+
+    #[test]
+    fn write_json_writes_a_parseable_file() {
+        let path =
+            std::env::temp_dir().join(format!("mqblast-summary-{}.json", std::process::id()));
+        write_json(&path, &summary(0), &json!({})).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["publish"]["requests"], json!(1000));
+    }
+
+    #[test]
+    fn exit_code_is_one_when_anything_failed() {
+        assert_eq!(exit_code(&summary(0)), 0);
+        assert_eq!(exit_code(&summary(1)), 1);
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648_test_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected);
+        }
+    }
+
+    fn decode_base64(text: &str) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let sextets: Vec<u32> = text
+            .bytes()
+            .filter(|&c| c != b'=')
+            .filter_map(|c| ALPHABET.iter().position(|&a| a == c).map(|p| p as u32))
+            .collect();
+        let mut out = Vec::new();
+        for chunk in sextets.chunks(4) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &s)| n | s << (18 - 6 * i));
+            for i in 0..chunk.len().saturating_sub(1) {
+                out.push((n >> (16 - 8 * i)) as u8);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,97 @@
+//! The result of a run: what the final console report, the JSON file, the CSVs and the HTML
+//! report are rendered from. It keeps whole histograms (not just percentiles) so that runs
+//! from several hosts can be merged exactly.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use hdrhistogram::Histogram;
+
+use super::{Metric, TimelineEntry, N_METRICS};
+
+/// One row of the stats table over the whole run.
+#[derive(Debug, Clone)]
+pub struct MetricSummary {
+    pub metric: Metric,
+    /// The table's "Name" column: `connect` or `publish:{qos}:{topic template}`.
+    pub name: String,
+    /// Requests made: `ok + failures` (Locust counts failed requests as requests).
+    pub requests: u64,
+    pub failures: u64,
+    pub ok: u64,
+    /// Requests per second over the whole run.
+    pub rps: f64,
+    pub fail_per_s: f64,
+    /// Latencies of the successful requests, microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+impl MetricSummary {
+    /// Failed share of the requests, 0.0 to 1.0.
+    pub fn fail_ratio(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.failures as f64 / self.requests as f64
+        }
+    }
+}
+
+/// How often one failure reason occurred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCount {
+    pub metric: Metric,
+    /// `Failure::describe` text.
+    pub reason: String,
+    pub count: u64,
+}
+
+/// Everything measured in one run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The table's "Type" column (Locust's request_type), e.g. `MQTT`.
+    pub request_type: String,
+    pub qos: u8,
+    /// Wall-clock start of the run.
+    pub started_at: SystemTime,
+    /// From the start to the last interval received.
+    pub duration_s: f64,
+    /// Indexed by `Metric::index()`.
+    pub metrics: [MetricSummary; N_METRICS],
+    /// Failure reasons, most frequent first.
+    pub errors: Vec<ErrorCount>,
+    /// How far behind schedule publishes were sent, microseconds.
+    pub lag_us: Histogram<u64>,
+    /// Publishes handed to sockets.
+    pub sent: u64,
+    /// One entry per second of the run.
+    pub timeline: Vec<TimelineEntry>,
+    pub target_users: u32,
+    /// Most clients connected at once (per-second samples).
+    pub max_connected_users: u32,
+}
+
+impl Summary {
+    pub fn metric(&self, metric: Metric) -> &MetricSummary {
+        &self.metrics[metric.index()]
+    }
+
+    /// Failed requests of all metrics.
+    pub fn failures(&self) -> u64 {
+        self.metrics.iter().map(|m| m.failures).sum()
+    }
+
+    /// Requests of all metrics.
+    pub fn requests(&self) -> u64 {
+        self.metrics.iter().map(|m| m.requests).sum()
+    }
+
+    /// Failure counts by reason text (reasons of different metrics never share a text).
+    pub fn errors_by_reason(&self) -> BTreeMap<String, u64> {
+        let mut by_reason = BTreeMap::new();
+        for error in &self.errors {
+            *by_reason.entry(error.reason.clone()).or_insert(0) += error.count;
+        }
+        by_reason
+    }
+}

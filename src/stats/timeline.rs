@@ -1,0 +1,307 @@
+//! The per-second timeline: what happened in each second of the run, for charts and CSV history.
+//!
+//! Workers ship on the grid `start + k s`, so the interval a worker ships at about `k` seconds
+//! holds what it measured during second `k` (from `k-1` to `k`). Intervals of one second arrive
+//! from different workers at slightly different times, so a second stays *open* until every
+//! worker has shipped a later one (or finished); then it is closed into a [`TimelineEntry`] with
+//! its own exact percentiles. Memory is bounded: at most [`MAX_OPEN_SECONDS`] stay open (a
+//! stalled worker cannot hold them forever), and an interval for an already closed second is
+//! counted in the oldest open one.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::{new_histogram, Interval, Metric, N_METRICS};
+
+/// Seconds kept open waiting for slow workers before they are closed anyway.
+pub const MAX_OPEN_SECONDS: usize = 10;
+
+/// One second of the run, across all workers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    /// Seconds since the start; the entry covers `(second - 1, second]`.
+    pub second: u64,
+    /// Acknowledged publishes in this second (= publishes/s).
+    pub publish_ok: u64,
+    pub publish_failures: u64,
+    pub connect_ok: u64,
+    pub connect_failures: u64,
+    /// Publishes handed to sockets.
+    pub sent: u64,
+    /// Publish latency percentiles of this second alone, microseconds (0 when none).
+    pub publish_p50_us: u64,
+    pub publish_p95_us: u64,
+    pub publish_p99_us: u64,
+    /// Clients holding an accepted connection at the end of the second.
+    pub connected_users: u32,
+    /// Worst schedule lag of a publish sent in this second, microseconds.
+    pub lag_max_us: u64,
+}
+
+/// Counts of one metric in one second, for the live "current req/s" window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondCounts {
+    pub ok: u64,
+    pub failures: u64,
+}
+
+/// A second still receiving intervals.
+struct OpenSecond {
+    counts: [SecondCounts; N_METRICS],
+    sent: u64,
+    publish_latency_us: Histogram<u64>,
+    connected: Vec<Option<u32>>,
+    lag_max_us: u64,
+}
+
+/// Builds the timeline from intervals in arrival order (the merger owns one).
+pub struct TimelineBuilder {
+    started_at: Instant,
+    closed: Vec<TimelineEntry>,
+    /// Counts of closed seconds, parallel to `closed`.
+    closed_counts: Vec<[SecondCounts; N_METRICS]>,
+    /// Contiguous open seconds, the first being `closed.len() + 1`.
+    open: VecDeque<OpenSecond>,
+    /// Latest second each worker has shipped; `u64::MAX` once it finished.
+    worker_second: Vec<u64>,
+    /// Connected clients per worker as of the last closed second.
+    connected: Vec<u32>,
+    /// Emptied histograms of closed seconds, reused for new ones.
+    spare_histograms: Vec<Histogram<u64>>,
+}
+
+impl TimelineBuilder {
+    pub fn new(workers: usize, started_at: Instant) -> TimelineBuilder {
+        TimelineBuilder {
+            started_at,
+            closed: Vec::new(),
+            closed_counts: Vec::new(),
+            open: VecDeque::new(),
+            worker_second: vec![0; workers],
+            connected: vec![0; workers],
+            spare_histograms: Vec::new(),
+        }
+    }
+
+    /// The second an interval shipped at `at` belongs to (rounded, never 0).
+    pub fn second_of(&self, at: Instant) -> u64 {
+        let since_ms = at.saturating_duration_since(self.started_at).as_millis();
+        let second = (since_ms + 500) / 1000;
+        u64::try_from(second).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Adds one interval to its second and closes the seconds every worker has moved past.
+    pub fn absorb(&mut self, interval: &Interval) {
+        let second = self.second_of(interval.at).max(self.first_open());
+        let open = self.open_second(second);
+        for metric in Metric::ALL {
+            let counts = &mut open.counts[metric.index()];
+            counts.ok += interval.latency[metric.index()].len();
+            counts.failures += interval.failures_of(metric);
+        }
+        open.sent += interval.sent;
+        let _ = open
+            .publish_latency_us
+            .add(&interval.latency[Metric::Publish.index()]);
+        if let Some(slot) = open.connected.get_mut(interval.worker) {
+            *slot = Some(interval.connected);
+        }
+        if !interval.lag.is_empty() {
+            open.lag_max_us = open.lag_max_us.max(interval.lag.max());
+        }
+        if let Some(latest) = self.worker_second.get_mut(interval.worker) {
+            *latest = if interval.last {
+                u64::MAX
+            } else {
+                (*latest).max(second)
+            };
+        }
+        self.close_settled();
+    }
+
+    /// Closes every open second and returns the timeline.
+    pub fn finish(mut self) -> Vec<TimelineEntry> {
+        while !self.open.is_empty() {
+            self.close_first();
+        }
+        self.closed
+    }
+
+    /// Counts of `metric` in `second`, if that second has been seen.
+    pub fn counts(&self, second: u64, metric: Metric) -> Option<SecondCounts> {
+        let index = usize::try_from(second.checked_sub(1)?).ok()?;
+        if let Some(counts) = self.closed_counts.get(index) {
+            return Some(counts[metric.index()]);
+        }
+        let open = self.open.get(index - self.closed_counts.len())?;
+        Some(open.counts[metric.index()])
+    }
+
+    /// The live "current" rate of `metric`: (requests/s, failures/s) averaged over the ten
+    /// seconds `[now - 11, now - 1)`, which are complete by now. This is Locust's window
+    /// `[t - 12, t - 2)` in Locust's labelling, where second `s` covers `[s, s + 1)`.
+    pub fn current_rates(&self, now: Instant, metric: Metric) -> (f64, f64) {
+        let now_s = now.saturating_duration_since(self.started_at).as_secs();
+        let from = now_s.saturating_sub(11).max(1);
+        let to = now_s.saturating_sub(1);
+        let (mut requests, mut failures, mut seconds) = (0u64, 0u64, 0u64);
+        for second in from..to {
+            let counts = self.counts(second, metric).unwrap_or_default();
+            requests += counts.ok + counts.failures;
+            failures += counts.failures;
+            seconds += 1;
+        }
+        let seconds = seconds.max(1) as f64;
+        (requests as f64 / seconds, failures as f64 / seconds)
+    }
+
+    fn first_open(&self) -> u64 {
+        self.closed.len() as u64 + 1
+    }
+
+    /// The open second `second` (>= first open), opening it and any before it. At most
+    /// [`MAX_OPEN_SECONDS`] stay open: a second further ahead closes the oldest ones first.
+    fn open_second(&mut self, second: u64) -> &mut OpenSecond {
+        while second - self.first_open() >= MAX_OPEN_SECONDS as u64 {
+            if self.open.is_empty() {
+                self.push_open();
+            }
+            self.close_first();
+        }
+        let index = (second - self.first_open()) as usize;
+        while self.open.len() <= index {
+            self.push_open();
+        }
+        &mut self.open[index]
+    }
+
+    fn push_open(&mut self) {
+        let histogram = self.spare_histograms.pop().unwrap_or_else(new_histogram);
+        self.open.push_back(OpenSecond {
+            counts: [SecondCounts::default(); N_METRICS],
+            sent: 0,
+            publish_latency_us: histogram,
+            connected: vec![None; self.worker_second.len()],
+            lag_max_us: 0,
+        });
+    }
+
+    /// Closes the seconds that every worker has moved past.
+    fn close_settled(&mut self) {
+        let settled = self.worker_second.iter().copied().min().unwrap_or(u64::MAX);
+        while !self.open.is_empty() && self.first_open() < settled {
+            self.close_first();
+        }
+    }
+
+    fn close_first(&mut self) {
+        let Some(mut open) = self.open.pop_front() else {
+            return;
+        };
+        for (worker, value) in open.connected.iter().enumerate() {
+            if let (Some(value), Some(slot)) = (value, self.connected.get_mut(worker)) {
+                *slot = *value;
+            }
+        }
+        let latency = &open.publish_latency_us;
+        let percentile = |q: f64| {
+            if latency.is_empty() {
+                0
+            } else {
+                latency.value_at_quantile(q)
+            }
+        };
+        let publish = open.counts[Metric::Publish.index()];
+        let connect = open.counts[Metric::Connect.index()];
+        self.closed.push(TimelineEntry {
+            second: self.first_open(),
+            publish_ok: publish.ok,
+            publish_failures: publish.failures,
+            connect_ok: connect.ok,
+            connect_failures: connect.failures,
+            sent: open.sent,
+            publish_p50_us: percentile(0.50),
+            publish_p95_us: percentile(0.95),
+            publish_p99_us: percentile(0.99),
+            connected_users: self.connected.iter().sum(),
+            lag_max_us: open.lag_max_us,
+        });
+        self.closed_counts.push(open.counts);
+        open.publish_latency_us.reset();
+        self.spare_histograms.push(open.publish_latency_us);
+    }
+}
+
+/// The instant `millis` after `start` (test helper for building intervals).
+#[cfg(test)]
+pub(crate) fn at(start: Instant, millis: u64) -> Instant {
+    start + std::time::Duration::from_millis(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Failure;
+
+    fn interval(worker: usize, at: Instant, publishes: &[u64], connected: u32) -> Interval {
+        let mut interval = Interval::new(worker, at);
+        for &us in publishes {
+            interval.latency[Metric::Publish.index()].saturating_record(us);
+        }
+        interval.connected = connected;
+        interval
+    }
+
+    #[test]
+    fn a_second_closes_when_every_worker_has_moved_past_it() {
+        let start = Instant::now();
+        let mut timeline = TimelineBuilder::new(2, start);
+        timeline.absorb(&interval(0, at(start, 1_002), &[100, 200], 3));
+        timeline.absorb(&interval(0, at(start, 2_001), &[300], 3));
+        assert!(
+            timeline.closed.is_empty(),
+            "worker 1 has not shipped second 1 yet"
+        );
+        timeline.absorb(&interval(1, at(start, 998), &[400], 4));
+        assert!(timeline.closed.is_empty());
+        timeline.absorb(&interval(1, at(start, 2_003), &[], 5));
+        assert_eq!(timeline.closed.len(), 1);
+        let first = &timeline.closed[0];
+        assert_eq!(
+            (first.second, first.publish_ok, first.connected_users),
+            (1, 3, 7)
+        );
+        assert_eq!(first.publish_p50_us, 200);
+
+        let entries = timeline.finish();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            (
+                entries[1].second,
+                entries[1].publish_ok,
+                entries[1].connected_users
+            ),
+            (2, 1, 8)
+        );
+    }
+
+    #[test]
+    fn current_rates_average_the_ten_complete_seconds_before_the_last_one() {
+        let start = Instant::now();
+        let mut timeline = TimelineBuilder::new(1, start);
+        for second in 1..=20u64 {
+            let mut iv = interval(0, at(start, second * 1000), &vec![50; second as usize], 0);
+            iv.failures[0] = (Failure::AckTimeout, 1);
+            iv.failure_kinds = 1;
+            timeline.absorb(&iv);
+        }
+        // At t = 20.4 s: seconds 9..=18 -> ok 9..=18 (+1 failure each) = 135 + 10 requests.
+        let (rps, fail_per_s) = timeline.current_rates(at(start, 20_400), Metric::Publish);
+        assert_eq!((rps, fail_per_s), (14.5, 1.0));
+        let (early_rps, _) = timeline.current_rates(at(start, 1_500), Metric::Publish);
+        assert_eq!(early_rps, 0.0);
+    }
+}
