@@ -41,7 +41,7 @@ fn run(plan: Plan) -> i32 {
             return 1;
         }
     };
-    let mut code = report::exit_code(&summary);
+    let mut code = report::json::exit_code(&summary);
     if let Some(path) = &plan.json_path {
         if let Err(e) = report::json::write_json(path, &summary, &plan.effective_config) {
             eprintln!("mqblast: error: cannot write the JSON summary {}: {e}", path.display());

@@ -4,7 +4,7 @@
 //! It is a convenience for trying mqblast out, not a benchmark target: rumqttd shares the
 //! generator's cores, so its numbers say little about a production broker.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Start rumqttd on 127.0.0.1 and return its address once it accepts TCP connections.
@@ -14,7 +14,7 @@ pub fn start(max_connections: usize, max_payload_bytes: usize) -> Result<SocketA
     // rumqttd binds the address it is given and does not report an ephemeral port back, so
     // pick a free one first. Another process could take it in between; then the wait below
     // fails with a clear message instead of running against a stranger.
-    let port = TcpListener::bind("127.0.0.1:0")
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("embedded broker: cannot find a free loopback port: {e}"))?
         .port();

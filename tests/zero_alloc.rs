@@ -66,9 +66,11 @@ fn steady_state_allocations(qos: &str, messages: u64, warm_up: u64, measure_unti
     let addr = broker.addr().parse().expect("mosquitto address");
     let control = Control::new(plan.messages);
     let (data_tx, data_rx, recycles) = stats::channels(1);
-    let merger = Merger::new(MergerConfig::from_plan(&plan, control.start), 1, data_rx, recycles.senders);
+    let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = recycles.into_iter().unzip();
+    let config = MergerConfig::from_plan(&plan, control.start, control.start_wall);
+    let merger = Merger::new(config, 1, data_rx, recycle_txs);
     let merger = std::thread::spawn(move || merger.run());
-    let recycle_rx = recycles.receivers.into_iter().next().unwrap();
+    let recycle_rx = recycle_rxs.into_iter().next().unwrap();
     let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start);
     let clients = clients_of(plan.users, 1, 0);
     let (worker, _waker) = Worker::new(0, Arc::clone(&plan), control, &clients, &[addr], rec).unwrap();
@@ -83,7 +85,7 @@ fn steady_state_allocations(qos: &str, messages: u64, warm_up: u64, measure_unti
         }
     });
     let summary = merger.join().unwrap();
-    assert_eq!(mqblast::report::exit_code(&summary), 0, "the run itself must be clean");
+    assert_eq!(mqblast::report::json::exit_code(&summary), 0, "the run itself must be clean");
     end.expect("measured window reached") - start.expect("warm-up reached")
 }
 

@@ -27,20 +27,24 @@ pub struct Control {
     wakers: OnceLock<Vec<Arc<Waker>>>,
     /// Monotonic origin of every `now_ns` in the run.
     pub start: Instant,
-    /// Wall-clock time at `start`, in epoch milliseconds (for `{ts}` payload fields).
+    /// Wall-clock time at `start`.
+    pub start_wall: SystemTime,
+    /// The same in epoch milliseconds (for `{ts}` payload fields).
     pub start_epoch_ms: u64,
 }
 
 impl Control {
     pub fn new(messages: Option<u64>) -> Arc<Control> {
+        let start_wall = SystemTime::now();
         let start_epoch_ms =
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+            start_wall.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         Arc::new(Control {
             phase: AtomicU8::new(RUNNING),
             budget: AtomicU64::new(messages.unwrap_or(UNLIMITED)),
             finished: AtomicUsize::new(0),
             wakers: OnceLock::new(),
             start: Instant::now(),
+            start_wall,
             start_epoch_ms,
         })
     }

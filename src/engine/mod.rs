@@ -43,7 +43,8 @@ pub fn run(
     let control = Control::new(plan.messages);
     let threads = plan.threads.max(1);
     let (data_tx, data_rx, recycles) = stats::channels(threads);
-    let merger = Merger::new(merger_config(&plan, &control), threads, data_rx, recycles.senders);
+    let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = recycles.into_iter().unzip();
+    let merger = Merger::new(merger_config(&plan, &control), threads, data_rx, recycle_txs);
     let merger = thread::Builder::new()
         .name("mqblast-merger".into())
         .spawn(move || merger.run())
@@ -51,7 +52,7 @@ pub fn run(
 
     let mut workers = Vec::with_capacity(threads);
     let mut wakers = Vec::with_capacity(threads);
-    for (w, recycle_rx) in recycles.receivers.into_iter().enumerate() {
+    for (w, recycle_rx) in recycle_rxs.into_iter().enumerate() {
         let rec = stats::Recorder::new(w, data_tx.clone(), recycle_rx, control.start);
         let clients = clients_of(plan.users, threads, w);
         let (worker, waker) =
@@ -73,7 +74,7 @@ pub fn run(
 }
 
 fn merger_config(plan: &Plan, control: &Control) -> MergerConfig {
-    MergerConfig::from_plan(plan, control.start)
+    MergerConfig::from_plan(plan, control.start, control.start_wall)
 }
 
 fn spawn_workers(workers: Vec<Worker>) -> Result<Vec<thread::JoinHandle<()>>, String> {
