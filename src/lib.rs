@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod limits;
 pub mod mqtt;
 pub mod payload;
 pub mod plan;
