@@ -5,13 +5,116 @@
 //! connection's write buffer and patches the packet identifier and the per-message fields
 //! (sequence number, timestamp) in place, at fixed width, so the JSON stays valid and nothing
 //! is allocated.
+//!
+//! Placeholders:
+//! - per client, anywhere inside string values and in the topic / client id templates: `{i}`
+//!   (client index), `{token}` (device token), `{client_id}` (resolved client id). Resolved once
+//!   per client by [`render`] / [`build_frames`]. Other `{...}` text in payload strings is kept
+//!   as written (payloads may legitimately contain braces).
+//! - per message, only as a whole string value: `"{seq}"` (the client's message sequence
+//!   number, from 1) and `"{ts}"` (epoch milliseconds at send time). They become JSON numbers,
+//!   right-aligned in a fixed-width field padded with leading spaces (JSON allows whitespace
+//!   before a number; leading zeros would be invalid). `{seq}` is 10 characters wide and wraps
+//!   modulo 10^10; `{ts}` is 13 characters wide (13 digits until the year 2286).
 
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::mqtt::publish::PublishLayout;
 use crate::plan::Plan;
+
+/// The default payload, built into the binary so a bare `mqblast` works in an empty directory.
+pub const DEFAULT_DATA_JSON: &str = include_str!("../data.json");
+
+/// How the built-in payload is named in messages and in the effective configuration.
+pub const BUILTIN_SOURCE: &str = "built-in data.json";
+
+/// Width of the `{seq}` field; the sequence number wraps modulo 10^SEQ_WIDTH.
+pub const SEQ_WIDTH: usize = 10;
+
+/// Width of the `{ts}` field: epoch milliseconds have 13 digits from 2001 to 2286.
+pub const TS_WIDTH: usize = 13;
+
+/// Most `{seq}` / `{ts}` fields one payload object may hold: the patch list of a frame is a
+/// fixed array, so patching never walks a heap structure.
+pub const MAX_FIELDS_PER_OBJECT: usize = 8;
+
+/// Largest serialized payload object accepted: the MQTT remaining-length limit (268,435,455)
+/// less room for the topic (at most 65,535 bytes + 2) and the packet identifier.
+pub const MAX_PAYLOAD_BYTES: usize = 268_435_455 - 65_537 - 2;
 
 /// The parsed payload file: one or more JSON objects used in rotation.
 #[derive(Debug, Clone)]
 pub struct Payload {
-    _todo: (),
+    /// The file as named in messages ("data.json", or [`BUILTIN_SOURCE`]).
+    source: String,
+    /// Always at least one; each is a JSON object.
+    objects: Vec<Value>,
+}
+
+impl Payload {
+    /// Parse payload text; `source` names it in error messages (one line each).
+    pub fn parse(source: &str, text: &str) -> Result<Payload, String> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|err| json_error_line(source, &err))?;
+        let objects = match value {
+            Value::Object(_) => vec![value],
+            Value::Array(items) => items,
+            other => {
+                return Err(format!(
+                    "{source}: expected a JSON object or an array of objects, found {}",
+                    kind_of(&other)
+                ))
+            }
+        };
+        if objects.is_empty() {
+            return Err(format!(
+                "{source}: the array is empty: give at least one object"
+            ));
+        }
+        for (index, object) in objects.iter().enumerate() {
+            check_object(source, index, objects.len(), object)?;
+        }
+        Ok(Payload {
+            source: source.to_string(),
+            objects,
+        })
+    }
+
+    /// Read and parse a payload file.
+    pub fn load(path: &Path) -> Result<Payload, String> {
+        let source = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|err| format!("payload {source}: {err}"))?;
+        Payload::parse(&source, &text)
+    }
+
+    /// The default payload built into the binary.
+    pub fn builtin() -> Payload {
+        Payload::parse(BUILTIN_SOURCE, DEFAULT_DATA_JSON)
+            .expect("the built-in data.json is checked by a unit test")
+    }
+
+    /// Where the payload came from, as named in messages.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The objects, in rotation order.
+    pub fn objects(&self) -> &[Value] {
+        &self.objects
+    }
+
+    /// Number of objects (at least 1).
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Always false: a payload has at least one object.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
 }
 
 /// Per-client values that templates may use.
@@ -25,29 +128,647 @@ pub struct ClientVars<'a> {
     pub client_id: &'a str,
 }
 
+/// Which per-message value a patch writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Seq,
+    Ts,
+}
+
+/// One fixed-width field of a frame, rewritten for every message.
+#[derive(Debug, Clone, Copy)]
+struct Patch {
+    /// Offset of the field from the frame start.
+    at: u32,
+    width: u8,
+    field: Field,
+}
+
+const NO_PATCH: Patch = Patch {
+    at: 0,
+    width: 0,
+    field: Field::Seq,
+};
+
+/// The fixed-capacity patch list of one frame.
+#[derive(Debug, Clone, Copy)]
+struct Patches {
+    items: [Patch; MAX_FIELDS_PER_OBJECT],
+    count: u8,
+}
+
+impl Patches {
+    fn new() -> Patches {
+        Patches {
+            items: [NO_PATCH; MAX_FIELDS_PER_OBJECT],
+            count: 0,
+        }
+    }
+
+    /// Record a field; payloads with more fields than fit were rejected by `Payload::parse`.
+    fn push(&mut self, patch: Patch) {
+        if let Some(slot) = self.items.get_mut(self.count as usize) {
+            *slot = patch;
+            self.count += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[Patch] {
+        &self.items[..self.count as usize]
+    }
+}
+
 /// One client's PUBLISH frame for one payload object.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    _todo: (),
+    /// The encoded PUBLISH packet with packet id 0 and zeroed per-message fields.
+    bytes: Box<[u8]>,
+    /// Offset of the 2-byte packet identifier (None at QoS 0).
+    pkid_at: Option<u32>,
+    patches: Patches,
 }
 
 impl Frame {
     /// Append this frame to `out` with its packet id, sequence number and timestamp patched.
     /// Allocation-free when `out` has capacity for `self.len()` more bytes.
     pub fn write_into(&self, out: &mut Vec<u8>, pkid: u16, seq: u64, now_epoch_ms: u64) {
-        todo!()
+        let start = out.len();
+        out.extend_from_slice(&self.bytes);
+        let frame = &mut out[start..];
+        if let Some(at) = self.pkid_at {
+            crate::mqtt::publish::patch_pkid(frame, at as usize, pkid);
+        }
+        for patch in self.patches.as_slice() {
+            let value = match patch.field {
+                Field::Seq => seq,
+                Field::Ts => now_epoch_ms,
+            };
+            let at = patch.at as usize;
+            write_number_padded(&mut frame[at..at + patch.width as usize], value);
+        }
     }
+
+    /// Length of the encoded frame in bytes.
     pub fn len(&self) -> usize {
-        todo!()
+        self.bytes.len()
+    }
+
+    /// Always false: a PUBLISH frame has at least a fixed header.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The frame as built (packet id 0, per-message fields at 0).
+    pub fn template_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn new(bytes: Vec<u8>, layout: PublishLayout, body_patches: Patches) -> Frame {
+        let mut patches = body_patches;
+        let count = patches.count as usize;
+        for patch in &mut patches.items[..count] {
+            patch.at += layout.payload_at as u32;
+        }
+        Frame {
+            bytes: bytes.into_boxed_slice(),
+            pkid_at: layout.pkid_at.map(|at| at as u32),
+            patches,
+        }
     }
 }
 
 /// Resolve per-client placeholders (`{i}`, `{token}`, `{client_id}`) in a template.
 pub fn render(template: &str, vars: &ClientVars<'_>) -> String {
-    todo!()
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        rest = &rest[open..];
+        let consumed = if rest.starts_with("{i}") {
+            out.push_str(&vars.index.to_string());
+            3
+        } else if rest.starts_with("{token}") {
+            out.push_str(vars.token);
+            7
+        } else if rest.starts_with("{client_id}") {
+            out.push_str(vars.client_id);
+            11
+        } else {
+            out.push('{');
+            1
+        };
+        rest = &rest[consumed..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The first `{name}` placeholder in `template` whose name is not in `allowed`, for the
+/// config checks of the topic and client id templates (a typo there would go unnoticed).
+pub fn unknown_placeholder<'t>(template: &'t str, allowed: &[&str]) -> Option<&'t str> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open..];
+        let name_len = rest[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len() - 1);
+        let candidate_end = 1 + name_len;
+        if name_len > 0 && rest[candidate_end..].starts_with('}') {
+            let placeholder = &rest[..candidate_end + 1];
+            if !allowed.contains(&placeholder) {
+                return Some(placeholder);
+            }
+        }
+        rest = &rest[1..];
+    }
+    None
 }
 
 /// Build a client's frames (one per payload object, in rotation order).
 pub fn build_frames(plan: &Plan, vars: &ClientVars<'_>) -> Vec<Frame> {
-    todo!()
+    build_frames_with(plan, vars, crate::mqtt::publish::encode)
+}
+
+/// The PUBLISH encoder's signature, so tests can build frames with a reference encoder.
+type Encode = fn(&mut Vec<u8>, &str, u8, bool, u16, &[u8]) -> PublishLayout;
+
+fn build_frames_with(plan: &Plan, vars: &ClientVars<'_>, encode: Encode) -> Vec<Frame> {
+    let topic = render(&plan.topic, vars);
+    let mut body = Vec::new();
+    plan.payload
+        .objects
+        .iter()
+        .map(|object| {
+            body.clear();
+            let mut patches = Patches::new();
+            write_value(object, vars, &mut body, &mut patches);
+            let mut bytes = Vec::with_capacity(body.len() + topic.len() + 9);
+            let layout = encode(&mut bytes, &topic, plan.qos, false, 0, &body);
+            Frame::new(bytes, layout, patches)
+        })
+        .collect()
+}
+
+/// Serialize `value` compactly (as `serde_json::to_vec`, keys in file order), rendering
+/// per-client placeholders and recording the offsets of the per-message fields.
+fn write_value(value: &Value, vars: &ClientVars<'_>, out: &mut Vec<u8>, patches: &mut Patches) {
+    match value {
+        Value::String(text) => match per_message_field(text) {
+            Some(field) => write_field_placeholder(field, out, patches),
+            None if text.contains('{') => write_json(out, &render(text, vars)),
+            None => write_json(out, text),
+        },
+        Value::Array(items) => {
+            out.push(b'[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_value(item, vars, out, patches);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (n, (key, item)) in map.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_json(out, key);
+                out.push(b':');
+                write_value(item, vars, out, patches);
+            }
+            out.push(b'}');
+        }
+        scalar => write_json(out, scalar),
+    }
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("serializing a JSON value into a Vec cannot fail");
+}
+
+fn write_field_placeholder(field: Field, out: &mut Vec<u8>, patches: &mut Patches) {
+    let width = match field {
+        Field::Seq => SEQ_WIDTH,
+        Field::Ts => TS_WIDTH,
+    };
+    let at = out.len();
+    out.resize(at + width, b' ');
+    write_number_padded(&mut out[at..], 0);
+    patches.push(Patch {
+        at: at as u32,
+        width: width as u8,
+        field,
+    });
+}
+
+fn per_message_field(text: &str) -> Option<Field> {
+    match text {
+        "{seq}" => Some(Field::Seq),
+        "{ts}" => Some(Field::Ts),
+        _ => None,
+    }
+}
+
+/// Write `value` modulo 10^width right-aligned in `field`, padded with leading spaces.
+/// Digits by hand: this runs for every message.
+#[inline]
+fn write_number_padded(field: &mut [u8], value: u64) {
+    let mut rest = match POW10.get(field.len()) {
+        Some(&modulus) => value % modulus,
+        None => value,
+    };
+    let mut end = field.len();
+    while end > 0 {
+        end -= 1;
+        field[end] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    field[..end].fill(b' ');
+}
+
+const POW10: [u64; 20] = {
+    let mut table = [1u64; 20];
+    let mut n = 1;
+    while n < 20 {
+        table[n] = table[n - 1] * 10;
+        n += 1;
+    }
+    table
+};
+
+/// One line: `file: line L column C: problem`.
+fn json_error_line(source: &str, err: &serde_json::Error) -> String {
+    let full = err.to_string();
+    let suffix = format!(" at line {} column {}", err.line(), err.column());
+    let problem = full.strip_suffix(&suffix).unwrap_or(&full);
+    format!(
+        "{source}: line {} column {}: {problem}",
+        err.line(),
+        err.column()
+    )
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reject what would be silently wrong at run time: non-objects in the rotation, `{seq}` or
+/// `{ts}` inside a longer string, too many per-message fields, oversized objects.
+fn check_object(source: &str, index: usize, count: usize, object: &Value) -> Result<(), String> {
+    let mut path = if count == 1 && object.is_object() {
+        String::from("$")
+    } else {
+        format!("$[{index}]")
+    };
+    if !object.is_object() {
+        return Err(format!(
+            "{source}: {path}: expected an object, found {}",
+            kind_of(object)
+        ));
+    }
+    let mut fields = 0;
+    check_strings(source, object, &mut path, &mut fields)?;
+    if fields > MAX_FIELDS_PER_OBJECT {
+        return Err(format!(
+            "{source}: {path}: {fields} \"{{seq}}\"/\"{{ts}}\" fields, at most {MAX_FIELDS_PER_OBJECT} per object"
+        ));
+    }
+    let size = serde_json::to_vec(object).map(|v| v.len()).unwrap_or(0);
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(format!(
+            "{source}: {path}: {size} bytes serialized, more than an MQTT packet can carry ({MAX_PAYLOAD_BYTES})"
+        ));
+    }
+    Ok(())
+}
+
+fn check_strings(
+    source: &str,
+    value: &Value,
+    path: &mut String,
+    fields: &mut usize,
+) -> Result<(), String> {
+    match value {
+        Value::String(text) if per_message_field(text).is_some() => *fields += 1,
+        Value::String(text) if text.contains("{seq}") || text.contains("{ts}") => {
+            return Err(format!(
+                "{source}: {path}: {text:?}: {{seq}} and {{ts}} must be the whole string value (they become numbers)"
+            ));
+        }
+        Value::Array(items) => {
+            for (n, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{n}]"));
+                check_strings(source, item, path, fields)?;
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let len = path.len();
+                path.push('.');
+                path.push_str(key);
+                check_strings(source, item, path, fields)?;
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A reference PUBLISH encoder (MQTT 3.1.1 section 3.3) so frames can be tested before
+    /// and independently of `mqtt::publish`.
+    pub(crate) fn reference_encode(
+        out: &mut Vec<u8>,
+        topic: &str,
+        qos: u8,
+        retain: bool,
+        pkid: u16,
+        payload: &[u8],
+    ) -> PublishLayout {
+        let start = out.len();
+        let pkid_len = if qos > 0 { 2 } else { 0 };
+        let mut remaining = 2 + topic.len() + pkid_len + payload.len();
+        out.push(0b0011_0000 | (qos << 1) | retain as u8);
+        loop {
+            let mut byte = (remaining % 128) as u8;
+            remaining /= 128;
+            if remaining > 0 {
+                byte |= 0x80;
+            }
+            out.push(byte);
+            if remaining == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+        out.extend_from_slice(topic.as_bytes());
+        let pkid_at = (qos > 0).then(|| {
+            let at = out.len() - start;
+            out.extend_from_slice(&pkid.to_be_bytes());
+            at
+        });
+        let payload_at = out.len() - start;
+        out.extend_from_slice(payload);
+        PublishLayout {
+            pkid_at,
+            payload_at,
+            len: out.len() - start,
+        }
+    }
+
+    fn vars(index: u64, token: &str, client_id: &'static str) -> ClientVars<'static> {
+        ClientVars {
+            index,
+            token: Box::leak(token.to_string().into_boxed_str()),
+            client_id,
+        }
+    }
+
+    /// Frames for a payload text through the reference encoder, returning (frames, payload_at).
+    fn frames_for(text: &str, qos: u8, topic: &str) -> (Vec<Frame>, usize) {
+        let payload = Payload::parse("data.json", text).unwrap();
+        let plan = crate::config::tests::plan_with_payload(payload, qos, topic);
+        let v = vars(7, "tok7", "dev-7");
+        let frames = build_frames_with(&plan, &v, reference_encode);
+        let mut probe = Vec::new();
+        let payload_at =
+            reference_encode(&mut probe, &render(topic, &v), qos, false, 0, b"").payload_at;
+        (frames, payload_at)
+    }
+
+    fn patched(frame: &Frame, payload_at: usize, pkid: u16, seq: u64, ts: u64) -> Value {
+        let mut out = Vec::new();
+        frame.write_into(&mut out, pkid, seq, ts);
+        serde_json::from_slice(&out[payload_at..]).unwrap()
+    }
+
+    #[test]
+    fn the_built_in_data_json_parses_and_is_about_200_bytes() {
+        let payload = Payload::builtin();
+        assert_eq!(payload.len(), 1);
+        let size = serde_json::to_vec(&payload.objects()[0]).unwrap().len();
+        assert!((150..=260).contains(&size), "size {size}");
+    }
+
+    #[test]
+    fn a_single_object_is_a_rotation_of_one() {
+        let payload = Payload::parse("data.json", r#"{"a":1}"#).unwrap();
+        assert_eq!(payload.len(), 1);
+        assert_eq!(payload.source(), "data.json");
+    }
+
+    #[test]
+    fn a_number_is_rejected_naming_the_file() {
+        let err = Payload::parse("data.json", "42").unwrap_err();
+        assert_eq!(
+            err,
+            "data.json: expected a JSON object or an array of objects, found a number"
+        );
+    }
+
+    #[test]
+    fn an_empty_array_is_rejected() {
+        let err = Payload::parse("d.json", "[]").unwrap_err();
+        assert!(err.starts_with("d.json: the array is empty"), "{err}");
+    }
+
+    #[test]
+    fn an_array_with_a_non_object_is_rejected_naming_the_element() {
+        let err = Payload::parse("d.json", r#"[{"a":1}, 2]"#).unwrap_err();
+        assert_eq!(err, "d.json: $[1]: expected an object, found a number");
+    }
+
+    #[test]
+    fn a_syntax_error_names_file_line_and_column() {
+        let err = Payload::parse("data.json", "{\n  \"a\": 1\n  \"b\": 2\n}").unwrap_err();
+        assert_eq!(err, "data.json: line 3 column 3: expected `,` or `}`");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_it() {
+        let err = Payload::load(Path::new("/nonexistent/mqblast/data.json")).unwrap_err();
+        assert!(
+            err.starts_with("payload /nonexistent/mqblast/data.json: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn seq_inside_a_longer_string_is_rejected_with_its_path() {
+        let err = Payload::parse("d.json", r#"{"m":{"id":"dev-{seq}"}}"#).unwrap_err();
+        assert!(err.starts_with("d.json: $.m.id: \"dev-{seq}\": "), "{err}");
+    }
+
+    #[test]
+    fn too_many_per_message_fields_are_rejected() {
+        let fields: Vec<String> = (0..9).map(|n| format!("\"f{n}\":\"{{seq}}\"")).collect();
+        let err = Payload::parse("d.json", &format!("{{{}}}", fields.join(","))).unwrap_err();
+        assert!(err.contains("at most 8 per object"), "{err}");
+    }
+
+    #[test]
+    fn render_replaces_every_client_placeholder() {
+        let v = vars(42, "abc", "dev-42");
+        assert_eq!(
+            render("{i}/{token}/{client_id}/{i}", &v),
+            "42/abc/dev-42/42"
+        );
+    }
+
+    #[test]
+    fn render_keeps_other_braces_as_written() {
+        let v = vars(1, "t", "c");
+        assert_eq!(render("{x} {i {} }{", &v), "{x} {i {} }{");
+    }
+
+    #[test]
+    fn unknown_placeholders_are_found_and_known_ones_pass() {
+        let allowed = ["{i}", "{token}"];
+        assert_eq!(
+            unknown_placeholder("a/{i}/{tokn}", &allowed),
+            Some("{tokn}")
+        );
+        assert_eq!(unknown_placeholder("a/{i}/{token}/{", &allowed), None);
+        assert_eq!(unknown_placeholder("{}{ x}", &allowed), None);
+    }
+
+    #[test]
+    fn numbers_are_right_aligned_and_space_padded() {
+        let mut field = [0u8; 10];
+        write_number_padded(&mut field, 42);
+        assert_eq!(&field, b"        42");
+        write_number_padded(&mut field, 0);
+        assert_eq!(&field, b"         0");
+        write_number_padded(&mut field, 9_999_999_999);
+        assert_eq!(&field, b"9999999999");
+    }
+
+    #[test]
+    fn seq_wraps_modulo_ten_to_the_tenth() {
+        let mut field = [0u8; SEQ_WIDTH];
+        write_number_padded(&mut field, 10_000_000_005);
+        assert_eq!(&field, b"         5");
+        write_number_padded(&mut field, u64::MAX);
+        assert_eq!(&field, b"3709551615");
+    }
+
+    #[test]
+    fn frames_serialize_compactly_with_keys_in_file_order() {
+        let text = r#"{"z": 1, "a": {"y": [true, null, 2.5], "b": "x"}, "m": "é\n"}"#;
+        let (frames, payload_at) = frames_for(text, 0, "t");
+        let body = &frames[0].template_bytes()[payload_at..];
+        let expected = serde_json::to_vec(&serde_json::from_str::<Value>(text).unwrap()).unwrap();
+        assert_eq!(body, &expected[..]);
+        assert_eq!(
+            std::str::from_utf8(body).unwrap(),
+            "{\"z\":1,\"a\":{\"y\":[true,null,2.5],\"b\":\"x\"},\"m\":\"é\\n\"}"
+        );
+    }
+
+    #[test]
+    fn client_placeholders_are_resolved_in_payload_strings_and_topic() {
+        let text = r#"{"device":"tracker-{i}","token":"{token}","id":"{client_id}"}"#;
+        let (frames, payload_at) = frames_for(text, 1, "v1/{token}/gps");
+        let frame = frames[0].template_bytes();
+        assert_eq!(&frame[4..4 + 11], b"v1/tok7/gps");
+        let body: Value = serde_json::from_slice(&frame[payload_at..]).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"device":"tracker-7","token":"tok7","id":"dev-7"})
+        );
+    }
+
+    #[test]
+    fn patching_keeps_the_payload_valid_json_for_many_values() {
+        let text = r#"{"seq":"{seq}","ts":"{ts}","nested":[{"s":"{seq}"}],"v":1}"#;
+        let (frames, payload_at) = frames_for(text, 1, "v1/lptrk/gps");
+        let cases = [
+            (1, 0),
+            (9, 42),
+            (10, 1_700_000_000_123),
+            (123_456, 9_999_999_999_999),
+            (9_999_999_999, 1_000_000_000_000),
+        ];
+        for (seq, ts) in cases {
+            let body = patched(&frames[0], payload_at, 5, seq, ts);
+            assert_eq!(body["seq"], seq, "seq {seq}");
+            assert_eq!(body["ts"], ts, "ts {ts}");
+            assert_eq!(body["nested"][0]["s"], seq);
+            assert_eq!(body["v"], 1);
+        }
+        let wrapped = patched(&frames[0], payload_at, 5, 10_000_000_001, 1);
+        assert_eq!(wrapped["seq"], 1);
+    }
+
+    #[test]
+    fn the_packet_identifier_is_patched_at_qos_1_and_absent_at_qos_0() {
+        let (frames, payload_at) = frames_for(r#"{"a":"{seq}"}"#, 1, "t");
+        let mut out = Vec::new();
+        frames[0].write_into(&mut out, 0xBEEF, 1, 1);
+        assert_eq!(&out[payload_at - 2..payload_at], &[0xBE, 0xEF]);
+
+        let (frames, payload_at) = frames_for(r#"{"a":"{seq}"}"#, 0, "t");
+        let mut out = Vec::new();
+        frames[0].write_into(&mut out, 0xBEEF, 3, 1);
+        assert_eq!(
+            &out[..payload_at],
+            &frames[0].template_bytes()[..payload_at]
+        );
+        assert_eq!(out.len(), frames[0].len());
+    }
+
+    #[test]
+    fn write_into_appends_without_reallocating_when_capacity_suffices() {
+        let (frames, _) = frames_for(r#"{"seq":"{seq}","ts":"{ts}"}"#, 1, "t");
+        let frame = &frames[0];
+        let mut out = Vec::with_capacity(frame.len() * 3);
+        out.extend_from_slice(b"xyz");
+        let pointer = out.as_ptr();
+        frame.write_into(&mut out, 1, 1, 1);
+        frame.write_into(&mut out, 2, 2, 2);
+        assert_eq!(out.as_ptr(), pointer);
+        assert_eq!(out.len(), 3 + 2 * frame.len());
+        assert_eq!(&out[..3], b"xyz");
+    }
+
+    #[test]
+    fn an_array_yields_one_frame_per_object_in_rotation_order() {
+        let text = r#"[{"n":0,"seq":"{seq}"},{"n":1},{"n":2,"ts":"{ts}"}]"#;
+        let (frames, payload_at) = frames_for(text, 1, "t");
+        assert_eq!(frames.len(), 3);
+        for (n, frame) in frames.iter().enumerate() {
+            let body = patched(frame, payload_at, 1, 77, 88);
+            assert_eq!(body["n"], n);
+        }
+        assert_eq!(patched(&frames[0], payload_at, 1, 77, 88)["seq"], 77);
+        assert_eq!(patched(&frames[2], payload_at, 1, 77, 88)["ts"], 88);
+    }
+
+    #[test]
+    fn the_frame_matches_the_reference_encoding_of_the_rendered_payload() {
+        let (frames, _) = frames_for(r#"{"seq":"{seq}"}"#, 1, "t");
+        let mut out = Vec::new();
+        frames[0].write_into(&mut out, 9, 123, 0);
+        let mut expected = Vec::new();
+        reference_encode(&mut expected, "t", 1, false, 9, b"{\"seq\":       123}");
+        assert_eq!(out, expected);
+    }
 }
