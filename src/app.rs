@@ -14,10 +14,29 @@ pub const EXIT_USAGE: i32 = 2;
 pub fn main() -> i32 {
     match config::parse() {
         Ok(Command::Run(plan)) => run(*plan),
-        Ok(other) => config::execute(other),
+        Ok(Command::Init) => init(),
+        Ok(Command::PrintDefaultConfig) => {
+            print!("{}", config::DEFAULT_CONFIG);
+            0
+        }
         Err(ConfigError::Usage(e)) => e.exit(),
         Err(ConfigError::Invalid(msg)) => {
             eprintln!("mqblast: error: {msg}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// `mqblast init`: write the documented default config.toml into the working directory.
+fn init() -> i32 {
+    let path = std::path::Path::new(config::DEFAULT_CONFIG_FILE);
+    match config::write_default_config(path) {
+        Ok(()) => {
+            eprintln!("mqblast: wrote {}", path.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("mqblast: error: {e}");
             EXIT_USAGE
         }
     }
@@ -44,7 +63,10 @@ fn run(plan: Plan) -> i32 {
     let mut code = report::json::exit_code(&summary);
     if let Some(path) = &plan.json_path {
         if let Err(e) = report::json::write_json(path, &summary, &plan.effective_config) {
-            eprintln!("mqblast: error: cannot write the JSON summary {}: {e}", path.display());
+            eprintln!(
+                "mqblast: error: cannot write the JSON summary {}: {e}",
+                path.display()
+            );
             code = 1;
         }
     }
@@ -66,7 +88,9 @@ fn resolve(host: &HostPort) -> Result<SocketAddr, String> {
     let mut found = (host.host.as_str(), host.port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve broker host {host}: {e}"))?;
-    found.next().ok_or_else(|| format!("cannot resolve broker host {host}: no address"))
+    found
+        .next()
+        .ok_or_else(|| format!("cannot resolve broker host {host}: no address"))
 }
 
 fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {

@@ -4,7 +4,10 @@
 //! It is a convenience for trying mqblast out, not a benchmark target: rumqttd shares the
 //! generator's cores, so its numbers say little about a production broker.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+#[cfg(feature = "embedded-broker")]
+use std::net::TcpStream;
+#[cfg(feature = "embedded-broker")]
 use std::time::{Duration, Instant};
 
 /// Start rumqttd on 127.0.0.1 and return its address once it accepts TCP connections.
@@ -57,11 +60,14 @@ next_connection_delay_ms = 0
 
 #[cfg(not(feature = "embedded-broker"))]
 pub fn start(_max_connections: usize, _max_payload_bytes: usize) -> Result<SocketAddr, String> {
-    Err("no --host given and this build has no embedded broker (feature \"embedded-broker\"): \
+    Err(
+        "no --host given and this build has no embedded broker (feature \"embedded-broker\"): \
          pass -H host:port"
-        .to_string())
+            .to_string(),
+    )
 }
 
+#[cfg(feature = "embedded-broker")]
 fn wait_until_listening(addr: SocketAddr, limit: Duration) -> Result<(), String> {
     let started = Instant::now();
     loop {
@@ -69,7 +75,9 @@ fn wait_until_listening(addr: SocketAddr, limit: Duration) -> Result<(), String>
             return Ok(());
         }
         if started.elapsed() > limit {
-            return Err(format!("embedded broker did not start listening on {addr} within {limit:?}"));
+            return Err(format!(
+                "embedded broker did not start listening on {addr} within {limit:?}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -86,7 +86,10 @@ impl Conn {
     }
 
     pub fn is_open(&self) -> bool {
-        matches!(self.state, State::Connecting | State::AwaitConnack | State::Connected)
+        matches!(
+            self.state,
+            State::Connecting | State::AwaitConnack | State::Connected
+        )
     }
 
     #[inline]

@@ -36,8 +36,10 @@ pub struct Control {
 impl Control {
     pub fn new(messages: Option<u64>) -> Arc<Control> {
         let start_wall = SystemTime::now();
-        let start_epoch_ms =
-            start_wall.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let start_epoch_ms = start_wall
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         Arc::new(Control {
             phase: AtomicU8::new(RUNNING),
             budget: AtomicU64::new(messages.unwrap_or(UNLIMITED)),
@@ -78,18 +80,20 @@ impl Control {
     /// Workers claim in small chunks so the total is exact without a per-message atomic.
     pub fn claim(&self, want: u64) -> u64 {
         let mut granted = 0;
-        let _ = self.budget.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-            if left == UNLIMITED {
-                granted = want;
-                return None;
-            }
-            granted = want.min(left);
-            if granted == 0 {
-                None
-            } else {
-                Some(left - granted)
-            }
-        });
+        let _ = self
+            .budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                if left == UNLIMITED {
+                    granted = want;
+                    return None;
+                }
+                granted = want.min(left);
+                if granted == 0 {
+                    None
+                } else {
+                    Some(left - granted)
+                }
+            });
         granted
     }
 

@@ -40,7 +40,15 @@ impl Inflight {
     /// A window of `window` slots (1..=65535).
     pub fn new(window: u16) -> Inflight {
         let window = window.max(1);
-        let slots = vec![Slot { pkid: 0, stage: Stage::Free, scheduled_ns: 0, sent_ns: 0 }; window as usize];
+        let slots = vec![
+            Slot {
+                pkid: 0,
+                stage: Stage::Free,
+                scheduled_ns: 0,
+                sent_ns: 0
+            };
+            window as usize
+        ];
         Inflight {
             slots: slots.into_boxed_slice(),
             free: (0..window).rev().collect(),
@@ -68,7 +76,12 @@ impl Inflight {
         let generation = self.next_generation[slot];
         self.next_generation[slot] = (generation + 1) % self.generations;
         let pkid = (generation as u32 * window + slot as u32 + 1) as u16;
-        self.slots[slot] = Slot { pkid, stage: Stage::AwaitAck, scheduled_ns, sent_ns };
+        self.slots[slot] = Slot {
+            pkid,
+            stage: Stage::AwaitAck,
+            scheduled_ns,
+            sent_ns,
+        };
         Some(pkid)
     }
 
@@ -83,7 +96,8 @@ impl Inflight {
 
     /// The stage the publish with this id is in (`Free` when unknown or stale).
     pub fn stage(&self, pkid: u16) -> Stage {
-        self.slot_of(pkid).map_or(Stage::Free, |s| self.slots[s].stage)
+        self.slot_of(pkid)
+            .map_or(Stage::Free, |s| self.slots[s].stage)
     }
 
     /// QoS 2: PUBREC arrived; now wait for PUBCOMP. Returns false for an unknown id.

@@ -44,7 +44,12 @@ pub fn run(
     let threads = plan.threads.max(1);
     let (data_tx, data_rx, recycles) = stats::channels(threads);
     let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = recycles.into_iter().unzip();
-    let merger = Merger::new(merger_config(&plan, &control), threads, data_rx, recycle_txs);
+    let merger = Merger::new(
+        merger_config(&plan, &control),
+        threads,
+        data_rx,
+        recycle_txs,
+    );
     let merger = thread::Builder::new()
         .name("mqblast-merger".into())
         .spawn(move || merger.run())
@@ -55,9 +60,15 @@ pub fn run(
     for (w, recycle_rx) in recycle_rxs.into_iter().enumerate() {
         let rec = stats::Recorder::new(w, data_tx.clone(), recycle_rx, control.start);
         let clients = clients_of(plan.users, threads, w);
-        let (worker, waker) =
-            Worker::new(w, Arc::clone(&plan), Arc::clone(&control), &clients, &addrs, rec)
-                .map_err(|e| format!("cannot create worker {w}: {e}"))?;
+        let (worker, waker) = Worker::new(
+            w,
+            Arc::clone(&plan),
+            Arc::clone(&control),
+            &clients,
+            &addrs,
+            rec,
+        )
+        .map_err(|e| format!("cannot create worker {w}: {e}"))?;
         workers.push(worker);
         wakers.push(waker);
     }
@@ -70,7 +81,9 @@ pub fn run(
             eprintln!("mqblast: a worker thread panicked; its last interval is missing");
         }
     }
-    merger.join().map_err(|_| "the merger thread panicked".to_string())
+    merger
+        .join()
+        .map_err(|_| "the merger thread panicked".to_string())
 }
 
 fn merger_config(plan: &Plan, control: &Control) -> MergerConfig {
@@ -113,7 +126,8 @@ fn supervise(plan: &Plan, control: &Control, threads: usize, stop_signals: &dyn 
             stop_requested_at = Some(elapsed);
             control.advance(STOPPING);
         }
-        let overran = stop_requested_at.is_some_and(|t| elapsed > t + plan.stop_timeout + SHUTDOWN_GRACE);
+        let overran =
+            stop_requested_at.is_some_and(|t| elapsed > t + plan.stop_timeout + SHUTDOWN_GRACE);
         if signals >= 2 || overran {
             control.advance(ABORTING);
         }

@@ -93,7 +93,11 @@ impl Worker {
         let mut timers = BinaryHeap::with_capacity(clients.len() + 1);
         for (slot, &index) in clients.iter().enumerate() {
             let client_id = client_id_of(&plan, index);
-            let vars = ClientVars { index, token: plan.token_for(index), client_id: &client_id };
+            let vars = ClientVars {
+                index,
+                token: plan.token_for(index),
+                client_id: &client_id,
+            };
             let frames = payload::build_frames(&plan, &vars);
             let addr = addrs[(index % addrs.len() as u64) as usize];
             conns.push(Conn::new(index, addr, frames, plan.max_inflight));
@@ -182,13 +186,17 @@ impl Worker {
             }
         }
         match self.drain {
-            Drain::Until(deadline) => now >= deadline || (self.inflight_total == 0 && self.all_written()),
+            Drain::Until(deadline) => {
+                now >= deadline || (self.inflight_total == 0 && self.all_written())
+            }
             Drain::No => false,
         }
     }
 
     fn all_written(&self) -> bool {
-        self.conns.iter().all(|c| c.wbuf.is_empty() || c.state != State::Connected)
+        self.conns
+            .iter()
+            .all(|c| c.wbuf.is_empty() || c.state != State::Connected)
     }
 
     /// Stop publishing: clients that have not connected yet never will.
@@ -216,7 +224,11 @@ impl Worker {
         self.fired.clear();
         for e in self.events.iter() {
             let closed = e.is_error() || e.is_read_closed() || e.is_write_closed();
-            self.fired.push((e.token(), e.is_readable() || closed, e.is_writable() || closed));
+            self.fired.push((
+                e.token(),
+                e.is_readable() || closed,
+                e.is_writable() || closed,
+            ));
         }
         for i in 0..self.fired.len() {
             let (token, readable, writable) = self.fired[i];
@@ -283,7 +295,11 @@ impl Worker {
             Err(e) => return self.close(ci, Some(Failure::ConnectFailed(errno(&e)))),
         };
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(ci), interest) {
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(ci), interest)
+        {
             return self.close(ci, Some(Failure::ConnectFailed(errno(&e))));
         }
         let c = &mut self.conns[ci];
@@ -294,7 +310,9 @@ impl Worker {
 
     /// A non-blocking connect is complete only after writable + `take_error` + `peer_addr`.
     fn finish_connect(&mut self, ci: usize, now: u64) {
-        let Some(stream) = self.conns[ci].stream.as_ref() else { return };
+        let Some(stream) = self.conns[ci].stream.as_ref() else {
+            return;
+        };
         match stream.take_error() {
             Ok(None) => {}
             Ok(Some(e)) | Err(e) => return self.close(ci, Some(Failure::ConnectFailed(errno(&e)))),
@@ -375,7 +393,11 @@ impl Worker {
     fn publish_one(&mut self, ci: usize, now: u64, epoch_ms: u64) {
         let qos = self.plan.qos;
         let c = &mut self.conns[ci];
-        let scheduled_ns = if self.interval_ns > 0 { c.next_due_ns } else { now };
+        let scheduled_ns = if self.interval_ns > 0 {
+            c.next_due_ns
+        } else {
+            now
+        };
         let pkid = if qos > 0 {
             self.inflight_total += 1;
             c.inflight.insert(scheduled_ns, now).unwrap_or(0)
@@ -470,7 +492,9 @@ impl Worker {
     fn flush(&mut self, ci: usize, now: u64) -> bool {
         loop {
             let c = &mut self.conns[ci];
-            let Some(stream) = c.stream.as_mut() else { return false };
+            let Some(stream) = c.stream.as_mut() else {
+                return false;
+            };
             if c.wbuf.is_empty() {
                 return true;
             }
@@ -500,7 +524,9 @@ impl Worker {
     fn read_ready(&mut self, ci: usize, now: u64) {
         let mut scratch = std::mem::take(&mut self.scratch);
         loop {
-            let Some(stream) = self.conns[ci].stream.as_mut() else { break };
+            let Some(stream) = self.conns[ci].stream.as_mut() else {
+                break;
+            };
             match stream.read(&mut scratch) {
                 Ok(0) => {
                     self.lose(ci, 0);
@@ -572,7 +598,9 @@ impl Worker {
                 Ok(())
             }
             Packet::Publish { qos, pkid, .. } => Ok(self.ack_incoming(ci, qos, pkid)),
-            Packet::PubRel { pkid } => Ok(self.reply(ci, |out| mqtt::ack::encode_pubcomp(out, pkid))),
+            Packet::PubRel { pkid } => {
+                Ok(self.reply(ci, |out| mqtt::ack::encode_pubcomp(out, pkid)))
+            }
             Packet::SubAck { .. } | Packet::UnsubAck { .. } => Ok(()),
             _ => Err(Failure::Protocol("unexpected packet from the broker")),
         }
@@ -582,7 +610,8 @@ impl Worker {
         // An unknown or stale id is a late ack for a publish already counted as timed out.
         if let Some(scheduled_ns) = self.conns[ci].inflight.complete(pkid) {
             self.inflight_total -= 1;
-            self.rec.ok(Metric::Publish, ns_to_us(now.saturating_sub(scheduled_ns)));
+            self.rec
+                .ok(Metric::Publish, ns_to_us(now.saturating_sub(scheduled_ns)));
             self.pump(ci, now);
         }
     }
@@ -640,7 +669,9 @@ impl Worker {
         if self.conns[ci].inflight.is_empty() || now < self.timeout_ns {
             return;
         }
-        let expired = self.conns[ci].inflight.expire_sent_before(now - self.timeout_ns);
+        let expired = self.conns[ci]
+            .inflight
+            .expire_sent_before(now - self.timeout_ns);
         for _ in 0..expired {
             self.rec.fail(Failure::AckTimeout);
         }
@@ -708,7 +739,11 @@ impl Worker {
     /// second Ctrl-C, lost), connected clients get a DISCONNECT, the last interval is shipped.
     fn shutdown(mut self) {
         let aborted = self.control.phase() == ABORTING;
-        let unacked = if aborted { Failure::InflightLost } else { Failure::AckTimeout };
+        let unacked = if aborted {
+            Failure::InflightLost
+        } else {
+            Failure::AckTimeout
+        };
         let now = self.control.now_ns();
         for ci in 0..self.conns.len() {
             let expired = self.conns[ci].inflight.clear();
@@ -733,7 +768,11 @@ impl Worker {
 
 /// Resolve the client id template for client `index`.
 pub fn client_id_of(plan: &Plan, index: u64) -> String {
-    let vars = ClientVars { index, token: plan.token_for(index), client_id: "" };
+    let vars = ClientVars {
+        index,
+        token: plan.token_for(index),
+        client_id: "",
+    };
     payload::render(&plan.client_id, &vars)
 }
 
