@@ -9,8 +9,11 @@
 # tokio/axum stack are built too; `cargo test --no-run`, niced, other builds running):
 #   debug                                         122 s
 #   release, thin (lto=false, codegen-units=16)   228 s
-# The shipped release profile (fat LTO, 1 codegen unit) is slower still, because every test
-# binary is linked with LTO; it is for scripts/bench.sh, not tests. The integration tests send
+#   release, shipped profile (fat LTO, 1 cgu)     222 s  (src is still mostly stubs: deps
+#                                                         dominate; LTO of the real engine in
+#                                                         every test binary will add to it)
+# The shipped profile is for scripts/bench.sh, not tests: every test binary is linked with LTO
+# once the crate has real code. The integration tests send
 # at most ~20k messages per run and are mostly bounded by wall-clock timers (2 s run times,
 # stop timeouts, signals), so an optimised binary would save seconds of test time and costs
 # minutes of build time.
