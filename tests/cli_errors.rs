@@ -1,0 +1,137 @@
+//! Bad usage and bad configuration: exit 2 with one clear line, never a panic.
+//!
+//! Why it exists: a load test is often started by a script at 3 a.m.; a typo must fail fast
+//! with a message that names the flag, the file, the line or the key, and exit 2 (usage), not
+//! 1 (the run found failures) or 101 (a panic). Each run also points at a dead port and has a
+//! 1 s run time, so an implementation that wrongly accepts the input ends quickly with exit 1
+//! and the test fails with the output in its message.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// `args` plus a dead broker address and a short run time.
+fn bounded(args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(["-H".to_string(), format!("127.0.0.1:{}", free_port()), "-t".into(), "1s".into(), "--headless".into()]);
+    all
+}
+
+fn run(args: &[&str]) -> Finished {
+    run_mqblast(&bounded(args), LIMIT)
+}
+
+#[test]
+fn unknown_option_is_a_usage_error() {
+    run(&["--no-such-flag"]).assert_usage_error(&["--no-such-flag"]);
+}
+
+#[test]
+fn qos_3_is_rejected_naming_qos() {
+    run(&["--qos", "3"]).assert_usage_error(&["qos"]);
+}
+
+#[test]
+fn missing_config_file_is_rejected_naming_the_file() {
+    let dir = TempDir::new("cli-missing");
+    let path = dir.file("nope.toml");
+    run(&["-f", &path]).assert_usage_error(&["nope.toml"]);
+}
+
+#[test]
+fn config_with_a_syntax_error_is_rejected_naming_the_file_and_line() {
+    let dir = TempDir::new("cli-syntax");
+    let path = dir.write("broken.toml", "# a config with a typo on line 2\nusers = = 3\n");
+    let run = run(&["-f", &path]);
+    run.assert_usage_error(&["broken.toml"]);
+    let lower = run.stderr.to_lowercase();
+    assert!(
+        lower.contains("line 2") || lower.contains("broken.toml:2"),
+        "stderr should point at line 2:\n{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn config_with_an_unknown_key_is_rejected_naming_the_file_and_key() {
+    let dir = TempDir::new("cli-key");
+    let path = dir.write("unknown-key.toml", "no_such_setting = 1\n");
+    run(&["-f", &path]).assert_usage_error(&["unknown-key.toml", "no_such_setting"]);
+}
+
+#[test]
+fn malformed_payload_json_is_rejected_naming_the_file() {
+    let dir = TempDir::new("cli-payload");
+    let path = dir.write("broken-data.json", "{\"temperature\": 21.5,\n");
+    run(&["--payload", &path]).assert_usage_error(&["broken-data.json"]);
+}
+
+#[test]
+fn missing_payload_file_is_rejected_naming_the_file() {
+    let dir = TempDir::new("cli-payload-missing");
+    let path = dir.file("absent-data.json");
+    run(&["--payload", &path]).assert_usage_error(&["absent-data.json"]);
+}
+
+#[test]
+fn empty_tokens_file_is_rejected() {
+    let dir = TempDir::new("cli-tokens");
+    let path = dir.write("empty-tokens.txt", "");
+    run(&["--tokens-file", &path]).assert_usage_error(&["empty-tokens.txt"]);
+}
+
+#[test]
+fn zero_users_is_rejected_naming_users() {
+    run(&["--users", "0", "--messages", "10"]).assert_usage_error(&["users"]);
+}
+
+#[test]
+fn zero_users_from_the_environment_is_rejected_too() {
+    let mut cmd = mqblast_command(&bounded(&["--messages", "10"]));
+    cmd.env("MQBLAST_USERS", "0");
+    spawn(cmd).wait(LIMIT).assert_usage_error(&["users"]);
+}
+
+#[test]
+fn unparseable_duration_is_rejected_naming_the_flag() {
+    run(&["--interval", "soon"]).assert_usage_error(&["interval"]);
+}
+
+#[test]
+fn more_users_than_the_open_files_limit_allows_is_rejected_up_front() {
+    use std::os::unix::process::CommandExt;
+    // Pin both limits low so the test means the same on a machine with a huge hard limit
+    // (mqblast may raise its soft limit to the hard one, as load generators usually do).
+    let mut cmd = mqblast_command(&bounded(&["--users", "50000"]));
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let run = spawn(cmd).wait(LIMIT);
+    run.assert_code(2);
+    let lower = run.stderr.to_lowercase();
+    assert!(
+        ["open file", "open-file", "ulimit", "nofile", "rlimit"].iter().any(|n| lower.contains(n)),
+        "stderr should mention the open-files limit:\n{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn help_exits_zero_and_lists_the_main_flags() {
+    let run = run_mqblast(&["--help"], LIMIT);
+    run.assert_code(0);
+    let text = format!("{}{}", run.stdout, run.stderr);
+    for flag in ["--users", "--spawn-rate", "--run-time", "--messages", "--qos", "--tokens", "--json"] {
+        assert!(text.contains(flag), "--help should list {flag}:\n{}", run.describe());
+    }
+}
