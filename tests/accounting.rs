@@ -22,28 +22,51 @@ fn publishes_exactly(qos: u8, users: u32, messages: u64) {
     let args = with(
         load_args(&broker.addr(), &json),
         &[
-            "-u", &users.to_string(),
-            "--messages", &messages.to_string(),
-            "--qos", &qos.to_string(),
-            "--topic", &topic,
-            "--interval", "0",
+            "-u",
+            &users.to_string(),
+            "--messages",
+            &messages.to_string(),
+            "--qos",
+            &qos.to_string(),
+            "--topic",
+            &topic,
+            "--interval",
+            "0",
             // A bound, not the stop condition: the message limit must be reached long before.
-            "-t", "60s",
+            "-t",
+            "60s",
         ],
     );
     let run = run_mqblast(&args, RUN_LIMIT);
     run.assert_code(0);
     let summary = Summary::read(&json, &run);
-    assert_eq!(summary.u64("publish.requests"), messages, "publish.requests must equal --messages\n{}", summary.text());
+    assert_eq!(
+        summary.u64("publish.requests"),
+        messages,
+        "publish.requests must equal --messages\n{}",
+        summary.text()
+    );
     assert_eq!(summary.u64("publish.failures"), 0, "{}", summary.text());
     assert_eq!(summary.u64("connect.failures"), 0, "{}", summary.text());
-    assert!(summary.errors().is_empty(), "no errors expected: {:?}", summary.errors());
-    assert_eq!(summary.u64("connect.requests"), users as u64, "one connect per user\n{}", summary.text());
+    assert!(
+        summary.errors().is_empty(),
+        "no errors expected: {:?}",
+        summary.errors()
+    );
+    assert_eq!(
+        summary.u64("connect.requests"),
+        users as u64,
+        "one connect per user\n{}",
+        summary.text()
+    );
 
     if qos == 0 {
         // Loopback rarely loses anything, but QoS 0 promises nothing: only "never more".
         let got = sub.settle(Duration::from_millis(500), Duration::from_secs(10));
-        assert!(got <= messages, "subscriber got {got} > {messages} published");
+        assert!(
+            got <= messages,
+            "subscriber got {got} > {messages} published"
+        );
     } else {
         assert!(
             sub.wait_for(messages, Duration::from_secs(30)),
@@ -55,7 +78,11 @@ fn publishes_exactly(qos: u8, users: u32, messages: u64) {
         let got = sub.settle(Duration::from_millis(500), Duration::from_secs(10));
         assert_eq!(got, messages, "QoS {qos}: subscriber got duplicates");
     }
-    assert_eq!(sub.not_json(), 0, "every payload the broker delivered must be valid JSON");
+    assert_eq!(
+        sub.not_json(),
+        0,
+        "every payload the broker delivered must be valid JSON"
+    );
     assert_eq!(sub.error(), None);
 }
 
@@ -87,14 +114,36 @@ fn one_user_with_a_window_of_one_still_delivers_everything() {
     let json = dir.file("summary.json");
     let args = with(
         load_args(&broker.addr(), &json),
-        &["-u", "1", "--messages", "500", "--qos", "1", "--topic", "mqblast/window", "--interval", "0", "--max-inflight", "1", "-t", "60s"],
+        &[
+            "-u",
+            "1",
+            "--messages",
+            "500",
+            "--qos",
+            "1",
+            "--topic",
+            "mqblast/window",
+            "--interval",
+            "0",
+            "--max-inflight",
+            "1",
+            "-t",
+            "60s",
+        ],
     );
     let run = run_mqblast(&args, RUN_LIMIT);
     run.assert_code(0);
     let summary = Summary::read(&json, &run);
     assert_eq!(summary.u64("publish.requests"), 500);
-    assert!(sub.wait_for(500, Duration::from_secs(10)), "got {}", sub.count());
-    assert_eq!(sub.settle(Duration::from_millis(300), Duration::from_secs(5)), 500);
+    assert!(
+        sub.wait_for(500, Duration::from_secs(10)),
+        "got {}",
+        sub.count()
+    );
+    assert_eq!(
+        sub.settle(Duration::from_millis(300), Duration::from_secs(5)),
+        500
+    );
 }
 
 #[test]
@@ -104,21 +153,52 @@ fn summary_latencies_are_ordered_and_rps_is_positive() {
     let json = dir.file("summary.json");
     let args = with(
         load_args(&broker.addr(), &json),
-        &["-u", "2", "--messages", "2000", "--qos", "1", "--topic", "mqblast/latency", "--interval", "0", "-t", "60s"],
+        &[
+            "-u",
+            "2",
+            "--messages",
+            "2000",
+            "--qos",
+            "1",
+            "--topic",
+            "mqblast/latency",
+            "--interval",
+            "0",
+            "-t",
+            "60s",
+        ],
     );
     let run = run_mqblast(&args, RUN_LIMIT);
     run.assert_code(0);
     let s = Summary::read(&json, &run);
     for metric in ["publish", "connect"] {
         let at = |p: &str| s.f64(&format!("{metric}.latency_us.{p}"));
-        let (min, p50, p90, p99, p999, max) = (at("min"), at("p50"), at("p90"), at("p99"), at("p999"), at("max"));
-        assert!(min <= p50 && p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max, "{metric}: {}", s.text());
+        let (min, p50, p90, p99, p999, max) = (
+            at("min"),
+            at("p50"),
+            at("p90"),
+            at("p99"),
+            at("p999"),
+            at("max"),
+        );
+        assert!(
+            min <= p50 && p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
+            "{metric}: {}",
+            s.text()
+        );
         let mean = at("mean");
-        assert!(min <= mean && mean <= max, "{metric}: mean outside [min, max]: {}", s.text());
+        assert!(
+            min <= mean && mean <= max,
+            "{metric}: mean outside [min, max]: {}",
+            s.text()
+        );
     }
     assert!(s.f64("publish.rps") > 0.0);
     assert!(s.f64("duration_s") > 0.0);
-    assert!(s.get("config").is_object(), "the effective config is part of the summary");
+    assert!(
+        s.get("config").is_object(),
+        "the effective config is part of the summary"
+    );
 }
 
 #[cfg(feature = "embedded-broker")]
@@ -127,8 +207,22 @@ fn run_without_a_host_uses_the_embedded_broker_and_says_so() {
     let dir = TempDir::new("accounting-embedded");
     let json = dir.file("summary.json");
     let args = [
-        "--headless", "--only-summary", "-r", "1000", "--json", &json,
-        "-u", "2", "--messages", "1000", "--qos", "1", "--interval", "0", "-t", "60s",
+        "--headless",
+        "--only-summary",
+        "-r",
+        "1000",
+        "--json",
+        &json,
+        "-u",
+        "2",
+        "--messages",
+        "1000",
+        "--qos",
+        "1",
+        "--interval",
+        "0",
+        "-t",
+        "60s",
     ];
     let run = run_mqblast(&args, RUN_LIMIT);
     run.assert_code(0);

@@ -21,13 +21,20 @@ fn unknown_token_is_refused_with_connack_5_while_good_tokens_keep_publishing() {
     let args = with(
         load_args(&broker.addr(), &json),
         &[
-            "-u", "3",
-            "--tokens", "good1,good2,badtoken",
-            "--password", SHARED_PASSWORD,
-            "--qos", "1",
-            "--topic", "mqblast/auth",
-            "--interval", "50ms",
-            "-t", "3s",
+            "-u",
+            "3",
+            "--tokens",
+            "good1,good2,badtoken",
+            "--password",
+            SHARED_PASSWORD,
+            "--qos",
+            "1",
+            "--topic",
+            "mqblast/auth",
+            "--interval",
+            "50ms",
+            "-t",
+            "3s",
         ],
     );
     let run = run_mqblast(&args, RUN_LIMIT);
@@ -35,19 +42,34 @@ fn unknown_token_is_refused_with_connack_5_while_good_tokens_keep_publishing() {
     let summary = Summary::read(&json, &run);
 
     let refused = summary.errors_starting_with("CONNACK refused: 5");
-    assert!(refused >= 1, "expected a CONNACK 5 refusal in errors: {:?}", summary.errors());
     assert!(
-        summary.errors().iter().any(|(k, _)| k == "CONNACK refused: 5 (not authorized)"),
+        refused >= 1,
+        "expected a CONNACK 5 refusal in errors: {:?}",
+        summary.errors()
+    );
+    assert!(
+        summary
+            .errors()
+            .iter()
+            .any(|(k, _)| k == "CONNACK refused: 5 (not authorized)"),
         "the refusal reads with its code and meaning: {:?}",
         summary.errors()
     );
     assert!(summary.u64("connect.failures") >= 1, "{}", summary.text());
-    assert!(run.stderr.contains("CONNACK refused: 5"), "the error report on stderr names the refusal:\n{}", run.describe());
+    assert!(
+        run.stderr.contains("CONNACK refused: 5"),
+        "the error report on stderr names the refusal:\n{}",
+        run.describe()
+    );
 
     let requests = summary.u64("publish.requests");
     let failures = summary.u64("publish.failures");
     let ok = requests.saturating_sub(failures);
-    assert!(ok > 0, "the good tokens must still publish: {}", summary.text());
+    assert!(
+        ok > 0,
+        "the good tokens must still publish: {}",
+        summary.text()
+    );
     assert!(
         sub.wait_for(ok, Duration::from_secs(10)),
         "every acknowledged publish reaches the subscriber: got {} of {ok}",
@@ -57,7 +79,10 @@ fn unknown_token_is_refused_with_connack_5_while_good_tokens_keep_publishing() {
     // Tokens and passwords are secrets: the effective config in the summary redacts them.
     let config = summary.get("config").to_string();
     for secret in ["good1", "good2", "badtoken", SHARED_PASSWORD] {
-        assert!(!config.contains(secret), "summary config leaks {secret:?}: {config}");
+        assert!(
+            !config.contains(secret),
+            "summary config leaks {secret:?}: {config}"
+        );
     }
 }
 
@@ -71,14 +96,22 @@ fn tokens_file_is_read_one_token_per_line() {
     let args = with(
         load_args(&broker.addr(), &json),
         &[
-            "-u", "4",
-            "--tokens-file", &tokens,
-            "--password", SHARED_PASSWORD,
-            "--qos", "1",
-            "--topic", "mqblast/auth-file",
-            "--messages", "400",
-            "--interval", "0",
-            "-t", "60s",
+            "-u",
+            "4",
+            "--tokens-file",
+            &tokens,
+            "--password",
+            SHARED_PASSWORD,
+            "--qos",
+            "1",
+            "--topic",
+            "mqblast/auth-file",
+            "--messages",
+            "400",
+            "--interval",
+            "0",
+            "-t",
+            "60s",
         ],
     );
     let run = run_mqblast(&args, RUN_LIMIT);
@@ -86,7 +119,11 @@ fn tokens_file_is_read_one_token_per_line() {
     let summary = Summary::read(&json, &run);
     assert_eq!(summary.u64("publish.requests"), 400);
     assert_eq!(summary.u64("connect.failures"), 0, "{}", summary.text());
-    assert!(sub.wait_for(400, Duration::from_secs(10)), "got {}", sub.count());
+    assert!(
+        sub.wait_for(400, Duration::from_secs(10)),
+        "got {}",
+        sub.count()
+    );
 }
 
 #[test]
@@ -96,11 +133,31 @@ fn wrong_password_is_a_counted_refusal_not_a_crash() {
     let json = dir.file("summary.json");
     let args = with(
         load_args(&broker.addr(), &json),
-        &["-u", "2", "--username", "good1", "--password", "wrong", "--qos", "1", "--interval", "100ms", "-t", "2s"],
+        &[
+            "-u",
+            "2",
+            "--username",
+            "good1",
+            "--password",
+            "wrong",
+            "--qos",
+            "1",
+            "--interval",
+            "100ms",
+            "-t",
+            "2s",
+        ],
     );
     let run = run_mqblast(&args, RUN_LIMIT);
     run.assert_code(1);
     let summary = Summary::read(&json, &run);
-    assert!(summary.errors_starting_with("CONNACK refused: 5") >= 1, "{:?}", summary.errors());
-    assert!(!summary.get("config").to_string().contains("wrong"), "password redacted");
+    assert!(
+        summary.errors_starting_with("CONNACK refused: 5") >= 1,
+        "{:?}",
+        summary.errors()
+    );
+    assert!(
+        !summary.get("config").to_string().contains("wrong"),
+        "password redacted"
+    );
 }

@@ -17,7 +17,13 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// `args` plus a dead broker address and a short run time.
 fn bounded(args: &[&str]) -> Vec<String> {
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(["-H".to_string(), format!("127.0.0.1:{}", free_port()), "-t".into(), "1s".into(), "--headless".into()]);
+    all.extend([
+        "-H".to_string(),
+        format!("127.0.0.1:{}", free_port()),
+        "-t".into(),
+        "1s".into(),
+        "--headless".into(),
+    ]);
     all
 }
 
@@ -45,7 +51,10 @@ fn missing_config_file_is_rejected_naming_the_file() {
 #[test]
 fn config_with_a_syntax_error_is_rejected_naming_the_file_and_line() {
     let dir = TempDir::new("cli-syntax");
-    let path = dir.write("broken.toml", "# a config with a typo on line 2\nusers = = 3\n");
+    let path = dir.write(
+        "broken.toml",
+        "# a config with a typo on line 2\nusers = = 3\n",
+    );
     let run = run(&["-f", &path]);
     run.assert_usage_error(&["broken.toml"]);
     let lower = run.stderr.to_lowercase();
@@ -109,7 +118,10 @@ fn more_users_than_the_open_files_limit_allows_is_rejected_up_front() {
     let mut cmd = mqblast_command(&bounded(&["--users", "50000"]));
     unsafe {
         cmd.pre_exec(|| {
-            let limit = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
+            let limit = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: 1024,
+            };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -120,7 +132,9 @@ fn more_users_than_the_open_files_limit_allows_is_rejected_up_front() {
     run.assert_code(2);
     let lower = run.stderr.to_lowercase();
     assert!(
-        ["open file", "open-file", "ulimit", "nofile", "rlimit"].iter().any(|n| lower.contains(n)),
+        ["open file", "open-file", "ulimit", "nofile", "rlimit"]
+            .iter()
+            .any(|n| lower.contains(n)),
         "stderr should mention the open-files limit:\n{}",
         run.describe()
     );
@@ -131,7 +145,19 @@ fn help_exits_zero_and_lists_the_main_flags() {
     let run = run_mqblast(&["--help"], LIMIT);
     run.assert_code(0);
     let text = format!("{}{}", run.stdout, run.stderr);
-    for flag in ["--users", "--spawn-rate", "--run-time", "--messages", "--qos", "--tokens", "--json"] {
-        assert!(text.contains(flag), "--help should list {flag}:\n{}", run.describe());
+    for flag in [
+        "--users",
+        "--spawn-rate",
+        "--run-time",
+        "--messages",
+        "--qos",
+        "--tokens",
+        "--json",
+    ] {
+        assert!(
+            text.contains(flag),
+            "--help should list {flag}:\n{}",
+            run.describe()
+        );
     }
 }

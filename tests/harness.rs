@@ -13,9 +13,20 @@ use common::*;
 
 /// Publish `n` messages with mosquitto_pub (one process, one message per stdin line).
 fn mosquitto_pub(port: u16, topic: &str, qos: u8, n: usize, login: Option<(&str, &str)>) {
-    let program = find_program("mosquitto_pub").expect("mosquitto_pub not found (package mosquitto-clients)");
+    let program =
+        find_program("mosquitto_pub").expect("mosquitto_pub not found (package mosquitto-clients)");
     let mut cmd = Command::new(program);
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic, "-q", &qos.to_string(), "-l"]);
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-t",
+        topic,
+        "-q",
+        &qos.to_string(),
+        "-l",
+    ]);
     if let Some((user, pass)) = login {
         cmd.args(["-u", user, "-P", pass]);
     }
@@ -45,7 +56,11 @@ fn subscriber_counts_every_message_mosquitto_pub_sends_at_each_qos() {
             sub.error(),
             broker.log()
         );
-        assert_eq!(sub.settle(Duration::from_millis(200), Duration::from_secs(2)), 500, "QoS {qos}: duplicates");
+        assert_eq!(
+            sub.settle(Duration::from_millis(200), Duration::from_secs(2)),
+            500,
+            "QoS {qos}: duplicates"
+        );
         assert_eq!(sub.not_json(), 0);
         assert_eq!(sub.error(), None);
     }
@@ -58,29 +73,61 @@ fn subscriber_does_not_count_messages_on_other_topics() {
     mosquitto_pub(broker.port, "harness/other", 1, 20, None);
     mosquitto_pub(broker.port, "harness/mine", 1, 3, None);
     assert!(sub.wait_for(3, Duration::from_secs(5)));
-    assert_eq!(sub.settle(Duration::from_millis(200), Duration::from_secs(2)), 3);
+    assert_eq!(
+        sub.settle(Duration::from_millis(200), Duration::from_secs(2)),
+        3
+    );
 }
 
 #[test]
 fn auth_broker_refuses_an_unlisted_username_with_connack_5() {
     let broker = Mosquitto::start_with_auth(&["good1", "good2"], SHARED_PASSWORD);
-    let code = |user: &str, pass: Option<&str>| connack_code(broker.port, &format!("raw-{user}"), Some((user, pass))).unwrap();
-    assert_eq!(code("good1", Some(SHARED_PASSWORD)), 0, "a listed token with the password is accepted");
+    let code = |user: &str, pass: Option<&str>| {
+        connack_code(broker.port, &format!("raw-{user}"), Some((user, pass))).unwrap()
+    };
+    assert_eq!(
+        code("good1", Some(SHARED_PASSWORD)),
+        0,
+        "a listed token with the password is accepted"
+    );
     assert_eq!(code("good2", Some(SHARED_PASSWORD)), 0);
     // mosquitto 2.0.11 answers 5 (not authorized), not 4 (bad user name or password), for all
     // of these, and needs the password even for a listed username.
-    assert_eq!(code("badtoken", Some(SHARED_PASSWORD)), 5, "an unlisted token is refused");
+    assert_eq!(
+        code("badtoken", Some(SHARED_PASSWORD)),
+        5,
+        "an unlisted token is refused"
+    );
     assert_eq!(code("badtoken", None), 5);
-    assert_eq!(code("good1", None), 5, "a listed token without the password is refused");
-    assert_eq!(connack_code(broker.port, "raw-anon", None).unwrap(), 5, "anonymous is refused");
+    assert_eq!(
+        code("good1", None),
+        5,
+        "a listed token without the password is refused"
+    );
+    assert_eq!(
+        connack_code(broker.port, "raw-anon", None).unwrap(),
+        5,
+        "anonymous is refused"
+    );
 }
 
 #[test]
 fn subscriber_logs_in_and_receives_on_an_auth_broker() {
     let broker = Mosquitto::start_with_auth(&["good1"], SHARED_PASSWORD);
     let sub = broker.subscribe("harness/auth", 1);
-    mosquitto_pub(broker.port, "harness/auth", 1, 10, Some(("good1", SHARED_PASSWORD)));
-    assert!(sub.wait_for(10, Duration::from_secs(5)), "got {}\n{}", sub.count(), broker.log());
+    mosquitto_pub(
+        broker.port,
+        "harness/auth",
+        1,
+        10,
+        Some(("good1", SHARED_PASSWORD)),
+    );
+    assert!(
+        sub.wait_for(10, Duration::from_secs(5)),
+        "got {}\n{}",
+        sub.count(),
+        broker.log()
+    );
 }
 
 #[test]
@@ -94,14 +141,22 @@ fn silent_broker_accepts_connects_and_never_acknowledges_publishes() {
     use std::io::Write;
     let broker = SilentBroker::start();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
-    stream.write_all(&connect_packet("silent-test", None)).unwrap();
+    stream
+        .write_all(&connect_packet("silent-test", None))
+        .unwrap();
     let mut buf = Vec::new();
     let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
     assert_eq!((header >> 4, body), (packet::CONNACK, vec![0, 0]));
     // PUBLISH QoS 1, topic "t", packet id 1, payload "x".
-    stream.write_all(&[0b0011_0010, 6, 0, 1, b't', 0, 1, b'x']).unwrap();
+    stream
+        .write_all(&[0b0011_0010, 6, 0, 1, b't', 0, 1, b'x'])
+        .unwrap();
     let err = read_packet(&mut stream, &mut buf, Duration::from_millis(300)).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "no PUBACK may come");
+    assert_eq!(
+        err.kind(),
+        std::io::ErrorKind::TimedOut,
+        "no PUBACK may come"
+    );
     assert_eq!(broker.publishes(), 1);
 }
 
@@ -138,19 +193,27 @@ fn mosquitto_cpu_seconds_are_readable_from_proc() {
 /// `sh -c script` with the pipes the runner expects.
 fn shell(script: &str) -> Command {
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", script]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(["-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     cmd
 }
 
 #[test]
 fn runner_returns_exit_code_and_both_outputs() {
     let run = spawn(shell("echo out; echo err >&2; exit 3")).wait(Duration::from_secs(10));
-    assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (Some(3), "out\n", "err\n"));
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (Some(3), "out\n", "err\n")
+    );
 }
 
 #[test]
 fn runner_delivers_signals_to_the_child() {
-    let running = spawn(shell("trap 'echo got-int; exit 0' INT; echo ready; while :; do sleep 0.05; done"));
+    let running = spawn(shell(
+        "trap 'echo got-int; exit 0' INT; echo ready; while :; do sleep 0.05; done",
+    ));
     std::thread::sleep(Duration::from_millis(300));
     running.signal(libc::SIGINT);
     let run = running.wait(Duration::from_secs(10));
@@ -167,5 +230,8 @@ fn runner_kills_a_run_that_outlives_its_bound() {
 #[test]
 #[should_panic(expected = "panicked")]
 fn runner_fails_the_test_when_the_child_panicked() {
-    spawn(shell("echo \"thread 'main' panicked at src/main.rs:1:1\" >&2; exit 101")).wait(Duration::from_secs(10));
+    spawn(shell(
+        "echo \"thread 'main' panicked at src/main.rs:1:1\" >&2; exit 101",
+    ))
+    .wait(Duration::from_secs(10));
 }

@@ -17,18 +17,45 @@ fn run_time_stops_the_run_close_to_the_requested_duration() {
     let json = dir.file("summary.json");
     let args = with(
         load_args(&broker.addr(), &json),
-        &["-u", "2", "--qos", "1", "--interval", "20ms", "-t", "2s", "--stop-timeout", "2s"],
+        &[
+            "-u",
+            "2",
+            "--qos",
+            "1",
+            "--interval",
+            "20ms",
+            "-t",
+            "2s",
+            "--stop-timeout",
+            "2s",
+        ],
     );
     let run = run_mqblast(&args, Duration::from_secs(60));
     run.assert_code(0);
-    assert!(run.elapsed >= Duration::from_millis(1900), "stopped early at {:?}:\n{}", run.elapsed, run.describe());
-    assert!(run.elapsed < Duration::from_secs(8), "stopped late at {:?}:\n{}", run.elapsed, run.describe());
+    assert!(
+        run.elapsed >= Duration::from_millis(1900),
+        "stopped early at {:?}:\n{}",
+        run.elapsed,
+        run.describe()
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(8),
+        "stopped late at {:?}:\n{}",
+        run.elapsed,
+        run.describe()
+    );
     let summary = Summary::read(&json, &run);
     let duration_s = summary.f64("duration_s");
-    assert!((1.8..5.0).contains(&duration_s), "duration_s {duration_s} for -t 2s");
+    assert!(
+        (1.8..5.0).contains(&duration_s),
+        "duration_s {duration_s} for -t 2s"
+    );
     // 2 users at one message per 20 ms for ~2 s: about 200, allow a wide margin.
     let requests = summary.u64("publish.requests");
-    assert!((50..=260).contains(&requests), "requests {requests} for 2 users x 50/s x 2 s");
+    assert!(
+        (50..=260).contains(&requests),
+        "requests {requests} for 2 users x 50/s x 2 s"
+    );
     run.assert_printed_summary();
 }
 
@@ -40,15 +67,40 @@ fn message_limit_stops_the_run_at_exactly_that_many_publishes() {
     let json = dir.file("summary.json");
     let args = with(
         load_args(&broker.addr(), &json),
-        &["-u", "3", "--messages", "777", "--qos", "1", "--topic", "mqblast/limit", "--interval", "0", "-t", "60s"],
+        &[
+            "-u",
+            "3",
+            "--messages",
+            "777",
+            "--qos",
+            "1",
+            "--topic",
+            "mqblast/limit",
+            "--interval",
+            "0",
+            "-t",
+            "60s",
+        ],
     );
     let run = run_mqblast(&args, RUN_LIMIT);
     run.assert_code(0);
-    assert!(run.elapsed < Duration::from_secs(30), "the limit, not -t 60s, must stop it:\n{}", run.describe());
+    assert!(
+        run.elapsed < Duration::from_secs(30),
+        "the limit, not -t 60s, must stop it:\n{}",
+        run.describe()
+    );
     let summary = Summary::read(&json, &run);
     assert_eq!(summary.u64("publish.requests"), 777);
-    assert!(sub.wait_for(777, Duration::from_secs(10)), "got {}", sub.count());
-    assert_eq!(sub.settle(Duration::from_millis(300), Duration::from_secs(5)), 777, "no publish after the limit");
+    assert!(
+        sub.wait_for(777, Duration::from_secs(10)),
+        "got {}",
+        sub.count()
+    );
+    assert_eq!(
+        sub.settle(Duration::from_millis(300), Duration::from_secs(5)),
+        777,
+        "no publish after the limit"
+    );
 }
 
 #[test]
@@ -59,11 +111,27 @@ fn message_limit_with_an_interval_stops_as_soon_as_it_is_reached() {
     // 5 users x 10 ms: 50 messages take about 100 ms once everyone is connected.
     let args = with(
         load_args(&broker.addr(), &json),
-        &["-u", "5", "--messages", "50", "--qos", "0", "--interval", "10ms", "-t", "60s"],
+        &[
+            "-u",
+            "5",
+            "--messages",
+            "50",
+            "--qos",
+            "0",
+            "--interval",
+            "10ms",
+            "-t",
+            "60s",
+        ],
     );
     let run = run_mqblast(&args, RUN_LIMIT);
     run.assert_code(0);
-    assert!(run.elapsed < Duration::from_secs(10), "took {:?}:\n{}", run.elapsed, run.describe());
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}:\n{}",
+        run.elapsed,
+        run.describe()
+    );
     assert_eq!(Summary::read(&json, &run).u64("publish.requests"), 50);
 }
 
@@ -75,15 +143,40 @@ fn signal_stops_the_run_and_writes_the_summary(sig: libc::c_int) {
     let json = dir.file("summary.json");
     let args = with(
         load_args(&broker.addr(), &json),
-        &["-u", "2", "--qos", "1", "--topic", "mqblast/signal", "--interval", "10ms", "-t", "60s", "--stop-timeout", "5s"],
+        &[
+            "-u",
+            "2",
+            "--qos",
+            "1",
+            "--topic",
+            "mqblast/signal",
+            "--interval",
+            "10ms",
+            "-t",
+            "60s",
+            "--stop-timeout",
+            "5s",
+        ],
     );
     let running = spawn(mqblast_command(&args));
-    assert!(sub.wait_for(20, Duration::from_secs(30)), "no messages before the signal (got {})", sub.count());
+    assert!(
+        sub.wait_for(20, Duration::from_secs(30)),
+        "no messages before the signal (got {})",
+        sub.count()
+    );
     let signalled = Instant::now();
     running.signal(sig);
     let run = running.wait(Duration::from_secs(90));
-    assert!(signalled.elapsed() < Duration::from_secs(10), "took {:?} to stop after the signal", signalled.elapsed());
-    assert!(run.elapsed < Duration::from_secs(50), "ran to its -t instead of stopping:\n{}", run.describe());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop after the signal",
+        signalled.elapsed()
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(50),
+        "ran to its -t instead of stopping:\n{}",
+        run.describe()
+    );
 
     let summary = Summary::read(&json, &run);
     let failures = summary.u64("publish.failures") + summary.u64("connect.failures");
@@ -92,7 +185,10 @@ fn signal_stops_the_run_and_writes_the_summary(sig: libc::c_int) {
     assert!(requests > 0, "{}", summary.text());
     run.assert_printed_summary();
     assert!(
-        sub.wait_for(requests.saturating_sub(summary.u64("publish.failures")), Duration::from_secs(10)),
+        sub.wait_for(
+            requests.saturating_sub(summary.u64("publish.failures")),
+            Duration::from_secs(10)
+        ),
         "acknowledged publishes reached the subscriber"
     );
 }
@@ -113,14 +209,30 @@ fn stuck_run(dir: &TempDir, broker: &SilentBroker, stop_timeout: &str) -> (Runni
     let args = with(
         load_args(&broker.addr(), &json),
         &[
-            "-u", "2", "--qos", "1", "--interval", "0", "--max-inflight", "10",
-            "--timeout", "120s", "--stop-timeout", stop_timeout, "-t", "120s",
+            "-u",
+            "2",
+            "--qos",
+            "1",
+            "--interval",
+            "0",
+            "--max-inflight",
+            "10",
+            "--timeout",
+            "120s",
+            "--stop-timeout",
+            stop_timeout,
+            "-t",
+            "120s",
         ],
     );
     let running = spawn(mqblast_command(&args));
     let deadline = Instant::now() + Duration::from_secs(30);
     while broker.publishes() < 10 {
-        assert!(Instant::now() < deadline, "the silent broker saw only {} publishes", broker.publishes());
+        assert!(
+            Instant::now() < deadline,
+            "the silent broker saw only {} publishes",
+            broker.publishes()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     (running, json)
@@ -135,11 +247,21 @@ fn unacknowledged_publishes_become_failures_when_the_stop_timeout_ends() {
     running.signal(libc::SIGINT);
     let run = running.wait(Duration::from_secs(90));
     let waited = signalled.elapsed();
-    assert!(waited >= Duration::from_millis(1500), "did not wait for acks: stopped after {waited:?}");
-    assert!(waited < Duration::from_secs(10), "waited {waited:?} with --stop-timeout 2s");
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "did not wait for acks: stopped after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "waited {waited:?} with --stop-timeout 2s"
+    );
     run.assert_code(1);
     let summary = Summary::read(&json, &run);
-    assert!(summary.u64("publish.failures") >= 1, "the never-acked publishes are failures: {}", summary.text());
+    assert!(
+        summary.u64("publish.failures") >= 1,
+        "the never-acked publishes are failures: {}",
+        summary.text()
+    );
     assert!(summary.u64("publish.requests") >= 10);
 }
 
@@ -150,12 +272,23 @@ fn second_sigint_stops_at_once_and_still_prints_the_summary() {
     let (mut running, json) = stuck_run(&dir, &broker, "60s");
     running.signal(libc::SIGINT);
     std::thread::sleep(Duration::from_secs(1));
-    assert!(running.is_running(), "with acks outstanding and --stop-timeout 60s the first SIGINT waits");
+    assert!(
+        running.is_running(),
+        "with acks outstanding and --stop-timeout 60s the first SIGINT waits"
+    );
     let second = Instant::now();
     running.signal(libc::SIGINT);
     let run = running.wait(Duration::from_secs(60));
-    assert!(second.elapsed() < Duration::from_secs(5), "took {:?} after the second SIGINT", second.elapsed());
-    assert!(matches!(run.code, Some(0) | Some(1)), "exit code 0 or 1, not a signal death:\n{}", run.describe());
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "took {:?} after the second SIGINT",
+        second.elapsed()
+    );
+    assert!(
+        matches!(run.code, Some(0) | Some(1)),
+        "exit code 0 or 1, not a signal death:\n{}",
+        run.describe()
+    );
     run.assert_printed_summary();
     let summary = Summary::read(&json, &run);
     assert!(summary.u64("publish.requests") >= 10, "{}", summary.text());

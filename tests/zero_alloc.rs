@@ -56,8 +56,24 @@ fn allocs_on_this_thread() -> u64 {
 fn steady_state_allocations(qos: &str, messages: u64, warm_up: u64, measure_until: u64) -> u64 {
     let broker = common::Mosquitto::start();
     let args = [
-        "mqblast", "run", "-H", &broker.addr(), "-u", "4", "--messages", &messages.to_string(),
-        "--interval", "0", "--qos", qos, "--threads", "1", "--only-summary",
+        // All users connect at once (-r), so connection set-up is over before warm-up ends.
+        "mqblast",
+        "run",
+        "-H",
+        &broker.addr(),
+        "-u",
+        "4",
+        "-r",
+        "100000",
+        "--messages",
+        &messages.to_string(),
+        "--interval",
+        "0",
+        "--qos",
+        qos,
+        "--threads",
+        "1",
+        "--only-summary",
     ];
     let plan = match config::parse_from(args, &|_: &str| None) {
         Ok(Command::Run(plan)) => Arc::new(*plan),
@@ -73,7 +89,8 @@ fn steady_state_allocations(qos: &str, messages: u64, warm_up: u64, measure_unti
     let recycle_rx = recycle_rxs.into_iter().next().unwrap();
     let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start);
     let clients = clients_of(plan.users, 1, 0);
-    let (worker, _waker) = Worker::new(0, Arc::clone(&plan), control, &clients, &[addr], rec).unwrap();
+    let (worker, _waker) =
+        Worker::new(0, Arc::clone(&plan), control, &clients, &[addr], rec).unwrap();
 
     let (mut start, mut end) = (None, None);
     worker.run_observed(|published| {
@@ -85,7 +102,11 @@ fn steady_state_allocations(qos: &str, messages: u64, warm_up: u64, measure_unti
         }
     });
     let summary = merger.join().unwrap();
-    assert_eq!(mqblast::report::json::exit_code(&summary), 0, "the run itself must be clean");
+    assert_eq!(
+        mqblast::report::json::exit_code(&summary),
+        0,
+        "the run itself must be clean"
+    );
     end.expect("measured window reached") - start.expect("warm-up reached")
 }
 

@@ -33,13 +33,17 @@ pub struct TempDir {
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
         let path = std::env::temp_dir().join(format!(
             "mqblast-test-{label}-{}-{}-{nanos}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
         TempDir { path }
     }
 
@@ -69,7 +73,11 @@ impl Drop for TempDir {
 /// A loopback port nothing listens on right now (bind port 0, read it, close). Another process
 /// may take it before we use it; callers that start a server retry on "address in use".
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Wait until `127.0.0.1:port` accepts TCP connections, or `timeout` passes.
@@ -90,7 +98,16 @@ fn wait_for_listener(port: u16, timeout: Duration) -> bool {
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin", "/usr/local/bin"].map(PathBuf::from))
+        .chain(
+            [
+                "/usr/sbin",
+                "/usr/local/sbin",
+                "/sbin",
+                "/usr/bin",
+                "/usr/local/bin",
+            ]
+            .map(PathBuf::from),
+        )
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
@@ -175,7 +192,11 @@ impl Mosquitto {
                     .stdout(Stdio::null())
                     .status()
                     .expect("running mosquitto_passwd");
-                assert!(status.success(), "mosquitto_passwd -b {} {user} failed: {status}", file.display());
+                assert!(
+                    status.success(),
+                    "mosquitto_passwd -b {} {user} failed: {status}",
+                    file.display()
+                );
             }
             auth_lines = format!("allow_anonymous false\npassword_file {}\n", file.display());
             login = Some((HARNESS_USER.to_string(), password.to_string()));
@@ -216,12 +237,18 @@ impl Mosquitto {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    last_log = std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap_or_default();
+                    last_log = std::fs::read_to_string(dir.path().join("mosquitto.log"))
+                        .unwrap_or_default();
                     eprintln!("mosquitto exited at start ({status}), retrying:\n{last_log}");
                     break;
                 }
                 if wait_for_listener(port, Duration::from_millis(100)) {
-                    return Mosquitto { child, port, login, dir };
+                    return Mosquitto {
+                        child,
+                        port,
+                        login,
+                        dir,
+                    };
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
@@ -321,7 +348,11 @@ pub fn connect_packet(client_id: &str, login: Option<(&str, Option<&str>)>) -> V
 }
 
 fn ack_packet(kind: u8, pkid: u16) -> Vec<u8> {
-    let header = if kind == packet::PUBREL { 0b0110_0010 } else { kind << 4 };
+    let header = if kind == packet::PUBREL {
+        0b0110_0010
+    } else {
+        kind << 4
+    };
     frame(header, &pkid.to_be_bytes())
 }
 
@@ -350,7 +381,11 @@ pub fn take_packet(buf: &mut Vec<u8>) -> Option<(u8, Vec<u8>)> {
 }
 
 /// Read from `stream` until one packet is complete (or `timeout`).
-pub fn read_packet(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> std::io::Result<(u8, Vec<u8>)> {
+pub fn read_packet(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    timeout: Duration,
+) -> std::io::Result<(u8, Vec<u8>)> {
     let deadline = Instant::now() + timeout;
     let mut chunk = [0u8; 4096];
     loop {
@@ -375,12 +410,20 @@ pub fn read_packet(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration)
 }
 
 /// Connect a raw client and return the CONNACK return code (section 3.2.2.3), or the I/O error.
-pub fn connack_code(port: u16, client_id: &str, login: Option<(&str, Option<&str>)>) -> std::io::Result<u8> {
+pub fn connack_code(
+    port: u16,
+    client_id: &str,
+    login: Option<(&str, Option<&str>)>,
+) -> std::io::Result<u8> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.write_all(&connect_packet(client_id, login))?;
     let mut buf = Vec::new();
     let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5))?;
-    assert_eq!(header >> 4, packet::CONNACK, "expected CONNACK, got header {header:#04x}");
+    assert_eq!(
+        header >> 4,
+        packet::CONNACK,
+        "expected CONNACK, got header {header:#04x}"
+    );
     assert_eq!(body.len(), 2, "CONNACK body is 2 bytes");
     Ok(body[1])
 }
@@ -405,43 +448,86 @@ impl Subscriber {
         Self::connect(port, filter, qos, None)
     }
 
-    pub fn start_with_login(port: u16, filter: &str, qos: u8, user: &str, password: &str) -> Subscriber {
+    pub fn start_with_login(
+        port: u16,
+        filter: &str,
+        qos: u8,
+        user: &str,
+        password: &str,
+    ) -> Subscriber {
         Self::connect(port, filter, qos, Some((user, Some(password))))
     }
 
-    fn connect(port: u16, filter: &str, qos: u8, login: Option<(&str, Option<&str>)>) -> Subscriber {
+    fn connect(
+        port: u16,
+        filter: &str,
+        qos: u8,
+        login: Option<(&str, Option<&str>)>,
+    ) -> Subscriber {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let client_id = format!("harness-sub-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("subscriber: connecting to the broker");
+        let client_id = format!(
+            "harness-sub-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", port)).expect("subscriber: connecting to the broker");
         stream.set_nodelay(true).unwrap();
-        stream.write_all(&connect_packet(&client_id, login)).unwrap();
+        stream
+            .write_all(&connect_packet(&client_id, login))
+            .unwrap();
         let mut buf = Vec::new();
-        let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).expect("subscriber: CONNACK");
+        let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5))
+            .expect("subscriber: CONNACK");
         assert_eq!(header >> 4, packet::CONNACK, "subscriber: expected CONNACK");
-        assert_eq!(body.get(1), Some(&0), "subscriber: broker refused the connection");
+        assert_eq!(
+            body.get(1),
+            Some(&0),
+            "subscriber: broker refused the connection"
+        );
 
         let mut sub = Vec::new();
         sub.extend_from_slice(&1u16.to_be_bytes());
         push_str(&mut sub, filter);
         sub.push(qos);
         stream.write_all(&frame(0b1000_0010, &sub)).unwrap(); // SUBSCRIBE flags are 0010 (3.8.1)
-        let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).expect("subscriber: SUBACK");
-        assert_eq!(header >> 4, packet::SUBACK, "subscriber: expected SUBACK, got {header:#04x}");
-        assert_eq!(body.get(2), Some(&qos), "subscriber: SUBACK granted a different QoS");
+        let (header, body) =
+            read_packet(&mut stream, &mut buf, Duration::from_secs(5)).expect("subscriber: SUBACK");
+        assert_eq!(
+            header >> 4,
+            packet::SUBACK,
+            "subscriber: expected SUBACK, got {header:#04x}"
+        );
+        assert_eq!(
+            body.get(2),
+            Some(&qos),
+            "subscriber: SUBACK granted a different QoS"
+        );
 
         let received = Arc::new(AtomicU64::new(0));
         let not_json = Arc::new(AtomicU64::new(0));
         let error = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (received, not_json, error, stop) = (received.clone(), not_json.clone(), error.clone(), stop.clone());
+            let (received, not_json, error, stop) = (
+                received.clone(),
+                not_json.clone(),
+                error.clone(),
+                stop.clone(),
+            );
             std::thread::spawn(move || {
                 if let Err(e) = receive_loop(stream, buf, &received, &not_json, &stop) {
                     *error.lock().unwrap() = Some(e);
                 }
             })
         };
-        Subscriber { received, not_json, error, stop, thread: Some(thread) }
+        Subscriber {
+            received,
+            not_json,
+            error,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// PUBLISH packets received so far (duplicates included: an excess is a finding).
@@ -506,14 +592,21 @@ fn receive_loop(
     not_json: &AtomicU64,
     stop: &AtomicBool,
 ) -> Result<(), String> {
-    stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut replies = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         match stream.read(&mut chunk) {
             Ok(0) => return Err("subscriber: broker closed the connection".into()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
                 continue
             }
             Err(e) => return Err(format!("subscriber: read: {e}")),
@@ -527,7 +620,11 @@ fn receive_loop(
                     if qos > 0 {
                         let pkid = u16::from_be_bytes([body[at], body[at + 1]]);
                         at += 2;
-                        let kind = if qos == 1 { packet::PUBACK } else { packet::PUBREC };
+                        let kind = if qos == 1 {
+                            packet::PUBACK
+                        } else {
+                            packet::PUBREC
+                        };
                         replies.extend_from_slice(&ack_packet(kind, pkid));
                     }
                     if serde_json::from_slice::<serde_json::Value>(&body[at..]).is_err() {
@@ -544,7 +641,9 @@ fn receive_loop(
             }
         }
         if !replies.is_empty() {
-            stream.write_all(&replies).map_err(|e| format!("subscriber: write: {e}"))?;
+            stream
+                .write_all(&replies)
+                .map_err(|e| format!("subscriber: write: {e}"))?;
             replies.clear();
         }
     }
@@ -581,9 +680,13 @@ impl SilentBroker {
                     match listener.accept() {
                         Ok((stream, _)) => {
                             let (publishes, stop) = (publishes.clone(), stop.clone());
-                            conns.push(std::thread::spawn(move || silent_connection(stream, &publishes, &stop)));
+                            conns.push(std::thread::spawn(move || {
+                                silent_connection(stream, &publishes, &stop)
+                            }));
                         }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(10))
+                        }
                         Err(_) => std::thread::sleep(Duration::from_millis(10)),
                     }
                 }
@@ -592,7 +695,12 @@ impl SilentBroker {
                 }
             })
         };
-        SilentBroker { port, publishes, stop, thread: Some(thread) }
+        SilentBroker {
+            port,
+            publishes,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -622,7 +730,12 @@ fn silent_connection(mut stream: TcpStream, publishes: &AtomicU64, stop: &Atomic
         match stream.read(&mut chunk) {
             Ok(0) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
                 continue
             }
             Err(_) => return,
@@ -667,7 +780,10 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// developer's environment cannot change what a test runs.
 pub fn mqblast_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
     let mut cmd = Command::new(MQBLAST);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("MQBLAST_") {
             cmd.env_remove(key);
@@ -700,7 +816,9 @@ pub struct Finished {
 pub fn spawn(mut cmd: Command) -> Running {
     let command_line = format!("{:?}", cmd);
     let started = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {MQBLAST}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {MQBLAST}: {e}"));
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let stdout = std::thread::spawn(move || {
@@ -713,7 +831,13 @@ pub fn spawn(mut cmd: Command) -> Running {
         let _ = err.read_to_end(&mut s);
         String::from_utf8_lossy(&s).into_owned()
     });
-    Running { child, started, stdout: Some(stdout), stderr: Some(stderr), command_line }
+    Running {
+        child,
+        started,
+        stdout: Some(stdout),
+        stderr: Some(stderr),
+        command_line,
+    }
 }
 
 impl Running {
@@ -764,7 +888,11 @@ impl Running {
             "mqblast panicked:\n{}",
             finished.describe()
         );
-        assert!(!killed_by_harness, "mqblast did not exit within {limit:?}; killed:\n{}", finished.describe());
+        assert!(
+            !killed_by_harness,
+            "mqblast did not exit within {limit:?}; killed:\n{}",
+            finished.describe()
+        );
         finished
     }
 }
@@ -792,7 +920,12 @@ impl Finished {
     }
 
     pub fn assert_code(&self, expected: i32) -> &Self {
-        assert_eq!(self.code, Some(expected), "unexpected exit code:\n{}", self.describe());
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "unexpected exit code:\n{}",
+            self.describe()
+        );
         self
     }
 
@@ -813,7 +946,11 @@ impl Finished {
 
     /// Locust's final table was printed (its header has a "# reqs" column) on stderr.
     pub fn assert_printed_summary(&self) -> &Self {
-        assert!(self.stderr.contains("# reqs"), "no final summary table on stderr:\n{}", self.describe());
+        assert!(
+            self.stderr.contains("# reqs"),
+            "no final summary table on stderr:\n{}",
+            self.describe()
+        );
         self
     }
 
@@ -846,10 +983,19 @@ pub fn run_mqblast<S: AsRef<std::ffi::OsStr>>(args: &[S], limit: Duration) -> Fi
 /// The flags every load test passes: target broker, no UI, final summary only, a fast spawn
 /// rate (Locust's default of 1 user/s would make every test slow), and a JSON summary path.
 pub fn load_args(host: &str, json: &str) -> Vec<String> {
-    ["-H", host, "--headless", "--only-summary", "-r", "1000", "--json", json]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "-H",
+        host,
+        "--headless",
+        "--only-summary",
+        "-r",
+        "1000",
+        "--json",
+        json,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// Append more flags to an argument list.
@@ -871,10 +1017,15 @@ pub struct Summary {
 impl Summary {
     /// Read and parse the summary; on failure, the run's output is part of the message.
     pub fn read(path: &str, run: &Finished) -> Summary {
-        let text = std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("JSON summary {path} not written ({e}):\n{}", run.describe()));
-        let json = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("JSON summary {path} does not parse ({e}):\n{text}\n{}", run.describe()));
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+            panic!("JSON summary {path} not written ({e}):\n{}", run.describe())
+        });
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "JSON summary {path} does not parse ({e}):\n{text}\n{}",
+                run.describe()
+            )
+        });
         Summary { json, text }
     }
 
@@ -890,27 +1041,45 @@ impl Summary {
     pub fn u64(&self, dotted: &str) -> u64 {
         let v = self.get(dotted);
         v.as_u64()
-            .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
             .unwrap_or_else(|| panic!("`{dotted}` is not a whole number: {v}"))
     }
 
     pub fn f64(&self, dotted: &str) -> f64 {
         let v = self.get(dotted);
-        v.as_f64().unwrap_or_else(|| panic!("`{dotted}` is not a number: {v}"))
+        v.as_f64()
+            .unwrap_or_else(|| panic!("`{dotted}` is not a number: {v}"))
     }
 
     /// `errors`: reason text -> count.
     pub fn errors(&self) -> Vec<(String, u64)> {
-        let errors = self.get("errors").as_object().unwrap_or_else(|| panic!("`errors` is not an object:\n{}", self.text));
+        let errors = self
+            .get("errors")
+            .as_object()
+            .unwrap_or_else(|| panic!("`errors` is not an object:\n{}", self.text));
         errors
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or_else(|| panic!("error count for {k:?} is not a whole number"))))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_u64()
+                        .unwrap_or_else(|| panic!("error count for {k:?} is not a whole number")),
+                )
+            })
             .collect()
     }
 
     /// Total count of errors whose reason starts with `prefix`.
     pub fn errors_starting_with(&self, prefix: &str) -> u64 {
-        self.errors().iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, n)| n).sum()
+        self.errors()
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     pub fn text(&self) -> &str {
