@@ -15,4 +15,5 @@ pub mod payload;
 pub mod plan;
 pub mod report;
 pub mod signals;
+pub mod sink;
 pub mod stats;
