@@ -15,6 +15,7 @@ pub fn main() -> i32 {
     match config::parse() {
         Ok(Command::Run(plan)) => run(*plan),
         Ok(Command::Init) => init(),
+        Ok(Command::Sink(opts)) => sink(&opts),
         Ok(Command::PrintDefaultConfig) => {
             print!("{}", config::DEFAULT_CONFIG);
             0
@@ -38,6 +39,24 @@ fn init() -> i32 {
         Err(e) => {
             eprintln!("mqblast: error: {e}");
             EXIT_USAGE
+        }
+    }
+}
+
+/// `mqblast sink`: serve until Ctrl-C or `--run-for`, then print the totals.
+fn sink(opts: &crate::sink::SinkOptions) -> i32 {
+    signals::install();
+    match crate::sink::run(opts, &|| signals::received() > 0) {
+        Ok(t) => {
+            eprintln!(
+                "mqblast sink: {} connections, {} CONNECTs, PUBLISH QoS0/1/2 {}/{}/{}, {} bytes",
+                t.connections, t.connects, t.publishes[0], t.publishes[1], t.publishes[2], t.bytes
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("mqblast sink: error: cannot listen on {}: {e}", opts.listen);
+            1
         }
     }
 }

@@ -52,6 +52,8 @@ pub enum Command {
     Init,
     /// Print [`DEFAULT_CONFIG`].
     PrintDefaultConfig,
+    /// Run the calibration sink.
+    Sink(crate::sink::SinkOptions),
 }
 
 /// Why the command line or configuration was refused.
@@ -104,6 +106,31 @@ pub enum CliCommand {
     Init,
     /// Print configuration.
     Config(ConfigArgs),
+    #[command(about = crate::sink::ABOUT, long_about = crate::sink::LONG_ABOUT)]
+    Sink(SinkArgs),
+}
+
+/// `mqblast sink` flags.
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:1883")]
+    pub listen: String,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Delay every PUBACK, PUBREC and PUBCOMP by exactly this long (e.g. 5ms).
+    #[arg(long, value_name = "DURATION")]
+    pub ack_delay: Option<String>,
+    /// Stop reading all sockets for FOR every EVERY (e.g. 10s:1s).
+    #[arg(long, value_name = "EVERY:FOR")]
+    pub stall: Option<String>,
+    /// Stop by itself after this long (default: until Ctrl-C).
+    #[arg(long, value_name = "DURATION")]
+    pub run_for: Option<String>,
+    /// No per-second progress line.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `mqblast config` flags.
@@ -284,7 +311,41 @@ where
         }
         Some(CliCommand::Init) => Ok(Command::Init),
         Some(CliCommand::Config(_)) => Ok(Command::PrintDefaultConfig),
+        Some(CliCommand::Sink(args)) => sink_options(&args).map(Command::Sink),
     }
+}
+
+/// Validate `mqblast sink` flags.
+fn sink_options(args: &SinkArgs) -> Result<crate::sink::SinkOptions, ConfigError> {
+    let listen = args.listen.parse().map_err(|_| {
+        invalid(format!(
+            "--listen {}: expected ADDRESS:PORT, e.g. 127.0.0.1:1883",
+            args.listen
+        ))
+    })?;
+    let duration = |flag: &str, text: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+        text.as_deref()
+            .map(|t| parse_duration(t).map_err(|e| invalid(format!("{flag} {t}: {e}"))))
+            .transpose()
+    };
+    let stall = args
+        .stall
+        .as_deref()
+        .map(|t| crate::sink::parse_stall(t).map_err(|e| invalid(format!("--stall: {e}"))))
+        .transpose()?;
+    if args.threads == Some(0) {
+        return Err(invalid(
+            "--threads 0: at least one thread is needed".to_string(),
+        ));
+    }
+    Ok(crate::sink::SinkOptions {
+        listen,
+        threads: args.threads.unwrap_or(0),
+        ack_delay: duration("--ack-delay", &args.ack_delay)?.unwrap_or(Duration::ZERO),
+        stall,
+        run_for: duration("--run-for", &args.run_for)?,
+        quiet: args.quiet,
+    })
 }
 
 /// `mqblast init`: write [`DEFAULT_CONFIG`] to `path`, refusing to overwrite anything.

@@ -61,33 +61,8 @@ pub fn parse_stall(s: &str) -> Result<Stall, String> {
     Ok(Stall { every, duration })
 }
 
-/// Parse a duration: `250ms`, `1.5s`, `2m`, or a plain number of seconds (`3` = 3 s).
-///
-/// # Errors
-/// A message quoting the input when it is empty, negative, not a number, or has an unknown
-/// unit.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let text = s.trim();
-    let digits_end = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let seconds_per_unit = match unit {
-        "ms" => 1e-3,
-        "s" | "" => 1.0,
-        "m" => 60.0,
-        _ => {
-            return Err(format!(
-                "duration {s:?} has an unknown unit (use ms, s or m)"
-            ))
-        }
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("duration {s:?} is not a number with ms, s or m"))?;
-    Duration::try_from_secs_f64(value * seconds_per_unit)
-        .map_err(|_| format!("duration {s:?} is out of range"))
-}
+/// Durations are parsed as everywhere else in mqblast (`250ms`, `1.5s`, `2m`, `3` = 3 s).
+pub use crate::config::parse_duration;
 
 /// Saturating nanoseconds of a duration (584 years fit in a u64).
 pub(crate) fn duration_ns(d: Duration) -> u64 {
