@@ -194,8 +194,9 @@ fn merge_available() -> bool {
     ok
 }
 
-/// A load plan that ends by message count, so every count is exact. Paced (20 ms per user),
-/// so every client connects before the budget is spent.
+/// A load plan that ends by message count, so every count is exact. Paced (20 ms per user)
+/// and on one worker, so every client connects before the budget is spent (workers claim the
+/// message budget in chunks: a second worker may find none left and end before connecting).
 fn plan_args(broker: &str, users: u32, messages: u64) -> Vec<String> {
     [
         "-H",
@@ -208,6 +209,8 @@ fn plan_args(broker: &str, users: u32, messages: u64) -> Vec<String> {
         &messages.to_string(),
         "--interval",
         "20ms",
+        "--threads",
+        "1",
         "--qos",
         "1",
         "--topic",
@@ -407,6 +410,8 @@ fn a_shard_waits_for_its_start_time_and_runs_its_own_clients() {
             "40",
             "--interval",
             "100ms",
+            "--threads",
+            "1",
             "--shard",
             "2/2",
             "--start-at",
