@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite the way CI does: makes sure the broker the integration tests need
-# (mosquitto, plus mosquitto_pub from mosquitto-clients for the harness self-tests) is
-# installed, then runs `cargo test`. Extra arguments are passed to `cargo test`, e.g.
+# (mosquitto, plus mosquitto_pub from mosquitto-clients for the harness self-tests) and ssh
+# (openssh-server and openssh-client, for the multi-host tests) are installed, then runs
+# `cargo test`. Extra arguments are passed to `cargo test`, e.g.
 #   scripts/test.sh --test accounting -- --nocapture
 #
 # Profile: debug by default (MQBLAST_TEST_PROFILE=release to change). Measured from a cold
@@ -35,6 +36,10 @@ missing=()
 have mosquitto || missing+=(mosquitto)            # also provides mosquitto_passwd
 have mosquitto_passwd || missing+=(mosquitto)
 have mosquitto_pub || missing+=(mosquitto-clients)
+# tests/cluster.rs runs scripts/run_cluster.sh over a private sshd on loopback.
+have sshd || missing+=(openssh-server)
+have ssh || missing+=(openssh-client)
+have ssh-keygen || missing+=(openssh-client)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "scripts/test.sh: installing ${missing[*]}" >&2
     install_packages $(printf '%s\n' "${missing[@]}" | sort -u)

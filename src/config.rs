@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::limits::RESERVED_FDS;
 use crate::payload::{self, Payload};
 use crate::plan::{HostPort, Plan};
+use crate::shard::{self, Shard};
 
 /// The commented default configuration (`mqblast config --default`, `mqblast init`).
 pub const DEFAULT_CONFIG: &str = include_str!("../config.toml");
@@ -217,6 +218,12 @@ pub struct RunArgs {
     /// "Type" column label of the statistics table [default: MQTT] [env: MQBLAST_REQUEST_TYPE]
     #[arg(long, value_name = "LABEL")]
     pub request_type: Option<String>,
+    /// Run only the K-th of N equal parts of the plan, K in 1..=N (one per host or process): users, --messages and --spawn-rate are divided, client indexes (ids, topics) offset, device tokens split; fewer tokens than shards is an error [env: MQBLAST_SHARD]
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Wait until this wall-clock time (milliseconds since the Unix epoch) before connecting, so several hosts start together; more than 1 s in the past is an error [env: MQBLAST_START_AT]
+    #[arg(long, value_name = "EPOCH_MS")]
+    pub start_at: Option<String>,
 }
 
 impl RunArgs {
@@ -244,6 +251,8 @@ impl RunArgs {
             "stop_timeout" => &self.stop_timeout,
             "json" => &self.json,
             "request_type" => &self.request_type,
+            "shard" => &self.shard,
+            "start_at" => &self.start_at,
             "only_summary" => return self.only_summary.then(|| "true".to_string()),
             _ => return None,
         };
@@ -449,6 +458,8 @@ const KEYS: &[Key] = &[
         key("request_type", "--request-type", "MQBLAST_REQUEST_TYPE"),
         "MQTT",
     ),
+    key("shard", "--shard", "MQBLAST_SHARD"),
+    key("start_at", "--start-at", "MQBLAST_START_AT"),
 ];
 
 fn find_key(name: &str) -> Option<&'static Key> {
@@ -844,6 +855,11 @@ pub fn build_plan(
     let stop_timeout = required("stop_timeout")?.duration()?;
     let json_path = optional_path(get("json"), ctx)?;
     let request_type = non_empty_text(&required("request_type")?)?;
+    let start_at_epoch_ms = resolve_start_at(get("start_at"))?;
+    let part = resolve_shard(get("shard"), users, messages, spawn_rate, tokens)?;
+    let (users, messages, spawn_rate, tokens) =
+        (part.users, part.messages, part.spawn_rate, part.tokens);
+    let threads = threads.min(users.max(1) as usize);
     check_open_files(users, &users_raw, hosts.is_empty(), ctx.open_files_limit)?;
 
     let mut plan = Plan {
@@ -869,6 +885,9 @@ pub fn build_plan(
         json_path,
         request_type,
         effective_config: serde_json::Value::Null,
+        shard: part.shard,
+        client_index_offset: part.client_index_offset,
+        start_at_epoch_ms,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
@@ -1153,6 +1172,81 @@ fn check_open_files(
     )))
 }
 
+/// This process's part of the plan: everything when no `--shard` is given.
+struct ShardPart {
+    shard: Option<Shard>,
+    users: u32,
+    messages: Option<u64>,
+    spawn_rate: f64,
+    tokens: Vec<String>,
+    client_index_offset: u64,
+}
+
+/// Divide users, the message limit and the spawn rate, offset client indexes and split the
+/// tokens for `--shard K/N` (see [`crate::shard`]). Every shard needs at least one user, one
+/// message (with a limit) and one token (with tokens), or it would run a different plan; the
+/// check is on the whole split, so all shards refuse it alike instead of some running.
+fn resolve_shard(
+    raw: Option<Raw>,
+    users: u32,
+    messages: Option<u64>,
+    spawn_rate: f64,
+    tokens: Vec<String>,
+) -> Result<ShardPart, ConfigError> {
+    let Some(raw) = raw.filter(|raw| !raw.is_blank()) else {
+        return Ok(ShardPart {
+            shard: None,
+            users,
+            messages,
+            spawn_rate,
+            tokens,
+            client_index_offset: 0,
+        });
+    };
+    let shard = shard::parse_shard(&raw.text()?).map_err(|problem| raw.fail(problem))?;
+    if users < shard.count {
+        return Err(raw.fail(format!(
+            "{users} users cannot be split over {} shards: each shard needs at least one user",
+            shard.count
+        )));
+    }
+    if messages.is_some_and(|total| total < u64::from(shard.count)) {
+        return Err(raw.fail(format!(
+            "--messages {} cannot be split over {} shards: each shard needs at least one message",
+            messages.unwrap_or(0),
+            shard.count
+        )));
+    }
+    let clients = shard::range_of(users.into(), shard);
+    let shard_users = clients.end - clients.start;
+    let shard_messages = messages.map(|total| shard::share_of(total, shard));
+    let tokens = match tokens.is_empty() {
+        true => tokens,
+        false => shard::tokens_of(&tokens, shard).map_err(|problem| raw.fail(problem))?,
+    };
+    Ok(ShardPart {
+        shard: Some(shard),
+        users: shard_users as u32,
+        messages: shard_messages,
+        spawn_rate: shard::spawn_rate_of(spawn_rate, shard_users, users.into()),
+        tokens,
+        client_index_offset: clients.start,
+    })
+}
+
+/// Epoch milliseconds; more than [`shard::START_AT_TOLERANCE`] in the past is refused here,
+/// before anything starts, because this host would start later than the others.
+fn resolve_start_at(raw: Option<Raw>) -> Result<Option<u64>, ConfigError> {
+    let Some(raw) = raw.filter(|raw| !raw.is_blank()) else {
+        return Ok(None);
+    };
+    let start_at_ms = raw.whole().map_err(|_| {
+        raw.fail("expected milliseconds since the Unix epoch, e.g. $(( $(date +%s) + 10 ))000")
+    })?;
+    shard::wait_until(start_at_ms, shard::now_epoch_ms()).map_err(|problem| raw.fail(problem))?;
+    Ok(Some(start_at_ms))
+}
+
 /// The effective settings, secrets redacted, in config.toml key names and value syntax.
 fn effective_config(
     plan: &Plan,
@@ -1188,6 +1282,8 @@ fn effective_config(
         "stop_timeout": format_duration(plan.stop_timeout),
         "json": path(plan.json_path.as_deref()),
         "request_type": plan.request_type,
+        "shard": plan.shard.map(|shard| shard.to_string()),
+        "start_at": plan.start_at_epoch_ms,
     })
 }
 
@@ -1940,6 +2036,115 @@ pub(crate) mod tests {
         assert!(dir
             .plan(&["--password", "p", "--username", "u"], &[])
             .is_ok());
+    }
+
+    // ---- shards ----
+
+    #[test]
+    fn shards_divide_users_messages_and_spawn_rate_exactly() {
+        let dir = TestDir::new();
+        let plans: Vec<Plan> = (1..=3)
+            .map(|k| {
+                let shard = format!("{k}/3");
+                let args = [
+                    "-u",
+                    "10",
+                    "--messages",
+                    "100",
+                    "-r",
+                    "30",
+                    "--shard",
+                    &shard,
+                ];
+                dir.plan(&args, &[]).unwrap()
+            })
+            .collect();
+        let users: Vec<u32> = plans.iter().map(|p| p.users).collect();
+        assert_eq!(users, vec![4, 3, 3]);
+        let messages: Vec<u64> = plans.iter().map(|p| p.messages.unwrap()).collect();
+        assert_eq!(messages, vec![34, 33, 33]);
+        let offsets: Vec<u64> = plans.iter().map(|p| p.client_index_offset).collect();
+        assert_eq!(offsets, vec![0, 4, 7]);
+        let rate: f64 = plans.iter().map(|p| p.spawn_rate).sum();
+        assert!((rate - 30.0).abs() < 1e-9);
+        assert_eq!(plans[1].effective_config["shard"], "2/3");
+        assert_eq!(plans[1].effective_config["users"], 3);
+    }
+
+    #[test]
+    fn shards_split_the_tokens_and_keep_each_clients_token() {
+        let dir = TestDir::new();
+        let tokens = "t0,t1,t2,t3,t4";
+        let plan = |k: &str| {
+            dir.plan(&["-u", "5", "--tokens", tokens, "--shard", k], &[])
+                .unwrap()
+        };
+        let (first, second) = (plan("1/2"), plan("2/2"));
+        assert_eq!(first.tokens, vec!["t0", "t1", "t2"]);
+        assert_eq!(second.tokens, vec!["t3", "t4"]);
+        assert_eq!(second.client_index_offset, 3);
+        assert_eq!(second.token_for(3), "t3");
+        assert_eq!(second.username_for(4), Some("t4"));
+    }
+
+    #[test]
+    fn a_shard_that_would_get_nothing_is_refused() {
+        let dir = TestDir::new();
+        assert_eq!(
+            dir.error(&["-u", "2", "--shard", "3/3"], &[]),
+            "--shard 3/3: 2 users cannot be split over 3 shards: each shard needs at least one user"
+        );
+        assert!(dir
+            .error(&["-u", "4", "--messages", "2", "--shard", "1/3"], &[])
+            .contains("--messages 2 cannot be split over 3 shards"));
+        assert!(dir
+            .error(&["-u", "4", "--tokens", "a,b", "--shard", "1/3"], &[])
+            .starts_with("--shard 1/3: 2 device tokens cannot be split over 3 shards"));
+        assert!(dir
+            .error(&["--shard", "0/3"], &[])
+            .starts_with("--shard 0/3: expected K/N"));
+        assert!(dir
+            .error(&[], &[("MQBLAST_SHARD", "4/3")])
+            .starts_with("MQBLAST_SHARD=4/3: expected K/N"));
+    }
+
+    #[test]
+    fn a_client_id_without_i_is_refused_when_the_whole_plan_has_several_users() {
+        let dir = TestDir::new();
+        assert!(dir
+            .error(&["-u", "2", "--client-id", "dev", "--shard", "1/2"], &[])
+            .contains("add {i}"));
+    }
+
+    #[test]
+    fn without_a_shard_the_plan_is_whole() {
+        let plan = TestDir::new().plan(&["-u", "7"], &[]).unwrap();
+        assert_eq!((plan.shard, plan.client_index_offset), (None, 0));
+        assert_eq!(plan.effective_config["shard"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_start_time_ahead_is_kept_and_one_in_the_past_is_refused() {
+        let dir = TestDir::new();
+        let ahead = (shard::now_epoch_ms() + 60_000).to_string();
+        let plan = dir.plan(&["--start-at", &ahead], &[]).unwrap();
+        assert_eq!(plan.start_at_epoch_ms, Some(ahead.parse().unwrap()));
+        assert_eq!(
+            plan.effective_config["start_at"],
+            ahead.parse::<u64>().unwrap()
+        );
+        let past = (shard::now_epoch_ms() - 5_000).to_string();
+        let err = dir.error(&["--start-at", &past], &[]);
+        assert!(
+            err.starts_with(&format!(
+                "--start-at {past}: the start time is 5.0 s in the past"
+            )),
+            "{err}"
+        );
+        dir.write("config.toml", "start_at = \"soon\"\n");
+        assert!(dir
+            .error(&[], &[])
+            .contains("expected milliseconds since the Unix epoch"));
     }
 
     // ---- tokens ----

@@ -14,6 +14,7 @@ pub mod mqtt;
 pub mod payload;
 pub mod plan;
 pub mod report;
+pub mod shard;
 pub mod signals;
 pub mod sink;
 pub mod stats;

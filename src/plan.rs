@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::payload::Payload;
+use crate::shard::Shard;
 
 /// One broker address as the user wrote it (`host:port`); resolved when the run starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +70,16 @@ pub struct Plan {
     pub request_type: String,
     /// The effective configuration with secrets redacted, copied into the JSON summary.
     pub effective_config: serde_json::Value,
+    /// `--shard K/N`: this process runs the K-th of N parts of a larger plan. `users`,
+    /// `messages`, `spawn_rate` and `tokens` above are already this shard's part.
+    pub shard: Option<Shard>,
+    /// Global index of this process's first client: client i of this process is client
+    /// `client_index_offset + i` of the whole plan (ids, topics, `{i}`), so shards never share
+    /// a client id. 0 without `--shard`.
+    pub client_index_offset: u64,
+    /// `--start-at`: wall-clock epoch milliseconds to wait for before connecting, so every
+    /// shard of a multi-host run starts together.
+    pub start_at_epoch_ms: Option<u64>,
 }
 
 impl Plan {
@@ -77,16 +88,18 @@ impl Plan {
         if self.tokens.is_empty() {
             self.username.as_deref()
         } else {
-            Some(&self.tokens[(index % self.tokens.len() as u64) as usize])
+            Some(self.token_for(index))
         }
     }
 
-    /// Device token of client `index` ("" when none), for templates.
+    /// Device token of client `index` ("" when none), for templates. Round-robin over this
+    /// process's tokens from its first client, so a shard whose tokens and clients are the same
+    /// slice of the whole gives client i the token it would have had unsharded.
     pub fn token_for(&self, index: u64) -> &str {
         if self.tokens.is_empty() {
-            ""
-        } else {
-            &self.tokens[(index % self.tokens.len() as u64) as usize]
+            return "";
         }
+        let local = index.saturating_sub(self.client_index_offset);
+        &self.tokens[(local % self.tokens.len() as u64) as usize]
     }
 }

@@ -28,7 +28,8 @@ const CONTROL_TICK: Duration = Duration::from_millis(20);
 /// After the stop timeout, how long workers get to disconnect before they are aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Clients of worker `w` out of `threads`: every `threads`-th global index from `w`.
+/// Clients of worker `w` out of `threads`: every `threads`-th index of this process from `w`.
+/// Under `--shard` these are shard-local; `Worker::new` adds `plan.client_index_offset`.
 pub fn clients_of(users: u32, threads: usize, w: usize) -> Vec<u64> {
     (w as u64..users as u64).step_by(threads.max(1)).collect()
 }

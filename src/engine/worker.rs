@@ -78,7 +78,10 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Build a worker for the given global client indexes. Allocates everything the run needs.
+    /// Build a worker for the given client indexes of this process (`engine::clients_of`).
+    /// Allocates everything the run needs. A shard's client i is client
+    /// `plan.client_index_offset + i` of the whole plan (its id, topic and `{i}`); its spawn
+    /// time still counts from this process's first client.
     pub fn new(
         id: usize,
         plan: Arc<Plan>,
@@ -91,7 +94,8 @@ impl Worker {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut conns = Vec::with_capacity(clients.len());
         let mut timers = BinaryHeap::with_capacity(clients.len() + 1);
-        for (slot, &index) in clients.iter().enumerate() {
+        for (slot, &local) in clients.iter().enumerate() {
+            let index = plan.client_index_offset + local;
             let client_id = client_id_of(&plan, index);
             let vars = ClientVars {
                 index,
@@ -101,7 +105,7 @@ impl Worker {
             let frames = payload::build_frames(&plan, &vars);
             let addr = addrs[(index % addrs.len() as u64) as usize];
             conns.push(Conn::new(index, addr, frames, plan.max_inflight));
-            let spawn_ns = (index as f64 / plan.spawn_rate * 1e9) as u64;
+            let spawn_ns = (local as f64 / plan.spawn_rate * 1e9) as u64;
             timers.push(Reverse((spawn_ns, slot as u32)));
         }
         let n = conns.len();
