@@ -33,8 +33,8 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 const HOUSEKEEPING_NS: u64 = 100_000_000;
 /// Most events handled per poll.
 const EVENTS: usize = 1024;
-/// Messages claimed from the global budget at a time.
-const BUDGET_CHUNK: u64 = 32;
+/// Most messages claimed from the global budget at a time (see `budget_chunk`).
+const BUDGET_CHUNK_MAX: u64 = 32;
 
 /// Why the loop ended, for the last flush of in-flight publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,9 @@ pub struct Worker {
     drain: Drain,
     interval_ns: u64,
     timeout_ns: u64,
+    /// Messages claimed at a time: small enough that a small `--messages` is spread over
+    /// every user (about 8 claims per user), at most `BUDGET_CHUNK_MAX`.
+    budget_chunk: u64,
     next_housekeeping_ns: u64,
 }
 
@@ -117,6 +120,7 @@ impl Worker {
             live: n as u32,
             conns,
             interval_ns: plan.interval.as_nanos() as u64,
+            budget_chunk: budget_chunk(&plan),
             timeout_ns: plan.timeout.as_nanos() as u64,
             plan,
             control,
@@ -426,7 +430,7 @@ impl Worker {
 
     fn take_budget(&mut self) -> bool {
         if self.local_budget == 0 {
-            self.local_budget = self.control.claim(BUDGET_CHUNK);
+            self.local_budget = self.control.claim(self.budget_chunk);
             if self.local_budget == 0 {
                 return false;
             }
@@ -778,6 +782,11 @@ pub fn client_id_of(plan: &Plan, index: u64) -> String {
         client_id: "",
     };
     payload::render(&plan.client_id, &vars)
+}
+
+fn budget_chunk(plan: &Plan) -> u64 {
+    let per_user = plan.messages.unwrap_or(u64::MAX) / (plan.users as u64 * 8).max(1);
+    per_user.clamp(1, BUDGET_CHUNK_MAX)
 }
 
 fn errno(e: &io::Error) -> i32 {
