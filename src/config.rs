@@ -54,6 +54,12 @@ pub enum Command {
     PrintDefaultConfig,
     /// Run the calibration sink.
     Sink(crate::sink::SinkOptions),
+    /// Render reports from a saved result.
+    Report(crate::report::commands::ReportArgs),
+    /// Merge saved results.
+    Merge(crate::report::commands::MergeArgs),
+    /// Compare two saved results.
+    Compare(crate::report::commands::CompareArgs),
 }
 
 /// Why the command line or configuration was refused.
@@ -108,6 +114,12 @@ pub enum CliCommand {
     Config(ConfigArgs),
     #[command(about = crate::sink::ABOUT, long_about = crate::sink::LONG_ABOUT)]
     Sink(SinkArgs),
+    /// Render reports (HTML, CSV, HDR interval log) from a saved result file.
+    Report(crate::report::commands::ReportArgs),
+    /// Merge result files from several hosts or runs exactly into one.
+    Merge(crate::report::commands::MergeArgs),
+    /// Compare two result files: a Markdown table, optional HTML, CI regression check.
+    Compare(crate::report::commands::CompareArgs),
 }
 
 /// `mqblast sink` flags.
@@ -217,6 +229,18 @@ pub struct RunArgs {
     /// "Type" column label of the statistics table [default: MQTT] [env: MQBLAST_REQUEST_TYPE]
     #[arg(long, value_name = "LABEL")]
     pub request_type: Option<String>,
+    /// Write Locust-compatible CSVs PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv [env: MQBLAST_CSV]
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<String>,
+    /// CSV history: a row per metric every second, not only Aggregated [env: MQBLAST_CSV_FULL_HISTORY]
+    #[arg(long)]
+    pub csv_full_history: bool,
+    /// Write the HdrHistogram interval log (tags publish, connect, lag) to FILE [env: MQBLAST_HLOG]
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<String>,
+    /// Write the self-contained HTML report to FILE [env: MQBLAST_HTML]
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<String>,
 }
 
 impl RunArgs {
@@ -245,6 +269,10 @@ impl RunArgs {
             "json" => &self.json,
             "request_type" => &self.request_type,
             "only_summary" => return self.only_summary.then(|| "true".to_string()),
+            "csv" => &self.csv,
+            "hlog" => &self.hlog,
+            "html" => &self.html,
+            "csv_full_history" => return self.csv_full_history.then(|| "true".to_string()),
             _ => return None,
         };
         text.clone()
@@ -312,6 +340,9 @@ where
         Some(CliCommand::Init) => Ok(Command::Init),
         Some(CliCommand::Config(_)) => Ok(Command::PrintDefaultConfig),
         Some(CliCommand::Sink(args)) => sink_options(&args).map(Command::Sink),
+        Some(CliCommand::Report(args)) => Ok(Command::Report(args)),
+        Some(CliCommand::Merge(args)) => Ok(Command::Merge(args)),
+        Some(CliCommand::Compare(args)) => Ok(Command::Compare(args)),
     }
 }
 
@@ -449,6 +480,17 @@ const KEYS: &[Key] = &[
         key("request_type", "--request-type", "MQBLAST_REQUEST_TYPE"),
         "MQTT",
     ),
+    key("csv", "--csv", "MQBLAST_CSV"),
+    with_default(
+        key(
+            "csv_full_history",
+            "--csv-full-history",
+            "MQBLAST_CSV_FULL_HISTORY",
+        ),
+        "false",
+    ),
+    key("hlog", "--hlog", "MQBLAST_HLOG"),
+    key("html", "--html", "MQBLAST_HTML"),
 ];
 
 fn find_key(name: &str) -> Option<&'static Key> {
@@ -844,6 +886,10 @@ pub fn build_plan(
     let stop_timeout = required("stop_timeout")?.duration()?;
     let json_path = optional_path(get("json"), ctx)?;
     let request_type = non_empty_text(&required("request_type")?)?;
+    let csv_prefix = optional_path(get("csv"), ctx)?;
+    let csv_full_history = required("csv_full_history")?.boolean()?;
+    let hlog_path = optional_path(get("hlog"), ctx)?;
+    let html_path = optional_path(get("html"), ctx)?;
     check_open_files(users, &users_raw, hosts.is_empty(), ctx.open_files_limit)?;
 
     let mut plan = Plan {
@@ -869,6 +915,10 @@ pub fn build_plan(
         json_path,
         request_type,
         effective_config: serde_json::Value::Null,
+        csv_prefix,
+        csv_full_history,
+        hlog_path,
+        html_path,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
@@ -1188,6 +1238,10 @@ fn effective_config(
         "stop_timeout": format_duration(plan.stop_timeout),
         "json": path(plan.json_path.as_deref()),
         "request_type": plan.request_type,
+        "csv": path(plan.csv_prefix.as_deref()),
+        "csv_full_history": plan.csv_full_history,
+        "hlog": path(plan.hlog_path.as_deref()),
+        "html": path(plan.html_path.as_deref()),
     })
 }
 

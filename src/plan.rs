@@ -69,6 +69,14 @@ pub struct Plan {
     pub request_type: String,
     /// The effective configuration with secrets redacted, copied into the JSON summary.
     pub effective_config: serde_json::Value,
+    /// Write Locust-compatible CSV files `PREFIX_stats.csv`, ... (`--csv PREFIX`).
+    pub csv_prefix: Option<PathBuf>,
+    /// CSV history: a row per metric every second, not only the Aggregated row.
+    pub csv_full_history: bool,
+    /// Write the HdrHistogram interval log here.
+    pub hlog_path: Option<PathBuf>,
+    /// Write the self-contained HTML report here.
+    pub html_path: Option<PathBuf>,
 }
 
 impl Plan {
