@@ -461,9 +461,9 @@ mod tests {
     #[test]
     fn failures_beyond_the_kept_reasons_are_reported_as_one_line_per_metric() {
         let mut errors = HashMap::new();
-        errors.insert(Failure::AckTimeout, 2);
-        errors.insert(Failure::ConnectTimeout, 5);
-        let counts = error_counts(&errors, &[0, 7]);
+        errors.insert(Failure::AckTimeout, (2, 1, 3));
+        errors.insert(Failure::ConnectTimeout, (5, 1, 1));
+        let counts = error_counts(&errors, &[0, 7], &[(u64::MAX, 0), (2, 4)]);
         assert_eq!(
             counts.iter().map(|e| e.count).collect::<Vec<_>>(),
             vec![7, 5, 2]
@@ -472,5 +472,7 @@ mod tests {
         assert!(counts[0]
             .reason
             .starts_with("publish failed, reason not kept"));
+        assert_eq!((counts[0].first_seen_s, counts[0].last_seen_s), (2, 4));
+        assert_eq!((counts[2].first_seen_s, counts[2].last_seen_s), (1, 3));
     }
 }
