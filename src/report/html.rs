@@ -13,8 +13,8 @@ use hdrhistogram::Histogram;
 use serde_json::Value;
 
 use super::compare;
+use super::console::format_ms;
 use super::console::{quantile_us, PERCENTILES};
-use super::csv::ms;
 use super::json::unix_s;
 use super::result::RunResult;
 use super::svg::{escape, line_chart, Series, XAxis, PALETTE};
@@ -26,7 +26,7 @@ const STYLE: &str = "\
 header{background:#0f172a;color:#f8fafc;padding:22px 32px}header h1{margin:0;font-size:22px;font-weight:600}\
 header p{margin:4px 0 0;color:#cbd5e1}main{padding:20px 32px 40px;max-width:1500px;margin:0 auto}\
 h2{font-size:16px;margin:28px 0 10px;font-weight:600}\
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:12px}\
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px}\
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px}\
 .card .k{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}\
 .card .v{font-size:22px;font-weight:600;margin-top:2px}.card .v.bad{color:var(--bad)}\
@@ -107,7 +107,12 @@ pub fn utc(at: SystemTime) -> String {
 
 fn cards(s: &Summary) -> String {
     let publish = s.metric(Metric::Publish);
-    let p = |q| format!("{} ms", ms(quantile_us(&publish.latency_us, q) as f64));
+    let p = |q| {
+        format!(
+            "{} ms",
+            format_ms(quantile_us(&publish.latency_us, q) as f64)
+        )
+    };
     let failures = s.failures();
     let fail_ratio = if s.requests() == 0 {
         0.0
@@ -128,7 +133,7 @@ fn cards(s: &Summary) -> String {
         ("Max connected", s.max_connected_users.to_string(), false),
         (
             "Schedule lag p99",
-            format!("{} ms", ms(quantile_us(&s.lag_us, 0.99) as f64)),
+            format!("{} ms", format_ms(quantile_us(&s.lag_us, 0.99) as f64)),
             false,
         ),
     ];
@@ -254,16 +259,18 @@ pub fn nines(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 }
 
 fn table(head: &[&str], rows: &[Vec<String>], total: Option<Vec<String>>) -> String {
+    // Names and texts read left-aligned, numbers right-aligned.
+    let left = |i: usize| i < 2 || head.get(i) == Some(&"Error");
     let mut out = String::from("<div class=\"scroll\"><table><thead><tr>");
     for (i, h) in head.iter().enumerate() {
-        let class = if i < 2 { " class=\"l\"" } else { "" };
+        let class = if left(i) { " class=\"l\"" } else { "" };
         let _ = write!(out, "<th{class}>{}</th>", escape(h));
     }
     out.push_str("</tr></thead><tbody>");
     let mut push_row = |row: &[String], class: &str| {
         let _ = write!(out, "<tr{class}>");
         for (i, cell) in row.iter().enumerate() {
-            let class = if i < 2 { " class=\"l\"" } else { "" };
+            let class = if left(i) { " class=\"l\"" } else { "" };
             let _ = write!(out, "<td{class}>{}</td>", escape(cell));
         }
         out.push_str("</tr>");
@@ -288,23 +295,15 @@ fn aggregated(s: &Summary) -> Histogram<u64> {
 
 fn stats_table(s: &Summary) -> String {
     let row = |t: &str, name: &str, req: u64, fail: u64, h: &Histogram<u64>, rps: f64, fps: f64| {
-        let q = |q| ms(quantile_us(h, q) as f64);
+        let q = |q| format_ms(quantile_us(h, q) as f64);
         vec![
             t.to_string(),
             name.to_string(),
             req.to_string(),
             fail.to_string(),
             q(0.5),
-            if h.is_empty() {
-                "0".into()
-            } else {
-                ms(h.mean())
-            },
-            if h.is_empty() {
-                "0".into()
-            } else {
-                ms(h.min() as f64)
-            },
+            format_ms(h.mean()),
+            format_ms(quantile_us(h, 0.0) as f64),
             q(1.0),
             format!("{rps:.2}"),
             format!("{fps:.2}"),
@@ -361,7 +360,7 @@ fn percentile_table(s: &Summary) -> String {
         cells.extend(
             PERCENTILES
                 .iter()
-                .map(|&(q, _)| ms(quantile_us(h, q) as f64)),
+                .map(|&(q, _)| format_ms(quantile_us(h, q) as f64)),
         );
         cells.push(h.len().to_string());
         cells

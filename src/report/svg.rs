@@ -38,7 +38,7 @@ pub fn line_chart(y_label: &str, x_axis: XAxis, series: &[Series]) -> String {
     let points = series.iter().flat_map(|s| s.points.iter());
     let (x_max, y_max) = points.fold((0.0f64, 0.0f64), |(x, y), p| (x.max(p.0), y.max(p.1)));
     let x_max = match x_axis {
-        XAxis::Seconds => nice_ceiling(x_max.max(1.0)),
+        XAxis::Seconds => x_max.max(1.0),
         XAxis::Nines => x_max.ceil().max(1.0),
     };
     let y_max = nice_ceiling(if y_max > 0.0 { y_max } else { 1.0 });
@@ -95,15 +95,19 @@ fn grid_and_y_labels(svg: &mut String, scale: &Scale) {
 
 fn x_labels(svg: &mut String, scale: &Scale, x_axis: XAxis) {
     let (ticks, title): (Vec<(f64, String)>, &str) = match x_axis {
-        XAxis::Seconds => (
-            (0..=6)
-                .map(|i| {
-                    let x = scale.x_max * f64::from(i) / 6.0;
-                    (x, duration_label(x))
-                })
-                .collect(),
-            "time since start",
-        ),
+        XAxis::Seconds => {
+            let step = nice_ceiling(scale.x_max / 6.0).max(1.0);
+            let count = (scale.x_max / step).floor() as u32;
+            (
+                (0..=count)
+                    .map(|i| {
+                        let x = step * f64::from(i);
+                        (x, duration_label(x))
+                    })
+                    .collect(),
+                "time since start",
+            )
+        }
         XAxis::Nines => (
             (0..=scale.x_max as u32)
                 .map(|k| (f64::from(k), nines_label(k)))
