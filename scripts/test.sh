@@ -40,6 +40,9 @@ have mosquitto_pub || missing+=(mosquitto-clients)
 have sshd || missing+=(openssh-server)
 have ssh || missing+=(openssh-client)
 have ssh-keygen || missing+=(openssh-client)
+# The HTML report test opens the report in a real headless browser. chromium is a big package:
+# installed only when no chromium is found.
+have chromium || have chromium-browser || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "scripts/test.sh: installing ${missing[*]}" >&2
     install_packages $(printf '%s\n' "${missing[@]}" | sort -u)
@@ -48,6 +51,8 @@ mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 echo "scripts/test.sh: $("$mosquitto_bin" -h 2>&1 | head -n 1 || true)" >&2
 
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+# Here the browser is present, so the HTML report test must not skip itself.
+export MQBLAST_REQUIRE_CHROMIUM=1
 case "${MQBLAST_TEST_PROFILE:-debug}" in
     debug)
         exec cargo test --no-fail-fast "$@"

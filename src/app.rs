@@ -16,6 +16,9 @@ pub fn main() -> i32 {
         Ok(Command::Run(plan)) => run(*plan),
         Ok(Command::Init) => init(),
         Ok(Command::Sink(opts)) => sink(&opts),
+        Ok(Command::Report(args)) => report::commands::report(&args),
+        Ok(Command::Merge(args)) => report::commands::merge(&args),
+        Ok(Command::Compare(args)) => report::commands::compare(&args),
         Ok(Command::PrintDefaultConfig) => {
             print!("{}", config::DEFAULT_CONFIG);
             0
@@ -84,17 +87,9 @@ fn run(plan: Plan) -> i32 {
             return 1;
         }
     };
-    let mut code = report::json::exit_code(&summary);
-    if let Some(path) = &plan.json_path {
-        if let Err(e) = report::json::write_json(path, &summary, &plan.effective_config) {
-            eprintln!(
-                "mqblast: error: cannot write the JSON summary {}: {e}",
-                path.display()
-            );
-            code = 1;
-        }
-    }
-    code
+    let code = report::json::exit_code(&summary);
+    // JSON, CSV, interval log and HTML, all rendered from the result document.
+    code.max(report::commands::write_run_outputs(summary, &plan))
 }
 
 /// How often the wait for `--start-at` checks for Ctrl-C.

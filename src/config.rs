@@ -55,6 +55,12 @@ pub enum Command {
     PrintDefaultConfig,
     /// Run the calibration sink.
     Sink(crate::sink::SinkOptions),
+    /// Render reports from a saved result.
+    Report(crate::report::commands::ReportArgs),
+    /// Merge saved results.
+    Merge(crate::report::commands::MergeArgs),
+    /// Compare two saved results.
+    Compare(crate::report::commands::CompareArgs),
 }
 
 /// Why the command line or configuration was refused.
@@ -109,6 +115,12 @@ pub enum CliCommand {
     Config(ConfigArgs),
     #[command(about = crate::sink::ABOUT, long_about = crate::sink::LONG_ABOUT)]
     Sink(SinkArgs),
+    /// Render reports (HTML, CSV, HDR interval log) from a saved result file.
+    Report(crate::report::commands::ReportArgs),
+    /// Merge result files from several hosts or runs exactly into one.
+    Merge(crate::report::commands::MergeArgs),
+    /// Compare two result files: a Markdown table, optional HTML, CI regression check.
+    Compare(crate::report::commands::CompareArgs),
 }
 
 /// `mqblast sink` flags.
@@ -224,6 +236,18 @@ pub struct RunArgs {
     /// Wait until this wall-clock time (milliseconds since the Unix epoch) before connecting, so several hosts start together; more than 1 s in the past is an error [env: MQBLAST_START_AT]
     #[arg(long, value_name = "EPOCH_MS")]
     pub start_at: Option<String>,
+    /// Write Locust-compatible CSVs PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv [env: MQBLAST_CSV]
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<String>,
+    /// CSV history: a row per metric every second, not only Aggregated [env: MQBLAST_CSV_FULL_HISTORY]
+    #[arg(long)]
+    pub csv_full_history: bool,
+    /// Write the HdrHistogram interval log (tags publish, connect, lag) to FILE [env: MQBLAST_HLOG]
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<String>,
+    /// Write the self-contained HTML report to FILE [env: MQBLAST_HTML]
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<String>,
 }
 
 impl RunArgs {
@@ -254,6 +278,10 @@ impl RunArgs {
             "shard" => &self.shard,
             "start_at" => &self.start_at,
             "only_summary" => return self.only_summary.then(|| "true".to_string()),
+            "csv" => &self.csv,
+            "hlog" => &self.hlog,
+            "html" => &self.html,
+            "csv_full_history" => return self.csv_full_history.then(|| "true".to_string()),
             _ => return None,
         };
         text.clone()
@@ -321,6 +349,9 @@ where
         Some(CliCommand::Init) => Ok(Command::Init),
         Some(CliCommand::Config(_)) => Ok(Command::PrintDefaultConfig),
         Some(CliCommand::Sink(args)) => sink_options(&args).map(Command::Sink),
+        Some(CliCommand::Report(args)) => Ok(Command::Report(args)),
+        Some(CliCommand::Merge(args)) => Ok(Command::Merge(args)),
+        Some(CliCommand::Compare(args)) => Ok(Command::Compare(args)),
     }
 }
 
@@ -460,6 +491,17 @@ const KEYS: &[Key] = &[
     ),
     key("shard", "--shard", "MQBLAST_SHARD"),
     key("start_at", "--start-at", "MQBLAST_START_AT"),
+    key("csv", "--csv", "MQBLAST_CSV"),
+    with_default(
+        key(
+            "csv_full_history",
+            "--csv-full-history",
+            "MQBLAST_CSV_FULL_HISTORY",
+        ),
+        "false",
+    ),
+    key("hlog", "--hlog", "MQBLAST_HLOG"),
+    key("html", "--html", "MQBLAST_HTML"),
 ];
 
 fn find_key(name: &str) -> Option<&'static Key> {
@@ -860,6 +902,10 @@ pub fn build_plan(
     let (users, messages, spawn_rate, tokens) =
         (part.users, part.messages, part.spawn_rate, part.tokens);
     let threads = threads.min(users.max(1) as usize);
+    let csv_prefix = optional_path(get("csv"), ctx)?;
+    let csv_full_history = required("csv_full_history")?.boolean()?;
+    let hlog_path = optional_path(get("hlog"), ctx)?;
+    let html_path = optional_path(get("html"), ctx)?;
     check_open_files(users, &users_raw, hosts.is_empty(), ctx.open_files_limit)?;
 
     let mut plan = Plan {
@@ -888,6 +934,10 @@ pub fn build_plan(
         shard: part.shard,
         client_index_offset: part.client_index_offset,
         start_at_epoch_ms,
+        csv_prefix,
+        csv_full_history,
+        hlog_path,
+        html_path,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
@@ -1284,6 +1334,10 @@ fn effective_config(
         "request_type": plan.request_type,
         "shard": plan.shard.map(|shard| shard.to_string()),
         "start_at": plan.start_at_epoch_ms,
+        "csv": path(plan.csv_prefix.as_deref()),
+        "csv_full_history": plan.csv_full_history,
+        "hlog": path(plan.hlog_path.as_deref()),
+        "html": path(plan.html_path.as_deref()),
     })
 }
 

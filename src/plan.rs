@@ -80,6 +80,14 @@ pub struct Plan {
     /// `--start-at`: wall-clock epoch milliseconds to wait for before connecting, so every
     /// shard of a multi-host run starts together.
     pub start_at_epoch_ms: Option<u64>,
+    /// Write Locust-compatible CSV files `PREFIX_stats.csv`, ... (`--csv PREFIX`).
+    pub csv_prefix: Option<PathBuf>,
+    /// CSV history: a row per metric every second, not only the Aggregated row.
+    pub csv_full_history: bool,
+    /// Write the HdrHistogram interval log here.
+    pub hlog_path: Option<PathBuf>,
+    /// Write the self-contained HTML report here.
+    pub html_path: Option<PathBuf>,
 }
 
 impl Plan {

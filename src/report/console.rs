@@ -80,7 +80,7 @@ pub fn format_ms(us: f64) -> String {
 }
 
 /// Value at `quantile` in microseconds, 0 when empty.
-fn quantile_us(histogram: &Histogram<u64>, quantile: f64) -> u64 {
+pub fn quantile_us(histogram: &Histogram<u64>, quantile: f64) -> u64 {
     if histogram.is_empty() {
         0
     } else if quantile >= 1.0 {
@@ -470,11 +470,15 @@ mod tests {
                 metric: Metric::Publish,
                 reason: Failure::AckTimeout.describe(),
                 count: 12,
+                first_seen_s: 1,
+                last_seen_s: 2,
             },
             ErrorCount {
                 metric: Metric::Connect,
                 reason: Failure::ConnectTimeout.describe(),
                 count: 3,
+                first_seen_s: 1,
+                last_seen_s: 1,
             },
         ];
         let name_of = |e: &ErrorCount| e.metric.key().to_string();

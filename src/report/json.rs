@@ -3,17 +3,24 @@
 //! Besides the usual numbers it carries each histogram in the standard HdrHistogram V2
 //! compressed format, base64-encoded (`latency_us.hdr`), so results from several hosts can be
 //! merged exactly by any HdrHistogram implementation instead of averaging percentiles.
+//! Every timeline second carries its own histograms too, and `sources`/`error_details` keep
+//! what the other reports need, so `report::result` can load the file back into a `Summary`
+//! and every report can be rendered again from the file alone.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use std::time::SystemTime;
+
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
-use crate::stats::{Metric, MetricSummary, Summary};
+use crate::stats::{hdr_codec, Metric, MetricSummary, Source, Summary};
+
+/// Version of the result file layout; bump when a field changes meaning.
+pub const FORMAT_VERSION: u64 = 1;
 
 /// Writes the summary, with the effective configuration under `config`, to `path`.
 pub fn write_json(path: &Path, summary: &Summary, effective_config: &Value) -> io::Result<()> {
@@ -31,11 +38,7 @@ pub fn exit_code(summary: &Summary) -> i32 {
 
 /// The JSON document `write_json` writes.
 pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
-    let started_unix_s = summary
-        .started_at
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    let started_unix_s = unix_s(summary.started_at);
     let errors: Map<String, Value> = summary
         .errors_by_reason()
         .into_iter()
@@ -47,6 +50,7 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
     json!({
         "tool": "mqblast",
         "version": env!("CARGO_PKG_VERSION"),
+        "format_version": FORMAT_VERSION,
         "started_at_unix_s": started_unix_s,
         "duration_s": summary.duration_s,
         "request_type": summary.request_type,
@@ -58,6 +62,7 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
         "connect": metric_fields(summary.metric(Metric::Connect)),
         "publish": publish,
         "errors": errors,
+        "error_details": error_details(summary),
         "schedule_lag_us": {
             "p50": quantile_us(lag, 0.5),
             "p99": quantile_us(lag, 0.99),
@@ -66,8 +71,44 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
             "hdr": hdr_base64(lag),
         },
         "timeline": summary.timeline,
+        "sources": summary.sources.iter().map(source_json).collect::<Vec<_>>(),
         "config": effective_config,
     })
+}
+
+/// Seconds since the Unix epoch (0 before it).
+pub fn unix_s(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn source_json(source: &Source) -> Value {
+    json!({
+        "label": source.label,
+        "host": source.host,
+        "started_at_unix_s": unix_s(source.started_at),
+        "duration_s": source.duration_s,
+        "requests": source.requests,
+        "failures": source.failures,
+    })
+}
+
+/// Each failure reason with its metric and when it was first and last seen.
+fn error_details(summary: &Summary) -> Vec<Value> {
+    summary
+        .errors
+        .iter()
+        .map(|e| {
+            json!({
+                "metric": e.metric.key(),
+                "reason": e.reason,
+                "count": e.count,
+                "first_seen_s": e.first_seen_s,
+                "last_seen_s": e.last_seen_s,
+            })
+        })
+        .collect()
 }
 
 /// `name`, counts, rates and `latency_us` of one metric.
@@ -108,33 +149,13 @@ fn quantile_us(histogram: &Histogram<u64>, quantile: f64) -> u64 {
 
 /// The histogram in HdrHistogram's V2 compressed encoding, base64; null if encoding failed.
 fn hdr_base64(histogram: &Histogram<u64>) -> Value {
-    let mut bytes = Vec::new();
-    match V2DeflateSerializer::new().serialize(histogram, &mut bytes) {
-        Ok(_) => Value::String(base64(&bytes)),
-        Err(_) => Value::Null,
-    }
+    hdr_codec::encode(histogram).map_or(Value::Null, Value::String)
 }
 
 /// Standard base64 with padding (RFC 4648 §4).
+#[cfg(test)]
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    hdr_codec::base64_encode(bytes)
 }
 
 #[cfg(test)]
@@ -177,6 +198,8 @@ mod tests {
                 metric: Metric::Publish,
                 reason: Failure::AckTimeout.describe(),
                 count: publish_failures,
+                first_seen_s: 1,
+                last_seen_s: 1,
             }]
         } else {
             Vec::new()
@@ -210,9 +233,13 @@ mod tests {
                 publish_p99_us: 990,
                 connected_users: 2,
                 lag_max_us: 5000,
+                connect_hdr: String::new(),
+                publish_hdr: String::new(),
+                lag_hdr: String::new(),
             }],
             target_users: 2,
             max_connected_users: 2,
+            sources: Vec::new(),
         }
     }
 

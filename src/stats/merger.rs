@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 pub use super::summary::Summary;
 use super::timeline::TimelineBuilder;
 use super::{
-    new_histogram, ErrorCount, Failure, Interval, Metric, MetricSummary, MAX_FAILURE_KINDS,
+    new_histogram, ErrorCount, Failure, Interval, Metric, MetricSummary, Source, MAX_FAILURE_KINDS,
     N_METRICS,
 };
 use crate::plan::Plan;
@@ -76,9 +76,12 @@ pub struct Merger {
     running: Vec<bool>,
     latency_us: [Histogram<u64>; N_METRICS],
     failures: [u64; N_METRICS],
-    errors: HashMap<Failure, u64>,
+    /// Count, first and last second seen (since the start), per failure reason.
+    errors: HashMap<Failure, (u64, u64, u64)>,
     /// Failures whose reason did not fit in a worker's interval, per metric.
     overflow: [u64; N_METRICS],
+    /// First and last second an overflowed failure was seen, per metric.
+    overflow_seen_s: [(u64, u64); N_METRICS],
     lag_us: Histogram<u64>,
     sent: u64,
     timeline: TimelineBuilder,
@@ -106,6 +109,7 @@ impl Merger {
             failures: [0; N_METRICS],
             errors: HashMap::new(),
             overflow: [0; N_METRICS],
+            overflow_seen_s: [(u64::MAX, 0); N_METRICS],
             lag_us: new_histogram(),
             sent: 0,
             timeline: TimelineBuilder::new(workers, started_at),
@@ -149,15 +153,21 @@ impl Merger {
 
     /// Adds one interval to the totals and the timeline, then returns it emptied to its worker.
     pub fn absorb(&mut self, mut interval: Interval) {
+        let second = self.timeline.second_of(interval.at);
         for metric in Metric::ALL {
             let m = metric.index();
             // Same bounds on both sides: adding cannot fail.
             let _ = self.latency_us[m].add(&interval.latency[m]);
             self.failures[m] += interval.failures_of(metric);
             self.overflow[m] += interval.overflow[m];
+            if interval.overflow[m] > 0 {
+                let seen = &mut self.overflow_seen_s[m];
+                *seen = (seen.0.min(second), seen.1.max(second));
+            }
         }
         for &(failure, count) in interval.failures() {
-            *self.errors.entry(failure).or_insert(0) += count;
+            let entry = self.errors.entry(failure).or_insert((0, second, second));
+            *entry = (entry.0 + count, entry.1.min(second), entry.2.max(second));
         }
         let _ = self.lag_us.add(&interval.lag);
         self.sent += interval.sent;
@@ -243,14 +253,26 @@ impl Merger {
             metric_summary(Metric::Connect, connect_us),
             metric_summary(Metric::Publish, publish_us),
         ];
-        let errors = error_counts(&self.errors, &self.overflow);
+        let errors = error_counts(&self.errors, &self.overflow, &self.overflow_seen_s);
         let timeline = self.timeline.finish();
         let max_connected_users = timeline
             .iter()
             .map(|e| e.connected_users)
             .max()
             .unwrap_or(0);
+        let requests = metrics.iter().map(|m| m.requests).sum();
+        let failures = metrics.iter().map(|m| m.failures).sum();
+        let host = host_name();
+        let sources = vec![Source {
+            label: host.clone(),
+            host,
+            started_at: self.cfg.started_wall,
+            duration_s,
+            requests,
+            failures,
+        }];
         Summary {
+            sources,
             request_type: self.cfg.request_type,
             qos: self.cfg.qos,
             started_at: self.cfg.started_wall,
@@ -266,15 +288,36 @@ impl Merger {
     }
 }
 
+/// This machine's host name ("" when it cannot be read), naming the run's source.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success
+    // (and we stop at the buffer's end when it does not).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 /// Failure counts with their texts, most frequent first (ties by text).
-fn error_counts(errors: &HashMap<Failure, u64>, overflow: &[u64; N_METRICS]) -> Vec<ErrorCount> {
+fn error_counts(
+    errors: &HashMap<Failure, (u64, u64, u64)>,
+    overflow: &[u64; N_METRICS],
+    overflow_seen_s: &[(u64, u64); N_METRICS],
+) -> Vec<ErrorCount> {
     let mut counts: Vec<ErrorCount> = errors
         .iter()
-        .map(|(failure, &count)| ErrorCount {
-            metric: failure.metric(),
-            reason: failure.describe(),
-            count,
-        })
+        .map(
+            |(failure, &(count, first_seen_s, last_seen_s))| ErrorCount {
+                metric: failure.metric(),
+                reason: failure.describe(),
+                count,
+                first_seen_s,
+                last_seen_s,
+            },
+        )
         .collect();
     for metric in Metric::ALL {
         let count = overflow[metric.index()];
@@ -283,10 +326,13 @@ fn error_counts(errors: &HashMap<Failure, u64>, overflow: &[u64; N_METRICS]) -> 
                 "{} failed, reason not kept (more than {MAX_FAILURE_KINDS} distinct reasons in one second)",
                 metric.key()
             );
+            let (first_seen_s, last_seen_s) = overflow_seen_s[metric.index()];
             counts.push(ErrorCount {
                 metric,
                 reason,
                 count,
+                first_seen_s,
+                last_seen_s,
             });
         }
     }
@@ -415,9 +461,9 @@ mod tests {
     #[test]
     fn failures_beyond_the_kept_reasons_are_reported_as_one_line_per_metric() {
         let mut errors = HashMap::new();
-        errors.insert(Failure::AckTimeout, 2);
-        errors.insert(Failure::ConnectTimeout, 5);
-        let counts = error_counts(&errors, &[0, 7]);
+        errors.insert(Failure::AckTimeout, (2, 1, 3));
+        errors.insert(Failure::ConnectTimeout, (5, 1, 1));
+        let counts = error_counts(&errors, &[0, 7], &[(u64::MAX, 0), (2, 4)]);
         assert_eq!(
             counts.iter().map(|e| e.count).collect::<Vec<_>>(),
             vec![7, 5, 2]
@@ -426,5 +472,7 @@ mod tests {
         assert!(counts[0]
             .reason
             .starts_with("publish failed, reason not kept"));
+        assert_eq!((counts[0].first_seen_s, counts[0].last_seen_s), (2, 4));
+        assert_eq!((counts[2].first_seen_s, counts[2].last_seen_s), (1, 3));
     }
 }

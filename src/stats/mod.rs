@@ -6,6 +6,7 @@
 //! steady state nothing is allocated on either side. Merging adds histograms; percentiles are
 //! never averaged.
 
+pub mod hdr_codec;
 pub mod merger;
 pub mod recorder;
 pub mod summary;
@@ -13,7 +14,7 @@ pub mod timeline;
 
 pub use merger::{Merger, MergerConfig};
 pub use recorder::{Interval, Recorder, MAX_FAILURE_KINDS, SPARE_INTERVALS};
-pub use summary::{ErrorCount, MetricSummary, Summary};
+pub use summary::{ErrorCount, MetricSummary, Source, Summary};
 pub use timeline::TimelineEntry;
 
 use crossbeam_channel::{bounded, Receiver, Sender};

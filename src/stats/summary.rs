@@ -44,6 +44,22 @@ pub struct ErrorCount {
     /// `Failure::describe` text.
     pub reason: String,
     pub count: u64,
+    /// Seconds since the start of the first and last second it occurred in.
+    pub first_seen_s: u64,
+    pub last_seen_s: u64,
+}
+
+/// One run that contributed to a result: the run itself, or each input of a merge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// What the user calls it: the host name for a run, the file name for a merge input.
+    pub label: String,
+    /// Host name of the machine that ran it.
+    pub host: String,
+    pub started_at: SystemTime,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub failures: u64,
 }
 
 /// Everything measured in one run.
@@ -69,6 +85,8 @@ pub struct Summary {
     pub target_users: u32,
     /// Most clients connected at once (per-second samples).
     pub max_connected_users: u32,
+    /// The runs this result is made of (one for a run, one per input for a merge).
+    pub sources: Vec<Source>,
 }
 
 impl Summary {

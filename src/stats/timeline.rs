@@ -7,20 +7,25 @@
 //! its own exact percentiles. Memory is bounded: at most [`MAX_OPEN_SECONDS`] stay open (a
 //! stalled worker cannot hold them forever), and an interval for an already closed second is
 //! counted in the oldest open one.
+//!
+//! Each closed second also keeps its own merged histograms (connect, publish, schedule lag),
+//! encoded as text ([`super::hdr_codec`]): a few hundred bytes per second instead of the
+//! histograms' fixed-size arrays, so an hour-long run's timeline stays small, and the interval
+//! log, the CSV history and the charts can be rebuilt from a result file alone.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{new_histogram, Interval, Metric, N_METRICS};
+use super::{hdr_codec, new_histogram, Interval, Metric, N_METRICS};
 
 /// Seconds kept open waiting for slow workers before they are closed anyway.
 pub const MAX_OPEN_SECONDS: usize = 10;
 
 /// One second of the run, across all workers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     /// Seconds since the start; the entry covers `(second - 1, second]`.
     pub second: u64,
@@ -39,6 +44,47 @@ pub struct TimelineEntry {
     pub connected_users: u32,
     /// Worst schedule lag of a publish sent in this second, microseconds.
     pub lag_max_us: u64,
+    /// This second's connect latency histogram ([`hdr_codec`] text; "" = empty).
+    #[serde(default)]
+    pub connect_hdr: String,
+    /// This second's publish latency histogram.
+    #[serde(default)]
+    pub publish_hdr: String,
+    /// This second's schedule lag histogram.
+    #[serde(default)]
+    pub lag_hdr: String,
+}
+
+impl TimelineEntry {
+    /// This second's histogram of `metric`, decoded ("" decodes to an empty histogram).
+    pub fn histogram(&self, metric: Metric) -> Result<Histogram<u64>, String> {
+        match metric {
+            Metric::Connect => decode_or_empty(&self.connect_hdr),
+            Metric::Publish => decode_or_empty(&self.publish_hdr),
+        }
+    }
+
+    /// This second's schedule lag histogram, decoded.
+    pub fn lag_histogram(&self) -> Result<Histogram<u64>, String> {
+        decode_or_empty(&self.lag_hdr)
+    }
+}
+
+fn decode_or_empty(text: &str) -> Result<Histogram<u64>, String> {
+    if text.is_empty() {
+        Ok(new_histogram())
+    } else {
+        hdr_codec::decode(text)
+    }
+}
+
+/// [`hdr_codec::encode`], "" for an empty histogram (most seconds of most metrics).
+pub fn encode_or_empty(histogram: &Histogram<u64>) -> String {
+    if histogram.is_empty() {
+        String::new()
+    } else {
+        hdr_codec::encode(histogram).unwrap_or_default()
+    }
 }
 
 /// Counts of one metric in one second, for the live "current req/s" window.
@@ -52,7 +98,9 @@ pub struct SecondCounts {
 struct OpenSecond {
     counts: [SecondCounts; N_METRICS],
     sent: u64,
-    publish_latency_us: Histogram<u64>,
+    /// Latency per metric, indexed by `Metric::index()`.
+    latency_us: [Histogram<u64>; N_METRICS],
+    lag_us: Histogram<u64>,
     connected: Vec<Option<u32>>,
     lag_max_us: u64,
 }
@@ -103,9 +151,10 @@ impl TimelineBuilder {
             counts.failures += interval.failures_of(metric);
         }
         open.sent += interval.sent;
-        let _ = open
-            .publish_latency_us
-            .add(&interval.latency[Metric::Publish.index()]);
+        for (sum, part) in open.latency_us.iter_mut().zip(&interval.latency) {
+            let _ = sum.add(part);
+        }
+        let _ = open.lag_us.add(&interval.lag);
         if let Some(slot) = open.connected.get_mut(interval.worker) {
             *slot = Some(interval.connected);
         }
@@ -179,11 +228,14 @@ impl TimelineBuilder {
     }
 
     fn push_open(&mut self) {
-        let histogram = self.spare_histograms.pop().unwrap_or_else(new_histogram);
+        let mut spare = || self.spare_histograms.pop().unwrap_or_else(new_histogram);
+        let latency_us = [spare(), spare()];
+        let lag_us = spare();
         self.open.push_back(OpenSecond {
             counts: [SecondCounts::default(); N_METRICS],
             sent: 0,
-            publish_latency_us: histogram,
+            latency_us,
+            lag_us,
             connected: vec![None; self.worker_second.len()],
             lag_max_us: 0,
         });
@@ -198,7 +250,7 @@ impl TimelineBuilder {
     }
 
     fn close_first(&mut self) {
-        let Some(mut open) = self.open.pop_front() else {
+        let Some(open) = self.open.pop_front() else {
             return;
         };
         for (worker, value) in open.connected.iter().enumerate() {
@@ -206,7 +258,7 @@ impl TimelineBuilder {
                 *slot = *value;
             }
         }
-        let latency = &open.publish_latency_us;
+        let latency = &open.latency_us[Metric::Publish.index()];
         let percentile = |q: f64| {
             if latency.is_empty() {
                 0
@@ -228,10 +280,15 @@ impl TimelineBuilder {
             publish_p99_us: percentile(0.99),
             connected_users: self.connected.iter().sum(),
             lag_max_us: open.lag_max_us,
+            connect_hdr: encode_or_empty(&open.latency_us[Metric::Connect.index()]),
+            publish_hdr: encode_or_empty(latency),
+            lag_hdr: encode_or_empty(&open.lag_us),
         });
         self.closed_counts.push(open.counts);
-        open.publish_latency_us.reset();
-        self.spare_histograms.push(open.publish_latency_us);
+        for mut histogram in open.latency_us.into_iter().chain([open.lag_us]) {
+            histogram.reset();
+            self.spare_histograms.push(histogram);
+        }
     }
 }
 
@@ -275,6 +332,9 @@ mod tests {
             (1, 3, 7)
         );
         assert_eq!(first.publish_p50_us, 200);
+        let publish = first.histogram(Metric::Publish).unwrap();
+        assert_eq!((publish.len(), publish.max()), (3, 400));
+        assert!(first.histogram(Metric::Connect).unwrap().is_empty());
 
         let entries = timeline.finish();
         assert_eq!(entries.len(), 2);

@@ -1,0 +1,383 @@
+//! Locust-compatible CSV files (`--csv PREFIX`), so spreadsheets, dashboards and scripts built
+//! for Locust's `PREFIX_stats.csv`, `PREFIX_stats_history.csv`, `PREFIX_failures.csv` and
+//! `PREFIX_exceptions.csv` read ours unchanged: same header rows, column order, Aggregated row,
+//! milliseconds, and Python's `csv` dialect (minimal quoting, `\r\n` line ends).
+//!
+//! Where Locust is approximate we are exact, deliberately: the stats file holds the final
+//! numbers (Locust does not refresh it at shutdown), percentiles come from HDR histograms with
+//! microsecond resolution (written as milliseconds with up to 3 decimals, not bucketed integers).
+//! The history has one row set per second of the timeline; as in Locust, its percentile columns
+//! are the whole-run-so-far percentiles for the Aggregated row, and with `--csv-full-history`
+//! every row's percentiles are the current ones (that second's own histogram).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::Histogram;
+
+use super::console::{quantile_us, PERCENTILES};
+use super::json::unix_s;
+use crate::stats::{new_histogram, Metric, MetricSummary, Summary, TimelineEntry};
+
+/// `PREFIX_stats.csv` header (Locust's `requests_csv_columns`).
+pub const STATS_COLUMNS: &[&str] = &[
+    "Type",
+    "Name",
+    "Request Count",
+    "Failure Count",
+    "Median Response Time",
+    "Average Response Time",
+    "Min Response Time",
+    "Max Response Time",
+    "Average Content Size",
+    "Requests/s",
+    "Failures/s",
+];
+/// `PREFIX_stats_history.csv` columns before the percentiles.
+pub const HISTORY_COLUMNS: &[&str] = &[
+    "Timestamp",
+    "User Count",
+    "Type",
+    "Name",
+    "Requests/s",
+    "Failures/s",
+];
+/// `PREFIX_stats_history.csv` columns after the percentiles.
+pub const HISTORY_TOTAL_COLUMNS: &[&str] = &[
+    "Total Request Count",
+    "Total Failure Count",
+    "Total Median Response Time",
+    "Total Average Response Time",
+    "Total Min Response Time",
+    "Total Max Response Time",
+    "Total Average Content Size",
+];
+pub const FAILURES_COLUMNS: &[&str] = &[
+    "Method",
+    "Name",
+    "Error",
+    "Occurrences",
+    "First Seen",
+    "Last Seen",
+];
+pub const EXCEPTIONS_COLUMNS: &[&str] = &["Count", "Message", "Traceback", "Nodes"];
+
+/// Locust's name of the total row.
+const AGGREGATED: &str = "Aggregated";
+
+/// The four files' paths for `prefix`: stats, stats_history, failures, exceptions.
+pub fn paths(prefix: &Path) -> [PathBuf; 4] {
+    ["stats", "stats_history", "failures", "exceptions"].map(|suffix| {
+        let mut name = prefix.as_os_str().to_owned();
+        name.push(format!("_{suffix}.csv"));
+        PathBuf::from(name)
+    })
+}
+
+/// Writes the four files; the error names the file that could not be written.
+pub fn write_csv(prefix: &Path, summary: &Summary, full_history: bool) -> Result<(), String> {
+    let contents = [
+        stats_csv(summary),
+        history_csv(summary, full_history)?,
+        failures_csv(summary),
+        row(EXCEPTIONS_COLUMNS.iter().copied()),
+    ];
+    for (path, text) in paths(prefix).iter().zip(contents) {
+        std::fs::write(path, text)
+            .map_err(|e| format!("cannot write CSV file {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// One CSV record in Python's default dialect.
+fn row<'a>(fields: impl IntoIterator<Item = &'a str>) -> String {
+    let mut line = String::new();
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        if field.contains([',', '"', '\r', '\n']) {
+            let _ = write!(line, "\"{}\"", field.replace('"', "\"\""));
+        } else {
+            line.push_str(field);
+        }
+    }
+    line.push_str("\r\n");
+    line
+}
+
+fn row_owned(fields: &[String]) -> String {
+    row(fields.iter().map(String::as_str))
+}
+
+/// Microseconds as milliseconds, up to 3 decimals, trailing zeros dropped: exact HDR values.
+pub fn ms(us: f64) -> String {
+    let text = format!("{:.3}", us / 1000.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text.is_empty() || text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// Locust's `f"{x:2f}"`: six decimals.
+fn rate(x: f64) -> String {
+    format!("{x:.6}")
+}
+
+/// The 11 percentile cells: "N/A" without requests (as Locust), else exact milliseconds.
+fn percentile_cells(requests: u64, h: &Histogram<u64>) -> Vec<String> {
+    PERCENTILES
+        .iter()
+        .map(|&(q, _)| {
+            if requests == 0 {
+                "N/A".to_string()
+            } else {
+                ms(quantile_us(h, q) as f64)
+            }
+        })
+        .collect()
+}
+
+/// Median, average, min, max cells of `h`, in Locust's order.
+fn time_cells(h: &Histogram<u64>) -> [String; 4] {
+    if h.is_empty() {
+        return ["0", "0", "0", "0"].map(String::from);
+    }
+    [
+        ms(quantile_us(h, 0.5) as f64),
+        ms(h.mean()),
+        ms(h.min() as f64),
+        ms(h.max() as f64),
+    ]
+}
+
+fn header_with_percentiles(before: &[&str], after: &[&str]) -> String {
+    let labels = PERCENTILES.iter().map(|&(_, label)| label);
+    row(before
+        .iter()
+        .copied()
+        .chain(labels)
+        .chain(after.iter().copied()))
+}
+
+/// Metrics with requests, sorted by name as Locust sorts its entries.
+fn reported(summary: &Summary) -> Vec<&MetricSummary> {
+    let mut metrics: Vec<&MetricSummary> =
+        summary.metrics.iter().filter(|m| m.requests > 0).collect();
+    metrics.sort_by(|a, b| a.name.cmp(&b.name));
+    metrics
+}
+
+/// `PREFIX_stats.csv`: one row per metric, then Aggregated; final whole-run numbers.
+pub fn stats_csv(summary: &Summary) -> String {
+    let mut out = header_with_percentiles(STATS_COLUMNS, &[]);
+    let mut total = new_histogram();
+    for m in reported(summary) {
+        let _ = total.add(&m.latency_us);
+        out.push_str(&stats_row(
+            &summary.request_type,
+            &m.name,
+            (m.requests, m.failures),
+            &m.latency_us,
+            (m.rps, m.fail_per_s),
+        ));
+    }
+    let rates = summary
+        .metrics
+        .iter()
+        .fold((0.0, 0.0), |(r, f), m| (r + m.rps, f + m.fail_per_s));
+    out.push_str(&stats_row(
+        "",
+        AGGREGATED,
+        (summary.requests(), summary.failures()),
+        &total,
+        rates,
+    ));
+    out
+}
+
+fn stats_row(
+    type_label: &str,
+    name: &str,
+    (requests, failures): (u64, u64),
+    h: &Histogram<u64>,
+    (rps, fail_per_s): (f64, f64),
+) -> String {
+    let [median, avg, min, max] = time_cells(h);
+    let mut fields = vec![
+        type_label.to_string(),
+        name.to_string(),
+        requests.to_string(),
+        failures.to_string(),
+        median,
+        avg,
+        min,
+        max,
+        "0".to_string(),
+        rps.to_string(),
+        fail_per_s.to_string(),
+    ];
+    fields.extend(percentile_cells(requests, h));
+    row_owned(&fields)
+}
+
+/// Whole-run-so-far totals of one row of the history.
+struct Running {
+    requests: u64,
+    failures: u64,
+    latency_us: Histogram<u64>,
+}
+
+impl Running {
+    fn new() -> Running {
+        Running {
+            requests: 0,
+            failures: 0,
+            latency_us: new_histogram(),
+        }
+    }
+}
+
+/// `PREFIX_stats_history.csv`: per second, the metric rows (with `full_history`) and the
+/// Aggregated row.
+pub fn history_csv(summary: &Summary, full_history: bool) -> Result<String, String> {
+    let mut out = header_with_percentiles(HISTORY_COLUMNS, HISTORY_TOTAL_COLUMNS);
+    let start_s = unix_s(summary.started_at);
+    let mut per_metric: Vec<Running> = Metric::ALL.iter().map(|_| Running::new()).collect();
+    let mut total = Running::new();
+    let names = reported(summary);
+    for entry in &summary.timeline {
+        let timestamp = (start_s + entry.second as f64).floor() as u64;
+        let mut second_total = new_histogram();
+        let (mut requests, mut failures) = (0, 0);
+        for metric in Metric::ALL {
+            let h = entry
+                .histogram(metric)
+                .map_err(|e| format!("timeline second {}: {e}", entry.second))?;
+            let (ok, failed) = counts(entry, metric);
+            let run = &mut per_metric[metric.index()];
+            run.requests += ok + failed;
+            run.failures += failed;
+            let _ = run.latency_us.add(&h);
+            let _ = second_total.add(&h);
+            requests += ok + failed;
+            failures += failed;
+            let m = summary.metric(metric);
+            if full_history && names.iter().any(|n| n.metric == metric) {
+                let cells = HistoryCells {
+                    timestamp,
+                    users: entry.connected_users,
+                    type_label: &summary.request_type,
+                    name: &m.name,
+                    now: (ok + failed, failed),
+                    percentiles_of: &h,
+                };
+                out.push_str(&history_row(&cells, run));
+            }
+        }
+        total.requests += requests;
+        total.failures += failures;
+        let _ = total.latency_us.add(&second_total);
+        let cumulative = total.latency_us.clone();
+        let cells = HistoryCells {
+            timestamp,
+            users: entry.connected_users,
+            type_label: "",
+            name: AGGREGATED,
+            now: (requests, failures),
+            percentiles_of: if full_history {
+                &second_total
+            } else {
+                &cumulative
+            },
+        };
+        out.push_str(&history_row(&cells, &total));
+    }
+    Ok(out)
+}
+
+/// Ok and failed counts of `metric` in one timeline second.
+fn counts(entry: &TimelineEntry, metric: Metric) -> (u64, u64) {
+    match metric {
+        Metric::Connect => (entry.connect_ok, entry.connect_failures),
+        Metric::Publish => (entry.publish_ok, entry.publish_failures),
+    }
+}
+
+/// The per-second part of a history row.
+struct HistoryCells<'a> {
+    timestamp: u64,
+    users: u32,
+    type_label: &'a str,
+    name: &'a str,
+    /// Requests and failures in this second (the "current" rates: one-second window).
+    now: (u64, u64),
+    percentiles_of: &'a Histogram<u64>,
+}
+
+fn history_row(cells: &HistoryCells<'_>, total: &Running) -> String {
+    let mut fields = vec![
+        cells.timestamp.to_string(),
+        cells.users.to_string(),
+        cells.type_label.to_string(),
+        cells.name.to_string(),
+        rate(cells.now.0 as f64),
+        rate(cells.now.1 as f64),
+    ];
+    fields.extend(percentile_cells(total.requests, cells.percentiles_of));
+    let [median, avg, min, max] = time_cells(&total.latency_us);
+    fields.extend([
+        total.requests.to_string(),
+        total.failures.to_string(),
+        median,
+        avg,
+        min,
+        max,
+        "0".to_string(),
+    ]);
+    row_owned(&fields)
+}
+
+/// `PREFIX_failures.csv`: one row per failure reason, first/last seen as Unix seconds.
+pub fn failures_csv(summary: &Summary) -> String {
+    let mut out = row(FAILURES_COLUMNS.iter().copied());
+    let start_s = unix_s(summary.started_at);
+    let mut errors: Vec<_> = summary.errors.iter().collect();
+    let name_of = |metric: Metric| summary.metric(metric).name.as_str();
+    errors.sort_by(|a, b| (name_of(a.metric), &a.reason).cmp(&(name_of(b.metric), &b.reason)));
+    for error in errors {
+        let seen = |s: u64| ((start_s + s as f64).floor() as u64).to_string();
+        out.push_str(&row_owned(&[
+            summary.request_type.clone(),
+            name_of(error.metric).to_string(),
+            error.reason.clone(),
+            error.count.to_string(),
+            seen(error.first_seen_s),
+            seen(error.last_seen_s),
+        ]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_quoted_as_python_csv_quotes_them() {
+        assert_eq!(
+            row(["a", "b,c", "say \"hi\""]),
+            "a,\"b,c\",\"say \"\"hi\"\"\"\r\n"
+        );
+    }
+
+    #[test]
+    fn milliseconds_are_exact_to_the_microsecond() {
+        assert_eq!(ms(0.0), "0");
+        assert_eq!(ms(420.0), "0.42");
+        assert_eq!(ms(1_000.0), "1");
+        assert_eq!(ms(123_456.0), "123.456");
+    }
+}

@@ -1,0 +1,177 @@
+//! `mqblast merge`: several results (hosts of one cluster run, or repeated runs) combined
+//! exactly into one, as if one generator had recorded every sample.
+//!
+//! Histograms are added (never percentiles averaged), counts summed, and timelines aligned on
+//! wall-clock seconds: each input's second `s` lands on the merged second
+//! `s + round(input start - earliest start)`. The merged run lasts from the earliest start to
+//! the latest end. Each input stays visible as a `source` (label, host, counts, duration).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+
+use super::result::RunResult;
+use super::timeline_entry;
+use crate::stats::{new_histogram, ErrorCount, Metric, MetricSummary, Source, Summary};
+
+/// One input: its label (usually the file name) and its result.
+pub struct Input {
+    pub label: String,
+    pub result: RunResult,
+}
+
+/// Merges `inputs` (at least one); the configuration is the first input's.
+pub fn merge(inputs: Vec<Input>) -> Result<RunResult, String> {
+    let first = inputs.first().ok_or("nothing to merge")?;
+    let start = inputs
+        .iter()
+        .map(|i| i.result.summary.started_at)
+        .min()
+        .unwrap_or(first.result.summary.started_at);
+    let end = inputs
+        .iter()
+        .map(|i| end_of(&i.result.summary))
+        .max()
+        .unwrap_or(start);
+    let duration_s = end.duration_since(start).unwrap_or_default().as_secs_f64();
+    let offsets_s: Vec<u64> = inputs
+        .iter()
+        .map(|i| offset_s(start, i.result.summary.started_at))
+        .collect();
+    let summaries: Vec<&Summary> = inputs.iter().map(|i| &i.result.summary).collect();
+    let base = summaries[0];
+    let metrics = Metric::ALL.map(|metric| merged_metric(&summaries, metric, duration_s));
+    let timeline = merged_timeline(&summaries, &offsets_s)?;
+    let summary = Summary {
+        request_type: base.request_type.clone(),
+        qos: base.qos,
+        started_at: start,
+        duration_s,
+        errors: merged_errors(&summaries, &offsets_s),
+        lag_us: add_all(summaries.iter().map(|s| &s.lag_us)),
+        sent: summaries.iter().map(|s| s.sent).sum(),
+        max_connected_users: timeline
+            .iter()
+            .map(|e| e.connected_users)
+            .max()
+            .unwrap_or(0),
+        timeline,
+        target_users: summaries.iter().map(|s| s.target_users).sum(),
+        sources: merged_sources(&inputs),
+        metrics,
+    };
+    Ok(RunResult {
+        summary,
+        config: first.result.config.clone(),
+    })
+}
+
+fn end_of(summary: &Summary) -> SystemTime {
+    summary.started_at + Duration::try_from_secs_f64(summary.duration_s).unwrap_or_default()
+}
+
+/// Whole seconds from `start` to `at`, rounded.
+fn offset_s(start: SystemTime, at: SystemTime) -> u64 {
+    at.duration_since(start)
+        .unwrap_or_default()
+        .as_secs_f64()
+        .round() as u64
+}
+
+fn add_all<'a>(histograms: impl Iterator<Item = &'a Histogram<u64>>) -> Histogram<u64> {
+    let mut sum = new_histogram();
+    for h in histograms {
+        // Same fixed bounds everywhere (decoded results are re-bounded): cannot fail.
+        let _ = sum.add(h);
+    }
+    sum
+}
+
+fn merged_metric(summaries: &[&Summary], metric: Metric, duration_s: f64) -> MetricSummary {
+    let parts: Vec<&MetricSummary> = summaries.iter().map(|s| s.metric(metric)).collect();
+    let requests: u64 = parts.iter().map(|m| m.requests).sum();
+    let failures: u64 = parts.iter().map(|m| m.failures).sum();
+    let per_s = |n: u64| {
+        if duration_s > 0.0 {
+            n as f64 / duration_s
+        } else {
+            0.0
+        }
+    };
+    MetricSummary {
+        metric,
+        name: parts[0].name.clone(),
+        requests,
+        failures,
+        ok: parts.iter().map(|m| m.ok).sum(),
+        rps: per_s(requests),
+        fail_per_s: per_s(failures),
+        latency_us: add_all(parts.iter().map(|m| &m.latency_us)),
+    }
+}
+
+/// Same (metric, reason) summed; first/last seen on the merged clock.
+fn merged_errors(summaries: &[&Summary], offsets_s: &[u64]) -> Vec<ErrorCount> {
+    let mut by_reason: BTreeMap<(usize, String), ErrorCount> = BTreeMap::new();
+    for (summary, &offset) in summaries.iter().zip(offsets_s) {
+        for e in &summary.errors {
+            let key = (e.metric.index(), e.reason.clone());
+            let merged = by_reason.entry(key).or_insert_with(|| ErrorCount {
+                count: 0,
+                first_seen_s: u64::MAX,
+                last_seen_s: 0,
+                ..e.clone()
+            });
+            merged.count += e.count;
+            merged.first_seen_s = merged.first_seen_s.min(e.first_seen_s + offset);
+            merged.last_seen_s = merged.last_seen_s.max(e.last_seen_s + offset);
+        }
+    }
+    let mut errors: Vec<ErrorCount> = by_reason.into_values().collect();
+    errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    errors
+}
+
+fn merged_timeline(
+    summaries: &[&Summary],
+    offsets_s: &[u64],
+) -> Result<Vec<crate::stats::TimelineEntry>, String> {
+    let mut seconds: BTreeMap<u64, timeline_entry::Accumulator> = BTreeMap::new();
+    for (summary, &offset) in summaries.iter().zip(offsets_s) {
+        for entry in &summary.timeline {
+            seconds
+                .entry(entry.second + offset)
+                .or_default()
+                .add(entry)?;
+        }
+    }
+    let last = seconds.keys().next_back().copied().unwrap_or(0);
+    Ok((1..=last)
+        .map(|second| seconds.remove(&second).unwrap_or_default().finish(second))
+        .collect())
+}
+
+/// Each input's sources; a single-source input is relabelled with the input's label.
+fn merged_sources(inputs: &[Input]) -> Vec<Source> {
+    let mut sources = Vec::new();
+    for input in inputs {
+        let summary = &input.result.summary;
+        match summary.sources.as_slice() {
+            [one] => sources.push(Source {
+                label: input.label.clone(),
+                ..one.clone()
+            }),
+            [] => sources.push(Source {
+                label: input.label.clone(),
+                host: String::new(),
+                started_at: summary.started_at,
+                duration_s: summary.duration_s,
+                requests: summary.requests(),
+                failures: summary.failures(),
+            }),
+            many => sources.extend(many.iter().cloned()),
+        }
+    }
+    sources
+}
