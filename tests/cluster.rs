@@ -8,9 +8,6 @@
 //! shards add up to the plan and to what the subscriber received, that no client id was used
 //! twice (mosquitto would have kicked a session), that both shards started together at the
 //! chosen time, and that an unreachable host is named while the others are still reported.
-//!
-//! The merged-report checks need `mqblast merge` (another branch); while this build has none,
-//! those checks are skipped with a message and everything else still runs.
 
 mod common;
 
@@ -177,23 +174,6 @@ fn cluster_command(
     cmd
 }
 
-/// Whether this build has `mqblast merge` (it lands with the reports branch).
-fn merge_available() -> bool {
-    let ok = Command::new(MQBLAST)
-        .args(["merge", "--help"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!(
-            "SKIPPED: merged-report checks: `mqblast merge --help` fails in this build \
-             (merge comes from the reports branch); per-host checks still ran"
-        );
-    }
-    ok
-}
-
 /// A load plan that ends by message count, so every count is exact. Paced (20 ms per user)
 /// and on one worker, so every client connects before the budget is spent (workers claim the
 /// message budget in chunks: a second worker may find none left and end before connecting).
@@ -264,9 +244,8 @@ fn two_hosts_run_disjoint_shards_that_add_up_to_the_plan_and_start_together() {
         &plan_args(&broker.addr(), users, messages),
         true,
     );
-    let merged = merge_available();
     assert!(
-        run.code == Some(0) || (!merged && run.code == Some(4)),
+        run.code == Some(0),
         "unexpected exit:\n{}\n--- sshd ---\n{}",
         run.describe(),
         sshd.log()
@@ -331,13 +310,11 @@ fn two_hosts_run_disjoint_shards_that_add_up_to_the_plan_and_start_together() {
     }
     assert!((starts[0] - starts[1]).abs() < 0.5, "{starts:?}");
 
-    if merged {
-        let whole = read_result(&out.join("merged.json"), &run);
-        assert_eq!(whole.u64("publish.ok"), ok.iter().sum::<u64>());
-        assert_eq!(whole.u64("publish.ok"), received);
-        assert!(out.join("report.html").is_file(), "no report.html");
-        assert!(!out.join("MISSING").exists());
-    }
+    let whole = read_result(&out.join("merged.json"), &run);
+    assert_eq!(whole.u64("publish.ok"), ok.iter().sum::<u64>());
+    assert_eq!(whole.u64("publish.ok"), received);
+    assert!(out.join("report.html").is_file(), "no report.html");
+    assert!(!out.join("MISSING").exists());
 }
 
 #[test]
@@ -382,11 +359,18 @@ fn an_unreachable_host_is_named_and_the_others_are_still_reported_as_partial() {
     assert_eq!(reached.u64("publish.ok"), 50);
     let received = subscriber.settle(Duration::from_millis(500), Duration::from_secs(20));
     assert_eq!(received, 50);
-    if merge_available() {
-        let whole = read_result(&out.join("merged.json"), &run);
-        assert_eq!(whole.u64("publish.ok"), 50);
-        assert!(out.join("report.html").is_file(), "no report.html");
-    }
+    let whole = read_result(&out.join("merged.json"), &run);
+    assert_eq!(whole.u64("publish.ok"), 50);
+    let merged_text = std::fs::read_to_string(out.join("merged.json")).unwrap();
+    assert!(
+        merged_text.contains(&dead),
+        "merged result does not name the missing host"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("Partial report") && html.contains(&dead),
+        "report not marked partial"
+    );
 }
 
 #[test]

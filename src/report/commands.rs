@@ -46,6 +46,10 @@ pub struct MergeArgs {
     /// Where to write the merged result.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+    /// A source (host) that should be part of this result but produced none; the merged
+    /// result and its reports are marked partial. Repeatable.
+    #[arg(long, value_name = "LABEL")]
+    pub partial_missing: Vec<String>,
 }
 
 /// `mqblast compare` flags.
@@ -165,10 +169,14 @@ pub fn merge(args: &MergeArgs) -> i32 {
             Err(msg) => return usage_error(&msg),
         }
     }
-    let merged = match merge::merge(inputs) {
+    let mut merged = match merge::merge(inputs) {
         Ok(m) => m,
         Err(msg) => return usage_error(&msg),
     };
+    merged
+        .summary
+        .missing_sources
+        .extend(args.partial_missing.iter().cloned());
     let text = result::to_text(&merged);
     if let Err(e) = std::fs::write(&args.output, text) {
         eprintln!(

@@ -319,6 +319,12 @@ pub fn final_report(summary: &Summary) -> String {
         &name_of,
     ));
     out.push_str(&lag_line(&summary.lag_us));
+    if !summary.missing_sources.is_empty() {
+        out.push_str(&format!(
+            "PARTIAL: no result from {}; the numbers above cover only the others\n",
+            summary.missing_sources.join(", ")
+        ));
+    }
     out
 }
 

@@ -26,6 +26,7 @@ const STYLE: &str = "\
 header{background:#0f172a;color:#f8fafc;padding:22px 32px}header h1{margin:0;font-size:22px;font-weight:600}\
 header p{margin:4px 0 0;color:#cbd5e1}main{padding:20px 32px 40px;max-width:1500px;margin:0 auto}\
 h2{font-size:16px;margin:28px 0 10px;font-weight:600}\
+.partial{border:2px solid var(--bad);background:#fef2f2;border-radius:8px;padding:4px 16px;margin-top:20px}.partial h2{color:var(--bad);margin-top:12px}\
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px}\
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px}\
 .card .k{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}\
@@ -54,12 +55,24 @@ pub fn render(result: &RunResult) -> String {
         );
     }
     body.push_str("</div>");
+    body.push_str(&partial_banner(s));
     body.push_str(&stats_table(s));
     body.push_str(&percentile_table(s));
     body.push_str(&failures_table(s));
     body.push_str(&sources_table(s));
     body.push_str(&config_table(&result.config));
     page("mqblast report", &subtitle(s), &body)
+}
+
+/// A partial result (a host of a multi-host run produced nothing) says so before any number.
+fn partial_banner(s: &Summary) -> String {
+    if s.missing_sources.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<section class=\"partial\"><h2>Partial report</h2><p>No result from: {}. The numbers below cover only the sources listed.</p></section>",
+        escape(&s.missing_sources.join(", "))
+    )
 }
 
 fn page(title: &str, subtitle: &str, body: &str) -> String {

@@ -72,6 +72,7 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
         },
         "timeline": summary.timeline,
         "sources": summary.sources.iter().map(source_json).collect::<Vec<_>>(),
+        "missing_sources": summary.missing_sources,
         "config": effective_config,
     })
 }
@@ -240,6 +241,7 @@ mod tests {
             target_users: 2,
             max_connected_users: 2,
             sources: Vec::new(),
+            missing_sources: Vec::new(),
         }
     }
 

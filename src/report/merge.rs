@@ -58,6 +58,10 @@ pub fn merge(inputs: Vec<Input>) -> Result<RunResult, String> {
             .unwrap_or(0),
         timeline,
         target_users: summaries.iter().map(|s| s.target_users).sum(),
+        missing_sources: summaries
+            .iter()
+            .flat_map(|s| s.missing_sources.clone())
+            .collect(),
         sources: merged_sources(&inputs),
         metrics,
     };

@@ -81,10 +81,29 @@ pub fn from_json(doc: &Value) -> Result<RunResult, String> {
         target_users: u32_at(doc, "users")?,
         max_connected_users: u32_at(doc, "max_connected_users")?,
         sources: sources_at(doc, started_at, duration_s, &metrics)?,
+        missing_sources: missing_at(doc)?,
         metrics,
     };
     let config = doc.get("config").cloned().unwrap_or(Value::Null);
     Ok(RunResult { summary, config })
+}
+
+/// `missing_sources`: absent in a complete result.
+fn missing_at(doc: &Value) -> Result<Vec<String>, String> {
+    let Some(list) = doc.get("missing_sources") else {
+        return Ok(Vec::new());
+    };
+    let items = list
+        .as_array()
+        .ok_or("\"missing_sources\": expected a list")?;
+    items
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| "\"missing_sources\": expected strings".to_string())
+        })
+        .collect()
 }
 
 fn field<'a>(doc: &'a Value, name: &str) -> Result<&'a Value, String> {

@@ -273,6 +273,7 @@ impl Merger {
         }];
         Summary {
             sources,
+            missing_sources: Vec::new(),
             request_type: self.cfg.request_type,
             qos: self.cfg.qos,
             started_at: self.cfg.started_wall,

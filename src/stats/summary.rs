@@ -87,6 +87,9 @@ pub struct Summary {
     pub max_connected_users: u32,
     /// The runs this result is made of (one for a run, one per input for a merge).
     pub sources: Vec<Source>,
+    /// Sources that should be in this result but produced none (a multi-host run whose host
+    /// failed): when not empty, the result is partial and every report says so.
+    pub missing_sources: Vec<String>,
 }
 
 impl Summary {
