@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -217,6 +218,12 @@ pub struct RunArgs {
     /// "Type" column label of the statistics table [default: MQTT] [env: MQBLAST_REQUEST_TYPE]
     #[arg(long, value_name = "LABEL")]
     pub request_type: Option<String>,
+    /// Source addresses for outgoing connections, spread over clients: 10.0.0.2,10.0.0.3 or ranges 127.0.0.2-127.0.0.40 [default: chosen by the OS] [env: MQBLAST_BIND]
+    #[arg(long, value_name = "ADDRS")]
+    pub bind: Option<String>,
+    /// TCP connects started per second across all workers, independent of the spawn rate [default: no limit] [env: MQBLAST_CONNECT_RATE]
+    #[arg(long, value_name = "PER_S")]
+    pub connect_rate: Option<String>,
 }
 
 impl RunArgs {
@@ -244,6 +251,8 @@ impl RunArgs {
             "stop_timeout" => &self.stop_timeout,
             "json" => &self.json,
             "request_type" => &self.request_type,
+            "bind" => &self.bind,
+            "connect_rate" => &self.connect_rate,
             "only_summary" => return self.only_summary.then(|| "true".to_string()),
             _ => return None,
         };
@@ -449,6 +458,8 @@ const KEYS: &[Key] = &[
         key("request_type", "--request-type", "MQBLAST_REQUEST_TYPE"),
         "MQTT",
     ),
+    key("bind", "--bind", "MQBLAST_BIND"),
+    key("connect_rate", "--connect-rate", "MQBLAST_CONNECT_RATE"),
 ];
 
 fn find_key(name: &str) -> Option<&'static Key> {
@@ -845,6 +856,8 @@ pub fn build_plan(
     let json_path = optional_path(get("json"), ctx)?;
     let request_type = non_empty_text(&required("request_type")?)?;
     check_open_files(users, &users_raw, hosts.is_empty(), ctx.open_files_limit)?;
+    let bind = resolve_bind(get("bind"))?;
+    let connect_rate = resolve_connect_rate(get("connect_rate"))?;
 
     let mut plan = Plan {
         hosts,
@@ -869,6 +882,8 @@ pub fn build_plan(
         json_path,
         request_type,
         effective_config: serde_json::Value::Null,
+        bind,
+        connect_rate,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
@@ -1086,6 +1101,62 @@ fn resolve_payload(raw: Option<Raw>, ctx: &Context) -> Result<Payload, ConfigErr
     }
 }
 
+/// Most source addresses `--bind` may list (ranges expanded): a /16 of IPv4.
+pub const MAX_BIND_ADDRS: usize = 65_536;
+
+/// `--bind`: addresses and inclusive IPv4 ranges (`127.0.0.2-127.0.0.40`), in order.
+fn resolve_bind(raw: Option<Raw>) -> Result<Vec<IpAddr>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let mut addrs = Vec::new();
+    for item in raw.list()? {
+        let more =
+            parse_bind_item(&item).map_err(|problem| raw.fail(format!("{item:?}: {problem}")))?;
+        if addrs.len() + more.len() > MAX_BIND_ADDRS {
+            return Err(raw.fail(format!("more than {MAX_BIND_ADDRS} source addresses")));
+        }
+        addrs.extend(more);
+    }
+    Ok(addrs)
+}
+
+/// One `--bind` item: an IP address, or `FIRST-LAST` (IPv4, inclusive, FIRST <= LAST).
+fn parse_bind_item(item: &str) -> Result<Vec<IpAddr>, String> {
+    const FORMS: &str = "expected an IP address or an IPv4 range such as 127.0.0.2-127.0.0.40";
+    let Some((first, last)) = item.split_once('-') else {
+        return item
+            .parse::<IpAddr>()
+            .map(|ip| vec![ip])
+            .map_err(|_| FORMS.to_string());
+    };
+    let parse = |text: &str| {
+        text.trim()
+            .parse::<Ipv4Addr>()
+            .map_err(|_| FORMS.to_string())
+    };
+    let (first, last) = (u32::from(parse(first)?), u32::from(parse(last)?));
+    if first > last {
+        return Err("the range ends before it starts".to_string());
+    }
+    if (last - first) as usize >= MAX_BIND_ADDRS {
+        return Err(format!("more than {MAX_BIND_ADDRS} source addresses"));
+    }
+    Ok((first..=last)
+        .map(|n| IpAddr::V4(Ipv4Addr::from(n)))
+        .collect())
+}
+
+fn resolve_connect_rate(raw: Option<Raw>) -> Result<Option<f64>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let rate = raw.float()?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(Some(rate))
+    } else {
+        Err(raw.fail("must be a number greater than 0 (TCP connects per second)"))
+    }
+}
+
 fn resolve_max_inflight(raw: &Raw) -> Result<u16, ConfigError> {
     match raw.whole() {
         Ok(n @ 1..=65535) => Ok(n as u16),
@@ -1188,6 +1259,8 @@ fn effective_config(
         "stop_timeout": format_duration(plan.stop_timeout),
         "json": path(plan.json_path.as_deref()),
         "request_type": plan.request_type,
+        "bind": plan.bind.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
+        "connect_rate": plan.connect_rate,
     })
 }
 

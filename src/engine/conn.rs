@@ -3,7 +3,7 @@
 //! Plain data owned by one worker; the I/O and the state transitions live in `worker.rs`.
 //! Buffers are sized once at connect and never grow on the hot path.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use mio::net::TcpStream;
 
@@ -53,10 +53,20 @@ pub struct Conn {
     pub dirty: bool,
     /// In the worker's ready list (can publish without waiting for an event).
     pub ready: bool,
+    /// Source address to bind before connecting (`--bind`); None: the OS chooses.
+    pub source: Option<IpAddr>,
+    /// A connect slot was reserved (`--connect-rate`): the next spawn timer connects at once.
+    pub connect_slot_reserved: bool,
 }
 
 impl Conn {
-    pub fn new(index: u64, addr: SocketAddr, frames: Vec<Frame>, max_inflight: u16) -> Conn {
+    pub fn new(
+        index: u64,
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        frames: Vec<Frame>,
+        max_inflight: u16,
+    ) -> Conn {
         Conn {
             index,
             addr,
@@ -75,6 +85,8 @@ impl Conn {
             timer_armed: false,
             dirty: false,
             ready: false,
+            source,
+            connect_slot_reserved: false,
         }
     }
 

@@ -15,11 +15,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, State};
 use super::control::{Control, ABORTING, RUNNING};
+use super::dial::{self, ConnectPacer};
 use crate::mqtt::{self, Packet};
 use crate::payload::{self, ClientVars};
 use crate::plan::Plan;
@@ -75,6 +75,8 @@ pub struct Worker {
     interval_ns: u64,
     timeout_ns: u64,
     next_housekeeping_ns: u64,
+    /// This worker's share of `--connect-rate`.
+    pacer: ConnectPacer,
 }
 
 impl Worker {
@@ -100,12 +102,16 @@ impl Worker {
             };
             let frames = payload::build_frames(&plan, &vars);
             let addr = addrs[(index % addrs.len() as u64) as usize];
-            conns.push(Conn::new(index, addr, frames, plan.max_inflight));
+            let source = (!plan.bind.is_empty())
+                .then(|| plan.bind[(index % plan.bind.len() as u64) as usize]);
+            conns.push(Conn::new(index, addr, source, frames, plan.max_inflight));
             let spawn_ns = (index as f64 / plan.spawn_rate * 1e9) as u64;
             timers.push(Reverse((spawn_ns, slot as u32)));
         }
         let n = conns.len();
+        let threads = plan.threads.max(1);
         let worker = Worker {
+            pacer: ConnectPacer::new(plan.connect_rate, threads),
             id,
             poll,
             events: Events::with_capacity(EVENTS),
@@ -259,7 +265,7 @@ impl Worker {
             self.timers.pop();
             let ci = ci as usize;
             match self.conns[ci].state {
-                State::Waiting if self.drain == Drain::No => self.start_connect(ci, now),
+                State::Waiting if self.drain == Drain::No => self.spawn_due(ci, now),
                 State::Connected => {
                     self.conns[ci].timer_armed = false;
                     self.pump(ci, now);
@@ -288,9 +294,22 @@ impl Worker {
 
     // ---- connecting ---------------------------------------------------------------------
 
+    /// A client's spawn time came: connect now, or at its `--connect-rate` slot.
+    fn spawn_due(&mut self, ci: usize, now: u64) {
+        if !self.conns[ci].connect_slot_reserved {
+            let slot_ns = self.pacer.reserve(now);
+            if slot_ns > now {
+                self.conns[ci].connect_slot_reserved = true;
+                self.timers.push(Reverse((slot_ns, ci as u32)));
+                return;
+            }
+        }
+        self.start_connect(ci, now);
+    }
+
     fn start_connect(&mut self, ci: usize, now: u64) {
-        let addr = self.conns[ci].addr;
-        let mut stream = match TcpStream::connect(addr) {
+        let (addr, source) = (self.conns[ci].addr, self.conns[ci].source);
+        let mut stream = match dial::connect(addr, source) {
             Ok(s) => s,
             Err(e) => return self.close(ci, Some(Failure::ConnectFailed(errno(&e)))),
         };
