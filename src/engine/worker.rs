@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::conn::{Conn, State};
+use super::conn::{Conn, State, WritePool};
 use super::control::{Control, ABORTING, RUNNING};
 use super::dial::{self, ConnectPacer};
 use crate::mqtt::{self, Packet};
@@ -75,6 +75,8 @@ pub struct Worker {
     interval_ns: u64,
     timeout_ns: u64,
     next_housekeeping_ns: u64,
+    /// Write buffers lent to connections only while they have bytes queued (see `conn.rs`).
+    pool: WritePool,
     /// This worker's share of `--connect-rate`.
     pacer: ConnectPacer,
 }
@@ -109,8 +111,14 @@ impl Worker {
             timers.push(Reverse((spawn_ns, slot as u32)));
         }
         let n = conns.len();
+        let buffer_bytes = conns
+            .iter()
+            .map(|c| c.write_capacity(plan.max_inflight))
+            .max()
+            .unwrap_or(0);
         let threads = plan.threads.max(1);
         let worker = Worker {
+            pool: WritePool::new(buffer_bytes, n),
             pacer: ConnectPacer::new(plan.connect_rate, threads),
             id,
             poll,
@@ -349,7 +357,7 @@ impl Worker {
         let plan = Arc::clone(&self.plan);
         let c = &mut self.conns[ci];
         let client_id = client_id_of(&plan, c.index);
-        c.wbuf = Vec::with_capacity(c.write_capacity(plan.max_inflight));
+        c.lend_wbuf(&mut self.pool);
         let connect = mqtt::connect::Connect {
             client_id: &client_id,
             username: plan.username_for(c.index),
@@ -424,6 +432,7 @@ impl Worker {
             0
         };
         c.seq += 1;
+        c.lend_wbuf(&mut self.pool);
         c.frames[c.next_frame].write_into(&mut c.wbuf, pkid, c.seq, epoch_ms);
         c.next_frame = (c.next_frame + 1) % c.frames.len();
         c.next_due_ns += self.interval_ns;
@@ -515,6 +524,7 @@ impl Worker {
                 return false;
             };
             if c.wbuf.is_empty() {
+                c.return_wbuf(&mut self.pool);
                 return true;
             }
             match stream.write(&c.wbuf) {
@@ -654,6 +664,7 @@ impl Worker {
     /// publish frames for these; if even that is full the reply waits for the next drain.
     fn reply(&mut self, ci: usize, encode: impl FnOnce(&mut Vec<u8>)) {
         let c = &mut self.conns[ci];
+        c.lend_wbuf(&mut self.pool);
         if c.wbuf.capacity() - c.wbuf.len() >= 8 {
             encode(&mut c.wbuf);
             self.mark_dirty(ci);
@@ -742,7 +753,7 @@ impl Worker {
         if let Some(mut stream) = c.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
-        c.wbuf = Vec::new();
+        c.return_wbuf(&mut self.pool);
         c.rbuf = Vec::new();
         self.live -= 1;
         self.inflight_total -= lost as u64;
