@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
-# Throughput and cost benchmark of mqblast against mosquitto on loopback.
+# Throughput and cost benchmark of mqblast on loopback, into the calibration sink and into
+# mosquitto.
 #
 # Why it exists: "millions of messages per second" and "cheaper than paho" are claims; this
-# script turns them into numbers that can be compared run to run. For QoS 0 and QoS 1, a few
-# user counts, the default (~200-byte) payload and no rate limit (--interval 0), it runs
-# RUNS times and prints the medians of:
+# script turns them into numbers that can be compared run to run. For each target (the sink,
+# which measures the generator alone, and mosquitto, a real broker), QoS 0 and QoS 1, 1 and 2
+# worker threads, a few user counts, the default (~200-byte) payload and no rate limit
+# (--interval 0), it runs RUNS times and prints the medians of:
 #   - msg/s                      publish.rps from mqblast's JSON summary
-#   - mqblast CPU s / 1M msgs    user+sys CPU of the mqblast process (bash `times`, children)
-#   - mosquitto CPU s / 1M msgs  from /proc/PID/stat of the broker, before/after each run
+#   - mqblast CPU us / msg       user+sys CPU of the mqblast process (bash `times`, children)
+#                                divided by messages (= CPU s per 1M messages)
+#   - target CPU us / msg        the same for the sink or mosquitto, from /proc/PID/stat
 # as a Markdown table on stdout (progress goes to stderr). mosquitto has no subscribers, so it
-# only ingests; it is single-threaded, so at QoS 1 it is usually the bottleneck, which the
-# mosquitto column makes visible.
+# only ingests; it is single-threaded, so it is usually the bottleneck, which the target
+# column makes visible. On a small machine every process shares the same cores: compare rows
+# of one run, and read the medians, not single runs.
 #
 # Environment: BENCH_MESSAGES (default 1000000), RUNS (default 3), BENCH_USERS (default
-# "4 32"), BENCH_QOS (default "0 1"), MQBLAST (default target/release/mqblast, built with
-# `cargo build --release` if missing), BENCH_EXTRA_ARGS (appended to every mqblast run).
+# "32"), BENCH_QOS (default "0 1"), BENCH_THREADS (mqblast workers, default "1 2"),
+# BENCH_TARGETS (default "sink mosquitto"), SINK_THREADS (default 1), MQBLAST (default
+# target/release/mqblast, built with `cargo build --release` if missing), BENCH_EXTRA_ARGS
+# (appended to every mqblast run).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 MESSAGES="${BENCH_MESSAGES:-1000000}"
 RUNS="${RUNS:-3}"
-USERS_LIST="${BENCH_USERS:-4 32}"
+USERS_LIST="${BENCH_USERS:-32}"
 QOS_LIST="${BENCH_QOS:-0 1}"
+THREADS_LIST="${BENCH_THREADS:-1 2}"
+TARGETS="${BENCH_TARGETS:-sink mosquitto}"
+SINK_THREADS="${SINK_THREADS:-1}"
 MQBLAST="${MQBLAST:-target/release/mqblast}"
 read -r -a EXTRA <<< "${BENCH_EXTRA_ARGS:-}"
 
@@ -56,6 +65,34 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Start the calibration sink on a free loopback port.
+start_sink() {
+    local attempt port i
+    for attempt in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 40000))
+        port_in_use "$port" && continue
+        "$MQBLAST" sink --listen "127.0.0.1:$port" --threads "$SINK_THREADS" --quiet \
+            > "$WORK/sink.log" 2>&1 &
+        MOSQUITTO_PID=$!
+        for i in $(seq 1 100); do
+            if ! kill -0 "$MOSQUITTO_PID" 2>/dev/null; then break; fi
+            if port_in_use "$port"; then PORT=$port; return 0; fi
+            sleep 0.05
+        done
+        stop_target
+    done
+    log "could not start the sink"
+    exit 1
+}
+
+stop_target() {
+    if [ -n "$MOSQUITTO_PID" ]; then
+        kill "$MOSQUITTO_PID" 2>/dev/null || true
+        wait "$MOSQUITTO_PID" 2>/dev/null || true
+        MOSQUITTO_PID=""
+    fi
+}
 
 # Start mosquitto on a free loopback port with limits lifted (the defaults of 20 in flight and
 # 1000 queued per client would measure mosquitto's configuration, not the generator).
@@ -122,11 +159,17 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if
 
 command -v bc >/dev/null 2>&1 || install_packages bc
 
-start_mosquitto
-log "mosquitto $("$MOSQUITTO" -h 2>&1 | head -n 1 | awk '{print $3}') on 127.0.0.1:$PORT (pid $MOSQUITTO_PID)"
-
 ROWS=()
+for target in $TARGETS; do
+    if [ "$target" = sink ]; then
+        start_sink
+        log "sink on 127.0.0.1:$PORT (pid $MOSQUITTO_PID, $SINK_THREADS threads)"
+    else
+        start_mosquitto
+        log "mosquitto $("$MOSQUITTO" -h 2>&1 | head -n 1 | awk '{print $3}') on 127.0.0.1:$PORT (pid $MOSQUITTO_PID)"
+    fi
 for qos in $QOS_LIST; do
+  for threads in $THREADS_LIST; do
     for users in $USERS_LIST; do
         : > "$WORK/rps"; : > "$WORK/gen"; : > "$WORK/broker"; : > "$WORK/wall"
         for run in $(seq 1 "$RUNS"); do
@@ -138,7 +181,7 @@ for qos in $QOS_LIST; do
             rc=0
             "$MQBLAST" run -H "127.0.0.1:$PORT" --headless --only-summary \
                 -u "$users" -r 100000 --messages "$MESSAGES" --qos "$qos" --interval 0 \
-                --topic "bench/q$qos" -t 30m --json "$json" "${EXTRA[@]}" \
+                --threads "$threads" --topic "bench/q$qos" -t 30m --json "$json" "${EXTRA[@]}" \
                 > "$WORK/stdout" 2> "$WORK/stderr" || rc=$?
             t1=$(date +%s.%N)
             children_cpu; gen_after=$CHILDREN_CPU_S
@@ -146,7 +189,7 @@ for qos in $QOS_LIST; do
             # Exit 1 means failures were recorded: the numbers are still reported (with a warning
             # below); anything else, or no JSON, means the run itself went wrong.
             if { [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; } || [ ! -s "$json" ]; then
-                log "qos $qos users $users run $run: mqblast exited $rc"
+                log "$target qos $qos threads $threads users $users run $run: mqblast exited $rc"
                 tail -n 20 "$WORK/stderr" >&2
                 exit 1
             fi
@@ -154,7 +197,7 @@ for qos in $QOS_LIST; do
             failures=$(jq -r '.publish.failures' "$json")
             rps=$(jq -r '.publish.rps' "$json")
             if [ "$requests" != "$MESSAGES" ] || [ "$failures" != "0" ]; then
-                log "qos $qos users $users run $run: requests $requests (expected $MESSAGES), failures $failures"
+                log "$target qos $qos threads $threads users $users run $run: requests $requests (expected $MESSAGES), failures $failures"
             fi
             per_m="scale=4; 1000000 / $requests"
             gen=$(echo "$per_m * ($gen_after - $gen_before)" | bc)
@@ -162,16 +205,19 @@ for qos in $QOS_LIST; do
             wall=$(echo "scale=3; ($t1 - $t0) / 1" | bc)
             echo "$rps" >> "$WORK/rps"; echo "$gen" >> "$WORK/gen"
             echo "$broker" >> "$WORK/broker"; echo "$wall" >> "$WORK/wall"
-            log "qos $qos users $users run $run: $rps msg/s, mqblast ${gen} CPU s/1M, mosquitto ${broker} CPU s/1M, wall ${wall} s"
+            log "$target qos $qos threads $threads users $users run $run: $rps msg/s, mqblast ${gen} us/msg, $target ${broker} us/msg, wall ${wall} s"
         done
-        ROWS+=("| $qos | $users | $MESSAGES | $RUNS | $(median < "$WORK/rps" | xargs printf '%.0f') | $(median < "$WORK/gen" | xargs printf '%.2f') | $(median < "$WORK/broker" | xargs printf '%.2f') | $(median < "$WORK/wall" | xargs printf '%.2f') |")
+        ROWS+=("| $target | $qos | $threads | $users | $MESSAGES | $RUNS | $(median < "$WORK/rps" | xargs printf '%.0f') | $(median < "$WORK/gen" | xargs printf '%.3f') | $(median < "$WORK/broker" | xargs printf '%.3f') | $(median < "$WORK/wall" | xargs printf '%.2f') |")
     done
+  done
+done
+    stop_target
 done
 
-echo "### mqblast vs mosquitto on loopback"
+echo "### mqblast into the sink and into mosquitto on loopback"
 echo
-echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $("$MQBLAST" --version 2>/dev/null || echo mqblast), mosquitto without subscribers; medians of $RUNS runs."
+echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $("$MQBLAST" --version 2>/dev/null || echo mqblast), sink with $SINK_THREADS thread(s), mosquitto without subscribers; medians of $RUNS runs."
 echo
-echo "| QoS | users | messages | runs | msg/s | mqblast CPU s / 1M msgs | mosquitto CPU s / 1M msgs | wall s |"
-echo "|----:|------:|---------:|-----:|------:|------------------------:|--------------------------:|-------:|"
+echo "| target | QoS | mqblast threads | users | messages | runs | msg/s | mqblast CPU us / msg | target CPU us / msg | wall s |"
+echo "|---|----:|----:|------:|---------:|-----:|------:|------------------------:|--------------------------:|-------:|"
 printf '%s\n' "${ROWS[@]}"

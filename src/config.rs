@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -248,6 +249,12 @@ pub struct RunArgs {
     /// Write the self-contained HTML report to FILE [env: MQBLAST_HTML]
     #[arg(long, value_name = "FILE")]
     pub html: Option<String>,
+    /// Source addresses for outgoing connections, spread over clients: 10.0.0.2,10.0.0.3 or ranges 127.0.0.2-127.0.0.40 [default: chosen by the OS] [env: MQBLAST_BIND]
+    #[arg(long, value_name = "ADDRS")]
+    pub bind: Option<String>,
+    /// TCP connects started per second across all workers, independent of the spawn rate [default: no limit] [env: MQBLAST_CONNECT_RATE]
+    #[arg(long, value_name = "PER_S")]
+    pub connect_rate: Option<String>,
 }
 
 impl RunArgs {
@@ -277,6 +284,8 @@ impl RunArgs {
             "request_type" => &self.request_type,
             "shard" => &self.shard,
             "start_at" => &self.start_at,
+            "bind" => &self.bind,
+            "connect_rate" => &self.connect_rate,
             "only_summary" => return self.only_summary.then(|| "true".to_string()),
             "csv" => &self.csv,
             "hlog" => &self.hlog,
@@ -502,6 +511,8 @@ const KEYS: &[Key] = &[
     ),
     key("hlog", "--hlog", "MQBLAST_HLOG"),
     key("html", "--html", "MQBLAST_HTML"),
+    key("bind", "--bind", "MQBLAST_BIND"),
+    key("connect_rate", "--connect-rate", "MQBLAST_CONNECT_RATE"),
 ];
 
 fn find_key(name: &str) -> Option<&'static Key> {
@@ -898,6 +909,7 @@ pub fn build_plan(
     let json_path = optional_path(get("json"), ctx)?;
     let request_type = non_empty_text(&required("request_type")?)?;
     let start_at_epoch_ms = resolve_start_at(get("start_at"))?;
+    let total_users = users;
     let part = resolve_shard(get("shard"), users, messages, spawn_rate, tokens)?;
     let (users, messages, spawn_rate, tokens) =
         (part.users, part.messages, part.spawn_rate, part.tokens);
@@ -907,6 +919,10 @@ pub fn build_plan(
     let hlog_path = optional_path(get("hlog"), ctx)?;
     let html_path = optional_path(get("html"), ctx)?;
     check_open_files(users, &users_raw, hosts.is_empty(), ctx.open_files_limit)?;
+    let bind = resolve_bind(get("bind"))?;
+    // A shard paces its share of the connect rate, in proportion to its users (as spawn_rate).
+    let connect_rate = resolve_connect_rate(get("connect_rate"))?
+        .map(|rate| crate::shard::spawn_rate_of(rate, users.into(), total_users.into()));
 
     let mut plan = Plan {
         hosts,
@@ -938,6 +954,8 @@ pub fn build_plan(
         csv_full_history,
         hlog_path,
         html_path,
+        bind,
+        connect_rate,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
@@ -1155,6 +1173,62 @@ fn resolve_payload(raw: Option<Raw>, ctx: &Context) -> Result<Payload, ConfigErr
     }
 }
 
+/// Most source addresses `--bind` may list (ranges expanded): a /16 of IPv4.
+pub const MAX_BIND_ADDRS: usize = 65_536;
+
+/// `--bind`: addresses and inclusive IPv4 ranges (`127.0.0.2-127.0.0.40`), in order.
+fn resolve_bind(raw: Option<Raw>) -> Result<Vec<IpAddr>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let mut addrs = Vec::new();
+    for item in raw.list()? {
+        let more =
+            parse_bind_item(&item).map_err(|problem| raw.fail(format!("{item:?}: {problem}")))?;
+        if addrs.len() + more.len() > MAX_BIND_ADDRS {
+            return Err(raw.fail(format!("more than {MAX_BIND_ADDRS} source addresses")));
+        }
+        addrs.extend(more);
+    }
+    Ok(addrs)
+}
+
+/// One `--bind` item: an IP address, or `FIRST-LAST` (IPv4, inclusive, FIRST <= LAST).
+fn parse_bind_item(item: &str) -> Result<Vec<IpAddr>, String> {
+    const FORMS: &str = "expected an IP address or an IPv4 range such as 127.0.0.2-127.0.0.40";
+    let Some((first, last)) = item.split_once('-') else {
+        return item
+            .parse::<IpAddr>()
+            .map(|ip| vec![ip])
+            .map_err(|_| FORMS.to_string());
+    };
+    let parse = |text: &str| {
+        text.trim()
+            .parse::<Ipv4Addr>()
+            .map_err(|_| FORMS.to_string())
+    };
+    let (first, last) = (u32::from(parse(first)?), u32::from(parse(last)?));
+    if first > last {
+        return Err("the range ends before it starts".to_string());
+    }
+    if (last - first) as usize >= MAX_BIND_ADDRS {
+        return Err(format!("more than {MAX_BIND_ADDRS} source addresses"));
+    }
+    Ok((first..=last)
+        .map(|n| IpAddr::V4(Ipv4Addr::from(n)))
+        .collect())
+}
+
+fn resolve_connect_rate(raw: Option<Raw>) -> Result<Option<f64>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let rate = raw.float()?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(Some(rate))
+    } else {
+        Err(raw.fail("must be a number greater than 0 (TCP connects per second)"))
+    }
+}
+
 fn resolve_max_inflight(raw: &Raw) -> Result<u16, ConfigError> {
     match raw.whole() {
         Ok(n @ 1..=65535) => Ok(n as u16),
@@ -1338,6 +1412,8 @@ fn effective_config(
         "csv_full_history": plan.csv_full_history,
         "hlog": path(plan.hlog_path.as_deref()),
         "html": path(plan.html_path.as_deref()),
+        "bind": plan.bind.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
+        "connect_rate": plan.connect_rate,
     })
 }
 
@@ -2107,6 +2183,8 @@ pub(crate) mod tests {
                     "100",
                     "-r",
                     "30",
+                    "--connect-rate",
+                    "60",
                     "--shard",
                     &shard,
                 ];
@@ -2121,6 +2199,8 @@ pub(crate) mod tests {
         assert_eq!(offsets, vec![0, 4, 7]);
         let rate: f64 = plans.iter().map(|p| p.spawn_rate).sum();
         assert!((rate - 30.0).abs() < 1e-9);
+        let connect_rate: f64 = plans.iter().map(|p| p.connect_rate.unwrap()).sum();
+        assert!((connect_rate - 60.0).abs() < 1e-9);
         assert_eq!(plans[1].effective_config["shard"], "2/3");
         assert_eq!(plans[1].effective_config["users"], 3);
     }

@@ -4,6 +4,7 @@
 //! once ("low args" -> "high args", as ripgrep does). Everything after that trusts it: the
 //! engine, the merger and the reports never re-validate or re-read configuration.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -88,6 +89,13 @@ pub struct Plan {
     pub hlog_path: Option<PathBuf>,
     /// Write the self-contained HTML report here.
     pub html_path: Option<PathBuf>,
+    /// Source addresses for outgoing connections (client i binds bind[i % len], port 0).
+    /// Empty: the OS chooses. More addresses lift the ~28,000 ephemeral ports per
+    /// (source, destination) pair.
+    pub bind: Vec<IpAddr>,
+    /// TCP connects started per second across all workers (each worker paces its share).
+    /// None: connects start at their spawn times.
+    pub connect_rate: Option<f64>,
 }
 
 impl Plan {

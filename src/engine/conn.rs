@@ -1,9 +1,14 @@
 //! One client's connection: its state, buffers, frames, in-flight window and schedule.
 //!
 //! Plain data owned by one worker; the I/O and the state transitions live in `worker.rs`.
-//! Buffers are sized once at connect and never grow on the hot path.
+//!
+//! Memory per connection is what bounds how many devices one host can simulate, so an idle
+//! connection owns no write buffer: it borrows one from its worker's [`WritePool`] when it
+//! queues bytes and gives it back as soon as a flush empties it. A connection publishing once
+//! every 10 s holds a buffer for microseconds per message; the pool holds only as many buffers
+//! as were ever queued-to at the same time. Buffers never grow on the hot path.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use mio::net::TcpStream;
 
@@ -30,8 +35,9 @@ pub struct Conn {
     pub addr: SocketAddr,
     pub state: State,
     pub stream: Option<TcpStream>,
-    /// Bytes waiting to be written. Capacity fixed at connect (`write_capacity`): when a frame
-    /// does not fit, the message waits for the socket to drain; nothing is dropped.
+    /// Bytes waiting to be written, in a buffer lent by the worker's [`WritePool`] while any
+    /// are queued (capacity 0 = none lent). A lent buffer has the pool's fixed capacity: when a
+    /// frame does not fit, the message waits for the socket to drain; nothing is dropped.
     pub wbuf: Vec<u8>,
     /// The tail of a packet that arrived incompletely; empty (unallocated) almost always.
     pub rbuf: Vec<u8>,
@@ -53,10 +59,20 @@ pub struct Conn {
     pub dirty: bool,
     /// In the worker's ready list (can publish without waiting for an event).
     pub ready: bool,
+    /// Source address to bind before connecting (`--bind`); None: the OS chooses.
+    pub source: Option<IpAddr>,
+    /// A connect slot was reserved (`--connect-rate`): the next spawn timer connects at once.
+    pub connect_slot_reserved: bool,
 }
 
 impl Conn {
-    pub fn new(index: u64, addr: SocketAddr, frames: Vec<Frame>, max_inflight: u16) -> Conn {
+    pub fn new(
+        index: u64,
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        frames: Vec<Frame>,
+        max_inflight: u16,
+    ) -> Conn {
         Conn {
             index,
             addr,
@@ -75,6 +91,8 @@ impl Conn {
             timer_armed: false,
             dirty: false,
             ready: false,
+            source,
+            connect_slot_reserved: false,
         }
     }
 
@@ -92,9 +110,95 @@ impl Conn {
         )
     }
 
+    /// Whether the next frame fits. With no buffer lent it does: a pool buffer is at least
+    /// `write_capacity` bytes, which holds any of this connection's frames.
     #[inline]
     pub fn frame_fits(&self) -> bool {
         let need = self.frames[self.next_frame].len();
-        self.wbuf.capacity() - self.wbuf.len() >= need
+        self.wbuf.capacity() == 0 || self.wbuf.capacity() - self.wbuf.len() >= need
+    }
+
+    /// Borrow a write buffer from `pool` unless one is lent already.
+    #[inline]
+    pub fn lend_wbuf(&mut self, pool: &mut WritePool) {
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = pool.take();
+        }
+    }
+
+    /// Give the write buffer back to `pool` once everything in it was written (or dropped,
+    /// when the connection closes).
+    #[inline]
+    pub fn return_wbuf(&mut self, pool: &mut WritePool) {
+        if self.wbuf.capacity() != 0 {
+            pool.give(std::mem::take(&mut self.wbuf));
+        }
+    }
+}
+
+/// One worker's spare write buffers.
+///
+/// Bounds: each connection holds at most one buffer, so at most `connections` buffers of
+/// `buffer_bytes` exist; the free list's capacity is reserved for all of them at start, so
+/// giving a buffer back never allocates. A buffer is allocated only when more connections
+/// have bytes queued at once than ever before in the run (the peak is kept for reuse, so
+/// the steady state allocates nothing).
+pub struct WritePool {
+    free: Vec<Vec<u8>>,
+    buffer_bytes: usize,
+}
+
+impl WritePool {
+    /// A pool of `buffer_bytes` buffers for up to `connections` connections.
+    pub fn new(buffer_bytes: usize, connections: usize) -> WritePool {
+        WritePool {
+            free: Vec::with_capacity(connections),
+            buffer_bytes: buffer_bytes.max(1),
+        }
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        self.free
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.buffer_bytes))
+    }
+
+    fn give(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        // Full only if a buffer came from outside the pool; then it is simply freed.
+        if self.free.len() < self.free.capacity() {
+            self.free.push(buf);
+        }
+    }
+
+    /// Buffers waiting in the pool (not lent).
+    pub fn spare(&self) -> usize {
+        self.free.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_returned_buffer_is_lent_again_without_allocating_a_new_one() {
+        let mut pool = WritePool::new(1024, 2);
+        let a = pool.take();
+        let ptr = a.as_ptr();
+        assert_eq!(a.capacity(), 1024);
+        pool.give(a);
+        assert_eq!(pool.spare(), 1);
+        let again = pool.take();
+        assert_eq!(again.as_ptr(), ptr);
+    }
+
+    #[test]
+    fn a_returned_buffer_comes_back_empty() {
+        let mut pool = WritePool::new(16, 1);
+        let mut a = pool.take();
+        a.extend_from_slice(b"abc");
+        pool.give(a);
+        assert!(pool.take().is_empty());
     }
 }

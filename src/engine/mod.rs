@@ -9,6 +9,7 @@
 
 pub mod conn;
 pub mod control;
+pub mod dial;
 pub mod inflight;
 pub mod worker;
 

@@ -111,6 +111,16 @@ pub enum Failure {
     Protocol(&'static str),
 }
 
+/// What to do when a connect fails at an operating-system limit ("" for other errors).
+fn connect_limit_hint(errno: i32) -> &'static str {
+    match errno {
+        libc::EADDRNOTAVAIL => ": no free ephemeral port for this source and broker address (or a --bind address that is not on this host); spread connections over more local source addresses with --bind (e.g. --bind 127.0.0.2-127.0.0.40 on loopback) or over more brokers with -H",
+        libc::EMFILE => ": the open-files limit of this process is reached; raise it (ulimit -n, or the hard limit in /etc/security/limits.conf) or run fewer users per process",
+        libc::ENFILE => ": the system-wide open-files limit is reached (fs.file-max); raise it or spread the users over more hosts",
+        _ => "",
+    }
+}
+
 impl Failure {
     /// Which row of the stats table this failure counts against.
     pub fn metric(&self) -> Metric {
@@ -136,8 +146,9 @@ impl Failure {
             }
             Failure::ConnectFailed(errno) => {
                 format!(
-                    "connect failed: {}",
-                    std::io::Error::from_raw_os_error(errno)
+                    "connect failed: {}{}",
+                    std::io::Error::from_raw_os_error(errno),
+                    connect_limit_hint(errno)
                 )
             }
             Failure::ConnectTimeout => "connect timed out: no CONNACK".to_string(),
