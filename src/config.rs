@@ -217,6 +217,24 @@ pub struct RunArgs {
     /// "Type" column label of the statistics table [default: MQTT] [env: MQBLAST_REQUEST_TYPE]
     #[arg(long, value_name = "LABEL")]
     pub request_type: Option<String>,
+    /// Subscriber clients, subscribed before publishers start [default: 0] [env: MQBLAST_SUB_USERS]
+    #[arg(long, value_name = "N")]
+    pub sub_users: Option<String>,
+    /// Subscribers' topic filter, + and # allowed, $share/group/... for a shared group [default: the topic, placeholders as +] [env: MQBLAST_SUB_TOPIC]
+    #[arg(long, value_name = "FILTER")]
+    pub sub_topic: Option<String>,
+    /// Subscription QoS 0, 1 or 2 [default: --qos] [env: MQBLAST_SUB_QOS]
+    #[arg(long, value_name = "QOS")]
+    pub sub_qos: Option<String>,
+    /// Embed the end-to-end marker even without subscribers [env: MQBLAST_E2E]
+    #[arg(long)]
+    pub e2e: bool,
+    /// Delivery audit: true/false [default: true with subscribers] [env: MQBLAST_VERIFY]
+    #[arg(long, value_name = "BOOL")]
+    pub verify: Option<String>,
+    /// After publishers stop, wait this long for messages still owed to subscribers [default: 2s] [env: MQBLAST_DRAIN_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub drain_timeout: Option<String>,
 }
 
 impl RunArgs {
@@ -244,6 +262,12 @@ impl RunArgs {
             "stop_timeout" => &self.stop_timeout,
             "json" => &self.json,
             "request_type" => &self.request_type,
+            "sub_users" => &self.sub_users,
+            "sub_topic" => &self.sub_topic,
+            "sub_qos" => &self.sub_qos,
+            "verify" => &self.verify,
+            "drain_timeout" => &self.drain_timeout,
+            "e2e" => return self.e2e.then(|| "true".to_string()),
             "only_summary" => return self.only_summary.then(|| "true".to_string()),
             _ => return None,
         };
@@ -448,6 +472,15 @@ const KEYS: &[Key] = &[
     with_default(
         key("request_type", "--request-type", "MQBLAST_REQUEST_TYPE"),
         "MQTT",
+    ),
+    with_default(key("sub_users", "--sub-users", "MQBLAST_SUB_USERS"), "0"),
+    key("sub_topic", "--sub-topic", "MQBLAST_SUB_TOPIC"),
+    key("sub_qos", "--sub-qos", "MQBLAST_SUB_QOS"),
+    with_default(key("e2e", "--e2e", "MQBLAST_E2E"), "false"),
+    key("verify", "--verify", "MQBLAST_VERIFY"),
+    with_default(
+        key("drain_timeout", "--drain-timeout", "MQBLAST_DRAIN_TIMEOUT"),
+        "2s",
     ),
 ];
 
@@ -845,6 +878,7 @@ pub fn build_plan(
     let json_path = optional_path(get("json"), ctx)?;
     let request_type = non_empty_text(&required("request_type")?)?;
     check_open_files(users, &users_raw, hosts.is_empty(), ctx.open_files_limit)?;
+    let subs = resolve_subscribers(&get, users, qos, &topic)?;
 
     let mut plan = Plan {
         hosts,
@@ -869,10 +903,97 @@ pub fn build_plan(
         json_path,
         request_type,
         effective_config: serde_json::Value::Null,
+        sub_users: subs.users,
+        sub_topic: subs.topic,
+        sub_qos: subs.qos,
+        e2e: subs.e2e,
+        verify: subs.verify,
+        drain_timeout: subs.drain_timeout,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
     Ok(plan)
+}
+
+/// The subscriber settings, resolved together because their defaults depend on each other.
+struct Subscribers {
+    users: u32,
+    topic: String,
+    qos: u8,
+    e2e: bool,
+    verify: bool,
+    drain_timeout: Duration,
+}
+
+fn resolve_subscribers(
+    get: &dyn Fn(&str) -> Option<Raw>,
+    users: u32,
+    qos: u8,
+    topic: &str,
+) -> Result<Subscribers, ConfigError> {
+    let missing = |name: &str| invalid(format!("{name}: no value and no default"));
+    let users_raw = get("sub_users").ok_or_else(|| missing("sub_users"))?;
+    let sub_users = resolve_users(&users_raw)?;
+    let sub_topic = match get("sub_topic") {
+        Some(raw) => resolve_filter(&raw)?,
+        None => default_filter(topic),
+    };
+    let sub_qos = match get("sub_qos") {
+        Some(raw) => resolve_qos(&raw)?,
+        None => qos,
+    };
+    let verify = match get("verify") {
+        Some(raw) => raw.boolean()?,
+        None => sub_users > 0,
+    };
+    let streams = u64::from(sub_users) * u64::from(users);
+    if verify && streams > crate::engine::audit::MAX_STREAMS {
+        return Err(users_raw.fail(format!(
+            "with {users} users the delivery audit would track {streams} streams, more than {} (80 bytes each): use fewer subscribers or --verify false",
+            crate::engine::audit::MAX_STREAMS
+        )));
+    }
+    let e2e_raw = get("e2e").ok_or_else(|| missing("e2e"))?;
+    let drain_raw = get("drain_timeout").ok_or_else(|| missing("drain_timeout"))?;
+    Ok(Subscribers {
+        users: sub_users,
+        topic: sub_topic,
+        qos: sub_qos,
+        e2e: e2e_raw.boolean()? || sub_users > 0,
+        verify: verify && sub_users > 0,
+        drain_timeout: drain_raw.duration()?,
+    })
+}
+
+/// The publish topic with every level that holds a per-client placeholder replaced by `+`,
+/// so that by default the subscribers receive every publisher's messages.
+fn default_filter(topic: &str) -> String {
+    topic
+        .split('/')
+        .map(|level| if level.contains('{') { "+" } else { level })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn resolve_filter(raw: &Raw) -> Result<String, ConfigError> {
+    let filter = raw.text()?;
+    if filter.is_empty() || filter.contains('\0') || filter.len() > usize::from(u16::MAX) {
+        return Err(raw.fail("must be 1 to 65535 bytes without NUL characters"));
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (n, level) in levels.iter().enumerate() {
+        let misplaced_hash = level.contains('#') && (*level != "#" || n + 1 != levels.len());
+        let misplaced_plus = level.contains('+') && *level != "+";
+        if misplaced_hash || misplaced_plus {
+            return Err(raw.fail(
+                "+ must be a whole level and # the whole last level (MQTT 3.1.1 section 4.7)",
+            ));
+        }
+    }
+    if filter.starts_with("$share/") && levels.len() < 3 {
+        return Err(raw.fail("a shared subscription is $share/GROUP/FILTER"));
+    }
+    Ok(filter)
 }
 
 fn resolve_hosts(raw: Option<Raw>) -> Result<Vec<HostPort>, ConfigError> {
@@ -1188,6 +1309,12 @@ fn effective_config(
         "stop_timeout": format_duration(plan.stop_timeout),
         "json": path(plan.json_path.as_deref()),
         "request_type": plan.request_type,
+        "sub_users": plan.sub_users,
+        "sub_topic": plan.sub_topic,
+        "sub_qos": plan.sub_qos,
+        "e2e": plan.e2e,
+        "verify": plan.verify,
+        "drain_timeout": format_duration(plan.drain_timeout),
     })
 }
 

@@ -18,11 +18,26 @@ pub enum State {
     Connecting,
     /// CONNECT written, waiting for CONNACK.
     AwaitConnack,
-    /// CONNACK accepted: publishing.
+    /// Subscriber: SUBSCRIBE written, waiting for SUBACK.
+    AwaitSuback,
+    /// CONNACK accepted (publisher) or SUBACK granted (subscriber): publishing / receiving.
     Connected,
     /// Finished: refused, failed, lost or stopped. A closed client does not come back.
     Closed,
 }
+
+/// What a connection does in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Publishes; `matches` when the subscribers' filter matches its topic (it is owed).
+    Publisher { matches: bool },
+    /// Subscribes and receives; `slot` indexes the worker's per-subscriber audit.
+    Subscriber { slot: u32 },
+}
+
+/// Write-buffer capacity of a subscriber: its acknowledgements (4 bytes per received
+/// PUBLISH of at least 7 bytes) must fit whatever one read brings, see `Worker::read_room`.
+pub const SUBSCRIBER_WBUF_BYTES: usize = 64 * 1024;
 
 pub struct Conn {
     /// Global client index (0-based, unique across workers).
@@ -53,6 +68,15 @@ pub struct Conn {
     pub dirty: bool,
     /// In the worker's ready list (can publish without waiting for an event).
     pub ready: bool,
+    pub role: Role,
+    /// Publisher: publishes that count for the audit (acknowledged at QoS 1/2, written at
+    /// QoS 0). Subscriber: marked messages received (duplicates included).
+    pub counted: u64,
+    /// Subscriber: SUBACK received or failed (the publisher gate was told).
+    pub sub_settled: bool,
+    /// Subscriber: reading stopped because the write buffer had no room for more acks;
+    /// resumed on the next writable event.
+    pub read_paused: bool,
 }
 
 impl Conn {
@@ -75,12 +99,30 @@ impl Conn {
             timer_armed: false,
             dirty: false,
             ready: false,
+            role: Role::Publisher { matches: false },
+            counted: 0,
+            sub_settled: false,
+            read_paused: false,
         }
+    }
+
+    /// A subscriber connection (no publish frames).
+    pub fn subscriber(index: u64, addr: SocketAddr, slot: u32) -> Conn {
+        let mut conn = Conn::new(index, addr, Vec::new(), 1);
+        conn.role = Role::Subscriber { slot };
+        conn
+    }
+
+    pub fn is_subscriber(&self) -> bool {
+        matches!(self.role, Role::Subscriber { .. })
     }
 
     /// Write-buffer capacity: room for a full in-flight window of the largest frame (capped at
     /// 64 frames, which is plenty to keep a socket busy), plus control packets.
     pub fn write_capacity(&self, max_inflight: u16) -> usize {
+        if self.is_subscriber() {
+            return SUBSCRIBER_WBUF_BYTES + 512;
+        }
         let frame_max = self.frames.iter().map(Frame::len).max().unwrap_or(0);
         frame_max * (max_inflight.clamp(1, 64) as usize) + 512
     }
@@ -88,13 +130,16 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         matches!(
             self.state,
-            State::Connecting | State::AwaitConnack | State::Connected
+            State::Connecting | State::AwaitConnack | State::AwaitSuback | State::Connected
         )
     }
 
     #[inline]
     pub fn frame_fits(&self) -> bool {
-        let need = self.frames[self.next_frame].len();
+        let Some(frame) = self.frames.get(self.next_frame) else {
+            return false;
+        };
+        let need = frame.len();
         self.wbuf.capacity() - self.wbuf.len() >= need
     }
 }

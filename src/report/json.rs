@@ -26,7 +26,11 @@ pub fn write_json(path: &Path, summary: &Summary, effective_config: &Value) -> i
 /// The process exit code for a finished run: 1 if anything failed, else 0 (Locust's default
 /// `--exit-code-on-error`).
 pub fn exit_code(summary: &Summary) -> i32 {
-    i32::from(summary.failures() > 0)
+    let audit_failed = summary
+        .audit
+        .as_ref()
+        .is_some_and(|a| a.lost > 0 || a.duplicated > 0);
+    i32::from(summary.failures() > 0 || audit_failed)
 }
 
 /// The JSON document `write_json` writes.
@@ -44,7 +48,7 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
     let lag = &summary.lag_us;
     let mut publish = metric_fields(summary.metric(Metric::Publish));
     publish.insert("sent".into(), json!(summary.sent));
-    json!({
+    let mut doc = json!({
         "tool": "mqblast",
         "version": env!("CARGO_PKG_VERSION"),
         "started_at_unix_s": started_unix_s,
@@ -67,7 +71,25 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
         },
         "timeline": summary.timeline,
         "config": effective_config,
-    })
+    });
+    add_subscriber_fields(&mut doc, summary);
+    doc
+}
+
+/// `subscribe`, `e2e` and `audit`, only in runs with subscribers (plain runs keep their shape).
+fn add_subscriber_fields(doc: &mut Value, summary: &Summary) {
+    let Some(fields) = doc.as_object_mut() else {
+        return;
+    };
+    for metric in [Metric::Subscribe, Metric::EndToEnd] {
+        let m = summary.metric(metric);
+        if m.requests > 0 {
+            fields.insert(metric.key().into(), Value::Object(metric_fields(m)));
+        }
+    }
+    if let Some(audit) = &summary.audit {
+        fields.insert("audit".into(), audit.to_json());
+    }
 }
 
 /// `name`, counts, rates and `latency_us` of one metric.
@@ -194,6 +216,8 @@ mod tests {
                     histogram(1..=1000),
                     publish_failures,
                 ),
+                metric(Metric::Subscribe, "subscribe", new_histogram(), 0),
+                metric(Metric::EndToEnd, "e2e", new_histogram(), 0),
             ],
             errors,
             lag_us: histogram([10, 20, 5000]),
@@ -210,9 +234,14 @@ mod tests {
                 publish_p99_us: 990,
                 connected_users: 2,
                 lag_max_us: 5000,
+                e2e_ok: 0,
+                e2e_p50_us: 0,
+                e2e_p95_us: 0,
+                e2e_p99_us: 0,
             }],
             target_users: 2,
             max_connected_users: 2,
+            audit: None,
         }
     }
 

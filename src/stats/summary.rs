@@ -69,6 +69,9 @@ pub struct Summary {
     pub target_users: u32,
     /// Most clients connected at once (per-second samples).
     pub max_connected_users: u32,
+    /// The delivery audit of a run with subscribers and `--verify` (filled in by the engine
+    /// after the workers have finished; None otherwise).
+    pub audit: Option<crate::engine::audit::AuditSummary>,
 }
 
 impl Summary {

@@ -39,6 +39,12 @@ pub struct TimelineEntry {
     pub connected_users: u32,
     /// Worst schedule lag of a publish sent in this second, microseconds.
     pub lag_max_us: u64,
+    /// Marked messages subscribers received in this second.
+    pub e2e_ok: u64,
+    /// End-to-end latency percentiles of this second alone, microseconds (0 when none).
+    pub e2e_p50_us: u64,
+    pub e2e_p95_us: u64,
+    pub e2e_p99_us: u64,
 }
 
 /// Counts of one metric in one second, for the live "current req/s" window.
@@ -53,6 +59,7 @@ struct OpenSecond {
     counts: [SecondCounts; N_METRICS],
     sent: u64,
     publish_latency_us: Histogram<u64>,
+    e2e_latency_us: Histogram<u64>,
     connected: Vec<Option<u32>>,
     lag_max_us: u64,
 }
@@ -106,6 +113,9 @@ impl TimelineBuilder {
         let _ = open
             .publish_latency_us
             .add(&interval.latency[Metric::Publish.index()]);
+        let _ = open
+            .e2e_latency_us
+            .add(&interval.latency[Metric::EndToEnd.index()]);
         if let Some(slot) = open.connected.get_mut(interval.worker) {
             *slot = Some(interval.connected);
         }
@@ -180,10 +190,12 @@ impl TimelineBuilder {
 
     fn push_open(&mut self) {
         let histogram = self.spare_histograms.pop().unwrap_or_else(new_histogram);
+        let e2e_histogram = self.spare_histograms.pop().unwrap_or_else(new_histogram);
         self.open.push_back(OpenSecond {
             counts: [SecondCounts::default(); N_METRICS],
             sent: 0,
             publish_latency_us: histogram,
+            e2e_latency_us: e2e_histogram,
             connected: vec![None; self.worker_second.len()],
             lag_max_us: 0,
         });
@@ -206,14 +218,15 @@ impl TimelineBuilder {
                 *slot = *value;
             }
         }
-        let latency = &open.publish_latency_us;
-        let percentile = |q: f64| {
+        let percentile_of = |latency: &Histogram<u64>, q: f64| {
             if latency.is_empty() {
                 0
             } else {
                 latency.value_at_quantile(q)
             }
         };
+        let percentile = |q: f64| percentile_of(&open.publish_latency_us, q);
+        let e2e = |q: f64| percentile_of(&open.e2e_latency_us, q);
         let publish = open.counts[Metric::Publish.index()];
         let connect = open.counts[Metric::Connect.index()];
         self.closed.push(TimelineEntry {
@@ -228,10 +241,16 @@ impl TimelineBuilder {
             publish_p99_us: percentile(0.99),
             connected_users: self.connected.iter().sum(),
             lag_max_us: open.lag_max_us,
+            e2e_ok: open.counts[Metric::EndToEnd.index()].ok,
+            e2e_p50_us: e2e(0.50),
+            e2e_p95_us: e2e(0.95),
+            e2e_p99_us: e2e(0.99),
         });
         self.closed_counts.push(open.counts);
         open.publish_latency_us.reset();
+        open.e2e_latency_us.reset();
         self.spare_histograms.push(open.publish_latency_us);
+        self.spare_histograms.push(open.e2e_latency_us);
     }
 }
 
