@@ -1570,6 +1570,49 @@ pub(crate) mod tests {
     // ---- defaults and precedence ----
 
     #[test]
+    fn subscribers_default_to_the_topic_with_placeholder_levels_as_plus_and_audit_on() {
+        let dir = TestDir::new();
+        let plan = dir
+            .plan(
+                &["--sub-users", "3", "--topic", "dev/{i}/t", "--qos", "2"],
+                &[],
+            )
+            .unwrap();
+        assert_eq!((plan.sub_users, plan.sub_qos), (3, 2));
+        assert_eq!(plan.sub_topic, "dev/+/t");
+        assert!(plan.e2e && plan.verify);
+        assert_eq!(plan.drain_timeout, Duration::from_secs(2));
+        let plain = dir.plan(&[], &[]).unwrap();
+        assert!(
+            !plain.e2e && !plain.verify,
+            "plain runs send the payload as written"
+        );
+        let off = dir
+            .plan(&["--sub-users", "1", "--verify", "false"], &[])
+            .unwrap();
+        assert!(off.e2e && !off.verify);
+    }
+
+    #[test]
+    fn sub_topic_wildcards_must_be_whole_levels() {
+        let dir = TestDir::new();
+        assert!(dir.plan(&["--sub-topic", "a/#"], &[]).is_ok());
+        assert!(dir.plan(&["--sub-topic", "a/+/b"], &[]).is_ok());
+        assert!(dir.error(&["--sub-topic", "a/#/b"], &[]).contains("whole"));
+        assert!(dir.error(&["--sub-topic", "a+"], &[]).contains("whole"));
+        assert!(dir
+            .error(&["--sub-topic", "$share/g"], &[])
+            .contains("$share"));
+    }
+
+    #[test]
+    fn an_audit_beyond_its_memory_bound_is_refused_with_advice() {
+        let dir = TestDir::new();
+        let error = dir.error(&["-u", "100000", "--sub-users", "100"], &[]);
+        assert!(error.contains("--verify false"), "{error}");
+    }
+
+    #[test]
     fn a_bare_run_uses_the_defaults_of_the_old_script() {
         let plan = TestDir::new().plan(&[], &[]).unwrap();
         assert!(plan.hosts.is_empty());

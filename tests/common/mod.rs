@@ -448,6 +448,12 @@ impl Subscriber {
         Self::connect(port, filter, qos, None)
     }
 
+    /// A subscriber with a chosen client id (clean session): connecting with the id of a
+    /// live client takes its session over, which disconnects that client.
+    pub fn start_as(port: u16, filter: &str, qos: u8, client_id: &str) -> Subscriber {
+        Self::connect_as(port, filter, qos, None, client_id)
+    }
+
     pub fn start_with_login(
         port: u16,
         filter: &str,
@@ -470,12 +476,20 @@ impl Subscriber {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
+        Self::connect_as(port, filter, qos, login, &client_id)
+    }
+
+    fn connect_as(
+        port: u16,
+        filter: &str,
+        qos: u8,
+        login: Option<(&str, Option<&str>)>,
+        client_id: &str,
+    ) -> Subscriber {
         let mut stream =
             TcpStream::connect(("127.0.0.1", port)).expect("subscriber: connecting to the broker");
         stream.set_nodelay(true).unwrap();
-        stream
-            .write_all(&connect_packet(&client_id, login))
-            .unwrap();
+        stream.write_all(&connect_packet(client_id, login)).unwrap();
         let mut buf = Vec::new();
         let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5))
             .expect("subscriber: CONNACK");
