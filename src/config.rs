@@ -108,6 +108,22 @@ pub enum CliCommand {
     Config(ConfigArgs),
     #[command(about = crate::sink::ABOUT, long_about = crate::sink::LONG_ABOUT)]
     Sink(SinkArgs),
+    /// Connection storm: connect the users at --connect-rate, hold them for --hold with
+    /// keep-alive pings only (no publishes), report CONNACK latency and failures.
+    Conn(ConnArgs),
+}
+
+/// `mqblast conn` flags: every run flag, plus the connection rate and the hold time.
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    /// Connections opened per second (same as --spawn-rate) [default: 100]
+    #[arg(long, value_name = "PER_S")]
+    pub connect_rate: Option<String>,
+    /// Hold every connection this long after the last one was opened [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub hold: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `mqblast sink` flags.
@@ -336,7 +352,38 @@ where
         Some(CliCommand::Init) => Ok(Command::Init),
         Some(CliCommand::Config(_)) => Ok(Command::PrintDefaultConfig),
         Some(CliCommand::Sink(args)) => sink_options(&args).map(Command::Sink),
+        Some(CliCommand::Conn(args)) => conn_plan(args, env, ctx).map(Command::Run),
     }
+}
+
+/// `mqblast conn`: a run plan whose users only connect and hold. The run time is the ramp
+/// (users / rate) plus the hold; `--run-time` and `--messages` do not apply.
+fn conn_plan(
+    mut args: ConnArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    ctx: &Context,
+) -> Result<Box<Plan>, ConfigError> {
+    if args.run.spawn_rate.is_none() {
+        args.run.spawn_rate = Some(args.connect_rate.clone().unwrap_or_else(|| "100".into()));
+    }
+    let hold_text = args.hold.as_deref().unwrap_or("10s");
+    let hold =
+        parse_duration(hold_text).map_err(|e| invalid(format!("--hold {hold_text}: {e}")))?;
+    args.run.messages = None;
+    args.run.run_time = Some("1s".into()); // replaced below, once users and rate are known
+    let mut plan = build_plan(&args.run, env, ctx)?;
+    let ramp = Duration::from_secs_f64(f64::from(plan.users) / plan.spawn_rate);
+    plan.run_time = Some(ramp + hold);
+    plan.connect_only = true;
+    plan.sub_users = 0;
+    plan.e2e = false;
+    plan.verify = false;
+    if let Some(config) = plan.effective_config.as_object_mut() {
+        config.insert("command".into(), json!("conn"));
+        config.insert("hold".into(), json!(format_duration(hold)));
+        config.insert("run_time".into(), json!(format_duration(ramp + hold)));
+    }
+    Ok(Box::new(plan))
 }
 
 /// Validate `mqblast sink` flags.
@@ -909,6 +956,7 @@ pub fn build_plan(
         e2e: subs.e2e,
         verify: subs.verify,
         drain_timeout: subs.drain_timeout,
+        connect_only: false,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());

@@ -82,6 +82,8 @@ pub struct Plan {
     pub verify: bool,
     /// After publishers stop, how long subscribers wait for the messages still owed.
     pub drain_timeout: Duration,
+    /// `mqblast conn`: connect and hold (keep-alive pings only), never publish.
+    pub connect_only: bool,
 }
 
 impl Plan {

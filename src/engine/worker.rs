@@ -599,7 +599,11 @@ impl Worker {
     /// Publish as many messages as the schedule, the in-flight window, the write buffer and
     /// the message budget allow. At every bound the message waits; none is dropped.
     fn pump(&mut self, ci: usize, now: u64) {
-        if self.conns[ci].state != State::Connected || self.drain != Drain::No {
+        if self.conns[ci].state != State::Connected
+            || self.drain != Drain::No
+            || self.plan.connect_only
+            || self.conns[ci].is_subscriber()
+        {
             return;
         }
         let qos = self.plan.qos;
