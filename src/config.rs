@@ -251,6 +251,9 @@ pub struct RunArgs {
     /// After publishers stop, wait this long for messages still owed to subscribers [default: 2s] [env: MQBLAST_DRAIN_TIMEOUT]
     #[arg(long, value_name = "DURATION")]
     pub drain_timeout: Option<String>,
+    /// Reconnect lost connections with back-off (100 ms doubling to 5 s) and resume [env: MQBLAST_RECONNECT]
+    #[arg(long)]
+    pub reconnect: bool,
 }
 
 impl RunArgs {
@@ -284,6 +287,7 @@ impl RunArgs {
             "verify" => &self.verify,
             "drain_timeout" => &self.drain_timeout,
             "e2e" => return self.e2e.then(|| "true".to_string()),
+            "reconnect" => return self.reconnect.then(|| "true".to_string()),
             "only_summary" => return self.only_summary.then(|| "true".to_string()),
             _ => return None,
         };
@@ -528,6 +532,10 @@ const KEYS: &[Key] = &[
     with_default(
         key("drain_timeout", "--drain-timeout", "MQBLAST_DRAIN_TIMEOUT"),
         "2s",
+    ),
+    with_default(
+        key("reconnect", "--reconnect", "MQBLAST_RECONNECT"),
+        "false",
     ),
 ];
 
@@ -926,6 +934,7 @@ pub fn build_plan(
     let request_type = non_empty_text(&required("request_type")?)?;
     check_open_files(users, &users_raw, hosts.is_empty(), ctx.open_files_limit)?;
     let subs = resolve_subscribers(&get, users, qos, &topic)?;
+    let reconnect = required("reconnect")?.boolean()?;
 
     let mut plan = Plan {
         hosts,
@@ -957,6 +966,7 @@ pub fn build_plan(
         verify: subs.verify,
         drain_timeout: subs.drain_timeout,
         connect_only: false,
+        reconnect,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
@@ -1363,6 +1373,7 @@ fn effective_config(
         "e2e": plan.e2e,
         "verify": plan.verify,
         "drain_timeout": format_duration(plan.drain_timeout),
+        "reconnect": plan.reconnect,
     })
 }
 

@@ -84,6 +84,9 @@ pub struct Plan {
     pub drain_timeout: Duration,
     /// `mqblast conn`: connect and hold (keep-alive pings only), never publish.
     pub connect_only: bool,
+    /// Reconnect lost connections with bounded exponential back-off (100 ms doubling to 5 s)
+    /// and resume; without it a lost connection is a failure and that client stops.
+    pub reconnect: bool,
 }
 
 impl Plan {

@@ -77,6 +77,12 @@ pub struct Conn {
     /// Subscriber: reading stopped because the write buffer had no room for more acks;
     /// resumed on the next writable event.
     pub read_paused: bool,
+    /// `--reconnect`: a Waiting client connects no earlier than this (ns since start).
+    pub reconnect_at_ns: u64,
+    /// Current back-off (0: none since the last successful connect).
+    pub backoff_ns: u64,
+    /// When the connection was lost, until it is back (the reconnect time starts here).
+    pub lost_at_ns: Option<u64>,
 }
 
 impl Conn {
@@ -103,6 +109,9 @@ impl Conn {
             counted: 0,
             sub_settled: false,
             read_paused: false,
+            reconnect_at_ns: 0,
+            backoff_ns: 0,
+            lost_at_ns: None,
         }
     }
 

@@ -43,6 +43,9 @@ const HOUSEKEEPING_NS: u64 = 100_000_000;
 const EVENTS: usize = 1024;
 /// Messages claimed from the global budget at a time.
 const BUDGET_CHUNK: u64 = 32;
+/// `--reconnect` back-off: the first wait, doubled after every failed attempt up to the cap.
+const RECONNECT_FIRST_NS: u64 = 100_000_000;
+const RECONNECT_MAX_NS: u64 = 5_000_000_000;
 /// A subscriber reads only while its write buffer has this much room for acknowledgements.
 const SUBSCRIBER_MIN_ROOM: usize = 1024;
 
@@ -115,7 +118,8 @@ impl Worker {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let sub_clients = super::clients_of(plan.sub_users, plan.threads.max(1), id);
         let mut conns = Vec::with_capacity(clients.len() + sub_clients.len());
-        let mut timers = BinaryHeap::with_capacity(clients.len() + sub_clients.len() + 1);
+        // Two entries per client at most: a stale publish timer and a reconnect timer.
+        let mut timers = BinaryHeap::with_capacity(2 * (clients.len() + sub_clients.len()) + 1);
         for &index in clients {
             conns.push(publisher(&plan, index, addrs));
         }
@@ -390,7 +394,11 @@ impl Worker {
             self.timers.pop();
             let ci = ci as usize;
             match self.conns[ci].state {
-                State::Waiting if self.drain == Drain::No => self.start_connect(ci, now),
+                State::Waiting
+                    if self.drain == Drain::No && now >= self.conns[ci].reconnect_at_ns =>
+                {
+                    self.start_connect(ci, now)
+                }
                 State::Connected => {
                     self.conns[ci].timer_armed = false;
                     self.pump(ci, now);
@@ -490,8 +498,13 @@ impl Worker {
         c.state = State::Connected;
         c.next_due_ns = now;
         let latency_ns = now.saturating_sub(c.connect_started_ns);
+        c.backoff_ns = 0;
+        let reconnected_after_ns = c.lost_at_ns.take().map(|lost| now.saturating_sub(lost));
         self.connected += 1;
         self.rec.ok(Metric::Connect, ns_to_us(latency_ns));
+        if let Some(after_ns) = reconnected_after_ns {
+            self.rec.ok(Metric::Reconnect, ns_to_us(after_ns));
+        }
         if self.conns[ci].is_subscriber() {
             self.send_subscribe(ci, now);
         } else {
@@ -972,6 +985,9 @@ impl Worker {
             return;
         }
         let now = self.control.now_ns();
+        if let Some(f) = failure.filter(|&f| self.retries(f)) {
+            return self.retry_later(ci, f, now);
+        }
         let lost_subscriber = failure.map(|_| Failure::SubscriberLost);
         self.settle_subscriber(ci, lost_subscriber, now);
         let c = &mut self.conns[ci];
@@ -995,6 +1011,49 @@ impl Worker {
             for _ in 0..lost {
                 self.rec.fail(Failure::InflightLost);
             }
+        }
+    }
+
+    /// `--reconnect` retries a lost or failed connection, not a refusal that would repeat
+    /// (bad credentials) nor a protocol error; never once the run is stopping.
+    fn retries(&self, failure: Failure) -> bool {
+        let transient = matches!(
+            failure,
+            Failure::ConnectionLost(_)
+                | Failure::ConnectFailed(_)
+                | Failure::ConnectTimeout
+                | Failure::ConnackRefused(3)
+        );
+        self.plan.reconnect && transient && self.drain == Drain::No
+    }
+
+    /// Record the failure, drop the connection and come back after the back-off: the client
+    /// keeps its sequence numbers; what was in flight is lost (clean session).
+    fn retry_later(&mut self, ci: usize, failure: Failure, now: u64) {
+        let lost_subscriber = Some(Failure::SubscriberLost);
+        self.settle_subscriber(ci, lost_subscriber, now);
+        let c = &mut self.conns[ci];
+        let lost = c.inflight.clear();
+        if matches!(c.state, State::Connected | State::AwaitSuback) {
+            self.connected -= 1;
+        }
+        if let Some(mut stream) = c.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        c.wbuf = Vec::new();
+        c.rbuf = Vec::new();
+        c.state = State::Waiting;
+        c.ping_sent_ns = None;
+        c.timer_armed = false;
+        c.read_paused = false;
+        c.lost_at_ns.get_or_insert(now);
+        c.backoff_ns = (c.backoff_ns * 2).clamp(RECONNECT_FIRST_NS, RECONNECT_MAX_NS);
+        c.reconnect_at_ns = now + c.backoff_ns;
+        self.timers.push(Reverse((c.reconnect_at_ns, ci as u32)));
+        self.inflight_total -= lost as u64;
+        self.rec.fail(failure);
+        for _ in 0..lost {
+            self.rec.fail(Failure::InflightLost);
         }
     }
 

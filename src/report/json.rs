@@ -76,12 +76,13 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
     doc
 }
 
-/// `subscribe`, `e2e` and `audit`, only in runs with subscribers (plain runs keep their shape).
+/// `subscribe`, `e2e`, `reconnect` and `audit`, only in runs that have them (plain runs keep
+/// their shape).
 fn add_subscriber_fields(doc: &mut Value, summary: &Summary) {
     let Some(fields) = doc.as_object_mut() else {
         return;
     };
-    for metric in [Metric::Subscribe, Metric::EndToEnd] {
+    for metric in [Metric::Subscribe, Metric::EndToEnd, Metric::Reconnect] {
         let m = summary.metric(metric);
         if m.requests > 0 {
             fields.insert(metric.key().into(), Value::Object(metric_fields(m)));
@@ -218,6 +219,7 @@ mod tests {
                 ),
                 metric(Metric::Subscribe, "subscribe", new_histogram(), 0),
                 metric(Metric::EndToEnd, "e2e", new_histogram(), 0),
+                metric(Metric::Reconnect, "reconnect", new_histogram(), 0),
             ],
             errors,
             lag_us: histogram([10, 20, 5000]),

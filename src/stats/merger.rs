@@ -66,6 +66,7 @@ pub fn metric_names(qos: u8, topic_template: &str) -> [String; N_METRICS] {
     names[Metric::Publish.index()] = format!("publish:{qos}:{topic_template}");
     names[Metric::Subscribe.index()] = "subscribe".to_string();
     names[Metric::EndToEnd.index()] = "e2e".to_string();
+    names[Metric::Reconnect.index()] = "reconnect".to_string();
     names
 }
 
@@ -240,7 +241,7 @@ impl Merger {
                 0.0
             }
         };
-        let [connect_us, publish_us, subscribe_us, e2e_us] = self.latency_us;
+        let [connect_us, publish_us, subscribe_us, e2e_us, reconnect_us] = self.latency_us;
         let metric_summary = |metric: Metric, latency_us: Histogram<u64>| {
             let failures = self.failures[metric.index()];
             let ok = latency_us.len();
@@ -260,6 +261,7 @@ impl Merger {
             metric_summary(Metric::Publish, publish_us),
             metric_summary(Metric::Subscribe, subscribe_us),
             metric_summary(Metric::EndToEnd, e2e_us),
+            metric_summary(Metric::Reconnect, reconnect_us),
         ];
         let errors = error_counts(&self.errors, &self.overflow);
         let timeline = self.timeline.finish();
@@ -436,7 +438,7 @@ mod tests {
         let mut errors = HashMap::new();
         errors.insert(Failure::AckTimeout, 2);
         errors.insert(Failure::ConnectTimeout, 5);
-        let counts = error_counts(&errors, &[0, 7, 0, 0]);
+        let counts = error_counts(&errors, &[0, 7, 0, 0, 0]);
         assert_eq!(
             counts.iter().map(|e| e.count).collect::<Vec<_>>(),
             vec![7, 5, 2]

@@ -73,9 +73,11 @@ pub enum Metric {
     /// Publish -> subscriber receive, from the timestamp publishers embed in the payload
     /// (see `payload::e2e`); "requests" are the marked messages subscribers received.
     EndToEnd = 3,
+    /// `--reconnect`: connection lost -> CONNACK again (back-off included).
+    Reconnect = 4,
 }
 
-pub const N_METRICS: usize = 4;
+pub const N_METRICS: usize = 5;
 
 impl Metric {
     /// Every metric, in index order (`Metric as usize`).
@@ -84,6 +86,7 @@ impl Metric {
         Metric::Publish,
         Metric::Subscribe,
         Metric::EndToEnd,
+        Metric::Reconnect,
     ];
 
     /// Index into per-metric arrays.
@@ -98,6 +101,7 @@ impl Metric {
             Metric::Publish => "publish",
             Metric::Subscribe => "subscribe",
             Metric::EndToEnd => "e2e",
+            Metric::Reconnect => "reconnect",
         }
     }
 

@@ -261,6 +261,38 @@ impl Mosquitto {
     }
 }
 
+impl Mosquitto {
+    /// Stop the broker (SIGKILL: connections drop at once), stay down for `down_for`, then
+    /// start it again on the same port with the same configuration.
+    pub fn restart(&mut self, down_for: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down_for);
+        let mosquitto = require_program("mosquitto");
+        let conf = self.dir.path().join("mosquitto.conf");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("mosquitto.log"))
+            .unwrap();
+        self.child = Command::new(&mosquitto)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("restarting {}: {e}", mosquitto.display()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !wait_for_listener(self.port, Duration::from_millis(100)) {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not come back on {}",
+                self.port
+            );
+        }
+    }
+}
+
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         let _ = self.child.kill();
