@@ -254,6 +254,9 @@ pub struct RunArgs {
     /// Reconnect lost connections with back-off (100 ms doubling to 5 s) and resume [env: MQBLAST_RECONNECT]
     #[arg(long)]
     pub reconnect: bool,
+    /// Each publisher disconnects and reconnects this long after connecting [env: MQBLAST_CHURN]
+    #[arg(long, value_name = "DURATION")]
+    pub churn: Option<String>,
 }
 
 impl RunArgs {
@@ -286,6 +289,7 @@ impl RunArgs {
             "sub_qos" => &self.sub_qos,
             "verify" => &self.verify,
             "drain_timeout" => &self.drain_timeout,
+            "churn" => &self.churn,
             "e2e" => return self.e2e.then(|| "true".to_string()),
             "reconnect" => return self.reconnect.then(|| "true".to_string()),
             "only_summary" => return self.only_summary.then(|| "true".to_string()),
@@ -537,6 +541,7 @@ const KEYS: &[Key] = &[
         key("reconnect", "--reconnect", "MQBLAST_RECONNECT"),
         "false",
     ),
+    key("churn", "--churn", "MQBLAST_CHURN"),
 ];
 
 fn find_key(name: &str) -> Option<&'static Key> {
@@ -935,6 +940,9 @@ pub fn build_plan(
     check_open_files(users, &users_raw, hosts.is_empty(), ctx.open_files_limit)?;
     let subs = resolve_subscribers(&get, users, qos, &topic)?;
     let reconnect = required("reconnect")?.boolean()?;
+    let churn = get("churn")
+        .map(|raw| positive_duration(&raw))
+        .transpose()?;
 
     let mut plan = Plan {
         hosts,
@@ -967,6 +975,7 @@ pub fn build_plan(
         drain_timeout: subs.drain_timeout,
         connect_only: false,
         reconnect,
+        churn,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
@@ -1374,6 +1383,7 @@ fn effective_config(
         "verify": plan.verify,
         "drain_timeout": format_duration(plan.drain_timeout),
         "reconnect": plan.reconnect,
+        "churn": plan.churn.map(format_duration),
     })
 }
 

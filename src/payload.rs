@@ -19,9 +19,9 @@
 //!
 //! End-to-end marker (only when the run has subscribers or `--e2e`): each payload object gets
 //! one more member, last, `"_mqb":"PPPPPPPPSSSSSSSSSSSSTTTTTTTTTTTTTTTT"`: the publisher's
-//! global index (8 hex digits), its message sequence number modulo 2^48 (12 hex digits, from
-//! 1) and the send time (16 hex digits, nanoseconds: see [`e2e_now_ns`]). Fixed width, lower
-//! case hex, so the JSON stays valid, the user's members stay as they are, and a subscriber
+//! global index (8 hex digits), its message sequence number modulo 2^48 (12 hex digits,
+//! the first is 1) and the send time (16 hex digits, nanoseconds: see [`e2e_now_ns`]). Fixed
+//! width, lower case hex, so the JSON stays valid, the user's members stay as they are, and a subscriber
 //! finds it at a fixed distance from the end of the payload ([`find_marker`]) without parsing.
 
 use std::path::Path;

@@ -87,6 +87,9 @@ pub struct Plan {
     /// Reconnect lost connections with bounded exponential back-off (100 ms doubling to 5 s)
     /// and resume; without it a lost connection is a failure and that client stops.
     pub reconnect: bool,
+    /// `--churn`: each publisher disconnects this long after connecting (once its in-flight
+    /// publishes are acknowledged) and connects again at once, to measure session set-up.
+    pub churn: Option<Duration>,
 }
 
 impl Plan {

@@ -56,3 +56,33 @@ fn without_reconnect_lost_connections_are_failures_and_the_run_ends_on_time() {
     assert!(summary.json.get("reconnect").is_none());
     assert!(elapsed < Duration::from_secs(8), "ended after {elapsed:?}");
 }
+
+#[test]
+fn churn_recycles_every_connection_on_schedule_without_losing_a_publish() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("churn");
+    let json = dir.file("out.json");
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &[
+            "-u",
+            "4",
+            "-t",
+            "3s",
+            "--interval",
+            "10ms",
+            "--qos",
+            "1",
+            "--churn",
+            "500ms",
+        ],
+    );
+    let run = common::run_mqblast(&args, Duration::from_secs(30));
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    // Each user connects about every 0.5 s (plus the 100 ms housekeeping granularity).
+    let connects = summary.u64("connect.ok");
+    assert!((12..=28).contains(&connects), "{connects} connects");
+    assert_eq!(summary.u64("publish.failures"), 0);
+    assert!(summary.u64("publish.ok") > 500);
+}

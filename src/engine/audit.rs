@@ -342,8 +342,10 @@ mod tests {
     fn sequence_numbers_wrap_around_the_modulus() {
         let modulus = 1000;
         let wire = (990..1000).chain(0..20);
-        let mut s = Stream::default();
-        s.base = 990;
+        let mut s = Stream {
+            base: 990,
+            ..Stream::default()
+        };
         for seq in wire {
             s.record(seq, modulus);
         }

@@ -83,6 +83,11 @@ pub struct Conn {
     pub backoff_ns: u64,
     /// When the connection was lost, until it is back (the reconnect time starts here).
     pub lost_at_ns: Option<u64>,
+    /// When the current connection was accepted (CONNACK), for `--churn`.
+    pub connected_at_ns: u64,
+    /// `--churn`: this connection is due to be recycled; it publishes nothing more and is
+    /// recycled once its in-flight window is empty.
+    pub churn_due: bool,
 }
 
 impl Conn {
@@ -112,6 +117,8 @@ impl Conn {
             reconnect_at_ns: 0,
             backoff_ns: 0,
             lost_at_ns: None,
+            connected_at_ns: 0,
+            churn_due: false,
         }
     }
 

@@ -499,6 +499,7 @@ impl Worker {
         c.next_due_ns = now;
         let latency_ns = now.saturating_sub(c.connect_started_ns);
         c.backoff_ns = 0;
+        c.connected_at_ns = now;
         let reconnected_after_ns = c.lost_at_ns.take().map(|lost| now.saturating_sub(lost));
         self.connected += 1;
         self.rec.ok(Metric::Connect, ns_to_us(latency_ns));
@@ -520,6 +521,10 @@ impl Worker {
         let c = &mut self.conns[ci];
         c.state = State::AwaitSuback;
         c.connect_started_ns = now; // the subscribe timeout and latency start here
+                                    // A read (at most SCRATCH_BYTES) after a partial packet lands in `rbuf`: size it once
+                                    // for a read plus a partial packet of up to SCRATCH_BYTES, so it does not grow while
+                                    // receiving (larger packets, up to MAX_PACKET_BYTES, grow it once).
+        c.rbuf.reserve(2 * SCRATCH_BYTES);
         mqtt::subscribe::encode(&mut c.wbuf, 1, &filter);
         c.last_write_ns = now;
         self.mark_dirty(ci);
@@ -616,6 +621,7 @@ impl Worker {
             || self.drain != Drain::No
             || self.plan.connect_only
             || self.conns[ci].is_subscriber()
+            || self.conns[ci].churn_due
         {
             return;
         }
@@ -874,6 +880,9 @@ impl Worker {
             self.conns[ci].counted += 1;
             self.rec
                 .ok(Metric::Publish, ns_to_us(now.saturating_sub(scheduled_ns)));
+            if self.conns[ci].churn_due {
+                return self.churn(ci, now);
+            }
             self.pump(ci, now);
         }
     }
@@ -914,6 +923,7 @@ impl Worker {
                 State::Connected => {
                     self.expire_acks(ci, now);
                     self.keep_alive(ci, now);
+                    self.churn(ci, now);
                 }
                 _ => {}
             }
@@ -1027,13 +1037,35 @@ impl Worker {
         self.plan.reconnect && transient && self.drain == Drain::No
     }
 
-    /// Record the failure, drop the connection and come back after the back-off: the client
-    /// keeps its sequence numbers; what was in flight is lost (clean session).
-    fn retry_later(&mut self, ci: usize, failure: Failure, now: u64) {
-        let lost_subscriber = Some(Failure::SubscriberLost);
-        self.settle_subscriber(ci, lost_subscriber, now);
+    /// `--churn`: once a publisher has been connected for the churn time, stop publishing on
+    /// it; when its in-flight window is empty, DISCONNECT and connect again at once.
+    fn churn(&mut self, ci: usize, now: u64) {
+        let Some(churn) = self.plan.churn else {
+            return;
+        };
         let c = &mut self.conns[ci];
-        let lost = c.inflight.clear();
+        if c.is_subscriber() || self.drain != Drain::No || c.state != State::Connected {
+            return;
+        }
+        if now.saturating_sub(c.connected_at_ns) < churn.as_nanos() as u64 {
+            return;
+        }
+        c.churn_due = true;
+        if !c.inflight.is_empty() {
+            return;
+        }
+        self.reply(ci, mqtt::connect::encode_disconnect);
+        self.flush(ci, now);
+        self.detach(ci);
+        let c = &mut self.conns[ci];
+        c.churn_due = false;
+        c.reconnect_at_ns = now;
+        self.timers.push(Reverse((now, ci as u32)));
+    }
+
+    /// Drop the socket and buffers and make the client wait for its next connect.
+    fn detach(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
         if matches!(c.state, State::Connected | State::AwaitSuback) {
             self.connected -= 1;
         }
@@ -1046,6 +1078,17 @@ impl Worker {
         c.ping_sent_ns = None;
         c.timer_armed = false;
         c.read_paused = false;
+    }
+
+    /// Record the failure, drop the connection and come back after the back-off: the client
+    /// keeps its sequence numbers; what was in flight is lost (clean session).
+    fn retry_later(&mut self, ci: usize, failure: Failure, now: u64) {
+        let lost_subscriber = Some(Failure::SubscriberLost);
+        self.settle_subscriber(ci, lost_subscriber, now);
+        let lost = self.conns[ci].inflight.clear();
+        self.detach(ci);
+        let c = &mut self.conns[ci];
+        c.churn_due = false;
         c.lost_at_ns.get_or_insert(now);
         c.backoff_ns = (c.backoff_ns * 2).clamp(RECONNECT_FIRST_NS, RECONNECT_MAX_NS);
         c.reconnect_at_ns = now + c.backoff_ns;
