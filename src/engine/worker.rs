@@ -863,7 +863,10 @@ impl Worker {
             }
             Packet::Publish {
                 qos, pkid, payload, ..
-            } => Ok(self.on_incoming(ci, qos, pkid, payload, now)),
+            } => {
+                self.on_incoming(ci, qos, pkid, payload, now);
+                Ok(())
+            }
             Packet::PubRel { pkid } => {
                 Ok(self.reply(ci, |out| mqtt::ack::encode_pubcomp(out, pkid)))
             }
