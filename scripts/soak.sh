@@ -97,14 +97,18 @@ payload_args() {
     echo "--payload $WORK/payload.json"
 }
 
-# RSS of PID in kB every 0.5 s, as "seconds_since_start kB" lines.
+CLK_TCK=$(getconf CLK_TCK)
+# user+sys CPU clock ticks of a live process (fields 14 and 15 of /proc/PID/stat).
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# Every 0.5 s: "seconds_since_start RSS_kB mqblast_cpu_ticks mosquitto_cpu_ticks".
 sample_rss() {
     local pid=$1 out=$2 start now rss
     start=$(date +%s.%N)
     while kill -0 "$pid" 2>/dev/null; do
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
         now=$(date +%s.%N)
-        [ -n "$rss" ] && echo "$(echo "$now - $start" | bc) $rss" >> "$out"
+        [ -n "$rss" ] && echo "$(echo "$now - $start" | bc) $rss $(cpu_ticks "$pid") $(cpu_ticks "$MOSQUITTO_PID")" >> "$out"
         sleep 0.5
     done
 }
@@ -150,6 +154,10 @@ if [ -s "$WORK/rss.txt" ]; then
             end = NR; delta = (r[end] - r[warm]) * 100.0 / r[warm]
             printf "RSS MiB: after warm-up (%.1f s) %.1f, max %.1f, end (%.1f s) %.1f (%+.1f%% vs warm-up), %d samples\n",
                 t[warm], r[warm] / 1024, max / 1024, t[end], r[end] / 1024, delta, NR
+        }' "$WORK/rss.txt"
+    awk -v hz="$CLK_TCK" 'END {
+            printf "CPU over %.1f s: mqblast %.1f s (%.0f%% of one core), mosquitto %.1f s (%.0f%%), at the last sample\n",
+                $1, $3 / hz, $3 / hz * 100 / $1, $4 / hz, $4 / hz * 100 / $1
         }' "$WORK/rss.txt"
     echo "RSS curve (s kB): $(awk '{printf "%.1f:%d ", $1, $2}' "$WORK/rss.txt")"
 else
