@@ -122,6 +122,20 @@ pub enum CliCommand {
     Merge(crate::report::commands::MergeArgs),
     /// Compare two result files: a Markdown table, optional HTML, CI regression check.
     Compare(crate::report::commands::CompareArgs),
+    /// Connection storm: connect the users at --connect-rate, hold them for --hold with
+    /// keep-alive pings only (no publishes), report CONNACK latency and failures.
+    Conn(ConnArgs),
+}
+
+/// `mqblast conn` flags: every run flag, plus the hold time. `--connect-rate` (a run flag)
+/// also sets the spawn rate when `--spawn-rate` is not given [default: 100].
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    /// Hold every connection this long after the last one was opened [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub hold: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `mqblast sink` flags.
@@ -255,6 +269,30 @@ pub struct RunArgs {
     /// TCP connects started per second across all workers, independent of the spawn rate [default: no limit] [env: MQBLAST_CONNECT_RATE]
     #[arg(long, value_name = "PER_S")]
     pub connect_rate: Option<String>,
+    /// Subscriber clients, subscribed before publishers start [default: 0] [env: MQBLAST_SUB_USERS]
+    #[arg(long, value_name = "N")]
+    pub sub_users: Option<String>,
+    /// Subscribers' topic filter, + and # allowed, $share/group/... for a shared group [default: the topic, placeholders as +] [env: MQBLAST_SUB_TOPIC]
+    #[arg(long, value_name = "FILTER")]
+    pub sub_topic: Option<String>,
+    /// Subscription QoS 0, 1 or 2 [default: --qos] [env: MQBLAST_SUB_QOS]
+    #[arg(long, value_name = "QOS")]
+    pub sub_qos: Option<String>,
+    /// Embed the end-to-end marker even without subscribers [env: MQBLAST_E2E]
+    #[arg(long)]
+    pub e2e: bool,
+    /// Delivery audit: true/false [default: true with subscribers] [env: MQBLAST_VERIFY]
+    #[arg(long, value_name = "BOOL")]
+    pub verify: Option<String>,
+    /// After publishers stop, wait this long for messages still owed to subscribers [default: 2s] [env: MQBLAST_DRAIN_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub drain_timeout: Option<String>,
+    /// Reconnect lost connections with back-off (100 ms doubling to 5 s) and resume [env: MQBLAST_RECONNECT]
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Each publisher disconnects and reconnects this long after connecting [env: MQBLAST_CHURN]
+    #[arg(long, value_name = "DURATION")]
+    pub churn: Option<String>,
 }
 
 impl RunArgs {
@@ -286,6 +324,14 @@ impl RunArgs {
             "start_at" => &self.start_at,
             "bind" => &self.bind,
             "connect_rate" => &self.connect_rate,
+            "sub_users" => &self.sub_users,
+            "sub_topic" => &self.sub_topic,
+            "sub_qos" => &self.sub_qos,
+            "verify" => &self.verify,
+            "drain_timeout" => &self.drain_timeout,
+            "churn" => &self.churn,
+            "e2e" => return self.e2e.then(|| "true".to_string()),
+            "reconnect" => return self.reconnect.then(|| "true".to_string()),
             "only_summary" => return self.only_summary.then(|| "true".to_string()),
             "csv" => &self.csv,
             "hlog" => &self.hlog,
@@ -361,7 +407,43 @@ where
         Some(CliCommand::Report(args)) => Ok(Command::Report(args)),
         Some(CliCommand::Merge(args)) => Ok(Command::Merge(args)),
         Some(CliCommand::Compare(args)) => Ok(Command::Compare(args)),
+        Some(CliCommand::Conn(args)) => conn_plan(args, env, ctx).map(Command::Run),
     }
+}
+
+/// `mqblast conn`: a run plan whose users only connect and hold. The run time is the ramp
+/// (users / rate) plus the hold; `--run-time` and `--messages` do not apply.
+fn conn_plan(
+    mut args: ConnArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    ctx: &Context,
+) -> Result<Box<Plan>, ConfigError> {
+    if args.run.spawn_rate.is_none() {
+        args.run.spawn_rate = Some(
+            args.run
+                .connect_rate
+                .clone()
+                .unwrap_or_else(|| "100".into()),
+        );
+    }
+    let hold_text = args.hold.as_deref().unwrap_or("10s");
+    let hold =
+        parse_duration(hold_text).map_err(|e| invalid(format!("--hold {hold_text}: {e}")))?;
+    args.run.messages = None;
+    args.run.run_time = Some("1s".into()); // replaced below, once users and rate are known
+    let mut plan = build_plan(&args.run, env, ctx)?;
+    let ramp = Duration::from_secs_f64(f64::from(plan.users) / plan.spawn_rate);
+    plan.run_time = Some(ramp + hold);
+    plan.connect_only = true;
+    plan.sub_users = 0;
+    plan.e2e = false;
+    plan.verify = false;
+    if let Some(config) = plan.effective_config.as_object_mut() {
+        config.insert("command".into(), json!("conn"));
+        config.insert("hold".into(), json!(format_duration(hold)));
+        config.insert("run_time".into(), json!(format_duration(ramp + hold)));
+    }
+    Ok(Box::new(plan))
 }
 
 /// Validate `mqblast sink` flags.
@@ -513,6 +595,20 @@ const KEYS: &[Key] = &[
     key("html", "--html", "MQBLAST_HTML"),
     key("bind", "--bind", "MQBLAST_BIND"),
     key("connect_rate", "--connect-rate", "MQBLAST_CONNECT_RATE"),
+    with_default(key("sub_users", "--sub-users", "MQBLAST_SUB_USERS"), "0"),
+    key("sub_topic", "--sub-topic", "MQBLAST_SUB_TOPIC"),
+    key("sub_qos", "--sub-qos", "MQBLAST_SUB_QOS"),
+    with_default(key("e2e", "--e2e", "MQBLAST_E2E"), "false"),
+    key("verify", "--verify", "MQBLAST_VERIFY"),
+    with_default(
+        key("drain_timeout", "--drain-timeout", "MQBLAST_DRAIN_TIMEOUT"),
+        "2s",
+    ),
+    with_default(
+        key("reconnect", "--reconnect", "MQBLAST_RECONNECT"),
+        "false",
+    ),
+    key("churn", "--churn", "MQBLAST_CHURN"),
 ];
 
 fn find_key(name: &str) -> Option<&'static Key> {
@@ -923,6 +1019,11 @@ pub fn build_plan(
     // A shard paces its share of the connect rate, in proportion to its users (as spawn_rate).
     let connect_rate = resolve_connect_rate(get("connect_rate"))?
         .map(|rate| crate::shard::spawn_rate_of(rate, users.into(), total_users.into()));
+    let subs = resolve_subscribers(&get, users, qos, &topic)?;
+    let reconnect = required("reconnect")?.boolean()?;
+    let churn = get("churn")
+        .map(|raw| positive_duration(&raw))
+        .transpose()?;
 
     let mut plan = Plan {
         hosts,
@@ -956,10 +1057,100 @@ pub fn build_plan(
         html_path,
         bind,
         connect_rate,
+        sub_users: subs.users,
+        sub_topic: subs.topic,
+        sub_qos: subs.qos,
+        e2e: subs.e2e,
+        verify: subs.verify,
+        drain_timeout: subs.drain_timeout,
+        connect_only: false,
+        reconnect,
+        churn,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
     Ok(plan)
+}
+
+/// The subscriber settings, resolved together because their defaults depend on each other.
+struct Subscribers {
+    users: u32,
+    topic: String,
+    qos: u8,
+    e2e: bool,
+    verify: bool,
+    drain_timeout: Duration,
+}
+
+fn resolve_subscribers(
+    get: &dyn Fn(&str) -> Option<Raw>,
+    users: u32,
+    qos: u8,
+    topic: &str,
+) -> Result<Subscribers, ConfigError> {
+    let missing = |name: &str| invalid(format!("{name}: no value and no default"));
+    let users_raw = get("sub_users").ok_or_else(|| missing("sub_users"))?;
+    let sub_users = resolve_users(&users_raw)?;
+    let sub_topic = match get("sub_topic") {
+        Some(raw) => resolve_filter(&raw)?,
+        None => default_filter(topic),
+    };
+    let sub_qos = match get("sub_qos") {
+        Some(raw) => resolve_qos(&raw)?,
+        None => qos,
+    };
+    let verify = match get("verify") {
+        Some(raw) => raw.boolean()?,
+        None => sub_users > 0,
+    };
+    let streams = u64::from(sub_users) * u64::from(users);
+    if verify && streams > crate::engine::audit::MAX_STREAMS {
+        return Err(users_raw.fail(format!(
+            "with {users} users the delivery audit would track {streams} streams, more than {} (80 bytes each): use fewer subscribers or --verify false",
+            crate::engine::audit::MAX_STREAMS
+        )));
+    }
+    let e2e_raw = get("e2e").ok_or_else(|| missing("e2e"))?;
+    let drain_raw = get("drain_timeout").ok_or_else(|| missing("drain_timeout"))?;
+    Ok(Subscribers {
+        users: sub_users,
+        topic: sub_topic,
+        qos: sub_qos,
+        e2e: e2e_raw.boolean()? || sub_users > 0,
+        verify: verify && sub_users > 0,
+        drain_timeout: drain_raw.duration()?,
+    })
+}
+
+/// The publish topic with every level that holds a per-client placeholder replaced by `+`,
+/// so that by default the subscribers receive every publisher's messages.
+fn default_filter(topic: &str) -> String {
+    topic
+        .split('/')
+        .map(|level| if level.contains('{') { "+" } else { level })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn resolve_filter(raw: &Raw) -> Result<String, ConfigError> {
+    let filter = raw.text()?;
+    if filter.is_empty() || filter.contains('\0') || filter.len() > usize::from(u16::MAX) {
+        return Err(raw.fail("must be 1 to 65535 bytes without NUL characters"));
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (n, level) in levels.iter().enumerate() {
+        let misplaced_hash = level.contains('#') && (*level != "#" || n + 1 != levels.len());
+        let misplaced_plus = level.contains('+') && *level != "+";
+        if misplaced_hash || misplaced_plus {
+            return Err(raw.fail(
+                "+ must be a whole level and # the whole last level (MQTT 3.1.1 section 4.7)",
+            ));
+        }
+    }
+    if filter.starts_with("$share/") && levels.len() < 3 {
+        return Err(raw.fail("a shared subscription is $share/GROUP/FILTER"));
+    }
+    Ok(filter)
 }
 
 fn resolve_hosts(raw: Option<Raw>) -> Result<Vec<HostPort>, ConfigError> {
@@ -1414,6 +1605,14 @@ fn effective_config(
         "html": path(plan.html_path.as_deref()),
         "bind": plan.bind.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
         "connect_rate": plan.connect_rate,
+        "sub_users": plan.sub_users,
+        "sub_topic": plan.sub_topic,
+        "sub_qos": plan.sub_qos,
+        "e2e": plan.e2e,
+        "verify": plan.verify,
+        "drain_timeout": format_duration(plan.drain_timeout),
+        "reconnect": plan.reconnect,
+        "churn": plan.churn.map(format_duration),
     })
 }
 
@@ -1667,6 +1866,49 @@ pub(crate) mod tests {
     }
 
     // ---- defaults and precedence ----
+
+    #[test]
+    fn subscribers_default_to_the_topic_with_placeholder_levels_as_plus_and_audit_on() {
+        let dir = TestDir::new();
+        let plan = dir
+            .plan(
+                &["--sub-users", "3", "--topic", "dev/{i}/t", "--qos", "2"],
+                &[],
+            )
+            .unwrap();
+        assert_eq!((plan.sub_users, plan.sub_qos), (3, 2));
+        assert_eq!(plan.sub_topic, "dev/+/t");
+        assert!(plan.e2e && plan.verify);
+        assert_eq!(plan.drain_timeout, Duration::from_secs(2));
+        let plain = dir.plan(&[], &[]).unwrap();
+        assert!(
+            !plain.e2e && !plain.verify,
+            "plain runs send the payload as written"
+        );
+        let off = dir
+            .plan(&["--sub-users", "1", "--verify", "false"], &[])
+            .unwrap();
+        assert!(off.e2e && !off.verify);
+    }
+
+    #[test]
+    fn sub_topic_wildcards_must_be_whole_levels() {
+        let dir = TestDir::new();
+        assert!(dir.plan(&["--sub-topic", "a/#"], &[]).is_ok());
+        assert!(dir.plan(&["--sub-topic", "a/+/b"], &[]).is_ok());
+        assert!(dir.error(&["--sub-topic", "a/#/b"], &[]).contains("whole"));
+        assert!(dir.error(&["--sub-topic", "a+"], &[]).contains("whole"));
+        assert!(dir
+            .error(&["--sub-topic", "$share/g"], &[])
+            .contains("$share"));
+    }
+
+    #[test]
+    fn an_audit_beyond_its_memory_bound_is_refused_with_advice() {
+        let dir = TestDir::new();
+        let error = dir.error(&["-u", "100000", "--sub-users", "100"], &[]);
+        assert!(error.contains("--verify false"), "{error}");
+    }
 
     #[test]
     fn a_bare_run_uses_the_defaults_of_the_old_script() {

@@ -16,6 +16,13 @@
 //!   right-aligned in a fixed-width field padded with leading spaces (JSON allows whitespace
 //!   before a number; leading zeros would be invalid). `{seq}` is 10 characters wide and wraps
 //!   modulo 10^10; `{ts}` is 13 characters wide (13 digits until the year 2286).
+//!
+//! End-to-end marker (only when the run has subscribers or `--e2e`): each payload object gets
+//! one more member, last, `"_mqb":"PPPPPPPPSSSSSSSSSSSSTTTTTTTTTTTTTTTT"`: the publisher's
+//! global index (8 hex digits), its message sequence number modulo 2^48 (12 hex digits,
+//! the first is 1) and the send time (16 hex digits, nanoseconds: see [`e2e_now_ns`]). Fixed
+//! width, lower case hex, so the JSON stays valid, the user's members stay as they are, and a subscriber
+//! finds it at a fixed distance from the end of the payload ([`find_marker`]) without parsing.
 
 use std::path::Path;
 
@@ -39,6 +46,94 @@ pub const TS_WIDTH: usize = 13;
 /// Most `{seq}` / `{ts}` fields one payload object may hold: the patch list of a frame is a
 /// fixed array, so patching never walks a heap structure.
 pub const MAX_FIELDS_PER_OBJECT: usize = 8;
+
+/// Member name of the end-to-end marker.
+pub const E2E_KEY: &str = "_mqb";
+/// What precedes the marker's hex digits.
+const E2E_PREFIX: &[u8] = b"\"_mqb\":\"";
+const E2E_PUBLISHER_HEX: usize = 8;
+const E2E_SEQ_HEX: usize = 12;
+const E2E_TS_HEX: usize = 16;
+const E2E_HEX: usize = E2E_PUBLISHER_HEX + E2E_SEQ_HEX + E2E_TS_HEX;
+/// Bytes from the start of the marker's prefix to the end of the payload (`"}` included).
+pub const E2E_TAIL_BYTES: usize = E2E_PREFIX.len() + E2E_HEX + 2;
+/// Marker sequence numbers wrap modulo 2^48 (the delivery audit unwraps them).
+pub const E2E_SEQ_MODULUS: u64 = 1 << 48;
+
+/// What a subscriber reads from a marked payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    pub publisher: u32,
+    /// Sequence number modulo [`E2E_SEQ_MODULUS`].
+    pub seq: u64,
+    /// Send time, see [`e2e_now_ns`].
+    pub sent_ns: u64,
+}
+
+/// The marker's clock: the run's wall-clock start in epoch nanoseconds plus the monotonic
+/// nanoseconds since `Control::start`. In one process (publishers and subscribers of one
+/// mqblast) differences are exactly monotonic-clock differences; between processes or hosts
+/// they include the difference of the wall clocks at their starts (NTP skew), so the
+/// latency a subscriber computes for another host's message is only as good as the clocks.
+#[inline]
+pub fn e2e_now_ns(start_epoch_ns: u64, since_start_ns: u64) -> u64 {
+    start_epoch_ns.wrapping_add(since_start_ns)
+}
+
+/// The marker at the end of `payload`, if it has one. Reads 46 bytes; never allocates.
+#[inline]
+pub fn find_marker(payload: &[u8]) -> Option<Marker> {
+    let tail = payload.get(payload.len().checked_sub(E2E_TAIL_BYTES)?..)?;
+    let (prefix, rest) = tail.split_at(E2E_PREFIX.len());
+    if prefix != E2E_PREFIX || &rest[E2E_HEX..] != b"\"}" {
+        return None;
+    }
+    let publisher = parse_hex(&rest[..E2E_PUBLISHER_HEX])?;
+    let seq = parse_hex(&rest[E2E_PUBLISHER_HEX..E2E_PUBLISHER_HEX + E2E_SEQ_HEX])?;
+    let sent_ns = parse_hex(&rest[E2E_PUBLISHER_HEX + E2E_SEQ_HEX..E2E_HEX])?;
+    Some(Marker {
+        publisher: u32::try_from(publisher).ok()?,
+        seq,
+        sent_ns,
+    })
+}
+
+fn parse_hex(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |acc, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return None,
+        };
+        Some(acc << 4 | u64::from(v))
+    })
+}
+
+/// Write `value` as `field.len()` lower-case hex digits (the low bits), zero padded.
+#[inline]
+fn write_hex(field: &mut [u8], value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut rest = value;
+    for byte in field.iter_mut().rev() {
+        *byte = DIGITS[(rest & 0xf) as usize];
+        rest >>= 4;
+    }
+}
+
+/// Append the marker member to a serialized object (`{...}`) in `body`; returns the offset
+/// of its sequence digits in `body`.
+fn append_marker(body: &mut Vec<u8>, publisher: u64) -> usize {
+    body.pop(); // the object's closing brace
+    if body.len() > 1 {
+        body.push(b',');
+    }
+    body.extend_from_slice(E2E_PREFIX);
+    let at = body.len();
+    body.resize(at + E2E_HEX, b'0');
+    write_hex(&mut body[at..at + E2E_PUBLISHER_HEX], publisher);
+    body.extend_from_slice(b"\"}");
+    at + E2E_PUBLISHER_HEX
+}
 
 /// Largest serialized payload object accepted: the MQTT remaining-length limit (268,435,455)
 /// less room for the topic (at most 65,535 bytes + 2) and the packet identifier.
@@ -186,12 +281,28 @@ pub struct Frame {
     /// Offset of the 2-byte packet identifier (None at QoS 0).
     pkid_at: Option<u32>,
     patches: Patches,
+    /// Offset of the end-to-end marker's sequence digits (None: unmarked payload).
+    e2e_seq_at: Option<u32>,
 }
 
 impl Frame {
     /// Append this frame to `out` with its packet id, sequence number and timestamp patched.
     /// Allocation-free when `out` has capacity for `self.len()` more bytes.
     pub fn write_into(&self, out: &mut Vec<u8>, pkid: u16, seq: u64, now_epoch_ms: u64) {
+        self.write_message(out, pkid, seq, now_epoch_ms, 0);
+    }
+
+    /// [`Frame::write_into`], also stamping the end-to-end marker (if the frame has one)
+    /// with `seq` and `sent_ns` (see [`e2e_now_ns`]).
+    #[inline]
+    pub fn write_message(
+        &self,
+        out: &mut Vec<u8>,
+        pkid: u16,
+        seq: u64,
+        now_epoch_ms: u64,
+        sent_ns: u64,
+    ) {
         let start = out.len();
         out.extend_from_slice(&self.bytes);
         let frame = &mut out[start..];
@@ -205,6 +316,12 @@ impl Frame {
             };
             let at = patch.at as usize;
             write_number_padded(&mut frame[at..at + patch.width as usize], value);
+        }
+        if let Some(at) = self.e2e_seq_at {
+            let at = at as usize;
+            write_hex(&mut frame[at..at + E2E_SEQ_HEX], seq);
+            let ts_at = at + E2E_SEQ_HEX;
+            write_hex(&mut frame[ts_at..ts_at + E2E_TS_HEX], sent_ns);
         }
     }
 
@@ -223,7 +340,12 @@ impl Frame {
         &self.bytes
     }
 
-    fn new(bytes: Vec<u8>, layout: PublishLayout, body_patches: Patches) -> Frame {
+    fn new(
+        bytes: Vec<u8>,
+        layout: PublishLayout,
+        body_patches: Patches,
+        e2e_seq_at: Option<usize>,
+    ) -> Frame {
         let mut patches = body_patches;
         let count = patches.count as usize;
         for patch in &mut patches.items[..count] {
@@ -233,6 +355,7 @@ impl Frame {
             bytes: bytes.into_boxed_slice(),
             pkid_at: layout.pkid_at.map(|at| at as u32),
             patches,
+            e2e_seq_at: e2e_seq_at.map(|at| (at + layout.payload_at) as u32),
         }
     }
 }
@@ -302,9 +425,10 @@ fn build_frames_with(plan: &Plan, vars: &ClientVars<'_>, encode: Encode) -> Vec<
             body.clear();
             let mut patches = Patches::new();
             write_value(object, vars, &mut body, &mut patches);
+            let e2e_seq_at = plan.e2e.then(|| append_marker(&mut body, vars.index));
             let mut bytes = Vec::with_capacity(body.len() + topic.len() + 9);
             let layout = encode(&mut bytes, &topic, plan.qos, false, 0, &body);
-            Frame::new(bytes, layout, patches)
+            Frame::new(bytes, layout, patches, e2e_seq_at)
         })
         .collect()
 }
@@ -770,5 +894,50 @@ pub(crate) mod tests {
         let mut expected = Vec::new();
         reference_encode(&mut expected, "t", 1, false, 9, b"{\"seq\":       123}");
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn the_e2e_marker_is_the_last_member_keeps_json_valid_and_reads_back() {
+        let payload = Payload::parse("t", r#"{"temp":"{seq}","site":"a"}"#).unwrap();
+        let mut plan = crate::config::tests::plan_with_payload(payload, 1, "t");
+        plan.e2e = true;
+        let vars = ClientVars {
+            index: 0x2a,
+            token: "",
+            client_id: "c",
+        };
+        let frames = build_frames(&plan, &vars);
+        let mut out = Vec::with_capacity(frames[0].len());
+        frames[0].write_message(&mut out, 7, 5, 1, 0x0123_4567_89ab_cdef);
+        let body = &out[out.iter().position(|&b| b == b'{').unwrap()..];
+        let value: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(value["temp"], 5);
+        assert_eq!(value["site"], "a");
+        assert_eq!(
+            value[E2E_KEY], "0000002a0000000000050123456789abcdef",
+            "publisher, sequence, time in fixed-width hex"
+        );
+        let marker = find_marker(body).unwrap();
+        assert_eq!(
+            marker,
+            Marker {
+                publisher: 0x2a,
+                seq: 5,
+                sent_ns: 0x0123_4567_89ab_cdef
+            }
+        );
+    }
+
+    #[test]
+    fn an_empty_object_gets_the_marker_without_a_comma_and_plain_payloads_have_none() {
+        let mut body = b"{}".to_vec();
+        append_marker(&mut body, 1);
+        assert!(serde_json::from_slice::<Value>(&body).is_ok());
+        assert!(find_marker(&body).is_some());
+        assert_eq!(find_marker(br#"{"a":1}"#), None);
+        assert_eq!(find_marker(b""), None);
+        let mut bad = body.clone();
+        bad[E2E_PREFIX.len() + 2] = b'G';
+        assert_eq!(find_marker(&bad), None, "non-hex digits are not a marker");
     }
 }

@@ -96,9 +96,41 @@ pub struct Plan {
     /// TCP connects started per second across all workers (each worker paces its share).
     /// None: connects start at their spawn times.
     pub connect_rate: Option<f64>,
+    /// Subscriber clients (0: none). They connect at the start, all at once, and publishers
+    /// are held until every subscriber has its SUBACK or has failed.
+    pub sub_users: u32,
+    /// Their topic filter (wildcards allowed; `$share/group/filter` for a shared group).
+    pub sub_topic: String,
+    /// Requested subscription QoS.
+    pub sub_qos: u8,
+    /// Embed the end-to-end marker in payloads (on with subscribers, or `--e2e`).
+    pub e2e: bool,
+    /// Run the delivery audit (default: on when there are subscribers).
+    pub verify: bool,
+    /// After publishers stop, how long subscribers wait for the messages still owed.
+    pub drain_timeout: Duration,
+    /// `mqblast conn`: connect and hold (keep-alive pings only), never publish.
+    pub connect_only: bool,
+    /// Reconnect lost connections with bounded exponential back-off (100 ms doubling to 5 s)
+    /// and resume; without it a lost connection is a failure and that client stops.
+    pub reconnect: bool,
+    /// `--churn`: each publisher disconnects this long after connecting (once its in-flight
+    /// publishes are acknowledged) and connects again at once, to measure session set-up.
+    pub churn: Option<Duration>,
 }
 
 impl Plan {
+    /// The subscription is a shared one (`$share/group/...`): the group, not each
+    /// subscriber, is owed every message.
+    pub fn shared_subscription(&self) -> bool {
+        self.sub_topic.starts_with("$share/")
+    }
+
+    /// Whether publisher `index`'s topic matches the subscribers' filter.
+    pub fn subscribers_receive(&self, publish_topic: &str) -> bool {
+        crate::mqtt::subscribe::filter_matches(&self.sub_topic, publish_topic)
+    }
+
     /// MQTT username of client `index`: its device token when tokens are configured.
     pub fn username_for(&self, index: u64) -> Option<&str> {
         if self.tokens.is_empty() {

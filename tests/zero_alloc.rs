@@ -54,19 +54,31 @@ fn allocs_on_this_thread() -> u64 {
 /// Run one worker on this thread; return the allocations it made between `warm_up` and
 /// `measure_until` published messages.
 fn steady_state_allocations(qos: &str, messages: u64, warm_up: u64, measure_until: u64) -> u64 {
+    steady_state_allocations_with(qos, messages, warm_up, measure_until, &[])
+}
+
+/// As `steady_state_allocations`, with more flags (e.g. subscribers on the same worker).
+fn steady_state_allocations_with(
+    qos: &str,
+    messages: u64,
+    warm_up: u64,
+    measure_until: u64,
+    more: &[&str],
+) -> u64 {
     let broker = common::Mosquitto::start();
-    let args = [
+    let (host, messages) = (broker.addr(), messages.to_string());
+    let mut args = vec![
         // All users connect at once (-r), so connection set-up is over before warm-up ends.
         "mqblast",
         "run",
         "-H",
-        &broker.addr(),
+        &host,
         "-u",
         "4",
         "-r",
         "100000",
         "--messages",
-        &messages.to_string(),
+        &messages,
         "--interval",
         "0",
         "--qos",
@@ -75,6 +87,7 @@ fn steady_state_allocations(qos: &str, messages: u64, warm_up: u64, measure_unti
         "1",
         "--only-summary",
     ];
+    args.extend_from_slice(more);
     let plan = match config::parse_from(args, &|_: &str| None) {
         Ok(Command::Run(plan)) => Arc::new(*plan),
         _ => panic!("test arguments must parse to a run"),
@@ -89,8 +102,16 @@ fn steady_state_allocations(qos: &str, messages: u64, warm_up: u64, measure_unti
     let recycle_rx = recycle_rxs.into_iter().next().unwrap();
     let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start);
     let clients = clients_of(plan.users, 1, 0);
-    let (worker, _waker) =
-        Worker::new(0, Arc::clone(&plan), control, &clients, &[addr], rec).unwrap();
+    let (worker, waker) = Worker::new(
+        0,
+        Arc::clone(&plan),
+        Arc::clone(&control),
+        &clients,
+        &[addr],
+        rec,
+    )
+    .unwrap();
+    control.set_wakers(vec![waker]);
 
     let (mut start, mut end) = (None, None);
     worker.run_observed(|published| {
@@ -106,6 +127,12 @@ fn steady_state_allocations(qos: &str, messages: u64, warm_up: u64, measure_unti
         mqblast::report::json::exit_code(&summary),
         0,
         "the run itself must be clean"
+    );
+    let received = summary.metric(mqblast::stats::Metric::EndToEnd).ok;
+    assert_eq!(
+        received,
+        plan.messages.unwrap_or(0) * u64::from(plan.sub_users),
+        "every subscriber received every message"
     );
     end.expect("measured window reached") - start.expect("warm-up reached")
 }
@@ -123,4 +150,23 @@ fn qos0_publish_loop_allocates_nothing_per_message_after_warm_up() {
 #[test]
 fn qos2_publish_loop_allocates_nothing_per_message_after_warm_up() {
     assert_eq!(steady_state_allocations("2", 60_000, 10_000, 55_000), 0);
+}
+
+#[test]
+fn qos1_run_with_subscribers_allocates_nothing_per_message_after_warm_up() {
+    // Two subscribers on the same worker receive, ack, time and audit every message.
+    let more = ["--sub-users", "2"];
+    assert_eq!(
+        steady_state_allocations_with("1", 100_000, 20_000, 90_000, &more),
+        0
+    );
+}
+
+#[test]
+fn qos2_run_with_subscribers_allocates_nothing_per_message_after_warm_up() {
+    let more = ["--sub-users", "1"];
+    assert_eq!(
+        steady_state_allocations_with("2", 40_000, 10_000, 35_000, &more),
+        0
+    );
 }

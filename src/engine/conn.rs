@@ -23,11 +23,26 @@ pub enum State {
     Connecting,
     /// CONNECT written, waiting for CONNACK.
     AwaitConnack,
-    /// CONNACK accepted: publishing.
+    /// Subscriber: SUBSCRIBE written, waiting for SUBACK.
+    AwaitSuback,
+    /// CONNACK accepted (publisher) or SUBACK granted (subscriber): publishing / receiving.
     Connected,
     /// Finished: refused, failed, lost or stopped. A closed client does not come back.
     Closed,
 }
+
+/// What a connection does in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Publishes; `matches` when the subscribers' filter matches its topic (it is owed).
+    Publisher { matches: bool },
+    /// Subscribes and receives; `slot` indexes the worker's per-subscriber audit.
+    Subscriber { slot: u32 },
+}
+
+/// Write-buffer capacity of a subscriber: its acknowledgements (4 bytes per received
+/// PUBLISH of at least 7 bytes) must fit whatever one read brings, see `Worker::read_room`.
+pub const SUBSCRIBER_WBUF_BYTES: usize = 64 * 1024;
 
 pub struct Conn {
     /// Global client index (0-based, unique across workers).
@@ -63,6 +78,26 @@ pub struct Conn {
     pub source: Option<IpAddr>,
     /// A connect slot was reserved (`--connect-rate`): the next spawn timer connects at once.
     pub connect_slot_reserved: bool,
+    pub role: Role,
+    /// Publisher: publishes that count for the audit (acknowledged at QoS 1/2, written at
+    /// QoS 0). Subscriber: marked messages received (duplicates included).
+    pub counted: u64,
+    /// Subscriber: SUBACK received or failed (the publisher gate was told).
+    pub sub_settled: bool,
+    /// Subscriber: reading stopped because the write buffer had no room for more acks;
+    /// resumed on the next writable event.
+    pub read_paused: bool,
+    /// `--reconnect`: a Waiting client connects no earlier than this (ns since start).
+    pub reconnect_at_ns: u64,
+    /// Current back-off (0: none since the last successful connect).
+    pub backoff_ns: u64,
+    /// When the connection was lost, until it is back (the reconnect time starts here).
+    pub lost_at_ns: Option<u64>,
+    /// When the current connection was accepted (CONNACK), for `--churn`.
+    pub connected_at_ns: u64,
+    /// `--churn`: this connection is due to be recycled; it publishes nothing more and is
+    /// recycled once its in-flight window is empty.
+    pub churn_due: bool,
 }
 
 impl Conn {
@@ -93,12 +128,35 @@ impl Conn {
             ready: false,
             source,
             connect_slot_reserved: false,
+            role: Role::Publisher { matches: false },
+            counted: 0,
+            sub_settled: false,
+            read_paused: false,
+            reconnect_at_ns: 0,
+            backoff_ns: 0,
+            lost_at_ns: None,
+            connected_at_ns: 0,
+            churn_due: false,
         }
+    }
+
+    /// A subscriber connection (no publish frames).
+    pub fn subscriber(index: u64, addr: SocketAddr, source: Option<IpAddr>, slot: u32) -> Conn {
+        let mut conn = Conn::new(index, addr, source, Vec::new(), 1);
+        conn.role = Role::Subscriber { slot };
+        conn
+    }
+
+    pub fn is_subscriber(&self) -> bool {
+        matches!(self.role, Role::Subscriber { .. })
     }
 
     /// Write-buffer capacity: room for a full in-flight window of the largest frame (capped at
     /// 64 frames, which is plenty to keep a socket busy), plus control packets.
     pub fn write_capacity(&self, max_inflight: u16) -> usize {
+        if self.is_subscriber() {
+            return SUBSCRIBER_WBUF_BYTES + 512;
+        }
         let frame_max = self.frames.iter().map(Frame::len).max().unwrap_or(0);
         frame_max * (max_inflight.clamp(1, 64) as usize) + 512
     }
@@ -106,7 +164,7 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         matches!(
             self.state,
-            State::Connecting | State::AwaitConnack | State::Connected
+            State::Connecting | State::AwaitConnack | State::AwaitSuback | State::Connected
         )
     }
 
@@ -114,7 +172,10 @@ impl Conn {
     /// `write_capacity` bytes, which holds any of this connection's frames.
     #[inline]
     pub fn frame_fits(&self) -> bool {
-        let need = self.frames[self.next_frame].len();
+        let Some(frame) = self.frames.get(self.next_frame) else {
+            return false;
+        };
+        let need = frame.len();
         self.wbuf.capacity() == 0 || self.wbuf.capacity() - self.wbuf.len() >= need
     }
 
@@ -130,7 +191,8 @@ impl Conn {
     /// when the connection closes).
     #[inline]
     pub fn return_wbuf(&mut self, pool: &mut WritePool) {
-        if self.wbuf.capacity() != 0 {
+        // A subscriber keeps its own buffer while connected (`close` drops it).
+        if self.wbuf.capacity() != 0 && !self.is_subscriber() {
             pool.give(std::mem::take(&mut self.wbuf));
         }
     }

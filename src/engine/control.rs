@@ -2,7 +2,8 @@
 //! budget, and the wakers that interrupt a blocking poll. This is the only state workers
 //! share besides the stats channels.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,15 +32,130 @@ pub struct Control {
     pub start_wall: SystemTime,
     /// The same in epoch milliseconds (for `{ts}` payload fields).
     pub start_epoch_ms: u64,
+    /// The same in epoch nanoseconds: the base of the end-to-end marker's clock.
+    pub start_epoch_ns: u64,
+    /// Subscriber hand-off between workers (see [`Subscribers`]).
+    pub subs: Subscribers,
+}
+
+/// What workers share about subscribers: the publisher gate, the drain's progress and the
+/// end-of-run audit inputs. Updated per subscriber event or per worker phase, never per
+/// message.
+#[derive(Default)]
+pub struct Subscribers {
+    /// Subscribers without a SUBACK or a failure yet; publishers wait while it is not 0.
+    pending: AtomicU64,
+    /// Some worker has subscribers: publishers wait for `go`.
+    has_subscribers: AtomicBool,
+    /// True when publishers may start; `publish_start_ns` is valid then.
+    go: AtomicBool,
+    /// When the last subscriber settled (ns since start): publishers' spawn times count
+    /// from here.
+    publish_start_ns: AtomicU64,
+    /// Workers in the run, and workers whose publishers have all finished.
+    workers: AtomicUsize,
+    publishers_done: AtomicUsize,
+    /// Deliveries each (non-shared) subscriber is owed, or the shared group is owed:
+    /// publishes of matching publishers, added by each worker when its publishers finish.
+    owed: AtomicU64,
+    /// Subscribers that have everything they are owed, or can receive nothing more.
+    settled: AtomicU64,
+    /// First arrivals of all subscribers together (shared subscriptions).
+    delivered: AtomicU64,
+    /// Per publisher: messages that count (acked at QoS 1/2, written at QoS 0); and every
+    /// subscriber's audit, handed over at worker shutdown.
+    pub board: Mutex<Board>,
+}
+
+/// The audit inputs workers hand over when they finish (allocated once per run).
+#[derive(Default)]
+pub struct Board {
+    /// Counted publishes by global publisher index.
+    pub published: Vec<u64>,
+    /// Whether each publisher's topic matches the subscribers' filter.
+    pub matching: Vec<bool>,
+    pub audits: Vec<super::audit::SubscriberAudit>,
+}
+
+impl Subscribers {
+    /// A worker joins the run with `subscribers` subscribers (called before workers start).
+    pub fn register_worker(&self, subscribers: u64) {
+        self.workers.fetch_add(1, Ordering::AcqRel);
+        if subscribers > 0 {
+            self.pending.fetch_add(subscribers, Ordering::AcqRel);
+            self.has_subscribers.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether publishers may start, and from when (ns since the run start).
+    pub fn publish_start_ns(&self) -> Option<u64> {
+        if !self.has_subscribers.load(Ordering::Acquire) {
+            Some(0)
+        } else if self.go.load(Ordering::Acquire) {
+            Some(self.publish_start_ns.load(Ordering::Acquire))
+        } else {
+            None
+        }
+    }
+
+    /// A subscriber got its SUBACK or failed. Returns true when it was the last one.
+    pub fn subscriber_settled(&self, now_ns: u64) -> bool {
+        let last = self.pending.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last {
+            self.publish_start_ns.store(now_ns, Ordering::Release);
+            self.go.store(true, Ordering::Release);
+        }
+        last
+    }
+
+    /// A worker's publishers are finished; `owed` are its matching publishes.
+    pub fn publishers_finished(&self, owed: u64) {
+        self.owed.fetch_add(owed, Ordering::AcqRel);
+        self.publishers_done.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Every worker's publishers are finished: `owed` is final.
+    pub fn all_publishers_finished(&self) -> bool {
+        self.publishers_done.load(Ordering::Acquire) >= self.workers.load(Ordering::Acquire)
+    }
+
+    pub fn owed(&self) -> u64 {
+        self.owed.load(Ordering::Acquire)
+    }
+
+    /// A worker's contribution changed from `before` to `after` (settled subscribers).
+    pub fn update_settled(&self, before: u64, after: u64) {
+        update(&self.settled, before, after);
+    }
+
+    /// A worker's first arrivals changed from `before` to `after`.
+    pub fn update_delivered(&self, before: u64, after: u64) {
+        update(&self.delivered, before, after);
+    }
+
+    pub fn settled(&self) -> u64 {
+        self.settled.load(Ordering::Acquire)
+    }
+
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Acquire)
+    }
+}
+
+fn update(total: &AtomicU64, before: u64, after: u64) {
+    if after >= before {
+        total.fetch_add(after - before, Ordering::AcqRel);
+    } else {
+        total.fetch_sub(before - after, Ordering::AcqRel);
+    }
 }
 
 impl Control {
     pub fn new(messages: Option<u64>) -> Arc<Control> {
         let start_wall = SystemTime::now();
-        let start_epoch_ms = start_wall
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let since_epoch = start_wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let start_epoch_ms = since_epoch.as_millis() as u64;
+        let start_epoch_ns = since_epoch.as_nanos() as u64;
         Arc::new(Control {
             phase: AtomicU8::new(RUNNING),
             budget: AtomicU64::new(messages.unwrap_or(UNLIMITED)),
@@ -48,6 +164,8 @@ impl Control {
             start: Instant::now(),
             start_wall,
             start_epoch_ms,
+            start_epoch_ns,
+            subs: Subscribers::default(),
         })
     }
 
@@ -65,6 +183,15 @@ impl Control {
     /// Move to a later phase (never back) and wake every worker.
     pub fn advance(&self, phase: u8) {
         self.phase.fetch_max(phase, Ordering::AcqRel);
+        if let Some(wakers) = self.wakers.get() {
+            for w in wakers {
+                let _ = w.wake();
+            }
+        }
+    }
+
+    /// Wake every worker (a phase change of the subscriber hand-off).
+    pub fn wake_all(&self) {
         if let Some(wakers) = self.wakers.get() {
             for w in wakers {
                 let _ = w.wake();
@@ -145,5 +272,22 @@ mod tests {
         c.advance(ABORTING);
         c.advance(STOPPING);
         assert_eq!(c.phase(), ABORTING);
+    }
+
+    #[test]
+    fn publishers_wait_until_the_last_subscriber_settles() {
+        let c = Control::new(None);
+        assert_eq!(
+            c.subs.publish_start_ns(),
+            Some(0),
+            "no subscribers: no wait"
+        );
+        c.subs.register_worker(2);
+        c.subs.register_worker(0);
+        assert_eq!(c.subs.publish_start_ns(), None);
+        assert!(!c.subs.subscriber_settled(5));
+        assert_eq!(c.subs.publish_start_ns(), None);
+        assert!(c.subs.subscriber_settled(9));
+        assert_eq!(c.subs.publish_start_ns(), Some(9));
     }
 }

@@ -7,6 +7,7 @@
 //!   └─ control loop: run time, Ctrl-C -> Control (phase, budget, wakers)
 //! ```
 
+pub mod audit;
 pub mod conn;
 pub mod control;
 pub mod dial;
@@ -83,9 +84,53 @@ pub fn run(
             eprintln!("mqblast: a worker thread panicked; its last interval is missing");
         }
     }
-    merger
+    let mut summary = merger
         .join()
-        .map_err(|_| "the merger thread panicked".to_string())
+        .map_err(|_| "the merger thread panicked".to_string())?;
+    if plan.verify {
+        let audit = audit_summary(&plan, &control);
+        eprintln!("{}", audit.verdict_line());
+        summary.audit = Some(audit);
+    }
+    Ok(summary)
+}
+
+/// The delivery audit from what the workers handed over: per subscriber (or once for a
+/// shared group), each matching publisher's counted publishes against the first arrivals.
+fn audit_summary(plan: &Plan, control: &Control) -> audit::AuditSummary {
+    let mut summary = audit::AuditSummary {
+        subscribers: plan.sub_users,
+        publish_qos: plan.qos,
+        subscribe_qos: plan.sub_qos,
+        shared: plan.shared_subscription(),
+        ..Default::default()
+    };
+    let Ok(board) = control.subs.board.lock() else {
+        return summary;
+    };
+    let owed: Vec<u64> = board
+        .published
+        .iter()
+        .zip(&board.matching)
+        .map(|(&published, &matches)| if matches { published } else { 0 })
+        .collect();
+    summary.published = owed.iter().sum();
+    if summary.shared {
+        let mut group = audit::SubscriberAudit::new(plan.users);
+        for sub in &board.audits {
+            group.merge_from(sub);
+        }
+        summary.add_subscriber(&group, &owed);
+    } else {
+        for sub in &board.audits {
+            summary.add_subscriber(sub, &owed);
+        }
+        // Subscribers that never handed over an audit (none today) would owe everything.
+        let missing = (plan.sub_users as usize).saturating_sub(board.audits.len()) as u64;
+        summary.expected += missing * summary.published;
+        summary.lost += missing * summary.published;
+    }
+    summary
 }
 
 fn merger_config(plan: &Plan, control: &Control) -> MergerConfig {
@@ -128,8 +173,13 @@ fn supervise(plan: &Plan, control: &Control, threads: usize, stop_signals: &dyn 
             stop_requested_at = Some(elapsed);
             control.advance(STOPPING);
         }
-        let overran =
-            stop_requested_at.is_some_and(|t| elapsed > t + plan.stop_timeout + SHUTDOWN_GRACE);
+        let drain = if plan.sub_users > 0 {
+            plan.drain_timeout
+        } else {
+            Duration::ZERO
+        };
+        let overran = stop_requested_at
+            .is_some_and(|t| elapsed > t + plan.stop_timeout + drain + SHUTDOWN_GRACE);
         if signals >= 2 || overran {
             control.advance(ABORTING);
         }

@@ -7,6 +7,13 @@
 //! nothing per message: frames are copied into fixed-capacity write buffers and patched in
 //! place, the in-flight table is a fixed array, and the timer heap's capacity is reserved for
 //! one entry per client.
+//!
+//! Subscribers (`--sub-users`) are connections of the same loop with [`Role::Subscriber`]:
+//! they connect first, and this worker's publishers are scheduled only once every subscriber
+//! of the run has its SUBACK or has failed (`Control::subs`). Each subscriber acks what it
+//! receives, records end-to-end latency from the payload marker and feeds its preallocated
+//! [`SubscriberAudit`]. After the publishers finish, subscribers stay until they have what
+//! they are owed or the drain timeout passes.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::conn::{Conn, State, WritePool};
+use super::audit::SubscriberAudit;
+use super::conn::{Conn, Role, State, WritePool};
 use super::control::{Control, ABORTING, RUNNING};
 use super::dial::{self, ConnectPacer};
 use crate::mqtt::{self, Packet};
@@ -35,6 +43,11 @@ const HOUSEKEEPING_NS: u64 = 100_000_000;
 const EVENTS: usize = 1024;
 /// Most messages claimed from the global budget at a time (see `budget_chunk`).
 const BUDGET_CHUNK_MAX: u64 = 32;
+/// `--reconnect` back-off: the first wait, doubled after every failed attempt up to the cap.
+const RECONNECT_FIRST_NS: u64 = 100_000_000;
+const RECONNECT_MAX_NS: u64 = 5_000_000_000;
+/// A subscriber reads only while its write buffer has this much room for acknowledgements.
+const SUBSCRIBER_MIN_ROOM: usize = 1024;
 
 /// Why the loop ended, for the last flush of in-flight publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +57,9 @@ enum Drain {
     /// Stop (run time, message limit or first Ctrl-C): no new publishes, wait for acks
     /// until the deadline (ns since run start).
     Until(u64),
+    /// Publishers finished: subscribers wait for what they are owed until the deadline,
+    /// which is set once every worker's publishers have finished.
+    Subscribers(Option<u64>),
 }
 
 pub struct Worker {
@@ -82,6 +98,17 @@ pub struct Worker {
     pool: WritePool,
     /// This worker's share of `--connect-rate`.
     pacer: ConnectPacer,
+    /// Publishers not yet closed, and whether their spawn timers have been set (they wait
+    /// for the subscribers).
+    live_publishers: u32,
+    publishers_scheduled: bool,
+    /// One audit per subscriber of this worker (`Role::Subscriber::slot`); empty without
+    /// `--verify`.
+    audits: Vec<SubscriberAudit>,
+    subscribers: u32,
+    /// This worker's last contributions to `Control::subs` (settled subscribers, arrivals).
+    settled_reported: u64,
+    delivered_reported: u64,
 }
 
 impl Worker {
@@ -99,27 +126,33 @@ impl Worker {
     ) -> io::Result<(Worker, Arc<Waker>)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut conns = Vec::with_capacity(clients.len());
-        let mut timers = BinaryHeap::with_capacity(clients.len() + 1);
-        for (slot, &local) in clients.iter().enumerate() {
-            let index = plan.client_index_offset + local;
-            let client_id = client_id_of(&plan, index);
-            let vars = ClientVars {
-                index,
-                token: plan.token_for(index),
-                client_id: &client_id,
-            };
-            let frames = payload::build_frames(&plan, &vars);
-            let addr = addrs[(index % addrs.len() as u64) as usize];
-            let source = (!plan.bind.is_empty())
-                .then(|| plan.bind[(index % plan.bind.len() as u64) as usize]);
-            conns.push(Conn::new(index, addr, source, frames, plan.max_inflight));
-            let spawn_ns = (local as f64 / plan.spawn_rate * 1e9) as u64;
-            timers.push(Reverse((spawn_ns, slot as u32)));
+        let sub_clients = super::clients_of(plan.sub_users, plan.threads.max(1), id);
+        let mut conns = Vec::with_capacity(clients.len() + sub_clients.len());
+        // Two entries per client at most: a stale publish timer and a reconnect timer.
+        let mut timers = BinaryHeap::with_capacity(2 * (clients.len() + sub_clients.len()) + 1);
+        for &local in clients {
+            conns.push(publisher(&plan, plan.client_index_offset + local, addrs));
         }
+        let mut audits = Vec::new();
+        for (slot, &local) in sub_clients.iter().enumerate() {
+            let index = plan.client_index_offset + local;
+            let addr = addrs[(index % addrs.len() as u64) as usize];
+            timers.push(Reverse((0, conns.len() as u32)));
+            conns.push(Conn::subscriber(
+                index,
+                addr,
+                source_of(&plan, index),
+                slot as u32,
+            ));
+            if plan.verify {
+                audits.push(SubscriberAudit::new(plan.users));
+            }
+        }
+        control.subs.register_worker(sub_clients.len() as u64);
         let n = conns.len();
         let buffer_bytes = conns
             .iter()
+            .filter(|c| !c.is_subscriber())
             .map(|c| c.write_capacity(plan.max_inflight))
             .max()
             .unwrap_or(0);
@@ -150,6 +183,12 @@ impl Worker {
             published: 0,
             drain: Drain::No,
             next_housekeeping_ns: 0,
+            live_publishers: clients.len() as u32,
+            publishers_scheduled: false,
+            audits,
+            subscribers: sub_clients.len() as u32,
+            settled_reported: 0,
+            delivered_reported: 0,
         };
         Ok((worker, waker))
     }
@@ -176,6 +215,7 @@ impl Worker {
             if self.should_end(now) {
                 break;
             }
+            self.schedule_publishers();
             self.fire_timers(now);
             if now >= self.next_housekeeping_ns {
                 self.housekeeping(now);
@@ -201,16 +241,21 @@ impl Worker {
         }
         if self.drain == Drain::No {
             let messages_done = self.control.budget_exhausted() && self.local_budget == 0;
-            if phase != RUNNING || messages_done {
+            let publishers_gone = self.publishers_scheduled && self.live_publishers == 0;
+            if phase != RUNNING || messages_done || publishers_gone {
                 self.start_drain(now);
             } else {
-                return self.live == 0;
+                return false;
             }
         }
         match self.drain {
             Drain::Until(deadline) => {
-                now >= deadline || (self.inflight_total == 0 && self.all_written())
+                if now >= deadline || (self.inflight_total == 0 && self.all_written()) {
+                    self.finish_publishers(now);
+                }
+                false
             }
+            Drain::Subscribers(_) => self.subscribers_done(now),
             Drain::No => false,
         }
     }
@@ -218,20 +263,116 @@ impl Worker {
     fn all_written(&self) -> bool {
         self.conns
             .iter()
-            .all(|c| c.wbuf.is_empty() || c.state != State::Connected)
+            .all(|c| c.wbuf.is_empty() || c.state != State::Connected || c.is_subscriber())
     }
 
-    /// Stop publishing: clients that have not connected yet never will.
+    /// Stop publishing: publishers that have not connected yet never will. Subscribers stay.
     fn start_drain(&mut self, now: u64) {
         self.drain = Drain::Until(now + self.plan.stop_timeout.as_nanos() as u64);
         self.control.give_back(self.local_budget);
         self.local_budget = 0;
         for ci in 0..self.conns.len() {
+            if self.conns[ci].is_subscriber() {
+                continue;
+            }
             match self.conns[ci].state {
                 State::Waiting => self.close(ci, None),
                 State::Connecting | State::AwaitConnack => self.close(ci, None),
                 _ => {}
             }
+        }
+    }
+
+    /// The publishers are done (acked, or out of time: what is still in flight now counts as
+    /// timed out): tell the other workers what the subscribers are owed, then drain them.
+    fn finish_publishers(&mut self, _now: u64) {
+        let mut owed = 0;
+        for ci in 0..self.conns.len() {
+            let expired = self.conns[ci].inflight.clear();
+            self.inflight_total -= expired as u64;
+            for _ in 0..expired {
+                self.rec.fail(Failure::AckTimeout);
+            }
+            if let Role::Publisher { matches: true } = self.conns[ci].role {
+                owed += self.conns[ci].counted;
+            }
+        }
+        self.control.subs.publishers_finished(owed);
+        self.control.wake_all();
+        self.drain = Drain::Subscribers(None);
+    }
+
+    /// After the publishers: true once every subscriber (or the shared group) has what it is
+    /// owed, or the drain timeout has passed since all publishers finished.
+    fn subscribers_done(&mut self, now: u64) -> bool {
+        if self.subscribers == 0 {
+            return true;
+        }
+        let subs = &self.control.subs;
+        if !subs.all_publishers_finished() {
+            return false;
+        }
+        let deadline = match self.drain {
+            Drain::Subscribers(Some(deadline)) => deadline,
+            _ => {
+                let deadline = now + self.plan.drain_timeout.as_nanos() as u64;
+                self.drain = Drain::Subscribers(Some(deadline));
+                deadline
+            }
+        };
+        let owed = subs.owed();
+        let (settled, delivered) = self.subscriber_progress(owed);
+        subs.update_settled(self.settled_reported, settled);
+        subs.update_delivered(self.delivered_reported, delivered);
+        (self.settled_reported, self.delivered_reported) = (settled, delivered);
+        let all_arrived = if self.plan.shared_subscription() {
+            subs.delivered() >= owed || subs.settled() >= u64::from(self.plan.sub_users)
+        } else {
+            subs.settled() >= u64::from(self.plan.sub_users)
+        };
+        all_arrived || now >= deadline
+    }
+
+    /// (subscribers that have `owed` first arrivals or can receive nothing more, first
+    /// arrivals of all of this worker's subscribers). A shared group's subscriber is settled
+    /// only when closed: the group's total decides.
+    fn subscriber_progress(&self, owed: u64) -> (u64, u64) {
+        let (mut settled, mut delivered) = (0, 0);
+        for c in &self.conns {
+            let Role::Subscriber { slot } = c.role else {
+                continue;
+            };
+            let unique = self
+                .audits
+                .get(slot as usize)
+                .map_or(c.counted, |a| a.unique_total);
+            delivered += unique;
+            let has_all = unique >= owed && !self.plan.shared_subscription();
+            if has_all || !c.is_open() {
+                settled += 1;
+            }
+        }
+        (settled, delivered)
+    }
+
+    /// Set the publishers' spawn timers once every subscriber of the run has settled.
+    fn schedule_publishers(&mut self) {
+        if self.publishers_scheduled {
+            return;
+        }
+        let Some(start_ns) = self.control.subs.publish_start_ns() else {
+            return;
+        };
+        self.publishers_scheduled = true;
+        for ci in 0..self.conns.len() {
+            let c = &self.conns[ci];
+            if c.is_subscriber() || c.state != State::Waiting {
+                continue;
+            }
+            // Spawn times are local to this process (its shard), as in an unsharded run.
+            let local = c.index - self.plan.client_index_offset;
+            let spawn_ns = start_ns + (local as f64 / self.plan.spawn_rate * 1e9) as u64;
+            self.timers.push(Reverse((spawn_ns, ci as u32)));
         }
     }
 
@@ -281,7 +422,11 @@ impl Worker {
             self.timers.pop();
             let ci = ci as usize;
             match self.conns[ci].state {
-                State::Waiting if self.drain == Drain::No => self.spawn_due(ci, now),
+                State::Waiting
+                    if self.drain == Drain::No && now >= self.conns[ci].reconnect_at_ns =>
+                {
+                    self.spawn_due(ci, now)
+                }
                 State::Connected => {
                     self.conns[ci].timer_armed = false;
                     self.pump(ci, now);
@@ -295,13 +440,14 @@ impl Worker {
         let now = self.control.now_ns();
         match self.conns[ci].state {
             State::Connecting => self.finish_connect(ci, now),
-            State::AwaitConnack | State::Connected => {
+            State::AwaitConnack | State::AwaitSuback | State::Connected => {
                 if readable {
                     self.read_ready(ci, now);
                 }
                 if writable && self.conns[ci].is_open() {
                     self.mark_dirty(ci);
                     self.pump(ci, now);
+                    self.resume_reading(ci, now);
                 }
             }
             _ => {}
@@ -341,6 +487,7 @@ impl Worker {
         c.stream = Some(stream);
         c.state = State::Connecting;
         c.connect_started_ns = now;
+        c.connect_slot_reserved = false; // a reconnect is paced again
     }
 
     /// A non-blocking connect is complete only after writable + `take_error` + `peer_addr`.
@@ -364,8 +511,16 @@ impl Worker {
     fn send_connect(&mut self, ci: usize, now: u64) {
         let plan = Arc::clone(&self.plan);
         let c = &mut self.conns[ci];
-        let client_id = client_id_of(&plan, c.index);
-        c.lend_wbuf(&mut self.pool);
+        let client_id = match c.role {
+            Role::Subscriber { .. } => subscriber_id_of(&plan, c.index),
+            Role::Publisher { .. } => client_id_of(&plan, c.index),
+        };
+        if c.is_subscriber() {
+            // Subscribers own their (larger) buffer for the life of the connection.
+            c.wbuf = Vec::with_capacity(c.write_capacity(plan.max_inflight));
+        } else {
+            c.lend_wbuf(&mut self.pool);
+        }
         let connect = mqtt::connect::Connect {
             client_id: &client_id,
             username: plan.username_for(c.index),
@@ -390,10 +545,118 @@ impl Worker {
         c.state = State::Connected;
         c.next_due_ns = now;
         let latency_ns = now.saturating_sub(c.connect_started_ns);
+        c.backoff_ns = 0;
+        c.connected_at_ns = now;
+        let reconnected_after_ns = c.lost_at_ns.take().map(|lost| now.saturating_sub(lost));
         self.connected += 1;
         self.rec.ok(Metric::Connect, ns_to_us(latency_ns));
-        self.pump(ci, now);
+        if let Some(after_ns) = reconnected_after_ns {
+            self.rec.ok(Metric::Reconnect, ns_to_us(after_ns));
+        }
+        if self.conns[ci].is_subscriber() {
+            self.send_subscribe(ci, now);
+        } else {
+            self.pump(ci, now);
+        }
         Ok(())
+    }
+
+    // ---- subscribing and receiving ------------------------------------------------------
+
+    fn send_subscribe(&mut self, ci: usize, now: u64) {
+        let filter = [(self.plan.sub_topic.as_str(), self.plan.sub_qos)];
+        let c = &mut self.conns[ci];
+        c.state = State::AwaitSuback;
+        c.connect_started_ns = now; // the subscribe timeout and latency start here
+                                    // A read (at most SCRATCH_BYTES) after a partial packet lands in `rbuf`: size it once
+                                    // for a read plus a partial packet of up to SCRATCH_BYTES, so it does not grow while
+                                    // receiving (larger packets, up to MAX_PACKET_BYTES, grow it once).
+        c.rbuf.reserve(2 * SCRATCH_BYTES);
+        mqtt::subscribe::encode(&mut c.wbuf, 1, &filter);
+        c.last_write_ns = now;
+        self.mark_dirty(ci);
+    }
+
+    /// SUBACK: granted (0, 1, 2) or refused (0x80, section 3.9.3). A refused subscriber is
+    /// closed: it could never receive anything.
+    fn on_suback(&mut self, ci: usize, codes: &[u8], now: u64) -> Result<(), Failure> {
+        if self.conns[ci].state != State::AwaitSuback {
+            return Err(Failure::Protocol("unexpected SUBACK"));
+        }
+        match codes.first() {
+            Some(&code @ 0..=2) => {
+                let latency_ns = now.saturating_sub(self.conns[ci].connect_started_ns);
+                self.rec.ok(Metric::Subscribe, ns_to_us(latency_ns));
+                let _ = code;
+                self.conns[ci].state = State::Connected;
+                self.settle_subscriber(ci, None, now);
+            }
+            Some(&code) => {
+                self.settle_subscriber(ci, Some(Failure::SubackRefused(code)), now);
+                self.close(ci, None);
+            }
+            None => return Err(Failure::Protocol("SUBACK without a return code")),
+        }
+        Ok(())
+    }
+
+    /// The subscriber got its SUBACK or failed; the last one lets publishers start.
+    fn settle_subscriber(&mut self, ci: usize, failure: Option<Failure>, now: u64) {
+        let c = &mut self.conns[ci];
+        if !c.is_subscriber() || c.sub_settled {
+            return;
+        }
+        c.sub_settled = true;
+        if let Some(f) = failure {
+            self.rec.fail(f);
+        }
+        if self.control.subs.subscriber_settled(now) {
+            self.control.wake_all();
+        }
+    }
+
+    /// A PUBLISH from the broker: ack it; on a subscriber, time it and audit it.
+    fn on_incoming(&mut self, ci: usize, qos: u8, pkid: u16, payload: &[u8], now: u64) {
+        self.ack_incoming(ci, qos, pkid);
+        let Role::Subscriber { slot } = self.conns[ci].role else {
+            return;
+        };
+        let Some(marker) = payload::find_marker(payload) else {
+            return;
+        };
+        let now_e2e_ns = payload::e2e_now_ns(self.control.start_epoch_ns, now);
+        let latency_ns = now_e2e_ns.saturating_sub(marker.sent_ns);
+        self.rec.ok(Metric::EndToEnd, ns_to_us(latency_ns));
+        self.conns[ci].counted += 1;
+        if let Some(audit) = self.audits.get_mut(slot as usize) {
+            audit.record(marker.publisher, marker.seq, payload::E2E_SEQ_MODULUS);
+        }
+    }
+
+    /// Bytes a subscriber may read now: every PUBLISH read (7 bytes or more) may add a 4-byte
+    /// acknowledgement, so reading at most the free room of the write buffer keeps every ack.
+    /// 0 when even a flush leaves too little room: reading pauses until writable.
+    fn read_room(&mut self, ci: usize, now: u64) -> usize {
+        if !self.conns[ci].is_subscriber() {
+            return SCRATCH_BYTES;
+        }
+        let free = |c: &Conn| c.wbuf.capacity() - c.wbuf.len();
+        if free(&self.conns[ci]) < SUBSCRIBER_MIN_ROOM {
+            self.flush(ci, now);
+        }
+        let room = free(&self.conns[ci]);
+        if room < SUBSCRIBER_MIN_ROOM {
+            self.conns[ci].read_paused = true;
+            return 0;
+        }
+        (room - 64).min(SCRATCH_BYTES)
+    }
+
+    fn resume_reading(&mut self, ci: usize, now: u64) {
+        if self.conns[ci].read_paused {
+            self.conns[ci].read_paused = false;
+            self.read_ready(ci, now);
+        }
     }
 
     // ---- publishing ---------------------------------------------------------------------
@@ -401,7 +664,12 @@ impl Worker {
     /// Publish as many messages as the schedule, the in-flight window, the write buffer and
     /// the message budget allow. At every bound the message waits; none is dropped.
     fn pump(&mut self, ci: usize, now: u64) {
-        if self.conns[ci].state != State::Connected || self.drain != Drain::No {
+        if self.conns[ci].state != State::Connected
+            || self.drain != Drain::No
+            || self.plan.connect_only
+            || self.conns[ci].is_subscriber()
+            || self.conns[ci].churn_due
+        {
             return;
         }
         let qos = self.plan.qos;
@@ -441,7 +709,11 @@ impl Worker {
         };
         c.seq += 1;
         c.lend_wbuf(&mut self.pool);
-        c.frames[c.next_frame].write_into(&mut c.wbuf, pkid, c.seq, epoch_ms);
+        let sent_ns = payload::e2e_now_ns(self.control.start_epoch_ns, scheduled_ns);
+        c.frames[c.next_frame].write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns);
+        if qos == 0 {
+            c.counted += 1;
+        }
         c.next_frame = (c.next_frame + 1) % c.frames.len();
         c.next_due_ns += self.interval_ns;
         c.last_write_ns = now;
@@ -561,10 +833,14 @@ impl Worker {
     fn read_ready(&mut self, ci: usize, now: u64) {
         let mut scratch = std::mem::take(&mut self.scratch);
         loop {
+            let room = self.read_room(ci, now);
+            if room == 0 {
+                break;
+            }
             let Some(stream) = self.conns[ci].stream.as_mut() else {
                 break;
             };
-            match stream.read(&mut scratch) {
+            match stream.read(&mut scratch[..room]) {
                 Ok(0) => {
                     self.lose(ci, 0);
                     break;
@@ -641,11 +917,17 @@ impl Worker {
                 self.conns[ci].ping_sent_ns = None;
                 Ok(())
             }
-            Packet::Publish { qos, pkid, .. } => Ok(self.ack_incoming(ci, qos, pkid)),
+            Packet::Publish {
+                qos, pkid, payload, ..
+            } => {
+                self.on_incoming(ci, qos, pkid, payload, now);
+                Ok(())
+            }
             Packet::PubRel { pkid } => {
                 Ok(self.reply(ci, |out| mqtt::ack::encode_pubcomp(out, pkid)))
             }
-            Packet::SubAck { .. } | Packet::UnsubAck { .. } => Ok(()),
+            Packet::SubAck { codes, .. } => self.on_suback(ci, codes, now),
+            Packet::UnsubAck { .. } => Ok(()),
             _ => Err(Failure::Protocol("unexpected packet from the broker")),
         }
     }
@@ -654,8 +936,12 @@ impl Worker {
         // An unknown or stale id is a late ack for a publish already counted as timed out.
         if let Some(scheduled_ns) = self.conns[ci].inflight.complete(pkid) {
             self.inflight_total -= 1;
+            self.conns[ci].counted += 1;
             self.rec
                 .ok(Metric::Publish, ns_to_us(now.saturating_sub(scheduled_ns)));
+            if self.conns[ci].churn_due {
+                return self.churn(ci, now);
+            }
             self.pump(ci, now);
         }
     }
@@ -666,7 +952,7 @@ impl Worker {
         }
     }
 
-    /// Broker-to-client publishes (not subscribed by v0.1 clients, but possible): ack them.
+    /// Broker-to-client publishes: ack them (QoS 2: PUBREC now, PUBCOMP on PUBREL).
     fn ack_incoming(&mut self, ci: usize, qos: u8, pkid: u16) {
         match qos {
             1 => self.reply(ci, |out| mqtt::ack::encode_puback(out, pkid)),
@@ -693,9 +979,11 @@ impl Worker {
         for ci in 0..self.conns.len() {
             match self.conns[ci].state {
                 State::Connecting | State::AwaitConnack => self.check_connect_timeout(ci, now),
+                State::AwaitSuback => self.check_subscribe_timeout(ci, now),
                 State::Connected => {
                     self.expire_acks(ci, now);
                     self.keep_alive(ci, now);
+                    self.churn(ci, now);
                 }
                 _ => {}
             }
@@ -707,6 +995,13 @@ impl Worker {
     fn check_connect_timeout(&mut self, ci: usize, now: u64) {
         if now.saturating_sub(self.conns[ci].connect_started_ns) > self.timeout_ns {
             self.close(ci, Some(Failure::ConnectTimeout));
+        }
+    }
+
+    fn check_subscribe_timeout(&mut self, ci: usize, now: u64) {
+        if now.saturating_sub(self.conns[ci].connect_started_ns) > self.timeout_ns {
+            self.settle_subscriber(ci, Some(Failure::SubscribeTimeout), now);
+            self.close(ci, None);
         }
     }
 
@@ -756,19 +1051,31 @@ impl Worker {
 
     /// Close a client for good, recording why (None: a normal stop).
     fn close(&mut self, ci: usize, failure: Option<Failure>) {
-        let c = &mut self.conns[ci];
-        if c.state == State::Closed {
+        if self.conns[ci].state == State::Closed {
             return;
         }
+        let now = self.control.now_ns();
+        if let Some(f) = failure.filter(|&f| self.retries(f)) {
+            return self.retry_later(ci, f, now);
+        }
+        let lost_subscriber = failure.map(|_| Failure::SubscriberLost);
+        self.settle_subscriber(ci, lost_subscriber, now);
+        let c = &mut self.conns[ci];
         let lost = c.inflight.clear();
-        if c.state == State::Connected {
+        if matches!(c.state, State::Connected | State::AwaitSuback) {
             self.connected -= 1;
+        }
+        if !c.is_subscriber() {
+            self.live_publishers -= 1;
         }
         c.state = State::Closed;
         if let Some(mut stream) = c.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
         c.return_wbuf(&mut self.pool);
+        if c.is_subscriber() {
+            c.wbuf = Vec::new();
+        }
         c.rbuf = Vec::new();
         self.live -= 1;
         self.inflight_total -= lost as u64;
@@ -777,6 +1084,82 @@ impl Worker {
             for _ in 0..lost {
                 self.rec.fail(Failure::InflightLost);
             }
+        }
+    }
+
+    /// `--reconnect` retries a lost or failed connection, not a refusal that would repeat
+    /// (bad credentials) nor a protocol error; never once the run is stopping.
+    fn retries(&self, failure: Failure) -> bool {
+        let transient = matches!(
+            failure,
+            Failure::ConnectionLost(_)
+                | Failure::ConnectFailed(_)
+                | Failure::ConnectTimeout
+                | Failure::ConnackRefused(3)
+        );
+        self.plan.reconnect && transient && self.drain == Drain::No
+    }
+
+    /// `--churn`: once a publisher has been connected for the churn time, stop publishing on
+    /// it; when its in-flight window is empty, DISCONNECT and connect again at once.
+    fn churn(&mut self, ci: usize, now: u64) {
+        let Some(churn) = self.plan.churn else {
+            return;
+        };
+        let c = &mut self.conns[ci];
+        if c.is_subscriber() || self.drain != Drain::No || c.state != State::Connected {
+            return;
+        }
+        if now.saturating_sub(c.connected_at_ns) < churn.as_nanos() as u64 {
+            return;
+        }
+        c.churn_due = true;
+        if !c.inflight.is_empty() {
+            return;
+        }
+        self.reply(ci, mqtt::connect::encode_disconnect);
+        self.flush(ci, now);
+        self.detach(ci);
+        let c = &mut self.conns[ci];
+        c.churn_due = false;
+        c.reconnect_at_ns = now;
+        self.timers.push(Reverse((now, ci as u32)));
+    }
+
+    /// Drop the socket and buffers and make the client wait for its next connect.
+    fn detach(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        if matches!(c.state, State::Connected | State::AwaitSuback) {
+            self.connected -= 1;
+        }
+        if let Some(mut stream) = c.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        c.wbuf = Vec::new();
+        c.rbuf = Vec::new();
+        c.state = State::Waiting;
+        c.ping_sent_ns = None;
+        c.timer_armed = false;
+        c.read_paused = false;
+    }
+
+    /// Record the failure, drop the connection and come back after the back-off: the client
+    /// keeps its sequence numbers; what was in flight is lost (clean session).
+    fn retry_later(&mut self, ci: usize, failure: Failure, now: u64) {
+        let lost_subscriber = Some(Failure::SubscriberLost);
+        self.settle_subscriber(ci, lost_subscriber, now);
+        let lost = self.conns[ci].inflight.clear();
+        self.detach(ci);
+        let c = &mut self.conns[ci];
+        c.churn_due = false;
+        c.lost_at_ns.get_or_insert(now);
+        c.backoff_ns = (c.backoff_ns * 2).clamp(RECONNECT_FIRST_NS, RECONNECT_MAX_NS);
+        c.reconnect_at_ns = now + c.backoff_ns;
+        self.timers.push(Reverse((c.reconnect_at_ns, ci as u32)));
+        self.inflight_total -= lost as u64;
+        self.rec.fail(failure);
+        for _ in 0..lost {
+            self.rec.fail(Failure::InflightLost);
         }
     }
 
@@ -804,11 +1187,68 @@ impl Worker {
             }
             self.close(ci, None);
         }
+        if !matches!(self.drain, Drain::Subscribers(_)) {
+            // Aborted before the publishers finished: still count this worker as done.
+            self.control.subs.publishers_finished(0);
+        }
+        self.hand_over_audit();
         self.control.give_back(self.local_budget);
         self.rec.set_connected(0);
         self.rec.finish(Instant::now());
         self.control.worker_finished();
     }
+
+    /// Give the engine what the audit needs: each publisher's counted publishes and whether
+    /// the filter matches it, and every subscriber's streams.
+    fn hand_over_audit(&mut self) {
+        let Ok(mut board) = self.control.subs.board.lock() else {
+            return;
+        };
+        let users = self.plan.users as usize;
+        if board.published.len() < users {
+            board.published.resize(users, 0);
+            board.matching.resize(users, false);
+        }
+        for c in &self.conns {
+            if let Role::Publisher { matches } = c.role {
+                if let Some(slot) = board.published.get_mut(c.index as usize) {
+                    *slot = c.counted;
+                }
+                if let Some(slot) = board.matching.get_mut(c.index as usize) {
+                    *slot = matches;
+                }
+            }
+        }
+        board.audits.append(&mut self.audits);
+    }
+}
+
+/// A publisher connection with its frames, built once.
+fn publisher(plan: &Plan, index: u64, addrs: &[SocketAddr]) -> Conn {
+    let client_id = client_id_of(plan, index);
+    let vars = ClientVars {
+        index,
+        token: plan.token_for(index),
+        client_id: &client_id,
+    };
+    let frames = payload::build_frames(plan, &vars);
+    let addr = addrs[(index % addrs.len() as u64) as usize];
+    let mut conn = Conn::new(
+        index,
+        addr,
+        source_of(plan, index),
+        frames,
+        plan.max_inflight,
+    );
+    let matches =
+        plan.sub_users > 0 && plan.subscribers_receive(&payload::render(&plan.topic, &vars));
+    conn.role = Role::Publisher { matches };
+    conn
+}
+
+/// `--bind`: the source address of client `index` (None: the OS chooses).
+fn source_of(plan: &Plan, index: u64) -> Option<std::net::IpAddr> {
+    (!plan.bind.is_empty()).then(|| plan.bind[(index % plan.bind.len() as u64) as usize])
 }
 
 /// Resolve the client id template for client `index`.
@@ -824,6 +1264,12 @@ pub fn client_id_of(plan: &Plan, index: u64) -> String {
 fn budget_chunk(plan: &Plan) -> u64 {
     let per_user = plan.messages.unwrap_or(u64::MAX) / (plan.users as u64 * 8).max(1);
     per_user.clamp(1, BUDGET_CHUNK_MAX)
+}
+
+/// Client id of subscriber `index`: the client id template's id for that index with a
+/// `-sub` suffix, so it never collides with a publisher's.
+pub fn subscriber_id_of(plan: &Plan, index: u64) -> String {
+    format!("{}-sub", client_id_of(plan, index))
 }
 
 fn errno(e: &io::Error) -> i32 {

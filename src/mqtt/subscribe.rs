@@ -79,6 +79,29 @@ impl<'a> Iterator for Filters<'a> {
     }
 }
 
+/// Whether `topic` matches `filter` (section 4.7: `+` one level, `#` the rest, including
+/// the parent level). A `$share/group/` prefix is ignored; topics starting with `$` match
+/// only filters that name that first level.
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    let filter = match filter.strip_prefix("$share/") {
+        Some(rest) => rest.split_once('/').map_or("", |(_, f)| f),
+        None => filter,
+    };
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut levels = topic.split('/');
+    for part in filter.split('/') {
+        match (part, levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (p, Some(level)) if p == level => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +150,19 @@ mod tests {
         assert_eq!((pkid, consumed), (9, out.len()));
         let got: Vec<_> = filters(raw).collect();
         assert_eq!(got, [(&b"x/+/y"[..], 0), (&b"z"[..], 1)]);
+    }
+
+    #[test]
+    fn filters_match_topics_with_plus_hash_and_shared_prefixes() {
+        assert!(filter_matches("a/b", "a/b"));
+        assert!(!filter_matches("a/b", "a/c"));
+        assert!(filter_matches("a/+/c", "a/x/c"));
+        assert!(!filter_matches("a/+", "a/x/c"));
+        assert!(filter_matches("a/#", "a"));
+        assert!(filter_matches("a/#", "a/x/y"));
+        assert!(filter_matches("#", "v1/devices/me/telemetry"));
+        assert!(filter_matches("$share/g/a/+", "a/1"));
+        assert!(!filter_matches("#", "$SYS/x"));
     }
 
     #[test]

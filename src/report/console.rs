@@ -278,6 +278,7 @@ pub fn summary_rows(summary: &Summary) -> Vec<Row<'_>> {
     summary
         .metrics
         .iter()
+        .filter(|m| m.requests > 0 || m.metric.always_shown())
         .map(|m| Row {
             type_label: &summary.request_type,
             name: &m.name,
@@ -319,6 +320,10 @@ pub fn final_report(summary: &Summary) -> String {
         &name_of,
     ));
     out.push_str(&lag_line(&summary.lag_us));
+    if let Some(audit) = &summary.audit {
+        out.push_str(&audit.verdict_line());
+        out.push('\n');
+    }
     if !summary.missing_sources.is_empty() {
         out.push_str(&format!(
             "PARTIAL: no result from {}; the numbers above cover only the others\n",

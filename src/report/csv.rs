@@ -303,6 +303,9 @@ fn counts(entry: &TimelineEntry, metric: Metric) -> (u64, u64) {
     match metric {
         Metric::Connect => (entry.connect_ok, entry.connect_failures),
         Metric::Publish => (entry.publish_ok, entry.publish_failures),
+        Metric::EndToEnd => (entry.e2e_ok, 0),
+        // Not counted per second in the timeline.
+        Metric::Subscribe | Metric::Reconnect => (0, 0),
     }
 }
 

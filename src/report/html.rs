@@ -58,6 +58,7 @@ pub fn render(result: &RunResult) -> String {
     body.push_str(&partial_banner(s));
     body.push_str(&stats_table(s));
     body.push_str(&percentile_table(s));
+    body.push_str(&audit_section(s));
     body.push_str(&failures_table(s));
     body.push_str(&sources_table(s));
     body.push_str(&config_table(&result.config));
@@ -177,6 +178,19 @@ fn over_time(s: &Summary, f: impl Fn(&crate::stats::TimelineEntry) -> f64) -> Ve
     s.timeline.iter().map(|e| (e.second as f64, f(e))).collect()
 }
 
+/// Publish and connect, and end-to-end when subscribers measured it.
+fn latency_by_percentile(s: &Summary) -> Vec<Series> {
+    let mut all = vec![
+        series("publish", 0, nines(&s.metric(Metric::Publish).latency_us)),
+        series("connect", 3, nines(&s.metric(Metric::Connect).latency_us)),
+    ];
+    let e2e = &s.metric(Metric::EndToEnd).latency_us;
+    if !e2e.is_empty() {
+        all.push(series("end-to-end", 4, nines(e2e)));
+    }
+    all
+}
+
 fn charts(s: &Summary) -> Vec<(&'static str, String)> {
     let ms_of = |us: u64| us as f64 / 1000.0;
     let lag_p99: Vec<(f64, f64)> = s
@@ -187,7 +201,7 @@ fn charts(s: &Summary) -> Vec<(&'static str, String)> {
             (e.second as f64, ms_of(quantile_us(&h, 0.99)))
         })
         .collect();
-    vec![
+    let mut charts = vec![
         (
             "Throughput",
             line_chart(
@@ -229,14 +243,7 @@ fn charts(s: &Summary) -> Vec<(&'static str, String)> {
         ),
         (
             "Latency by percentile (HDR)",
-            line_chart(
-                "ms",
-                XAxis::Nines,
-                &[
-                    series("publish", 0, nines(&s.metric(Metric::Publish).latency_us)),
-                    series("connect", 3, nines(&s.metric(Metric::Connect).latency_us)),
-                ],
-            ),
+            line_chart("ms", XAxis::Nines, &latency_by_percentile(s)),
         ),
         (
             "Generator health: schedule lag",
@@ -249,7 +256,22 @@ fn charts(s: &Summary) -> Vec<(&'static str, String)> {
                 ],
             ),
         ),
-    ]
+    ];
+    if s.metric(Metric::EndToEnd).requests > 0 {
+        charts.push((
+            "End-to-end latency over time (publish -> subscriber)",
+            line_chart(
+                "ms",
+                XAxis::Seconds,
+                &[
+                    series("p50", 0, over_time(s, |e| ms_of(e.e2e_p50_us))),
+                    series("p95", 4, over_time(s, |e| ms_of(e.e2e_p95_us))),
+                    series("p99", 1, over_time(s, |e| ms_of(e.e2e_p99_us))),
+                ],
+            ),
+        ));
+    }
+    charts
 }
 
 /// The percentile distribution: (log10(1 / (1 - q)), ms), up to the nines the sample count
@@ -325,6 +347,7 @@ fn stats_table(s: &Summary) -> String {
     let rows: Vec<Vec<String>> = s
         .metrics
         .iter()
+        .filter(|m| m.requests > 0 || m.metric.always_shown())
         .map(|m| {
             row(
                 &s.request_type,
@@ -391,6 +414,36 @@ fn percentile_table(s: &Summary) -> String {
     format!(
         "<h2>Response time percentiles (ms)</h2>{}",
         table(&head, &rows, Some(total))
+    )
+}
+
+/// The delivery audit of a run with subscribers: the verdict line and its counts.
+fn audit_section(s: &Summary) -> String {
+    let Some(a) = &s.audit else {
+        return String::new();
+    };
+    let head = [
+        "Published",
+        "Expected",
+        "Delivered",
+        "Lost",
+        "Duplicated",
+        "Out of order",
+        "Subscribers",
+    ];
+    let row = vec![
+        a.published.to_string(),
+        a.expected.to_string(),
+        a.delivered.to_string(),
+        a.lost.to_string(),
+        a.duplicated.to_string(),
+        a.reordered.to_string(),
+        a.subscribers.to_string(),
+    ];
+    format!(
+        "<h2>Delivery audit</h2><p>{}</p>{}",
+        escape(&a.verdict_line()),
+        table(&head, &[row], None)
     )
 }
 

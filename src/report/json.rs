@@ -33,7 +33,11 @@ pub fn write_json(path: &Path, summary: &Summary, effective_config: &Value) -> i
 /// The process exit code for a finished run: 1 if anything failed, else 0 (Locust's default
 /// `--exit-code-on-error`).
 pub fn exit_code(summary: &Summary) -> i32 {
-    i32::from(summary.failures() > 0)
+    let audit_failed = summary
+        .audit
+        .as_ref()
+        .is_some_and(|a| a.lost > 0 || a.duplicated > 0);
+    i32::from(summary.failures() > 0 || audit_failed)
 }
 
 /// The JSON document `write_json` writes.
@@ -47,7 +51,7 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
     let lag = &summary.lag_us;
     let mut publish = metric_fields(summary.metric(Metric::Publish));
     publish.insert("sent".into(), json!(summary.sent));
-    json!({
+    let mut doc = json!({
         "tool": "mqblast",
         "version": env!("CARGO_PKG_VERSION"),
         "format_version": FORMAT_VERSION,
@@ -74,7 +78,26 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
         "sources": summary.sources.iter().map(source_json).collect::<Vec<_>>(),
         "missing_sources": summary.missing_sources,
         "config": effective_config,
-    })
+    });
+    add_subscriber_fields(&mut doc, summary);
+    doc
+}
+
+/// `subscribe`, `e2e`, `reconnect` and `audit`, only in runs that have them (plain runs keep
+/// their shape).
+fn add_subscriber_fields(doc: &mut Value, summary: &Summary) {
+    let Some(fields) = doc.as_object_mut() else {
+        return;
+    };
+    for metric in [Metric::Subscribe, Metric::EndToEnd, Metric::Reconnect] {
+        let m = summary.metric(metric);
+        if m.requests > 0 {
+            fields.insert(metric.key().into(), Value::Object(metric_fields(m)));
+        }
+    }
+    if let Some(audit) = &summary.audit {
+        fields.insert("audit".into(), audit.to_json());
+    }
 }
 
 /// Seconds since the Unix epoch (0 before it).
@@ -218,6 +241,9 @@ mod tests {
                     histogram(1..=1000),
                     publish_failures,
                 ),
+                metric(Metric::Subscribe, "subscribe", new_histogram(), 0),
+                metric(Metric::EndToEnd, "e2e", new_histogram(), 0),
+                metric(Metric::Reconnect, "reconnect", new_histogram(), 0),
             ],
             errors,
             lag_us: histogram([10, 20, 5000]),
@@ -237,11 +263,17 @@ mod tests {
                 connect_hdr: String::new(),
                 publish_hdr: String::new(),
                 lag_hdr: String::new(),
+                e2e_hdr: String::new(),
+                e2e_ok: 0,
+                e2e_p50_us: 0,
+                e2e_p95_us: 0,
+                e2e_p99_us: 0,
             }],
             target_users: 2,
             max_connected_users: 2,
             sources: Vec::new(),
             missing_sources: Vec::new(),
+            audit: None,
         }
     }
 

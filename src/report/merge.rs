@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 
 use super::result::RunResult;
 use super::timeline_entry;
+use crate::engine::audit::AuditSummary;
 use crate::stats::{new_histogram, ErrorCount, Metric, MetricSummary, Source, Summary};
 
 /// One input: its label (usually the file name) and its result.
@@ -62,6 +63,7 @@ pub fn merge(inputs: Vec<Input>) -> Result<RunResult, String> {
             .iter()
             .flat_map(|s| s.missing_sources.clone())
             .collect(),
+        audit: merged_audit(&summaries),
         sources: merged_sources(&inputs),
         metrics,
     };
@@ -92,6 +94,23 @@ fn add_all<'a>(histograms: impl Iterator<Item = &'a Histogram<u64>>) -> Histogra
     sum
 }
 
+/// Audits add up when every source has one (each host audited its own subscribers);
+/// otherwise the merge has none rather than a misleading partial one.
+fn merged_audit(summaries: &[&Summary]) -> Option<AuditSummary> {
+    let mut total = summaries.first()?.audit.clone()?;
+    for s in &summaries[1..] {
+        let a = s.audit.as_ref()?;
+        total.published += a.published;
+        total.expected += a.expected;
+        total.delivered += a.delivered;
+        total.lost += a.lost;
+        total.duplicated += a.duplicated;
+        total.reordered += a.reordered;
+        total.subscribers += a.subscribers;
+    }
+    Some(total)
+}
+
 fn merged_metric(summaries: &[&Summary], metric: Metric, duration_s: f64) -> MetricSummary {
     let parts: Vec<&MetricSummary> = summaries.iter().map(|s| s.metric(metric)).collect();
     let requests: u64 = parts.iter().map(|m| m.requests).sum();
@@ -105,7 +124,12 @@ fn merged_metric(summaries: &[&Summary], metric: Metric, duration_s: f64) -> Met
     };
     MetricSummary {
         metric,
-        name: parts[0].name.clone(),
+        name: parts
+            .iter()
+            .find(|m| m.requests > 0)
+            .unwrap_or(&parts[0])
+            .name
+            .clone(),
         requests,
         failures,
         ok: parts.iter().map(|m| m.ok).sum(),

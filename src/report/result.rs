@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use serde_json::Value;
 
 use super::json::{summary_json, FORMAT_VERSION};
+use crate::engine::audit::AuditSummary;
 use crate::stats::{hdr_codec, ErrorCount, Metric, MetricSummary, Source, Summary, TimelineEntry};
 
 /// A run's results and the configuration that produced them (secrets already redacted).
@@ -65,10 +66,13 @@ pub fn from_json(doc: &Value) -> Result<RunResult, String> {
     }
     let started_at = time_at(f64_at(doc, "started_at_unix_s")?);
     let duration_s = f64_at(doc, "duration_s")?;
-    let metrics = [
-        metric_at(doc, Metric::Connect)?,
-        metric_at(doc, Metric::Publish)?,
-    ];
+    let mut metrics = Metric::ALL.map(empty_metric);
+    for metric in Metric::ALL {
+        // Subscriber rows are written only by runs that had them.
+        if metric.always_shown() || doc.get(metric.key()).is_some() {
+            metrics[metric.index()] = metric_at(doc, metric)?;
+        }
+    }
     let summary = Summary {
         request_type: str_at(doc, "request_type")?.to_string(),
         qos: u8::try_from(u64_at(doc, "qos")?).map_err(|_| "qos: out of range".to_string())?,
@@ -82,6 +86,7 @@ pub fn from_json(doc: &Value) -> Result<RunResult, String> {
         max_connected_users: u32_at(doc, "max_connected_users")?,
         sources: sources_at(doc, started_at, duration_s, &metrics)?,
         missing_sources: missing_at(doc)?,
+        audit: audit_at(doc)?,
         metrics,
     };
     let config = doc.get("config").cloned().unwrap_or(Value::Null);
@@ -145,6 +150,43 @@ fn hdr_at(doc: &Value, name: &str) -> Result<Histogram<u64>, String> {
     hdr_codec::decode(text).map_err(|e| format!("{name}.hdr: {e}"))
 }
 
+fn empty_metric(metric: Metric) -> MetricSummary {
+    MetricSummary {
+        metric,
+        name: metric.key().to_string(),
+        requests: 0,
+        failures: 0,
+        ok: 0,
+        rps: 0.0,
+        fail_per_s: 0.0,
+        latency_us: crate::stats::new_histogram(),
+    }
+}
+
+/// `audit` (runs with subscribers and the delivery audit).
+fn audit_at(doc: &Value) -> Result<Option<AuditSummary>, String> {
+    let Some(a) = doc.get("audit") else {
+        return Ok(None);
+    };
+    let count = |key: &str| u64_at(a, key).map_err(|e| format!("audit.{e}"));
+    let narrow = |key: &str| -> Result<u8, String> {
+        u8::try_from(count(key)?).map_err(|_| format!("audit.{key}: out of range"))
+    };
+    Ok(Some(AuditSummary {
+        published: count("published")?,
+        expected: count("expected")?,
+        delivered: count("delivered")?,
+        lost: count("lost")?,
+        duplicated: count("duplicated")?,
+        reordered: count("reordered")?,
+        subscribers: u32::try_from(count("subscribers")?)
+            .map_err(|_| "audit.subscribers: out of range".to_string())?,
+        publish_qos: narrow("publish_qos")?,
+        subscribe_qos: narrow("subscribe_qos")?,
+        shared: a.get("shared").and_then(Value::as_bool).unwrap_or(false),
+    }))
+}
+
 fn metric_at(doc: &Value, metric: Metric) -> Result<MetricSummary, String> {
     let key = metric.key();
     let m = field(doc, key)?;
@@ -186,10 +228,10 @@ fn errors_at(doc: &Value) -> Result<Vec<ErrorCount>, String> {
 
 fn error_at(item: &Value) -> Result<ErrorCount, String> {
     let prefixed = |e: String| format!("error_details.{e}");
-    let metric = match str_at(item, "metric").map_err(prefixed)? {
-        "connect" => Metric::Connect,
-        "publish" => Metric::Publish,
-        other => return Err(format!("error_details.metric: unknown metric {other:?}")),
+    let key = str_at(item, "metric").map_err(prefixed)?;
+    let metric = match Metric::ALL.into_iter().find(|m| m.key() == key) {
+        Some(metric) => metric,
+        None => return Err(format!("error_details.metric: unknown metric {key:?}")),
     };
     Ok(ErrorCount {
         metric,

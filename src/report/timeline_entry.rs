@@ -4,12 +4,12 @@
 use hdrhistogram::Histogram;
 
 use crate::stats::timeline::encode_or_empty;
-use crate::stats::{new_histogram, Metric, TimelineEntry};
+use crate::stats::{new_histogram, Metric, TimelineEntry, N_METRICS};
 
 /// The sum of the entries of one merged second.
 pub struct Accumulator {
     entry: TimelineEntry,
-    latency_us: [Histogram<u64>; 2],
+    latency_us: [Histogram<u64>; N_METRICS],
     lag_us: Histogram<u64>,
 }
 
@@ -31,8 +31,13 @@ impl Default for Accumulator {
                 connect_hdr: String::new(),
                 publish_hdr: String::new(),
                 lag_hdr: String::new(),
+                e2e_hdr: String::new(),
+                e2e_ok: 0,
+                e2e_p50_us: 0,
+                e2e_p95_us: 0,
+                e2e_p99_us: 0,
             },
-            latency_us: [new_histogram(), new_histogram()],
+            latency_us: std::array::from_fn(|_| new_histogram()),
             lag_us: new_histogram(),
         }
     }
@@ -46,6 +51,7 @@ impl Accumulator {
         e.connect_ok += other.connect_ok;
         e.connect_failures += other.connect_failures;
         e.sent += other.sent;
+        e.e2e_ok += other.e2e_ok;
         e.connected_users += other.connected_users;
         e.lag_max_us = e.lag_max_us.max(other.lag_max_us);
         for metric in Metric::ALL {
@@ -57,18 +63,23 @@ impl Accumulator {
     }
 
     pub fn finish(mut self, second: u64) -> TimelineEntry {
-        let publish = &self.latency_us[Metric::Publish.index()];
-        let q = |quantile: f64| {
-            if publish.is_empty() {
+        let q = |h: &Histogram<u64>, quantile: f64| {
+            if h.is_empty() {
                 0
             } else {
-                publish.value_at_quantile(quantile)
+                h.value_at_quantile(quantile)
             }
         };
+        let publish = &self.latency_us[Metric::Publish.index()];
+        let e2e = &self.latency_us[Metric::EndToEnd.index()];
         self.entry.second = second;
-        self.entry.publish_p50_us = q(0.50);
-        self.entry.publish_p95_us = q(0.95);
-        self.entry.publish_p99_us = q(0.99);
+        self.entry.publish_p50_us = q(publish, 0.50);
+        self.entry.publish_p95_us = q(publish, 0.95);
+        self.entry.publish_p99_us = q(publish, 0.99);
+        self.entry.e2e_p50_us = q(e2e, 0.50);
+        self.entry.e2e_p95_us = q(e2e, 0.95);
+        self.entry.e2e_p99_us = q(e2e, 0.99);
+        self.entry.e2e_hdr = encode_or_empty(e2e);
         self.entry.connect_hdr = encode_or_empty(&self.latency_us[Metric::Connect.index()]);
         self.entry.publish_hdr = encode_or_empty(publish);
         self.entry.lag_hdr = encode_or_empty(&self.lag_us);

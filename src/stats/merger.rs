@@ -48,7 +48,7 @@ impl MergerConfig {
     pub fn from_plan(plan: &Plan, started_at: Instant, started_wall: SystemTime) -> MergerConfig {
         MergerConfig {
             request_type: plan.request_type.clone(),
-            metric_names: metric_names(plan.qos, &plan.topic),
+            metric_names: metric_names_of(plan),
             target_users: plan.users,
             only_summary: plan.only_summary,
             qos: plan.qos,
@@ -58,11 +58,24 @@ impl MergerConfig {
     }
 }
 
-/// Row names as Locust's own MQTT user writes them: `connect` and `publish:{qos}:{topic}`.
+/// Row names as Locust's own MQTT user writes them: `connect` and `publish:{qos}:{topic}`;
+/// subscriber rows are `subscribe:{qos}:{filter}` and `e2e:{qos}:{filter}`.
 pub fn metric_names(qos: u8, topic_template: &str) -> [String; N_METRICS] {
     let mut names: [String; N_METRICS] = Default::default();
     names[Metric::Connect.index()] = "connect".to_string();
     names[Metric::Publish.index()] = format!("publish:{qos}:{topic_template}");
+    names[Metric::Subscribe.index()] = "subscribe".to_string();
+    names[Metric::EndToEnd.index()] = "e2e".to_string();
+    names[Metric::Reconnect.index()] = "reconnect".to_string();
+    names
+}
+
+/// [`metric_names`] of a plan, with its subscriber filter in the subscriber rows.
+pub fn metric_names_of(plan: &Plan) -> [String; N_METRICS] {
+    let mut names = metric_names(plan.qos, &plan.topic);
+    let (sub_qos, filter) = (plan.sub_qos, &plan.sub_topic);
+    names[Metric::Subscribe.index()] = format!("subscribe:{sub_qos}:{filter}");
+    names[Metric::EndToEnd.index()] = format!("e2e:{sub_qos}:{filter}");
     names
 }
 
@@ -105,7 +118,7 @@ impl Merger {
             rx,
             recycle,
             running: vec![true; workers],
-            latency_us: [new_histogram(), new_histogram()],
+            latency_us: std::array::from_fn(|_| new_histogram()),
             failures: [0; N_METRICS],
             errors: HashMap::new(),
             overflow: [0; N_METRICS],
@@ -195,6 +208,10 @@ impl Merger {
         self.aggregated_us.reset();
         for metric in Metric::ALL {
             let m = metric.index();
+            let empty = self.latency_us[m].is_empty() && self.failures[m] == 0;
+            if empty && !metric.always_shown() {
+                continue;
+            }
             let (rps, fail_per_s) = self.timeline.current_rates(now, metric);
             total_rps += rps;
             total_fail_per_s += fail_per_s;
@@ -234,7 +251,7 @@ impl Merger {
                 0.0
             }
         };
-        let [connect_us, publish_us] = self.latency_us;
+        let [connect_us, publish_us, subscribe_us, e2e_us, reconnect_us] = self.latency_us;
         let metric_summary = |metric: Metric, latency_us: Histogram<u64>| {
             let failures = self.failures[metric.index()];
             let ok = latency_us.len();
@@ -252,6 +269,9 @@ impl Merger {
         let metrics = [
             metric_summary(Metric::Connect, connect_us),
             metric_summary(Metric::Publish, publish_us),
+            metric_summary(Metric::Subscribe, subscribe_us),
+            metric_summary(Metric::EndToEnd, e2e_us),
+            metric_summary(Metric::Reconnect, reconnect_us),
         ];
         let errors = error_counts(&self.errors, &self.overflow, &self.overflow_seen_s);
         let timeline = self.timeline.finish();
@@ -285,6 +305,7 @@ impl Merger {
             timeline,
             target_users: self.cfg.target_users,
             max_connected_users,
+            audit: None,
         }
     }
 }
@@ -464,7 +485,9 @@ mod tests {
         let mut errors = HashMap::new();
         errors.insert(Failure::AckTimeout, (2, 1, 3));
         errors.insert(Failure::ConnectTimeout, (5, 1, 1));
-        let counts = error_counts(&errors, &[0, 7], &[(u64::MAX, 0), (2, 4)]);
+        let unseen = (u64::MAX, 0);
+        let seen_s = [unseen, (2, 4), unseen, unseen, unseen];
+        let counts = error_counts(&errors, &[0, 7, 0, 0, 0], &seen_s);
         assert_eq!(
             counts.iter().map(|e| e.count).collect::<Vec<_>>(),
             vec![7, 5, 2]

@@ -69,13 +69,26 @@ pub enum Metric {
     /// QoS 1: PUBLISH -> PUBACK; QoS 2: PUBLISH -> PUBCOMP; QoS 0: scheduled time -> written
     /// to the socket. Always measured from the scheduled send time.
     Publish = 1,
+    /// Subscriber clients: SUBSCRIBE -> SUBACK.
+    Subscribe = 2,
+    /// Publish -> subscriber receive, from the timestamp publishers embed in the payload
+    /// (see `payload::e2e`); "requests" are the marked messages subscribers received.
+    EndToEnd = 3,
+    /// `--reconnect`: connection lost -> CONNACK again (back-off included).
+    Reconnect = 4,
 }
 
-pub const N_METRICS: usize = 2;
+pub const N_METRICS: usize = 5;
 
 impl Metric {
     /// Every metric, in index order (`Metric as usize`).
-    pub const ALL: [Metric; N_METRICS] = [Metric::Connect, Metric::Publish];
+    pub const ALL: [Metric; N_METRICS] = [
+        Metric::Connect,
+        Metric::Publish,
+        Metric::Subscribe,
+        Metric::EndToEnd,
+        Metric::Reconnect,
+    ];
 
     /// Index into per-metric arrays.
     pub fn index(self) -> usize {
@@ -87,7 +100,16 @@ impl Metric {
         match self {
             Metric::Connect => "connect",
             Metric::Publish => "publish",
+            Metric::Subscribe => "subscribe",
+            Metric::EndToEnd => "e2e",
+            Metric::Reconnect => "reconnect",
         }
+    }
+
+    /// Rows shown even when empty; the others appear only in runs that use them, so a
+    /// plain publish run prints exactly the tables it always did.
+    pub fn always_shown(self) -> bool {
+        matches!(self, Metric::Connect | Metric::Publish)
     }
 }
 
@@ -109,6 +131,12 @@ pub enum Failure {
     InflightLost,
     /// The broker sent bytes that are not valid MQTT 3.1.1 (or a packet we did not expect).
     Protocol(&'static str),
+    /// SUBACK refused the subscription (return code 0x80).
+    SubackRefused(u8),
+    /// No SUBACK within the timeout.
+    SubscribeTimeout,
+    /// A subscriber's connection failed before its SUBACK (connect, CONNACK or lost).
+    SubscriberLost,
 }
 
 /// What to do when a connect fails at an operating-system limit ("" for other errors).
@@ -131,6 +159,9 @@ impl Failure {
             | Failure::ConnectionLost(_)
             | Failure::Protocol(_) => Metric::Connect,
             Failure::AckTimeout | Failure::InflightLost => Metric::Publish,
+            Failure::SubackRefused(_) | Failure::SubscribeTimeout | Failure::SubscriberLost => {
+                Metric::Subscribe
+            }
         }
     }
 
@@ -164,6 +195,13 @@ impl Failure {
                 "publish lost: connection closed before acknowledgement".to_string()
             }
             Failure::Protocol(what) => format!("protocol error: {what}"),
+            Failure::SubackRefused(code) => {
+                format!("SUBACK refused: 0x{code:02x} (the broker rejected the subscription)")
+            }
+            Failure::SubscribeTimeout => "subscribe timed out: no SUBACK".to_string(),
+            Failure::SubscriberLost => {
+                "subscriber lost before its SUBACK (connect failed, refused or closed)".to_string()
+            }
         }
     }
 }

@@ -53,6 +53,19 @@ pub struct TimelineEntry {
     /// This second's schedule lag histogram.
     #[serde(default)]
     pub lag_hdr: String,
+    /// This second's end-to-end latency histogram (runs with subscribers).
+    #[serde(default)]
+    pub e2e_hdr: String,
+    /// Marked messages subscribers received in this second.
+    #[serde(default)]
+    pub e2e_ok: u64,
+    /// End-to-end latency percentiles of this second alone, microseconds (0 when none).
+    #[serde(default)]
+    pub e2e_p50_us: u64,
+    #[serde(default)]
+    pub e2e_p95_us: u64,
+    #[serde(default)]
+    pub e2e_p99_us: u64,
 }
 
 impl TimelineEntry {
@@ -61,6 +74,9 @@ impl TimelineEntry {
         match metric {
             Metric::Connect => decode_or_empty(&self.connect_hdr),
             Metric::Publish => decode_or_empty(&self.publish_hdr),
+            Metric::EndToEnd => decode_or_empty(&self.e2e_hdr),
+            // Not kept per second (their whole-run histograms are in the result).
+            Metric::Subscribe | Metric::Reconnect => Ok(new_histogram()),
         }
     }
 
@@ -229,7 +245,7 @@ impl TimelineBuilder {
 
     fn push_open(&mut self) {
         let mut spare = || self.spare_histograms.pop().unwrap_or_else(new_histogram);
-        let latency_us = [spare(), spare()];
+        let latency_us = std::array::from_fn(|_| spare());
         let lag_us = spare();
         self.open.push_back(OpenSecond {
             counts: [SecondCounts::default(); N_METRICS],
@@ -258,14 +274,15 @@ impl TimelineBuilder {
                 *slot = *value;
             }
         }
-        let latency = &open.latency_us[Metric::Publish.index()];
-        let percentile = |q: f64| {
+        let percentile_of = |latency: &Histogram<u64>, q: f64| {
             if latency.is_empty() {
                 0
             } else {
                 latency.value_at_quantile(q)
             }
         };
+        let percentile = |q: f64| percentile_of(&open.latency_us[Metric::Publish.index()], q);
+        let e2e = |q: f64| percentile_of(&open.latency_us[Metric::EndToEnd.index()], q);
         let publish = open.counts[Metric::Publish.index()];
         let connect = open.counts[Metric::Connect.index()];
         self.closed.push(TimelineEntry {
@@ -281,8 +298,13 @@ impl TimelineBuilder {
             connected_users: self.connected.iter().sum(),
             lag_max_us: open.lag_max_us,
             connect_hdr: encode_or_empty(&open.latency_us[Metric::Connect.index()]),
-            publish_hdr: encode_or_empty(latency),
+            publish_hdr: encode_or_empty(&open.latency_us[Metric::Publish.index()]),
             lag_hdr: encode_or_empty(&open.lag_us),
+            e2e_hdr: encode_or_empty(&open.latency_us[Metric::EndToEnd.index()]),
+            e2e_ok: open.counts[Metric::EndToEnd.index()].ok,
+            e2e_p50_us: e2e(0.50),
+            e2e_p95_us: e2e(0.95),
+            e2e_p99_us: e2e(0.99),
         });
         self.closed_counts.push(open.counts);
         for mut histogram in open.latency_us.into_iter().chain([open.lag_us]) {

@@ -261,6 +261,38 @@ impl Mosquitto {
     }
 }
 
+impl Mosquitto {
+    /// Stop the broker (SIGKILL: connections drop at once), stay down for `down_for`, then
+    /// start it again on the same port with the same configuration.
+    pub fn restart(&mut self, down_for: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down_for);
+        let mosquitto = require_program("mosquitto");
+        let conf = self.dir.path().join("mosquitto.conf");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("mosquitto.log"))
+            .unwrap();
+        self.child = Command::new(&mosquitto)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("restarting {}: {e}", mosquitto.display()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !wait_for_listener(self.port, Duration::from_millis(100)) {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not come back on {}",
+                self.port
+            );
+        }
+    }
+}
+
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -448,6 +480,12 @@ impl Subscriber {
         Self::connect(port, filter, qos, None)
     }
 
+    /// A subscriber with a chosen client id (clean session): connecting with the id of a
+    /// live client takes its session over, which disconnects that client.
+    pub fn start_as(port: u16, filter: &str, qos: u8, client_id: &str) -> Subscriber {
+        Self::connect_as(port, filter, qos, None, client_id)
+    }
+
     pub fn start_with_login(
         port: u16,
         filter: &str,
@@ -470,12 +508,20 @@ impl Subscriber {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
+        Self::connect_as(port, filter, qos, login, &client_id)
+    }
+
+    fn connect_as(
+        port: u16,
+        filter: &str,
+        qos: u8,
+        login: Option<(&str, Option<&str>)>,
+        client_id: &str,
+    ) -> Subscriber {
         let mut stream =
             TcpStream::connect(("127.0.0.1", port)).expect("subscriber: connecting to the broker");
         stream.set_nodelay(true).unwrap();
-        stream
-            .write_all(&connect_packet(&client_id, login))
-            .unwrap();
+        stream.write_all(&connect_packet(client_id, login)).unwrap();
         let mut buf = Vec::new();
         let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5))
             .expect("subscriber: CONNACK");

@@ -1,0 +1,391 @@
+//! The delivery audit: which messages of which publisher each subscriber received.
+//!
+//! Every publisher is one *stream* of sequence numbers 1, 2, 3, ... (embedded in its payloads,
+//! see `payload::e2e`). Each subscriber keeps one [`Stream`] per publisher, allocated when the
+//! worker is built (the number of publishers is known), so recording a message never
+//! allocates. A stream is a contiguous watermark (`base`: everything below it is settled) plus
+//! a [`WINDOW`]-message bitmap above it, so memory per stream is fixed (80 bytes) whatever the
+//! run length.
+//!
+//! At the bound: a sequence number [`WINDOW`] or more beyond the watermark slides the window
+//! forward, and the messages it slides past unreceived are counted as `gaps` (provisionally
+//! missing). A message that arrives below the watermark is then ambiguous: if the stream has
+//! unresolved gaps it is counted as a late (out-of-order) delivery that fills one, otherwise as
+//! a duplicate. Within the window duplicates and reordering are exact. The final `lost` count
+//! never depends on this: it is `expected - unique` per stream, where `unique` counts every
+//! first arrival.
+//!
+//! Sequence numbers on the wire are taken modulo a fixed modulus (2^48 for the payload
+//! marker); the stream unwraps them to the full value closest to the newest one seen, so
+//! wrap-around is handled as long as reordering stays below half the modulus.
+
+use serde_json::{json, Value};
+
+/// Messages tracked individually above a stream's watermark.
+pub const WINDOW: u64 = 256;
+const WORDS: usize = (WINDOW / 64) as usize;
+
+/// Most (subscriber, publisher) streams one run may audit: 4,194,304 streams of 80 bytes
+/// (320 MiB). Larger runs are refused by the config check, which suggests `--verify false`.
+pub const MAX_STREAMS: u64 = 1 << 22;
+
+/// One publisher's sequence numbers as seen by one subscriber.
+#[derive(Debug, Clone, Copy)]
+pub struct Stream {
+    /// Every sequence number below this is settled (received, or slid past as a gap).
+    base: u64,
+    /// Bit `seq % WINDOW` set: `seq` in `[base, base + WINDOW)` was received.
+    bits: [u64; WORDS],
+    /// Newest (full, unwrapped) sequence number seen; 0 before the first.
+    newest: u64,
+    pub unique: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    /// Sequence numbers slid past the window without having arrived (not yet filled).
+    pub gaps: u64,
+}
+
+impl Default for Stream {
+    fn default() -> Stream {
+        Stream {
+            base: 1,
+            bits: [0; WORDS],
+            newest: 0,
+            unique: 0,
+            duplicated: 0,
+            reordered: 0,
+            gaps: 0,
+        }
+    }
+}
+
+impl Stream {
+    /// Record one arrival of wire sequence number `wire_seq` (taken modulo `modulus`).
+    pub fn record(&mut self, wire_seq: u64, modulus: u64) {
+        let seq = self.unwrap(wire_seq, modulus);
+        if seq < self.base {
+            self.below_window();
+        } else {
+            if seq >= self.base + WINDOW {
+                self.slide_to(seq + 1 - WINDOW);
+            }
+            self.in_window(seq);
+        }
+        self.newest = self.newest.max(seq);
+    }
+
+    /// The full sequence number congruent to `wire_seq` closest to the newest one seen.
+    fn unwrap(&self, wire_seq: u64, modulus: u64) -> u64 {
+        let wire_seq = wire_seq % modulus;
+        if self.newest == 0 {
+            return wire_seq;
+        }
+        let epoch = self.newest - self.newest % modulus;
+        let candidates = [
+            epoch.checked_sub(modulus).map(|e| e + wire_seq),
+            Some(epoch + wire_seq),
+            epoch.checked_add(modulus).map(|e| e + wire_seq),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .min_by_key(|&c| c.abs_diff(self.newest))
+            .unwrap_or(wire_seq)
+    }
+
+    fn below_window(&mut self) {
+        if self.gaps > 0 {
+            self.gaps -= 1;
+            self.unique += 1;
+            self.reordered += 1;
+        } else {
+            self.duplicated += 1;
+        }
+    }
+
+    fn in_window(&mut self, seq: u64) {
+        let (word, bit) = slot(seq);
+        if self.bits[word] & bit != 0 {
+            self.duplicated += 1;
+            return;
+        }
+        self.bits[word] |= bit;
+        self.unique += 1;
+        if seq < self.newest {
+            self.reordered += 1;
+        }
+        self.advance_over_received();
+    }
+
+    /// Move the watermark over the received messages at its front.
+    fn advance_over_received(&mut self) {
+        loop {
+            let (word, bit) = slot(self.base);
+            if self.bits[word] & bit == 0 {
+                return;
+            }
+            self.bits[word] &= !bit;
+            self.base += 1;
+        }
+    }
+
+    /// Move the watermark to `new_base`, counting what it passes unreceived as gaps.
+    fn slide_to(&mut self, new_base: u64) {
+        let distance = new_base - self.base;
+        if distance >= WINDOW {
+            let received: u64 = self.bits.iter().map(|w| u64::from(w.count_ones())).sum();
+            self.gaps += distance - received;
+            self.bits = [0; WORDS];
+        } else {
+            for seq in self.base..new_base {
+                let (word, bit) = slot(seq);
+                if self.bits[word] & bit == 0 {
+                    self.gaps += 1;
+                }
+                self.bits[word] &= !bit;
+            }
+        }
+        self.base = new_base;
+    }
+}
+
+#[inline]
+fn slot(seq: u64) -> (usize, u64) {
+    let index = seq % WINDOW;
+    ((index / 64) as usize, 1u64 << (index % 64))
+}
+
+/// One subscriber's streams, one per publisher (global publisher index).
+#[derive(Debug)]
+pub struct SubscriberAudit {
+    pub streams: Box<[Stream]>,
+    /// First arrivals over all streams (the drain's "has everything arrived" check).
+    pub unique_total: u64,
+}
+
+impl SubscriberAudit {
+    pub fn new(publishers: u32) -> SubscriberAudit {
+        SubscriberAudit {
+            streams: vec![Stream::default(); publishers as usize].into_boxed_slice(),
+            unique_total: 0,
+        }
+    }
+
+    /// Adds another subscriber's per-stream counts (a shared group audits as one; duplicates
+    /// across its members are not detected).
+    pub fn merge_from(&mut self, other: &SubscriberAudit) {
+        for (mine, theirs) in self.streams.iter_mut().zip(other.streams.iter()) {
+            mine.unique += theirs.unique;
+            mine.duplicated += theirs.duplicated;
+            mine.reordered += theirs.reordered;
+        }
+        self.unique_total += other.unique_total;
+    }
+
+    /// Record a message of publisher `publisher`; ids outside the run are ignored (false).
+    #[inline]
+    pub fn record(&mut self, publisher: u32, wire_seq: u64, modulus: u64) -> bool {
+        let Some(stream) = self.streams.get_mut(publisher as usize) else {
+            return false;
+        };
+        let before = stream.unique;
+        stream.record(wire_seq, modulus);
+        self.unique_total += stream.unique - before;
+        true
+    }
+}
+
+/// The run's verdict, as printed and written to JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditSummary {
+    /// Publishes that count (acknowledged at QoS 1/2, written at QoS 0), once.
+    pub published: u64,
+    /// Deliveries owed: `published` per subscriber, or once per shared-subscription group.
+    pub expected: u64,
+    /// First arrivals (duplicates excluded).
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    /// Subscribers audited (the ones that got their SUBACK).
+    pub subscribers: u32,
+    /// Publish QoS and subscription QoS; deliveries happen at the lower of the two.
+    pub publish_qos: u8,
+    pub subscribe_qos: u8,
+    pub shared: bool,
+}
+
+impl AuditSummary {
+    /// Adds one subscriber's streams against `expected[p]` (per publisher, matching ones only).
+    pub fn add_subscriber(&mut self, audit: &SubscriberAudit, expected: &[u64]) {
+        for (stream, &owed) in audit.streams.iter().zip(expected) {
+            self.add_stream(stream, owed);
+        }
+    }
+
+    /// Adds one stream against `owed` deliveries.
+    pub fn add_stream(&mut self, stream: &Stream, owed: u64) {
+        self.expected += owed;
+        self.delivered += stream.unique;
+        self.lost += owed.saturating_sub(stream.unique);
+        self.duplicated += stream.duplicated;
+        self.reordered += stream.reordered;
+    }
+
+    /// `Delivery audit: 200000 published, 200000 delivered, 0 lost, 0 duplicated, 0 out of order`.
+    pub fn verdict_line(&self) -> String {
+        let verdict = if self.lost == 0 && self.duplicated == 0 {
+            "OK"
+        } else {
+            "FAILED"
+        };
+        format!(
+            "Delivery audit: {} published, {} expected ({} subscriber{}{}), {} delivered, {} lost, {} duplicated, {} out of order: {verdict}",
+            self.published,
+            self.expected,
+            self.subscribers,
+            if self.subscribers == 1 { "" } else { "s" },
+            if self.shared { ", shared" } else { "" },
+            self.delivered,
+            self.lost,
+            self.duplicated,
+            self.reordered,
+        )
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "published": self.published,
+            "expected": self.expected,
+            "delivered": self.delivered,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "reordered": self.reordered,
+            "subscribers": self.subscribers,
+            "shared": self.shared,
+            "publish_qos": self.publish_qos,
+            "subscribe_qos": self.subscribe_qos,
+            "delivery_qos": self.publish_qos.min(self.subscribe_qos),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: u64 = 1 << 48;
+
+    fn fed(seqs: impl IntoIterator<Item = u64>, modulus: u64) -> Stream {
+        let mut s = Stream::default();
+        for seq in seqs {
+            s.record(seq, modulus);
+        }
+        s
+    }
+
+    #[test]
+    fn an_in_order_stream_is_all_unique_and_keeps_no_window_bits() {
+        let s = fed(1..=100_000, M);
+        assert_eq!(
+            (s.unique, s.duplicated, s.reordered, s.gaps),
+            (100_000, 0, 0, 0)
+        );
+        assert_eq!(s.base, 100_001);
+        assert_eq!(s.bits, [0; WORDS]);
+    }
+
+    #[test]
+    fn duplicates_within_the_window_are_counted_and_not_delivered_twice() {
+        let s = fed([1, 2, 2, 3, 1, 3], M);
+        assert_eq!((s.unique, s.duplicated, s.reordered), (3, 3, 0));
+    }
+
+    #[test]
+    fn reordering_within_the_window_is_counted_once_per_late_message() {
+        let s = fed([1, 3, 2, 5, 4, 6], M);
+        assert_eq!((s.unique, s.duplicated, s.reordered, s.gaps), (6, 0, 2, 0));
+        assert_eq!(s.base, 7);
+    }
+
+    #[test]
+    fn a_missing_message_keeps_the_watermark_and_counts_as_lost_against_expected() {
+        let s = fed((1..=10).filter(|&n| n != 4), M);
+        assert_eq!(s.base, 4, "the watermark waits at the gap");
+        let mut summary = AuditSummary::default();
+        summary.add_stream(&s, 10);
+        assert_eq!((summary.delivered, summary.lost), (9, 1));
+    }
+
+    #[test]
+    fn a_jump_beyond_the_window_slides_it_and_records_the_gaps() {
+        let s = fed([1, 2, 3, 1000], M);
+        assert_eq!(s.base, 1000 + 1 - WINDOW);
+        assert_eq!(s.gaps, 741, "4..=744 slid out of the window unreceived");
+        assert_eq!(s.unique, 4);
+    }
+
+    #[test]
+    fn a_late_arrival_below_the_window_fills_a_gap_and_a_repeat_without_gaps_is_a_duplicate() {
+        let mut s = fed([1, 2, 3, 1000], M);
+        s.record(500, M);
+        assert_eq!(
+            (s.unique, s.reordered, s.gaps, s.duplicated),
+            (5, 1, 740, 0)
+        );
+        let mut clean = fed(1..=1000, M);
+        clean.record(3, M);
+        assert_eq!((clean.unique, clean.duplicated), (1000, 1));
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_around_the_modulus() {
+        let modulus = 1000;
+        let wire = (990..1000).chain(0..20);
+        let mut s = Stream {
+            base: 990,
+            ..Stream::default()
+        };
+        for seq in wire {
+            s.record(seq, modulus);
+        }
+        assert_eq!((s.unique, s.duplicated, s.reordered, s.gaps), (30, 0, 0, 0));
+        assert_eq!(s.base, 1020);
+        s.record(995, modulus);
+        assert_eq!(s.duplicated, 1, "995 from before the wrap is a duplicate");
+    }
+
+    #[test]
+    fn memory_stays_fixed_however_far_a_stream_runs() {
+        assert_eq!(std::mem::size_of::<Stream>(), 80);
+        let s = fed((1..=2_000_000).step_by(2), M);
+        assert_eq!(s.unique, 1_000_000);
+        let settled = s.gaps + s.unique;
+        assert!(
+            2_000_000 - settled <= WINDOW,
+            "every even number below the window is a gap"
+        );
+    }
+
+    #[test]
+    fn a_subscriber_ignores_publisher_ids_outside_the_run() {
+        let mut audit = SubscriberAudit::new(2);
+        assert!(audit.record(1, 1, M));
+        assert!(!audit.record(2, 1, M));
+        assert_eq!(audit.unique_total, 1);
+    }
+
+    #[test]
+    fn the_verdict_line_names_every_count() {
+        let mut summary = AuditSummary {
+            published: 4,
+            subscribers: 1,
+            ..AuditSummary::default()
+        };
+        summary.add_stream(&fed([1, 2, 2, 4], M), 4);
+        assert_eq!(
+            summary.verdict_line(),
+            "Delivery audit: 4 published, 4 expected (1 subscriber), 3 delivered, 1 lost, 1 duplicated, 0 out of order: FAILED"
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! `--reconnect` against a mosquitto that is restarted mid-run: with it the clients come back
+//! and the run continues; without it the losses are failures and the run still ends on time.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{load_args, with, Mosquitto, Summary, TempDir};
+
+/// Run 4 users publishing every 10 ms for 4 s; restart the broker 1.5 s in (down 0.5 s).
+fn run_across_a_broker_restart(more: &[&str]) -> (common::Finished, Summary, Duration) {
+    let mut broker = Mosquitto::start();
+    let dir = TempDir::new("reconnect");
+    let json = dir.file("out.json");
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &["-u", "4", "-t", "4s", "--interval", "10ms", "--qos", "1"],
+    );
+    let args = with(args, more);
+    let started = Instant::now();
+    let running = common::spawn(common::mqblast_command(&args));
+    std::thread::sleep(Duration::from_millis(1500));
+    broker.restart(Duration::from_millis(500));
+    let run = running.wait(Duration::from_secs(60));
+    let elapsed = started.elapsed();
+    let summary = Summary::read(&json, &run);
+    (run, summary, elapsed)
+}
+
+#[test]
+fn with_reconnect_clients_come_back_after_a_broker_restart_and_keep_publishing() {
+    let (run, summary, _) = run_across_a_broker_restart(&["--reconnect"]);
+    assert_eq!(summary.u64("reconnect.ok"), 4, "{}", run.describe());
+    assert!(
+        summary.u64("reconnect.latency_us.min") >= 100_000,
+        "back-off is at least 100 ms"
+    );
+    assert!(summary.errors_starting_with("connection lost") >= 4);
+    // Publishing resumed: the last seconds of the timeline have acknowledged publishes.
+    let timeline = summary.get("timeline").as_array().unwrap();
+    let late_ok: u64 = timeline
+        .iter()
+        .filter(|e| e["second"].as_u64().unwrap() >= 3)
+        .map(|e| e["publish_ok"].as_u64().unwrap())
+        .sum();
+    assert!(late_ok > 100, "publishes after the restart: {late_ok}");
+    assert_eq!(summary.u64("max_connected_users"), 4);
+    run.assert_code(1);
+}
+
+#[test]
+fn without_reconnect_lost_connections_are_failures_and_the_run_ends_on_time() {
+    let (run, summary, elapsed) = run_across_a_broker_restart(&[]);
+    run.assert_code(1);
+    assert!(summary.errors_starting_with("connection lost") >= 4);
+    assert!(summary.json.get("reconnect").is_none());
+    assert!(elapsed < Duration::from_secs(8), "ended after {elapsed:?}");
+}
+
+#[test]
+fn churn_recycles_every_connection_on_schedule_without_losing_a_publish() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("churn");
+    let json = dir.file("out.json");
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &[
+            "-u",
+            "4",
+            "-t",
+            "3s",
+            "--interval",
+            "10ms",
+            "--qos",
+            "1",
+            "--churn",
+            "500ms",
+        ],
+    );
+    let run = common::run_mqblast(&args, Duration::from_secs(30));
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    // Each user connects about every 0.5 s (plus the 100 ms housekeeping granularity).
+    let connects = summary.u64("connect.ok");
+    assert!((12..=28).contains(&connects), "{connects} connects");
+    assert_eq!(summary.u64("publish.failures"), 0);
+    assert!(summary.u64("publish.ok") > 500);
+}
