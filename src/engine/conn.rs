@@ -152,13 +152,19 @@ impl Conn {
     }
 
     /// Write-buffer capacity: room for a full in-flight window of the largest frame (capped at
-    /// 64 frames, which is plenty to keep a socket busy), plus control packets.
+    /// 64 frames, which is plenty to keep a socket busy), plus the control reserve.
     pub fn write_capacity(&self, max_inflight: u16) -> usize {
         if self.is_subscriber() {
             return SUBSCRIBER_WBUF_BYTES + 512;
         }
         let frame_max = self.frames.iter().map(Frame::len).max().unwrap_or(0);
-        frame_max * (max_inflight.clamp(1, 64) as usize) + 512
+        frame_max * (max_inflight.clamp(1, 64) as usize) + self.control_reserve()
+    }
+
+    /// Bytes publishes never use, so control packets always fit: a PUBREL (4 bytes) for every
+    /// publish of the window, plus PINGREQ, DISCONNECT and slack.
+    pub fn control_reserve(&self) -> usize {
+        64 + 4 * self.inflight.window()
     }
 
     pub fn is_open(&self) -> bool {
@@ -175,7 +181,7 @@ impl Conn {
         let Some(frame) = self.frames.get(self.next_frame) else {
             return false;
         };
-        let need = frame.len();
+        let need = frame.len() + self.control_reserve();
         self.wbuf.capacity() == 0 || self.wbuf.capacity() - self.wbuf.len() >= need
     }
 

@@ -61,6 +61,11 @@ impl Inflight {
         self.slots.len() - self.free.len()
     }
 
+    /// The window: most publishes in flight at once.
+    pub fn window(&self) -> usize {
+        self.slots.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.free.len() == self.slots.len()
     }

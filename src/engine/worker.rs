@@ -961,8 +961,9 @@ impl Worker {
         }
     }
 
-    /// Queue a small control packet. The write buffer always keeps 512 bytes beyond the
-    /// publish frames for these; if even that is full the reply waits for the next drain.
+    /// Queue a small control packet. Publishes leave `Conn::control_reserve` bytes free for
+    /// these (a PUBREL for the whole window, a PINGREQ, a DISCONNECT), so they fit; were it
+    /// ever full, the packet is not queued and its timeout (ack or ping) reports the failure.
     fn reply(&mut self, ci: usize, encode: impl FnOnce(&mut Vec<u8>)) {
         let c = &mut self.conns[ci];
         c.lend_wbuf(&mut self.pool);
