@@ -46,32 +46,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PORT=$((20000 + RANDOM % 30000))
-while port_in_use "$PORT"; do PORT=$((20000 + RANDOM % 30000)); done
-cat > "$WORK/mosquitto.conf" <<CONF
-listener $PORT 127.0.0.1
-allow_anonymous true
-persistence false
-max_inflight_messages 0
-max_queued_messages 0
-max_connections -1
-set_tcp_nodelay true
-log_dest stderr
-log_type error
-CONF
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" > "$WORK/mosquitto.log" 2>&1 &
-MOSQUITTO_PID=$!
-for _ in $(seq 1 100); do port_in_use "$PORT" && break; sleep 0.05; done
+source "$(dirname "${BASH_SOURCE[0]}")/lib/mosquitto.sh"
+start_mosquitto scripts/bench_vs_locust.sh
 
-CLK_TCK=$(getconf CLK_TCK)
-proc_cpu_s() {
-    local stat
-    stat=$(cat "/proc/$1/stat"); stat=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $stat
-    echo "scale=6; (${12} + ${13}) / $CLK_TCK" | bc
-}
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # Runs "$@" under /usr/bin/time; sets CPU_S (user+sys of the process) and BROKER_S.
