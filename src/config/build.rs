@@ -7,7 +7,9 @@ use super::layers::{Layers, Raw};
 use super::resolve::*;
 use super::sharding::{resolve_shard, resolve_start_at};
 use super::subscribers::resolve_subscribers;
-use super::templates::{resolve_client_id, resolve_topic};
+use super::templates::{
+    check_rendered_lengths, longest_token, resolve_client_id, resolve_topic, Widest,
+};
 use super::tokens::resolve_tokens;
 use super::{invalid, ConfigError, Context, RunArgs};
 use crate::plan::Plan;
@@ -38,15 +40,17 @@ pub fn build_plan(
     let run_time = resolve_run_time(get("run_time"), messages)?;
     let qos = resolve_qos(&required("qos")?)?;
     let (tokens, tokens_file) = resolve_tokens(get("tokens"), get("tokens_file"), ctx)?;
-    let topic = resolve_topic(&required("topic")?, &tokens)?;
-    let client_id = resolve_client_id(&required("client_id")?, users, &tokens)?;
+    let topic_raw = required("topic")?;
+    let topic = resolve_topic(&topic_raw, &tokens)?;
+    let client_id_raw = required("client_id")?;
+    let client_id = resolve_client_id(&client_id_raw, users, &tokens)?;
     let payload = resolve_payload(get("payload"), ctx)?;
     let interval = required("interval")?.duration()?;
     let max_inflight = resolve_max_inflight(&required("max_inflight")?)?;
     let timeout = positive_duration(&required("timeout")?)?;
-    let username = get("username").map(|raw| raw.text()).transpose()?;
+    let username = get("username").map(|raw| raw.mqtt_string()).transpose()?;
     let password_raw = get("password");
-    let password = password_raw.as_ref().map(Raw::text).transpose()?;
+    let password = password_raw.as_ref().map(Raw::mqtt_string).transpose()?;
     if let Some(raw) = &password_raw {
         if username.is_none() && tokens.is_empty() {
             return Err(raw.fail(
@@ -62,6 +66,7 @@ pub fn build_plan(
     let request_type = non_empty_text(&required("request_type")?)?;
     let start_at_epoch_ms = resolve_start_at(get("start_at"))?;
     let total_users = users;
+    let widest_token = longest_token(&tokens).to_string();
     let part = resolve_shard(get("shard"), users, messages, spawn_rate, tokens)?;
     let (users, messages, spawn_rate, tokens) =
         (part.users, part.messages, part.spawn_rate, part.tokens);
@@ -76,6 +81,12 @@ pub fn build_plan(
     let connect_rate = resolve_connect_rate(get("connect_rate"))?
         .map(|rate| crate::shard::spawn_rate_of(rate, users.into(), total_users.into()));
     let subs = resolve_subscribers(&get, users, qos, &topic)?;
+    let widest = Widest {
+        index: (u64::from(total_users) + u64::from(subs.users)).saturating_sub(1),
+        token: &widest_token,
+        has_subscribers: subs.users > 0,
+    };
+    check_rendered_lengths((&topic_raw, &topic), (&client_id_raw, &client_id), &widest)?;
     let reconnect = required("reconnect")?.boolean()?;
     let churn = get("churn")
         .map(|raw| positive_duration(&raw))

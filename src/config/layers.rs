@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::cli::RunArgs;
 use super::file::ConfigFile;
 use super::keys::{find_key, Key};
-use super::values::{parse_duration, DURATION_FORMS};
+use super::values::{check_mqtt_string_len, parse_duration, DURATION_FORMS};
 use super::{invalid, ConfigError, Context};
 
 /// Where a value came from; higher layers win.
@@ -58,6 +58,16 @@ impl Raw {
             (RawValue::Text(text), false) => Some(text.clone()),
             (RawValue::Toml(value), false) => Some(value.to_string()),
         };
+        self.describe_showing(shown)
+    }
+
+    /// Where it came from, without the value: `--username`, `MQBLAST_USERNAME`,
+    /// `config.toml line 7: username`. For values too long to echo in a one-line message.
+    pub(super) fn source(&self) -> String {
+        self.describe_showing(None)
+    }
+
+    fn describe_showing(&self, shown: Option<String>) -> String {
         match (&self.origin, shown) {
             (Origin::Cli, Some(text)) => format!("{} {text}", self.key.flag),
             (Origin::Cli, None) => self.key.flag.to_string(),
@@ -81,6 +91,19 @@ impl Raw {
 
     pub(super) fn fail(&self, problem: impl fmt::Display) -> ConfigError {
         invalid(format!("{}: {problem}", self.describe()))
+    }
+
+    /// [`Raw::fail`] naming only the source, not the value.
+    pub(super) fn fail_at_source(&self, problem: impl fmt::Display) -> ConfigError {
+        invalid(format!("{}: {problem}", self.source()))
+    }
+
+    /// The text, refused when longer than an MQTT string can be (the encoders' limit).
+    pub(super) fn mqtt_string(&self) -> Result<String, ConfigError> {
+        let text = self.text()?;
+        check_mqtt_string_len(text.len())
+            .map_err(|problem| self.fail_at_source(format!("is {problem}")))?;
+        Ok(text)
     }
 
     /// Directory that relative paths in this value are relative to.

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::layers::Raw;
+use super::values::check_mqtt_string_len;
 use super::{invalid, ConfigError, Context};
 
 /// Tokens come from `tokens` or `tokens_file`, whichever is set on the higher layer.
@@ -33,10 +34,15 @@ pub(super) fn resolve_tokens(
 
 pub(super) fn tokens_from_list(raw: &Raw) -> Result<Vec<String>, ConfigError> {
     let tokens = raw.list()?;
-    match tokens.iter().position(|token| token.is_empty()) {
-        Some(index) => Err(raw.fail(format!("token {} of {} is empty", index + 1, tokens.len()))),
-        None => Ok(tokens),
+    let count = tokens.len();
+    for (index, token) in tokens.iter().enumerate() {
+        if token.is_empty() {
+            return Err(raw.fail(format!("token {} of {count} is empty", index + 1)));
+        }
+        check_mqtt_string_len(token.len())
+            .map_err(|problem| raw.fail(format!("token {} of {count} is {problem}", index + 1)))?;
     }
+    Ok(tokens)
 }
 
 pub(super) fn tokens_from_file(
@@ -52,15 +58,22 @@ pub(super) fn tokens_from_file(
 }
 
 /// One token per line; blank lines and `#` comments are skipped. `name` names the file in
-/// the error when no token is left.
+/// the error when no token is left, or with the line of a token too long for MQTT.
 pub fn parse_tokens_file(name: &str, text: &str) -> Result<Vec<String>, String> {
-    let tokens: Vec<String> = text
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(String::from)
-        .collect();
+    let mut tokens = Vec::new();
+    for (line_index, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+        let token = line.trim();
+        if token.is_empty() || token.starts_with('#') {
+            continue;
+        }
+        check_mqtt_string_len(token.len()).map_err(|problem| {
+            format!(
+                "tokens file {name} line {}: token is {problem}",
+                line_index + 1
+            )
+        })?;
+        tokens.push(token.to_string());
+    }
     if !tokens.is_empty() {
         return Ok(tokens);
     }

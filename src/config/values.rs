@@ -10,6 +10,20 @@ use crate::plan::HostPort;
 pub(super) const DURATION_FORMS: &str =
     "expected a duration like 30 (seconds), 30s, 5m, 1h30m or 250ms";
 
+/// Longest string MQTT can carry (section 1.5.3: a 2-byte length prefix). The encoders panic
+/// beyond it, so every user-given string that goes on the wire is checked against it here.
+pub(super) const MQTT_STRING_MAX_BYTES: usize = 65_535;
+
+/// Refuse a wire string of `len_bytes` that MQTT cannot carry.
+pub(super) fn check_mqtt_string_len(len_bytes: usize) -> Result<(), String> {
+    match len_bytes {
+        0..=MQTT_STRING_MAX_BYTES => Ok(()),
+        _ => Err(format!(
+            "{len_bytes} bytes, more than the {MQTT_STRING_MAX_BYTES} an MQTT string can hold"
+        )),
+    }
+}
+
 /// Most source addresses `--bind` may list (ranges expanded): a /16 of IPv4.
 pub const MAX_BIND_ADDRS: usize = 65_536;
 

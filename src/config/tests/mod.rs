@@ -11,6 +11,7 @@ mod errors;
 mod precedence;
 mod resources;
 mod shards;
+mod string_limits;
 mod subcommands;
 mod tokens;
 mod validation;
