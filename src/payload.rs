@@ -28,7 +28,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::mqtt::publish::PublishLayout;
+use crate::mqtt::publish::{self, PublishLayout};
 use crate::plan::Plan;
 
 /// The default payload, built into the binary so a bare `mqblast` works in an empty directory.
@@ -409,13 +409,6 @@ pub fn unknown_placeholder<'t>(template: &'t str, allowed: &[&str]) -> Option<&'
 
 /// Build a client's frames (one per payload object, in rotation order).
 pub fn build_frames(plan: &Plan, vars: &ClientVars<'_>) -> Vec<Frame> {
-    build_frames_with(plan, vars, crate::mqtt::publish::encode)
-}
-
-/// The PUBLISH encoder's signature, so tests can build frames with a reference encoder.
-type Encode = fn(&mut Vec<u8>, &str, u8, bool, u16, &[u8]) -> PublishLayout;
-
-fn build_frames_with(plan: &Plan, vars: &ClientVars<'_>, encode: Encode) -> Vec<Frame> {
     let topic = render(&plan.topic, vars);
     let mut body = Vec::new();
     plan.payload
@@ -427,7 +420,7 @@ fn build_frames_with(plan: &Plan, vars: &ClientVars<'_>, encode: Encode) -> Vec<
             write_value(object, vars, &mut body, &mut patches);
             let e2e_seq_at = plan.e2e.then(|| append_marker(&mut body, vars.index));
             let mut bytes = Vec::with_capacity(body.len() + topic.len() + 9);
-            let layout = encode(&mut bytes, &topic, plan.qos, false, 0, &body);
+            let layout = publish::encode(&mut bytes, &topic, plan.qos, false, 0, &body);
             Frame::new(bytes, layout, patches, e2e_seq_at)
         })
         .collect()
@@ -617,47 +610,6 @@ fn check_strings(
 pub(crate) mod tests {
     use super::*;
 
-    /// A reference PUBLISH encoder (MQTT 3.1.1 section 3.3) so frames can be tested before
-    /// and independently of `mqtt::publish`.
-    pub(crate) fn reference_encode(
-        out: &mut Vec<u8>,
-        topic: &str,
-        qos: u8,
-        retain: bool,
-        pkid: u16,
-        payload: &[u8],
-    ) -> PublishLayout {
-        let start = out.len();
-        let pkid_len = if qos > 0 { 2 } else { 0 };
-        let mut remaining = 2 + topic.len() + pkid_len + payload.len();
-        out.push(0b0011_0000 | (qos << 1) | retain as u8);
-        loop {
-            let mut byte = (remaining % 128) as u8;
-            remaining /= 128;
-            if remaining > 0 {
-                byte |= 0x80;
-            }
-            out.push(byte);
-            if remaining == 0 {
-                break;
-            }
-        }
-        out.extend_from_slice(&(topic.len() as u16).to_be_bytes());
-        out.extend_from_slice(topic.as_bytes());
-        let pkid_at = (qos > 0).then(|| {
-            let at = out.len() - start;
-            out.extend_from_slice(&pkid.to_be_bytes());
-            at
-        });
-        let payload_at = out.len() - start;
-        out.extend_from_slice(payload);
-        PublishLayout {
-            pkid_at,
-            payload_at,
-            len: out.len() - start,
-        }
-    }
-
     fn vars(index: u64, token: &str, client_id: &'static str) -> ClientVars<'static> {
         ClientVars {
             index,
@@ -666,15 +618,15 @@ pub(crate) mod tests {
         }
     }
 
-    /// Frames for a payload text through the reference encoder, returning (frames, payload_at).
+    /// Frames for a payload text, returning (frames, payload_at).
     fn frames_for(text: &str, qos: u8, topic: &str) -> (Vec<Frame>, usize) {
         let payload = Payload::parse("data.json", text).unwrap();
         let plan = crate::config::tests::plan_with_payload(payload, qos, topic);
         let v = vars(7, "tok7", "dev-7");
-        let frames = build_frames_with(&plan, &v, reference_encode);
+        let frames = build_frames(&plan, &v);
         let mut probe = Vec::new();
         let payload_at =
-            reference_encode(&mut probe, &render(topic, &v), qos, false, 0, b"").payload_at;
+            publish::encode(&mut probe, &render(topic, &v), qos, false, 0, b"").payload_at;
         (frames, payload_at)
     }
 
@@ -887,13 +839,41 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_frame_matches_the_reference_encoding_of_the_rendered_payload() {
+    fn a_patched_frame_is_byte_identical_to_encoding_the_rendered_payload() {
         let (frames, _) = frames_for(r#"{"seq":"{seq}"}"#, 1, "t");
         let mut out = Vec::new();
         frames[0].write_into(&mut out, 9, 123, 0);
         let mut expected = Vec::new();
-        reference_encode(&mut expected, "t", 1, false, 9, b"{\"seq\":       123}");
+        publish::encode(&mut expected, "t", 1, false, 9, b"{\"seq\":       123}");
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn built_frames_decode_to_the_rendered_topic_the_plan_qos_and_the_patched_payload() {
+        for qos in [0, 1, 2] {
+            let (frames, _) = frames_for(r#"{"id":"{token}","seq":"{seq}"}"#, qos, "d/{i}/t");
+            let mut out = Vec::new();
+            frames[0].write_into(&mut out, 42, 5, 0);
+            let Ok(Some((packet, used_bytes))) = crate::mqtt::decode(&out) else {
+                panic!("QoS {qos}: the frame does not decode: {out:02X?}");
+            };
+            assert_eq!(used_bytes, out.len(), "QoS {qos}");
+            let crate::mqtt::Packet::Publish {
+                dup,
+                qos: decoded_qos,
+                retain,
+                topic,
+                pkid,
+                payload,
+            } = packet
+            else {
+                panic!("QoS {qos}: decoded {packet:?}, not a PUBLISH");
+            };
+            assert_eq!((dup, decoded_qos, retain), (false, qos, false));
+            assert_eq!(topic, b"d/7/t");
+            assert_eq!(pkid, if qos > 0 { 42 } else { 0 }, "QoS {qos}");
+            assert_eq!(payload, br#"{"id":"tok7","seq":         5}"#);
+        }
     }
 
     #[test]

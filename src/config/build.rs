@@ -1,0 +1,140 @@
+//! Low args -> high args: every setting is resolved through the layers and validated, once,
+//! into the immutable [`Plan`] the rest of the program trusts.
+
+use super::effective::effective_config;
+use super::file::load_config_file;
+use super::layers::{Layers, Raw};
+use super::resolve::*;
+use super::sharding::{resolve_shard, resolve_start_at};
+use super::subscribers::resolve_subscribers;
+use super::templates::{
+    check_rendered_lengths, longest_token, resolve_client_id, resolve_topic, Widest,
+};
+use super::tokens::resolve_tokens;
+use super::{invalid, ConfigError, Context, RunArgs};
+use crate::plan::Plan;
+
+/// Resolve every setting through the layers and validate it into a [`Plan`].
+/// `ctx.open_files_limit` decides whether the users fit in this process.
+pub fn build_plan(
+    args: &RunArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    ctx: &Context,
+) -> Result<Plan, ConfigError> {
+    let layers = Layers {
+        args,
+        env,
+        file: load_config_file(args, env, ctx)?,
+    };
+    let get = |name: &str| layers.get(name);
+    let required =
+        |name: &str| get(name).ok_or_else(|| invalid(format!("{name}: no value and no default")));
+
+    let hosts = resolve_hosts(get("host"))?;
+    let users_raw = required("users")?;
+    let users = resolve_users(&users_raw)?;
+    let spawn_rate = resolve_spawn_rate(&required("spawn_rate")?)?;
+    let messages_raw = get("messages");
+    let messages = resolve_messages(messages_raw.as_ref())?;
+    check_users_can_publish(users, &users_raw, messages_raw.as_ref())?;
+    let run_time = resolve_run_time(get("run_time"), messages)?;
+    let qos = resolve_qos(&required("qos")?)?;
+    let (tokens, tokens_file) = resolve_tokens(get("tokens"), get("tokens_file"), ctx)?;
+    let topic_raw = required("topic")?;
+    let topic = resolve_topic(&topic_raw, &tokens)?;
+    let client_id_raw = required("client_id")?;
+    let client_id = resolve_client_id(&client_id_raw, users, &tokens)?;
+    let payload = resolve_payload(get("payload"), ctx)?;
+    let interval = required("interval")?.duration()?;
+    let max_inflight = resolve_max_inflight(&required("max_inflight")?)?;
+    let timeout = positive_duration(&required("timeout")?)?;
+    let username = get("username").map(|raw| raw.mqtt_string()).transpose()?;
+    let password_raw = get("password");
+    let password = password_raw.as_ref().map(Raw::mqtt_string).transpose()?;
+    if let Some(raw) = &password_raw {
+        if username.is_none() && tokens.is_empty() {
+            return Err(raw.fail(
+                "a password needs a user name (--username) or device tokens: MQTT 3.1.1 sends a password only with a user name",
+            ));
+        }
+    }
+    let keep_alive_s = resolve_keep_alive(&required("keep_alive")?)?;
+    let threads = resolve_threads(get("threads"), ctx, users)?;
+    let only_summary = required("only_summary")?.boolean()?;
+    let stop_timeout = required("stop_timeout")?.duration()?;
+    let json_path = optional_path(get("json"), ctx)?;
+    let request_type = non_empty_text(&required("request_type")?)?;
+    let start_at_epoch_ms = resolve_start_at(get("start_at"))?;
+    let total_users = users;
+    let widest_token = longest_token(&tokens).to_string();
+    let part = resolve_shard(get("shard"), users, messages, spawn_rate, tokens)?;
+    let (users, messages, spawn_rate, tokens) =
+        (part.users, part.messages, part.spawn_rate, part.tokens);
+    let threads = threads.min(users.max(1) as usize);
+    let csv_prefix = optional_path(get("csv"), ctx)?;
+    let csv_full_history = required("csv_full_history")?.boolean()?;
+    let hlog_path = optional_path(get("hlog"), ctx)?;
+    let html_path = optional_path(get("html"), ctx)?;
+    check_open_files(users, &users_raw, hosts.is_empty(), ctx.open_files_limit)?;
+    let bind = resolve_bind(get("bind"))?;
+    // A shard paces its share of the connect rate, in proportion to its users (as spawn_rate).
+    let connect_rate = resolve_connect_rate(get("connect_rate"))?
+        .map(|rate| crate::shard::spawn_rate_of(rate, users.into(), total_users.into()));
+    let subs = resolve_subscribers(&get, users, qos, &topic)?;
+    let widest = Widest {
+        index: (u64::from(total_users) + u64::from(subs.users)).saturating_sub(1),
+        token: &widest_token,
+        has_subscribers: subs.users > 0,
+    };
+    check_rendered_lengths((&topic_raw, &topic), (&client_id_raw, &client_id), &widest)?;
+    let reconnect = required("reconnect")?.boolean()?;
+    let churn = get("churn")
+        .map(|raw| positive_duration(&raw))
+        .transpose()?;
+
+    let mut plan = Plan {
+        hosts,
+        users,
+        spawn_rate,
+        run_time,
+        messages,
+        qos,
+        topic,
+        client_id,
+        payload,
+        interval,
+        max_inflight,
+        timeout,
+        tokens,
+        username,
+        password,
+        keep_alive_s,
+        threads,
+        only_summary,
+        stop_timeout,
+        json_path,
+        request_type,
+        effective_config: serde_json::Value::Null,
+        shard: part.shard,
+        client_index_offset: part.client_index_offset,
+        start_at_epoch_ms,
+        csv_prefix,
+        csv_full_history,
+        hlog_path,
+        html_path,
+        bind,
+        connect_rate,
+        sub_users: subs.users,
+        sub_topic: subs.topic,
+        sub_qos: subs.qos,
+        e2e: subs.e2e,
+        verify: subs.verify,
+        drain_timeout: subs.drain_timeout,
+        connect_only: false,
+        reconnect,
+        churn,
+    };
+    let config_file = layers.file.as_ref().map(|file| file.path.as_path());
+    plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
+    Ok(plan)
+}

@@ -1,0 +1,264 @@
+//! The clap types: the command line as text. Run flags stay strings so that they are parsed
+//! by the same code, with the same messages, as environment and config file values.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// mqblast command line. Run flags are accepted without a subcommand (`run` is the default).
+#[derive(Debug, Parser)]
+#[command(
+    name = "mqblast",
+    version,
+    about = "MQTT load generator (Locust-style users, spawn rate and run time)",
+    args_conflicts_with_subcommands = true,
+    after_help = "Settings: built-in defaults < config.toml < MQBLAST_* environment < flags. \
+                  `mqblast config --default` prints every setting with its documentation."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands. New ones (sink, report, merge, compare, conn) are added as variants with their
+/// own `Args` struct; `RunArgs` stays untouched.
+// RunArgs is parsed once per process; boxing it would only complicate the clap derive.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run a load test (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Write the commented default configuration to ./config.toml (never overwrites).
+    Init,
+    /// Print configuration.
+    Config(ConfigArgs),
+    #[command(about = crate::sink::ABOUT, long_about = crate::sink::LONG_ABOUT)]
+    Sink(SinkArgs),
+    /// Render reports (HTML, CSV, HDR interval log) from a saved result file.
+    Report(crate::report::commands::ReportArgs),
+    /// Merge result files from several hosts or runs exactly into one.
+    Merge(crate::report::commands::MergeArgs),
+    /// Compare two result files: a Markdown table, optional HTML, CI regression check.
+    Compare(crate::report::commands::CompareArgs),
+    /// Connection storm: connect the users at --connect-rate, hold them for --hold with
+    /// keep-alive pings only (no publishes), report CONNACK latency and failures.
+    Conn(ConnArgs),
+}
+
+/// `mqblast conn` flags: every run flag, plus the hold time. `--connect-rate` (a run flag)
+/// also sets the spawn rate when `--spawn-rate` is not given [default: 100].
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    /// Hold every connection this long after the last one was opened [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub hold: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `mqblast sink` flags.
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:1883")]
+    pub listen: String,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Delay every PUBACK, PUBREC and PUBCOMP by exactly this long (e.g. 5ms).
+    #[arg(long, value_name = "DURATION")]
+    pub ack_delay: Option<String>,
+    /// Stop reading all sockets for FOR every EVERY (e.g. 10s:1s).
+    #[arg(long, value_name = "EVERY:FOR")]
+    pub stall: Option<String>,
+    /// Stop by itself after this long (default: until Ctrl-C).
+    #[arg(long, value_name = "DURATION")]
+    pub run_for: Option<String>,
+    /// No per-second progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `mqblast config` flags.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print the commented default config.toml.
+    #[arg(long, required = true)]
+    pub default: bool,
+}
+
+/// Flags of `mqblast run`. Values stay text here: they are parsed with the same code as the
+/// environment and config file values, so every source gets the same checks and messages.
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// Config file [default: ./config.toml if it exists] [env: MQBLAST_CONFIG]
+    #[arg(short = 'f', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Broker(s): mqtt://host:port, tcp://host:port, host:port or host (port 1883), comma-separated [default: embedded broker] [env: MQBLAST_HOST]
+    #[arg(short = 'H', long, value_name = "HOSTS")]
+    pub host: Option<String>,
+    /// Number of users (MQTT connections) [default: 10] [env: MQBLAST_USERS]
+    #[arg(short = 'u', long, value_name = "N")]
+    pub users: Option<String>,
+    /// Users connected per second [default: 10] [env: MQBLAST_SPAWN_RATE]
+    #[arg(short = 'r', long, value_name = "PER_S")]
+    pub spawn_rate: Option<String>,
+    /// Stop after this long: 30, 30s, 5m, 1h30m, 250ms [default: 10s unless --messages] [env: MQBLAST_RUN_TIME]
+    #[arg(short = 't', long, value_name = "DURATION")]
+    pub run_time: Option<String>,
+    /// Stop after this many publishes in total [env: MQBLAST_MESSAGES]
+    #[arg(long, value_name = "N")]
+    pub messages: Option<String>,
+    /// QoS 0, 1 or 2 [default: 1] [env: MQBLAST_QOS]
+    #[arg(long, value_name = "QOS")]
+    pub qos: Option<String>,
+    /// Topic template with {i}, {token}, {client_id} [default: v1/devices/me/telemetry] [env: MQBLAST_TOPIC]
+    #[arg(long, value_name = "TEMPLATE")]
+    pub topic: Option<String>,
+    /// JSON payload file: an object or an array of objects [default: ./data.json, else built-in] [env: MQBLAST_PAYLOAD]
+    #[arg(long, value_name = "FILE")]
+    pub payload: Option<String>,
+    /// Time between two publishes of a user; 0 = as fast as the in-flight window allows [default: 1s] [env: MQBLAST_INTERVAL]
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Unacknowledged publishes per connection, 1 to 65535 [default: 16] [env: MQBLAST_MAX_INFLIGHT]
+    #[arg(long, value_name = "N")]
+    pub max_inflight: Option<String>,
+    /// Acknowledgement and CONNACK timeout [default: 10s] [env: MQBLAST_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Device access tokens used as MQTT user names, round-robin: a,b,c [env: MQBLAST_TOKENS]
+    #[arg(long, value_name = "TOKENS")]
+    pub tokens: Option<String>,
+    /// File with one device token per line (# comments allowed) [env: MQBLAST_TOKENS_FILE]
+    #[arg(long, value_name = "FILE")]
+    pub tokens_file: Option<String>,
+    /// Client id template with {i}, {token} [default: mqblast-{i}] [env: MQBLAST_CLIENT_ID]
+    #[arg(long, value_name = "TEMPLATE")]
+    pub client_id: Option<String>,
+    /// MQTT user name when no tokens are given [env: MQBLAST_USERNAME]
+    #[arg(long, value_name = "NAME")]
+    pub username: Option<String>,
+    /// MQTT password [env: MQBLAST_PASSWORD]
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// MQTT keep-alive, whole seconds: 60 or 1m [default: 60s] [env: MQBLAST_KEEP_ALIVE]
+    #[arg(long, value_name = "DURATION")]
+    pub keep_alive: Option<String>,
+    /// Worker threads, one per core [default: available cores] [env: MQBLAST_THREADS]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<String>,
+    /// Accepted for Locust compatibility; mqblast is always headless
+    #[arg(long)]
+    pub headless: bool,
+    /// Print only the final summary [env: MQBLAST_ONLY_SUMMARY]
+    #[arg(long)]
+    pub only_summary: bool,
+    /// Wait this long for outstanding acknowledgements after stopping [default: 10s] [env: MQBLAST_STOP_TIMEOUT]
+    #[arg(short = 's', long, value_name = "DURATION")]
+    pub stop_timeout: Option<String>,
+    /// Write the JSON summary to FILE [env: MQBLAST_JSON]
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<String>,
+    /// "Type" column label of the statistics table [default: MQTT] [env: MQBLAST_REQUEST_TYPE]
+    #[arg(long, value_name = "LABEL")]
+    pub request_type: Option<String>,
+    /// Run only the K-th of N equal parts of the plan, K in 1..=N (one per host or process): users, --messages and --spawn-rate are divided, client indexes (ids, topics) offset, device tokens split; fewer tokens than shards is an error [env: MQBLAST_SHARD]
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Wait until this wall-clock time (milliseconds since the Unix epoch) before connecting, so several hosts start together; more than 1 s in the past is an error [env: MQBLAST_START_AT]
+    #[arg(long, value_name = "EPOCH_MS")]
+    pub start_at: Option<String>,
+    /// Write Locust-compatible CSVs PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv [env: MQBLAST_CSV]
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<String>,
+    /// CSV history: a row per metric every second, not only Aggregated [env: MQBLAST_CSV_FULL_HISTORY]
+    #[arg(long)]
+    pub csv_full_history: bool,
+    /// Write the HdrHistogram interval log (tags publish, connect, lag) to FILE [env: MQBLAST_HLOG]
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<String>,
+    /// Write the self-contained HTML report to FILE [env: MQBLAST_HTML]
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<String>,
+    /// Source addresses for outgoing connections, spread over clients: 10.0.0.2,10.0.0.3 or ranges 127.0.0.2-127.0.0.40 [default: chosen by the OS] [env: MQBLAST_BIND]
+    #[arg(long, value_name = "ADDRS")]
+    pub bind: Option<String>,
+    /// TCP connects started per second across all workers, independent of the spawn rate [default: no limit] [env: MQBLAST_CONNECT_RATE]
+    #[arg(long, value_name = "PER_S")]
+    pub connect_rate: Option<String>,
+    /// Subscriber clients, subscribed before publishers start [default: 0] [env: MQBLAST_SUB_USERS]
+    #[arg(long, value_name = "N")]
+    pub sub_users: Option<String>,
+    /// Subscribers' topic filter, + and # allowed, $share/group/... for a shared group [default: the topic, placeholders as +] [env: MQBLAST_SUB_TOPIC]
+    #[arg(long, value_name = "FILTER")]
+    pub sub_topic: Option<String>,
+    /// Subscription QoS 0, 1 or 2 [default: --qos] [env: MQBLAST_SUB_QOS]
+    #[arg(long, value_name = "QOS")]
+    pub sub_qos: Option<String>,
+    /// Embed the end-to-end marker even without subscribers [env: MQBLAST_E2E]
+    #[arg(long)]
+    pub e2e: bool,
+    /// Delivery audit: true/false [default: true with subscribers] [env: MQBLAST_VERIFY]
+    #[arg(long, value_name = "BOOL")]
+    pub verify: Option<String>,
+    /// After publishers stop, wait this long for messages still owed to subscribers [default: 2s] [env: MQBLAST_DRAIN_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub drain_timeout: Option<String>,
+    /// Reconnect lost connections with back-off (100 ms doubling to 5 s) and resume [env: MQBLAST_RECONNECT]
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Each publisher disconnects and reconnects this long after connecting [env: MQBLAST_CHURN]
+    #[arg(long, value_name = "DURATION")]
+    pub churn: Option<String>,
+}
+
+impl RunArgs {
+    /// The flag's text for setting `name`, if given.
+    pub(super) fn value_of(&self, name: &str) -> Option<String> {
+        let text = match name {
+            "host" => &self.host,
+            "users" => &self.users,
+            "spawn_rate" => &self.spawn_rate,
+            "run_time" => &self.run_time,
+            "messages" => &self.messages,
+            "qos" => &self.qos,
+            "topic" => &self.topic,
+            "payload" => &self.payload,
+            "interval" => &self.interval,
+            "max_inflight" => &self.max_inflight,
+            "timeout" => &self.timeout,
+            "tokens" => &self.tokens,
+            "tokens_file" => &self.tokens_file,
+            "client_id" => &self.client_id,
+            "username" => &self.username,
+            "password" => &self.password,
+            "keep_alive" => &self.keep_alive,
+            "threads" => &self.threads,
+            "stop_timeout" => &self.stop_timeout,
+            "json" => &self.json,
+            "request_type" => &self.request_type,
+            "shard" => &self.shard,
+            "start_at" => &self.start_at,
+            "bind" => &self.bind,
+            "connect_rate" => &self.connect_rate,
+            "sub_users" => &self.sub_users,
+            "sub_topic" => &self.sub_topic,
+            "sub_qos" => &self.sub_qos,
+            "verify" => &self.verify,
+            "drain_timeout" => &self.drain_timeout,
+            "churn" => &self.churn,
+            "e2e" => return self.e2e.then(|| "true".to_string()),
+            "reconnect" => return self.reconnect.then(|| "true".to_string()),
+            "only_summary" => return self.only_summary.then(|| "true".to_string()),
+            "csv" => &self.csv,
+            "hlog" => &self.hlog,
+            "html" => &self.html,
+            "csv_full_history" => return self.csv_full_history.then(|| "true".to_string()),
+            _ => return None,
+        };
+        text.clone()
+    }
+}

@@ -1,0 +1,165 @@
+//! The settings table: one row per setting naming its config key, flag, environment variable
+//! and default, so the four sources cannot drift apart (and tests check the docs against it).
+
+#[derive(Debug)]
+pub(super) struct Key {
+    pub(super) name: &'static str,
+    pub(super) flag: &'static str,
+    pub(super) env: &'static str,
+    /// Parsed like any other value; None when the default is "unset" or computed.
+    pub(super) default: Option<&'static str>,
+    /// Never echoed in messages.
+    pub(super) secret: bool,
+}
+
+const fn key(name: &'static str, flag: &'static str, env: &'static str) -> Key {
+    Key {
+        name,
+        flag,
+        env,
+        default: None,
+        secret: false,
+    }
+}
+
+const fn with_default(mut key: Key, default: &'static str) -> Key {
+    key.default = Some(default);
+    key
+}
+
+const fn secret(mut key: Key) -> Key {
+    key.secret = true;
+    key
+}
+
+/// Every setting, in config.toml order of documentation.
+pub(super) const KEYS: &[Key] = &[
+    key("host", "--host", "MQBLAST_HOST"),
+    with_default(key("users", "--users", "MQBLAST_USERS"), "10"),
+    with_default(
+        key("spawn_rate", "--spawn-rate", "MQBLAST_SPAWN_RATE"),
+        "10",
+    ),
+    key("run_time", "--run-time", "MQBLAST_RUN_TIME"),
+    key("messages", "--messages", "MQBLAST_MESSAGES"),
+    with_default(key("qos", "--qos", "MQBLAST_QOS"), "1"),
+    with_default(
+        key("topic", "--topic", "MQBLAST_TOPIC"),
+        "v1/devices/me/telemetry",
+    ),
+    key("payload", "--payload", "MQBLAST_PAYLOAD"),
+    with_default(key("interval", "--interval", "MQBLAST_INTERVAL"), "1s"),
+    with_default(
+        key("max_inflight", "--max-inflight", "MQBLAST_MAX_INFLIGHT"),
+        "16",
+    ),
+    with_default(key("timeout", "--timeout", "MQBLAST_TIMEOUT"), "10s"),
+    secret(key("tokens", "--tokens", "MQBLAST_TOKENS")),
+    key("tokens_file", "--tokens-file", "MQBLAST_TOKENS_FILE"),
+    with_default(
+        key("client_id", "--client-id", "MQBLAST_CLIENT_ID"),
+        "mqblast-{i}",
+    ),
+    key("username", "--username", "MQBLAST_USERNAME"),
+    secret(key("password", "--password", "MQBLAST_PASSWORD")),
+    with_default(
+        key("keep_alive", "--keep-alive", "MQBLAST_KEEP_ALIVE"),
+        "60s",
+    ),
+    key("threads", "--threads", "MQBLAST_THREADS"),
+    with_default(
+        key("only_summary", "--only-summary", "MQBLAST_ONLY_SUMMARY"),
+        "false",
+    ),
+    with_default(
+        key("stop_timeout", "--stop-timeout", "MQBLAST_STOP_TIMEOUT"),
+        "10s",
+    ),
+    key("json", "--json", "MQBLAST_JSON"),
+    with_default(
+        key("request_type", "--request-type", "MQBLAST_REQUEST_TYPE"),
+        "MQTT",
+    ),
+    key("shard", "--shard", "MQBLAST_SHARD"),
+    key("start_at", "--start-at", "MQBLAST_START_AT"),
+    key("csv", "--csv", "MQBLAST_CSV"),
+    with_default(
+        key(
+            "csv_full_history",
+            "--csv-full-history",
+            "MQBLAST_CSV_FULL_HISTORY",
+        ),
+        "false",
+    ),
+    key("hlog", "--hlog", "MQBLAST_HLOG"),
+    key("html", "--html", "MQBLAST_HTML"),
+    key("bind", "--bind", "MQBLAST_BIND"),
+    key("connect_rate", "--connect-rate", "MQBLAST_CONNECT_RATE"),
+    with_default(key("sub_users", "--sub-users", "MQBLAST_SUB_USERS"), "0"),
+    key("sub_topic", "--sub-topic", "MQBLAST_SUB_TOPIC"),
+    key("sub_qos", "--sub-qos", "MQBLAST_SUB_QOS"),
+    with_default(key("e2e", "--e2e", "MQBLAST_E2E"), "false"),
+    key("verify", "--verify", "MQBLAST_VERIFY"),
+    with_default(
+        key("drain_timeout", "--drain-timeout", "MQBLAST_DRAIN_TIMEOUT"),
+        "2s",
+    ),
+    with_default(
+        key("reconnect", "--reconnect", "MQBLAST_RECONNECT"),
+        "false",
+    ),
+    key("churn", "--churn", "MQBLAST_CHURN"),
+];
+
+pub(super) fn find_key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.name == name)
+}
+
+/// The names of every setting, for "unknown setting" messages and documentation tests.
+pub fn setting_names() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().map(|key| key.name)
+}
+
+/// The environment variable of every setting, in documentation order.
+pub fn env_var_names() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().map(|key| key.env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_CONFIG;
+
+    #[test]
+    fn the_shipped_config_toml_documents_every_setting_and_env_var() {
+        for key in KEYS {
+            let plain = format!("\n{} = ", key.name);
+            let commented = format!("\n# {} = ", key.name);
+            assert!(
+                DEFAULT_CONFIG.contains(&plain) || DEFAULT_CONFIG.contains(&commented),
+                "{} missing from config.toml",
+                key.name
+            );
+            assert!(DEFAULT_CONFIG.contains(key.env), "{} undocumented", key.env);
+            assert!(
+                DEFAULT_CONFIG.contains(key.flag),
+                "{} undocumented",
+                key.flag
+            );
+        }
+    }
+
+    #[test]
+    fn the_settings_guide_documents_every_setting_and_env_var() {
+        let guide = include_str!("../../docs/CONFIG.md");
+        for key in KEYS {
+            assert!(
+                guide.contains(&format!("`{}", key.name)),
+                "{} undocumented",
+                key.name
+            );
+            assert!(guide.contains(key.env), "{} undocumented", key.env);
+            assert!(guide.contains(key.flag), "{} undocumented", key.flag);
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! defaults < config file < environment < command line, resolved per setting. A value keeps
+//! its origin ([`Raw`]) until it is parsed, so every error can say where it came from.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::cli::RunArgs;
+use super::file::ConfigFile;
+use super::keys::{find_key, Key};
+use super::values::{check_mqtt_string_len, parse_duration, DURATION_FORMS};
+use super::{invalid, ConfigError, Context};
+
+/// Where a value came from; higher layers win.
+#[derive(Debug, Clone)]
+pub(super) enum Origin {
+    Default,
+    File {
+        path: PathBuf,
+        line: usize,
+        written_key: String,
+    },
+    Env,
+    Cli,
+}
+
+impl Origin {
+    pub(super) fn layer(&self) -> u8 {
+        match self {
+            Origin::Default => 0,
+            Origin::File { .. } => 1,
+            Origin::Env => 2,
+            Origin::Cli => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum RawValue {
+    Text(String),
+    Toml(toml::Value),
+}
+
+/// A setting's value as written, with its origin, before parsing.
+#[derive(Debug, Clone)]
+pub(super) struct Raw {
+    pub(super) key: &'static Key,
+    pub(super) origin: Origin,
+    pub(super) value: RawValue,
+}
+
+impl Raw {
+    /// How the user wrote it: `--qos 3`, `MQBLAST_QOS=3`, `config.toml line 7: qos = 3`.
+    pub(super) fn describe(&self) -> String {
+        let shown = match (&self.value, self.key.secret) {
+            (_, true) => None,
+            (RawValue::Text(text), false) if text.is_empty() => Some("\"\"".to_string()),
+            (RawValue::Text(text), false) => Some(text.clone()),
+            (RawValue::Toml(value), false) => Some(value.to_string()),
+        };
+        self.describe_showing(shown)
+    }
+
+    /// Where it came from, without the value: `--username`, `MQBLAST_USERNAME`,
+    /// `config.toml line 7: username`. For values too long to echo in a one-line message.
+    pub(super) fn source(&self) -> String {
+        self.describe_showing(None)
+    }
+
+    fn describe_showing(&self, shown: Option<String>) -> String {
+        match (&self.origin, shown) {
+            (Origin::Cli, Some(text)) => format!("{} {text}", self.key.flag),
+            (Origin::Cli, None) => self.key.flag.to_string(),
+            (Origin::Env, Some(text)) => format!("{}={text}", self.key.env),
+            (Origin::Env, None) => self.key.env.to_string(),
+            (
+                Origin::File {
+                    path,
+                    line,
+                    written_key,
+                },
+                shown,
+            ) => match shown {
+                Some(text) => format!("{} line {line}: {written_key} = {text}", path.display()),
+                None => format!("{} line {line}: {written_key}", path.display()),
+            },
+            (Origin::Default, Some(text)) => format!("{} = {text} (default)", self.key.name),
+            (Origin::Default, None) => format!("{} (default)", self.key.name),
+        }
+    }
+
+    pub(super) fn fail(&self, problem: impl fmt::Display) -> ConfigError {
+        invalid(format!("{}: {problem}", self.describe()))
+    }
+
+    /// [`Raw::fail`] naming only the source, not the value.
+    pub(super) fn fail_at_source(&self, problem: impl fmt::Display) -> ConfigError {
+        invalid(format!("{}: {problem}", self.source()))
+    }
+
+    /// The text, refused when longer than an MQTT string can be (the encoders' limit).
+    pub(super) fn mqtt_string(&self) -> Result<String, ConfigError> {
+        let text = self.text()?;
+        check_mqtt_string_len(text.len())
+            .map_err(|problem| self.fail_at_source(format!("is {problem}")))?;
+        Ok(text)
+    }
+
+    /// Directory that relative paths in this value are relative to.
+    pub(super) fn base_dir<'a>(&'a self, ctx: &'a Context) -> &'a Path {
+        match &self.origin {
+            Origin::File { path, .. } => path.parent().unwrap_or(Path::new("")),
+            _ => &ctx.cwd,
+        }
+    }
+
+    pub(super) fn text(&self) -> Result<String, ConfigError> {
+        match &self.value {
+            RawValue::Text(text) | RawValue::Toml(toml::Value::String(text)) => Ok(text.clone()),
+            RawValue::Toml(_) => Err(self.fail("expected a string")),
+        }
+    }
+
+    pub(super) fn whole(&self) -> Result<u64, ConfigError> {
+        match &self.value {
+            RawValue::Toml(toml::Value::Integer(n)) => {
+                u64::try_from(*n).map_err(|_| self.fail("must not be negative"))
+            }
+            RawValue::Toml(toml::Value::String(_)) | RawValue::Text(_) => {
+                let text = self.text()?;
+                text.trim()
+                    .parse::<u64>()
+                    .map_err(|_| self.fail("expected a whole number"))
+            }
+            RawValue::Toml(_) => Err(self.fail("expected a whole number")),
+        }
+    }
+
+    pub(super) fn float(&self) -> Result<f64, ConfigError> {
+        match &self.value {
+            RawValue::Toml(toml::Value::Integer(n)) => Ok(*n as f64),
+            RawValue::Toml(toml::Value::Float(x)) => Ok(*x),
+            RawValue::Toml(toml::Value::String(_)) | RawValue::Text(_) => {
+                let text = self.text()?;
+                text.trim()
+                    .parse::<f64>()
+                    .map_err(|_| self.fail("expected a number"))
+            }
+            RawValue::Toml(_) => Err(self.fail("expected a number")),
+        }
+    }
+
+    pub(super) fn duration(&self) -> Result<Duration, ConfigError> {
+        match &self.value {
+            RawValue::Toml(toml::Value::Integer(n)) => u64::try_from(*n)
+                .map(Duration::from_secs)
+                .map_err(|_| self.fail(DURATION_FORMS)),
+            RawValue::Toml(toml::Value::Float(x)) => {
+                Duration::try_from_secs_f64(*x).map_err(|_| self.fail(DURATION_FORMS))
+            }
+            RawValue::Toml(toml::Value::String(_)) | RawValue::Text(_) => {
+                parse_duration(&self.text()?).map_err(|problem| self.fail(problem))
+            }
+            RawValue::Toml(_) => Err(self.fail(DURATION_FORMS)),
+        }
+    }
+
+    pub(super) fn boolean(&self) -> Result<bool, ConfigError> {
+        match &self.value {
+            RawValue::Toml(toml::Value::Boolean(b)) => Ok(*b),
+            RawValue::Toml(toml::Value::String(_)) | RawValue::Text(_) => {
+                match self.text()?.trim().to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "on" | "1" => Ok(true),
+                    "false" | "no" | "off" | "0" => Ok(false),
+                    _ => Err(self.fail("expected true or false")),
+                }
+            }
+            RawValue::Toml(_) => Err(self.fail("expected true or false")),
+        }
+    }
+
+    /// A list: a TOML array of strings, or a comma-separated string. "" is the empty list.
+    pub(super) fn list(&self) -> Result<Vec<String>, ConfigError> {
+        match &self.value {
+            RawValue::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(text) => Ok(text.trim().to_string()),
+                    _ => Err(self.fail("expected a list of strings")),
+                })
+                .collect(),
+            _ => {
+                let text = self.text()?;
+                if text.trim().is_empty() {
+                    return Ok(Vec::new());
+                }
+                Ok(text
+                    .split(',')
+                    .map(|item| item.trim().to_string())
+                    .collect())
+            }
+        }
+    }
+
+    /// A path, relative to the config file's directory when it came from the file.
+    pub(super) fn path(&self, ctx: &Context) -> Result<PathBuf, ConfigError> {
+        let text = self.text()?;
+        if text.trim().is_empty() {
+            return Err(self.fail("expected a file name"));
+        }
+        Ok(resolve(self.base_dir(ctx), &text))
+    }
+
+    /// The empty string, which unsets optional settings (`-H ""`: embedded broker).
+    pub(super) fn is_blank(&self) -> bool {
+        matches!(&self.value, RawValue::Text(text) | RawValue::Toml(toml::Value::String(text)) if text.trim().is_empty())
+    }
+}
+
+pub(super) fn resolve(base: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+/// The four sources, consulted per setting.
+pub(super) struct Layers<'a> {
+    pub(super) args: &'a RunArgs,
+    pub(super) env: &'a dyn Fn(&str) -> Option<String>,
+    pub(super) file: Option<ConfigFile>,
+}
+
+impl Layers<'_> {
+    /// The winning value of a setting: command line, else environment, else file, else default.
+    pub(super) fn get(&self, name: &str) -> Option<Raw> {
+        let key = find_key(name)?;
+        let text = |origin, text: String| Raw {
+            key,
+            origin,
+            value: RawValue::Text(text),
+        };
+        if let Some(value) = self.args.value_of(name) {
+            return Some(text(Origin::Cli, value));
+        }
+        if let Some(value) = env_value(self.env, key.env) {
+            return Some(text(Origin::Env, value));
+        }
+        if let Some(raw) = self.file.as_ref().and_then(|file| file.get(key)) {
+            return Some(raw);
+        }
+        key.default
+            .map(|default| text(Origin::Default, default.to_string()))
+    }
+}
+
+/// An environment variable, treating an empty value as unset.
+pub(super) fn env_value(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    env(name).filter(|value| !value.is_empty())
+}

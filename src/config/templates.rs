@@ -1,0 +1,125 @@
+//! The topic and client id templates: rendered per client by [`crate::payload::render`], so they
+//! are checked here for every client they can produce (placeholders, wildcards, uniqueness).
+
+use super::layers::Raw;
+use super::values::check_mqtt_string_len;
+use super::ConfigError;
+use crate::payload::{self, ClientVars};
+
+pub(super) const TOPIC_PLACEHOLDERS: [&str; 3] = ["{i}", "{token}", "{client_id}"];
+pub(super) const CLIENT_ID_PLACEHOLDERS: [&str; 2] = ["{i}", "{token}"];
+
+pub(super) fn resolve_topic(raw: &Raw, tokens: &[String]) -> Result<String, ConfigError> {
+    let topic = raw.text()?;
+    if topic.is_empty() {
+        return Err(raw.fail("must not be empty"));
+    }
+    if topic.contains(['+', '#']) {
+        return Err(raw.fail("must not contain the wildcards + or # (a PUBLISH names one topic)"));
+    }
+    if topic.contains('\0') || topic.len() > usize::from(u16::MAX) {
+        return Err(raw.fail("must be at most 65535 bytes without NUL characters"));
+    }
+    check_placeholders(raw, &topic, &TOPIC_PLACEHOLDERS)?;
+    if topic.contains("{token}") && tokens.iter().any(|token| token.contains(['+', '#'])) {
+        return Err(
+            raw.fail("uses {token}, and a device token contains + or #, which a topic must not")
+        );
+    }
+    Ok(topic)
+}
+
+pub(super) fn check_placeholders(
+    raw: &Raw,
+    template: &str,
+    allowed: &[&str],
+) -> Result<(), ConfigError> {
+    match payload::unknown_placeholder(template, allowed) {
+        Some(unknown) => Err(raw.fail(format!(
+            "unknown placeholder {unknown} (known: {})",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn resolve_client_id(
+    raw: &Raw,
+    users: u32,
+    tokens: &[String],
+) -> Result<String, ConfigError> {
+    let client_id = raw.text()?;
+    if client_id.is_empty() {
+        return Err(raw.fail("must not be empty"));
+    }
+    check_placeholders(raw, &client_id, &CLIENT_ID_PLACEHOLDERS)?;
+    let unique_per_token = client_id.contains("{token}") && tokens.len() >= users as usize;
+    if users > 1 && !client_id.contains("{i}") && !unique_per_token {
+        return Err(raw.fail(
+            "clients would share client ids, and the broker disconnects the older session: add {i}",
+        ));
+    }
+    Ok(client_id)
+}
+
+/// The widest client the templates can be rendered for: the largest client index of the
+/// whole plan and the longest device token. Each placeholder's rendering only grows with
+/// them, so no client's id or topic renders longer than with these.
+pub(super) struct Widest<'a> {
+    /// `users + sub_users - 1` of the whole plan: every shard's largest index is at most this
+    /// (exact without shards and subscribers), so all shards refuse alike.
+    pub(super) index: u64,
+    pub(super) token: &'a str,
+    /// Subscriber ids are the client id plus `-sub` (`engine::worker::subscriber_id_of`).
+    pub(super) has_subscribers: bool,
+}
+
+impl Widest<'_> {
+    fn vars<'v>(&'v self, client_id: &'v str) -> ClientVars<'v> {
+        ClientVars {
+            index: self.index,
+            token: self.token,
+            client_id,
+        }
+    }
+}
+
+/// The longest device token ("" without tokens).
+pub(super) fn longest_token(tokens: &[String]) -> &str {
+    tokens
+        .iter()
+        .map(String::as_str)
+        .max_by_key(|token| token.len())
+        .unwrap_or("")
+}
+
+/// Refuse templates that could render longer than an MQTT string: the encoders would panic
+/// on the first such client, after the run had started.
+pub(super) fn check_rendered_lengths(
+    topic: (&Raw, &str),
+    client_id: (&Raw, &str),
+    widest: &Widest<'_>,
+) -> Result<(), ConfigError> {
+    let id = payload::render(client_id.1, &widest.vars(""));
+    let id_len_bytes = id.len()
+        + if widest.has_subscribers {
+            SUB_SUFFIX.len()
+        } else {
+            0
+        };
+    check_rendered(client_id.0, id_len_bytes, widest)?;
+    let topic_len_bytes = payload::render(topic.1, &widest.vars(&id)).len();
+    check_rendered(topic.0, topic_len_bytes, widest)
+}
+
+/// Appended to subscribers' client ids (`engine::worker::subscriber_id_of`).
+const SUB_SUFFIX: &str = "-sub";
+
+fn check_rendered(raw: &Raw, len_bytes: usize, widest: &Widest<'_>) -> Result<(), ConfigError> {
+    check_mqtt_string_len(len_bytes).map_err(|problem| {
+        raw.fail_at_source(format!(
+            "renders to {problem} (client {} with the longest device token)",
+            widest.index
+        ))
+    })
+}
