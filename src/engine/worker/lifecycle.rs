@@ -1,0 +1,201 @@
+//! A connection's life after connecting: periodic housekeeping (connect, subscribe and ack
+//! timeouts, keep-alive), losing and closing it, `--reconnect` back-off and `--churn`.
+
+use std::cmp::Reverse;
+use std::time::Instant;
+
+use super::{Drain, Worker, RECONNECT_FIRST_NS, RECONNECT_MAX_NS};
+use crate::engine::conn::State;
+use crate::mqtt;
+use crate::stats::Failure;
+
+impl Worker {
+    /// Connect and ack timeouts, keep-alive pings, and shipping stats.
+    pub(super) fn housekeeping(&mut self, now: u64) {
+        for ci in 0..self.conns.len() {
+            match self.conns[ci].state {
+                State::Connecting | State::AwaitConnack => self.check_connect_timeout(ci, now),
+                State::AwaitSuback => self.check_subscribe_timeout(ci, now),
+                State::Connected => {
+                    self.expire_acks(ci, now);
+                    self.keep_alive(ci, now);
+                    self.churn(ci, now);
+                }
+                _ => {}
+            }
+        }
+        self.rec.set_connected(self.connected);
+        self.rec.maybe_flush(Instant::now());
+    }
+
+    fn check_connect_timeout(&mut self, ci: usize, now: u64) {
+        if now.saturating_sub(self.conns[ci].connect_started_ns) > self.timeout_ns {
+            self.close(ci, Some(Failure::ConnectTimeout));
+        }
+    }
+
+    fn check_subscribe_timeout(&mut self, ci: usize, now: u64) {
+        if now.saturating_sub(self.conns[ci].connect_started_ns) > self.timeout_ns {
+            self.settle_subscriber(ci, Some(Failure::SubscribeTimeout), now);
+            self.close(ci, None);
+        }
+    }
+
+    fn expire_acks(&mut self, ci: usize, now: u64) {
+        if self.conns[ci].inflight.is_empty() || now < self.timeout_ns {
+            return;
+        }
+        let expired = self.conns[ci]
+            .inflight
+            .expire_sent_before(now - self.timeout_ns);
+        for _ in 0..expired {
+            self.rec.fail(Failure::AckTimeout);
+        }
+        if expired > 0 {
+            self.inflight_total -= expired as u64;
+            self.pump(ci, now);
+        }
+    }
+
+    fn keep_alive(&mut self, ci: usize, now: u64) {
+        let keep_alive_ns = self.plan.keep_alive_s as u64 * 1_000_000_000;
+        if keep_alive_ns == 0 {
+            return;
+        }
+        let c = &self.conns[ci];
+        match c.ping_sent_ns {
+            Some(sent) if now.saturating_sub(sent) > self.timeout_ns.max(keep_alive_ns) => {
+                self.close(ci, Some(Failure::ConnectionLost(libc::ETIMEDOUT)));
+            }
+            None if now.saturating_sub(c.last_write_ns) >= keep_alive_ns => {
+                self.conns[ci].ping_sent_ns = Some(now);
+                self.conns[ci].last_write_ns = now;
+                self.reply(ci, mqtt::connect::encode_pingreq);
+            }
+            _ => {}
+        }
+    }
+
+    /// The connection broke: errno 0 means the broker closed it.
+    pub(super) fn lose(&mut self, ci: usize, errno: i32) {
+        let failure = match self.conns[ci].state {
+            State::Connecting => Failure::ConnectFailed(errno),
+            _ => Failure::ConnectionLost(errno),
+        };
+        self.close(ci, Some(failure));
+    }
+
+    /// Close a client for good, recording why (None: a normal stop).
+    pub(super) fn close(&mut self, ci: usize, failure: Option<Failure>) {
+        if self.conns[ci].state == State::Closed {
+            return;
+        }
+        let now = self.control.now_ns();
+        if let Some(f) = failure.filter(|&f| self.retries(f)) {
+            return self.retry_later(ci, f, now);
+        }
+        let lost_subscriber = failure.map(|_| Failure::SubscriberLost);
+        self.settle_subscriber(ci, lost_subscriber, now);
+        let c = &mut self.conns[ci];
+        let lost = c.inflight.clear();
+        if matches!(c.state, State::Connected | State::AwaitSuback) {
+            self.connected -= 1;
+        }
+        if !c.is_subscriber() {
+            self.live_publishers -= 1;
+        }
+        c.state = State::Closed;
+        if let Some(mut stream) = c.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        c.return_wbuf(&mut self.pool);
+        if c.is_subscriber() {
+            c.wbuf = Vec::new();
+        }
+        c.rbuf = Vec::new();
+        self.live -= 1;
+        self.inflight_total -= lost as u64;
+        if let Some(f) = failure {
+            self.rec.fail(f);
+            for _ in 0..lost {
+                self.rec.fail(Failure::InflightLost);
+            }
+        }
+    }
+
+    /// `--reconnect` retries a lost or failed connection, not a refusal that would repeat
+    /// (bad credentials) nor a protocol error; never once the run is stopping.
+    fn retries(&self, failure: Failure) -> bool {
+        let transient = matches!(
+            failure,
+            Failure::ConnectionLost(_)
+                | Failure::ConnectFailed(_)
+                | Failure::ConnectTimeout
+                | Failure::ConnackRefused(3)
+        );
+        self.plan.reconnect && transient && self.drain == Drain::No
+    }
+
+    /// `--churn`: once a publisher has been connected for the churn time, stop publishing on
+    /// it; when its in-flight window is empty, DISCONNECT and connect again at once.
+    pub(super) fn churn(&mut self, ci: usize, now: u64) {
+        let Some(churn) = self.plan.churn else {
+            return;
+        };
+        let c = &mut self.conns[ci];
+        if c.is_subscriber() || self.drain != Drain::No || c.state != State::Connected {
+            return;
+        }
+        if now.saturating_sub(c.connected_at_ns) < churn.as_nanos() as u64 {
+            return;
+        }
+        c.churn_due = true;
+        if !c.inflight.is_empty() {
+            return;
+        }
+        self.reply(ci, mqtt::connect::encode_disconnect);
+        self.flush(ci, now);
+        self.detach(ci);
+        let c = &mut self.conns[ci];
+        c.churn_due = false;
+        c.reconnect_at_ns = now;
+        self.timers.push(Reverse((now, ci as u32)));
+    }
+
+    /// Drop the socket and buffers and make the client wait for its next connect.
+    fn detach(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        if matches!(c.state, State::Connected | State::AwaitSuback) {
+            self.connected -= 1;
+        }
+        if let Some(mut stream) = c.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        c.wbuf = Vec::new();
+        c.rbuf = Vec::new();
+        c.state = State::Waiting;
+        c.ping_sent_ns = None;
+        c.timer_armed = false;
+        c.read_paused = false;
+    }
+
+    /// Record the failure, drop the connection and come back after the back-off: the client
+    /// keeps its sequence numbers; what was in flight is lost (clean session).
+    fn retry_later(&mut self, ci: usize, failure: Failure, now: u64) {
+        let lost_subscriber = Some(Failure::SubscriberLost);
+        self.settle_subscriber(ci, lost_subscriber, now);
+        let lost = self.conns[ci].inflight.clear();
+        self.detach(ci);
+        let c = &mut self.conns[ci];
+        c.churn_due = false;
+        c.lost_at_ns.get_or_insert(now);
+        c.backoff_ns = (c.backoff_ns * 2).clamp(RECONNECT_FIRST_NS, RECONNECT_MAX_NS);
+        c.reconnect_at_ns = now + c.backoff_ns;
+        self.timers.push(Reverse((c.reconnect_at_ns, ci as u32)));
+        self.inflight_total -= lost as u64;
+        self.rec.fail(failure);
+        for _ in 0..lost {
+            self.rec.fail(Failure::InflightLost);
+        }
+    }
+}

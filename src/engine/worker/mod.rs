@@ -1,0 +1,441 @@
+//! One worker: everything one core owns.
+//!
+//! A worker is a single `mio::Poll` loop over a disjoint set of clients (`conns`, indexed by
+//! `Token`), a timer heap for spawn and publish schedules, one read scratch buffer, and a
+//! thread-local [`Recorder`]. Nothing is shared with other workers except the [`Control`]
+//! (phase, message budget, waker) and the stats channel. After start-up the loop allocates
+//! nothing per message: frames are copied into fixed-capacity write buffers and patched in
+//! place, the in-flight table is a fixed array, and the timer heap's capacity is reserved for
+//! one entry per client.
+//!
+//! Subscribers (`--sub-users`) are connections of the same loop with [`Role::Subscriber`]:
+//! they connect first, and this worker's publishers are scheduled only once every subscriber
+//! of the run has its SUBACK or has failed (`Control::subs`). Each subscriber acks what it
+//! receives, records end-to-end latency from the payload marker and feeds its preallocated
+//! [`SubscriberAudit`]. After the publishers finish, subscribers stay until they have what
+//! they are owed or the drain timeout passes.
+//!
+//! The loop and what it owns are here; the `impl Worker` blocks for each concern live beside
+//! it: `connect` (spawn pacing, CONNECT/CONNACK), `publish` (the schedule, budget and write
+//! path), `receive` (reading, decoding, acks), `subscribe` (subscribers and their audit),
+//! `lifecycle` (timeouts, keep-alive, closing, reconnect, churn) and `clients` (building
+//! each client once, at start-up).
+
+mod clients;
+mod connect;
+mod lifecycle;
+mod publish;
+mod receive;
+mod subscribe;
+
+pub use clients::{client_id_of, subscriber_id_of};
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token, Waker};
+
+use super::audit::SubscriberAudit;
+use super::conn::{Conn, Role, State, WritePool};
+use super::control::{Control, ABORTING, RUNNING};
+use super::dial::ConnectPacer;
+use crate::mqtt;
+use crate::plan::Plan;
+use crate::stats::{Failure, Recorder};
+use clients::{budget_chunk, publisher, source_of};
+
+/// Token of the control-plane waker.
+const WAKER: Token = Token(usize::MAX);
+/// Size of the per-worker read scratch buffer (every socket is read through it).
+const SCRATCH_BYTES: usize = 64 * 1024;
+/// Timeouts, keep-alive and stats shipping are checked this often.
+const HOUSEKEEPING_NS: u64 = 100_000_000;
+/// Most events handled per poll.
+const EVENTS: usize = 1024;
+/// Most messages claimed from the global budget at a time (see `budget_chunk`).
+const BUDGET_CHUNK_MAX: u64 = 32;
+/// `--reconnect` back-off: the first wait, doubled after every failed attempt up to the cap.
+const RECONNECT_FIRST_NS: u64 = 100_000_000;
+const RECONNECT_MAX_NS: u64 = 5_000_000_000;
+/// A subscriber reads only while its write buffer has this much room for acknowledgements.
+const SUBSCRIBER_MIN_ROOM: usize = 1024;
+
+/// Why the loop ended, for the last flush of in-flight publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// Publishing normally.
+    No,
+    /// Stop (run time, message limit or first Ctrl-C): no new publishes, wait for acks
+    /// until the deadline (ns since run start).
+    Until(u64),
+    /// Publishers finished: subscribers wait for what they are owed until the deadline,
+    /// which is set once every worker's publishers have finished.
+    Subscribers(Option<u64>),
+}
+
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    events: Events,
+    conns: Vec<Conn>,
+    plan: Arc<Plan>,
+    control: Arc<Control>,
+    rec: Recorder,
+    /// (when_ns, conn): spawn times and publish due times. One entry per client at most.
+    timers: BinaryHeap<Reverse<(u64, u32)>>,
+    /// Connections to flush at the end of this iteration.
+    dirty: Vec<u32>,
+    /// Connections that can publish without waiting for an event (QoS 0, no interval):
+    /// `ready_next` collects them, `ready` is the spare list swapped in while serving.
+    ready: Vec<u32>,
+    ready_next: Vec<u32>,
+    /// This iteration's events, copied out of `events`: (token, readable, writable).
+    fired: Vec<(Token, bool, bool)>,
+    scratch: Box<[u8]>,
+    local_budget: u64,
+    inflight_total: u64,
+    connected: u32,
+    /// Clients not yet closed (waiting, connecting or connected).
+    live: u32,
+    published: u64,
+    drain: Drain,
+    interval_ns: u64,
+    timeout_ns: u64,
+    /// Messages claimed at a time: small enough that a small `--messages` is spread over
+    /// every user (about 8 claims per user), at most `BUDGET_CHUNK_MAX`.
+    budget_chunk: u64,
+    next_housekeeping_ns: u64,
+    /// Write buffers lent to connections only while they have bytes queued (see `conn.rs`).
+    pool: WritePool,
+    /// This worker's share of `--connect-rate`.
+    pacer: ConnectPacer,
+    /// Publishers not yet closed, and whether their spawn timers have been set (they wait
+    /// for the subscribers).
+    live_publishers: u32,
+    publishers_scheduled: bool,
+    /// One audit per subscriber of this worker (`Role::Subscriber::slot`); empty without
+    /// `--verify`.
+    audits: Vec<SubscriberAudit>,
+    subscribers: u32,
+    /// This worker's last contributions to `Control::subs` (settled subscribers, arrivals).
+    settled_reported: u64,
+    delivered_reported: u64,
+}
+
+impl Worker {
+    /// Build a worker for the given client indexes of this process (`engine::clients_of`).
+    /// Allocates everything the run needs. A shard's client i is client
+    /// `plan.client_index_offset + i` of the whole plan (its id, topic and `{i}`); its spawn
+    /// time still counts from this process's first client.
+    pub fn new(
+        id: usize,
+        plan: Arc<Plan>,
+        control: Arc<Control>,
+        clients: &[u64],
+        addrs: &[SocketAddr],
+        rec: Recorder,
+    ) -> io::Result<(Worker, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let sub_clients = super::clients_of(plan.sub_users, plan.threads.max(1), id);
+        let mut conns = Vec::with_capacity(clients.len() + sub_clients.len());
+        // Two entries per client at most: a stale publish timer and a reconnect timer.
+        let mut timers = BinaryHeap::with_capacity(2 * (clients.len() + sub_clients.len()) + 1);
+        for &local in clients {
+            conns.push(publisher(&plan, plan.client_index_offset + local, addrs));
+        }
+        let mut audits = Vec::new();
+        for (slot, &local) in sub_clients.iter().enumerate() {
+            let index = plan.client_index_offset + local;
+            let addr = addrs[(index % addrs.len() as u64) as usize];
+            timers.push(Reverse((0, conns.len() as u32)));
+            conns.push(Conn::subscriber(
+                index,
+                addr,
+                source_of(&plan, index),
+                slot as u32,
+            ));
+            if plan.verify {
+                audits.push(SubscriberAudit::new(plan.users));
+            }
+        }
+        control.subs.register_worker(sub_clients.len() as u64);
+        let n = conns.len();
+        let buffer_bytes = conns
+            .iter()
+            .filter(|c| !c.is_subscriber())
+            .map(|c| c.write_capacity(plan.max_inflight))
+            .max()
+            .unwrap_or(0);
+        let threads = plan.threads.max(1);
+        let worker = Worker {
+            pool: WritePool::new(buffer_bytes, n),
+            pacer: ConnectPacer::new(plan.connect_rate, threads),
+            id,
+            poll,
+            events: Events::with_capacity(EVENTS),
+            fired: Vec::with_capacity(EVENTS),
+            live: n as u32,
+            conns,
+            interval_ns: plan.interval.as_nanos() as u64,
+            budget_chunk: budget_chunk(&plan),
+            timeout_ns: plan.timeout.as_nanos() as u64,
+            plan,
+            control,
+            rec,
+            timers,
+            dirty: Vec::with_capacity(n),
+            ready: Vec::with_capacity(n),
+            ready_next: Vec::with_capacity(n),
+            scratch: vec![0u8; SCRATCH_BYTES].into_boxed_slice(),
+            local_budget: 0,
+            inflight_total: 0,
+            connected: 0,
+            published: 0,
+            drain: Drain::No,
+            next_housekeeping_ns: 0,
+            live_publishers: clients.len() as u32,
+            publishers_scheduled: false,
+            audits,
+            subscribers: sub_clients.len() as u32,
+            settled_reported: 0,
+            delivered_reported: 0,
+        };
+        Ok((worker, waker))
+    }
+
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Publishes handed to sockets so far by this worker.
+    pub fn published(&self) -> u64 {
+        self.published
+    }
+
+    /// Run until the run is over for this worker, then report and disconnect.
+    pub fn run(self) {
+        self.run_observed(|_| {});
+    }
+
+    /// As `run`, calling `observe(published)` once per loop iteration on this thread (the
+    /// zero-allocation test uses it to read a thread-local allocation counter).
+    pub fn run_observed(mut self, mut observe: impl FnMut(u64)) {
+        loop {
+            let now = self.control.now_ns();
+            if self.should_end(now) {
+                break;
+            }
+            self.schedule_publishers();
+            self.fire_timers(now);
+            if now >= self.next_housekeeping_ns {
+                self.housekeeping(now);
+                self.next_housekeeping_ns = now + HOUSEKEEPING_NS;
+            }
+            self.serve_ready();
+            self.flush_dirty();
+            if let Err(e) = self.poll_once() {
+                eprintln!("worker {}: poll failed: {e}", self.id);
+                break;
+            }
+            self.flush_dirty();
+            observe(self.published);
+        }
+        self.shutdown();
+    }
+
+    /// Decide whether to start draining or to stop the loop.
+    fn should_end(&mut self, now: u64) -> bool {
+        let phase = self.control.phase();
+        if phase == ABORTING {
+            return true;
+        }
+        if self.drain == Drain::No {
+            let messages_done = self.control.budget_exhausted() && self.local_budget == 0;
+            let publishers_gone = self.publishers_scheduled && self.live_publishers == 0;
+            if phase != RUNNING || messages_done || publishers_gone {
+                self.start_drain(now);
+            } else {
+                return false;
+            }
+        }
+        match self.drain {
+            Drain::Until(deadline) => {
+                if now >= deadline || (self.inflight_total == 0 && self.all_written()) {
+                    self.finish_publishers();
+                }
+                false
+            }
+            Drain::Subscribers(_) => self.subscribers_done(now),
+            Drain::No => false,
+        }
+    }
+
+    fn all_written(&self) -> bool {
+        self.conns
+            .iter()
+            .all(|c| c.wbuf.is_empty() || c.state != State::Connected || c.is_subscriber())
+    }
+
+    /// Stop publishing: publishers that have not connected yet never will. Subscribers stay.
+    fn start_drain(&mut self, now: u64) {
+        self.drain = Drain::Until(now + self.plan.stop_timeout.as_nanos() as u64);
+        self.control.give_back(self.local_budget);
+        self.local_budget = 0;
+        for ci in 0..self.conns.len() {
+            if self.conns[ci].is_subscriber() {
+                continue;
+            }
+            match self.conns[ci].state {
+                State::Waiting => self.close(ci, None),
+                State::Connecting | State::AwaitConnack => self.close(ci, None),
+                _ => {}
+            }
+        }
+    }
+
+    /// The publishers are done (acked, or out of time: what is still in flight now counts as
+    /// timed out): tell the other workers what the subscribers are owed, then drain them.
+    fn finish_publishers(&mut self) {
+        let mut owed = 0;
+        for ci in 0..self.conns.len() {
+            let expired = self.conns[ci].inflight.clear();
+            self.inflight_total -= expired as u64;
+            for _ in 0..expired {
+                self.rec.fail(Failure::AckTimeout);
+            }
+            if let Role::Publisher { matches: true } = self.conns[ci].role {
+                owed += self.conns[ci].counted;
+            }
+        }
+        self.control.subs.publishers_finished(owed);
+        self.control.wake_all();
+        self.drain = Drain::Subscribers(None);
+    }
+
+    fn poll_once(&mut self) -> io::Result<()> {
+        let timeout = self.poll_timeout();
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        // Handling an event needs `&mut self`, so copy them out first (capacity reserved).
+        self.fired.clear();
+        for e in self.events.iter() {
+            let closed = e.is_error() || e.is_read_closed() || e.is_write_closed();
+            self.fired.push((
+                e.token(),
+                e.is_readable() || closed,
+                e.is_writable() || closed,
+            ));
+        }
+        for i in 0..self.fired.len() {
+            let (token, readable, writable) = self.fired[i];
+            if token != WAKER && token.0 < self.conns.len() {
+                self.on_event(token.0, readable, writable);
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.ready_next.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = self.control.now_ns();
+        let mut next = self.next_housekeeping_ns;
+        if let Some(Reverse((when, _))) = self.timers.peek() {
+            next = next.min(*when);
+        }
+        Some(Duration::from_nanos(next.saturating_sub(now)))
+    }
+
+    fn fire_timers(&mut self, now: u64) {
+        while let Some(&Reverse((when, ci))) = self.timers.peek() {
+            if when > now {
+                break;
+            }
+            self.timers.pop();
+            let ci = ci as usize;
+            match self.conns[ci].state {
+                State::Waiting
+                    if self.drain == Drain::No && now >= self.conns[ci].reconnect_at_ns =>
+                {
+                    self.spawn_due(ci, now)
+                }
+                State::Connected => {
+                    self.conns[ci].timer_armed = false;
+                    self.pump(ci, now);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_event(&mut self, ci: usize, readable: bool, writable: bool) {
+        let now = self.control.now_ns();
+        match self.conns[ci].state {
+            State::Connecting => self.finish_connect(ci, now),
+            State::AwaitConnack | State::AwaitSuback | State::Connected => {
+                if readable {
+                    self.read_ready(ci, now);
+                }
+                if writable && self.conns[ci].is_open() {
+                    self.mark_dirty(ci);
+                    self.pump(ci, now);
+                    self.resume_reading(ci, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// End of the run for this worker: unacknowledged publishes become timeouts (or, after a
+    /// second Ctrl-C, lost), connected clients get a DISCONNECT, the last interval is shipped.
+    fn shutdown(mut self) {
+        let aborted = self.control.phase() == ABORTING;
+        let unacked = if aborted {
+            Failure::InflightLost
+        } else {
+            Failure::AckTimeout
+        };
+        let now = self.control.now_ns();
+        for ci in 0..self.conns.len() {
+            let expired = self.conns[ci].inflight.clear();
+            self.inflight_total -= expired as u64;
+            for _ in 0..expired {
+                self.rec.fail(unacked);
+            }
+            if self.conns[ci].state == State::Connected && !aborted {
+                // Appended after whatever is still unwritten, so a half-written frame is
+                // never cut: the DISCONNECT goes out only if the socket takes it all now.
+                self.reply(ci, mqtt::connect::encode_disconnect);
+                self.flush(ci, now);
+            }
+            self.close(ci, None);
+        }
+        if !matches!(self.drain, Drain::Subscribers(_)) {
+            // Aborted before the publishers finished: still count this worker as done.
+            self.control.subs.publishers_finished(0);
+        }
+        self.hand_over_audit();
+        self.control.give_back(self.local_budget);
+        self.rec.set_connected(0);
+        self.rec.finish(Instant::now());
+        self.control.worker_finished();
+    }
+}
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+#[inline]
+fn ns_to_us(ns: u64) -> u64 {
+    ns / 1_000
+}

@@ -1,0 +1,191 @@
+//! Publishing: the schedule (timers), the message budget, the in-flight window and the
+//! write path (dirty and ready lists, flushing). Every bound makes a message wait; none is
+//! dropped.
+
+use std::cmp::Reverse;
+use std::io::{self, Write};
+
+use super::{errno, ns_to_us, Drain, Worker};
+use crate::engine::conn::State;
+use crate::payload;
+use crate::stats::Metric;
+
+impl Worker {
+    /// Publish as many messages as the schedule, the in-flight window, the write buffer and
+    /// the message budget allow. At every bound the message waits; none is dropped.
+    pub(super) fn pump(&mut self, ci: usize, now: u64) {
+        if self.conns[ci].state != State::Connected
+            || self.drain != Drain::No
+            || self.plan.connect_only
+            || self.conns[ci].is_subscriber()
+            || self.conns[ci].churn_due
+        {
+            return;
+        }
+        let qos = self.plan.qos;
+        let epoch_ms = self.control.start_epoch_ms + now / 1_000_000;
+        loop {
+            let c = &self.conns[ci];
+            if self.interval_ns > 0 && c.next_due_ns > now {
+                self.arm_timer(ci);
+                break;
+            }
+            if (qos > 0 && c.inflight.is_full()) || !c.frame_fits() || !self.take_budget() {
+                break;
+            }
+            self.publish_one(ci, now, epoch_ms);
+            if self.interval_ns == 0 && qos == 0 && !self.conns[ci].frame_fits() {
+                // The write buffer is full but the socket may still take more: come back
+                // after this iteration's flush instead of waiting for an edge that never comes.
+                self.mark_ready(ci);
+                break;
+            }
+        }
+    }
+
+    fn publish_one(&mut self, ci: usize, now: u64, epoch_ms: u64) {
+        let qos = self.plan.qos;
+        let c = &mut self.conns[ci];
+        let scheduled_ns = if self.interval_ns > 0 {
+            c.next_due_ns
+        } else {
+            now
+        };
+        let pkid = if qos > 0 {
+            self.inflight_total += 1;
+            c.inflight.insert(scheduled_ns, now).unwrap_or(0)
+        } else {
+            0
+        };
+        c.seq += 1;
+        c.lend_wbuf(&mut self.pool);
+        let sent_ns = payload::e2e_now_ns(self.control.start_epoch_ns, scheduled_ns);
+        c.frames[c.next_frame].write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns);
+        if qos == 0 {
+            c.counted += 1;
+        }
+        c.next_frame = (c.next_frame + 1) % c.frames.len();
+        c.next_due_ns += self.interval_ns;
+        c.last_write_ns = now;
+        let lag_us = ns_to_us(now - scheduled_ns);
+        self.rec.lag(lag_us);
+        self.rec.sent();
+        if qos == 0 {
+            // No acknowledgement at QoS 0: the "response time" is scheduled -> written.
+            self.rec.ok(Metric::Publish, lag_us);
+        }
+        self.published += 1;
+        self.mark_dirty(ci);
+    }
+
+    fn take_budget(&mut self) -> bool {
+        if self.local_budget == 0 {
+            self.local_budget = self.control.claim(self.budget_chunk);
+            if self.local_budget == 0 {
+                return false;
+            }
+        }
+        self.local_budget -= 1;
+        true
+    }
+
+    fn arm_timer(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        if !c.timer_armed {
+            c.timer_armed = true;
+            self.timers.push(Reverse((c.next_due_ns, ci as u32)));
+        }
+    }
+
+    pub(super) fn mark_dirty(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(ci as u32);
+        }
+    }
+
+    fn mark_ready(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        if !c.ready {
+            c.ready = true;
+            self.ready_next.push(ci as u32);
+        }
+    }
+
+    /// Give ready connections (QoS 0, no interval) a turn: flush, then fill the buffer again.
+    pub(super) fn serve_ready(&mut self) {
+        if self.ready_next.is_empty() {
+            return;
+        }
+        let mut ready = std::mem::take(&mut self.ready_next);
+        self.ready_next = std::mem::take(&mut self.ready);
+        for &ci in &ready {
+            let ci = ci as usize;
+            self.conns[ci].ready = false;
+            let now = self.control.now_ns();
+            // If the socket is full, its writable event brings the connection back.
+            if self.flush(ci, now) {
+                self.pump(ci, now);
+            }
+        }
+        ready.clear();
+        self.ready = ready;
+    }
+
+    pub(super) fn flush_dirty(&mut self) {
+        let now = self.control.now_ns();
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &ci in &dirty {
+            let ci = ci as usize;
+            self.conns[ci].dirty = false;
+            self.flush(ci, now);
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
+    /// Write the buffer until it is empty or the socket would block. Returns true when the
+    /// buffer was emptied.
+    pub(super) fn flush(&mut self, ci: usize, now: u64) -> bool {
+        loop {
+            let c = &mut self.conns[ci];
+            let Some(stream) = c.stream.as_mut() else {
+                return false;
+            };
+            if c.wbuf.is_empty() {
+                c.return_wbuf(&mut self.pool);
+                return true;
+            }
+            match stream.write(&c.wbuf) {
+                Ok(0) => {
+                    self.lose(ci, 0);
+                    return false;
+                }
+                Ok(n) => {
+                    c.wbuf.copy_within(n.., 0);
+                    c.wbuf.truncate(c.wbuf.len() - n);
+                    c.last_write_ns = now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.lose(ci, errno(&e));
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Queue a small control packet. Publishes leave `Conn::control_reserve` bytes free for
+    /// these (a PUBREL for the whole window, a PINGREQ, a DISCONNECT), so they fit; were it
+    /// ever full, the packet is not queued and its timeout (ack or ping) reports the failure.
+    pub(super) fn reply(&mut self, ci: usize, encode: impl FnOnce(&mut Vec<u8>)) {
+        let c = &mut self.conns[ci];
+        c.lend_wbuf(&mut self.pool);
+        if c.wbuf.capacity() - c.wbuf.len() >= 8 {
+            encode(&mut c.wbuf);
+            self.mark_dirty(ci);
+        }
+    }
+}

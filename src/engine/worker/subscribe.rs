@@ -1,0 +1,206 @@
+//! Subscribers: SUBSCRIBE and SUBACK, settling (the last settled subscriber of the run lets
+//! the publishers start), timing and auditing what they receive, keeping room to ack it,
+//! deciding when they have what they are owed, and handing their audits to the engine.
+
+use std::cmp::Reverse;
+
+use super::{ns_to_us, Drain, Worker, SCRATCH_BYTES, SUBSCRIBER_MIN_ROOM};
+use crate::engine::conn::{Conn, Role, State};
+use crate::mqtt;
+use crate::payload;
+use crate::stats::{Failure, Metric};
+
+impl Worker {
+    pub(super) fn send_subscribe(&mut self, ci: usize, now: u64) {
+        let filter = [(self.plan.sub_topic.as_str(), self.plan.sub_qos)];
+        let c = &mut self.conns[ci];
+        c.state = State::AwaitSuback;
+        c.connect_started_ns = now; // the subscribe timeout and latency start here
+                                    // A read (at most SCRATCH_BYTES) after a partial packet lands in `rbuf`: size it once
+                                    // for a read plus a partial packet of up to SCRATCH_BYTES, so it does not grow while
+                                    // receiving (larger packets, up to MAX_PACKET_BYTES, grow it once).
+        c.rbuf.reserve(2 * SCRATCH_BYTES);
+        mqtt::subscribe::encode(&mut c.wbuf, 1, &filter);
+        c.last_write_ns = now;
+        self.mark_dirty(ci);
+    }
+
+    /// SUBACK: granted (0, 1, 2) or refused (0x80, section 3.9.3). A refused subscriber is
+    /// closed: it could never receive anything.
+    pub(super) fn on_suback(&mut self, ci: usize, codes: &[u8], now: u64) -> Result<(), Failure> {
+        if self.conns[ci].state != State::AwaitSuback {
+            return Err(Failure::Protocol("unexpected SUBACK"));
+        }
+        match codes.first() {
+            Some(0..=2) => {
+                let latency_ns = now.saturating_sub(self.conns[ci].connect_started_ns);
+                self.rec.ok(Metric::Subscribe, ns_to_us(latency_ns));
+                self.conns[ci].state = State::Connected;
+                self.settle_subscriber(ci, None, now);
+            }
+            Some(&code) => {
+                self.settle_subscriber(ci, Some(Failure::SubackRefused(code)), now);
+                self.close(ci, None);
+            }
+            None => return Err(Failure::Protocol("SUBACK without a return code")),
+        }
+        Ok(())
+    }
+
+    /// The subscriber got its SUBACK or failed; the last one lets publishers start.
+    pub(super) fn settle_subscriber(&mut self, ci: usize, failure: Option<Failure>, now: u64) {
+        let c = &mut self.conns[ci];
+        if !c.is_subscriber() || c.sub_settled {
+            return;
+        }
+        c.sub_settled = true;
+        if let Some(f) = failure {
+            self.rec.fail(f);
+        }
+        if self.control.subs.subscriber_settled(now) {
+            self.control.wake_all();
+        }
+    }
+
+    /// A PUBLISH from the broker: ack it; on a subscriber, time it and audit it.
+    pub(super) fn on_incoming(&mut self, ci: usize, qos: u8, pkid: u16, payload: &[u8], now: u64) {
+        self.ack_incoming(ci, qos, pkid);
+        let Role::Subscriber { slot } = self.conns[ci].role else {
+            return;
+        };
+        let Some(marker) = payload::find_marker(payload) else {
+            return;
+        };
+        let now_e2e_ns = payload::e2e_now_ns(self.control.start_epoch_ns, now);
+        let latency_ns = now_e2e_ns.saturating_sub(marker.sent_ns);
+        self.rec.ok(Metric::EndToEnd, ns_to_us(latency_ns));
+        self.conns[ci].counted += 1;
+        if let Some(audit) = self.audits.get_mut(slot as usize) {
+            audit.record(marker.publisher, marker.seq, payload::E2E_SEQ_MODULUS);
+        }
+    }
+
+    /// Bytes a subscriber may read now: every PUBLISH read (7 bytes or more) may add a 4-byte
+    /// acknowledgement, so reading at most the free room of the write buffer keeps every ack.
+    /// 0 when even a flush leaves too little room: reading pauses until writable.
+    pub(super) fn read_room(&mut self, ci: usize, now: u64) -> usize {
+        if !self.conns[ci].is_subscriber() {
+            return SCRATCH_BYTES;
+        }
+        let free = |c: &Conn| c.wbuf.capacity() - c.wbuf.len();
+        if free(&self.conns[ci]) < SUBSCRIBER_MIN_ROOM {
+            self.flush(ci, now);
+        }
+        let room = free(&self.conns[ci]);
+        if room < SUBSCRIBER_MIN_ROOM {
+            self.conns[ci].read_paused = true;
+            return 0;
+        }
+        (room - 64).min(SCRATCH_BYTES)
+    }
+
+    pub(super) fn resume_reading(&mut self, ci: usize, now: u64) {
+        if self.conns[ci].read_paused {
+            self.conns[ci].read_paused = false;
+            self.read_ready(ci, now);
+        }
+    }
+
+    /// After the publishers: true once every subscriber (or the shared group) has what it is
+    /// owed, or the drain timeout has passed since all publishers finished.
+    pub(super) fn subscribers_done(&mut self, now: u64) -> bool {
+        if self.subscribers == 0 {
+            return true;
+        }
+        let subs = &self.control.subs;
+        if !subs.all_publishers_finished() {
+            return false;
+        }
+        let deadline = match self.drain {
+            Drain::Subscribers(Some(deadline)) => deadline,
+            _ => {
+                let deadline = now + self.plan.drain_timeout.as_nanos() as u64;
+                self.drain = Drain::Subscribers(Some(deadline));
+                deadline
+            }
+        };
+        let owed = subs.owed();
+        let (settled, delivered) = self.subscriber_progress(owed);
+        subs.update_settled(self.settled_reported, settled);
+        subs.update_delivered(self.delivered_reported, delivered);
+        (self.settled_reported, self.delivered_reported) = (settled, delivered);
+        let all_arrived = if self.plan.shared_subscription() {
+            subs.delivered() >= owed || subs.settled() >= u64::from(self.plan.sub_users)
+        } else {
+            subs.settled() >= u64::from(self.plan.sub_users)
+        };
+        all_arrived || now >= deadline
+    }
+
+    /// (subscribers that have `owed` first arrivals or can receive nothing more, first
+    /// arrivals of all of this worker's subscribers). A shared group's subscriber is settled
+    /// only when closed: the group's total decides.
+    fn subscriber_progress(&self, owed: u64) -> (u64, u64) {
+        let (mut settled, mut delivered) = (0, 0);
+        for c in &self.conns {
+            let Role::Subscriber { slot } = c.role else {
+                continue;
+            };
+            let unique = self
+                .audits
+                .get(slot as usize)
+                .map_or(c.counted, |a| a.unique_total);
+            delivered += unique;
+            let has_all = unique >= owed && !self.plan.shared_subscription();
+            if has_all || !c.is_open() {
+                settled += 1;
+            }
+        }
+        (settled, delivered)
+    }
+
+    /// Set the publishers' spawn timers once every subscriber of the run has settled.
+    pub(super) fn schedule_publishers(&mut self) {
+        if self.publishers_scheduled {
+            return;
+        }
+        let Some(start_ns) = self.control.subs.publish_start_ns() else {
+            return;
+        };
+        self.publishers_scheduled = true;
+        for ci in 0..self.conns.len() {
+            let c = &self.conns[ci];
+            if c.is_subscriber() || c.state != State::Waiting {
+                continue;
+            }
+            // Spawn times are local to this process (its shard), as in an unsharded run.
+            let local = c.index - self.plan.client_index_offset;
+            let spawn_ns = start_ns + (local as f64 / self.plan.spawn_rate * 1e9) as u64;
+            self.timers.push(Reverse((spawn_ns, ci as u32)));
+        }
+    }
+
+    /// Give the engine what the audit needs: each publisher's counted publishes and whether
+    /// the filter matches it, and every subscriber's streams.
+    pub(super) fn hand_over_audit(&mut self) {
+        let Ok(mut board) = self.control.subs.board.lock() else {
+            return;
+        };
+        let users = self.plan.users as usize;
+        if board.published.len() < users {
+            board.published.resize(users, 0);
+            board.matching.resize(users, false);
+        }
+        for c in &self.conns {
+            if let Role::Publisher { matches } = c.role {
+                if let Some(slot) = board.published.get_mut(c.index as usize) {
+                    *slot = c.counted;
+                }
+                if let Some(slot) = board.matching.get_mut(c.index as usize) {
+                    *slot = matches;
+                }
+            }
+        }
+        board.audits.append(&mut self.audits);
+    }
+}
