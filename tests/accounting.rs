@@ -106,6 +106,50 @@ fn many_users_share_a_message_limit_that_does_not_divide_evenly() {
     publishes_exactly(1, 32, 10_007);
 }
 
+/// Regression: a QoS 0 connection whose write buffer was full when its writable event came
+/// was never pumped again (edge-triggered: no new event), so QoS 0 runs crawled at a few
+/// thousand messages per second. Healthy, 200,000 take about a second even in a debug build;
+/// stalled, they cannot finish inside the 20 s bound.
+#[test]
+fn qos0_without_an_interval_keeps_publishing_after_the_socket_buffer_fills() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("accounting-qos0-stall");
+    let json = dir.file("summary.json");
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &[
+            "-u",
+            "4",
+            "--threads",
+            "1",
+            "--qos",
+            "0",
+            "--interval",
+            "0",
+            "--messages",
+            "200000",
+            "-t",
+            "20s",
+        ],
+    );
+    let run = run_mqblast(&args, RUN_LIMIT);
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    assert_eq!(
+        summary.u64("publish.requests"),
+        200_000,
+        "{}",
+        summary.text()
+    );
+}
+
+#[test]
+fn every_user_publishes_its_share_of_the_message_limit() {
+    // At QoS 0 the first users to connect could publish everything before the others
+    // connected; each user now has its own share, so every user connects and publishes.
+    publishes_exactly(0, 8, 8_003);
+}
+
 #[test]
 fn one_user_with_a_window_of_one_still_delivers_everything() {
     let broker = Mosquitto::start();

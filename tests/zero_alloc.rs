@@ -93,7 +93,7 @@ fn steady_state_allocations_with(
         _ => panic!("test arguments must parse to a run"),
     };
     let addr = broker.addr().parse().expect("mosquitto address");
-    let control = Control::new(plan.messages);
+    let control = Control::new();
     let (data_tx, data_rx, recycles) = stats::channels(1);
     let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = recycles.into_iter().unzip();
     let config = MergerConfig::from_plan(&plan, control.start, control.start_wall);

@@ -62,6 +62,9 @@ pub struct Conn {
     pub inflight: Inflight,
     /// Sequence number of the last message published (the first is 1).
     pub seq: u64,
+    /// Messages this client may still publish: its share of `--messages` (`u64::MAX` without
+    /// a limit). At zero it stops publishing; the others are not affected.
+    pub quota: u64,
     /// Scheduled time of the next publish (ns since run start); latency starts there.
     pub next_due_ns: u64,
     pub connect_started_ns: u64,
@@ -119,6 +122,7 @@ impl Conn {
             next_frame: 0,
             inflight: Inflight::new(max_inflight),
             seq: 0,
+            quota: u64::MAX,
             next_due_ns: 0,
             connect_started_ns: 0,
             last_write_ns: 0,

@@ -4,7 +4,7 @@
 //! ```text
 //! main ── Plan ──> worker 0 (core 0) ─┐ bounded channel: one Interval per worker per second
 //!   │              worker 1 (core 1) ─┤──────────────────────────────> merger ──> Summary
-//!   └─ control loop: run time, Ctrl-C -> Control (phase, budget, wakers)
+//!   └─ control loop: run time, Ctrl-C -> Control (phase, wakers)
 //! ```
 
 pub mod audit;
@@ -43,7 +43,7 @@ pub fn run(
     addrs: Vec<SocketAddr>,
     stop_signals: &dyn Fn() -> u32,
 ) -> Result<Summary, String> {
-    let control = Control::new(plan.messages);
+    let control = Control::new();
     let threads = plan.threads.max(1);
     let (data_tx, data_rx, recycles) = stats::channels(threads);
     let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = recycles.into_iter().unzip();

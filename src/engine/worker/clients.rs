@@ -1,10 +1,9 @@
 //! Building clients at start-up: each publisher's frames, source address and client id,
-//! and the budget chunk, all fixed before the loop starts. `client_id_of` and
+//! and its share of `--messages`, all fixed before the loop starts. `client_id_of` and
 //! `subscriber_id_of` are re-exported as `engine::worker::{client_id_of, subscriber_id_of}`.
 
 use std::net::SocketAddr;
 
-use super::BUDGET_CHUNK_MAX;
 use crate::engine::conn::{Conn, Role};
 use crate::payload::{self, ClientVars};
 use crate::plan::Plan;
@@ -47,9 +46,22 @@ pub fn client_id_of(plan: &Plan, index: u64) -> String {
     payload::render(&plan.client_id, &vars)
 }
 
-pub(super) fn budget_chunk(plan: &Plan) -> u64 {
-    let per_user = plan.messages.unwrap_or(u64::MAX) / (plan.users as u64 * 8).max(1);
-    per_user.clamp(1, BUDGET_CHUNK_MAX)
+/// Client `index`'s share of `--messages`: the limit is split over this process's users
+/// exactly (remainders to the first), as `--shard` splits it over processes, so every user
+/// publishes its part whatever the timing. `u64::MAX` without a limit.
+pub(super) fn quota_of(plan: &Plan, index: u64) -> u64 {
+    let Some(messages) = plan.messages else {
+        return u64::MAX;
+    };
+    let users = plan.users.max(1);
+    let local = (index - plan.client_index_offset) as u32;
+    crate::shard::share_of(
+        messages,
+        crate::shard::Shard {
+            index: local + 1,
+            count: users,
+        },
+    )
 }
 
 /// Client id of subscriber `index`: the client id template's id for that index with a

@@ -103,6 +103,9 @@ impl Worker {
         }
         if !c.is_subscriber() {
             self.live_publishers -= 1;
+            // Its unpublished share is given up (the failure that closed it is reported).
+            let holds_quota = self.plan.messages.is_some() && c.quota > 0;
+            self.quota_holders -= u32::from(holds_quota);
         }
         c.state = State::Closed;
         if let Some(mut stream) = c.stream.take() {

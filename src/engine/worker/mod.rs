@@ -3,7 +3,7 @@
 //! A worker is a single `mio::Poll` loop over a disjoint set of clients (`conns`, indexed by
 //! `Token`), a timer heap for spawn and publish schedules, one read scratch buffer, and a
 //! thread-local [`Recorder`]. Nothing is shared with other workers except the [`Control`]
-//! (phase, message budget, waker) and the stats channel. After start-up the loop allocates
+//! (phase, subscriber gate, waker) and the stats channel. After start-up the loop allocates
 //! nothing per message: frames are copied into fixed-capacity write buffers and patched in
 //! place, the in-flight table is a fixed array, and the timer heap's capacity is reserved for
 //! one entry per client.
@@ -16,7 +16,7 @@
 //! they are owed or the drain timeout passes.
 //!
 //! The loop and what it owns are here; the `impl Worker` blocks for each concern live beside
-//! it: `connect` (spawn pacing, CONNECT/CONNACK), `publish` (the schedule, budget and write
+//! it: `connect` (spawn pacing, CONNECT/CONNACK), `publish` (the schedule, message shares and write
 //! path), `receive` (reading, decoding, acks), `subscribe` (subscribers and their audit),
 //! `lifecycle` (timeouts, keep-alive, closing, reconnect, churn) and `clients` (building
 //! each client once, at start-up).
@@ -46,7 +46,7 @@ use super::dial::ConnectPacer;
 use crate::mqtt;
 use crate::plan::Plan;
 use crate::stats::{Failure, Recorder};
-use clients::{budget_chunk, publisher, source_of};
+use clients::{publisher, quota_of, source_of};
 
 /// Token of the control-plane waker.
 const WAKER: Token = Token(usize::MAX);
@@ -56,8 +56,6 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 const HOUSEKEEPING_NS: u64 = 100_000_000;
 /// Most events handled per poll.
 const EVENTS: usize = 1024;
-/// Most messages claimed from the global budget at a time (see `budget_chunk`).
-const BUDGET_CHUNK_MAX: u64 = 32;
 /// `--reconnect` back-off: the first wait, doubled after every failed attempt up to the cap.
 const RECONNECT_FIRST_NS: u64 = 100_000_000;
 const RECONNECT_MAX_NS: u64 = 5_000_000_000;
@@ -96,7 +94,6 @@ pub struct Worker {
     /// This iteration's events, copied out of `events`: (token, readable, writable).
     fired: Vec<(Token, bool, bool)>,
     scratch: Box<[u8]>,
-    local_budget: u64,
     inflight_total: u64,
     connected: u32,
     /// Clients not yet closed (waiting, connecting or connected).
@@ -105,9 +102,9 @@ pub struct Worker {
     drain: Drain,
     interval_ns: u64,
     timeout_ns: u64,
-    /// Messages claimed at a time: small enough that a small `--messages` is spread over
-    /// every user (about 8 claims per user), at most `BUDGET_CHUNK_MAX`.
-    budget_chunk: u64,
+    /// With `--messages`: publishers of this worker that still have a share to publish and
+    /// are not closed. At zero this worker's part of the limit is done.
+    quota_holders: u32,
     next_housekeeping_ns: u64,
     /// Write buffers lent to connections only while they have bytes queued (see `conn.rs`).
     pool: WritePool,
@@ -145,8 +142,13 @@ impl Worker {
         let mut conns = Vec::with_capacity(clients.len() + sub_clients.len());
         // Two entries per client at most: a stale publish timer and a reconnect timer.
         let mut timers = BinaryHeap::with_capacity(2 * (clients.len() + sub_clients.len()) + 1);
+        let mut quota_holders = 0;
         for &local in clients {
-            conns.push(publisher(&plan, plan.client_index_offset + local, addrs));
+            let index = plan.client_index_offset + local;
+            let mut conn = publisher(&plan, index, addrs);
+            conn.quota = quota_of(&plan, index);
+            quota_holders += u32::from(plan.messages.is_some() && conn.quota > 0);
+            conns.push(conn);
         }
         let mut audits = Vec::new();
         for (slot, &local) in sub_clients.iter().enumerate() {
@@ -182,7 +184,7 @@ impl Worker {
             live: n as u32,
             conns,
             interval_ns: plan.interval.as_nanos() as u64,
-            budget_chunk: budget_chunk(&plan),
+            quota_holders,
             timeout_ns: plan.timeout.as_nanos() as u64,
             plan,
             control,
@@ -192,7 +194,6 @@ impl Worker {
             ready: Vec::with_capacity(n),
             ready_next: Vec::with_capacity(n),
             scratch: vec![0u8; SCRATCH_BYTES].into_boxed_slice(),
-            local_budget: 0,
             inflight_total: 0,
             connected: 0,
             published: 0,
@@ -255,7 +256,7 @@ impl Worker {
             return true;
         }
         if self.drain == Drain::No {
-            let messages_done = self.control.budget_exhausted() && self.local_budget == 0;
+            let messages_done = self.plan.messages.is_some() && self.quota_holders == 0;
             let publishers_gone = self.publishers_scheduled && self.live_publishers == 0;
             if phase != RUNNING || messages_done || publishers_gone {
                 self.start_drain(now);
@@ -284,8 +285,6 @@ impl Worker {
     /// Stop publishing: publishers that have not connected yet never will. Subscribers stay.
     fn start_drain(&mut self, now: u64) {
         self.drain = Drain::Until(now + self.plan.stop_timeout.as_nanos() as u64);
-        self.control.give_back(self.local_budget);
-        self.local_budget = 0;
         for ci in 0..self.conns.len() {
             if self.conns[ci].is_subscriber() {
                 continue;
@@ -386,7 +385,8 @@ impl Worker {
                     self.read_ready(ci, now);
                 }
                 if writable && self.conns[ci].is_open() {
-                    self.mark_dirty(ci);
+                    // Flush first, so the pump sees the room the socket just made.
+                    self.flush(ci, now);
                     self.pump(ci, now);
                     self.resume_reading(ci, now);
                 }
@@ -424,7 +424,6 @@ impl Worker {
             self.control.subs.publishers_finished(0);
         }
         self.hand_over_audit();
-        self.control.give_back(self.local_budget);
         self.rec.set_connected(0);
         self.rec.finish(Instant::now());
         self.control.worker_finished();

@@ -1,4 +1,4 @@
-//! Publishing: the schedule (timers), the message budget, the in-flight window and the
+//! Publishing: the schedule (timers), the client's share of `--messages`, the in-flight window and the
 //! write path (dirty and ready lists, flushing). Every bound makes a message wait; none is
 //! dropped.
 
@@ -12,7 +12,7 @@ use crate::stats::Metric;
 
 impl Worker {
     /// Publish as many messages as the schedule, the in-flight window, the write buffer and
-    /// the message budget allow. At every bound the message waits; none is dropped.
+    /// the client's share of the message limit allow. At every bound the message waits; none is dropped.
     pub(super) fn pump(&mut self, ci: usize, now: u64) {
         if self.conns[ci].state != State::Connected
             || self.drain != Drain::No
@@ -30,16 +30,19 @@ impl Worker {
                 self.arm_timer(ci);
                 break;
             }
-            if (qos > 0 && c.inflight.is_full()) || !c.frame_fits() || !self.take_budget() {
+            if (qos > 0 && c.inflight.is_full()) || c.quota == 0 {
+                break;
+            }
+            if !c.frame_fits() {
+                if self.interval_ns == 0 && qos == 0 {
+                    // Nothing else will call the pump again (no ack at QoS 0, no timer without an
+                    // interval): come back after this iteration's flush. If that flush would
+                    // block, the socket's writable event brings the connection back instead.
+                    self.mark_ready(ci);
+                }
                 break;
             }
             self.publish_one(ci, now, epoch_ms);
-            if self.interval_ns == 0 && qos == 0 && !self.conns[ci].frame_fits() {
-                // The write buffer is full but the socket may still take more: come back
-                // after this iteration's flush instead of waiting for an edge that never comes.
-                self.mark_ready(ci);
-                break;
-            }
         }
     }
 
@@ -58,6 +61,10 @@ impl Worker {
             0
         };
         c.seq += 1;
+        if c.quota != u64::MAX {
+            c.quota -= 1;
+            self.quota_holders -= u32::from(c.quota == 0);
+        }
         c.lend_wbuf(&mut self.pool);
         let sent_ns = payload::e2e_now_ns(self.control.start_epoch_ns, scheduled_ns);
         c.frames[c.next_frame].write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns);
@@ -76,17 +83,6 @@ impl Worker {
         }
         self.published += 1;
         self.mark_dirty(ci);
-    }
-
-    fn take_budget(&mut self) -> bool {
-        if self.local_budget == 0 {
-            self.local_budget = self.control.claim(self.budget_chunk);
-            if self.local_budget == 0 {
-                return false;
-            }
-        }
-        self.local_budget -= 1;
-        true
     }
 
     fn arm_timer(&mut self, ci: usize) {

@@ -15,10 +15,11 @@ impl Worker {
         let filter = [(self.plan.sub_topic.as_str(), self.plan.sub_qos)];
         let c = &mut self.conns[ci];
         c.state = State::AwaitSuback;
-        c.connect_started_ns = now; // the subscribe timeout and latency start here
-                                    // A read (at most SCRATCH_BYTES) after a partial packet lands in `rbuf`: size it once
-                                    // for a read plus a partial packet of up to SCRATCH_BYTES, so it does not grow while
-                                    // receiving (larger packets, up to MAX_PACKET_BYTES, grow it once).
+        // The subscribe timeout and latency start here.
+        c.connect_started_ns = now;
+        // A read (at most SCRATCH_BYTES) after a partial packet lands in `rbuf`: size it once
+        // for a read plus a partial packet of up to SCRATCH_BYTES, so it does not grow while
+        // receiving (larger packets, up to MAX_PACKET_BYTES, grow it once).
         c.rbuf.reserve(2 * SCRATCH_BYTES);
         mqtt::subscribe::encode(&mut c.wbuf, 1, &filter);
         c.last_write_ns = now;
