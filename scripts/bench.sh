@@ -55,10 +55,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mqblast-bench.XXXXXX")
 MOSQUITTO_PID=""
 cleanup() {
-    if [ -n "$MOSQUITTO_PID" ]; then
-        kill "$MOSQUITTO_PID" 2>/dev/null || true
-        wait "$MOSQUITTO_PID" 2>/dev/null || true
-    fi
+    stop_mosquitto
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -66,7 +63,8 @@ trap 'exit 130' INT TERM
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/mosquitto.sh"
 
-# Start the calibration sink on a free loopback port.
+# Start the calibration sink on a free loopback port (its pid goes in MOSQUITTO_PID, the
+# target slot that stop_mosquitto stops, whichever target runs).
 start_sink() {
     local attempt port i
     for attempt in 1 2 3 4 5; do
@@ -80,18 +78,10 @@ start_sink() {
             if port_in_use "$port"; then PORT=$port; return 0; fi
             sleep 0.05
         done
-        stop_target
+        stop_mosquitto
     done
     log "could not start the sink"
     exit 1
-}
-
-stop_target() {
-    if [ -n "$MOSQUITTO_PID" ]; then
-        kill "$MOSQUITTO_PID" 2>/dev/null || true
-        wait "$MOSQUITTO_PID" 2>/dev/null || true
-        MOSQUITTO_PID=""
-    fi
 }
 
 
@@ -165,7 +155,7 @@ for qos in $QOS_LIST; do
     done
   done
 done
-    stop_target
+    stop_mosquitto
 done
 
 echo "### mqblast into the sink and into mosquitto on loopback"

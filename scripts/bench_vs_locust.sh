@@ -37,10 +37,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mqblast-vs-locust.XXXXXX")
 MOSQUITTO_PID=""
 cleanup() {
-    if [ -n "$MOSQUITTO_PID" ]; then
-        kill "$MOSQUITTO_PID" 2>/dev/null || true
-        wait "$MOSQUITTO_PID" 2>/dev/null || true
-    fi
+    stop_mosquitto
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -41,10 +41,7 @@ MOSQUITTO_PID=""
 SAMPLER_PID=""
 cleanup() {
     [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null || true
-    if [ -n "$MOSQUITTO_PID" ]; then
-        kill "$MOSQUITTO_PID" 2>/dev/null || true
-        wait "$MOSQUITTO_PID" 2>/dev/null || true
-    fi
+    stop_mosquitto
     rm -rf "$WORK"
 }
 trap cleanup EXIT
