@@ -87,9 +87,23 @@ fn run(plan: Plan) -> i32 {
             return 1;
         }
     };
-    let code = report::json::exit_code(&summary);
+    let code = report::json::exit_code(&summary).max(no_connection_code(&summary, &plan));
     // JSON, CSV, interval log and HTML, all rendered from the result document.
     code.max(report::commands::write_run_outputs(summary, &plan))
+}
+
+/// A run in which no client ever got a CONNACK measured nothing about the broker: say so in
+/// one line and exit 1, whatever else was (or was not) recorded.
+fn no_connection_code(summary: &crate::stats::Summary, plan: &Plan) -> i32 {
+    let connect = summary.metric(crate::stats::Metric::Connect);
+    if connect.ok > 0 || plan.users + plan.sub_users == 0 {
+        return 0;
+    }
+    eprintln!(
+        "mqblast: no client ever connected: {} connect attempts, {} failed (see the error report above)",
+        connect.requests, connect.failures
+    );
+    1
 }
 
 /// How often the wait for `--start-at` checks for Ctrl-C.

@@ -69,6 +69,11 @@ pub struct Conn {
     pub next_due_ns: u64,
     pub connect_started_ns: u64,
     pub last_write_ns: u64,
+    /// Since when queued bytes have been waiting for a socket that takes none (ns since run
+    /// start); None while writes make progress or nothing is queued. Past `--timeout` the
+    /// connection is closed (`Failure::WriteTimeout`), so a peer that stops reading cannot
+    /// hold a run forever.
+    pub write_blocked_since_ns: Option<u64>,
     /// When the outstanding PINGREQ was sent, if one is outstanding.
     pub ping_sent_ns: Option<u64>,
     /// A publish timer for this client is in the worker's heap.
@@ -87,6 +92,9 @@ pub struct Conn {
     pub counted: u64,
     /// Subscriber: SUBACK received or failed (the publisher gate was told).
     pub sub_settled: bool,
+    /// An event said the peer closed or the socket failed: reads go on to the end of stream
+    /// (a short read no longer means "empty"). Reset when the client connects again.
+    pub peer_closed: bool,
     /// Subscriber: reading stopped because the write buffer had no room for more acks;
     /// resumed on the next writable event.
     pub read_paused: bool,
@@ -126,6 +134,7 @@ impl Conn {
             next_due_ns: 0,
             connect_started_ns: 0,
             last_write_ns: 0,
+            write_blocked_since_ns: None,
             ping_sent_ns: None,
             timer_armed: false,
             dirty: false,
@@ -136,6 +145,7 @@ impl Conn {
             counted: 0,
             sub_settled: false,
             read_paused: false,
+            peer_closed: false,
             reconnect_at_ns: 0,
             backoff_ns: 0,
             lost_at_ns: None,

@@ -127,6 +127,14 @@ pub enum Failure {
     ConnectionLost(i32),
     /// A publish got no acknowledgement within the timeout (or by the end of the stop timeout).
     AckTimeout,
+    /// Every packet id of the in-flight window was held by a timed-out publish: the broker
+    /// stopped acknowledging, so the connection was closed.
+    AckWindowStalled,
+    /// A publish could not be written within the timeout (the broker stopped reading); the
+    /// connection was closed.
+    WriteTimeout,
+    /// The run stopped while the connect was in progress (before CONNACK).
+    ConnectAborted,
     /// A publish was in flight when its connection was lost.
     InflightLost,
     /// The broker sent bytes that are not valid MQTT 3.1.1 (or a packet we did not expect).
@@ -156,9 +164,11 @@ impl Failure {
             Failure::ConnackRefused(_)
             | Failure::ConnectFailed(_)
             | Failure::ConnectTimeout
+            | Failure::ConnectAborted
             | Failure::ConnectionLost(_)
+            | Failure::AckWindowStalled
             | Failure::Protocol(_) => Metric::Connect,
-            Failure::AckTimeout | Failure::InflightLost => Metric::Publish,
+            Failure::AckTimeout | Failure::InflightLost | Failure::WriteTimeout => Metric::Publish,
             Failure::SubackRefused(_) | Failure::SubscribeTimeout | Failure::SubscriberLost => {
                 Metric::Subscribe
             }
@@ -191,6 +201,13 @@ impl Failure {
                 )
             }
             Failure::AckTimeout => "publish timed out: no acknowledgement".to_string(),
+            Failure::AckWindowStalled => {
+                "connection closed: every packet id of the in-flight window held by an unacknowledged publish".to_string()
+            }
+            Failure::WriteTimeout => {
+                "write timed out: the broker stopped reading for --timeout".to_string()
+            }
+            Failure::ConnectAborted => "connect aborted: run stopped before CONNACK".to_string(),
             Failure::InflightLost => {
                 "publish lost: connection closed before acknowledgement".to_string()
             }

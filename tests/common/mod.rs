@@ -332,7 +332,7 @@ pub mod packet {
 }
 
 /// Fixed header byte + remaining length + body (section 2.2.3 variable-length encoding).
-fn frame(header: u8, body: &[u8]) -> Vec<u8> {
+pub fn frame(header: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![header];
     let mut len = body.len();
     loop {

@@ -17,6 +17,10 @@ impl Worker {
                 State::Connecting | State::AwaitConnack => self.check_connect_timeout(ci, now),
                 State::AwaitSuback => self.check_subscribe_timeout(ci, now),
                 State::Connected => {
+                    if self.write_stalled(ci, now) {
+                        self.close(ci, Some(Failure::WriteTimeout));
+                        continue;
+                    }
                     self.expire_acks(ci, now);
                     self.keep_alive(ci, now);
                     self.churn(ci, now);
@@ -34,6 +38,13 @@ impl Worker {
         }
     }
 
+    /// Queued bytes the socket has taken none of for `--timeout`: the peer stopped reading.
+    fn write_stalled(&self, ci: usize, now: u64) -> bool {
+        self.conns[ci]
+            .write_blocked_since_ns
+            .is_some_and(|since| now.saturating_sub(since) > self.timeout_ns)
+    }
+
     fn check_subscribe_timeout(&mut self, ci: usize, now: u64) {
         if now.saturating_sub(self.conns[ci].connect_started_ns) > self.timeout_ns {
             self.settle_subscriber(ci, Some(Failure::SubscribeTimeout), now);
@@ -41,8 +52,12 @@ impl Worker {
         }
     }
 
+    /// Count publishes unacknowledged for `--timeout` as timed out. Their packet ids stay
+    /// held until the broker acks them [MQTT-2.3.1-2]; a window held entirely by such ids
+    /// means the broker stopped acknowledging on this connection, which is closed (a new
+    /// session, with `--reconnect`, frees them).
     fn expire_acks(&mut self, ci: usize, now: u64) {
-        if self.conns[ci].inflight.is_empty() || now < self.timeout_ns {
+        if self.conns[ci].inflight.outstanding() == 0 || now < self.timeout_ns {
             return;
         }
         let expired = self.conns[ci]
@@ -51,9 +66,9 @@ impl Worker {
         for _ in 0..expired {
             self.rec.fail(Failure::AckTimeout);
         }
-        if expired > 0 {
-            self.inflight_total -= expired as u64;
-            self.pump(ci, now);
+        self.inflight_total -= expired as u64;
+        if self.conns[ci].inflight.all_expired() {
+            self.close(ci, Some(Failure::AckWindowStalled));
         }
     }
 
@@ -67,7 +82,7 @@ impl Worker {
             Some(sent) if now.saturating_sub(sent) > self.timeout_ns.max(keep_alive_ns) => {
                 self.close(ci, Some(Failure::ConnectionLost(libc::ETIMEDOUT)));
             }
-            None if now.saturating_sub(c.last_write_ns) >= keep_alive_ns => {
+            None if now.saturating_sub(c.last_write_ns) >= ping_after_ns(keep_alive_ns) => {
                 self.conns[ci].ping_sent_ns = Some(now);
                 self.conns[ci].last_write_ns = now;
                 self.reply(ci, mqtt::connect::encode_pingreq);
@@ -153,7 +168,7 @@ impl Worker {
             return;
         }
         c.churn_due = true;
-        if !c.inflight.is_empty() {
+        if c.inflight.outstanding() > 0 {
             return;
         }
         self.reply(ci, mqtt::connect::encode_disconnect);
@@ -180,6 +195,8 @@ impl Worker {
         c.ping_sent_ns = None;
         c.timer_armed = false;
         c.read_paused = false;
+        c.peer_closed = false;
+        c.write_blocked_since_ns = None;
     }
 
     /// Record the failure, drop the connection and come back after the back-off: the client
@@ -201,4 +218,12 @@ impl Worker {
             self.rec.fail(Failure::InflightLost);
         }
     }
+}
+
+/// How long a connection may stay silent before it sends PINGREQ: three quarters of the
+/// keep-alive, so the ping is written *before* the interval ends [MQTT-3.1.2-23] even when
+/// the check (every `HOUSEKEEPING_NS`) or the thread runs late. A quarter of the keep-alive
+/// (at least 250 ms at the 1 s minimum) is the margin.
+fn ping_after_ns(keep_alive_ns: u64) -> u64 {
+    keep_alive_ns - keep_alive_ns / 4
 }

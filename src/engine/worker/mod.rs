@@ -62,6 +62,17 @@ const RECONNECT_MAX_NS: u64 = 5_000_000_000;
 /// A subscriber reads only while its write buffer has this much room for acknowledgements.
 const SUBSCRIBER_MIN_ROOM: usize = 1024;
 
+/// One readiness event, copied out of `Events` so handling it can borrow the worker.
+#[derive(Debug, Clone, Copy)]
+struct Fired {
+    token: Token,
+    readable: bool,
+    writable: bool,
+    /// The peer closed (FIN/hang-up) or the socket has an error: read until end of stream or
+    /// `WouldBlock`, even after a short read, or the close would be missed.
+    closed: bool,
+}
+
 /// Why the loop ended, for the last flush of in-flight publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Drain {
@@ -91,8 +102,8 @@ pub struct Worker {
     /// `ready_next` collects them, `ready` is the spare list swapped in while serving.
     ready: Vec<u32>,
     ready_next: Vec<u32>,
-    /// This iteration's events, copied out of `events`: (token, readable, writable).
-    fired: Vec<(Token, bool, bool)>,
+    /// This iteration's events, copied out of `events`.
+    fired: Vec<Fired>,
     scratch: Box<[u8]>,
     inflight_total: u64,
     connected: u32,
@@ -291,7 +302,10 @@ impl Worker {
             }
             match self.conns[ci].state {
                 State::Waiting => self.close(ci, None),
-                State::Connecting | State::AwaitConnack => self.close(ci, None),
+                // A connect that was started is counted: it ends here as aborted.
+                State::Connecting | State::AwaitConnack => {
+                    self.close(ci, Some(Failure::ConnectAborted))
+                }
                 _ => {}
             }
         }
@@ -302,7 +316,8 @@ impl Worker {
     fn finish_publishers(&mut self) {
         let mut owed = 0;
         for ci in 0..self.conns.len() {
-            let expired = self.conns[ci].inflight.clear();
+            // Their ids stay held: a late PUBREC still gets its PUBREL while subscribers drain.
+            let expired = self.conns[ci].inflight.expire_all();
             self.inflight_total -= expired as u64;
             for _ in 0..expired {
                 self.rec.fail(Failure::AckTimeout);
@@ -327,16 +342,17 @@ impl Worker {
         self.fired.clear();
         for e in self.events.iter() {
             let closed = e.is_error() || e.is_read_closed() || e.is_write_closed();
-            self.fired.push((
-                e.token(),
-                e.is_readable() || closed,
-                e.is_writable() || closed,
-            ));
+            self.fired.push(Fired {
+                token: e.token(),
+                readable: e.is_readable() || closed,
+                writable: e.is_writable() || closed,
+                closed,
+            });
         }
         for i in 0..self.fired.len() {
-            let (token, readable, writable) = self.fired[i];
-            if token != WAKER && token.0 < self.conns.len() {
-                self.on_event(token.0, readable, writable);
+            let event = self.fired[i];
+            if event.token != WAKER && event.token.0 < self.conns.len() {
+                self.on_event(event);
             }
         }
         Ok(())
@@ -376,15 +392,19 @@ impl Worker {
         }
     }
 
-    fn on_event(&mut self, ci: usize, readable: bool, writable: bool) {
+    fn on_event(&mut self, event: Fired) {
+        let ci = event.token.0;
         let now = self.control.now_ns();
         match self.conns[ci].state {
             State::Connecting => self.finish_connect(ci, now),
             State::AwaitConnack | State::AwaitSuback | State::Connected => {
-                if readable {
+                if event.closed {
+                    self.conns[ci].peer_closed = true;
+                }
+                if event.readable {
                     self.read_ready(ci, now);
                 }
-                if writable && self.conns[ci].is_open() {
+                if event.writable && self.conns[ci].is_open() {
                     // Flush first, so the pump sees the room the socket just made.
                     self.flush(ci, now);
                     self.pump(ci, now);
@@ -417,7 +437,11 @@ impl Worker {
                 self.reply(ci, mqtt::connect::encode_disconnect);
                 self.flush(ci, now);
             }
-            self.close(ci, None);
+            let aborted_connect = matches!(
+                self.conns[ci].state,
+                State::Connecting | State::AwaitConnack
+            );
+            self.close(ci, aborted_connect.then_some(Failure::ConnectAborted));
         }
         if !matches!(self.drain, Drain::Subscribers(_)) {
             // Aborted before the publishers finished: still count this worker as done.

@@ -150,6 +150,7 @@ impl Worker {
                 return false;
             };
             if c.wbuf.is_empty() {
+                c.write_blocked_since_ns = None;
                 c.return_wbuf(&mut self.pool);
                 return true;
             }
@@ -162,8 +163,12 @@ impl Worker {
                     c.wbuf.copy_within(n.., 0);
                     c.wbuf.truncate(c.wbuf.len() - n);
                     c.last_write_ns = now;
+                    c.write_blocked_since_ns = None;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.write_blocked_since_ns.get_or_insert(now);
+                    return false;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.lose(ci, errno(&e));

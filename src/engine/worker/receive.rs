@@ -4,11 +4,14 @@
 use std::io::{self, Read};
 
 use super::{errno, ns_to_us, Worker};
+use crate::engine::inflight::Ack;
 use crate::mqtt::{self, Packet};
 use crate::stats::{Failure, Metric};
 
 impl Worker {
-    /// Drain the socket until `WouldBlock`, decoding every whole packet.
+    /// Drain the socket until `WouldBlock`, decoding every whole packet. Once an event said
+    /// the peer closed (`Conn::peer_closed`), read on to the end of stream even after a short
+    /// read.
     pub(super) fn read_ready(&mut self, ci: usize, now: u64) {
         let mut scratch = std::mem::take(&mut self.scratch);
         loop {
@@ -16,6 +19,7 @@ impl Worker {
             if room == 0 {
                 break;
             }
+            let peer_closed = self.conns[ci].peer_closed;
             let Some(stream) = self.conns[ci].stream.as_mut() else {
                 break;
             };
@@ -32,8 +36,9 @@ impl Worker {
                     // A short read emptied the socket: bytes arriving later raise a new edge,
                     // so the read that would only say WouldBlock is skipped (as tokio does).
                     // Against a broker that acks one PUBLISH per write this is one syscall
-                    // less per message.
-                    if n < scratch.len() {
+                    // less per message. A close that came with the data raises no new
+                    // edge, so then the end of stream must be read now.
+                    if n < room && !peer_closed {
                         break;
                     }
                 }
@@ -89,9 +94,21 @@ impl Worker {
     fn on_packet(&mut self, ci: usize, packet: Packet<'_>, now: u64) -> Result<(), Failure> {
         match packet {
             Packet::ConnAck { code, .. } => self.on_connack(ci, code, now),
-            Packet::PubAck { pkid } if self.plan.qos == 1 => Ok(self.complete(ci, pkid, now)),
-            Packet::PubRec { pkid } if self.plan.qos == 2 => Ok(self.on_pubrec(ci, pkid)),
-            Packet::PubComp { pkid } if self.plan.qos == 2 => Ok(self.complete(ci, pkid, now)),
+            Packet::PubAck { pkid } if self.plan.qos == 1 => {
+                let ack = self.conns[ci].inflight.on_puback(pkid);
+                self.on_ack(ci, ack, now, "PUBACK for a packet id not in flight")
+            }
+            Packet::PubRec { pkid } if self.plan.qos == 2 => {
+                let ack = self.conns[ci].inflight.on_pubrec(pkid);
+                if ack == Ack::Release {
+                    self.reply(ci, |out| mqtt::ack::encode_pubrel(out, pkid));
+                }
+                self.on_ack(ci, ack, now, "PUBREC for a packet id not in flight")
+            }
+            Packet::PubComp { pkid } if self.plan.qos == 2 => {
+                let ack = self.conns[ci].inflight.on_pubcomp(pkid);
+                self.on_ack(ci, ack, now, "PUBCOMP for a packet id not waiting for one")
+            }
             Packet::PingResp => {
                 self.conns[ci].ping_sent_ns = None;
                 Ok(())
@@ -111,24 +128,32 @@ impl Worker {
         }
     }
 
-    fn complete(&mut self, ci: usize, pkid: u16, now: u64) {
-        // An unknown or stale id is a late ack for a publish already counted as timed out.
-        if let Some(scheduled_ns) = self.conns[ci].inflight.complete(pkid) {
-            self.inflight_total -= 1;
-            self.conns[ci].counted += 1;
-            self.rec
-                .ok(Metric::Publish, ns_to_us(now.saturating_sub(scheduled_ns)));
-            if self.conns[ci].churn_due {
-                return self.churn(ci, now);
+    /// Account for what an acknowledgement did: a completed publish is timed and frees room
+    /// for the next; a late one (already counted as timed out) just frees its id.
+    fn on_ack(
+        &mut self,
+        ci: usize,
+        ack: Ack,
+        now: u64,
+        unexpected: &'static str,
+    ) -> Result<(), Failure> {
+        match ack {
+            Ack::Completed(scheduled_ns) => {
+                self.inflight_total -= 1;
+                self.conns[ci].counted += 1;
+                self.rec
+                    .ok(Metric::Publish, ns_to_us(now.saturating_sub(scheduled_ns)));
             }
+            Ack::Release => return Ok(()),
+            Ack::Late => {}
+            Ack::Unexpected => return Err(Failure::Protocol(unexpected)),
+        }
+        if self.conns[ci].churn_due {
+            self.churn(ci, now);
+        } else {
             self.pump(ci, now);
         }
-    }
-
-    fn on_pubrec(&mut self, ci: usize, pkid: u16) {
-        if self.conns[ci].inflight.mark_released(pkid) {
-            self.reply(ci, |out| mqtt::ack::encode_pubrel(out, pkid));
-        }
+        Ok(())
     }
 
     /// Broker-to-client publishes: ack them (QoS 2: PUBREC now, PUBCOMP on PUBREL).
