@@ -119,9 +119,13 @@ fn answer(stream: &mut TcpStream, script: Script, header: u8, body: &[u8]) -> bo
     let connack = frame(packet::CONNACK << 4, &[0, 0]);
     match (script, header >> 4) {
         (Script::ConnackThenClose, packet::CONNECT) => {
-            // One write carrying both, then FIN: mqblast sees data and the close together.
+            // CONNACK and FIN in one TCP segment (corked until the FIN is queued), so mqblast
+            // sees the data and the close in one readiness event. The socket stays open and
+            // keeps accepting bytes, so later writes raise no new event.
+            cork(stream, true);
             let _ = stream.write_all(&connack);
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.shutdown(Shutdown::Write);
+            cork(stream, false);
             false
         }
         (Script::ConnackThenStopReading, packet::CONNECT) => {
@@ -136,6 +140,22 @@ fn answer(stream: &mut TcpStream, script: Script, header: u8, body: &[u8]) -> bo
         }
         (_, packet::PINGREQ) => stream.write_all(&frame(packet::PINGRESP << 4, &[])).is_ok(),
         _ => true,
+    }
+}
+
+/// TCP_CORK: hold partial segments until uncorked (or until a FIN is queued behind them).
+fn cork(stream: &TcpStream, on: bool) {
+    use std::os::fd::AsRawFd;
+    let value: libc::c_int = on.into();
+    // SAFETY: a valid socket descriptor and a correctly sized option value.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
