@@ -11,6 +11,8 @@
 //! every mqblast run has a wall-clock bound after which it is killed and the test fails.
 #![allow(dead_code)]
 
+pub mod strict;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
