@@ -277,7 +277,7 @@ impl Worker {
         }
         match self.drain {
             Drain::Until(deadline) => {
-                if now >= deadline || (self.inflight_total == 0 && self.all_written()) {
+                if now >= deadline || (self.inflight_total == 0 && self.all_settled()) {
                     self.finish_publishers();
                 }
                 false
@@ -287,10 +287,15 @@ impl Worker {
         }
     }
 
-    fn all_written(&self) -> bool {
-        self.conns
-            .iter()
-            .all(|c| c.wbuf.is_empty() || c.state != State::Connected || c.is_subscriber())
+    /// Every publisher's bytes are written and the broker has finished with every packet id
+    /// (a timed-out publish's late ack is still awaited, so a late PUBREC gets its PUBREL
+    /// before the DISCONNECT), or the connection is gone.
+    fn all_settled(&self) -> bool {
+        self.conns.iter().all(|c| {
+            c.state != State::Connected
+                || c.is_subscriber()
+                || (c.wbuf.is_empty() && c.inflight.is_empty())
+        })
     }
 
     /// Stop publishing: publishers that have not connected yet never will. Subscribers stay.
