@@ -13,6 +13,7 @@ pub mod limits;
 pub mod mqtt;
 pub mod payload;
 pub mod plan;
+pub mod precise_poll;
 pub mod report;
 pub mod shard;
 pub mod signals;

@@ -76,6 +76,9 @@ pub struct Conn {
     pub write_blocked_since_ns: Option<u64>,
     /// When the outstanding PINGREQ was sent, if one is outstanding.
     pub ping_sent_ns: Option<u64>,
+    /// When this connection's check is armed in the worker's timer heap (ns since run start;
+    /// `u64::MAX`: none). Entries with another time are stale.
+    pub check_at_ns: u64,
     /// A publish timer for this client is in the worker's heap.
     pub timer_armed: bool,
     /// In the worker's flush list.
@@ -136,6 +139,7 @@ impl Conn {
             last_write_ns: 0,
             write_blocked_since_ns: None,
             ping_sent_ns: None,
+            check_at_ns: u64::MAX,
             timer_armed: false,
             dirty: false,
             ready: false,

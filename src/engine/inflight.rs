@@ -114,6 +114,19 @@ impl Inflight {
         self.expired == self.slots.len()
     }
 
+    /// When the oldest publish still waiting to be counted was handed to the socket (None when
+    /// there is none). A scan of the window: called once per check, not per message.
+    pub fn oldest_outstanding_sent_ns(&self) -> Option<u64> {
+        if self.outstanding() == 0 {
+            return None;
+        }
+        self.slots
+            .iter()
+            .filter(|s| s.stage != Stage::Free && !s.expired)
+            .map(|s| s.sent_ns)
+            .min()
+    }
+
     /// Take a slot for a new publish; returns its packet id, or None when the window is full.
     pub fn insert(&mut self, scheduled_ns: u64, sent_ns: u64) -> Option<u16> {
         let slot = self.free.pop()? as usize;

@@ -47,6 +47,7 @@ impl Worker {
         c.state = State::Connecting;
         c.connect_started_ns = now;
         c.connect_slot_reserved = false; // a reconnect is paced again
+        self.rearm_check(ci);
     }
 
     /// A non-blocking connect is complete only after writable + `take_error` + `peer_addr`.
@@ -117,6 +118,7 @@ impl Worker {
         } else {
             self.pump(ci, now);
         }
+        self.rearm_check(ci);
         Ok(())
     }
 }

@@ -4,32 +4,103 @@
 use std::cmp::Reverse;
 use std::time::Instant;
 
-use super::{Drain, Worker, RECONNECT_FIRST_NS, RECONNECT_MAX_NS};
+use super::{Drain, Worker, CHECK, RECONNECT_FIRST_NS, RECONNECT_MAX_NS};
 use crate::engine::conn::State;
 use crate::mqtt;
 use crate::stats::Failure;
 
+/// A check re-armed by its own handling comes back no sooner than this.
+const MIN_RECHECK_NS: u64 = 1_000;
+
 impl Worker {
-    /// Connect and ack timeouts, keep-alive pings, and shipping stats.
-    pub(super) fn housekeeping(&mut self, now: u64) {
-        for ci in 0..self.conns.len() {
-            match self.conns[ci].state {
-                State::Connecting | State::AwaitConnack => self.check_connect_timeout(ci, now),
-                State::AwaitSuback => self.check_subscribe_timeout(ci, now),
-                State::Connected => {
-                    if self.write_stalled(ci, now) {
-                        self.close(ci, Some(Failure::WriteTimeout));
-                        continue;
-                    }
+    /// The worker's tick: sample the connected count and ship stats when an interval is over.
+    pub(super) fn housekeeping(&mut self, _now: u64) {
+        self.rec.set_connected(self.connected);
+        self.rec.maybe_flush(Instant::now());
+    }
+
+    /// A connection's check came due (`when` is its time; an entry whose time is no longer
+    /// the connection's armed check is stale and ignored): connect, subscribe, ack and write
+    /// timeouts, keep-alive and churn, then the next check is armed.
+    pub(super) fn fire_check(&mut self, ci: usize, when: u64, now: u64) {
+        if self.conns[ci].check_at_ns != when {
+            return;
+        }
+        self.conns[ci].check_at_ns = u64::MAX;
+        match self.conns[ci].state {
+            State::Connecting | State::AwaitConnack => self.check_connect_timeout(ci, now),
+            State::AwaitSuback => self.check_subscribe_timeout(ci, now),
+            State::Connected => {
+                if self.write_stalled(ci, now) {
+                    self.close(ci, Some(Failure::WriteTimeout));
+                } else {
                     self.expire_acks(ci, now);
                     self.keep_alive(ci, now);
                     self.churn(ci, now);
                 }
-                _ => {}
             }
+            _ => {}
         }
-        self.rec.set_connected(self.connected);
-        self.rec.maybe_flush(Instant::now());
+        // Never re-armed in the past: a deadline that handling did not move cannot spin.
+        if let Some(when) = self.next_check_ns(ci) {
+            self.arm_check(ci, when.max(now + MIN_RECHECK_NS));
+        }
+    }
+
+    /// Arm the connection's check at its next deadline, if that is earlier than the one armed.
+    pub(super) fn rearm_check(&mut self, ci: usize) {
+        if let Some(when) = self.next_check_ns(ci) {
+            self.arm_check(ci, when);
+        }
+    }
+
+    /// Make sure the connection is checked no later than `when_ns`.
+    ///
+    /// Bound: an entry is pushed only when `when_ns` is earlier than the armed check, and the
+    /// old entry stays behind, stale, until its time. Every deadline armed is "now + a fixed
+    /// duration" (timeout, keep-alive margin, churn), so between two checks a connection can
+    /// lower its check once per kind of deadline: a handful of stale entries at most.
+    #[inline]
+    pub(super) fn arm_check(&mut self, ci: usize, when_ns: u64) {
+        let c = &mut self.conns[ci];
+        if when_ns < c.check_at_ns {
+            c.check_at_ns = when_ns;
+            self.timers.push(Reverse((when_ns, ci as u32 | CHECK)));
+        }
+    }
+
+    /// When something about this connection is next due (None: nothing while in this state).
+    fn next_check_ns(&self, ci: usize) -> Option<u64> {
+        let c = &self.conns[ci];
+        let timeout_ns = self.timeout_ns;
+        match c.state {
+            State::Connecting | State::AwaitConnack | State::AwaitSuback => {
+                Some(c.connect_started_ns + timeout_ns + 1)
+            }
+            State::Connected => {
+                let mut due = u64::MAX;
+                if let Some(since) = c.write_blocked_since_ns {
+                    due = due.min(since + timeout_ns + 1);
+                }
+                if let Some(sent) = c.inflight.oldest_outstanding_sent_ns() {
+                    due = due.min(sent + timeout_ns + 1);
+                }
+                let keep_alive_ns = self.plan.keep_alive_s as u64 * 1_000_000_000;
+                if keep_alive_ns > 0 {
+                    due = due.min(match c.ping_sent_ns {
+                        Some(sent) => sent + timeout_ns.max(keep_alive_ns) + 1,
+                        None => c.last_write_ns + ping_after_ns(keep_alive_ns),
+                    });
+                }
+                // Once due, the last ack recycles the connection (`on_ack`), not a timer.
+                let churns = !c.is_subscriber() && !c.churn_due && self.drain == Drain::No;
+                if let Some(churn) = self.plan.churn.filter(|_| churns) {
+                    due = due.min(c.connected_at_ns + churn.as_nanos() as u64);
+                }
+                (due != u64::MAX).then_some(due)
+            }
+            _ => None,
+        }
     }
 
     fn check_connect_timeout(&mut self, ci: usize, now: u64) {
@@ -123,6 +194,7 @@ impl Worker {
             self.quota_holders -= u32::from(holds_quota);
         }
         c.state = State::Closed;
+        c.check_at_ns = u64::MAX;
         if let Some(mut stream) = c.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
@@ -197,6 +269,7 @@ impl Worker {
         c.read_paused = false;
         c.peer_closed = false;
         c.write_blocked_since_ns = None;
+        c.check_at_ns = u64::MAX;
     }
 
     /// Record the failure, drop the connection and come back after the back-off: the client

@@ -37,7 +37,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Poll, Token, Waker};
+use mio::{Poll, Token, Waker};
 
 use super::audit::SubscriberAudit;
 use super::conn::{Conn, Role, State, WritePool};
@@ -45,6 +45,7 @@ use super::control::{Control, ABORTING, RUNNING};
 use super::dial::ConnectPacer;
 use crate::mqtt;
 use crate::plan::Plan;
+use crate::precise_poll::{Fired, PrecisePoll};
 use crate::stats::{Failure, Recorder};
 use clients::{publisher, quota_of, source_of};
 
@@ -52,8 +53,15 @@ use clients::{publisher, quota_of, source_of};
 const WAKER: Token = Token(usize::MAX);
 /// Size of the per-worker read scratch buffer (every socket is read through it).
 const SCRATCH_BYTES: usize = 64 * 1024;
-/// Timeouts, keep-alive and stats shipping are checked this often.
+/// Stats are shipped (and the connected count sampled) on this tick; connections have
+/// deadlines of their own in the timer heap.
 const HOUSEKEEPING_NS: u64 = 100_000_000;
+/// Tag bit of a connection-check entry in the timer heap.
+const CHECK: u32 = 1 << 31;
+/// Timer-heap entries reserved per client: a spawn/reconnect or publish timer, its live check
+/// and the stale checks `arm_check` may leave behind (see there). Beyond this the heap grows
+/// once, to the run's peak, like the write pool.
+const TIMERS_PER_CLIENT: usize = 4;
 /// Most events handled per poll.
 const EVENTS: usize = 1024;
 /// `--reconnect` back-off: the first wait, doubled after every failed attempt up to the cap.
@@ -61,17 +69,6 @@ const RECONNECT_FIRST_NS: u64 = 100_000_000;
 const RECONNECT_MAX_NS: u64 = 5_000_000_000;
 /// A subscriber reads only while its write buffer has this much room for acknowledgements.
 const SUBSCRIBER_MIN_ROOM: usize = 1024;
-
-/// One readiness event, copied out of `Events` so handling it can borrow the worker.
-#[derive(Debug, Clone, Copy)]
-struct Fired {
-    token: Token,
-    readable: bool,
-    writable: bool,
-    /// The peer closed (FIN/hang-up) or the socket has an error: read until end of stream or
-    /// `WouldBlock`, even after a short read, or the close would be missed.
-    closed: bool,
-}
 
 /// Why the loop ended, for the last flush of in-flight publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,12 +86,17 @@ enum Drain {
 pub struct Worker {
     id: usize,
     poll: Poll,
-    events: Events,
+    /// Waits with a nanosecond deadline; this iteration's events.
+    waiter: PrecisePoll,
     conns: Vec<Conn>,
     plan: Arc<Plan>,
     control: Arc<Control>,
     rec: Recorder,
-    /// (when_ns, conn): spawn times and publish due times. One entry per client at most.
+    /// (when_ns, tag): spawn, connect-slot, reconnect and publish due times (tag = the
+    /// connection), and each connection's next check (tag = connection | [`CHECK`]: its
+    /// timeouts, keep-alive, churn). Deadlines, not scans: a worker touches a connection when
+    /// something about it is due, never on a fixed period. See [`Worker::arm_check`] for the
+    /// bound on entries.
     timers: BinaryHeap<Reverse<(u64, u32)>>,
     /// Connections to flush at the end of this iteration.
     dirty: Vec<u32>,
@@ -102,8 +104,6 @@ pub struct Worker {
     /// `ready_next` collects them, `ready` is the spare list swapped in while serving.
     ready: Vec<u32>,
     ready_next: Vec<u32>,
-    /// This iteration's events, copied out of `events`.
-    fired: Vec<Fired>,
     scratch: Box<[u8]>,
     inflight_total: u64,
     connected: u32,
@@ -151,8 +151,8 @@ impl Worker {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let sub_clients = super::clients_of(plan.sub_users, plan.threads.max(1), id);
         let mut conns = Vec::with_capacity(clients.len() + sub_clients.len());
-        // Two entries per client at most: a stale publish timer and a reconnect timer.
-        let mut timers = BinaryHeap::with_capacity(2 * (clients.len() + sub_clients.len()) + 1);
+        let mut timers =
+            BinaryHeap::with_capacity(TIMERS_PER_CLIENT * (clients.len() + sub_clients.len()) + 1);
         let mut quota_holders = 0;
         for &local in clients {
             let index = plan.client_index_offset + local;
@@ -178,6 +178,7 @@ impl Worker {
         }
         control.subs.register_worker(sub_clients.len() as u64);
         let n = conns.len();
+        assert!(n < CHECK as usize, "connection indexes fit the timer tag");
         let buffer_bytes = conns
             .iter()
             .filter(|c| !c.is_subscriber())
@@ -190,8 +191,7 @@ impl Worker {
             pacer: ConnectPacer::new(plan.connect_rate, threads),
             id,
             poll,
-            events: Events::with_capacity(EVENTS),
-            fired: Vec::with_capacity(EVENTS),
+            waiter: PrecisePoll::new(EVENTS),
             live: n as u32,
             conns,
             interval_ns: plan.interval.as_nanos() as u64,
@@ -237,6 +237,7 @@ impl Worker {
     /// As `run`, calling `observe(published)` once per loop iteration on this thread (the
     /// zero-allocation test uses it to read a thread-local allocation counter).
     pub fn run_observed(mut self, mut observe: impl FnMut(u64)) {
+        crate::precise_poll::tighten_timer_slack();
         loop {
             let now = self.control.now_ns();
             if self.should_end(now) {
@@ -338,24 +339,9 @@ impl Worker {
 
     fn poll_once(&mut self) -> io::Result<()> {
         let timeout = self.poll_timeout();
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        // Handling an event needs `&mut self`, so copy them out first (capacity reserved).
-        self.fired.clear();
-        for e in self.events.iter() {
-            let closed = e.is_error() || e.is_read_closed() || e.is_write_closed();
-            self.fired.push(Fired {
-                token: e.token(),
-                readable: e.is_readable() || closed,
-                writable: e.is_writable() || closed,
-                closed,
-            });
-        }
-        for i in 0..self.fired.len() {
-            let event = self.fired[i];
+        let fired = self.waiter.wait(&self.poll, timeout)?;
+        for i in 0..fired {
+            let event = self.waiter.fired(i);
             if event.token != WAKER && event.token.0 < self.conns.len() {
                 self.on_event(event);
             }
@@ -376,12 +362,16 @@ impl Worker {
     }
 
     fn fire_timers(&mut self, now: u64) {
-        while let Some(&Reverse((when, ci))) = self.timers.peek() {
+        while let Some(&Reverse((when, tag))) = self.timers.peek() {
             if when > now {
                 break;
             }
             self.timers.pop();
-            let ci = ci as usize;
+            if tag & CHECK != 0 {
+                self.fire_check((tag & !CHECK) as usize, when, now);
+                continue;
+            }
+            let ci = tag as usize;
             match self.conns[ci].state {
                 State::Waiting
                     if self.drain == Drain::No && now >= self.conns[ci].reconnect_at_ns =>

@@ -54,6 +54,7 @@ impl Worker {
         } else {
             now
         };
+        let first_outstanding = c.inflight.outstanding() == 0;
         let pkid = if qos > 0 {
             self.inflight_total += 1;
             c.inflight.insert(scheduled_ns, now).unwrap_or(0)
@@ -83,6 +84,10 @@ impl Worker {
         }
         self.published += 1;
         self.mark_dirty(ci);
+        if qos > 0 && first_outstanding {
+            // Its ack timeout is the connection's earliest deadline unless one is armed sooner.
+            self.arm_check(ci, now + self.timeout_ns + 1);
+        }
     }
 
     fn arm_timer(&mut self, ci: usize) {
@@ -166,7 +171,10 @@ impl Worker {
                     c.write_blocked_since_ns = None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    c.write_blocked_since_ns.get_or_insert(now);
+                    if c.write_blocked_since_ns.is_none() {
+                        c.write_blocked_since_ns = Some(now);
+                        self.arm_check(ci, now + self.timeout_ns + 1);
+                    }
                     return false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

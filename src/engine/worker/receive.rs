@@ -111,6 +111,8 @@ impl Worker {
             }
             Packet::PingResp => {
                 self.conns[ci].ping_sent_ns = None;
+                // The next ping is due sooner than the ping timeout that was armed.
+                self.rearm_check(ci);
                 Ok(())
             }
             Packet::Publish {

@@ -37,6 +37,7 @@ impl Worker {
                 let latency_ns = now.saturating_sub(self.conns[ci].connect_started_ns);
                 self.rec.ok(Metric::Subscribe, ns_to_us(latency_ns));
                 self.conns[ci].state = State::Connected;
+                self.rearm_check(ci);
                 self.settle_subscriber(ci, None, now);
             }
             Some(&code) => {
