@@ -78,6 +78,10 @@ pub struct Plan {
     /// `client_index_offset + i` of the whole plan (ids, topics, `{i}`), so shards never share
     /// a client id. 0 without `--shard`.
     pub client_index_offset: u64,
+    /// Index of `tokens[0]` in the whole configured token list (`--shard` gives each shard a
+    /// contiguous slice of it), so reports can name the token a client used by its position
+    /// in the user's list, never by its text. 0 without `--shard`.
+    pub token_index_offset: u64,
     /// `--start-at`: wall-clock epoch milliseconds to wait for before connecting, so every
     /// shard of a multi-host run starts together.
     pub start_at_epoch_ms: Option<u64>,
@@ -147,7 +151,19 @@ impl Plan {
         if self.tokens.is_empty() {
             return "";
         }
+        &self.tokens[self.local_token_slot(index)]
+    }
+
+    /// Position in the configured token list (before any `--shard` split) of the token client
+    /// `index` uses; None without tokens. Reports name a device by this, never by its token.
+    pub fn token_index_of(&self, index: u64) -> Option<u64> {
+        (!self.tokens.is_empty())
+            .then(|| self.token_index_offset + self.local_token_slot(index) as u64)
+    }
+
+    /// Index into this process's `tokens` of client `index`'s token (tokens not empty).
+    fn local_token_slot(&self, index: u64) -> usize {
         let local = index.saturating_sub(self.client_index_offset);
-        &self.tokens[(local % self.tokens.len() as u64) as usize]
+        (local % self.tokens.len() as u64) as usize
     }
 }

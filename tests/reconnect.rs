@@ -83,6 +83,54 @@ fn churn_recycles_every_connection_on_schedule_without_losing_a_publish() {
     // Each user connects about every 0.5 s (plus the 100 ms housekeeping granularity).
     let connects = summary.u64("connect.ok");
     assert!((12..=28).contains(&connects), "{connects} connects");
+    // Every session ended by our DISCONNECT (churn or stop): one ok connection per connect.
+    assert_eq!(summary.u64("connection.ok"), connects, "{}", summary.text());
+    assert_eq!(summary.u64("connection.failures"), 0);
     assert_eq!(summary.u64("publish.failures"), 0);
     assert!(summary.u64("publish.ok") > 500);
+}
+
+/// Regression: a connection lost after its CONNACK was counted on the `connect` row as
+/// another (failed) connect request, so N lost connections read as about 2N connects.
+#[test]
+fn a_connection_lost_after_connack_is_not_counted_as_another_connect_request() {
+    const USERS: u64 = 6;
+    let mut broker = Mosquitto::start();
+    let dir = TempDir::new("lost-after-connack");
+    let json = dir.file("out.json");
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &["-u", "6", "-t", "10s", "--interval", "50ms", "--qos", "1"],
+    );
+    let mut running = common::spawn(common::mqblast_command(&args));
+    // Every user connects within milliseconds (-r 1000); give a loaded machine time.
+    std::thread::sleep(Duration::from_millis(1500));
+    broker.restart(Duration::from_millis(200));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running.is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = running.wait(Duration::from_secs(30));
+    run.assert_code(1);
+    let summary = Summary::read(&json, &run);
+    let context = summary.text();
+    assert_eq!(summary.u64("connect.requests"), USERS, "{context}");
+    assert_eq!(summary.u64("connect.ok"), USERS, "{context}");
+    assert_eq!(summary.u64("connect.failures"), 0, "{context}");
+    assert_eq!(summary.u64("connection.requests"), USERS, "{context}");
+    assert_eq!(summary.u64("connection.failures"), USERS, "{context}");
+    assert_eq!(summary.u64("connection.ok"), 0, "{context}");
+    assert_eq!(summary.errors_starting_with("connection lost"), USERS);
+    let details = summary.get("error_details").as_array().unwrap();
+    for detail in details
+        .iter()
+        .filter(|d| d["reason"].as_str().unwrap().starts_with("connection lost"))
+    {
+        assert_eq!(detail["metric"], "connection", "{detail}");
+    }
+    assert!(
+        run.stderr.contains("MQTT connection: connection lost"),
+        "the error report names the connection row:\n{}",
+        run.describe()
+    );
 }

@@ -18,7 +18,8 @@ use mqblast::report::merge::{merge, Input};
 use mqblast::report::result::{from_json, to_text, RunResult};
 use mqblast::report::{csv, hlog, html};
 use mqblast::stats::{
-    channels, merger::metric_names, Failure, Interval, Merger, MergerConfig, Metric, Summary,
+    channels, merger::metric_names, ClientRef, Failure, Interval, Merger, MergerConfig, Metric,
+    Summary, MAX_ERROR_EXAMPLES,
 };
 use serde_json::json;
 
@@ -49,8 +50,8 @@ impl Rng {
 const WALL0_S: u64 = 1_700_000_000;
 
 /// A run that started `offset_s` seconds after WALL0 and lasted until absolute second
-/// `seconds`, recording `samples` and `failures` (absolute second, failure) through the merger.
-fn run_of(samples: &[Sample], failures: &[(u64, Failure)], offset_s: u64, seconds: u64) -> Summary {
+/// `seconds`, recording `samples` and `failures` through the merger.
+fn run_of(samples: &[Sample], failures: &[Failed], offset_s: u64, seconds: u64) -> Summary {
     let workers = 1;
     let (_tx, rx, recycle) = channels(workers);
     let (recycle_tx, _recycle_rx): (Vec<_>, Vec<_>) = recycle.into_iter().unzip();
@@ -77,17 +78,23 @@ fn run_of(samples: &[Sample], failures: &[(u64, Failure)], offset_s: u64, second
             }
         }
         let mut kinds = 0;
-        for &(_, failure) in failures.iter().filter(|(s, _)| *s == absolute) {
-            match interval.failures[..kinds]
-                .iter_mut()
-                .find(|(f, _)| *f == failure)
+        for &(_, failure, client) in failures.iter().filter(|(s, _, _)| *s == absolute) {
+            let kind = match interval.failures[..kinds]
+                .iter()
+                .position(|(f, _)| *f == failure)
             {
-                Some(slot) => slot.1 += 1,
+                Some(kind) => kind,
                 None => {
-                    interval.failures[kinds] = (failure, 1);
+                    interval.failures[kinds] = (failure, 0);
                     kinds += 1;
+                    kinds - 1
                 }
-            }
+            };
+            interval.failures[kind].1 += 1;
+            interval.examples[kind].add(ClientRef {
+                subscriber: false,
+                index: client,
+            });
         }
         interval.failure_kinds = kinds;
         interval.connected = 5;
@@ -116,14 +123,20 @@ fn random_samples(rng: &mut Rng, count: usize, seconds: u64) -> Vec<Sample> {
         .collect()
 }
 
-fn random_failures(rng: &mut Rng, count: usize, seconds: u64) -> Vec<(u64, Failure)> {
+/// A failure: absolute second of the run, why, and the index of the client it happened to.
+type Failed = (u64, Failure, u64);
+
+fn random_failures(rng: &mut Rng, count: usize, seconds: u64) -> Vec<Failed> {
     let kinds = [
         Failure::AckTimeout,
         Failure::ConnackRefused(5),
         Failure::ConnectTimeout,
     ];
     (0..count)
-        .map(|_| (1 + rng.below(seconds), kinds[rng.below(3) as usize]))
+        .map(|_| {
+            let second = 1 + rng.below(seconds);
+            (second, kinds[rng.below(3) as usize], rng.below(16))
+        })
         .collect()
 }
 
@@ -159,7 +172,7 @@ fn csv_headers_and_column_order_are_byte_equal_to_locusts() {
     let history_header = format!(
         "Timestamp,User Count,Type,Name,Requests/s,Failures/s,{percentiles},Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,Total Max Response Time,Total Average Content Size\r\n"
     );
-    let failures_header = "Method,Name,Error,Occurrences,First Seen,Last Seen\r\n";
+    let failures_header = "Method,Name,Error,Occurrences,First Seen,Last Seen,Example Clients\r\n";
     let exceptions_header = "Count,Message,Traceback,Nodes\r\n";
 
     let result = sample_result();
@@ -373,6 +386,22 @@ fn merging_random_splits_of_one_run_gives_exactly_the_counts_and_percentiles_of_
                 "{context}"
             );
             assert_eq!(m.histogram(Metric::Publish), w.histogram(Metric::Publish));
+        }
+        for error in &merged.errors {
+            let clients: std::collections::BTreeSet<String> = failures
+                .iter()
+                .filter(|f| f.1.describe() == error.reason)
+                .map(|f| format!("client {}", f.2))
+                .collect();
+            let named: std::collections::BTreeSet<String> =
+                error.examples.iter().map(|e| e.client_id.clone()).collect();
+            assert_eq!(named.len(), error.examples.len(), "{context}: each once");
+            assert_eq!(
+                named.len(),
+                clients.len().min(MAX_ERROR_EXAMPLES),
+                "{context}"
+            );
+            assert!(named.is_subset(&clients), "{context}: {named:?}");
         }
         assert_eq!(merged.sources.len(), k);
         let source_requests: u64 = merged.sources.iter().map(|s| s.requests).sum();

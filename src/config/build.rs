@@ -117,6 +117,7 @@ pub fn build_plan(
         effective_config: serde_json::Value::Null,
         shard: part.shard,
         client_index_offset: part.client_index_offset,
+        token_index_offset: part.token_index_offset,
         start_at_epoch_ms,
         csv_prefix,
         csv_full_history,

@@ -13,6 +13,8 @@ pub(super) struct ShardPart {
     pub(super) spawn_rate: f64,
     pub(super) tokens: Vec<String>,
     pub(super) client_index_offset: u64,
+    /// Position of this shard's first token in the whole token list.
+    pub(super) token_index_offset: u64,
 }
 
 /// Divide users, the message limit and the spawn rate, offset client indexes and split the
@@ -34,6 +36,7 @@ pub(super) fn resolve_shard(
             spawn_rate,
             tokens,
             client_index_offset: 0,
+            token_index_offset: 0,
         });
     };
     let shard = shard::parse_shard(&raw.text()?).map_err(|problem| raw.fail(problem))?;
@@ -53,6 +56,7 @@ pub(super) fn resolve_shard(
     let clients = shard::range_of(users.into(), shard);
     let shard_users = clients.end - clients.start;
     let shard_messages = messages.map(|total| shard::share_of(total, shard));
+    let token_index_offset = shard::range_of(tokens.len() as u64, shard).start;
     let tokens = match tokens.is_empty() {
         true => tokens,
         false => shard::tokens_of(&tokens, shard).map_err(|problem| raw.fail(problem))?,
@@ -64,6 +68,7 @@ pub(super) fn resolve_shard(
         spawn_rate: shard::spawn_rate_of(spawn_rate, shard_users, users.into()),
         tokens,
         client_index_offset: clients.start,
+        token_index_offset,
     })
 }
 

@@ -14,6 +14,7 @@ use mio::net::TcpStream;
 
 use super::inflight::Inflight;
 use crate::payload::Frame;
+use crate::stats::ClientRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -167,6 +168,23 @@ impl Conn {
 
     pub fn is_subscriber(&self) -> bool {
         matches!(self.role, Role::Subscriber { .. })
+    }
+
+    /// This client as failure reports name it (index and role; the id is rendered later).
+    pub fn client(&self) -> ClientRef {
+        ClientRef {
+            subscriber: self.is_subscriber(),
+            index: self.index,
+        }
+    }
+
+    /// Not yet accepted by a CONNACK: a loss now is a failed connect attempt, not a lost
+    /// connection.
+    pub fn before_connack(&self) -> bool {
+        matches!(
+            self.state,
+            State::Waiting | State::Connecting | State::AwaitConnack
+        )
     }
 
     /// Write-buffer capacity: room for a full in-flight window of the largest frame (capped at

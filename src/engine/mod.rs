@@ -22,8 +22,9 @@ use std::time::Duration;
 use control::{Control, ABORTING, STOPPING};
 use worker::Worker;
 
+use crate::payload::{self, ClientVars};
 use crate::plan::Plan;
-use crate::stats::{self, Merger, MergerConfig, Summary};
+use crate::stats::{self, ClientNamer, ClientRef, ErrorExample, Merger, MergerConfig, Summary};
 
 /// How often the control loop checks the clock, signals and finished workers.
 const CONTROL_TICK: Duration = Duration::from_millis(20);
@@ -52,7 +53,8 @@ pub fn run(
         threads,
         data_rx,
         recycle_txs,
-    );
+    )
+    .with_client_names(client_namer(Arc::clone(&plan)));
     let merger = thread::Builder::new()
         .name("mqblast-merger".into())
         .spawn(move || merger.run())
@@ -131,6 +133,37 @@ fn audit_summary(plan: &Plan, control: &Control) -> audit::AuditSummary {
         summary.lost += missing * summary.published;
     }
     summary
+}
+
+/// Names the example clients of failure reports as the broker saw them: the client id from
+/// the plan's template (`-sub` for subscribers) and the position of the client's token in the
+/// configured list. Never the token: a client id template with `{token}` shows the
+/// placeholder there. Called by the merger, at most 10 times per failure reason.
+pub fn client_namer(plan: Arc<Plan>) -> ClientNamer {
+    Box::new(move |client: ClientRef| ErrorExample {
+        client_id: report_id_of(&plan, client),
+        token_index: plan.token_index_of(client.index),
+    })
+}
+
+fn report_id_of(plan: &Plan, client: ClientRef) -> String {
+    if !plan.client_id.contains("{token}") {
+        return match client.subscriber {
+            true => worker::subscriber_id_of(plan, client.index),
+            false => worker::client_id_of(plan, client.index),
+        };
+    }
+    let vars = ClientVars {
+        index: client.index,
+        token: "{token}",
+        client_id: "",
+    };
+    let id = payload::render(&plan.client_id, &vars);
+    match client.subscriber {
+        // The `-sub` suffix as `worker::subscriber_id_of` adds it.
+        true => format!("{id}-sub"),
+        false => id,
+    }
 }
 
 fn merger_config(plan: &Plan, control: &Control) -> MergerConfig {

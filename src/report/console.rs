@@ -245,10 +245,25 @@ pub fn error_report(
     for error in errors {
         let text = format!("{request_type} {}: {}", name_of(error), error.reason);
         push_line(&mut out, &format!("{:<18} {}", error.count, text));
+        if !error.examples.is_empty() {
+            push_line(&mut out, &format!("{:<18} {}", "", examples_text(error)));
+        }
     }
     push_line(&mut out, &separator);
     out.push('\n');
     out
+}
+
+/// `clients: mqblast-3 (token #3), mqblast-8 (token #8)`: which devices a reason happened to
+/// (at most [`crate::stats::MAX_ERROR_EXAMPLES`]; `e.g.` when it happened more often).
+pub fn examples_text(error: &ErrorCount) -> String {
+    let labels: Vec<String> = error.examples.iter().map(|e| e.label()).collect();
+    let lead = if error.count > error.examples.len() as u64 {
+        "e.g. clients"
+    } else {
+        "clients"
+    };
+    format!("{lead}: {}", labels.join(", "))
 }
 
 /// How far behind schedule the generator sent publishes: the generator's own health.
@@ -271,6 +286,15 @@ pub fn aggregate<'a>(histograms: impl IntoIterator<Item = &'a Histogram<u64>>) -
         let _ = sum.add(histogram);
     }
     sum
+}
+
+/// The histograms of the rows whose samples are response times (the Aggregated row's).
+pub fn response_times(summary: &Summary) -> impl Iterator<Item = &Histogram<u64>> {
+    summary
+        .metrics
+        .iter()
+        .filter(|m| m.metric.is_response_time())
+        .map(|m| &m.latency_us)
 }
 
 /// Rows of a summary with whole-run rates.
@@ -307,7 +331,7 @@ pub fn total_row<'a>(rows: &[Row<'_>], aggregated: &'a Histogram<u64>) -> Row<'a
 /// The end-of-run report: stats (whole-run rates), percentiles, errors, generator health.
 pub fn final_report(summary: &Summary) -> String {
     let rows = summary_rows(summary);
-    let aggregated = aggregate(summary.metrics.iter().map(|m| &m.latency_us));
+    let aggregated = aggregate(response_times(summary));
     let total = total_row(&rows, &aggregated);
     let name_of = |error: &ErrorCount| summary.metric(error.metric).name.clone();
     let mut out = stats_table(&rows, &total);
@@ -483,6 +507,7 @@ mod tests {
                 count: 12,
                 first_seen_s: 1,
                 last_seen_s: 2,
+                examples: Vec::new(),
             },
             ErrorCount {
                 metric: Metric::Connect,
@@ -490,6 +515,7 @@ mod tests {
                 count: 3,
                 first_seen_s: 1,
                 last_seen_s: 1,
+                examples: Vec::new(),
             },
         ];
         let name_of = |e: &ErrorCount| e.metric.key().to_string();
@@ -509,6 +535,45 @@ mod tests {
         assert_eq!(lines[5], lines[2]);
         assert_eq!(lines[6], "");
         assert_eq!(error_report(&[], "MQTT", &name_of), "");
+    }
+
+    #[test]
+    fn error_report_names_the_example_clients_under_their_reason() {
+        use crate::stats::{ErrorExample, Failure, Metric};
+        let example = |id: &str, token_index| ErrorExample {
+            client_id: id.to_string(),
+            token_index,
+        };
+        let refused = ErrorCount {
+            metric: Metric::Connect,
+            reason: Failure::ConnackRefused(5).describe(),
+            count: 2,
+            first_seen_s: 1,
+            last_seen_s: 1,
+            examples: vec![example("dev-2", Some(2)), example("dev-5", Some(5))],
+        };
+        let lost = ErrorCount {
+            metric: Metric::Connection,
+            reason: Failure::ConnectionLost(0).describe(),
+            count: 4,
+            examples: vec![example("dev-1", None)],
+            ..refused.clone()
+        };
+        let name_of = |e: &ErrorCount| e.metric.key().to_string();
+        let report = error_report(&[refused, lost], "MQTT", &name_of);
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(
+            lines[3],
+            "2                  MQTT connect: CONNACK refused: 5 (not authorized)"
+        );
+        assert_eq!(
+            lines[4],
+            "                   clients: dev-2 (token #2), dev-5 (token #5)"
+        );
+        assert_eq!(
+            lines[6], "                   e.g. clients: dev-1",
+            "more occurrences than examples"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 
 use super::console::{quantile_us, PERCENTILES};
 use super::json::unix_s;
-use crate::stats::{new_histogram, Metric, MetricSummary, Summary, TimelineEntry};
+use crate::stats::{new_histogram, ErrorCount, Metric, MetricSummary, Summary, TimelineEntry};
 
 /// `PREFIX_stats.csv` header (Locust's `requests_csv_columns`).
 pub const STATS_COLUMNS: &[&str] = &[
@@ -59,6 +59,7 @@ pub const FAILURES_COLUMNS: &[&str] = &[
     "Occurrences",
     "First Seen",
     "Last Seen",
+    "Example Clients",
 ];
 pub const EXCEPTIONS_COLUMNS: &[&str] = &["Count", "Message", "Traceback", "Nodes"];
 
@@ -175,7 +176,9 @@ pub fn stats_csv(summary: &Summary) -> String {
     let mut out = header_with_percentiles(STATS_COLUMNS, &[]);
     let mut total = new_histogram();
     for m in reported(summary) {
-        let _ = total.add(&m.latency_us);
+        if m.metric.is_response_time() {
+            let _ = total.add(&m.latency_us);
+        }
         out.push_str(&stats_row(
             &summary.request_type,
             &m.name,
@@ -304,6 +307,7 @@ fn counts(entry: &TimelineEntry, metric: Metric) -> (u64, u64) {
         Metric::Connect => (entry.connect_ok, entry.connect_failures),
         Metric::Publish => (entry.publish_ok, entry.publish_failures),
         Metric::EndToEnd => (entry.e2e_ok, 0),
+        Metric::Connection => (entry.connection_ok, entry.connection_failures),
         // Not counted per second in the timeline.
         Metric::Subscribe | Metric::Reconnect => (0, 0),
     }
@@ -343,7 +347,14 @@ fn history_row(cells: &HistoryCells<'_>, total: &Running) -> String {
     row_owned(&fields)
 }
 
-/// `PREFIX_failures.csv`: one row per failure reason, first/last seen as Unix seconds.
+/// The clients a reason happened to, `; `-separated: `mqblast-3 (token #3); mqblast-8 (token #8)`.
+fn example_cell(error: &ErrorCount) -> String {
+    let labels: Vec<String> = error.examples.iter().map(|e| e.label()).collect();
+    labels.join("; ")
+}
+
+/// `PREFIX_failures.csv`: one row per failure reason, first/last seen as Unix seconds, and
+/// up to 10 example clients (a column Locust does not have, last so Locust's keep their place).
 pub fn failures_csv(summary: &Summary) -> String {
     let mut out = row(FAILURES_COLUMNS.iter().copied());
     let start_s = unix_s(summary.started_at);
@@ -359,6 +370,7 @@ pub fn failures_csv(summary: &Summary) -> String {
             error.count.to_string(),
             seen(error.first_seen_s),
             seen(error.last_seen_s),
+            example_cell(error),
         ]));
     }
     out

@@ -13,8 +13,7 @@ use hdrhistogram::Histogram;
 use serde_json::Value;
 
 use super::compare;
-use super::console::format_ms;
-use super::console::{quantile_us, PERCENTILES};
+use super::console::{self, format_ms, quantile_us, PERCENTILES};
 use super::json::unix_s;
 use super::result::RunResult;
 use super::svg::{escape, line_chart, Series, XAxis, PALETTE};
@@ -212,7 +211,9 @@ fn charts(s: &Summary) -> Vec<(&'static str, String)> {
                     series(
                         "failures/s",
                         1,
-                        over_time(s, |e| (e.publish_failures + e.connect_failures) as f64),
+                        over_time(s, |e| {
+                            (e.publish_failures + e.connect_failures + e.connection_failures) as f64
+                        }),
                     ),
                 ],
             ),
@@ -295,7 +296,7 @@ pub fn nines(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 
 fn table(head: &[&str], rows: &[Vec<String>], total: Option<Vec<String>>) -> String {
     // Names and texts read left-aligned, numbers right-aligned.
-    let left = |i: usize| i < 2 || head.get(i) == Some(&"Error");
+    let left = |i: usize| i < 2 || matches!(head.get(i), Some(&"Error" | &"Example clients"));
     let mut out = String::from("<div class=\"scroll\"><table><thead><tr>");
     for (i, h) in head.iter().enumerate() {
         let class = if left(i) { " class=\"l\"" } else { "" };
@@ -320,10 +321,11 @@ fn table(head: &[&str], rows: &[Vec<String>], total: Option<Vec<String>>) -> Str
     out
 }
 
+/// The Aggregated row's histogram: response times only (see `Metric::is_response_time`).
 fn aggregated(s: &Summary) -> Histogram<u64> {
     let mut total = new_histogram();
-    for m in &s.metrics {
-        let _ = total.add(&m.latency_us);
+    for h in console::response_times(s) {
+        let _ = total.add(h);
     }
     total
 }
@@ -462,6 +464,11 @@ fn failures_table(s: &Summary) -> String {
                 format!("{} s", e.first_seen_s),
                 format!("{} s", e.last_seen_s),
                 e.reason.clone(),
+                e.examples
+                    .iter()
+                    .map(|x| x.label())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ]
         })
         .collect();
@@ -472,6 +479,7 @@ fn failures_table(s: &Summary) -> String {
         "First seen",
         "Last seen",
         "Error",
+        "Example clients",
     ];
     format!("<h2>Failures</h2>{}", table(&head, &rows, None))
 }

@@ -17,10 +17,13 @@ use std::time::SystemTime;
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
-use crate::stats::{hdr_codec, Metric, MetricSummary, Source, Summary};
+use crate::stats::{hdr_codec, ErrorExample, Metric, MetricSummary, Source, Summary};
 
-/// Version of the result file layout; bump when a field changes meaning.
-pub const FORMAT_VERSION: u64 = 1;
+/// Version of the result file layout; bump when a field changes meaning. 2: `connect` counts
+/// connect attempts only, connections lost after their CONNACK are on the new `connection`
+/// row, and `error_details` name example clients. Files of version 1 still load (their
+/// `connect` row keeps its old meaning: it also counted lost connections).
+pub const FORMAT_VERSION: u64 = 2;
 
 /// Writes the summary, with the effective configuration under `config`, to `path`.
 pub fn write_json(path: &Path, summary: &Summary, effective_config: &Value) -> io::Result<()> {
@@ -83,13 +86,19 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
     doc
 }
 
-/// `subscribe`, `e2e`, `reconnect` and `audit`, only in runs that have them (plain runs keep
-/// their shape).
+/// `subscribe`, `e2e`, `reconnect`, `connection` and `audit`, only in runs that have them
+/// (a run in which nothing connected keeps the plain shape).
 fn add_subscriber_fields(doc: &mut Value, summary: &Summary) {
     let Some(fields) = doc.as_object_mut() else {
         return;
     };
-    for metric in [Metric::Subscribe, Metric::EndToEnd, Metric::Reconnect] {
+    let optional = [
+        Metric::Subscribe,
+        Metric::EndToEnd,
+        Metric::Reconnect,
+        Metric::Connection,
+    ];
+    for metric in optional {
         let m = summary.metric(metric);
         if m.requests > 0 {
             fields.insert(metric.key().into(), Value::Object(metric_fields(m)));
@@ -118,7 +127,8 @@ fn source_json(source: &Source) -> Value {
     })
 }
 
-/// Each failure reason with its metric and when it was first and last seen.
+/// Each failure reason with its metric, when it was first and last seen, and the clients it
+/// happened to (client id and token position, never the token).
 fn error_details(summary: &Summary) -> Vec<Value> {
     summary
         .errors
@@ -130,9 +140,20 @@ fn error_details(summary: &Summary) -> Vec<Value> {
                 "count": e.count,
                 "first_seen_s": e.first_seen_s,
                 "last_seen_s": e.last_seen_s,
+                "examples": e.examples.iter().map(example_json).collect::<Vec<_>>(),
             })
         })
         .collect()
+}
+
+/// `{"client_id": ..., "token_index": ...}`; no `token_index` without tokens.
+fn example_json(example: &ErrorExample) -> Value {
+    let mut fields = Map::new();
+    fields.insert("client_id".into(), json!(example.client_id));
+    if let Some(token_index) = example.token_index {
+        fields.insert("token_index".into(), json!(token_index));
+    }
+    Value::Object(fields)
 }
 
 /// `name`, counts, rates and `latency_us` of one metric.
@@ -224,6 +245,10 @@ mod tests {
                 count: publish_failures,
                 first_seen_s: 1,
                 last_seen_s: 1,
+                examples: vec![ErrorExample {
+                    client_id: "mqblast-3".to_string(),
+                    token_index: Some(3),
+                }],
             }]
         } else {
             Vec::new()
@@ -244,6 +269,7 @@ mod tests {
                 metric(Metric::Subscribe, "subscribe", new_histogram(), 0),
                 metric(Metric::EndToEnd, "e2e", new_histogram(), 0),
                 metric(Metric::Reconnect, "reconnect", new_histogram(), 0),
+                metric(Metric::Connection, "connection", new_histogram(), 0),
             ],
             errors,
             lag_us: histogram([10, 20, 5000]),
@@ -268,6 +294,8 @@ mod tests {
                 e2e_p50_us: 0,
                 e2e_p95_us: 0,
                 e2e_p99_us: 0,
+                connection_ok: 0,
+                connection_failures: 0,
             }],
             target_users: 2,
             max_connected_users: 2,
@@ -318,6 +346,11 @@ mod tests {
         assert_eq!(doc["timeline"][0]["publish_p99_us"], json!(990));
         assert_eq!(doc["timeline"].as_array().map(Vec::len), Some(1));
         assert_eq!(doc["started_at_unix_s"], json!(1_700_000_000.0));
+        assert_eq!(
+            doc["error_details"][0]["examples"],
+            json!([{"client_id": "mqblast-3", "token_index": 3}])
+        );
+        assert!(doc.get("connection").is_none(), "no connection: no row");
     }
 
     #[test]

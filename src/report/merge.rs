@@ -14,7 +14,9 @@ use hdrhistogram::Histogram;
 use super::result::RunResult;
 use super::timeline_entry;
 use crate::engine::audit::AuditSummary;
-use crate::stats::{new_histogram, ErrorCount, Metric, MetricSummary, Source, Summary};
+use crate::stats::{
+    new_histogram, ErrorCount, Metric, MetricSummary, Source, Summary, MAX_ERROR_EXAMPLES,
+};
 
 /// One input: its label (usually the file name) and its result.
 pub struct Input {
@@ -139,7 +141,8 @@ fn merged_metric(summaries: &[&Summary], metric: Metric, duration_s: f64) -> Met
     }
 }
 
-/// Same (metric, reason) summed; first/last seen on the merged clock.
+/// Same (metric, reason) summed; first/last seen on the merged clock; example clients the
+/// union of the inputs' (in input order, each once, at most `MAX_ERROR_EXAMPLES`).
 fn merged_errors(summaries: &[&Summary], offsets_s: &[u64]) -> Vec<ErrorCount> {
     let mut by_reason: BTreeMap<(usize, String), ErrorCount> = BTreeMap::new();
     for (summary, &offset) in summaries.iter().zip(offsets_s) {
@@ -149,8 +152,15 @@ fn merged_errors(summaries: &[&Summary], offsets_s: &[u64]) -> Vec<ErrorCount> {
                 count: 0,
                 first_seen_s: u64::MAX,
                 last_seen_s: 0,
+                examples: Vec::new(),
                 ..e.clone()
             });
+            for example in &e.examples {
+                let room = merged.examples.len() < MAX_ERROR_EXAMPLES;
+                if room && !merged.examples.contains(example) {
+                    merged.examples.push(example.clone());
+                }
+            }
             merged.count += e.count;
             merged.first_seen_s = merged.first_seen_s.min(e.first_seen_s + offset);
             merged.last_seen_s = merged.last_seen_s.max(e.last_seen_s + offset);

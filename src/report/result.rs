@@ -14,7 +14,9 @@ use serde_json::Value;
 
 use super::json::{summary_json, FORMAT_VERSION};
 use crate::engine::audit::AuditSummary;
-use crate::stats::{hdr_codec, ErrorCount, Metric, MetricSummary, Source, Summary, TimelineEntry};
+use crate::stats::{
+    hdr_codec, ErrorCount, ErrorExample, Metric, MetricSummary, Source, Summary, TimelineEntry,
+};
 
 /// A run's results and the configuration that produced them (secrets already redacted).
 #[derive(Debug, Clone)]
@@ -203,7 +205,8 @@ fn metric_at(doc: &Value, metric: Metric) -> Result<MetricSummary, String> {
     })
 }
 
-/// `error_details` (format 1); older files only have `errors` (reason -> count).
+/// `error_details` (format 1 on; `examples` from format 2); older files only have `errors`
+/// (reason -> count).
 fn errors_at(doc: &Value) -> Result<Vec<ErrorCount>, String> {
     if let Some(details) = doc.get("error_details") {
         let items = details
@@ -222,6 +225,7 @@ fn errors_at(doc: &Value) -> Result<Vec<ErrorCount>, String> {
             count: count.as_u64().unwrap_or(0),
             first_seen_s: 0,
             last_seen_s: 0,
+            examples: Vec::new(),
         })
         .collect())
 }
@@ -239,7 +243,32 @@ fn error_at(item: &Value) -> Result<ErrorCount, String> {
         count: u64_at(item, "count").map_err(prefixed)?,
         first_seen_s: u64_at(item, "first_seen_s").unwrap_or(0),
         last_seen_s: u64_at(item, "last_seen_s").unwrap_or(0),
+        examples: examples_at(item)?,
     })
+}
+
+/// `error_details[].examples` (absent before format 2).
+fn examples_at(item: &Value) -> Result<Vec<ErrorExample>, String> {
+    let Some(list) = item.get("examples") else {
+        return Ok(Vec::new());
+    };
+    let items = list
+        .as_array()
+        .ok_or("error_details.examples: expected a list")?;
+    items
+        .iter()
+        .map(|example| {
+            let prefixed = |e: String| format!("error_details.examples.{e}");
+            let token_index = match example.get("token_index") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(u64_at(example, "token_index").map_err(prefixed)?),
+            };
+            Ok(ErrorExample {
+                client_id: str_at(example, "client_id").map_err(prefixed)?.to_string(),
+                token_index,
+            })
+        })
+        .collect()
 }
 
 fn metric_of_reason(reason: &str) -> Metric {

@@ -36,6 +36,8 @@ impl Default for Accumulator {
                 e2e_p50_us: 0,
                 e2e_p95_us: 0,
                 e2e_p99_us: 0,
+                connection_ok: 0,
+                connection_failures: 0,
             },
             latency_us: std::array::from_fn(|_| new_histogram()),
             lag_us: new_histogram(),
@@ -52,6 +54,8 @@ impl Accumulator {
         e.connect_failures += other.connect_failures;
         e.sent += other.sent;
         e.e2e_ok += other.e2e_ok;
+        e.connection_ok += other.connection_ok;
+        e.connection_failures += other.connection_failures;
         e.connected_users += other.connected_users;
         e.lag_max_us = e.lag_max_us.max(other.lag_max_us);
         for metric in Metric::ALL {

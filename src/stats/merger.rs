@@ -17,8 +17,8 @@ use hdrhistogram::Histogram;
 pub use super::summary::Summary;
 use super::timeline::TimelineBuilder;
 use super::{
-    new_histogram, ErrorCount, Failure, Interval, Metric, MetricSummary, Source, MAX_FAILURE_KINDS,
-    N_METRICS,
+    new_histogram, ClientNamer, ClientRef, ErrorCount, ErrorExample, Failure, Interval, Metric,
+    MetricSummary, Source, MAX_ERROR_EXAMPLES, MAX_FAILURE_KINDS, N_METRICS,
 };
 use crate::plan::Plan;
 use crate::report::console;
@@ -67,6 +67,7 @@ pub fn metric_names(qos: u8, topic_template: &str) -> [String; N_METRICS] {
     names[Metric::Subscribe.index()] = "subscribe".to_string();
     names[Metric::EndToEnd.index()] = "e2e".to_string();
     names[Metric::Reconnect.index()] = "reconnect".to_string();
+    names[Metric::Connection.index()] = "connection".to_string();
     names
 }
 
@@ -79,6 +80,53 @@ pub fn metric_names_of(plan: &Plan) -> [String; N_METRICS] {
     names
 }
 
+/// One failure reason over the whole run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tally {
+    count: u64,
+    /// First and last second seen (since the start).
+    first_seen_s: u64,
+    last_seen_s: u64,
+    /// The first distinct clients the workers kept as examples, at most [`MAX_ERROR_EXAMPLES`].
+    examples: Vec<ClientRef>,
+}
+
+impl Tally {
+    fn new(second: u64) -> Tally {
+        Tally {
+            count: 0,
+            first_seen_s: second,
+            last_seen_s: second,
+            examples: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, count: u64, second: u64, examples: &[ClientRef]) {
+        self.count += count;
+        self.first_seen_s = self.first_seen_s.min(second);
+        self.last_seen_s = self.last_seen_s.max(second);
+        for &client in examples {
+            if self.examples.len() < MAX_ERROR_EXAMPLES && !self.examples.contains(&client) {
+                self.examples.push(client);
+            }
+        }
+    }
+}
+
+/// The default [`ClientNamer`], for mergers not given one by the engine: the client index,
+/// since only the engine knows the client id template (`client 7`, `subscriber 2`).
+fn name_by_index(client: ClientRef) -> ErrorExample {
+    let role = if client.subscriber {
+        "subscriber"
+    } else {
+        "client"
+    };
+    ErrorExample {
+        client_id: format!("{role} {}", client.index),
+        token_index: None,
+    }
+}
+
 /// Whole-run accumulation; `Merger::run` consumes it into a [`Summary`].
 pub struct Merger {
     cfg: MergerConfig,
@@ -89,8 +137,10 @@ pub struct Merger {
     running: Vec<bool>,
     latency_us: [Histogram<u64>; N_METRICS],
     failures: [u64; N_METRICS],
-    /// Count, first and last second seen (since the start), per failure reason.
-    errors: HashMap<Failure, (u64, u64, u64)>,
+    /// Count, first and last second seen and example clients, per failure reason.
+    errors: HashMap<Failure, Tally>,
+    /// Names the example clients in the summary.
+    name_client: ClientNamer,
     /// Failures whose reason did not fit in a worker's interval, per metric.
     overflow: [u64; N_METRICS],
     /// First and last second an overflowed failure was seen, per metric.
@@ -121,6 +171,7 @@ impl Merger {
             latency_us: std::array::from_fn(|_| new_histogram()),
             failures: [0; N_METRICS],
             errors: HashMap::new(),
+            name_client: Box::new(name_by_index),
             overflow: [0; N_METRICS],
             overflow_seen_s: [(u64::MAX, 0); N_METRICS],
             lag_us: new_histogram(),
@@ -129,6 +180,13 @@ impl Merger {
             last_at: started_at,
             aggregated_us: new_histogram(),
         }
+    }
+
+    /// Names example clients with `namer` (the engine's: client ids from the plan's template
+    /// and token positions) instead of by index.
+    pub fn with_client_names(mut self, namer: ClientNamer) -> Merger {
+        self.name_client = namer;
+        self
     }
 
     /// Merges until every worker has finished, printing the live table to stderr every 2 s
@@ -178,9 +236,12 @@ impl Merger {
                 *seen = (seen.0.min(second), seen.1.max(second));
             }
         }
-        for &(failure, count) in interval.failures() {
-            let entry = self.errors.entry(failure).or_insert((0, second, second));
-            *entry = (entry.0 + count, entry.1.min(second), entry.2.max(second));
+        for (kind, &(failure, count)) in interval.failures().iter().enumerate() {
+            let tally = self
+                .errors
+                .entry(failure)
+                .or_insert_with(|| Tally::new(second));
+            tally.add(count, second, interval.examples_of(kind));
         }
         let _ = self.lag_us.add(&interval.lag);
         self.sent += interval.sent;
@@ -215,7 +276,9 @@ impl Merger {
             let (rps, fail_per_s) = self.timeline.current_rates(now, metric);
             total_rps += rps;
             total_fail_per_s += fail_per_s;
-            let _ = self.aggregated_us.add(&self.latency_us[m]);
+            if metric.is_response_time() {
+                let _ = self.aggregated_us.add(&self.latency_us[m]);
+            }
             rows.push(console::Row {
                 type_label: &self.cfg.request_type,
                 name: &self.cfg.metric_names[m],
@@ -251,7 +314,8 @@ impl Merger {
                 0.0
             }
         };
-        let [connect_us, publish_us, subscribe_us, e2e_us, reconnect_us] = self.latency_us;
+        let [connect_us, publish_us, subscribe_us, e2e_us, reconnect_us, connection_us] =
+            self.latency_us;
         let metric_summary = |metric: Metric, latency_us: Histogram<u64>| {
             let failures = self.failures[metric.index()];
             let ok = latency_us.len();
@@ -272,8 +336,14 @@ impl Merger {
             metric_summary(Metric::Subscribe, subscribe_us),
             metric_summary(Metric::EndToEnd, e2e_us),
             metric_summary(Metric::Reconnect, reconnect_us),
+            metric_summary(Metric::Connection, connection_us),
         ];
-        let errors = error_counts(&self.errors, &self.overflow, &self.overflow_seen_s);
+        let errors = error_counts(
+            &self.errors,
+            &self.overflow,
+            &self.overflow_seen_s,
+            &self.name_client,
+        );
         let timeline = self.timeline.finish();
         let max_connected_users = timeline
             .iter()
@@ -323,23 +393,28 @@ pub fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// Failure counts with their texts, most frequent first (ties by text).
+/// Failure counts with their texts and example clients (sorted by client, named by
+/// `name_client`), most frequent first (ties by text).
 fn error_counts(
-    errors: &HashMap<Failure, (u64, u64, u64)>,
+    errors: &HashMap<Failure, Tally>,
     overflow: &[u64; N_METRICS],
     overflow_seen_s: &[(u64, u64); N_METRICS],
+    name_client: &ClientNamer,
 ) -> Vec<ErrorCount> {
     let mut counts: Vec<ErrorCount> = errors
         .iter()
-        .map(
-            |(failure, &(count, first_seen_s, last_seen_s))| ErrorCount {
+        .map(|(failure, tally)| {
+            let mut clients = tally.examples.clone();
+            clients.sort_unstable();
+            ErrorCount {
                 metric: failure.metric(),
                 reason: failure.describe(),
-                count,
-                first_seen_s,
-                last_seen_s,
-            },
-        )
+                count: tally.count,
+                first_seen_s: tally.first_seen_s,
+                last_seen_s: tally.last_seen_s,
+                examples: clients.into_iter().map(name_client).collect(),
+            }
+        })
         .collect();
     for metric in Metric::ALL {
         let count = overflow[metric.index()];
@@ -355,6 +430,7 @@ fn error_counts(
                 count,
                 first_seen_s,
                 last_seen_s,
+                examples: Vec::new(),
             });
         }
     }
@@ -480,14 +556,123 @@ mod tests {
         assert!(text.contains("Error report"));
     }
 
+    /// Regression: a connection lost after its CONNACK was counted as another connect request
+    /// (300 lost connections read as 598 connects: 300 ok + 298 failed).
+    #[test]
+    fn a_connection_lost_after_connack_is_not_another_connect_request() {
+        let start = Instant::now();
+        let (tx, rx, mut recycle) = channels(1);
+        let (recycle_tx, recycle_rx) = recycle.remove(0);
+        let merger = Merger::new(config(start), 1, rx, vec![recycle_tx]);
+        let mut recorder = super::super::Recorder::new(0, tx, recycle_rx, start);
+        let client = |index| ClientRef {
+            subscriber: false,
+            index,
+        };
+        for _ in 0..5 {
+            recorder.ok(Metric::Connect, 900);
+        }
+        // Three lost after their CONNACK, one stopped normally (session of 2 s), one closed
+        // by the broker before its CONNACK.
+        for index in 0..3 {
+            recorder.fail_by(Failure::ConnectionLost(0), client(index));
+        }
+        recorder.ok(Metric::Connection, 2_000_000);
+        recorder.fail_by(Failure::ConnectionLost(0).before_connack(), client(9));
+        recorder.ok(Metric::Connect, 800);
+        recorder.fail_by(Failure::Protocol("bad").before_connack(), client(8));
+        recorder.fail_by(Failure::Protocol("bad"), client(3));
+        recorder.finish(start + Duration::from_millis(10));
+        let summary = merger.run_with_output(Vec::new());
+
+        let connect = summary.metric(Metric::Connect);
+        assert_eq!((connect.ok, connect.failures, connect.requests), (6, 2, 8));
+        let connection = summary.metric(Metric::Connection);
+        assert_eq!((connection.ok, connection.failures), (1, 4));
+        assert_eq!(
+            connection.latency_us.max(),
+            connection.latency_us.highest_equivalent(2_000_000)
+        );
+        let row_of = |reason: &str| {
+            let error = summary.errors.iter().find(|e| e.reason == reason);
+            error.map(|e| (e.metric, e.count))
+        };
+        assert_eq!(
+            row_of("connection lost: closed by the broker"),
+            Some((Metric::Connection, 3))
+        );
+        assert_eq!(
+            row_of("connection lost before CONNACK: closed by the broker"),
+            Some((Metric::Connect, 1))
+        );
+        assert_eq!(
+            row_of("protocol error before CONNACK: bad"),
+            Some((Metric::Connect, 1))
+        );
+        assert_eq!(row_of("protocol error: bad"), Some((Metric::Connection, 1)));
+    }
+
+    #[test]
+    fn example_clients_survive_interval_shipping_and_are_named_capped_and_sorted() {
+        let start = Instant::now();
+        let (_tx, rx, recycle) = channels(2);
+        let (recycle_tx, _recycle_rx): (Vec<_>, Vec<_>) = recycle.into_iter().unzip();
+        let namer: ClientNamer = Box::new(|c: ClientRef| ErrorExample {
+            client_id: format!("dev-{}", c.index),
+            token_index: Some(c.index % 4),
+        });
+        let mut merger = Merger::new(config(start), 2, rx, recycle_tx).with_client_names(namer);
+        let refused = |worker, millis, indexes: &[u64], last| {
+            let mut interval = Interval::new(worker, at(start, millis));
+            interval.failures[0] = (Failure::ConnackRefused(5), indexes.len() as u64);
+            interval.failure_kinds = 1;
+            for &index in indexes {
+                interval.examples[0].add(ClientRef {
+                    subscriber: false,
+                    index,
+                });
+            }
+            interval.last = last;
+            interval
+        };
+        merger.absorb(refused(0, 1000, &[12, 2], false));
+        merger.absorb(refused(1, 1000, &[7, 2], false));
+        merger.absorb(refused(0, 2000, &[20, 21, 22, 23, 24, 25, 26, 27], true));
+        merger.absorb(refused(1, 2000, &[1], true));
+        let summary = merger.into_summary();
+        let error = &summary.errors[0];
+        assert_eq!(error.count, 13);
+        let ids: Vec<&str> = error
+            .examples
+            .iter()
+            .map(|e| e.client_id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "dev-2", "dev-7", "dev-12", "dev-20", "dev-21", "dev-22", "dev-23", "dev-24",
+                "dev-25", "dev-26"
+            ],
+            "the first ten distinct clients, sorted by client index"
+        );
+        assert_eq!(error.examples[1].token_index, Some(3));
+    }
+
     #[test]
     fn failures_beyond_the_kept_reasons_are_reported_as_one_line_per_metric() {
         let mut errors = HashMap::new();
-        errors.insert(Failure::AckTimeout, (2, 1, 3));
-        errors.insert(Failure::ConnectTimeout, (5, 1, 1));
+        let tally = |count, first_seen_s, last_seen_s| Tally {
+            count,
+            first_seen_s,
+            last_seen_s,
+            examples: Vec::new(),
+        };
+        errors.insert(Failure::AckTimeout, tally(2, 1, 3));
+        errors.insert(Failure::ConnectTimeout, tally(5, 1, 1));
         let unseen = (u64::MAX, 0);
-        let seen_s = [unseen, (2, 4), unseen, unseen, unseen];
-        let counts = error_counts(&errors, &[0, 7, 0, 0, 0], &seen_s);
+        let seen_s = [unseen, (2, 4), unseen, unseen, unseen, unseen];
+        let namer: ClientNamer = Box::new(name_by_index);
+        let counts = error_counts(&errors, &[0, 7, 0, 0, 0, 0], &seen_s, &namer);
         assert_eq!(
             counts.iter().map(|e| e.count).collect::<Vec<_>>(),
             vec![7, 5, 2]

@@ -13,16 +13,20 @@ pub mod summary;
 pub mod timeline;
 
 pub use merger::{Merger, MergerConfig};
-pub use recorder::{Interval, Recorder, MAX_FAILURE_KINDS, SPARE_INTERVALS};
-pub use summary::{ErrorCount, MetricSummary, Source, Summary};
+pub use recorder::{Examples, Interval, Recorder, MAX_FAILURE_KINDS, SPARE_INTERVALS};
+pub use summary::{ClientNamer, ErrorCount, ErrorExample, MetricSummary, Source, Summary};
 pub use timeline::TimelineEntry;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use hdrhistogram::Histogram;
 
 /// Highest latency a histogram holds (1 hour, in microseconds). Larger values are clamped to
-/// it, so recording never reallocates.
+/// it, so recording never reallocates. The `connection` row's session durations share the
+/// bound: a session longer than an hour is counted exactly but its duration reads as 1 hour.
 pub const LATENCY_MAX_US: u64 = 3_600_000_000;
+/// Most example clients kept per failure reason (per recorder interval, per merged run and per
+/// `merge`), so a failure report can name devices while its memory stays bounded.
+pub const MAX_ERROR_EXAMPLES: usize = 10;
 /// Significant decimal digits of every histogram (0.1% resolution).
 pub const SIGFIG: u8 = 3;
 /// How often workers ship their interval histograms.
@@ -76,9 +80,15 @@ pub enum Metric {
     EndToEnd = 3,
     /// `--reconnect`: connection lost -> CONNACK again (back-off included).
     Reconnect = 4,
+    /// An established connection, from its CONNACK to its end. Ok: it ended by our choice
+    /// (DISCONNECT at stop or `--churn`, or closed by us), sampled with the session's duration;
+    /// failed: lost after its CONNACK (OS error, closed by the broker, keep-alive timeout,
+    /// protocol error). Every CONNACK starts one, so at the end `connect.ok` equals this row's
+    /// requests, and the `connect` row counts connect attempts only.
+    Connection = 5,
 }
 
-pub const N_METRICS: usize = 5;
+pub const N_METRICS: usize = 6;
 
 impl Metric {
     /// Every metric, in index order (`Metric as usize`).
@@ -88,6 +98,7 @@ impl Metric {
         Metric::Subscribe,
         Metric::EndToEnd,
         Metric::Reconnect,
+        Metric::Connection,
     ];
 
     /// Index into per-metric arrays.
@@ -103,7 +114,15 @@ impl Metric {
             Metric::Subscribe => "subscribe",
             Metric::EndToEnd => "e2e",
             Metric::Reconnect => "reconnect",
+            Metric::Connection => "connection",
         }
+    }
+
+    /// Whether the row's samples are response times. The `connection` row's are session
+    /// durations (seconds to hours): the Aggregated row leaves them out of its times, or
+    /// its mean and maximum would describe sessions rather than responses.
+    pub fn is_response_time(self) -> bool {
+        self != Metric::Connection
     }
 
     /// Rows shown even when empty; the others appear only in runs that use them, so a
@@ -111,6 +130,15 @@ impl Metric {
     pub fn always_shown(self) -> bool {
         matches!(self, Metric::Connect | Metric::Publish)
     }
+}
+
+/// A client named by a failure: its global client index (with `--shard`, its index in the
+/// whole plan) and whether it is a subscriber (whose client id differs). Plain numbers, so
+/// recording one costs no allocation; ids are rendered from them at report time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientRef {
+    pub subscriber: bool,
+    pub index: u64,
 }
 
 /// Why a request failed. `Copy` and allocation-free so recording a failure on the hot path
@@ -123,8 +151,12 @@ pub enum Failure {
     ConnectFailed(i32),
     /// No CONNACK within the timeout.
     ConnectTimeout,
-    /// An established connection was lost (OS error number; 0 = closed by the broker).
+    /// An established connection (after its CONNACK) was lost: OS error number (0 = closed by
+    /// the broker; `ETIMEDOUT` = no PINGRESP within the keep-alive).
     ConnectionLost(i32),
+    /// The connection was lost after the TCP connect but before the CONNACK (OS error number;
+    /// 0 = closed by the broker): a failed connect attempt.
+    LostBeforeConnack(i32),
     /// A publish got no acknowledgement within the timeout (or by the end of the stop timeout).
     AckTimeout,
     /// Every packet id of the in-flight window was held by a timed-out publish: the broker
@@ -137,8 +169,11 @@ pub enum Failure {
     ConnectAborted,
     /// A publish was in flight when its connection was lost.
     InflightLost,
-    /// The broker sent bytes that are not valid MQTT 3.1.1 (or a packet we did not expect).
+    /// After the CONNACK, the broker sent bytes that are not valid MQTT 3.1.1 (or a packet we
+    /// did not expect); the connection is closed.
     Protocol(&'static str),
+    /// The same before the CONNACK: a failed connect attempt.
+    ProtocolBeforeConnack(&'static str),
     /// SUBACK refused the subscription (return code 0x80).
     SubackRefused(u8),
     /// No SUBACK within the timeout.
@@ -165,13 +200,27 @@ impl Failure {
             | Failure::ConnectFailed(_)
             | Failure::ConnectTimeout
             | Failure::ConnectAborted
-            | Failure::ConnectionLost(_)
+            | Failure::LostBeforeConnack(_)
+            | Failure::ProtocolBeforeConnack(_) => Metric::Connect,
+            Failure::ConnectionLost(_)
+            | Failure::Protocol(_)
             | Failure::AckWindowStalled
-            | Failure::Protocol(_) => Metric::Connect,
-            Failure::AckTimeout | Failure::InflightLost | Failure::WriteTimeout => Metric::Publish,
+            | Failure::WriteTimeout => Metric::Connection,
+            Failure::AckTimeout | Failure::InflightLost => Metric::Publish,
             Failure::SubackRefused(_) | Failure::SubscribeTimeout | Failure::SubscriberLost => {
                 Metric::Subscribe
             }
+        }
+    }
+
+    /// This failure as it reads for a connection still waiting for its CONNACK: a loss or a
+    /// protocol error then is a failed connect attempt, not a lost connection. The worker,
+    /// which knows the connection's state, decides; other failures are returned unchanged.
+    pub fn before_connack(self) -> Failure {
+        match self {
+            Failure::ConnectionLost(errno) => Failure::LostBeforeConnack(errno),
+            Failure::Protocol(what) => Failure::ProtocolBeforeConnack(what),
+            other => other,
         }
     }
 
@@ -200,6 +249,15 @@ impl Failure {
                     std::io::Error::from_raw_os_error(errno)
                 )
             }
+            Failure::LostBeforeConnack(0) => {
+                "connection lost before CONNACK: closed by the broker".to_string()
+            }
+            Failure::LostBeforeConnack(errno) => {
+                format!(
+                    "connection lost before CONNACK: {}",
+                    std::io::Error::from_raw_os_error(errno)
+                )
+            }
             Failure::AckTimeout => "publish timed out: no acknowledgement".to_string(),
             Failure::AckWindowStalled => {
                 "connection closed: every packet id of the in-flight window held by an unacknowledged publish".to_string()
@@ -212,6 +270,9 @@ impl Failure {
                 "publish lost: connection closed before acknowledgement".to_string()
             }
             Failure::Protocol(what) => format!("protocol error: {what}"),
+            Failure::ProtocolBeforeConnack(what) => {
+                format!("protocol error before CONNACK: {what}")
+            }
             Failure::SubackRefused(code) => {
                 format!("SUBACK refused: 0x{code:02x} (the broker rejected the subscription)")
             }
@@ -219,6 +280,44 @@ impl Failure {
             Failure::SubscriberLost => {
                 "subscriber lost before its SUBACK (connect failed, refused or closed)".to_string()
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn losses_before_the_connack_count_on_the_connect_row_and_after_it_on_the_connection_row() {
+        let after = [Failure::ConnectionLost(0), Failure::Protocol("x")];
+        for failure in after {
+            assert_eq!(failure.metric(), Metric::Connection, "{failure:?}");
+            assert_eq!(failure.before_connack().metric(), Metric::Connect);
+            assert_ne!(failure.before_connack().describe(), failure.describe());
+        }
+        let unchanged = [Failure::ConnackRefused(5), Failure::AckTimeout];
+        for failure in unchanged {
+            assert_eq!(failure.before_connack(), failure);
+        }
+        assert_eq!(
+            Failure::ConnectionLost(libc::ECONNRESET)
+                .before_connack()
+                .describe(),
+            format!(
+                "connection lost before CONNACK: {}",
+                std::io::Error::from_raw_os_error(libc::ECONNRESET)
+            )
+        );
+    }
+
+    #[test]
+    fn every_metric_has_its_own_key_and_only_sessions_are_not_response_times() {
+        let keys: std::collections::HashSet<&str> = Metric::ALL.iter().map(|m| m.key()).collect();
+        assert_eq!(keys.len(), N_METRICS);
+        for (index, metric) in Metric::ALL.iter().enumerate() {
+            assert_eq!(metric.index(), index);
+            assert_eq!(metric.is_response_time(), *metric != Metric::Connection);
         }
     }
 }

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
-use super::{new_histogram, Failure, Metric, INTERVAL_MS, LATENCY_MAX_US, N_METRICS};
+use super::{
+    new_histogram, ClientRef, Failure, Metric, INTERVAL_MS, LATENCY_MAX_US, MAX_ERROR_EXAMPLES,
+    N_METRICS,
+};
 
 /// Most distinct failure reasons one interval holds; further new reasons are counted in the
 /// per-metric `overflow` bucket instead of growing anything.
@@ -21,6 +24,37 @@ pub const MAX_FAILURE_KINDS: usize = 32;
 /// Empty intervals each recorder allocates up front, besides the one it records into. Three
 /// spares let the merger fall three intervals behind before a worker stops shipping.
 pub const SPARE_INTERVALS: usize = 3;
+
+/// The first clients (at most [`MAX_ERROR_EXAMPLES`], each once) a failure reason happened
+/// to in one interval: a fixed array inside the interval, so keeping them never allocates.
+#[derive(Debug, Clone, Copy)]
+pub struct Examples {
+    clients: [ClientRef; MAX_ERROR_EXAMPLES],
+    len: usize,
+}
+
+impl Examples {
+    const EMPTY: Examples = Examples {
+        clients: [ClientRef {
+            subscriber: false,
+            index: 0,
+        }; MAX_ERROR_EXAMPLES],
+        len: 0,
+    };
+
+    /// The clients kept, in the order they failed.
+    pub fn clients(&self) -> &[ClientRef] {
+        &self.clients[..self.len.min(MAX_ERROR_EXAMPLES)]
+    }
+
+    /// Keeps `client` unless it is already kept or the examples are full.
+    pub fn add(&mut self, client: ClientRef) {
+        if self.len < MAX_ERROR_EXAMPLES && !self.clients().contains(&client) {
+            self.clients[self.len] = client;
+            self.len += 1;
+        }
+    }
+}
 
 /// One worker's measurements for one interval (or the last, partial one).
 pub struct Interval {
@@ -34,6 +68,8 @@ pub struct Interval {
     /// Failure counts by reason; `failures[..failure_kinds]` are used.
     pub failures: [(Failure, u64); MAX_FAILURE_KINDS],
     pub failure_kinds: usize,
+    /// Example clients of each reason, parallel to `failures`.
+    pub examples: [Examples; MAX_FAILURE_KINDS],
     /// Failures that did not fit in `failures`.
     pub overflow: [u64; N_METRICS],
     /// Publishes handed to the socket (all QoS).
@@ -54,6 +90,7 @@ impl Interval {
             lag: new_histogram(),
             failures: [(Failure::ConnectTimeout, 0); MAX_FAILURE_KINDS],
             failure_kinds: 0,
+            examples: [Examples::EMPTY; MAX_FAILURE_KINDS],
             overflow: [0; N_METRICS],
             sent: 0,
             connected: 0,
@@ -90,19 +127,36 @@ impl Interval {
         named + self.overflow[metric.index()]
     }
 
-    /// Counts one failure, in its own slot or in the overflow bucket of its metric.
-    fn count_failure(&mut self, failure: Failure) {
+    /// The example clients of `failures()[kind]` (none for a kind out of range).
+    pub fn examples_of(&self, kind: usize) -> &[ClientRef] {
+        self.examples.get(kind).map_or(&[], Examples::clients)
+    }
+
+    /// Counts one failure, in its own slot (with `client` as an example) or in the overflow
+    /// bucket of its metric (whose reason, and so its examples, are not kept).
+    fn count_failure(&mut self, failure: Failure, client: Option<ClientRef>) {
         let used = self.failure_kinds.min(MAX_FAILURE_KINDS);
-        if let Some(slot) = self.failures[..used]
-            .iter_mut()
-            .find(|(f, _)| *f == failure)
+        let kind = match self.failures[..used]
+            .iter()
+            .position(|(f, _)| *f == failure)
         {
-            slot.1 += 1;
-        } else if used < MAX_FAILURE_KINDS {
-            self.failures[used] = (failure, 1);
-            self.failure_kinds = used + 1;
-        } else {
-            self.overflow[failure.metric().index()] += 1;
+            Some(kind) => {
+                self.failures[kind].1 += 1;
+                kind
+            }
+            None if used < MAX_FAILURE_KINDS => {
+                self.failures[used] = (failure, 1);
+                self.examples[used] = Examples::EMPTY;
+                self.failure_kinds = used + 1;
+                used
+            }
+            None => {
+                self.overflow[failure.metric().index()] += 1;
+                return;
+            }
+        };
+        if let Some(client) = client {
+            self.examples[kind].add(client);
         }
     }
 }
@@ -154,7 +208,12 @@ impl Recorder {
 
     /// A failed request, counted against `failure.metric()`.
     pub fn fail(&mut self, failure: Failure) {
-        self.current.count_failure(failure);
+        self.current.count_failure(failure, None);
+    }
+
+    /// A failed request of `client`, which may become one of the reason's examples.
+    pub fn fail_by(&mut self, failure: Failure, client: ClientRef) {
+        self.current.count_failure(failure, Some(client));
     }
 
     /// How late a publish was sent relative to its schedule (0 = on time).
@@ -348,9 +407,51 @@ mod tests {
         let interval = &recorder.current;
         assert_eq!(interval.failure_kinds, MAX_FAILURE_KINDS);
         assert_eq!(interval.failures()[0], (Failure::ConnackRefused(0), 2));
-        assert_eq!(interval.overflow, [8, 1, 0, 0, 0]);
+        assert_eq!(interval.overflow, [8, 1, 0, 0, 0, 0]);
         assert_eq!(interval.failures_of(Metric::Connect), 41);
         assert_eq!(interval.failures_of(Metric::Publish), 1);
+    }
+
+    #[test]
+    fn a_reason_keeps_at_most_ten_distinct_example_clients() {
+        let start = Instant::now();
+        let (mut recorder, _rx, _recycle_tx) = one_worker(start);
+        let client = |index| ClientRef {
+            subscriber: false,
+            index,
+        };
+        for index in [7, 7, 3] {
+            recorder.fail_by(Failure::ConnackRefused(5), client(index));
+        }
+        for index in 100..120 {
+            recorder.fail_by(Failure::AckTimeout, client(index));
+        }
+        recorder.fail(Failure::ConnectTimeout);
+        let interval = &recorder.current;
+        assert_eq!(interval.failures()[0], (Failure::ConnackRefused(5), 3));
+        assert_eq!(interval.examples_of(0), &[client(7), client(3)]);
+        let timeouts: Vec<u64> = interval.examples_of(1).iter().map(|c| c.index).collect();
+        assert_eq!(timeouts, (100..110).collect::<Vec<u64>>());
+        assert_eq!(
+            interval.failures()[1].1,
+            20,
+            "every failure is still counted"
+        );
+        assert!(interval.examples_of(2).is_empty());
+    }
+
+    #[test]
+    fn a_reused_interval_starts_its_examples_afresh() {
+        let mut interval = Interval::new(0, Instant::now());
+        let client = ClientRef {
+            subscriber: true,
+            index: 4,
+        };
+        interval.count_failure(Failure::SubscribeTimeout, Some(client));
+        interval.reset();
+        interval.count_failure(Failure::AckTimeout, None);
+        assert_eq!(interval.failures(), &[(Failure::AckTimeout, 1)]);
+        assert!(interval.examples_of(0).is_empty());
     }
 
     #[test]

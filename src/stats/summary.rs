@@ -47,7 +47,35 @@ pub struct ErrorCount {
     /// Seconds since the start of the first and last second it occurred in.
     pub first_seen_s: u64,
     pub last_seen_s: u64,
+    /// Up to [`super::MAX_ERROR_EXAMPLES`] clients it happened to, so a refused device can be
+    /// found among thousands (sorted by client; empty for reasons not kept per client).
+    pub examples: Vec<ErrorExample>,
 }
+
+/// A client a failure happened to, as reports name it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ErrorExample {
+    /// The client id the broker saw (a `{token}` in the client id template reads `{token}`).
+    pub client_id: String,
+    /// Position in the configured token list of the token the client used as its user name;
+    /// None without tokens. Never the token itself: tokens are credentials.
+    pub token_index: Option<u64>,
+}
+
+impl ErrorExample {
+    /// `mqblast-7 (token #7)`, or just the id without tokens.
+    pub fn label(&self) -> String {
+        match self.token_index {
+            Some(token) => format!("{} (token #{token})", self.client_id),
+            None => self.client_id.clone(),
+        }
+    }
+}
+
+/// Names the clients of failure examples. The merger calls it for at most
+/// [`super::MAX_ERROR_EXAMPLES`] clients per reason, off the workers' hot path; the engine,
+/// which owns the client id template, provides it, so stats never depend on the engine.
+pub type ClientNamer = Box<dyn Fn(super::ClientRef) -> ErrorExample + Send>;
 
 /// One run that contributed to a result: the run itself, or each input of a merge.
 #[derive(Debug, Clone, PartialEq)]

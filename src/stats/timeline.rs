@@ -66,6 +66,13 @@ pub struct TimelineEntry {
     pub e2e_p95_us: u64,
     #[serde(default)]
     pub e2e_p99_us: u64,
+    /// Established connections that ended in this second by our choice (the `connection`
+    /// row's ok; their durations are in the whole-run histogram only).
+    #[serde(default)]
+    pub connection_ok: u64,
+    /// Established connections lost in this second (the `connection` row's failures).
+    #[serde(default)]
+    pub connection_failures: u64,
 }
 
 impl TimelineEntry {
@@ -76,7 +83,7 @@ impl TimelineEntry {
             Metric::Publish => decode_or_empty(&self.publish_hdr),
             Metric::EndToEnd => decode_or_empty(&self.e2e_hdr),
             // Not kept per second (their whole-run histograms are in the result).
-            Metric::Subscribe | Metric::Reconnect => Ok(new_histogram()),
+            Metric::Subscribe | Metric::Reconnect | Metric::Connection => Ok(new_histogram()),
         }
     }
 
@@ -285,6 +292,7 @@ impl TimelineBuilder {
         let e2e = |q: f64| percentile_of(&open.latency_us[Metric::EndToEnd.index()], q);
         let publish = open.counts[Metric::Publish.index()];
         let connect = open.counts[Metric::Connect.index()];
+        let connection = open.counts[Metric::Connection.index()];
         self.closed.push(TimelineEntry {
             second: self.first_open(),
             publish_ok: publish.ok,
@@ -305,6 +313,8 @@ impl TimelineBuilder {
             e2e_p50_us: e2e(0.50),
             e2e_p95_us: e2e(0.95),
             e2e_p99_us: e2e(0.99),
+            connection_ok: connection.ok,
+            connection_failures: connection.failures,
         });
         self.closed_counts.push(open.counts);
         for mut histogram in open.latency_us.into_iter().chain([open.lag_us]) {

@@ -53,6 +53,23 @@ fn shards_split_the_tokens_and_keep_each_clients_token() {
     assert_eq!(second.client_index_offset, 3);
     assert_eq!(second.token_for(3), "t3");
     assert_eq!(second.username_for(4), Some("t4"));
+    // Reports name a token by its position in the whole list, whatever the shard.
+    assert_eq!(second.token_index_of(3), Some(3));
+    assert_eq!(second.token_index_of(4), Some(4));
+    assert_eq!(first.token_index_of(2), Some(2));
+}
+
+#[test]
+fn without_tokens_no_client_has_a_token_index() {
+    let dir = TestDir::new();
+    let plan = dir.plan(&["-u", "3"], &[]).unwrap();
+    assert_eq!(plan.token_index_of(1), None);
+    let plan = dir.plan(&["-u", "5", "--tokens", "a,b"], &[]).unwrap();
+    assert_eq!(
+        plan.token_index_of(3),
+        Some(1),
+        "round-robin: client 3 uses token 1"
+    );
 }
 
 #[test]

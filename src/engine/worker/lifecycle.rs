@@ -4,10 +4,10 @@
 use std::cmp::Reverse;
 use std::time::Instant;
 
-use super::{Drain, Worker, CHECK, RECONNECT_FIRST_NS, RECONNECT_MAX_NS};
+use super::{ns_to_us, Drain, Worker, CHECK, RECONNECT_FIRST_NS, RECONNECT_MAX_NS};
 use crate::engine::conn::State;
 use crate::mqtt;
-use crate::stats::Failure;
+use crate::stats::{Failure, Metric};
 
 /// A check re-armed by its own handling comes back no sooner than this.
 const MIN_RECHECK_NS: u64 = 1_000;
@@ -135,7 +135,8 @@ impl Worker {
             .inflight
             .expire_sent_before(now - self.timeout_ns);
         for _ in 0..expired {
-            self.rec.fail(Failure::AckTimeout);
+            self.rec
+                .fail_by(Failure::AckTimeout, self.conns[ci].client());
         }
         self.inflight_total -= expired as u64;
         if self.conns[ci].inflight.all_expired() {
@@ -171,12 +172,15 @@ impl Worker {
         self.close(ci, Some(failure));
     }
 
-    /// Close a client for good, recording why (None: a normal stop).
+    /// Close a client for good, recording why (None: a normal stop). Before its CONNACK a loss
+    /// or protocol error counts as a failed connect (`Failure::before_connack`).
     pub(super) fn close(&mut self, ci: usize, failure: Option<Failure>) {
         if self.conns[ci].state == State::Closed {
             return;
         }
         let now = self.control.now_ns();
+        let connecting = self.conns[ci].before_connack();
+        let failure = failure.map(|f| if connecting { f.before_connack() } else { f });
         if let Some(f) = failure.filter(|&f| self.retries(f)) {
             return self.retry_later(ci, f, now);
         }
@@ -186,6 +190,10 @@ impl Worker {
         let lost = c.inflight.clear();
         if matches!(c.state, State::Connected | State::AwaitSuback) {
             self.connected -= 1;
+            if failure.is_none() {
+                self.rec
+                    .ok(Metric::Connection, session_us(c.connected_at_ns, now));
+            }
         }
         if !c.is_subscriber() {
             self.live_publishers -= 1;
@@ -206,9 +214,10 @@ impl Worker {
         self.live -= 1;
         self.inflight_total -= lost as u64;
         if let Some(f) = failure {
-            self.rec.fail(f);
+            self.rec.fail_by(f, self.conns[ci].client());
             for _ in 0..lost {
-                self.rec.fail(Failure::InflightLost);
+                self.rec
+                    .fail_by(Failure::InflightLost, self.conns[ci].client());
             }
         }
     }
@@ -219,6 +228,7 @@ impl Worker {
         let transient = matches!(
             failure,
             Failure::ConnectionLost(_)
+                | Failure::LostBeforeConnack(_)
                 | Failure::ConnectFailed(_)
                 | Failure::ConnectTimeout
                 | Failure::ConnackRefused(3)
@@ -245,6 +255,9 @@ impl Worker {
         }
         self.reply(ci, mqtt::connect::encode_disconnect);
         self.flush(ci, now);
+        let connected_at_ns = self.conns[ci].connected_at_ns;
+        self.rec
+            .ok(Metric::Connection, session_us(connected_at_ns, now));
         self.detach(ci);
         let c = &mut self.conns[ci];
         c.churn_due = false;
@@ -286,9 +299,10 @@ impl Worker {
         c.reconnect_at_ns = now + c.backoff_ns;
         self.timers.push(Reverse((c.reconnect_at_ns, ci as u32)));
         self.inflight_total -= lost as u64;
-        self.rec.fail(failure);
+        self.rec.fail_by(failure, self.conns[ci].client());
         for _ in 0..lost {
-            self.rec.fail(Failure::InflightLost);
+            self.rec
+                .fail_by(Failure::InflightLost, self.conns[ci].client());
         }
     }
 }
@@ -299,4 +313,10 @@ impl Worker {
 /// (at least 250 ms at the 1 s minimum) is the margin.
 fn ping_after_ns(keep_alive_ns: u64) -> u64 {
     keep_alive_ns - keep_alive_ns / 4
+}
+
+/// How long an established connection lasted, for the `connection` row (the recorder clamps
+/// it to the histograms' bound of one hour).
+fn session_us(connected_at_ns: u64, now_ns: u64) -> u64 {
+    ns_to_us(now_ns.saturating_sub(connected_at_ns))
 }

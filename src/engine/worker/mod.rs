@@ -326,7 +326,8 @@ impl Worker {
             let expired = self.conns[ci].inflight.expire_all();
             self.inflight_total -= expired as u64;
             for _ in 0..expired {
-                self.rec.fail(Failure::AckTimeout);
+                self.rec
+                    .fail_by(Failure::AckTimeout, self.conns[ci].client());
             }
             if let Role::Publisher { matches: true } = self.conns[ci].role {
                 owed += self.conns[ci].counted;
@@ -424,7 +425,7 @@ impl Worker {
             let expired = self.conns[ci].inflight.clear();
             self.inflight_total -= expired as u64;
             for _ in 0..expired {
-                self.rec.fail(unacked);
+                self.rec.fail_by(unacked, self.conns[ci].client());
             }
             if self.conns[ci].state == State::Connected && !aborted {
                 // Appended after whatever is still unwritten, so a half-written frame is

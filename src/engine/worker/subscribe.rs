@@ -57,7 +57,7 @@ impl Worker {
         }
         c.sub_settled = true;
         if let Some(f) = failure {
-            self.rec.fail(f);
+            self.rec.fail_by(f, self.conns[ci].client());
         }
         if self.control.subs.subscriber_settled(now) {
             self.control.wake_all();
