@@ -104,6 +104,7 @@ pub(super) const KEYS: &[Key] = &[
         key("drain_timeout", "--drain-timeout", "MQBLAST_DRAIN_TIMEOUT"),
         "2s",
     ),
+    with_default(key("drain_max", "--drain-max", "MQBLAST_DRAIN_MAX"), "60s"),
     with_default(
         key("reconnect", "--reconnect", "MQBLAST_RECONNECT"),
         "false",

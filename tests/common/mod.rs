@@ -1132,3 +1132,119 @@ impl Summary {
         &self.text
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A proxy that makes the broker's deliveries late
+// ---------------------------------------------------------------------------------------------
+
+/// A TCP proxy in front of a broker that holds every PUBLISH the broker sends to a client for
+/// `hold` before passing it on; everything else (CONNACK, SUBACK, PUBACK, ...) and everything
+/// clients send pass at once. Subscribers behind it receive each message `hold` after the
+/// broker sent it while publishers' acknowledgements stay prompt: deliveries that are late,
+/// not lost, by construction. Stops accepting on drop; open connections end with their peers.
+pub struct DelayProxy {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl DelayProxy {
+    pub fn start(upstream_port: u16, hold: Duration) -> DelayProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => delay_connection(client, upstream_port, hold),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        DelayProxy { port, stop }
+    }
+
+    /// `127.0.0.1:PORT`, as mqblast's `-H` takes it.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Pipe one client to the broker: client -> broker as is; broker -> client frame by frame,
+/// PUBLISH frames `hold` late (in order, on their own thread).
+fn delay_connection(client: TcpStream, upstream_port: u16, hold: Duration) {
+    client.set_nonblocking(false).unwrap();
+    let Ok(broker) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = broker.set_nodelay(true);
+    let (mut from_client, mut to_broker) =
+        (client.try_clone().unwrap(), broker.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_broker);
+        let _ = to_broker.shutdown(Shutdown::Write);
+    });
+    let to_client = Arc::new(Mutex::new(client));
+    let (late_tx, late_rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let late_writer = to_client.clone();
+    std::thread::spawn(move || {
+        for (due, frame) in late_rx {
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if late_writer.lock().unwrap().write_all(&frame).is_err() {
+                return;
+            }
+        }
+        let _ = late_writer.lock().unwrap().shutdown(Shutdown::Write);
+    });
+    std::thread::spawn(move || forward_frames(broker, &to_client, &late_tx, hold));
+}
+
+/// Read the broker's frames; PUBLISH goes to the late writer, the rest straight to the client.
+fn forward_frames(
+    mut broker: TcpStream,
+    to_client: &Mutex<TcpStream>,
+    late: &std::sync::mpsc::Sender<(Instant, Vec<u8>)>,
+    hold: Duration,
+) {
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 16 * 1024]);
+    loop {
+        while let Some(len) = frame_len(&buf) {
+            let frame: Vec<u8> = buf.drain(..len).collect();
+            let sent = if frame[0] >> 4 == packet::PUBLISH {
+                late.send((Instant::now() + hold, frame)).is_ok()
+            } else {
+                to_client.lock().unwrap().write_all(&frame).is_ok()
+            };
+            if !sent {
+                return;
+            }
+        }
+        match broker.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Length of the complete MQTT frame at the front of `buf` (fixed header, remaining length,
+/// body), if it is all there.
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    let mut body_len = 0usize;
+    for i in 1..=4 {
+        let byte = *buf.get(i)?;
+        body_len |= usize::from(byte & 0x7f) << (7 * (i - 1));
+        if byte & 0x80 == 0 {
+            let total = 1 + i + body_len;
+            return (buf.len() >= total).then_some(total);
+        }
+    }
+    None
+}
