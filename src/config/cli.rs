@@ -96,7 +96,7 @@ pub struct RunArgs {
     /// Config file [default: ./config.toml if it exists] [env: MQBLAST_CONFIG]
     #[arg(short = 'f', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Broker(s): mqtt://host:port, tcp://host:port, host:port or host (port 1883), comma-separated [default: embedded broker] [env: MQBLAST_HOST]
+    /// Broker(s): mqtt://host:port, tcp://host:port, host:port or host (port 1883), comma-separated [default: embedded broker; an empty value is refused] [env: MQBLAST_HOST]
     #[arg(short = 'H', long, value_name = "HOSTS")]
     pub host: Option<String>,
     /// Number of users (MQTT connections) [default: 10] [env: MQBLAST_USERS]

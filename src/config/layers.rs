@@ -211,7 +211,7 @@ impl Raw {
         Ok(resolve(self.base_dir(ctx), &text))
     }
 
-    /// The empty string, which unsets optional settings (`-H ""`: embedded broker).
+    /// The empty string, which unsets optional settings (`--json ""`: no JSON file).
     pub(super) fn is_blank(&self) -> bool {
         matches!(&self.value, RawValue::Text(text) | RawValue::Toml(toml::Value::String(text)) if text.trim().is_empty())
     }
@@ -245,7 +245,11 @@ impl Layers<'_> {
         if let Some(value) = self.args.value_of(name) {
             return Some(text(Origin::Cli, value));
         }
-        if let Some(value) = env_value(self.env, key.env) {
+        let env = match key.empty_env_is_a_value {
+            true => (self.env)(key.env),
+            false => env_value(self.env, key.env),
+        };
+        if let Some(value) = env {
             return Some(text(Origin::Env, value));
         }
         if let Some(raw) = self.file.as_ref().and_then(|file| file.get(key)) {
