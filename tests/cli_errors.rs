@@ -182,6 +182,44 @@ fn an_empty_host_in_the_config_file_is_refused_instead_of_starting_the_embedded_
     assert_one_line_naming(&run, "empty-host.toml line 2: host = \"\"");
 }
 
+/// A config file (the only source besides a tokens file that can carry a NUL through
+/// `exec`) with `body`: exit 2, one line naming the file and `setting`, no secret echoed.
+fn assert_nul_refused(body: &str, setting: &str) {
+    let dir = TempDir::new("cli-nul");
+    let path = dir.write("nul.toml", body);
+    let run = run(&["-f", &path]);
+    run.assert_usage_error(&["nul.toml", setting, "NUL"]);
+    assert!(!run.stderr.contains("s3cret"), "{}", run.describe());
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.describe());
+}
+
+#[test]
+fn a_nul_in_the_client_id_is_refused_before_it_reaches_a_connect() {
+    assert_nul_refused("client_id = \"dev\\u0000{i}\"\n", "line 1: client_id");
+}
+
+#[test]
+fn a_nul_in_the_user_name_or_password_is_refused_before_it_reaches_a_connect() {
+    assert_nul_refused("username = \"s3cret\\u0000\"\n", "line 1: username");
+    assert_nul_refused(
+        "username = \"u\"\npassword = \"s3cret\\u0000\"\n",
+        "line 2: password",
+    );
+}
+
+#[test]
+fn a_nul_in_a_device_token_is_refused_naming_its_position_not_its_text() {
+    assert_nul_refused(
+        "tokens = [\"s3cret-a\", \"s3cret\\u0000b\"]\n",
+        "tokens: token 2 of 2",
+    );
+    let dir = TempDir::new("cli-nul-tokens");
+    let path = dir.write("nul-tokens.txt", "s3cret-a\ns3cret\0b\n");
+    let run = run(&["--tokens-file", &path]);
+    run.assert_usage_error(&["nul-tokens.txt line 2", "NUL"]);
+    assert!(!run.stderr.contains("s3cret"), "{}", run.describe());
+}
+
 #[test]
 fn help_exits_zero_and_lists_the_main_flags() {
     let run = run_mqblast(&["--help"], LIMIT);

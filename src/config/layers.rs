@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::cli::RunArgs;
 use super::file::ConfigFile;
 use super::keys::{find_key, Key};
-use super::values::{check_mqtt_string_len, parse_duration, DURATION_FORMS};
+use super::values::{check_mqtt_string_len, check_no_nul, parse_duration, DURATION_FORMS};
 use super::{invalid, ConfigError, Context};
 
 /// Where a value came from; higher layers win.
@@ -98,11 +98,13 @@ impl Raw {
         invalid(format!("{}: {problem}", self.source()))
     }
 
-    /// The text, refused when longer than an MQTT string can be (the encoders' limit).
+    /// The text, refused when longer than an MQTT string can be (the encoders' limit) or
+    /// when it holds a NUL; the value is not echoed (a password, or an invisible NUL).
     pub(super) fn mqtt_string(&self) -> Result<String, ConfigError> {
         let text = self.text()?;
         check_mqtt_string_len(text.len())
             .map_err(|problem| self.fail_at_source(format!("is {problem}")))?;
+        check_no_nul(&text).map_err(|problem| self.fail_at_source(problem))?;
         Ok(text)
     }
 
