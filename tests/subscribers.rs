@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{load_args, run_mqblast, with, DelayProxy, Mosquitto, Subscriber, Summary, TempDir};
+use common::{
+    load_args, run_mqblast, with, DelayProxy, Mosquitto, Release, Subscriber, Summary, TempDir,
+};
 
 /// Run `users` publishers and `subs` subscribers for `messages` messages at `qos`.
 fn run_with_subscribers(
@@ -199,6 +201,40 @@ fn deliveries_still_arriving_when_the_drain_cap_ends_are_incomplete_not_lost() {
         run.describe()
     );
     run.assert_code(1);
+}
+
+/// A subscriber that fell behind finds a backlog of megabytes in its socket when the broker
+/// goes quiet. It used to read at most about two buffers per readiness event (a read cut
+/// short by the room left for acknowledgements was taken for an empty socket), so the rest
+/// stayed unread with no further event, and the audit called it lost.
+#[test]
+fn a_backlog_left_in_a_subscribers_socket_when_the_broker_goes_quiet_is_read_to_the_end() {
+    let broker = Mosquitto::start();
+    // Everything the broker delivers reaches the subscriber in a few large bursts.
+    let proxy = DelayProxy::with_release(broker.port, Release::AllEvery(Duration::from_secs(1)));
+    let dir = TempDir::new("subs-backlog");
+    let json = dir.file("out.json");
+    let args = with(
+        load_args(&proxy.addr(), &json),
+        &[
+            "-u",
+            "4",
+            "--messages",
+            "20000",
+            "--interval",
+            "0",
+            "--qos",
+            "1",
+            "--sub-users",
+            "1",
+        ],
+    );
+    let run = run_mqblast(&args, Duration::from_secs(120));
+    let summary = Summary::read(&json, &run);
+    assert_eq!(summary.u64("audit.published"), 20_000, "{}", run.describe());
+    assert_eq!(summary.u64("audit.delivered"), 20_000, "{}", run.describe());
+    assert_eq!(summary.u64("audit.lost"), 0);
+    run.assert_code(0);
 }
 
 /// The repository's soak: on a busy 2-core machine mosquitto delivers the last messages

@@ -1137,18 +1137,33 @@ impl Summary {
 // A proxy that makes the broker's deliveries late
 // ---------------------------------------------------------------------------------------------
 
-/// A TCP proxy in front of a broker that holds every PUBLISH the broker sends to a client for
-/// `hold` before passing it on; everything else (CONNACK, SUBACK, PUBACK, ...) and everything
-/// clients send pass at once. Subscribers behind it receive each message `hold` after the
-/// broker sent it while publishers' acknowledgements stay prompt: deliveries that are late,
-/// not lost, by construction. Stops accepting on drop; open connections end with their peers.
+/// A TCP proxy in front of a broker that holds back the PUBLISH packets the broker sends to
+/// clients (see [`Release`]); everything else (CONNACK, SUBACK, PUBACK, ...) and everything
+/// clients send pass at once. Subscribers behind it receive messages late while publishers'
+/// acknowledgements stay prompt: deliveries that are late, not lost, by construction. Stops
+/// accepting on drop; open connections end with their peers.
 pub struct DelayProxy {
     pub port: u16,
     stop: Arc<AtomicBool>,
 }
 
+/// How a [`DelayProxy`] lets the held PUBLISH packets go.
+#[derive(Debug, Clone, Copy)]
+pub enum Release {
+    /// Each one `Duration` after the broker sent it, in order.
+    EachAfter(Duration),
+    /// Every `Duration`, all that arrived since the last release, in one write: the client
+    /// finds a large backlog in its socket at once, and nothing more after the last one.
+    AllEvery(Duration),
+}
+
 impl DelayProxy {
+    /// Each PUBLISH `hold` late.
     pub fn start(upstream_port: u16, hold: Duration) -> DelayProxy {
+        DelayProxy::with_release(upstream_port, Release::EachAfter(hold))
+    }
+
+    pub fn with_release(upstream_port: u16, release: Release) -> DelayProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -1157,7 +1172,7 @@ impl DelayProxy {
         std::thread::spawn(move || {
             while !stopped.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((client, _)) => delay_connection(client, upstream_port, hold),
+                    Ok((client, _)) => delay_connection(client, upstream_port, release),
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
@@ -1178,8 +1193,8 @@ impl Drop for DelayProxy {
 }
 
 /// Pipe one client to the broker: client -> broker as is; broker -> client frame by frame,
-/// PUBLISH frames `hold` late (in order, on their own thread).
-fn delay_connection(client: TcpStream, upstream_port: u16, hold: Duration) {
+/// PUBLISH frames released late (in order, on their own thread).
+fn delay_connection(client: TcpStream, upstream_port: u16, release: Release) {
     client.set_nonblocking(false).unwrap();
     let Ok(broker) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
         return;
@@ -1196,15 +1211,45 @@ fn delay_connection(client: TcpStream, upstream_port: u16, hold: Duration) {
     let (late_tx, late_rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
     let late_writer = to_client.clone();
     std::thread::spawn(move || {
-        for (due, frame) in late_rx {
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            if late_writer.lock().unwrap().write_all(&frame).is_err() {
-                return;
-            }
+        match release {
+            Release::EachAfter(_) => release_each(&late_rx, &late_writer),
+            Release::AllEvery(every) => release_all_every(&late_rx, &late_writer, every),
         }
         let _ = late_writer.lock().unwrap().shutdown(Shutdown::Write);
     });
+    let hold = match release {
+        Release::EachAfter(hold) => hold,
+        Release::AllEvery(_) => Duration::ZERO,
+    };
     std::thread::spawn(move || forward_frames(broker, &to_client, &late_tx, hold));
+}
+
+type Held = std::sync::mpsc::Receiver<(Instant, Vec<u8>)>;
+
+fn release_each(held: &Held, to_client: &Mutex<TcpStream>) {
+    for (due, frame) in held {
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if to_client.lock().unwrap().write_all(&frame).is_err() {
+            return;
+        }
+    }
+}
+
+fn release_all_every(held: &Held, to_client: &Mutex<TcpStream>, every: Duration) {
+    loop {
+        std::thread::sleep(every);
+        let mut batch = Vec::new();
+        let open = loop {
+            match held.try_recv() {
+                Ok((_, frame)) => batch.extend_from_slice(&frame),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break true,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break false,
+            }
+        };
+        if to_client.lock().unwrap().write_all(&batch).is_err() || !open {
+            return;
+        }
+    }
 }
 
 /// Read the broker's frames; PUBLISH goes to the late writer, the rest straight to the client.

@@ -32,8 +32,11 @@ impl Worker {
                     // A short read emptied the socket: bytes arriving later raise a new edge,
                     // so the read that would only say WouldBlock is skipped (as tokio does).
                     // Against a broker that acks one PUBLISH per write this is one syscall
-                    // less per message.
-                    if n < scratch.len() {
+                    // less per message. Short of what was asked (`room`), not of the scratch
+                    // buffer: a subscriber asks for less while acks wait to be written, and a
+                    // read that filled that smaller request left bytes in the socket that no
+                    // new edge would announce once the broker went quiet.
+                    if n < room {
                         break;
                     }
                 }
