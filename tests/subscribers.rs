@@ -246,6 +246,12 @@ fn a_ci_sized_soak_of_200k_qos1_messages_loses_nothing() {
     let dir = TempDir::new("subs-soak");
     let more = ["--max-inflight", "64"];
     let (run, summary) = run_with_subscribers(&broker, &dir, "1", 200_000, &more);
+    // The verdict in the test log (`--nocapture`), for comparing runs on loaded machines.
+    let verdict = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Delivery audit:"));
+    eprintln!("soak: {}", verdict.unwrap_or("no verdict line"));
     run.assert_code(0);
     assert_eq!(summary.u64("audit.published"), 200_000);
     assert_eq!(summary.u64("audit.delivered"), 400_000);
