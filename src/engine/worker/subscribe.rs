@@ -126,11 +126,7 @@ impl Worker {
         subs.update_settled(self.settled_reported, settled);
         subs.update_delivered(self.delivered_reported, delivered);
         (self.settled_reported, self.delivered_reported) = (settled, delivered);
-        let all_arrived = if self.plan.shared_subscription() {
-            subs.delivered() >= owed || subs.settled() >= u64::from(self.plan.sub_users)
-        } else {
-            subs.settled() >= u64::from(self.plan.sub_users)
-        };
+        let all_arrived = self.all_arrived(owed);
         let mut clock = match self.drain {
             Drain::Subscribers(Some(clock)) => clock,
             _ => DrainClock::start(
@@ -150,6 +146,14 @@ impl Worker {
             }
             Some(_) => true,
         }
+    }
+
+    /// Every subscriber of the run (or the shared group) has what it is owed, or can receive
+    /// nothing more.
+    fn all_arrived(&self, owed: u64) -> bool {
+        let subs = &self.control.subs;
+        let all_settled = subs.settled() >= u64::from(self.plan.sub_users);
+        all_settled || (self.plan.shared_subscription() && subs.delivered() >= owed)
     }
 
     /// The cap ended the drain: every subscriber still open could have received more.
