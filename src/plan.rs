@@ -111,8 +111,12 @@ pub struct Plan {
     pub e2e: bool,
     /// Run the delivery audit (default: on when there are subscribers).
     pub verify: bool,
-    /// After publishers stop, how long subscribers wait for the messages still owed.
-    pub drain_timeout: Duration,
+    /// After publishers stop, subscribers wait for what they are owed until no message has
+    /// arrived for this long (`--drain-timeout`, the quiet period)...
+    pub drain_quiet: Duration,
+    /// ...or until this long has passed since the publishers finished (`--drain-max`, the
+    /// cap); messages still arriving then are reported as such, not as lost.
+    pub drain_max: Duration,
     /// `mqblast conn`: connect and hold (keep-alive pings only), never publish.
     pub connect_only: bool,
     /// Reconnect lost connections with bounded exponential back-off (100 ms doubling to 5 s)

@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -138,6 +139,85 @@ fn more_users_than_the_open_files_limit_allows_is_rejected_up_front() {
         "stderr should mention the open-files limit:\n{}",
         run.describe()
     );
+}
+
+/// `args` with a short run time and no broker address: if mqblast wrongly accepted the
+/// input it would start its embedded broker, run 1 s and exit 0, failing the test.
+fn without_host(args: &[&str]) -> Command {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-t", "1s", "--headless"]);
+    mqblast_command(&all)
+}
+
+/// Exit 2 and exactly one line on stderr, naming `source`.
+fn assert_one_line_naming(run: &Finished, source: &str) {
+    run.assert_usage_error(&[source, "embedded broker"]);
+    assert_eq!(
+        run.stderr.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn an_empty_host_flag_is_refused_instead_of_starting_the_embedded_broker() {
+    let run = spawn(without_host(&["-H", ""])).wait(LIMIT);
+    assert_one_line_naming(&run, "--host \"\"");
+}
+
+#[test]
+fn an_empty_host_variable_is_refused_instead_of_starting_the_embedded_broker() {
+    let mut cmd = without_host(&[]);
+    cmd.env("MQBLAST_HOST", "");
+    let run = spawn(cmd).wait(LIMIT);
+    assert_one_line_naming(&run, "MQBLAST_HOST=\"\"");
+}
+
+#[test]
+fn an_empty_host_in_the_config_file_is_refused_instead_of_starting_the_embedded_broker() {
+    let dir = TempDir::new("cli-empty-host");
+    let path = dir.write("empty-host.toml", "users = 1\nhost = \"\"\n");
+    let run = spawn(without_host(&["-f", &path])).wait(LIMIT);
+    assert_one_line_naming(&run, "empty-host.toml line 2: host = \"\"");
+}
+
+/// A config file (the only source besides a tokens file that can carry a NUL through
+/// `exec`) with `body`: exit 2, one line naming the file and `setting`, no secret echoed.
+fn assert_nul_refused(body: &str, setting: &str) {
+    let dir = TempDir::new("cli-nul");
+    let path = dir.write("nul.toml", body);
+    let run = run(&["-f", &path]);
+    run.assert_usage_error(&["nul.toml", setting, "NUL"]);
+    assert!(!run.stderr.contains("s3cret"), "{}", run.describe());
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.describe());
+}
+
+#[test]
+fn a_nul_in_the_client_id_is_refused_before_it_reaches_a_connect() {
+    assert_nul_refused("client_id = \"dev\\u0000{i}\"\n", "line 1: client_id");
+}
+
+#[test]
+fn a_nul_in_the_user_name_or_password_is_refused_before_it_reaches_a_connect() {
+    assert_nul_refused("username = \"s3cret\\u0000\"\n", "line 1: username");
+    assert_nul_refused(
+        "username = \"u\"\npassword = \"s3cret\\u0000\"\n",
+        "line 2: password",
+    );
+}
+
+#[test]
+fn a_nul_in_a_device_token_is_refused_naming_its_position_not_its_text() {
+    assert_nul_refused(
+        "tokens = [\"s3cret-a\", \"s3cret\\u0000b\"]\n",
+        "tokens: token 2 of 2",
+    );
+    let dir = TempDir::new("cli-nul-tokens");
+    let path = dir.write("nul-tokens.txt", "s3cret-a\ns3cret\0b\n");
+    let run = run(&["--tokens-file", &path]);
+    run.assert_usage_error(&["nul-tokens.txt line 2", "NUL"]);
+    assert!(!run.stderr.contains("s3cret"), "{}", run.describe());
 }
 
 #[test]

@@ -96,7 +96,7 @@ pub struct RunArgs {
     /// Config file [default: ./config.toml if it exists] [env: MQBLAST_CONFIG]
     #[arg(short = 'f', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Broker(s): mqtt://host:port, tcp://host:port, host:port or host (port 1883), comma-separated [default: embedded broker] [env: MQBLAST_HOST]
+    /// Broker(s): mqtt://host:port, tcp://host:port, host:port or host (port 1883), comma-separated [default: embedded broker; an empty value is refused] [env: MQBLAST_HOST]
     #[arg(short = 'H', long, value_name = "HOSTS")]
     pub host: Option<String>,
     /// Number of users (MQTT connections) [default: 10] [env: MQBLAST_USERS]
@@ -204,9 +204,12 @@ pub struct RunArgs {
     /// Delivery audit: true/false [default: true with subscribers] [env: MQBLAST_VERIFY]
     #[arg(long, value_name = "BOOL")]
     pub verify: Option<String>,
-    /// After publishers stop, wait this long for messages still owed to subscribers [default: 2s] [env: MQBLAST_DRAIN_TIMEOUT]
+    /// After publishers stop, subscribers wait until no message has arrived for this long (the quiet period) [default: 2s] [env: MQBLAST_DRAIN_TIMEOUT]
     #[arg(long, value_name = "DURATION")]
     pub drain_timeout: Option<String>,
+    /// Cap on that wait, from when the publishers finished: messages still arriving then make the audit "incomplete", not lost; at most 1h [default: 60s] [env: MQBLAST_DRAIN_MAX]
+    #[arg(long, value_name = "DURATION")]
+    pub drain_max: Option<String>,
     /// Reconnect lost connections with back-off (100 ms doubling to 5 s) and resume [env: MQBLAST_RECONNECT]
     #[arg(long)]
     pub reconnect: bool,
@@ -249,6 +252,7 @@ impl RunArgs {
             "sub_qos" => &self.sub_qos,
             "verify" => &self.verify,
             "drain_timeout" => &self.drain_timeout,
+            "drain_max" => &self.drain_max,
             "churn" => &self.churn,
             "e2e" => return self.e2e.then(|| "true".to_string()),
             "reconnect" => return self.reconnect.then(|| "true".to_string()),

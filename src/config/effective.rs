@@ -57,7 +57,8 @@ pub(super) fn effective_config(
         "sub_qos": plan.sub_qos,
         "e2e": plan.e2e,
         "verify": plan.verify,
-        "drain_timeout": format_duration(plan.drain_timeout),
+        "drain_timeout": format_duration(plan.drain_quiet),
+        "drain_max": format_duration(plan.drain_max),
         "reconnect": plan.reconnect,
         "churn": plan.churn.map(format_duration),
     })

@@ -10,6 +10,9 @@ pub(super) struct Key {
     pub(super) default: Option<&'static str>,
     /// Never echoed in messages.
     pub(super) secret: bool,
+    /// An empty environment variable is a value (to be refused), not "unset": where unset
+    /// has a meaning of its own that an empty value must not select by accident.
+    pub(super) empty_env_is_a_value: bool,
 }
 
 const fn key(name: &'static str, flag: &'static str, env: &'static str) -> Key {
@@ -19,6 +22,7 @@ const fn key(name: &'static str, flag: &'static str, env: &'static str) -> Key {
         env,
         default: None,
         secret: false,
+        empty_env_is_a_value: false,
     }
 }
 
@@ -32,9 +36,15 @@ const fn secret(mut key: Key) -> Key {
     key
 }
 
+const fn empty_env_is_a_value(mut key: Key) -> Key {
+    key.empty_env_is_a_value = true;
+    key
+}
+
 /// Every setting, in config.toml order of documentation.
 pub(super) const KEYS: &[Key] = &[
-    key("host", "--host", "MQBLAST_HOST"),
+    // Unset means "start the embedded broker"; `MQBLAST_HOST=` must not mean that.
+    empty_env_is_a_value(key("host", "--host", "MQBLAST_HOST")),
     with_default(key("users", "--users", "MQBLAST_USERS"), "10"),
     with_default(
         key("spawn_rate", "--spawn-rate", "MQBLAST_SPAWN_RATE"),
@@ -104,6 +114,7 @@ pub(super) const KEYS: &[Key] = &[
         key("drain_timeout", "--drain-timeout", "MQBLAST_DRAIN_TIMEOUT"),
         "2s",
     ),
+    with_default(key("drain_max", "--drain-max", "MQBLAST_DRAIN_MAX"), "60s"),
     with_default(
         key("reconnect", "--reconnect", "MQBLAST_RECONNECT"),
         "false",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::cli::RunArgs;
 use super::file::ConfigFile;
 use super::keys::{find_key, Key};
-use super::values::{check_mqtt_string_len, parse_duration, DURATION_FORMS};
+use super::values::{check_mqtt_string_len, check_no_nul, parse_duration, DURATION_FORMS};
 use super::{invalid, ConfigError, Context};
 
 /// Where a value came from; higher layers win.
@@ -98,11 +98,13 @@ impl Raw {
         invalid(format!("{}: {problem}", self.source()))
     }
 
-    /// The text, refused when longer than an MQTT string can be (the encoders' limit).
+    /// The text, refused when longer than an MQTT string can be (the encoders' limit) or
+    /// when it holds a NUL; the value is not echoed (a password, or an invisible NUL).
     pub(super) fn mqtt_string(&self) -> Result<String, ConfigError> {
         let text = self.text()?;
         check_mqtt_string_len(text.len())
             .map_err(|problem| self.fail_at_source(format!("is {problem}")))?;
+        check_no_nul(&text).map_err(|problem| self.fail_at_source(problem))?;
         Ok(text)
     }
 
@@ -211,7 +213,7 @@ impl Raw {
         Ok(resolve(self.base_dir(ctx), &text))
     }
 
-    /// The empty string, which unsets optional settings (`-H ""`: embedded broker).
+    /// The empty string, which unsets optional settings (`--json ""`: no JSON file).
     pub(super) fn is_blank(&self) -> bool {
         matches!(&self.value, RawValue::Text(text) | RawValue::Toml(toml::Value::String(text)) if text.trim().is_empty())
     }
@@ -245,7 +247,11 @@ impl Layers<'_> {
         if let Some(value) = self.args.value_of(name) {
             return Some(text(Origin::Cli, value));
         }
-        if let Some(value) = env_value(self.env, key.env) {
+        let env = match key.empty_env_is_a_value {
+            true => (self.env)(key.env),
+            false => env_value(self.env, key.env),
+        };
+        if let Some(value) = env {
             return Some(text(Origin::Env, value));
         }
         if let Some(raw) = self.file.as_ref().and_then(|file| file.get(key)) {

@@ -12,11 +12,17 @@ use crate::limits::RESERVED_FDS;
 use crate::payload::Payload;
 use crate::plan::HostPort;
 
+/// No host at all: the embedded broker. An explicitly empty one (`-H ""`, `MQBLAST_HOST=`,
+/// `host = ""` or `[]`) is refused: it is a typo or an unset shell variable far more often
+/// than a wish to measure the embedded broker, which would then be tested by mistake.
 pub(super) fn resolve_hosts(raw: Option<Raw>) -> Result<Vec<HostPort>, ConfigError> {
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
     let items = raw.list()?;
+    if items.is_empty() {
+        return Err(raw.fail("names no broker; leave the host unset to use the embedded broker"));
+    }
     let several = items.len() > 1;
     items
         .iter()

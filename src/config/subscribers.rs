@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::layers::Raw;
-use super::resolve::{resolve_qos, resolve_users};
+use super::resolve::{positive_duration, resolve_qos, resolve_users};
 use super::{invalid, ConfigError};
 
 /// The subscriber settings, resolved together because their defaults depend on each other.
@@ -14,8 +14,13 @@ pub(super) struct Subscribers {
     pub(super) qos: u8,
     pub(super) e2e: bool,
     pub(super) verify: bool,
-    pub(super) drain_timeout: Duration,
+    pub(super) drain_quiet: Duration,
+    pub(super) drain_max: Duration,
 }
+
+/// Longest `--drain-max`: the engine aborts workers that overrun the stop timeout plus the
+/// cap, so the cap bounds how long a run can outlive its publishers.
+pub(super) const DRAIN_MAX_LIMIT: Duration = Duration::from_secs(3600);
 
 pub(super) fn resolve_subscribers(
     get: &dyn Fn(&str) -> Option<Raw>,
@@ -47,14 +52,23 @@ pub(super) fn resolve_subscribers(
     }
     let e2e_raw = get("e2e").ok_or_else(|| missing("e2e"))?;
     let drain_raw = get("drain_timeout").ok_or_else(|| missing("drain_timeout"))?;
+    let drain_max_raw = get("drain_max").ok_or_else(|| missing("drain_max"))?;
     Ok(Subscribers {
         users: sub_users,
         topic: sub_topic,
         qos: sub_qos,
         e2e: e2e_raw.boolean()? || sub_users > 0,
         verify: verify && sub_users > 0,
-        drain_timeout: drain_raw.duration()?,
+        drain_quiet: drain_raw.duration()?,
+        drain_max: resolve_drain_max(&drain_max_raw)?,
     })
+}
+
+fn resolve_drain_max(raw: &Raw) -> Result<Duration, ConfigError> {
+    match positive_duration(raw)? {
+        cap if cap > DRAIN_MAX_LIMIT => Err(raw.fail("must be at most 1h")),
+        cap => Ok(cap),
+    }
 }
 
 /// The publish topic with every level that holds a per-client placeholder replaced by `+`,
@@ -106,7 +120,8 @@ mod tests {
         assert_eq!((plan.sub_users, plan.sub_qos), (3, 2));
         assert_eq!(plan.sub_topic, "dev/+/t");
         assert!(plan.e2e && plan.verify);
-        assert_eq!(plan.drain_timeout, Duration::from_secs(2));
+        assert_eq!(plan.drain_quiet, Duration::from_secs(2));
+        assert_eq!(plan.drain_max, Duration::from_secs(60));
         let plain = dir.plan(&[], &[]).unwrap();
         assert!(
             !plain.e2e && !plain.verify,
@@ -128,6 +143,21 @@ mod tests {
         assert!(dir
             .error(&["--sub-topic", "$share/g"], &[])
             .contains("$share"));
+    }
+
+    #[test]
+    fn the_drain_cap_must_be_longer_than_zero_and_at_most_an_hour() {
+        let dir = TestDir::new();
+        let plan = dir.plan(&["--drain-max", "5m"], &[]).unwrap();
+        assert_eq!(plan.drain_max, Duration::from_secs(300));
+        assert_eq!(
+            dir.error(&["--drain-max", "0"], &[]),
+            "--drain-max 0: must be longer than 0"
+        );
+        assert_eq!(
+            dir.error(&[], &[("MQBLAST_DRAIN_MAX", "2h")]),
+            "MQBLAST_DRAIN_MAX=2h: must be at most 1h"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! are checked here for every client they can produce (placeholders, wildcards, uniqueness).
 
 use super::layers::Raw;
-use super::values::check_mqtt_string_len;
+use super::values::{check_mqtt_string_len, check_no_nul};
 use super::ConfigError;
 use crate::payload::{self, ClientVars};
 
@@ -52,6 +52,7 @@ pub(super) fn resolve_client_id(
     if client_id.is_empty() {
         return Err(raw.fail("must not be empty"));
     }
+    check_no_nul(&client_id).map_err(|problem| raw.fail_at_source(problem))?;
     check_placeholders(raw, &client_id, &CLIENT_ID_PLACEHOLDERS)?;
     let unique_per_token = client_id.contains("{token}") && tokens.len() >= users as usize;
     if users > 1 && !client_id.contains("{i}") && !unique_per_token {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::layers::Raw;
-use super::values::check_mqtt_string_len;
+use super::values::{check_mqtt_string_len, check_no_nul};
 use super::{invalid, ConfigError, Context};
 
 /// Tokens come from `tokens` or `tokens_file`, whichever is set on the higher layer.
@@ -41,6 +41,8 @@ pub(super) fn tokens_from_list(raw: &Raw) -> Result<Vec<String>, ConfigError> {
         }
         check_mqtt_string_len(token.len())
             .map_err(|problem| raw.fail(format!("token {} of {count} is {problem}", index + 1)))?;
+        check_no_nul(token)
+            .map_err(|problem| raw.fail(format!("token {} of {count} {problem}", index + 1)))?;
     }
     Ok(tokens)
 }
@@ -58,7 +60,8 @@ pub(super) fn tokens_from_file(
 }
 
 /// One token per line; blank lines and `#` comments are skipped. `name` names the file in
-/// the error when no token is left, or with the line of a token too long for MQTT.
+/// the error when no token is left, or with the line of a token MQTT cannot carry (too
+/// long, or with a NUL); the token itself is never echoed.
 pub fn parse_tokens_file(name: &str, text: &str) -> Result<Vec<String>, String> {
     let mut tokens = Vec::new();
     for (line_index, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
@@ -69,6 +72,12 @@ pub fn parse_tokens_file(name: &str, text: &str) -> Result<Vec<String>, String> 
         check_mqtt_string_len(token.len()).map_err(|problem| {
             format!(
                 "tokens file {name} line {}: token is {problem}",
+                line_index + 1
+            )
+        })?;
+        check_no_nul(token).map_err(|problem| {
+            format!(
+                "tokens file {name} line {}: token {problem}",
                 line_index + 1
             )
         })?;

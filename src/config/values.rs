@@ -24,6 +24,19 @@ pub(super) fn check_mqtt_string_len(len_bytes: usize) -> Result<(), String> {
     }
 }
 
+/// Refuse a wire string with U+0000: MQTT forbids it in every UTF-8 string [MQTT-1.5.3-2],
+/// and a broker that gets one in a CONNECT drops the connection, so every client would fail
+/// at connect time with nothing said about why. U+0001..U+001F and U+007F..U+009F are only
+/// discouraged (SHOULD NOT) and pass: some brokers accept them and a test may need them.
+pub(super) fn check_no_nul(text: &str) -> Result<(), &'static str> {
+    match text.contains('\0') {
+        true => {
+            Err("contains a NUL character (U+0000), which MQTT forbids in strings [MQTT-1.5.3-2]")
+        }
+        false => Ok(()),
+    }
+}
+
 /// Most source addresses `--bind` may list (ranges expanded): a /16 of IPv4.
 pub const MAX_BIND_ADDRS: usize = 65_536;
 

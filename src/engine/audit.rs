@@ -161,6 +161,9 @@ pub struct SubscriberAudit {
     pub streams: Box<[Stream]>,
     /// First arrivals over all streams (the drain's "has everything arrived" check).
     pub unique_total: u64,
+    /// The drain cap ended while this subscriber was still connected: what it misses may be
+    /// late rather than lost, and is reported as still arriving.
+    pub cut_off: bool,
 }
 
 impl SubscriberAudit {
@@ -168,6 +171,7 @@ impl SubscriberAudit {
         SubscriberAudit {
             streams: vec![Stream::default(); publishers as usize].into_boxed_slice(),
             unique_total: 0,
+            cut_off: false,
         }
     }
 
@@ -180,6 +184,7 @@ impl SubscriberAudit {
             mine.reordered += theirs.reordered;
         }
         self.unique_total += other.unique_total;
+        self.cut_off |= other.cut_off;
     }
 
     /// Record a message of publisher `publisher`; ids outside the run are ignored (false).
@@ -204,7 +209,12 @@ pub struct AuditSummary {
     pub expected: u64,
     /// First arrivals (duplicates excluded).
     pub delivered: u64,
+    /// Owed and not delivered to a subscriber that the drain gave up on as quiet or closed.
     pub lost: u64,
+    /// Owed and not delivered to a subscriber still connected when the drain cap ended,
+    /// while deliveries were still arriving: neither delivered nor lost (the verdict is
+    /// "incomplete"). `delivered + lost + still_arriving == expected`.
+    pub still_arriving: u64,
     pub duplicated: u64,
     pub reordered: u64,
     /// Subscribers audited (the ones that got their SUBACK).
@@ -219,25 +229,54 @@ impl AuditSummary {
     /// Adds one subscriber's streams against `expected[p]` (per publisher, matching ones only).
     pub fn add_subscriber(&mut self, audit: &SubscriberAudit, expected: &[u64]) {
         for (stream, &owed) in audit.streams.iter().zip(expected) {
-            self.add_stream(stream, owed);
+            self.add_stream(stream, owed, audit.cut_off);
         }
     }
 
-    /// Adds one stream against `owed` deliveries.
-    pub fn add_stream(&mut self, stream: &Stream, owed: u64) {
+    /// Adds one stream against `owed` deliveries; `cut_off`: its subscriber was still
+    /// receiving when the drain cap ended, so what is missing is still arriving, not lost.
+    pub fn add_stream(&mut self, stream: &Stream, owed: u64, cut_off: bool) {
+        let missing = owed.saturating_sub(stream.unique);
         self.expected += owed;
         self.delivered += stream.unique;
-        self.lost += owed.saturating_sub(stream.unique);
+        match cut_off {
+            true => self.still_arriving += missing,
+            false => self.lost += missing,
+        }
         self.duplicated += stream.duplicated;
         self.reordered += stream.reordered;
     }
 
-    /// `Delivery audit: 200000 published, 200000 delivered, 0 lost, 0 duplicated, 0 out of order`.
-    pub fn verdict_line(&self) -> String {
-        let verdict = if self.lost == 0 && self.duplicated == 0 {
-            "OK"
+    /// `ok`, `failed` (lost or duplicated messages), or `incomplete` (nothing lost or
+    /// duplicated so far, but messages were still arriving when the drain cap ended).
+    pub fn verdict(&self) -> &'static str {
+        if self.lost > 0 || self.duplicated > 0 {
+            "failed"
+        } else if self.still_arriving > 0 {
+            "incomplete"
         } else {
-            "FAILED"
+            "ok"
+        }
+    }
+
+    /// Whether the run's exit code must say the audit did not pass (see `report::exit_code`).
+    pub fn passed(&self) -> bool {
+        self.verdict() == "ok"
+    }
+
+    /// `Delivery audit: 4 published, 8 expected (2 subscribers), 8 delivered, 0 lost,
+    /// 0 duplicated, 0 out of order: OK`; ends `: incomplete: N still arriving when the drain
+    /// cap ended` when that is all that is wrong, `: FAILED; N still arriving ...` otherwise.
+    pub fn verdict_line(&self) -> String {
+        let arriving = format!(
+            "{} still arriving when the drain cap ended",
+            self.still_arriving
+        );
+        let verdict = match (self.verdict(), self.still_arriving) {
+            ("ok", _) => "OK".to_string(),
+            ("incomplete", _) => format!("incomplete: {arriving}"),
+            (_, 0) => "FAILED".to_string(),
+            _ => format!("FAILED; {arriving}"),
         };
         format!(
             "Delivery audit: {} published, {} expected ({} subscriber{}{}), {} delivered, {} lost, {} duplicated, {} out of order: {verdict}",
@@ -259,6 +298,8 @@ impl AuditSummary {
             "expected": self.expected,
             "delivered": self.delivered,
             "lost": self.lost,
+            "still_arriving": self.still_arriving,
+            "verdict": self.verdict(),
             "duplicated": self.duplicated,
             "reordered": self.reordered,
             "subscribers": self.subscribers,
@@ -313,7 +354,7 @@ mod tests {
         let s = fed((1..=10).filter(|&n| n != 4), M);
         assert_eq!(s.base, 4, "the watermark waits at the gap");
         let mut summary = AuditSummary::default();
-        summary.add_stream(&s, 10);
+        summary.add_stream(&s, 10, false);
         assert_eq!((summary.delivered, summary.lost), (9, 1));
     }
 
@@ -382,10 +423,41 @@ mod tests {
             subscribers: 1,
             ..AuditSummary::default()
         };
-        summary.add_stream(&fed([1, 2, 2, 4], M), 4);
+        summary.add_stream(&fed([1, 2, 2, 4], M), 4, false);
         assert_eq!(
             summary.verdict_line(),
             "Delivery audit: 4 published, 4 expected (1 subscriber), 3 delivered, 1 lost, 1 duplicated, 0 out of order: FAILED"
         );
+    }
+
+    #[test]
+    fn messages_missing_when_the_drain_cap_cut_a_subscriber_off_are_still_arriving_not_lost() {
+        let mut summary = AuditSummary {
+            published: 10,
+            subscribers: 2,
+            ..AuditSummary::default()
+        };
+        summary.add_stream(&fed(1..=10, M), 10, false);
+        summary.add_stream(&fed(1..=7, M), 10, true);
+        assert_eq!((summary.lost, summary.still_arriving), (0, 3));
+        assert_eq!(summary.verdict(), "incomplete");
+        assert!(!summary.passed());
+        assert_eq!(
+            summary.verdict_line(),
+            "Delivery audit: 10 published, 20 expected (2 subscribers), 17 delivered, 0 lost, 0 duplicated, 0 out of order: incomplete: 3 still arriving when the drain cap ended"
+        );
+        assert_eq!(summary.to_json()["verdict"], "incomplete");
+        assert_eq!(summary.to_json()["still_arriving"], 3);
+    }
+
+    #[test]
+    fn a_loss_elsewhere_fails_the_audit_even_when_another_subscriber_was_cut_off() {
+        let mut summary = AuditSummary::default();
+        summary.add_stream(&fed(1..=9, M), 10, false);
+        summary.add_stream(&fed(1..=8, M), 10, true);
+        assert_eq!(summary.verdict(), "failed");
+        assert!(summary
+            .verdict_line()
+            .ends_with(": FAILED; 2 still arriving when the drain cap ended"));
     }
 }

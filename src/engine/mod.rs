@@ -11,6 +11,7 @@ pub mod audit;
 pub mod conn;
 pub mod control;
 pub mod dial;
+pub mod drain;
 pub mod inflight;
 pub mod worker;
 
@@ -191,9 +192,17 @@ fn spawn_workers(workers: Vec<Worker>) -> Result<Vec<thread::JoinHandle<()>>, St
 }
 
 /// The main thread's loop: stop at the run time or on the first signal, abort on the second
-/// (or when workers overrun the stop timeout), return when every worker has finished.
+/// (or when workers overrun the stop timeout plus the subscribers' drain cap), return when
+/// every worker has finished.
 fn supervise(plan: &Plan, control: &Control, threads: usize, stop_signals: &dyn Fn() -> u32) {
     let mut stop_requested_at = None;
+    // Workers end their drain by the cap on their own; the abort is only for a worker stuck
+    // beyond it (the drain starts at most `stop_timeout` after the stop).
+    let drain = if plan.sub_users > 0 {
+        plan.drain_max
+    } else {
+        Duration::ZERO
+    };
     while control.finished_workers() < threads {
         thread::sleep(CONTROL_TICK);
         let elapsed = control.start.elapsed();
@@ -201,22 +210,28 @@ fn supervise(plan: &Plan, control: &Control, threads: usize, stop_signals: &dyn 
         let run_over = plan.run_time.is_some_and(|t| elapsed >= t);
         if (signals >= 1 || run_over) && stop_requested_at.is_none() {
             if signals >= 1 {
-                eprintln!("mqblast: stopping: waiting up to {:?} for acknowledgements (Ctrl-C again to stop at once)", plan.stop_timeout);
+                eprintln!("mqblast: stopping: waiting up to {:?} for acknowledgements{} (Ctrl-C again to stop at once)", plan.stop_timeout, drain_note(plan));
             }
             stop_requested_at = Some(elapsed);
             control.advance(STOPPING);
         }
-        let drain = if plan.sub_users > 0 {
-            plan.drain_timeout
-        } else {
-            Duration::ZERO
-        };
         let overran = stop_requested_at
             .is_some_and(|t| elapsed > t + plan.stop_timeout + drain + SHUTDOWN_GRACE);
         if signals >= 2 || overran {
             control.advance(ABORTING);
         }
     }
+}
+
+/// What the stop message adds about subscribers: they wait longer than the acks.
+fn drain_note(plan: &Plan) -> String {
+    if plan.sub_users == 0 {
+        return String::new();
+    }
+    format!(
+        ", then until subscribers receive nothing for {:?} (at most {:?})",
+        plan.drain_quiet, plan.drain_max
+    )
 }
 
 #[cfg(test)]

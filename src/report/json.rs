@@ -33,13 +33,11 @@ pub fn write_json(path: &Path, summary: &Summary, effective_config: &Value) -> i
     file.flush()
 }
 
-/// The process exit code for a finished run: 1 if anything failed, else 0 (Locust's default
-/// `--exit-code-on-error`).
+/// The process exit code for a finished run: 1 if anything failed or the delivery audit did
+/// not pass (lost or duplicated messages, or `incomplete`: still arriving at the drain cap),
+/// else 0 (Locust's default `--exit-code-on-error`).
 pub fn exit_code(summary: &Summary) -> i32 {
-    let audit_failed = summary
-        .audit
-        .as_ref()
-        .is_some_and(|a| a.lost > 0 || a.duplicated > 0);
+    let audit_failed = summary.audit.as_ref().is_some_and(|a| !a.passed());
     i32::from(summary.failures() > 0 || audit_failed)
 }
 

@@ -106,6 +106,7 @@ fn merged_audit(summaries: &[&Summary]) -> Option<AuditSummary> {
         total.expected += a.expected;
         total.delivered += a.delivered;
         total.lost += a.lost;
+        total.still_arriving += a.still_arriving;
         total.duplicated += a.duplicated;
         total.reordered += a.reordered;
         total.subscribers += a.subscribers;

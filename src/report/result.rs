@@ -179,6 +179,8 @@ fn audit_at(doc: &Value) -> Result<Option<AuditSummary>, String> {
         expected: count("expected")?,
         delivered: count("delivered")?,
         lost: count("lost")?,
+        // Absent from results written before the drain cap existed: nothing was cut off.
+        still_arriving: a.get("still_arriving").and_then(Value::as_u64).unwrap_or(0),
         duplicated: count("duplicated")?,
         reordered: count("reordered")?,
         subscribers: u32::try_from(count("subscribers")?)

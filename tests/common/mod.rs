@@ -1134,3 +1134,164 @@ impl Summary {
         &self.text
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A proxy that makes the broker's deliveries late
+// ---------------------------------------------------------------------------------------------
+
+/// A TCP proxy in front of a broker that holds back the PUBLISH packets the broker sends to
+/// clients (see [`Release`]); everything else (CONNACK, SUBACK, PUBACK, ...) and everything
+/// clients send pass at once. Subscribers behind it receive messages late while publishers'
+/// acknowledgements stay prompt: deliveries that are late, not lost, by construction. Stops
+/// accepting on drop; open connections end with their peers.
+pub struct DelayProxy {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+/// How a [`DelayProxy`] lets the held PUBLISH packets go.
+#[derive(Debug, Clone, Copy)]
+pub enum Release {
+    /// Each one `Duration` after the broker sent it, in order.
+    EachAfter(Duration),
+    /// Every `Duration`, all that arrived since the last release, in one write: the client
+    /// finds a large backlog in its socket at once, and nothing more after the last one.
+    AllEvery(Duration),
+}
+
+impl DelayProxy {
+    /// Each PUBLISH `hold` late.
+    pub fn start(upstream_port: u16, hold: Duration) -> DelayProxy {
+        DelayProxy::with_release(upstream_port, Release::EachAfter(hold))
+    }
+
+    pub fn with_release(upstream_port: u16, release: Release) -> DelayProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => delay_connection(client, upstream_port, release),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        DelayProxy { port, stop }
+    }
+
+    /// `127.0.0.1:PORT`, as mqblast's `-H` takes it.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Pipe one client to the broker: client -> broker as is; broker -> client frame by frame,
+/// PUBLISH frames released late (in order, on their own thread).
+fn delay_connection(client: TcpStream, upstream_port: u16, release: Release) {
+    client.set_nonblocking(false).unwrap();
+    let Ok(broker) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = broker.set_nodelay(true);
+    let (mut from_client, mut to_broker) =
+        (client.try_clone().unwrap(), broker.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_broker);
+        let _ = to_broker.shutdown(Shutdown::Write);
+    });
+    let to_client = Arc::new(Mutex::new(client));
+    let (late_tx, late_rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let late_writer = to_client.clone();
+    std::thread::spawn(move || {
+        match release {
+            Release::EachAfter(_) => release_each(&late_rx, &late_writer),
+            Release::AllEvery(every) => release_all_every(&late_rx, &late_writer, every),
+        }
+        let _ = late_writer.lock().unwrap().shutdown(Shutdown::Write);
+    });
+    let hold = match release {
+        Release::EachAfter(hold) => hold,
+        Release::AllEvery(_) => Duration::ZERO,
+    };
+    std::thread::spawn(move || forward_frames(broker, &to_client, &late_tx, hold));
+}
+
+type Held = std::sync::mpsc::Receiver<(Instant, Vec<u8>)>;
+
+fn release_each(held: &Held, to_client: &Mutex<TcpStream>) {
+    for (due, frame) in held {
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if to_client.lock().unwrap().write_all(&frame).is_err() {
+            return;
+        }
+    }
+}
+
+fn release_all_every(held: &Held, to_client: &Mutex<TcpStream>, every: Duration) {
+    loop {
+        std::thread::sleep(every);
+        let mut batch = Vec::new();
+        let open = loop {
+            match held.try_recv() {
+                Ok((_, frame)) => batch.extend_from_slice(&frame),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break true,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break false,
+            }
+        };
+        if to_client.lock().unwrap().write_all(&batch).is_err() || !open {
+            return;
+        }
+    }
+}
+
+/// Read the broker's frames; PUBLISH goes to the late writer, the rest straight to the client.
+fn forward_frames(
+    mut broker: TcpStream,
+    to_client: &Mutex<TcpStream>,
+    late: &std::sync::mpsc::Sender<(Instant, Vec<u8>)>,
+    hold: Duration,
+) {
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 16 * 1024]);
+    loop {
+        while let Some(len) = frame_len(&buf) {
+            let frame: Vec<u8> = buf.drain(..len).collect();
+            let sent = if frame[0] >> 4 == packet::PUBLISH {
+                late.send((Instant::now() + hold, frame)).is_ok()
+            } else {
+                to_client.lock().unwrap().write_all(&frame).is_ok()
+            };
+            if !sent {
+                return;
+            }
+        }
+        match broker.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Length of the complete MQTT frame at the front of `buf` (fixed header, remaining length,
+/// body), if it is all there.
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    let mut body_len = 0usize;
+    for i in 1..=4 {
+        let byte = *buf.get(i)?;
+        body_len |= usize::from(byte & 0x7f) << (7 * (i - 1));
+        if byte & 0x80 == 0 {
+            let total = 1 + i + body_len;
+            return (buf.len() >= total).then_some(total);
+        }
+    }
+    None
+}

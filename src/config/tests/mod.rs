@@ -8,6 +8,7 @@ use super::*;
 use crate::payload::Payload;
 
 mod errors;
+mod nul_characters;
 mod precedence;
 mod resources;
 mod shards;

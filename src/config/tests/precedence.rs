@@ -159,9 +159,27 @@ fn relative_paths_in_the_config_file_are_relative_to_its_directory() {
 }
 
 #[test]
-fn an_empty_host_on_the_command_line_selects_the_embedded_broker() {
+fn only_an_absent_host_selects_the_embedded_broker_and_an_empty_one_is_refused() {
     let dir = TestDir::new();
+    assert!(dir.plan(&[], &[]).unwrap().hosts.is_empty());
+    let refused = "names no broker; leave the host unset to use the embedded broker";
+    assert_eq!(
+        dir.error(&["-H", ""], &[]),
+        format!("--host \"\": {refused}")
+    );
+    assert_eq!(
+        dir.error(&[], &[("MQBLAST_HOST", "")]),
+        format!("MQBLAST_HOST=\"\": {refused}")
+    );
     dir.write("config.toml", "host = [\"a\", \"mqtt://b:1\"]\n");
     assert_eq!(dir.plan(&[], &[]).unwrap().hosts.len(), 2);
-    assert!(dir.plan(&["-H", ""], &[]).unwrap().hosts.is_empty());
+    assert!(dir.error(&["-H", " "], &[]).ends_with(refused));
+    dir.write("config.toml", "\nhost = []\n");
+    assert_eq!(
+        dir.error(&[], &[]),
+        format!(
+            "{} line 2: host = []: {refused}",
+            dir.path_of("config.toml")
+        )
+    );
 }

@@ -13,7 +13,8 @@
 //! of the run has its SUBACK or has failed (`Control::subs`). Each subscriber acks what it
 //! receives, records end-to-end latency from the payload marker and feeds its preallocated
 //! [`SubscriberAudit`]. After the publishers finish, subscribers stay until they have what
-//! they are owed or the drain timeout passes.
+//! they are owed, or deliveries stop for the quiet period, or the drain cap passes
+//! (`engine::drain`).
 //!
 //! The loop and what it owns are here; the `impl Worker` blocks for each concern live beside
 //! it: `connect` (spawn pacing, CONNECT/CONNACK), `publish` (the schedule, message shares and write
@@ -43,6 +44,7 @@ use super::audit::SubscriberAudit;
 use super::conn::{Conn, Role, State, WritePool};
 use super::control::{Control, ABORTING, RUNNING};
 use super::dial::ConnectPacer;
+use super::drain::DrainClock;
 use crate::mqtt;
 use crate::plan::Plan;
 use crate::precise_poll::{Fired, PrecisePoll};
@@ -78,9 +80,9 @@ enum Drain {
     /// Stop (run time, message limit or first Ctrl-C): no new publishes, wait for acks
     /// until the deadline (ns since run start).
     Until(u64),
-    /// Publishers finished: subscribers wait for what they are owed until the deadline,
-    /// which is set once every worker's publishers have finished.
-    Subscribers(Option<u64>),
+    /// Publishers finished: subscribers wait for what they are owed; the clock starts once
+    /// every worker's publishers have finished.
+    Subscribers(Option<DrainClock>),
 }
 
 pub struct Worker {
@@ -132,6 +134,9 @@ pub struct Worker {
     /// This worker's last contributions to `Control::subs` (settled subscribers, arrivals).
     settled_reported: u64,
     delivered_reported: u64,
+    /// When the last poll returned (ns since run start): arrivals up to then have been read,
+    /// so the drain's quiet period is judged at this time.
+    polled_ns: u64,
 }
 
 impl Worker {
@@ -216,6 +221,7 @@ impl Worker {
             subscribers: sub_clients.len() as u32,
             settled_reported: 0,
             delivered_reported: 0,
+            polled_ns: 0,
         };
         Ok((worker, waker))
     }
@@ -341,6 +347,7 @@ impl Worker {
     fn poll_once(&mut self) -> io::Result<()> {
         let timeout = self.poll_timeout();
         let fired = self.waiter.wait(&self.poll, timeout)?;
+        self.polled_ns = self.control.now_ns();
         for i in 0..fired {
             let event = self.waiter.fired(i);
             if event.token != WAKER && event.token.0 < self.conns.len() {

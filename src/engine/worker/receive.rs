@@ -36,8 +36,12 @@ impl Worker {
                     // A short read emptied the socket: bytes arriving later raise a new edge,
                     // so the read that would only say WouldBlock is skipped (as tokio does).
                     // Against a broker that acks one PUBLISH per write this is one syscall
-                    // less per message. A close that came with the data raises no new
-                    // edge, so then the end of stream must be read now.
+                    // less per message. Short of what was asked (`room`), not of the scratch
+                    // buffer: a subscriber asks for less while acks wait to be written, and a
+                    // read that filled that smaller request left bytes in the socket that no
+                    // new edge would announce once the broker went quiet. A close that came
+                    // with the data raises no new edge either, so then the end of stream
+                    // must be read now.
                     if n < room && !peer_closed {
                         break;
                     }
@@ -122,7 +126,8 @@ impl Worker {
                 Ok(())
             }
             Packet::PubRel { pkid } => {
-                Ok(self.reply(ci, |out| mqtt::ack::encode_pubcomp(out, pkid)))
+                self.reply(ci, |out| mqtt::ack::encode_pubcomp(out, pkid));
+                Ok(())
             }
             Packet::SubAck { codes, .. } => self.on_suback(ci, codes, now),
             Packet::UnsubAck { .. } => Ok(()),

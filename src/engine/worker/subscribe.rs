@@ -6,6 +6,7 @@ use std::cmp::Reverse;
 
 use super::{ns_to_us, Drain, Worker, SCRATCH_BYTES, SUBSCRIBER_MIN_ROOM};
 use crate::engine::conn::{Conn, Role, State};
+use crate::engine::drain::{DrainClock, DrainEnd};
 use crate::mqtt;
 use crate::payload;
 use crate::stats::{Failure, Metric};
@@ -108,8 +109,11 @@ impl Worker {
         }
     }
 
-    /// After the publishers: true once every subscriber (or the shared group) has what it is
-    /// owed, or the drain timeout has passed since all publishers finished.
+    /// After the publishers (checked once per loop iteration): true once every subscriber
+    /// (or the shared group) has what it is owed, or no message has arrived anywhere in the
+    /// run for the quiet period, or the cap has passed since all publishers finished (see
+    /// `engine::drain`). At the cap, open subscribers are marked as cut off: what they miss
+    /// may still be on its way.
     pub(super) fn subscribers_done(&mut self, now: u64) -> bool {
         if self.subscribers == 0 {
             return true;
@@ -118,25 +122,50 @@ impl Worker {
         if !subs.all_publishers_finished() {
             return false;
         }
-        let deadline = match self.drain {
-            Drain::Subscribers(Some(deadline)) => deadline,
-            _ => {
-                let deadline = now + self.plan.drain_timeout.as_nanos() as u64;
-                self.drain = Drain::Subscribers(Some(deadline));
-                deadline
-            }
-        };
         let owed = subs.owed();
         let (settled, delivered) = self.subscriber_progress(owed);
         subs.update_settled(self.settled_reported, settled);
         subs.update_delivered(self.delivered_reported, delivered);
         (self.settled_reported, self.delivered_reported) = (settled, delivered);
-        let all_arrived = if self.plan.shared_subscription() {
-            subs.delivered() >= owed || subs.settled() >= u64::from(self.plan.sub_users)
-        } else {
-            subs.settled() >= u64::from(self.plan.sub_users)
+        let all_arrived = self.all_arrived(owed);
+        let mut clock = match self.drain {
+            Drain::Subscribers(Some(clock)) => clock,
+            _ => DrainClock::start(
+                now,
+                self.plan.drain_quiet.as_nanos() as u64,
+                self.plan.drain_max.as_nanos() as u64,
+                subs.delivered(),
+            ),
         };
-        all_arrived || now >= deadline
+        clock.observe(subs.delivered(), now);
+        self.drain = Drain::Subscribers(Some(clock));
+        match clock.end(all_arrived, self.polled_ns, now) {
+            None => false,
+            Some(DrainEnd::Cap) => {
+                self.mark_cut_off();
+                true
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// Every subscriber of the run (or the shared group) has what it is owed, or can receive
+    /// nothing more.
+    fn all_arrived(&self, owed: u64) -> bool {
+        let subs = &self.control.subs;
+        let all_settled = subs.settled() >= u64::from(self.plan.sub_users);
+        all_settled || (self.plan.shared_subscription() && subs.delivered() >= owed)
+    }
+
+    /// The cap ended the drain: every subscriber still open could have received more.
+    fn mark_cut_off(&mut self) {
+        for c in &self.conns {
+            if let (Role::Subscriber { slot }, true) = (c.role, c.is_open()) {
+                if let Some(audit) = self.audits.get_mut(slot as usize) {
+                    audit.cut_off = true;
+                }
+            }
+        }
     }
 
     /// (subscribers that have `owed` first arrivals or can receive nothing more, first
