@@ -29,12 +29,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Poll, Token};
 
 use super::acks::{AckKind, AckQueue, DelayedAck};
 use super::stall::Stall;
 use super::SinkTotals;
 use crate::mqtt::{self, Packet, ProtocolError};
+use crate::precise_poll::PrecisePoll;
 
 /// Token of the waker the acceptor and the stop path use.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -142,9 +143,8 @@ struct Conn {
 pub(crate) struct Worker {
     id: usize,
     poll: Poll,
-    events: Events,
-    /// This wakeup's events, copied out of `events`: (token, readable, writable).
-    fired: Vec<(Token, bool, bool)>,
+    /// Waits to the nanosecond (delayed acks are due at exact times); this wakeup's events.
+    waiter: PrecisePoll,
     inbox: Receiver<TcpStream>,
     shared: Arc<Shared>,
     counters: Arc<[WorkerCounters]>,
@@ -179,8 +179,7 @@ impl Worker {
         Worker {
             id,
             poll,
-            events: Events::with_capacity(EVENTS),
-            fired: Vec::with_capacity(EVENTS),
+            waiter: PrecisePoll::new(EVENTS),
             inbox,
             shared,
             counters,
@@ -199,6 +198,7 @@ impl Worker {
 
     /// Serve connections until the stop flag is raised, then close them all.
     pub fn run(mut self) {
+        crate::precise_poll::tighten_timer_slack();
         while !self.shared.stopping() {
             let now_ns = self.shared.elapsed_ns();
             self.stalled = self.is_stalled(now_ns);
@@ -239,26 +239,12 @@ impl Worker {
 
     fn poll_once(&mut self) -> io::Result<()> {
         let timeout = self.poll_timeout();
-        match self.poll.poll(&mut self.events, Some(timeout)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        // Handling an event needs `&mut self`, so copy them out first (capacity reserved).
-        self.fired.clear();
-        for e in self.events.iter() {
-            let closed = e.is_error() || e.is_read_closed() || e.is_write_closed();
-            self.fired.push((
-                e.token(),
-                e.is_readable() || closed,
-                e.is_writable() || closed,
-            ));
-        }
+        let fired = self.waiter.wait(&self.poll, Some(timeout))?;
         self.stalled = self.is_stalled(self.shared.elapsed_ns());
-        for i in 0..self.fired.len() {
-            let (token, readable, writable) = self.fired[i];
-            if token != WAKER {
-                self.on_event(token.0, readable, writable);
+        for i in 0..fired {
+            let event = self.waiter.fired(i);
+            if event.token != WAKER {
+                self.on_event(event.token.0, event.readable, event.writable);
             }
         }
         Ok(())
@@ -276,7 +262,8 @@ impl Worker {
                 wait_ns = wait_ns.min(due_ns.saturating_sub(now_ns));
             }
         }
-        // mio rounds up to whole milliseconds, so a delayed ack is never sent early.
+        // The wait is exact to the nanosecond and never ends early without an event; an ack
+        // is sent only once it is due (`emit_due_acks`).
         Duration::from_nanos(wait_ns)
     }
 
