@@ -169,7 +169,7 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
         stop.push(format!("{m} messages"));
     }
     format!(
-        "mqblast {}: {} users at {}/s -> {} | QoS {} | topic {} | interval {:?} | {} threads | stop after {}",
+        "mqblast {}: {} users at {}/s -> {} | QoS {} | topic {} | interval {:?} | {} threads ({}) | stop after {}",
         env!("CARGO_PKG_VERSION"),
         plan.users,
         plan.spawn_rate,
@@ -178,8 +178,16 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
         plan.topic,
         plan.interval,
         plan.threads,
+        pin_note(plan),
         stop.join(" or "),
     ) + &shard_note(plan)
+}
+
+/// `pinned` or `unpinned`, with the `--pin` rule that decided it.
+fn pin_note(plan: &Plan) -> String {
+    let pinned = !engine::pinning::cores_for(plan.pin).is_empty();
+    let state = if pinned { "pinned" } else { "unpinned" };
+    format!("{state}, --pin {}", plan.pin.name())
 }
 
 /// ` | shard 2/4: clients 250..500` under `--shard`, so each host's log says which part it ran.

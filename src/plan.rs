@@ -24,6 +24,28 @@ impl std::fmt::Display for HostPort {
     }
 }
 
+/// `--pin`: which worker threads are pinned to a core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin {
+    /// Never: the scheduler may move a worker off a core a neighbour is busy on.
+    Never,
+    /// Always, to the cores this process may run on (in order).
+    Always,
+    /// Only when the process owns its cores: its allowed CPU set was narrowed below the
+    /// machine's (taskset, a cpuset) and no cgroup CPU quota is smaller than that set.
+    Owned,
+}
+
+impl Pin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pin::Never => "never",
+            Pin::Always => "always",
+            Pin::Owned => "owned",
+        }
+    }
+}
+
 /// What one `mqblast run` does. Built only by `config::build_plan`, which validates every field.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -59,8 +81,10 @@ pub struct Plan {
     pub password: Option<String>,
     /// MQTT keep-alive in seconds (0 disables PINGREQ).
     pub keep_alive_s: u16,
-    /// Worker threads (each pinned to one core when possible).
+    /// Worker threads.
     pub threads: usize,
+    /// Whether worker threads are pinned to cores (`--pin`).
+    pub pin: Pin,
     /// Print only the final summary, not the periodic table.
     pub only_summary: bool,
     /// After a stop, how long to wait for outstanding acknowledgements.

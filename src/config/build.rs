@@ -60,6 +60,7 @@ pub fn build_plan(
     }
     let keep_alive_s = resolve_keep_alive(&required("keep_alive")?)?;
     let threads = resolve_threads(get("threads"), ctx, users)?;
+    let pin = resolve_pin(&required("pin")?)?;
     let only_summary = required("only_summary")?.boolean()?;
     let stop_timeout = required("stop_timeout")?.duration()?;
     let json_path = optional_path(get("json"), ctx)?;
@@ -110,6 +111,7 @@ pub fn build_plan(
         password,
         keep_alive_s,
         threads,
+        pin,
         only_summary,
         stop_timeout,
         json_path,

@@ -150,6 +150,10 @@ pub struct RunArgs {
     /// Worker threads, one per core [default: available cores] [env: MQBLAST_THREADS]
     #[arg(long, value_name = "N")]
     pub threads: Option<String>,
+    /// Pin worker threads to cores: never, always, or owned (only when this process was given
+    /// cores of its own) [default: owned] [env: MQBLAST_PIN]
+    #[arg(long, value_name = "WHEN")]
+    pub pin: Option<String>,
     /// Accepted for Locust compatibility; mqblast is always headless
     #[arg(long)]
     pub headless: bool,
@@ -240,6 +244,7 @@ impl RunArgs {
             "password" => &self.password,
             "keep_alive" => &self.keep_alive,
             "threads" => &self.threads,
+            "pin" => &self.pin,
             "stop_timeout" => &self.stop_timeout,
             "json" => &self.json,
             "request_type" => &self.request_type,

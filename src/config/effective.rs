@@ -40,6 +40,7 @@ pub(super) fn effective_config(
         "password": plan.password.as_ref().map(|_| "<redacted>"),
         "keep_alive": format_duration(Duration::from_secs(plan.keep_alive_s.into())),
         "threads": plan.threads,
+        "pin": plan.pin.name(),
         "only_summary": plan.only_summary,
         "stop_timeout": format_duration(plan.stop_timeout),
         "json": path(plan.json_path.as_deref()),

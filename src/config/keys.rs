@@ -77,6 +77,7 @@ pub(super) const KEYS: &[Key] = &[
         "60s",
     ),
     key("threads", "--threads", "MQBLAST_THREADS"),
+    with_default(key("pin", "--pin", "MQBLAST_PIN"), "owned"),
     with_default(
         key("only_summary", "--only-summary", "MQBLAST_ONLY_SUMMARY"),
         "false",

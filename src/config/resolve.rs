@@ -158,6 +158,16 @@ pub(super) fn resolve_keep_alive(raw: &Raw) -> Result<u16, ConfigError> {
     }
 }
 
+pub(super) fn resolve_pin(raw: &Raw) -> Result<crate::plan::Pin, ConfigError> {
+    use crate::plan::Pin;
+    match raw.text()?.as_str() {
+        "never" => Ok(Pin::Never),
+        "always" => Ok(Pin::Always),
+        "owned" => Ok(Pin::Owned),
+        _ => Err(raw.fail("must be never, always or owned")),
+    }
+}
+
 pub(super) fn resolve_threads(
     raw: Option<Raw>,
     ctx: &Context,

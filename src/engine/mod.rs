@@ -13,6 +13,7 @@ pub mod control;
 pub mod dial;
 pub mod drain;
 pub mod inflight;
+pub mod pinning;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -80,7 +81,7 @@ pub fn run(
     }
     drop(data_tx);
     control.set_wakers(wakers);
-    let handles = spawn_workers(workers)?;
+    let handles = spawn_workers(workers, pinning::cores_for(plan.pin))?;
     supervise(&plan, &control, threads, stop_signals);
     for h in handles {
         if h.join().is_err() {
@@ -171,8 +172,11 @@ fn merger_config(plan: &Plan, control: &Control) -> MergerConfig {
     MergerConfig::from_plan(plan, control.start, control.start_wall)
 }
 
-fn spawn_workers(workers: Vec<Worker>) -> Result<Vec<thread::JoinHandle<()>>, String> {
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
+/// Start the workers; worker w is pinned to `cores[w % len]` (none when empty).
+fn spawn_workers(
+    workers: Vec<Worker>,
+    cores: Vec<core_affinity::CoreId>,
+) -> Result<Vec<thread::JoinHandle<()>>, String> {
     let mut handles = Vec::with_capacity(workers.len());
     for worker in workers {
         let w = worker.id();
