@@ -27,7 +27,9 @@ log_dest stderr
 log_type error
 log_type warning
 CONF
-        "$MOSQUITTO" -c "$WORK/mosquitto.conf" > "$WORK/mosquitto.log" 2>&1 &
+        # mosquitto does not raise its own soft open-files limit: give it the hard one.
+        (ulimit -n "$(ulimit -Hn)"; exec "$MOSQUITTO" -c "$WORK/mosquitto.conf") \
+            > "$WORK/mosquitto.log" 2>&1 &
         MOSQUITTO_PID=$!
         for i in $(seq 1 100); do
             if ! kill -0 "$MOSQUITTO_PID" 2>/dev/null; then break; fi
