@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 use std::io::{self, Write};
 
-use super::{errno, ns_to_us, Drain, Worker};
+use super::{errno, ns_to_us, Drain, Worker, EARLY_NS};
 use crate::engine::conn::State;
 use crate::payload;
 use crate::stats::Metric;
@@ -26,7 +26,7 @@ impl Worker {
         let epoch_ms = self.control.start_epoch_ms + now / 1_000_000;
         loop {
             let c = &self.conns[ci];
-            if self.interval_ns > 0 && c.next_due_ns > now {
+            if self.interval_ns > 0 && c.next_due_ns > now + EARLY_NS {
                 self.arm_timer(ci);
                 break;
             }
@@ -54,10 +54,13 @@ impl Worker {
         } else {
             now
         };
+        // Latency starts at the schedule, or at the send when that was earlier (see EARLY_NS):
+        // whichever is earlier, so no latency is ever under-reported.
+        let start_ns = scheduled_ns.min(now);
         let first_outstanding = c.inflight.outstanding() == 0;
         let pkid = if qos > 0 {
             self.inflight_total += 1;
-            c.inflight.insert(scheduled_ns, now).unwrap_or(0)
+            c.inflight.insert(start_ns, now).unwrap_or(0)
         } else {
             0
         };
@@ -67,7 +70,7 @@ impl Worker {
             self.quota_holders -= u32::from(c.quota == 0);
         }
         c.lend_wbuf(&mut self.pool);
-        let sent_ns = payload::e2e_now_ns(self.control.start_epoch_ns, scheduled_ns);
+        let sent_ns = payload::e2e_now_ns(self.control.start_epoch_ns, start_ns);
         c.frames[c.next_frame].write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns);
         if qos == 0 {
             c.counted += 1;
@@ -75,7 +78,7 @@ impl Worker {
         c.next_frame = (c.next_frame + 1) % c.frames.len();
         c.next_due_ns += self.interval_ns;
         c.last_write_ns = now;
-        let lag_us = ns_to_us(now - scheduled_ns);
+        let lag_us = ns_to_us(now.saturating_sub(scheduled_ns));
         self.rec.lag(lag_us);
         self.rec.sent();
         if qos == 0 {
