@@ -94,22 +94,8 @@ pub fn split_frame(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, String> {
     Ok(Some((buf[0], i, i + len)))
 }
 
-/// A whole packet: fixed header byte + remaining length + body, for hand-made streams.
-pub fn frame(header: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![header];
-    let mut len = body.len();
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0b1000_0000;
-        }
-        out.push(byte);
-        if len == 0 {
-            return [out, body.to_vec()].concat();
-        }
-    }
-}
+/// A whole packet for hand-made streams (the harness's encoder).
+pub use super::frame;
 
 /// A cursor over a packet body; every read says what was missing when it runs out.
 struct Body<'a> {
