@@ -39,6 +39,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_sink() {
     local i
     PORT=$((20000 + RANDOM % 40000))
+    while port_in_use "$PORT"; do PORT=$((20000 + RANDOM % 40000)); done
     (cd "$WORK" && exec "$MQBLAST" sink --listen "127.0.0.1:$PORT" --threads 1 --quiet \
         --ack-delay "$1") > "$WORK/sink.log" 2>&1 &
     SINK_PID=$!
