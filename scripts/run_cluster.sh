@@ -257,7 +257,9 @@ stop_remotes() {
         stop_k=$((stop_k + 1))
         [ -f "$work/$stop_k.dir" ] || continue
         stop_dir=$(cat "$work/$stop_k.dir")
-        ssh_to "$stop_host" "kill -INT \$(cat $(quote "$stop_dir/pid")) 2>/dev/null" </dev/null >/dev/null 2>&1 &
+        # The remote run may not have written its pid yet (its ssh session is still starting):
+        # wait for it, up to 20 s, rather than miss it and leave that run going.
+        ssh_to "$stop_host" "i=0; while [ ! -s $(quote "$stop_dir/pid") ] && [ \$i -lt 100 ]; do sleep 0.2; i=\$((i + 1)); done; kill -INT \$(cat $(quote "$stop_dir/pid")) 2>/dev/null" </dev/null >/dev/null 2>&1 &
     done <"$hosts"
 }
 trap stop_remotes INT TERM

@@ -440,15 +440,24 @@ fn ctrl_c_stops_every_remote_run_and_still_collects_the_results() {
         .into_iter()
         .map(|arg| if arg == "30s" { "5m".to_string() } else { arg })
         .collect();
+    // One client of each shard, watched on the broker: the interrupt comes once both shards
+    // are publishing, however long the checks and the common start take on a busy machine.
+    let first_shard = broker.subscribe("cluster/0", 0);
+    let second_shard = broker.subscribe("cluster/2", 0);
     let running = spawn(cluster_command(&sshd, &hosts, &out, &args, true));
-    std::thread::sleep(Duration::from_secs(8)); // checked, 3 s lead, publishing
+    for shard in [&first_shard, &second_shard] {
+        assert!(
+            shard.wait_for(1, Duration::from_secs(90)),
+            "a shard never published"
+        );
+    }
     running.signal(libc::SIGINT);
-    let run = running.wait(CLUSTER_LIMIT);
+    // Bounded well below the 5-minute run time: only the interrupt can end it in time.
+    let run = running.wait(Duration::from_secs(200));
     assert_eq!(run.code, Some(130), "{}", run.describe());
-    assert!(run.elapsed < Duration::from_secs(60), "{}", run.describe());
     for (k, host) in [(1, "127.0.0.2"), (2, "127.0.0.3")] {
         let result = read_result(&shard_dir(&out, k, host).join("result.json"), &run);
         assert!(result.u64("publish.ok") > 0, "{}", result.text());
-        assert!(result.f64("duration_s") < 60.0, "{}", result.text());
+        assert!(result.f64("duration_s") < 240.0, "{}", result.text());
     }
 }
