@@ -205,10 +205,14 @@ impl Transport {
         }
     }
 
-    /// Queue TLS close_notify (best effort, before a DISCONNECTed socket is dropped).
-    pub fn close_notify(&mut self) {
-        if let Transport::Tls(t) | Transport::Wss(t, _) = self {
-            t.send_close_notify();
+    /// The transport has bytes of its own to send (a pong, a close echo, a TLS record such as
+    /// a key update): the connection needs a flush even with nothing of its own queued.
+    pub fn wants_write(&self) -> bool {
+        match self {
+            Transport::Tcp => false,
+            Transport::Tls(t) => t.wants_write(),
+            Transport::Ws(w) => w.wants_write(),
+            Transport::Wss(t, w) => t.wants_write() || w.wants_write(),
         }
     }
 }

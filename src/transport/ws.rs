@@ -270,13 +270,6 @@ impl Ws {
             None => self.out_control_len > 0 || self.out_header_len > 0,
         }
     }
-
-    /// The request is written and the response is awaited.
-    pub fn request_written(&self) -> bool {
-        self.upgrade
-            .as_ref()
-            .is_none_or(|up| up.request_sent >= up.request.len())
-    }
 }
 
 /// Encode a masked binary frame header for `len` payload bytes; returns its length.

@@ -31,6 +31,9 @@ impl Worker {
                     break;
                 }
                 ReadOutcome::Data { n, drained } => {
+                    if c.transport.wants_write() {
+                        self.mark_dirty(ci);
+                    }
                     if let Err(f) = self.consume(ci, &scratch[..n], now) {
                         self.close(ci, Some(f));
                         break;
