@@ -531,3 +531,41 @@ fn a_refused_websocket_upgrade_names_the_http_status() {
     let host = format!("ws://127.0.0.1:{port}");
     fails_with(&host, &[], "websocket upgrade failed: HTTP 404");
 }
+
+#[test]
+fn the_sink_terminates_tls_and_acknowledges_every_publish() {
+    let pki = common::tls::Pki::generate(0);
+    let (cert, key) = (pki.file("server.pem"), pki.file("server.key"));
+    let tls = mqblast::sink::SinkTls::load(cert.as_ref(), key.as_ref()).expect("sink TLS");
+    let sink = mqblast::sink::start(&mqblast::sink::SinkOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        quiet: true,
+        tls: Some(tls),
+        ..Default::default()
+    })
+    .expect("sink starts");
+    let host = format!("mqtts://localhost:{}", sink.addr().port());
+    let dir = TempDir::new("sink-tls");
+    for qos in ["1", "2"] {
+        let json = dir.file(&format!("q{qos}.json"));
+        let ca = pki.file("ca.pem");
+        let flags = [
+            "-u",
+            "2",
+            "--messages",
+            "2000",
+            "--interval",
+            "0",
+            "--qos",
+            qos,
+            "--cafile",
+            &ca,
+        ];
+        let (run, summary) = run_over(&host, &json, &flags);
+        run.assert_code(0);
+        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
+    }
+    let totals = sink.stop();
+    assert_eq!(totals.publishes[1] + totals.publishes[2], 4000);
+}

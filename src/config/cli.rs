@@ -79,6 +79,12 @@ pub struct SinkArgs {
     /// No per-second progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Terminate TLS with this certificate chain (PEM); needs --tls-key
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<String>,
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<String>,
 }
 
 /// `mqblast config` flags.

@@ -56,6 +56,9 @@ pub struct Conn {
     pub stream: Option<TcpStream>,
     /// What speaks over `stream`: TCP, TLS, WebSocket or both (a new one per connect).
     pub transport: Transport,
+    /// TLS: this client's config and session cache, kept across its connections so a
+    /// reconnect resumes its own session (made at its first connect).
+    pub tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Bytes waiting to be written, in a buffer lent by the worker's [`WritePool`] while any
     /// are queued (capacity 0 = none lent). A lent buffer has the pool's fixed capacity: when a
     /// frame does not fit, the message waits for the socket to drain; nothing is dropped.
@@ -137,6 +140,7 @@ impl Conn {
             state: State::Waiting,
             stream: None,
             transport: Transport::Tcp,
+            tls_config: None,
             wbuf: Vec::new(),
             rbuf: Vec::new(),
             frames,

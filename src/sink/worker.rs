@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub started: Instant,
     pub stall: Option<Stall>,
     pub ack_delay_ns: u64,
+    /// `--tls-cert`/`--tls-key`: connections speak TLS.
+    pub tls: Option<super::tls::SinkTls>,
 }
 
 impl Shared {
@@ -124,6 +126,8 @@ impl WorkerCounters {
 #[derive(Debug, Default)]
 struct Conn {
     stream: Option<TcpStream>,
+    /// `--tls-cert`: the TLS session of this connection.
+    tls: Option<Box<rustls::ServerConnection>>,
     generation: u32,
     /// Bytes of a packet not yet complete, kept between reads.
     rbuf: Vec<u8>,
@@ -292,8 +296,10 @@ impl Worker {
             if slot == self.conns.len() {
                 self.conns.push(Conn::default());
             }
+            let tls = self.shared.tls.as_ref().and_then(|tls| tls.accept());
             let conn = &mut self.conns[slot];
             conn.stream = Some(stream);
+            conn.tls = tls;
             conn.connected = false;
             conn.read_blocked = false;
             conn.wbuf.reserve(WBUF_INITIAL_BYTES);
@@ -309,6 +315,7 @@ impl Worker {
             return;
         };
         let _ = self.poll.registry().deregister(&mut stream);
+        conn.tls = None;
         conn.generation = conn.generation.wrapping_add(1);
         conn.connected = false;
         conn.read_blocked = false;
@@ -393,10 +400,18 @@ impl Worker {
                 self.block(slot);
                 break;
             }
-            let Some(stream) = self.conns[slot].stream.as_mut() else {
+            let conn = &mut self.conns[slot];
+            let Some(stream) = conn.stream.as_mut() else {
                 break;
             };
-            match stream.read(&mut scratch) {
+            let got = match conn.tls.as_mut() {
+                Some(tls) => super::tls::read(tls, stream, &mut scratch),
+                None => stream.read(&mut scratch),
+            };
+            if conn.tls.as_ref().is_some_and(|tls| tls.wants_write()) {
+                self.mark_dirty(slot);
+            }
+            match got {
                 Ok(0) => {
                     self.close(slot);
                     break;
@@ -565,6 +580,16 @@ impl Worker {
 
     /// Write the buffer until it is empty or the socket would block.
     fn flush(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        let Some(stream) = conn.stream.as_mut() else {
+            return;
+        };
+        if let Some(tls) = conn.tls.as_mut() {
+            return match super::tls::flush(tls, stream, &mut conn.wbuf) {
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => self.close(slot),
+                _ => {}
+            };
+        }
         loop {
             let conn = &mut self.conns[slot];
             let Some(stream) = conn.stream.as_mut() else {

@@ -117,12 +117,13 @@ pub enum Transport {
     Wss(Box<ClientConnection>, Box<Ws>),
 }
 
-/// What a new transport needs: host name (SNI, Host header), path, TLS config.
+/// What a new transport needs: host name (SNI, Host header), path, TLS set-up and the
+/// client's own config ([`TlsSetup::client_config`]).
 pub struct Dial<'a> {
     pub scheme: Scheme,
     pub host: &'a str,
     pub ws_path: &'a str,
-    pub tls: Option<(&'a TlsSetup, u64)>,
+    pub tls: Option<(&'a TlsSetup, Arc<rustls::ClientConfig>)>,
 }
 
 impl Transport {
@@ -130,14 +131,14 @@ impl Transport {
     /// ticket from the config's cache when resumption is on).
     pub fn new(dial: &Dial<'_>) -> Result<Transport, String> {
         let tls = || -> Result<Box<ClientConnection>, String> {
-            let (setup, local) = dial.tls.ok_or("TLS without a TLS set-up")?;
+            let (setup, config) = dial.tls.as_ref().ok_or("TLS without a TLS set-up")?;
             let name = match &setup.server_name {
                 Some(name) => name.clone(),
                 None => ServerName::try_from(dial.host.to_string())
                     .map_err(|_| format!("{}: not a valid TLS server name", dial.host))?,
             };
-            let mut conn = ClientConnection::new(setup.config_for(local), name)
-                .map_err(|e| format!("TLS: {e}"))?;
+            let mut conn =
+                ClientConnection::new(Arc::clone(config), name).map_err(|e| format!("TLS: {e}"))?;
             conn.set_buffer_limit(Some(TLS_BUFFER_BYTES));
             Ok(Box::new(conn))
         };

@@ -23,6 +23,8 @@ use rustls::{AlertDescription, CertificateError, ClientConfig, DigitallySignedSt
 
 /// Servers whose session tickets one config remembers (rustls keeps a few tickets per server).
 const SESSION_CACHE_ENTRIES: usize = 256;
+/// Sessions one client remembers (its brokers; one is usual).
+const CLIENT_SESSION_ENTRIES: usize = 2;
 
 /// Client certificates: none, one for every client, or one per device from a directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +62,7 @@ pub struct TlsOptions {
 pub struct TlsSetup {
     configs: Vec<Arc<ClientConfig>>,
     pub insecure: bool,
+    resume: bool,
     /// `--tls-server-name`, parsed.
     pub server_name: Option<ServerName<'static>>,
 }
@@ -126,6 +129,7 @@ impl TlsSetup {
         Ok(TlsSetup {
             configs,
             insecure: opts.insecure,
+            resume: opts.resume,
             server_name,
         })
     }
@@ -134,6 +138,21 @@ impl TlsSetup {
     pub fn config_for(&self, local: u64) -> Arc<ClientConfig> {
         let i = (local % self.configs.len().max(1) as u64) as usize;
         Arc::clone(&self.configs[i])
+    }
+
+    /// The config one client keeps for all its connections. With resumption on, a client
+    /// gets a session cache of its own, so it resumes only sessions it established itself, as
+    /// a real device does; sharing the cache would let every new device resume the first
+    /// one's ticket and make a storm look cheaper than it is. Made at the client's first
+    /// connect (a config clone: a few hundred bytes plus the cache).
+    pub fn client_config(&self, local: u64) -> Arc<ClientConfig> {
+        let base = self.config_for(local);
+        if !self.resume {
+            return base;
+        }
+        let mut own = (*base).clone();
+        own.resumption = Resumption::in_memory_sessions(CLIENT_SESSION_ENTRIES);
+        Arc::new(own)
     }
 }
 

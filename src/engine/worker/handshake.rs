@@ -6,36 +6,40 @@
 //! wants to send (ClientHello, Finished, the upgrade request). When every layer is open, the
 //! CONNECT goes out as on a plain TCP connection.
 
+use std::sync::Arc;
+
 use super::Worker;
 use crate::engine::conn::State;
+use crate::plan::{HostPort, Plan};
 use crate::stats::{Failure, Metric};
 use crate::transport::{Dial, LinkFailure, ReadOutcome, Scheme, TlsFailure, Transport, WsError};
 
 impl Worker {
-    /// The transport of client `ci`'s next connection, from its host's scheme.
-    pub(super) fn new_transport(&self, ci: usize) -> Result<Transport, Failure> {
-        let c = &self.conns[ci];
-        let Some(host) = self.host_of(c.index) else {
+    /// The transport of client `ci`'s next connection, from its host's scheme. A TLS client
+    /// gets its own config (session cache) at its first connect and keeps it.
+    pub(super) fn new_transport(&mut self, ci: usize) -> Result<Transport, Failure> {
+        let plan = Arc::clone(&self.plan);
+        let index = self.conns[ci].index;
+        let Some(host) = host_of(&plan, index) else {
             return Ok(Transport::Tcp);
         };
-        let local = c.index - self.plan.client_index_offset;
+        let tls = match plan.transport.tls.as_deref() {
+            Some(setup) if host.scheme.uses_tls() => {
+                let local = index - plan.client_index_offset;
+                let config = self.conns[ci]
+                    .tls_config
+                    .get_or_insert_with(|| setup.client_config(local));
+                Some((setup, Arc::clone(config)))
+            }
+            _ => None,
+        };
         let dial = Dial {
             scheme: host.scheme,
             host: &host.host,
-            ws_path: host.path.as_deref().unwrap_or(&self.plan.transport.ws_path),
-            tls: self
-                .plan
-                .transport
-                .tls
-                .as_deref()
-                .map(|setup| (setup, local)),
+            ws_path: host.path.as_deref().unwrap_or(&plan.transport.ws_path),
+            tls,
         };
         Transport::new(&dial).map_err(|_| Failure::Tls(TlsFailure::Other("cannot start a session")))
-    }
-
-    fn host_of(&self, index: u64) -> Option<&crate::plan::HostPort> {
-        let hosts = &self.plan.hosts;
-        (!hosts.is_empty()).then(|| &hosts[(index % hosts.len() as u64) as usize])
     }
 
     /// Whether the connect row is split into its parts: runs over TLS or WebSocket, and
@@ -147,4 +151,10 @@ pub(super) fn link_failure(f: LinkFailure) -> Failure {
         LinkFailure::Tls(tls) => Failure::Tls(tls),
         LinkFailure::Ws(ws) => Failure::WebSocket(ws),
     }
+}
+
+/// The host client `index` connects to (None: the embedded broker, plain TCP).
+fn host_of(plan: &Plan, index: u64) -> Option<&HostPort> {
+    let hosts = &plan.hosts;
+    (!hosts.is_empty()).then(|| &hosts[(index % hosts.len() as u64) as usize])
 }
