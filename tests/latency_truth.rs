@@ -24,6 +24,7 @@ fn start_sink(ack_delay: Duration, stall: Option<Stall>) -> SinkHandle {
         stall,
         run_for: None,
         quiet: true,
+        tls: None,
     };
     sink::start(&opts).expect("sink starts")
 }
