@@ -6,25 +6,25 @@
 //! checked before the first connect, so a missing or bad file stops the run at start (exit 2)
 //! naming the file, and a connect only clones an `Arc`.
 //!
-//! Session resumption: each config keeps rustls' in-memory cache of session tickets
-//! ([`SESSION_CACHE_ENTRIES`] servers), so a reconnect (`--reconnect`, `--churn`) resumes
-//! instead of paying for a full handshake; `--tls-resume false` measures full handshakes only.
+//! Session resumption: each client gets its own copy of its config at its first connect, with
+//! a store that remembers one session ([`TlsSetup::client_config`]), so a reconnect
+//! (`--reconnect`, `--churn`) resumes its own session instead of paying for a full handshake,
+//! and a new device never borrows another's; `--tls-resume false` measures full handshakes.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::Resumption;
+use rustls::client::{
+    ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
+};
 use rustls::crypto::{ring as provider, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, Error};
-
-/// Servers whose session tickets one config remembers (rustls keeps a few tickets per server).
-const SESSION_CACHE_ENTRIES: usize = 256;
-/// Sessions one client remembers (its brokers; one is usual).
-const CLIENT_SESSION_ENTRIES: usize = 2;
+use rustls::{
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, Error, NamedGroup,
+};
 
 /// Client certificates: none, one for every client, or one per device from a directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,23 +93,21 @@ impl TlsSetup {
             })
             .transpose()?;
         let roots = Arc::new(root_store(opts.cafile.as_deref())?);
-        let build = |files: Option<(&Path, &Path)>, cache: usize| {
+        let build = |files: Option<(&Path, &Path)>| {
             let identity = files
                 .map(|(cert, key)| load_identity(cert, key))
                 .transpose()?;
-            client_config(opts, Arc::clone(&roots), identity, cache).map_err(
-                |problem| match files {
-                    Some((cert, key)) => {
-                        format!("{} / {}: {problem}", cert.display(), key.display())
-                    }
-                    None => problem,
-                },
-            )
+            client_config(opts, Arc::clone(&roots), identity).map_err(|problem| match files {
+                Some((cert, key)) => {
+                    format!("{} / {}: {problem}", cert.display(), key.display())
+                }
+                None => problem,
+            })
         };
         let configs = match &opts.client_certs {
-            ClientCerts::None => vec![build(None, SESSION_CACHE_ENTRIES)?],
+            ClientCerts::None => vec![build(None)?],
             ClientCerts::One { cert, key } => {
-                vec![build(Some((cert, key)), SESSION_CACHE_ENTRIES)?]
+                vec![build(Some((cert, key)))?]
             }
             ClientCerts::PerDevice {
                 dir,
@@ -120,8 +118,7 @@ impl TlsSetup {
                 for &(index, token) in devices {
                     let cert = dir.join(render(cert_name, index, token));
                     let key = dir.join(render(key_name, index, token));
-                    // A device resumes only its own sessions: a small cache each.
-                    configs.push(build(Some((&cert, &key)), 4)?);
+                    configs.push(build(Some((&cert, &key)))?);
                 }
                 configs
             }
@@ -151,8 +148,88 @@ impl TlsSetup {
             return base;
         }
         let mut own = (*base).clone();
-        own.resumption = Resumption::in_memory_sessions(CLIENT_SESSION_ENTRIES);
+        own.resumption = Resumption::store(Arc::new(OneSession::default()));
         Arc::new(own)
+    }
+}
+
+/// One client's resumption memory: the latest session with the latest broker it talked to.
+///
+/// rustls' in-memory cache keeps up to 8 TLS 1.3 tickets per server (OpenSSL servers send 2
+/// per handshake, each holding a copy of the server's certificate chain); a client needs one
+/// to resume, and an idle connection should hold as little as possible, so this store keeps
+/// exactly one ticket (or TLS 1.2 session) and the key-exchange hint.
+#[derive(Debug, Default)]
+struct OneSession {
+    slot: Mutex<Slot>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    kx_hint: Option<(ServerName<'static>, NamedGroup)>,
+    tls12: Option<(ServerName<'static>, Tls12ClientSessionValue)>,
+    tls13: Option<(ServerName<'static>, Tls13ClientSessionValue)>,
+}
+
+impl OneSession {
+    fn with<T>(&self, f: impl FnOnce(&mut Slot) -> T) -> T {
+        // A poisoned lock only means another thread panicked mid-update: the slot is still
+        // a valid (if stale) value, and resumption is an optimisation.
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut slot)
+    }
+}
+
+/// Take the value out of `entry` when it belongs to `name`.
+fn take_for<V>(entry: &mut Option<(ServerName<'static>, V)>, name: &ServerName<'_>) -> Option<V> {
+    let matches = entry.as_ref().is_some_and(|(stored, _)| stored == name);
+    match matches {
+        true => entry.take().map(|(_, v)| v),
+        false => None,
+    }
+}
+
+impl ClientSessionStore for OneSession {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        self.with(|s| s.kx_hint = Some((server_name, group)));
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.with(|s| match &s.kx_hint {
+            Some((name, group)) if name == server_name => Some(*group),
+            _ => None,
+        })
+    }
+
+    fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.with(|s| s.tls12 = Some((server_name, value)));
+    }
+
+    fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.with(|s| match &s.tls12 {
+            Some((name, value)) if name == server_name => Some(value.clone()),
+            _ => None,
+        })
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        self.with(|s| take_for(&mut s.tls12, server_name));
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
+        // The newest ticket replaces the one before (tickets are single-use in TLS 1.3).
+        self.with(|s| s.tls13 = Some((server_name, value)));
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
+        self.with(|s| take_for(&mut s.tls13, server_name))
     }
 }
 
@@ -171,7 +248,6 @@ fn client_config(
     opts: &TlsOptions,
     roots: Arc<rustls::RootCertStore>,
     identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
-    cache_entries: usize,
 ) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -190,11 +266,8 @@ fn client_config(
             .map_err(|e| format!("client certificate and key do not match or are unusable: {e}"))?,
     };
     config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    config.resumption = if opts.resume {
-        Resumption::in_memory_sessions(cache_entries)
-    } else {
-        Resumption::disabled()
-    };
+    // Shared configs never resume: each client resumes with its own store (client_config).
+    config.resumption = Resumption::disabled();
     Ok(Arc::new(config))
 }
 
