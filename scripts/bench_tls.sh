@@ -4,12 +4,13 @@
 # Why it exists: "TLS adds at most 1 us per message" and "an idle TLS connection holds at most
 # 16 KiB" are claims; this script turns them into numbers. It starts one mosquitto with a TCP,
 # a TLS, a WebSocket and a WebSocket-over-TLS listener (certificates made here with openssl)
-# and two calibration sinks (plain and `--tls-cert`), then prints Markdown tables of medians:
+# and three calibration sinks (plain, `--tls-cert` and `--websocket`), then prints Markdown tables of medians:
 #
 #   1. through mosquitto, QoS 1, BENCH_USERS users, no rate limit: msg/s, mqblast CPU us per
 #      message and mosquitto CPU us per message, over tcp, tls, ws and wss (runs interleaved
 #      transport by transport, so drift on a shared machine hits all of them alike);
-#   2. into the sink, QoS 1: mqblast CPU us per message over tcp and tls, and the difference;
+#   2. into the sink, QoS 1: mqblast CPU us per message over tcp, tls and ws (`--websocket`),
+#      and what TLS adds;
 #   3. `mqblast conn` TLS storm against mosquitto: STORM_USERS users at STORM_RATE/s, each
 #      reconnecting every STORM_CHURN (--churn) so full and resumed handshakes are both timed:
 #      peak CONNACKs per second, TLS handshake p50/p99 full vs resumed, and their counts;
@@ -138,7 +139,12 @@ SINK_TLS_PORT=$(free_port)
     --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key" > "$WORK/sink-tls.log" 2>&1 &
 SINK_TLS_PID=$!
 PIDS+=("$SINK_TLS_PID")
-wait_port "$SINK_PORT"; wait_port "$SINK_TLS_PORT"
+SINK_WS_PORT=$(free_port)
+"$MQBLAST" sink --listen "127.0.0.1:$SINK_WS_PORT" --threads 1 --quiet --websocket \
+    > "$WORK/sink-ws.log" 2>&1 &
+SINK_WS_PID=$!
+PIDS+=("$SINK_WS_PID")
+wait_port "$SINK_PORT"; wait_port "$SINK_TLS_PORT"; wait_port "$SINK_WS_PORT"
 log "mosquitto pid $MOSQUITTO_PID (tcp ${PORT[tcp]}, tls ${PORT[tls]}, ws ${PORT[ws]}, wss ${PORT[wss]}), sinks $SINK_PORT and $SINK_TLS_PORT (tls)"
 
 # --cafile for TLS URLs only (a TLS flag without a TLS host is refused).
@@ -189,6 +195,7 @@ done
 for run in $(seq 1 "$RUNS"); do
     publish_run sink-tcp "$(url_of tcp "$SINK_PORT")" "$SINK_PID" "$SINK_MESSAGES"
     publish_run sink-tls "$(url_of tls "$SINK_TLS_PORT")" "$SINK_TLS_PID" "$SINK_MESSAGES"
+    publish_run sink-ws "$(url_of ws "$SINK_WS_PORT")" "$SINK_WS_PID" "$SINK_MESSAGES"
 done
 
 # ---- 3. TLS storm ----
@@ -250,7 +257,7 @@ echo "Into the sink (1 thread), QoS 1, $USERS users, $SINK_MESSAGES messages:"
 echo
 echo "| transport | msg/s | mqblast CPU us / msg | sink CPU us / msg |"
 echo "|---|---:|---:|---:|"
-for t in tcp tls; do
+for t in tcp tls ws; do
     echo "| $t | $(fmt "$WORK/sink-$t.rps" 0) | $(fmt "$WORK/sink-$t.gen" 3) | $(fmt "$WORK/sink-$t.target" 3) |"
 done
 tls_extra=$(echo "$(median < "$WORK/sink-tls.gen") - $(median < "$WORK/sink-tcp.gen")" | bc)

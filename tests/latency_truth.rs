@@ -25,6 +25,7 @@ fn start_sink(ack_delay: Duration, stall: Option<Stall>) -> SinkHandle {
         run_for: None,
         quiet: true,
         tls: None,
+        websocket: false,
     };
     sink::start(&opts).expect("sink starts")
 }

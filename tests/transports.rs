@@ -569,3 +569,35 @@ fn the_sink_terminates_tls_and_acknowledges_every_publish() {
     let totals = sink.stop();
     assert_eq!(totals.publishes[1] + totals.publishes[2], 4000);
 }
+
+#[test]
+fn the_sink_speaks_websocket_and_acknowledges_every_publish() {
+    let sink = mqblast::sink::start(&mqblast::sink::SinkOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        quiet: true,
+        websocket: true,
+        ..Default::default()
+    })
+    .expect("sink starts");
+    let host = format!("ws://127.0.0.1:{}/mqtt", sink.addr().port());
+    let dir = TempDir::new("sink-ws");
+    for qos in ["0", "1", "2"] {
+        let json = dir.file(&format!("q{qos}.json"));
+        let flags = [
+            "-u",
+            "2",
+            "--messages",
+            "2000",
+            "--interval",
+            "0",
+            "--qos",
+            qos,
+        ];
+        let (run, summary) = run_over(&host, &json, &flags);
+        run.assert_code(0);
+        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
+    }
+    let totals = sink.stop();
+    assert_eq!(totals.publishes, [2000, 2000, 2000]);
+}

@@ -85,6 +85,9 @@ pub struct SinkArgs {
     /// Private key (PEM) of --tls-cert
     #[arg(long, value_name = "PEM")]
     pub tls_key: Option<String>,
+    /// Speak MQTT over WebSocket (upgrade, then binary frames); not with --tls-cert
+    #[arg(long)]
+    pub websocket: bool,
 }
 
 /// `mqblast config` flags.

@@ -21,6 +21,7 @@ mod acks;
 mod stall;
 mod tls;
 mod worker;
+mod ws;
 
 use std::io;
 use std::net::SocketAddr;
@@ -73,6 +74,8 @@ pub struct SinkOptions {
     pub quiet: bool,
     /// `--tls-cert`/`--tls-key`: terminate TLS (rustls) on every connection.
     pub tls: Option<SinkTls>,
+    /// `--websocket`: speak MQTT over WebSocket (not together with TLS).
+    pub websocket: bool,
 }
 
 impl Default for SinkOptions {
@@ -86,6 +89,7 @@ impl Default for SinkOptions {
             run_for: None,
             quiet: false,
             tls: None,
+            websocket: false,
         }
     }
 }
@@ -183,6 +187,7 @@ pub fn start(opts: &SinkOptions) -> io::Result<SinkHandle> {
         stall: opts.stall,
         ack_delay_ns: stall::duration_ns(opts.ack_delay),
         tls: opts.tls.clone(),
+        websocket: opts.websocket,
     });
     let mut handle = SinkHandle {
         addr: listener.local_addr()?,

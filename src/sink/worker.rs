@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub ack_delay_ns: u64,
     /// `--tls-cert`/`--tls-key`: connections speak TLS.
     pub tls: Option<super::tls::SinkTls>,
+    /// `--websocket`: connections speak MQTT over WebSocket.
+    pub websocket: bool,
 }
 
 impl Shared {
@@ -128,6 +130,8 @@ struct Conn {
     stream: Option<TcpStream>,
     /// `--tls-cert`: the TLS session of this connection.
     tls: Option<Box<rustls::ServerConnection>>,
+    /// `--websocket`: the WebSocket state of this connection.
+    ws: Option<Box<crate::transport::Ws>>,
     generation: u32,
     /// Bytes of a packet not yet complete, kept between reads.
     rbuf: Vec<u8>,
@@ -300,6 +304,10 @@ impl Worker {
             let conn = &mut self.conns[slot];
             conn.stream = Some(stream);
             conn.tls = tls;
+            conn.ws = self
+                .shared
+                .websocket
+                .then(|| Box::new(crate::transport::Ws::server()));
             conn.connected = false;
             conn.read_blocked = false;
             conn.wbuf.reserve(WBUF_INITIAL_BYTES);
@@ -316,6 +324,7 @@ impl Worker {
         };
         let _ = self.poll.registry().deregister(&mut stream);
         conn.tls = None;
+        conn.ws = None;
         conn.generation = conn.generation.wrapping_add(1);
         conn.connected = false;
         conn.read_blocked = false;
@@ -418,6 +427,10 @@ impl Worker {
                 }
                 Ok(n) => {
                     self.totals.bytes += n as u64;
+                    let Some(n) = self.unwrap_ws(slot, &mut scratch[..n]) else {
+                        self.close(slot);
+                        break;
+                    };
                     if self.consume(slot, &scratch[..n], now_ns).is_err() {
                         self.totals.malformed += 1;
                         self.close(slot);
@@ -438,6 +451,32 @@ impl Worker {
             }
         }
         self.scratch = scratch;
+    }
+
+    /// `--websocket`: the upgrade request, then frames decoded in place; returns how many MQTT
+    /// bytes are at the front of `buf`, or None when the connection must close (a bad
+    /// request or frame, or the client's close frame, which is echoed first).
+    fn unwrap_ws(&mut self, slot: usize, buf: &mut [u8]) -> Option<usize> {
+        let conn = &mut self.conns[slot];
+        let Some(ws) = conn.ws.as_mut() else {
+            return Some(buf.len());
+        };
+        let result = super::ws::unwrap(ws, buf);
+        let closing = ws.close_received.is_some();
+        if ws.wants_write() {
+            self.mark_dirty(slot);
+        }
+        match result {
+            Ok(n) if !closing => Some(n),
+            Ok(_) => {
+                self.flush(slot);
+                None
+            }
+            Err(_) => {
+                self.totals.malformed += 1;
+                None
+            }
+        }
     }
 
     /// Handle the bytes just read, after any partial packet kept from the previous read.
@@ -589,6 +628,12 @@ impl Worker {
                 Err(e) if e.kind() != io::ErrorKind::WouldBlock => self.close(slot),
                 _ => {}
             };
+        }
+        if let Some(ws) = conn.ws.as_mut() {
+            if crate::transport::flush_ws(ws, stream, &mut conn.wbuf).is_err() {
+                self.close(slot);
+            }
+            return;
         }
         loop {
             let conn = &mut self.conns[slot];

@@ -396,7 +396,8 @@ fn flush_tls(
     }
 }
 
-fn flush_ws(w: &mut Ws, stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::Result<Flushed> {
+/// WebSocket over plain TCP; also the sink's write path (`mqblast sink --websocket`).
+pub fn flush_ws(w: &mut Ws, stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::Result<Flushed> {
     let mut wrote = false;
     loop {
         let [a, b, c] = w.chunks(wbuf);

@@ -63,13 +63,17 @@ impl WsError {
     }
 }
 
-/// The upgrade handshake, alive only until the server's 101 arrived.
+/// The upgrade handshake, alive only until the 101 arrived (client) or was sent (server).
 struct Upgrade {
+    /// What we send: the request (client) or the 101 response (server, once known).
     request: Vec<u8>,
     request_sent: usize,
+    /// What we receive: the response (client) or the request (server).
     response: Vec<u8>,
-    /// base64(SHA-1(key + GUID)), what Sec-WebSocket-Accept must say.
+    /// Client: base64(SHA-1(key + GUID)), what Sec-WebSocket-Accept must say.
     expected_accept: String,
+    /// Server: the request was read and answered; frames may follow.
+    request_read: bool,
 }
 
 /// One connection's WebSocket state.
@@ -89,8 +93,20 @@ pub struct Ws {
     out_control_len: u8,
     out_control_sent: u8,
     decoder: Decoder,
-    /// The server sent a close frame (answered once, then the connection ends).
+    /// The peer sent a close frame (answered once, then the connection ends).
     pub close_received: Option<u16>,
+    /// The server side (the calibration sink): frames in are masked, frames out are not.
+    server: bool,
+}
+
+impl std::fmt::Debug for Ws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ws")
+            .field("open", &self.is_open())
+            .field("server", &self.server)
+            .field("close_received", &self.close_received)
+            .finish()
+    }
 }
 
 impl Ws {
@@ -112,6 +128,7 @@ impl Ws {
                 request_sent: 0,
                 response: Vec::new(),
                 expected_accept: accept_of(&key),
+                request_read: false,
             })),
             mask_state: u64::from_le_bytes(mask_seed) | 1,
             out_header: [0; HEADER_MAX_BYTES],
@@ -123,7 +140,26 @@ impl Ws {
             out_control_sent: 0,
             decoder: Decoder::default(),
             close_received: None,
+            server: false,
         }
+    }
+
+    /// The server side of an upgrade (`mqblast sink --websocket`): reads the request,
+    /// answers 101, then reads masked frames and writes unmasked ones.
+    pub fn server() -> Ws {
+        let mut ws = Ws::new("", "/");
+        if let Some(up) = ws.upgrade.as_mut() {
+            up.request.clear();
+            up.expected_accept.clear();
+        }
+        ws.server = true;
+        ws.decoder.masked = true;
+        ws
+    }
+
+    /// Server: the request is not read yet (bytes go to [`Ws::on_upgrade_bytes`]).
+    pub fn awaits_request(&self) -> bool {
+        self.server && self.upgrade.as_ref().is_some_and(|up| !up.request_read)
     }
 
     /// The upgrade is done: MQTT may flow.
@@ -147,6 +183,16 @@ impl Ws {
             }
             return Ok(buf.len());
         };
+        if self.server {
+            let key = upgrade_request_key(&up.response[..end])?;
+            up.request = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+                accept_of(&key)
+            )
+            .into_bytes();
+            up.request_read = true;
+            return Ok(end - before);
+        }
         check_upgrade_response(&up.response[..end], &up.expected_accept)?;
         self.upgrade = None;
         Ok(end - before)
@@ -174,15 +220,22 @@ impl Ws {
             // beyond it (section 5.5.3 allows answering only the most recent ping).
             return;
         }
-        let key = self.next_mask();
         let len = payload.len().min(CONTROL_MAX_BYTES);
         self.out_control[0] = FIN | opcode;
-        self.out_control[1] = MASK | len as u8;
-        self.out_control[2..6].copy_from_slice(&key);
-        for (i, &b) in payload[..len].iter().enumerate() {
-            self.out_control[6 + i] = b ^ key[i & 3];
-        }
-        self.out_control_len = (6 + len) as u8;
+        let at = if self.server {
+            self.out_control[1] = len as u8;
+            self.out_control[2..2 + len].copy_from_slice(&payload[..len]);
+            2
+        } else {
+            let key = self.next_mask();
+            self.out_control[1] = MASK | len as u8;
+            self.out_control[2..6].copy_from_slice(&key);
+            for (i, &b) in payload[..len].iter().enumerate() {
+                self.out_control[6 + i] = b ^ key[i & 3];
+            }
+            6
+        };
+        self.out_control_len = (at + len) as u8;
         self.out_control_sent = 0;
     }
 
@@ -209,10 +262,12 @@ impl Ws {
             return [up, &[], &[]];
         }
         if self.out_payload_len == 0 && self.out_header_len == 0 && !wbuf.is_empty() {
-            let key = self.next_mask();
+            let key = (!self.server).then(|| self.next_mask());
             self.out_header_len = binary_header(&mut self.out_header, wbuf.len(), key) as u8;
             self.out_header_sent = 0;
-            mask(wbuf, key);
+            if let Some(key) = key {
+                mask(wbuf, key);
+            }
             self.out_payload_len = wbuf.len();
         }
         let control =
@@ -237,6 +292,9 @@ impl Ws {
     pub fn advance(&mut self, mut n: usize) -> usize {
         if let Some(up) = self.upgrade.as_mut() {
             up.request_sent += n;
+            if self.server && up.request_read && up.request_sent >= up.request.len() {
+                self.upgrade = None; // the 101 is out: frames may go now
+            }
             return 0;
         }
         let frame_started = self.out_header_sent > 0;
@@ -272,23 +330,43 @@ impl Ws {
     }
 }
 
-/// Encode a masked binary frame header for `len` payload bytes; returns its length.
-fn binary_header(out: &mut [u8; HEADER_MAX_BYTES], len: usize, key: [u8; 4]) -> usize {
+/// Encode a binary frame header for `len` payload bytes, masked with `key` (a client's) or
+/// not (a server's); returns its length.
+fn binary_header(out: &mut [u8; HEADER_MAX_BYTES], len: usize, key: Option<[u8; 4]>) -> usize {
+    let mask_bit = if key.is_some() { MASK } else { 0 };
     out[0] = FIN | OP_BINARY;
     let at = if len < 126 {
-        out[1] = MASK | len as u8;
+        out[1] = mask_bit | len as u8;
         2
     } else if len <= u16::MAX as usize {
-        out[1] = MASK | 126;
+        out[1] = mask_bit | 126;
         out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
         4
     } else {
-        out[1] = MASK | 127;
+        out[1] = mask_bit | 127;
         out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
         10
     };
-    out[at..at + 4].copy_from_slice(&key);
-    at + 4
+    match key {
+        Some(key) => {
+            out[at..at + 4].copy_from_slice(&key);
+            at + 4
+        }
+        None => at,
+    }
+}
+
+/// Server: the `Sec-WebSocket-Key` of an upgrade request (a GET asking for websocket).
+fn upgrade_request_key(head: &[u8]) -> Result<String, WsError> {
+    let text = std::str::from_utf8(head).map_err(|_| WsError::BadUpgrade("request not text"))?;
+    if !text.starts_with("GET ") {
+        return Err(WsError::BadUpgrade("not a GET request"));
+    }
+    text.split("\r\n")
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("sec-websocket-key"))
+        .map(|(_, value)| value.trim().to_string())
+        .ok_or(WsError::BadUpgrade("no Sec-WebSocket-Key"))
 }
 
 /// XOR `buf` with the repeating 4-byte key, in place.
@@ -383,6 +461,10 @@ struct Decoder {
     in_message: bool,
     control: [u8; CONTROL_MAX_BYTES],
     control_len: usize,
+    /// Server side: frames must be masked; the current frame's key and position in it.
+    masked: bool,
+    mask_key: [u8; 4],
+    mask_pos: usize,
 }
 
 impl Default for Decoder {
@@ -397,6 +479,9 @@ impl Default for Decoder {
             in_message: false,
             control: [0; CONTROL_MAX_BYTES],
             control_len: 0,
+            masked: false,
+            mask_key: [0; 4],
+            mask_pos: 0,
         }
     }
 }
@@ -425,6 +510,9 @@ impl Decoder {
                 continue;
             }
             let take = (self.remaining.min((buf.len() - read) as u64)) as usize;
+            if self.masked {
+                self.unmask(&mut buf[read..read + take]);
+            }
             if self.opcode == OP_BINARY || self.opcode == OP_CONTINUATION {
                 buf.copy_within(read..read + take, written);
                 written += take;
@@ -442,6 +530,14 @@ impl Decoder {
         Ok(written)
     }
 
+    /// Server side: undo the client's mask, continuing where the last part of the frame ended.
+    fn unmask(&mut self, part: &mut [u8]) {
+        for b in part.iter_mut() {
+            *b ^= self.mask_key[self.mask_pos & 3];
+            self.mask_pos += 1;
+        }
+    }
+
     fn start_frame(&mut self) -> Result<(), WsError> {
         let h = &self.header[..self.header_len];
         if h[0] & 0b0111_0000 != 0 {
@@ -449,8 +545,15 @@ impl Decoder {
                 "reserved bits set (no extension was agreed)",
             ));
         }
-        if h[1] & MASK != 0 {
-            return Err(WsError::Protocol("masked frame from the server"));
+        match (h[1] & MASK != 0, self.masked) {
+            (true, false) => return Err(WsError::Protocol("masked frame from the server")),
+            (false, true) => return Err(WsError::Protocol("unmasked frame from a client")),
+            (true, true) => {
+                let at = self.header_len - 4;
+                self.mask_key.copy_from_slice(&h[at..at + 4]);
+                self.mask_pos = 0;
+            }
+            (false, false) => {}
         }
         let (fin, opcode) = (h[0] & FIN != 0, h[0] & 0x0f);
         let len = match h[1] & 0x7f {
@@ -560,9 +663,9 @@ mod tests {
     #[test]
     fn long_frames_use_the_16_and_64_bit_lengths() {
         let mut h = [0u8; HEADER_MAX_BYTES];
-        assert_eq!(binary_header(&mut h, 300, [0; 4]), 8);
+        assert_eq!(binary_header(&mut h, 300, Some([0; 4])), 8);
         assert_eq!((h[1], h[2], h[3]), (MASK | 126, 1, 44));
-        assert_eq!(binary_header(&mut h, 70_000, [0; 4]), 14);
+        assert_eq!(binary_header(&mut h, 70_000, Some([0; 4])), 14);
         assert_eq!(h[1], MASK | 127);
     }
 
@@ -611,6 +714,38 @@ mod tests {
             let mut buf = bad.clone();
             assert!(open_ws().decode(&mut buf).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_server_answers_the_upgrade_and_unmasks_what_a_client_framed() {
+        let mut client = Ws::new("h", "/mqtt");
+        let mut server = Ws::server();
+        let request = client.upgrade.as_ref().unwrap().request.clone();
+        assert_eq!(server.on_upgrade_bytes(&request), Ok(request.len()));
+        let mut none = Vec::new();
+        let [response, _, _] = server.chunks(&mut none);
+        let response = response.to_vec();
+        server.advance(response.len());
+        assert!(server.is_open());
+        assert_eq!(client.on_upgrade_bytes(&response), Ok(response.len()));
+        // Client frame -> server, cut in the middle of the mask key and of the payload.
+        let mut wbuf = b"\x30\x05\x00\x01tab".to_vec();
+        let [_, header, payload] = client.chunks(&mut wbuf);
+        let wire = [header, payload].concat();
+        let mut got = Vec::new();
+        for part in [&wire[..4], &wire[4..9], &wire[9..]] {
+            let mut part = part.to_vec();
+            let n = server.decode(&mut part).unwrap();
+            got.extend_from_slice(&part[..n]);
+        }
+        assert_eq!(got, b"\x30\x05\x00\x01tab");
+        // Server frames are not masked, and the client reads them.
+        let mut ack = b"\x40\x02\x00\x01".to_vec();
+        let [_, header, payload] = server.chunks(&mut ack);
+        assert_eq!(header, [FIN | OP_BINARY, 4]);
+        let mut wire = [header, payload].concat();
+        let n = client.decode(&mut wire).unwrap();
+        assert_eq!(&wire[..n], b"\x40\x02\x00\x01");
     }
 
     #[test]
