@@ -206,6 +206,15 @@ impl Transport {
         }
     }
 
+    /// Before the socket is dropped: TLS says close_notify (one best-effort write), so the
+    /// broker sees a clean close rather than an unexpected end of stream.
+    pub fn close(&mut self, stream: &mut TcpStream) {
+        if let Transport::Tls(t) | Transport::Wss(t, _) = self {
+            t.send_close_notify();
+            let _ = t.write_tls(stream);
+        }
+    }
+
     /// The transport has bytes of its own to send (a pong, a close echo, a TLS record such as
     /// a key update): the connection needs a flush even with nothing of its own queued.
     pub fn wants_write(&self) -> bool {

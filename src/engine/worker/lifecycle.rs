@@ -208,6 +208,7 @@ impl Worker {
         c.state = State::Closed;
         c.check_at_ns = u64::MAX;
         if let Some(mut stream) = c.stream.take() {
+            c.transport.close(&mut stream);
             let _ = self.poll.registry().deregister(&mut stream);
         }
         c.transport = Transport::Tcp;
@@ -277,6 +278,7 @@ impl Worker {
             self.connected -= 1;
         }
         if let Some(mut stream) = c.stream.take() {
+            c.transport.close(&mut stream);
             let _ = self.poll.registry().deregister(&mut stream);
         }
         c.transport = Transport::Tcp;
