@@ -161,7 +161,16 @@ fn resolve(host: &HostPort) -> Result<SocketAddr, String> {
 }
 
 fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
-    let target: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    // The resolved address, with the transport when it is not plain TCP (mqtts://1.2.3.4:8883).
+    let scheme_of = |i: usize| plan.hosts.get(i).map(|h| h.scheme).unwrap_or_default();
+    let target: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| match scheme_of(i) {
+            crate::transport::Scheme::Tcp => a.to_string(),
+            scheme => format!("{}{a}", scheme.prefix()),
+        })
+        .collect();
     let mut stop = Vec::new();
     if let Some(t) = plan.run_time {
         stop.push(format!("run time {t:?}"));

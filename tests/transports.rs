@@ -601,3 +601,37 @@ fn the_sink_speaks_websocket_and_acknowledges_every_publish() {
     let totals = sink.stop();
     assert_eq!(totals.publishes, [2000, 2000, 2000]);
 }
+
+#[test]
+fn a_broker_that_never_answers_the_client_hello_times_the_handshake_out() {
+    // Accepts TCP and reads, but never says a word of TLS.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(2).flatten() {
+            held.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let host = format!("mqtts://localhost:{port}");
+    let dir = TempDir::new("tls-timeout");
+    let json = dir.file("out.json");
+    let flags = [
+        "-u",
+        "2",
+        "--messages",
+        "10",
+        "--timeout",
+        "1s",
+        "--insecure",
+    ];
+    let (run, summary) = run_over(&host, &json, &flags);
+    run.assert_code(1);
+    assert_eq!(
+        summary.errors_starting_with("tls: handshake timed out"),
+        2,
+        "{:?}",
+        summary.errors()
+    );
+}
