@@ -88,6 +88,7 @@ fn run(plan: Plan) -> i32 {
         }
     };
     let code = report::json::exit_code(&summary).max(no_connection_code(&summary, &plan));
+    insecure_warning(&plan);
     // JSON, CSV, interval log and HTML, all rendered from the result document.
     code.max(report::commands::write_run_outputs(summary, &plan))
 }
@@ -160,7 +161,16 @@ fn resolve(host: &HostPort) -> Result<SocketAddr, String> {
 }
 
 fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
-    let target: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    // The resolved address, with the transport when it is not plain TCP (mqtts://1.2.3.4:8883).
+    let scheme_of = |i: usize| plan.hosts.get(i).map(|h| h.scheme).unwrap_or_default();
+    let target: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| match scheme_of(i) {
+            crate::transport::Scheme::Tcp => a.to_string(),
+            scheme => format!("{}{a}", scheme.prefix()),
+        })
+        .collect();
     let mut stop = Vec::new();
     if let Some(t) = plan.run_time {
         stop.push(format!("run time {t:?}"));
@@ -181,6 +191,37 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
         pin_note(plan),
         stop.join(" or "),
     ) + &shard_note(plan)
+        + &tls_note(plan)
+}
+
+/// ` | TLS: certificate verification OFF (--insecure)` and the client certificates in use.
+fn tls_note(plan: &Plan) -> String {
+    let Some(tls) = &plan.transport.tls else {
+        return String::new();
+    };
+    let opts = &plan.transport.tls_options;
+    let certs = match &opts.client_certs {
+        crate::transport::ClientCerts::None => "no client certificate",
+        crate::transport::ClientCerts::One { .. } => "one client certificate",
+        crate::transport::ClientCerts::PerDevice { .. } => "per-device client certificates",
+    };
+    let verify = match tls.insecure {
+        true => "certificate verification OFF (--insecure)",
+        false => "server verified",
+    };
+    let resume = if opts.resume {
+        "resumption on"
+    } else {
+        "resumption off"
+    };
+    format!(" | TLS: {verify}, {certs}, {resume}")
+}
+
+/// The last line of the report when the broker's certificate was not verified.
+fn insecure_warning(plan: &Plan) {
+    if plan.transport.tls.as_ref().is_some_and(|tls| tls.insecure) {
+        eprintln!("mqblast: warning: TLS certificate verification was OFF (--insecure): the broker was not authenticated");
+    }
 }
 
 /// `pinned` or `unpinned`, with the `--pin` rule that decided it.

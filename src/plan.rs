@@ -10,17 +10,42 @@ use std::time::Duration;
 
 use crate::payload::Payload;
 use crate::shard::Shard;
+use crate::transport::{Scheme, TransportPlan};
 
-/// One broker address as the user wrote it (`host:port`); resolved when the run starts.
+/// One broker address as the user wrote it (`mqtts://host:port/path`); resolved when the run
+/// starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPort {
     pub host: String,
     pub port: u16,
+    /// TCP, TLS, WebSocket or WebSocket over TLS.
+    pub scheme: Scheme,
+    /// WebSocket: the path given in the URL (None: `--ws-path`).
+    pub path: Option<String>,
+}
+
+impl HostPort {
+    /// A plain TCP broker address.
+    pub fn tcp(host: &str, port: u16) -> HostPort {
+        HostPort {
+            host: host.to_string(),
+            port,
+            scheme: Scheme::Tcp,
+            path: None,
+        }
+    }
 }
 
 impl std::fmt::Display for HostPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
+        if self.scheme != Scheme::Tcp {
+            f.write_str(self.scheme.prefix())?;
+        }
+        write!(f, "{}:{}", self.host, self.port)?;
+        if let Some(path) = &self.path {
+            f.write_str(path)?;
+        }
+        Ok(())
     }
 }
 
@@ -149,6 +174,8 @@ pub struct Plan {
     /// `--churn`: each publisher disconnects this long after connecting (once its in-flight
     /// publishes are acknowledged) and connects again at once, to measure session set-up.
     pub churn: Option<Duration>,
+    /// TLS configs (loaded once, shared or per device) and the WebSocket path.
+    pub transport: TransportPlan,
 }
 
 impl Plan {

@@ -24,6 +24,8 @@ fn start_sink(ack_delay: Duration, stall: Option<Stall>) -> SinkHandle {
         stall,
         run_for: None,
         quiet: true,
+        tls: None,
+        websocket: false,
     };
     sink::start(&opts).expect("sink starts")
 }

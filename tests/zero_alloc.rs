@@ -66,13 +66,27 @@ fn steady_state_allocations_with(
     more: &[&str],
 ) -> u64 {
     let broker = common::Mosquitto::start();
-    let (host, messages) = (broker.addr(), messages.to_string());
+    let window = (warm_up, measure_until);
+    allocations_over(&broker.addr(), &broker.addr(), qos, messages, window, more)
+}
+
+/// Run one worker on this thread against `host` (any transport) at socket address `addr`;
+/// return the allocations it made between `window.0` and `window.1` published messages.
+fn allocations_over(
+    host: &str,
+    addr: &str,
+    qos: &str,
+    messages: u64,
+    (warm_up, measure_until): (u64, u64),
+    more: &[&str],
+) -> u64 {
+    let messages = messages.to_string();
     let mut args = vec![
         // All users connect at once (-r), so connection set-up is over before warm-up ends.
         "mqblast",
         "run",
         "-H",
-        &host,
+        host,
         "-u",
         "4",
         "-r",
@@ -92,7 +106,7 @@ fn steady_state_allocations_with(
         Ok(Command::Run(plan)) => Arc::new(*plan),
         _ => panic!("test arguments must parse to a run"),
     };
-    let addr = broker.addr().parse().expect("mosquitto address");
+    let addr = addr.parse().expect("mosquitto address");
     let control = Control::new();
     let (data_tx, data_rx, recycles) = stats::channels(1);
     let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = recycles.into_iter().unzip();
@@ -169,4 +183,48 @@ fn qos2_run_with_subscribers_allocates_nothing_per_message_after_warm_up() {
         steady_state_allocations_with("2", 40_000, 10_000, 35_000, &more),
         0
     );
+}
+
+#[test]
+fn qos1_publish_loop_over_websocket_allocates_nothing_per_message_after_warm_up() {
+    let broker = common::tls::TlsBroker::start(0);
+    let addr = format!("127.0.0.1:{}", broker.ws);
+    let host = format!("ws://{addr}/mqtt");
+    let window = (20_000, 90_000);
+    assert_eq!(allocations_over(&host, &addr, "1", 100_000, window, &[]), 0);
+}
+
+#[test]
+fn qos0_publish_loop_over_websocket_allocates_nothing_per_message_after_warm_up() {
+    let broker = common::tls::TlsBroker::start(0);
+    let addr = format!("127.0.0.1:{}", broker.ws);
+    let host = format!("ws://{addr}/mqtt");
+    let window = (50_000, 190_000);
+    assert_eq!(allocations_over(&host, &addr, "0", 200_000, window, &[]), 0);
+}
+
+#[test]
+fn qos1_publish_loop_over_tls_allocates_only_rustls_record_buffers() {
+    let broker = common::tls::TlsBroker::start(0);
+    let addr = format!("127.0.0.1:{}", broker.tls);
+    let host = format!("mqtts://localhost:{}", broker.tls);
+    let ca = broker.pki.file("ca.pem");
+    let (warm_up, end) = (20_000, 90_000);
+    let allocs = allocations_over(
+        &host,
+        &addr,
+        "1",
+        100_000,
+        (warm_up, end),
+        &["--cafile", &ca],
+    );
+    let per_message = allocs as f64 / (end - warm_up) as f64;
+    eprintln!(
+        "TLS QoS 1: {allocs} allocations for {} messages ({per_message:.3} per message)",
+        end - warm_up
+    );
+    // rustls (0.23, buffered API) allocates one buffer per TLS record it encrypts (one per
+    // flush: a batch of messages) and one per record it decrypts (mosquitto sends every
+    // PUBACK in a record of its own). Nothing else on the path may allocate.
+    assert!(per_message <= 2.0, "{per_message} allocations per message");
 }

@@ -11,6 +11,7 @@ use super::templates::{
     check_rendered_lengths, longest_token, resolve_client_id, resolve_topic, Widest,
 };
 use super::tokens::resolve_tokens;
+use super::transport::{load_tls, resolve_transport};
 use super::{invalid, ConfigError, Context, RunArgs};
 use crate::plan::Plan;
 
@@ -92,6 +93,18 @@ pub fn build_plan(
     let churn = get("churn")
         .map(|raw| positive_duration(&raw))
         .transpose()?;
+    let mut transport = resolve_transport(&get, ctx, &hosts)?;
+    let offset = part.client_index_offset;
+    let devices: Vec<(u64, &str)> = (0..u64::from(users.max(subs.users)))
+        .map(|local| {
+            let local_token = match tokens.is_empty() {
+                true => "",
+                false => tokens[(local % tokens.len() as u64) as usize].as_str(),
+            };
+            (offset + local, local_token)
+        })
+        .collect();
+    load_tls(&mut transport, &hosts, &devices)?;
 
     let mut plan = Plan {
         hosts,
@@ -137,6 +150,7 @@ pub fn build_plan(
         connect_only: false,
         reconnect,
         churn,
+        transport,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());

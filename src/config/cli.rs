@@ -79,6 +79,15 @@ pub struct SinkArgs {
     /// No per-second progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Terminate TLS with this certificate chain (PEM); needs --tls-key
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<String>,
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<String>,
+    /// Speak MQTT over WebSocket (upgrade, then binary frames); not with --tls-cert
+    #[arg(long)]
+    pub websocket: bool,
 }
 
 /// `mqblast config` flags.
@@ -96,7 +105,7 @@ pub struct RunArgs {
     /// Config file [default: ./config.toml if it exists] [env: MQBLAST_CONFIG]
     #[arg(short = 'f', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Broker(s): mqtt://host:port, tcp://host:port, host:port or host (port 1883), comma-separated [default: embedded broker; an empty value is refused] [env: MQBLAST_HOST]
+    /// Broker(s), comma-separated: mqtt://host:port (port 1883), mqtts:// or ssl:// (TLS, 8883), ws://host:port/path, wss://host:port/path, host:port or host [default: embedded broker; an empty value is refused] [env: MQBLAST_HOST]
     #[arg(short = 'H', long, value_name = "HOSTS")]
     pub host: Option<String>,
     /// Number of users (MQTT connections) [default: 10] [env: MQBLAST_USERS]
@@ -220,6 +229,39 @@ pub struct RunArgs {
     /// Each publisher disconnects and reconnects this long after connecting [env: MQBLAST_CHURN]
     #[arg(long, value_name = "DURATION")]
     pub churn: Option<String>,
+    /// TLS: trust the CAs in this PEM file instead of the system's roots [env: MQBLAST_CAFILE]
+    #[arg(long, value_name = "PEM")]
+    pub cafile: Option<String>,
+    /// TLS: do not verify the broker's certificate (said in the banner and the report) [env: MQBLAST_INSECURE]
+    #[arg(long)]
+    pub insecure: bool,
+    /// TLS: server name for SNI and certificate verification, e.g. when connecting by IP [default: the host] [env: MQBLAST_TLS_SERVER_NAME]
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+    /// TLS: ALPN protocols to offer, comma-separated [env: MQBLAST_ALPN]
+    #[arg(long, value_name = "PROTOCOLS")]
+    pub alpn: Option<String>,
+    /// TLS client certificate (PEM chain) for every client; needs --key [env: MQBLAST_CERT]
+    #[arg(long, value_name = "PEM")]
+    pub cert: Option<String>,
+    /// TLS client private key (PEM) for --cert [env: MQBLAST_KEY]
+    #[arg(long, value_name = "PEM")]
+    pub key: Option<String>,
+    /// Per-device TLS client certificates: directory with --cert-name and --key-name files [env: MQBLAST_CERT_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<String>,
+    /// File name of device i's certificate in --cert-dir, with {i} and {token} [default: device-{i}.pem] [env: MQBLAST_CERT_NAME]
+    #[arg(long, value_name = "TEMPLATE")]
+    pub cert_name: Option<String>,
+    /// File name of device i's key in --cert-dir, with {i} and {token} [default: device-{i}.key] [env: MQBLAST_KEY_NAME]
+    #[arg(long, value_name = "TEMPLATE")]
+    pub key_name: Option<String>,
+    /// TLS session resumption (tickets) on reconnect and --churn: true/false [default: true] [env: MQBLAST_TLS_RESUME]
+    #[arg(long, value_name = "BOOL")]
+    pub tls_resume: Option<String>,
+    /// WebSocket path for ws:// and wss:// hosts without one [default: /mqtt] [env: MQBLAST_WS_PATH]
+    #[arg(long, value_name = "PATH")]
+    pub ws_path: Option<String>,
 }
 
 impl RunArgs {
@@ -259,6 +301,17 @@ impl RunArgs {
             "drain_timeout" => &self.drain_timeout,
             "drain_max" => &self.drain_max,
             "churn" => &self.churn,
+            "cafile" => &self.cafile,
+            "insecure" => return self.insecure.then(|| "true".to_string()),
+            "tls_server_name" => &self.tls_server_name,
+            "alpn" => &self.alpn,
+            "cert" => &self.cert,
+            "key" => &self.key,
+            "cert_dir" => &self.cert_dir,
+            "cert_name" => &self.cert_name,
+            "key_name" => &self.key_name,
+            "tls_resume" => &self.tls_resume,
+            "ws_path" => &self.ws_path,
             "e2e" => return self.e2e.then(|| "true".to_string()),
             "reconnect" => return self.reconnect.then(|| "true".to_string()),
             "only_summary" => return self.only_summary.then(|| "true".to_string()),

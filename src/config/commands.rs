@@ -77,6 +77,8 @@ pub(super) fn sink_options(args: &SinkArgs) -> Result<crate::sink::SinkOptions, 
         stall,
         run_for: duration("--run-for", &args.run_for)?,
         quiet: args.quiet,
+        tls: sink_tls(args)?,
+        websocket: args.websocket,
     })
 }
 
@@ -96,4 +98,22 @@ pub fn write_default_config(path: &Path) -> Result<(), ConfigError> {
         })?;
     file.write_all(DEFAULT_CONFIG.as_bytes())
         .map_err(|err| invalid(format!("{}: {err}", path.display())))
+}
+
+/// `--tls-cert` and `--tls-key` go together; the files are read now (exit 2 naming a bad one).
+fn sink_tls(args: &SinkArgs) -> Result<Option<crate::sink::SinkTls>, ConfigError> {
+    if args.websocket && args.tls_cert.is_some() {
+        return Err(invalid(
+            "--websocket with --tls-cert: the sink speaks TLS or WebSocket, not both".to_string(),
+        ));
+    }
+    match (&args.tls_cert, &args.tls_key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => crate::sink::SinkTls::load(Path::new(cert), Path::new(key))
+            .map(Some)
+            .map_err(invalid),
+        _ => Err(invalid(
+            "--tls-cert and --tls-key go together: give both".to_string(),
+        )),
+    }
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::values::format_duration;
 use crate::plan::Plan;
+use crate::transport::ClientCerts;
 
 /// The effective settings, secrets redacted, in config.toml key names and value syntax.
 pub(super) fn effective_config(
@@ -20,7 +21,23 @@ pub(super) fn effective_config(
         0 => json!([]),
         count => json!(format!("<{count} tokens redacted>")),
     };
-    json!({
+    let tls = &plan.transport.tls_options;
+    let (client_cert, client_key, cert_dir, cert_name, key_name) = match &tls.client_certs {
+        ClientCerts::None => (None, None, None, None, None),
+        ClientCerts::One { cert, key } => (path(Some(cert)), path(Some(key)), None, None, None),
+        ClientCerts::PerDevice {
+            dir,
+            cert_name,
+            key_name,
+        } => (
+            None,
+            None,
+            path(Some(dir)),
+            Some(cert_name.clone()),
+            Some(key_name.clone()),
+        ),
+    };
+    let mut config = json!({
         "config_file": path(config_file),
         "host": plan.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
         "users": plan.users,
@@ -62,5 +79,22 @@ pub(super) fn effective_config(
         "drain_max": format_duration(plan.drain_max),
         "reconnect": plan.reconnect,
         "churn": plan.churn.map(format_duration),
-    })
+    });
+    let transport = json!({
+        "cafile": path(tls.cafile.as_deref()),
+        "insecure": tls.insecure,
+        "tls_server_name": tls.server_name,
+        "alpn": tls.alpn,
+        "cert": client_cert,
+        "key": client_key,
+        "cert_dir": cert_dir,
+        "cert_name": cert_name,
+        "key_name": key_name,
+        "tls_resume": tls.resume,
+        "ws_path": plan.transport.ws_path,
+    });
+    if let (Some(all), serde_json::Value::Object(more)) = (config.as_object_mut(), transport) {
+        all.extend(more);
+    }
+    config
 }

@@ -121,6 +121,30 @@ pub(super) const KEYS: &[Key] = &[
         "false",
     ),
     key("churn", "--churn", "MQBLAST_CHURN"),
+    key("cafile", "--cafile", "MQBLAST_CAFILE"),
+    with_default(key("insecure", "--insecure", "MQBLAST_INSECURE"), "false"),
+    key(
+        "tls_server_name",
+        "--tls-server-name",
+        "MQBLAST_TLS_SERVER_NAME",
+    ),
+    key("alpn", "--alpn", "MQBLAST_ALPN"),
+    key("cert", "--cert", "MQBLAST_CERT"),
+    key("key", "--key", "MQBLAST_KEY"),
+    key("cert_dir", "--cert-dir", "MQBLAST_CERT_DIR"),
+    with_default(
+        key("cert_name", "--cert-name", "MQBLAST_CERT_NAME"),
+        "device-{i}.pem",
+    ),
+    with_default(
+        key("key_name", "--key-name", "MQBLAST_KEY_NAME"),
+        "device-{i}.key",
+    ),
+    with_default(
+        key("tls_resume", "--tls-resume", "MQBLAST_TLS_RESUME"),
+        "true",
+    ),
+    with_default(key("ws_path", "--ws-path", "MQBLAST_WS_PATH"), "/mqtt"),
 ];
 
 pub(super) fn find_key(name: &str) -> Option<&'static Key> {

@@ -55,6 +55,7 @@ mod sharding;
 mod subscribers;
 mod templates;
 mod tokens;
+mod transport;
 mod values;
 
 #[cfg(test)]

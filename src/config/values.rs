@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::DEFAULT_PORT;
 use crate::plan::HostPort;
+use crate::transport::Scheme;
 
 pub(super) const DURATION_FORMS: &str =
     "expected a duration like 30 (seconds), 30s, 5m, 1h30m or 250ms";
@@ -158,40 +159,33 @@ pub fn format_duration(duration: Duration) -> String {
     text
 }
 
-/// `mqtt://host:port`, `tcp://host:port`, `host:port`, `host` (port 1883); IPv6 as `[::1]:1883`.
+/// `mqtt://host:port`, `tcp://host:port`, `host:port`, `host` (port 1883); `mqtts://` or
+/// `ssl://` (TLS, port 8883); `ws://` and `wss://` (port 80 / 443, optional path); IPv6 as
+/// `[::1]:1883`.
 pub fn parse_host(text: &str) -> Result<HostPort, String> {
-    const FORMS: &str = "expected mqtt://host:port, tcp://host:port, host:port or host";
+    const FORMS: &str = "expected mqtt://host:port, mqtts://host:port, ws://host:port/path, wss://host:port/path, host:port or host";
     let text = text.trim();
-    let address = match text.split_once("://") {
-        None => text,
+    let (scheme, address) = match text.split_once("://") {
+        None => (Scheme::Tcp, text),
         Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
-            "mqtt" | "tcp" => rest,
-            "mqtts" | "ssl" | "tls" => {
-                return Err(format!(
-                    "TLS ({scheme}://) is not supported yet; use mqtt:// or tcp://"
-                ))
-            }
-            "ws" | "wss" => {
-                return Err(format!(
-                    "WebSocket ({scheme}://) is not supported; use mqtt:// or tcp://"
-                ))
-            }
+            "mqtt" | "tcp" => (Scheme::Tcp, rest),
+            "mqtts" | "ssl" | "tls" => (Scheme::Tls, rest),
+            "ws" => (Scheme::Ws, rest),
+            "wss" => (Scheme::Wss, rest),
             _ => return Err(format!("unknown scheme {scheme}://: {FORMS}")),
         },
     };
-    let address = address.strip_suffix('/').unwrap_or(address);
+    let (address, path) = split_path(address, scheme)?;
     if address.contains('@') {
         return Err("credentials go in --username/--password or --tokens, not in the host".into());
-    }
-    if address.contains('/') {
-        return Err(format!("{FORMS} (no path)"));
     }
     let (host, port) = split_host_port(address).ok_or(FORMS)?;
     if host.is_empty() {
         return Err(format!("missing host name: {FORMS}"));
     }
     let port = match port {
-        None => DEFAULT_PORT,
+        None if scheme == Scheme::Tcp => DEFAULT_PORT,
+        None => scheme.default_port(),
         Some(port) => match port.parse::<u16>() {
             Ok(port) if port > 0 => port,
             _ => return Err(format!("port {port:?} must be a number from 1 to 65535")),
@@ -200,7 +194,30 @@ pub fn parse_host(text: &str) -> Result<HostPort, String> {
     Ok(HostPort {
         host: host.to_string(),
         port,
+        scheme,
+        path,
     })
+}
+
+/// A WebSocket URL may carry a path (`ws://b:8080/mqtt`); other schemes may not.
+fn split_path(address: &str, scheme: Scheme) -> Result<(&str, Option<String>), String> {
+    let Some(slash) = address.find('/') else {
+        return Ok((address, None));
+    };
+    let (address, path) = address.split_at(slash);
+    if path == "/" {
+        return Ok((address, None));
+    }
+    if !scheme.uses_ws() {
+        return Err("only ws:// and wss:// hosts take a path (no path)".to_string());
+    }
+    if path
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err("the WebSocket path must not contain spaces or control characters".into());
+    }
+    Ok((address, Some(path.to_string())))
 }
 
 pub(super) fn split_host_port(address: &str) -> Option<(&str, Option<&str>)> {
@@ -289,10 +306,7 @@ mod tests {
 
     #[test]
     fn hosts_accept_urls_host_port_and_bare_names() {
-        let hp = |host: &str, port| HostPort {
-            host: host.into(),
-            port,
-        };
+        let hp = |host: &str, port| HostPort::tcp(host, port);
         assert_eq!(
             parse_host("mqtt://tb.example.com:1884"),
             Ok(hp("tb.example.com", 1884))
@@ -306,15 +320,25 @@ mod tests {
     }
 
     #[test]
-    fn hosts_reject_tls_paths_credentials_and_bad_ports() {
-        assert!(parse_host("mqtts://b:8883")
-            .unwrap_err()
-            .starts_with("TLS (mqtts://) is not supported"));
-        assert!(parse_host("ws://b").unwrap_err().starts_with("WebSocket"));
+    fn tls_and_websocket_hosts_take_their_default_ports_and_paths() {
+        let tls = parse_host("mqtts://b").unwrap();
+        assert_eq!((tls.scheme, tls.port), (Scheme::Tls, 8883));
+        assert_eq!(parse_host("ssl://b:9999").unwrap().scheme, Scheme::Tls);
+        let ws = parse_host("ws://b:8080/mqtt").unwrap();
+        assert_eq!((ws.scheme, ws.port), (Scheme::Ws, 8080));
+        assert_eq!(ws.path.as_deref(), Some("/mqtt"));
+        let wss = parse_host("wss://b").unwrap();
+        assert_eq!((wss.scheme, wss.port, &wss.path), (Scheme::Wss, 443, &None));
+        assert_eq!(wss.to_string(), "wss://b:443");
+    }
+
+    #[test]
+    fn hosts_reject_unknown_schemes_paths_credentials_and_bad_ports() {
         assert!(parse_host("http://b")
             .unwrap_err()
             .starts_with("unknown scheme http://"));
         assert!(parse_host("b/x").unwrap_err().contains("no path"));
+        assert!(parse_host("mqtts://b/x").unwrap_err().contains("no path"));
         assert!(parse_host("u:p@b").unwrap_err().starts_with("credentials"));
         assert!(parse_host("b:0").unwrap_err().contains("1 to 65535"));
         assert!(parse_host("b:70000").unwrap_err().contains("1 to 65535"));

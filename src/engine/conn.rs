@@ -15,6 +15,7 @@ use mio::net::TcpStream;
 use super::inflight::Inflight;
 use crate::payload::Frame;
 use crate::stats::ClientRef;
+use crate::transport::Transport;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -22,6 +23,8 @@ pub enum State {
     Waiting,
     /// Non-blocking TCP connect in progress.
     Connecting,
+    /// TCP is up; the TLS handshake and/or the WebSocket upgrade are in progress.
+    Handshaking,
     /// CONNECT written, waiting for CONNACK.
     AwaitConnack,
     /// Subscriber: SUBSCRIBE written, waiting for SUBACK.
@@ -51,6 +54,11 @@ pub struct Conn {
     pub addr: SocketAddr,
     pub state: State,
     pub stream: Option<TcpStream>,
+    /// What speaks over `stream`: TCP, TLS, WebSocket or both (a new one per connect).
+    pub transport: Transport,
+    /// TLS: this client's config and session cache, kept across its connections so a
+    /// reconnect resumes its own session (made at its first connect).
+    pub tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Bytes waiting to be written, in a buffer lent by the worker's [`WritePool`] while any
     /// are queued (capacity 0 = none lent). A lent buffer has the pool's fixed capacity: when a
     /// frame does not fit, the message waits for the socket to drain; nothing is dropped.
@@ -113,6 +121,9 @@ pub struct Conn {
     /// `--churn`: this connection is due to be recycled; it publishes nothing more and is
     /// recycled once its in-flight window is empty.
     pub churn_due: bool,
+    /// When the current connect phase began (TCP up, TLS done, upgrade done), for the
+    /// connect row's parts.
+    pub phase_started_ns: u64,
 }
 
 impl Conn {
@@ -128,6 +139,8 @@ impl Conn {
             addr,
             state: State::Waiting,
             stream: None,
+            transport: Transport::Tcp,
+            tls_config: None,
             wbuf: Vec::new(),
             rbuf: Vec::new(),
             frames,
@@ -156,6 +169,7 @@ impl Conn {
             lost_at_ns: None,
             connected_at_ns: 0,
             churn_due: false,
+            phase_started_ns: 0,
         }
     }
 
@@ -183,7 +197,7 @@ impl Conn {
     pub fn before_connack(&self) -> bool {
         matches!(
             self.state,
-            State::Waiting | State::Connecting | State::AwaitConnack
+            State::Waiting | State::Connecting | State::Handshaking | State::AwaitConnack
         )
     }
 
@@ -206,7 +220,11 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         matches!(
             self.state,
-            State::Connecting | State::AwaitConnack | State::AwaitSuback | State::Connected
+            State::Connecting
+                | State::Handshaking
+                | State::AwaitConnack
+                | State::AwaitSuback
+                | State::Connected
         )
     }
 

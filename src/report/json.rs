@@ -84,8 +84,9 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
     doc
 }
 
-/// `subscribe`, `e2e`, `reconnect`, `connection` and `audit`, only in runs that have them
-/// (a run in which nothing connected keeps the plain shape).
+/// `subscribe`, `e2e`, `reconnect`, `connection`, the connect parts (`connect_tls_full`...)
+/// and `audit`, only in runs that have them (a run in which nothing connected keeps the plain
+/// shape).
 fn add_subscriber_fields(doc: &mut Value, summary: &Summary) {
     let Some(fields) = doc.as_object_mut() else {
         return;
@@ -96,7 +97,7 @@ fn add_subscriber_fields(doc: &mut Value, summary: &Summary) {
         Metric::Reconnect,
         Metric::Connection,
     ];
-    for metric in optional {
+    for metric in optional.into_iter().chain(Metric::CONNECT_PARTS) {
         let m = summary.metric(metric);
         if m.requests > 0 {
             fields.insert(metric.key().into(), Value::Object(metric_fields(m)));
@@ -268,6 +269,21 @@ mod tests {
                 metric(Metric::EndToEnd, "e2e", new_histogram(), 0),
                 metric(Metric::Reconnect, "reconnect", new_histogram(), 0),
                 metric(Metric::Connection, "connection", new_histogram(), 0),
+                metric(Metric::ConnectTcp, "connect:tcp", new_histogram(), 0),
+                metric(
+                    Metric::ConnectTlsFull,
+                    "connect:tls-full",
+                    new_histogram(),
+                    0,
+                ),
+                metric(
+                    Metric::ConnectTlsResumed,
+                    "connect:tls-resumed",
+                    new_histogram(),
+                    0,
+                ),
+                metric(Metric::ConnectWs, "connect:ws-upgrade", new_histogram(), 0),
+                metric(Metric::ConnectMqtt, "connect:mqtt", new_histogram(), 0),
             ],
             errors,
             lag_us: histogram([10, 20, 5000]),

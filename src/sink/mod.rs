@@ -19,7 +19,9 @@
 mod acceptor;
 mod acks;
 mod stall;
+mod tls;
 mod worker;
+mod ws;
 
 use std::io;
 use std::net::SocketAddr;
@@ -31,6 +33,7 @@ use std::time::{Duration, Instant};
 use mio::{Poll, Waker};
 
 pub use stall::{parse_duration, parse_stall, Stall};
+pub use tls::SinkTls;
 
 use acceptor::{Acceptor, WorkerInbox, INBOX_PER_WORKER};
 use worker::{Shared, Worker, WorkerCounters};
@@ -69,6 +72,10 @@ pub struct SinkOptions {
     pub run_for: Option<Duration>,
     /// No per-second progress line (`run` only).
     pub quiet: bool,
+    /// `--tls-cert`/`--tls-key`: terminate TLS (rustls) on every connection.
+    pub tls: Option<SinkTls>,
+    /// `--websocket`: speak MQTT over WebSocket (not together with TLS).
+    pub websocket: bool,
 }
 
 impl Default for SinkOptions {
@@ -81,6 +88,8 @@ impl Default for SinkOptions {
             stall: None,
             run_for: None,
             quiet: false,
+            tls: None,
+            websocket: false,
         }
     }
 }
@@ -177,6 +186,8 @@ pub fn start(opts: &SinkOptions) -> io::Result<SinkHandle> {
         started: Instant::now(),
         stall: opts.stall,
         ack_delay_ns: stall::duration_ns(opts.ack_delay),
+        tls: opts.tls.clone(),
+        websocket: opts.websocket,
     });
     let mut handle = SinkHandle {
         addr: listener.local_addr()?,

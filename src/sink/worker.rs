@@ -63,6 +63,10 @@ pub(crate) struct Shared {
     pub started: Instant,
     pub stall: Option<Stall>,
     pub ack_delay_ns: u64,
+    /// `--tls-cert`/`--tls-key`: connections speak TLS.
+    pub tls: Option<super::tls::SinkTls>,
+    /// `--websocket`: connections speak MQTT over WebSocket.
+    pub websocket: bool,
 }
 
 impl Shared {
@@ -124,6 +128,10 @@ impl WorkerCounters {
 #[derive(Debug, Default)]
 struct Conn {
     stream: Option<TcpStream>,
+    /// `--tls-cert`: the TLS session of this connection.
+    tls: Option<Box<rustls::ServerConnection>>,
+    /// `--websocket`: the WebSocket state of this connection.
+    ws: Option<Box<crate::transport::Ws>>,
     generation: u32,
     /// Bytes of a packet not yet complete, kept between reads.
     rbuf: Vec<u8>,
@@ -292,8 +300,14 @@ impl Worker {
             if slot == self.conns.len() {
                 self.conns.push(Conn::default());
             }
+            let tls = self.shared.tls.as_ref().and_then(|tls| tls.accept());
             let conn = &mut self.conns[slot];
             conn.stream = Some(stream);
+            conn.tls = tls;
+            conn.ws = self
+                .shared
+                .websocket
+                .then(|| Box::new(crate::transport::Ws::server()));
             conn.connected = false;
             conn.read_blocked = false;
             conn.wbuf.reserve(WBUF_INITIAL_BYTES);
@@ -309,6 +323,8 @@ impl Worker {
             return;
         };
         let _ = self.poll.registry().deregister(&mut stream);
+        conn.tls = None;
+        conn.ws = None;
         conn.generation = conn.generation.wrapping_add(1);
         conn.connected = false;
         conn.read_blocked = false;
@@ -393,16 +409,28 @@ impl Worker {
                 self.block(slot);
                 break;
             }
-            let Some(stream) = self.conns[slot].stream.as_mut() else {
+            let conn = &mut self.conns[slot];
+            let Some(stream) = conn.stream.as_mut() else {
                 break;
             };
-            match stream.read(&mut scratch) {
+            let got = match conn.tls.as_mut() {
+                Some(tls) => super::tls::read(tls, stream, &mut scratch),
+                None => stream.read(&mut scratch),
+            };
+            if conn.tls.as_ref().is_some_and(|tls| tls.wants_write()) {
+                self.mark_dirty(slot);
+            }
+            match got {
                 Ok(0) => {
                     self.close(slot);
                     break;
                 }
                 Ok(n) => {
                     self.totals.bytes += n as u64;
+                    let Some(n) = self.unwrap_ws(slot, &mut scratch[..n]) else {
+                        self.close(slot);
+                        break;
+                    };
                     if self.consume(slot, &scratch[..n], now_ns).is_err() {
                         self.totals.malformed += 1;
                         self.close(slot);
@@ -423,6 +451,32 @@ impl Worker {
             }
         }
         self.scratch = scratch;
+    }
+
+    /// `--websocket`: the upgrade request, then frames decoded in place; returns how many MQTT
+    /// bytes are at the front of `buf`, or None when the connection must close (a bad
+    /// request or frame, or the client's close frame, which is echoed first).
+    fn unwrap_ws(&mut self, slot: usize, buf: &mut [u8]) -> Option<usize> {
+        let conn = &mut self.conns[slot];
+        let Some(ws) = conn.ws.as_mut() else {
+            return Some(buf.len());
+        };
+        let result = super::ws::unwrap(ws, buf);
+        let closing = ws.close_received.is_some();
+        if ws.wants_write() {
+            self.mark_dirty(slot);
+        }
+        match result {
+            Ok(n) if !closing => Some(n),
+            Ok(_) => {
+                self.flush(slot);
+                None
+            }
+            Err(_) => {
+                self.totals.malformed += 1;
+                None
+            }
+        }
     }
 
     /// Handle the bytes just read, after any partial packet kept from the previous read.
@@ -565,6 +619,22 @@ impl Worker {
 
     /// Write the buffer until it is empty or the socket would block.
     fn flush(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        let Some(stream) = conn.stream.as_mut() else {
+            return;
+        };
+        if let Some(tls) = conn.tls.as_mut() {
+            return match super::tls::flush(tls, stream, &mut conn.wbuf) {
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => self.close(slot),
+                _ => {}
+            };
+        }
+        if let Some(ws) = conn.ws.as_mut() {
+            if crate::transport::flush_ws(ws, stream, &mut conn.wbuf).is_err() {
+                self.close(slot);
+            }
+            return;
+        }
         loop {
             let conn = &mut self.conns[slot];
             let Some(stream) = conn.stream.as_mut() else {

@@ -68,6 +68,9 @@ pub fn metric_names(qos: u8, topic_template: &str) -> [String; N_METRICS] {
     names[Metric::EndToEnd.index()] = "e2e".to_string();
     names[Metric::Reconnect.index()] = "reconnect".to_string();
     names[Metric::Connection.index()] = "connection".to_string();
+    for part in Metric::CONNECT_PARTS {
+        names[part.index()] = part.part_name().unwrap_or("connect").to_string();
+    }
     names
 }
 
@@ -314,8 +317,7 @@ impl Merger {
                 0.0
             }
         };
-        let [connect_us, publish_us, subscribe_us, e2e_us, reconnect_us, connection_us] =
-            self.latency_us;
+        let mut latency_us = self.latency_us;
         let metric_summary = |metric: Metric, latency_us: Histogram<u64>| {
             let failures = self.failures[metric.index()];
             let ok = latency_us.len();
@@ -330,14 +332,10 @@ impl Merger {
                 latency_us,
             }
         };
-        let metrics = [
-            metric_summary(Metric::Connect, connect_us),
-            metric_summary(Metric::Publish, publish_us),
-            metric_summary(Metric::Subscribe, subscribe_us),
-            metric_summary(Metric::EndToEnd, e2e_us),
-            metric_summary(Metric::Reconnect, reconnect_us),
-            metric_summary(Metric::Connection, connection_us),
-        ];
+        let metrics = Metric::ALL.map(|metric| {
+            let taken = std::mem::replace(&mut latency_us[metric.index()], new_histogram());
+            metric_summary(metric, taken)
+        });
         let errors = error_counts(
             &self.errors,
             &self.overflow,
@@ -670,9 +668,12 @@ mod tests {
         errors.insert(Failure::AckTimeout, tally(2, 1, 3));
         errors.insert(Failure::ConnectTimeout, tally(5, 1, 1));
         let unseen = (u64::MAX, 0);
-        let seen_s = [unseen, (2, 4), unseen, unseen, unseen, unseen];
+        let mut seen_s = [unseen; N_METRICS];
+        seen_s[1] = (2, 4);
         let namer: ClientNamer = Box::new(name_by_index);
-        let counts = error_counts(&errors, &[0, 7, 0, 0, 0, 0], &seen_s, &namer);
+        let mut overflow = [0; N_METRICS];
+        overflow[1] = 7;
+        let counts = error_counts(&errors, &overflow, &seen_s, &namer);
         assert_eq!(
             counts.iter().map(|e| e.count).collect::<Vec<_>>(),
             vec![7, 5, 2]

@@ -86,9 +86,19 @@ pub enum Metric {
     /// protocol error). Every CONNACK starts one, so at the end `connect.ok` equals this row's
     /// requests, and the `connect` row counts connect attempts only.
     Connection = 5,
+    /// The connect row split (TLS and WebSocket runs, and `mqblast conn`): TCP connect.
+    ConnectTcp = 6,
+    /// TLS handshake, full (no session resumed).
+    ConnectTlsFull = 7,
+    /// TLS handshake resumed from a session ticket; its count is the resumption count.
+    ConnectTlsResumed = 8,
+    /// WebSocket upgrade: request -> 101.
+    ConnectWs = 9,
+    /// CONNECT -> CONNACK.
+    ConnectMqtt = 10,
 }
 
-pub const N_METRICS: usize = 6;
+pub const N_METRICS: usize = 11;
 
 impl Metric {
     /// Every metric, in index order (`Metric as usize`).
@@ -99,6 +109,20 @@ impl Metric {
         Metric::EndToEnd,
         Metric::Reconnect,
         Metric::Connection,
+        Metric::ConnectTcp,
+        Metric::ConnectTlsFull,
+        Metric::ConnectTlsResumed,
+        Metric::ConnectWs,
+        Metric::ConnectMqtt,
+    ];
+
+    /// The parts of the connect row, in the order a connection goes through them.
+    pub const CONNECT_PARTS: [Metric; 5] = [
+        Metric::ConnectTcp,
+        Metric::ConnectTlsFull,
+        Metric::ConnectTlsResumed,
+        Metric::ConnectWs,
+        Metric::ConnectMqtt,
     ];
 
     /// Index into per-metric arrays.
@@ -115,7 +139,24 @@ impl Metric {
             Metric::EndToEnd => "e2e",
             Metric::Reconnect => "reconnect",
             Metric::Connection => "connection",
+            Metric::ConnectTcp => "connect_tcp",
+            Metric::ConnectTlsFull => "connect_tls_full",
+            Metric::ConnectTlsResumed => "connect_tls_resumed",
+            Metric::ConnectWs => "connect_ws",
+            Metric::ConnectMqtt => "connect_mqtt",
         }
+    }
+
+    /// Row name of a connect part (`connect:tls-full`); None for the other metrics.
+    pub fn part_name(self) -> Option<&'static str> {
+        Some(match self {
+            Metric::ConnectTcp => "connect:tcp",
+            Metric::ConnectTlsFull => "connect:tls-full",
+            Metric::ConnectTlsResumed => "connect:tls-resumed",
+            Metric::ConnectWs => "connect:ws-upgrade",
+            Metric::ConnectMqtt => "connect:mqtt",
+            _ => return None,
+        })
     }
 
     /// Whether the row's samples are response times. The `connection` row's are session
@@ -180,6 +221,13 @@ pub enum Failure {
     SubscribeTimeout,
     /// A subscriber's connection failed before its SUBACK (connect, CONNACK or lost).
     SubscriberLost,
+    /// TLS failed (handshake, certificate, alert from the broker).
+    Tls(crate::transport::TlsFailure),
+    /// The WebSocket upgrade or framing failed, or the broker sent a close frame.
+    WebSocket(crate::transport::WsError),
+    /// The broker closed the connection before CONNACK (often a plain client on a TLS or
+    /// WebSocket port).
+    ClosedBeforeConnack,
 }
 
 /// What to do when a connect fails at an operating-system limit ("" for other errors).
@@ -205,7 +253,11 @@ impl Failure {
             Failure::ConnectionLost(_)
             | Failure::Protocol(_)
             | Failure::AckWindowStalled
-            | Failure::WriteTimeout => Metric::Connection,
+            | Failure::WriteTimeout
+            | Failure::WebSocket(crate::transport::WsError::Closed(_)) => Metric::Connection,
+            Failure::Tls(_) | Failure::WebSocket(_) | Failure::ClosedBeforeConnack => {
+                Metric::Connect
+            }
             Failure::AckTimeout | Failure::InflightLost => Metric::Publish,
             Failure::SubackRefused(_) | Failure::SubscribeTimeout | Failure::SubscriberLost => {
                 Metric::Subscribe
@@ -279,6 +331,11 @@ impl Failure {
             Failure::SubscribeTimeout => "subscribe timed out: no SUBACK".to_string(),
             Failure::SubscriberLost => {
                 "subscriber lost before its SUBACK (connect failed, refused or closed)".to_string()
+            }
+            Failure::Tls(tls) => tls.describe(),
+            Failure::WebSocket(ws) => ws.describe(),
+            Failure::ClosedBeforeConnack => {
+                "connection closed by the broker before CONNACK (a TLS or WebSocket port? use mqtts:// or ws://)".to_string()
             }
         }
     }

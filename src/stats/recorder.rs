@@ -407,7 +407,7 @@ mod tests {
         let interval = &recorder.current;
         assert_eq!(interval.failure_kinds, MAX_FAILURE_KINDS);
         assert_eq!(interval.failures()[0], (Failure::ConnackRefused(0), 2));
-        assert_eq!(interval.overflow, [8, 1, 0, 0, 0, 0]);
+        assert_eq!(interval.overflow, [8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(interval.failures_of(Metric::Connect), 41);
         assert_eq!(interval.failures_of(Metric::Publish), 1);
     }

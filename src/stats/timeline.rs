@@ -83,7 +83,14 @@ impl TimelineEntry {
             Metric::Publish => decode_or_empty(&self.publish_hdr),
             Metric::EndToEnd => decode_or_empty(&self.e2e_hdr),
             // Not kept per second (their whole-run histograms are in the result).
-            Metric::Subscribe | Metric::Reconnect | Metric::Connection => Ok(new_histogram()),
+            Metric::Subscribe
+            | Metric::Reconnect
+            | Metric::Connection
+            | Metric::ConnectTcp
+            | Metric::ConnectTlsFull
+            | Metric::ConnectTlsResumed
+            | Metric::ConnectWs
+            | Metric::ConnectMqtt => Ok(new_histogram()),
         }
     }
 

@@ -100,5 +100,5 @@ fn a_bad_host_in_a_list_is_named() {
         dir.error(&["-H", "a:1,b:0"], &[]),
         "--host a:1,b:0: \"b:0\": port \"0\" must be a number from 1 to 65535"
     );
-    assert_eq!(dir.error(&["-H", "a,,b"], &[]), "--host a,,b: \"\": missing host name: expected mqtt://host:port, tcp://host:port, host:port or host");
+    assert_eq!(dir.error(&["-H", "a,,b"], &[]), "--host a,,b: \"\": missing host name: expected mqtt://host:port, mqtts://host:port, ws://host:port/path, wss://host:port/path, host:port or host");
 }

@@ -54,13 +54,7 @@ fn the_config_file_overrides_defaults() {
     let plan = dir.plan(&[], &[]).unwrap();
     assert_eq!(plan.users, 20);
     assert_eq!(plan.run_time, Some(Duration::from_secs(300)));
-    assert_eq!(
-        plan.hosts,
-        vec![HostPort {
-            host: "broker".into(),
-            port: 1883
-        }]
-    );
+    assert_eq!(plan.hosts, vec![HostPort::tcp("broker", 1883)]);
 }
 
 #[test]
@@ -79,13 +73,7 @@ fn the_environment_overrides_the_config_file() {
     assert_eq!(plan.users, 30);
     assert_eq!(plan.run_time, Some(Duration::from_secs(5400)));
     assert_eq!(plan.hosts.len(), 2);
-    assert_eq!(
-        plan.hosts[1],
-        HostPort {
-            host: "b".into(),
-            port: 2
-        }
-    );
+    assert_eq!(plan.hosts[1], HostPort::tcp("b", 2));
 }
 
 #[test]

@@ -42,10 +42,16 @@ impl Worker {
         {
             return self.close(ci, Some(Failure::ConnectFailed(errno(&e))));
         }
+        let transport = match self.new_transport(ci) {
+            Ok(t) => t,
+            Err(f) => return self.close(ci, Some(f)),
+        };
         let c = &mut self.conns[ci];
         c.stream = Some(stream);
+        c.transport = transport;
         c.state = State::Connecting;
         c.connect_started_ns = now;
+        c.phase_started_ns = now;
         c.connect_slot_reserved = false; // a reconnect is paced again
         self.rearm_check(ci);
     }
@@ -65,10 +71,10 @@ impl Worker {
             Err(e) => return self.close(ci, Some(Failure::ConnectFailed(errno(&e)))),
         }
         let _ = stream.set_nodelay(true);
-        self.send_connect(ci, now);
+        self.start_handshake(ci, now);
     }
 
-    fn send_connect(&mut self, ci: usize, now: u64) {
+    pub(super) fn send_connect(&mut self, ci: usize, now: u64) {
         let plan = Arc::clone(&self.plan);
         let c = &mut self.conns[ci];
         let client_id = match c.role {
@@ -110,6 +116,7 @@ impl Worker {
         let reconnected_after_ns = c.lost_at_ns.take().map(|lost| now.saturating_sub(lost));
         self.connected += 1;
         self.rec.ok(Metric::Connect, ns_to_us(latency_ns));
+        self.record_part(ci, Metric::ConnectMqtt, now);
         if let Some(after_ns) = reconnected_after_ns {
             self.rec.ok(Metric::Reconnect, ns_to_us(after_ns));
         }

@@ -8,6 +8,7 @@ use super::{ns_to_us, Drain, Worker, CHECK, RECONNECT_FIRST_NS, RECONNECT_MAX_NS
 use crate::engine::conn::State;
 use crate::mqtt;
 use crate::stats::{Failure, Metric};
+use crate::transport::Transport;
 
 /// A check re-armed by its own handling comes back no sooner than this.
 const MIN_RECHECK_NS: u64 = 1_000;
@@ -28,7 +29,9 @@ impl Worker {
         }
         self.conns[ci].check_at_ns = u64::MAX;
         match self.conns[ci].state {
-            State::Connecting | State::AwaitConnack => self.check_connect_timeout(ci, now),
+            State::Connecting | State::Handshaking | State::AwaitConnack => {
+                self.check_connect_timeout(ci, now)
+            }
             State::AwaitSuback => self.check_subscribe_timeout(ci, now),
             State::Connected => {
                 if self.write_stalled(ci, now) {
@@ -74,7 +77,7 @@ impl Worker {
         let c = &self.conns[ci];
         let timeout_ns = self.timeout_ns;
         match c.state {
-            State::Connecting | State::AwaitConnack | State::AwaitSuback => {
+            State::Connecting | State::Handshaking | State::AwaitConnack | State::AwaitSuback => {
                 Some(c.connect_started_ns + timeout_ns + 1)
             }
             State::Connected => {
@@ -105,7 +108,8 @@ impl Worker {
 
     fn check_connect_timeout(&mut self, ci: usize, now: u64) {
         if now.saturating_sub(self.conns[ci].connect_started_ns) > self.timeout_ns {
-            self.close(ci, Some(Failure::ConnectTimeout));
+            let failure = self.handshake_timeout(ci);
+            self.close(ci, Some(failure));
         }
     }
 
@@ -204,8 +208,10 @@ impl Worker {
         c.state = State::Closed;
         c.check_at_ns = u64::MAX;
         if let Some(mut stream) = c.stream.take() {
+            c.transport.close(&mut stream);
             let _ = self.poll.registry().deregister(&mut stream);
         }
+        c.transport = Transport::Tcp;
         c.return_wbuf(&mut self.pool);
         if c.is_subscriber() {
             c.wbuf = Vec::new();
@@ -272,8 +278,10 @@ impl Worker {
             self.connected -= 1;
         }
         if let Some(mut stream) = c.stream.take() {
+            c.transport.close(&mut stream);
             let _ = self.poll.registry().deregister(&mut stream);
         }
+        c.transport = Transport::Tcp;
         c.wbuf = Vec::new();
         c.rbuf = Vec::new();
         c.state = State::Waiting;

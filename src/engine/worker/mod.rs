@@ -24,6 +24,7 @@
 
 mod clients;
 mod connect;
+mod handshake;
 mod lifecycle;
 mod publish;
 mod receive;
@@ -322,7 +323,7 @@ impl Worker {
             match self.conns[ci].state {
                 State::Waiting => self.close(ci, None),
                 // A connect that was started is counted: it ends here as aborted.
-                State::Connecting | State::AwaitConnack => {
+                State::Connecting | State::Handshaking | State::AwaitConnack => {
                     self.close(ci, Some(Failure::ConnectAborted))
                 }
                 _ => {}
@@ -414,6 +415,7 @@ impl Worker {
         let now = self.control.now_ns();
         match self.conns[ci].state {
             State::Connecting => self.finish_connect(ci, now),
+            State::Handshaking => self.advance_handshake(ci, event.readable, now),
             State::AwaitConnack | State::AwaitSuback | State::Connected => {
                 if event.closed {
                     self.conns[ci].peer_closed = true;
@@ -456,7 +458,7 @@ impl Worker {
             }
             let aborted_connect = matches!(
                 self.conns[ci].state,
-                State::Connecting | State::AwaitConnack
+                State::Connecting | State::Handshaking | State::AwaitConnack
             );
             self.close(ci, aborted_connect.then_some(Failure::ConnectAborted));
         }

@@ -3,7 +3,6 @@
 //! dropped.
 
 use std::cmp::Reverse;
-use std::io::{self, Write};
 
 use super::{errno, ns_to_us, Drain, Worker, EARLY_NS};
 use crate::engine::conn::State;
@@ -152,39 +151,31 @@ impl Worker {
     /// Write the buffer until it is empty or the socket would block. Returns true when the
     /// buffer was emptied.
     pub(super) fn flush(&mut self, ci: usize, now: u64) -> bool {
-        loop {
-            let c = &mut self.conns[ci];
-            let Some(stream) = c.stream.as_mut() else {
-                return false;
-            };
-            if c.wbuf.is_empty() {
-                c.write_blocked_since_ns = None;
-                c.return_wbuf(&mut self.pool);
-                return true;
-            }
-            match stream.write(&c.wbuf) {
-                Ok(0) => {
-                    self.lose(ci, 0);
-                    return false;
-                }
-                Ok(n) => {
-                    c.wbuf.copy_within(n.., 0);
-                    c.wbuf.truncate(c.wbuf.len() - n);
+        let c = &mut self.conns[ci];
+        let Some(stream) = c.stream.as_mut() else {
+            return false;
+        };
+        // The transport writes plain bytes, or encrypts / frames the whole batch first.
+        match c.transport.flush(stream, &mut c.wbuf) {
+            Ok(flushed) => {
+                if flushed.wrote {
                     c.last_write_ns = now;
                     c.write_blocked_since_ns = None;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if c.write_blocked_since_ns.is_none() {
-                        c.write_blocked_since_ns = Some(now);
-                        self.arm_check(ci, now + self.timeout_ns + 1);
-                    }
-                    return false;
+                if flushed.empty {
+                    c.write_blocked_since_ns = None;
+                    c.return_wbuf(&mut self.pool);
+                    return true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.lose(ci, errno(&e));
-                    return false;
+                if c.write_blocked_since_ns.is_none() {
+                    c.write_blocked_since_ns = Some(now);
+                    self.arm_check(ci, now + self.timeout_ns + 1);
                 }
+                false
+            }
+            Err(e) => {
+                self.lose(ci, errno(&e));
+                false
             }
         }
     }

@@ -1,12 +1,13 @@
 //! Receiving: draining a socket until `WouldBlock`, decoding whole packets (keeping a
 //! partial one for the next read), dispatching them, and the acks of the publish handshake.
 
-use std::io::{self, Read};
-
-use super::{errno, ns_to_us, Worker};
+use super::handshake::link_failure;
+use super::{ns_to_us, Worker};
+use crate::engine::conn::State;
 use crate::engine::inflight::Ack;
 use crate::mqtt::{self, Packet};
 use crate::stats::{Failure, Metric};
+use crate::transport::{ReadOutcome, TlsFailure, Transport};
 
 impl Worker {
     /// Drain the socket until `WouldBlock`, decoding every whole packet. Once an event said
@@ -20,15 +21,19 @@ impl Worker {
                 break;
             }
             let peer_closed = self.conns[ci].peer_closed;
-            let Some(stream) = self.conns[ci].stream.as_mut() else {
+            let c = &mut self.conns[ci];
+            let Some(stream) = c.stream.as_mut() else {
                 break;
             };
-            match stream.read(&mut scratch[..room]) {
-                Ok(0) => {
-                    self.lose(ci, 0);
+            match c.transport.read(stream, &mut scratch[..room]) {
+                ReadOutcome::Eof => {
+                    self.lose_reading(ci, 0);
                     break;
                 }
-                Ok(n) => {
+                ReadOutcome::Data { n, drained } => {
+                    if c.transport.wants_write() {
+                        self.mark_dirty(ci);
+                    }
                     if let Err(f) = self.consume(ci, &scratch[..n], now) {
                         self.close(ci, Some(f));
                         break;
@@ -42,14 +47,17 @@ impl Worker {
                     // new edge would announce once the broker went quiet. A close that came
                     // with the data raises no new edge either, so then the end of stream
                     // must be read now.
-                    if n < room && !peer_closed {
+                    if drained && !peer_closed {
                         break;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.lose(ci, errno(&e));
+                ReadOutcome::WouldBlock => break,
+                ReadOutcome::Io(errno) => {
+                    self.lose_reading(ci, errno);
+                    break;
+                }
+                ReadOutcome::Failed(f) => {
+                    self.close(ci, Some(link_failure(f)));
                     break;
                 }
             }
@@ -57,8 +65,25 @@ impl Worker {
         self.scratch = scratch;
     }
 
+    /// End of stream (errno 0) or a reset. Before CONNACK on plain TCP this is how a TLS
+    /// port answers an MQTT CONNECT, so it is named as such.
+    fn lose_reading(&mut self, ci: usize, errno: i32) {
+        let c = &self.conns[ci];
+        let closed = errno == 0 || errno == libc::ECONNRESET;
+        if closed && c.state == State::AwaitConnack && matches!(c.transport, Transport::Tcp) {
+            return self.close(ci, Some(Failure::ClosedBeforeConnack));
+        }
+        self.lose(ci, errno);
+    }
+
     /// Decode the bytes just read, after any partial packet kept from the last read.
     fn consume(&mut self, ci: usize, fresh: &[u8], now: u64) -> Result<(), Failure> {
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        if self.conns[ci].state == State::AwaitConnack {
+            not_mqtt_answer(fresh)?;
+        }
         let mut partial = std::mem::take(&mut self.conns[ci].rbuf);
         let result = if partial.is_empty() {
             let used = self.decode_all(ci, fresh, now)?;
@@ -170,5 +195,19 @@ impl Worker {
             2 => self.reply(ci, |out| mqtt::ack::encode_pubrec(out, pkid)),
             _ => {}
         }
+    }
+}
+
+/// A TLS record (alert 0x15, handshake 0x16) or an HTTP response where CONNACK should be: the
+/// port speaks TLS or HTTP, not plain MQTT.
+fn not_mqtt_answer(first: &[u8]) -> Result<(), Failure> {
+    match first {
+        [0x15 | 0x16, 0x03, ..] => Err(Failure::Tls(TlsFailure::Other(
+            "the broker answered with TLS: this is a TLS port (use mqtts://)",
+        ))),
+        [b'H', b'T', b'T', b'P', ..] => Err(Failure::Protocol(
+            "the broker answered with HTTP: this is a WebSocket port (use ws://)",
+        )),
+        _ => Ok(()),
     }
 }

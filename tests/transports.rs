@@ -1,0 +1,637 @@
+//! TLS, mutual TLS and WebSocket against a real mosquitto: exact counts over every transport,
+//! per-device certificates as the device's identity, every TLS failure named, and the
+//! WebSocket control frames a broker may send.
+//!
+//! Why: a transport that loses or duplicates a message, or a failure that reads "connection
+//! lost" when the CA is wrong, would make a TLS load test lie. The counts come from the
+//! harness's plain-TCP subscriber on the same mosquitto, which shares no code with mqblast.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::tls::TlsBroker;
+use common::*;
+
+const SETTLE: Duration = Duration::from_millis(500);
+const WAIT: Duration = Duration::from_secs(20);
+
+fn run_over(host: &str, json: &str, more: &[&str]) -> (Finished, Summary) {
+    let args = with(load_args(host, json), more);
+    let run = run_mqblast(&args, RUN_LIMIT);
+    let summary = Summary::read(json, &run);
+    (run, summary)
+}
+
+/// 300 messages at each QoS over `host`; the subscriber counts exactly 300 each time.
+fn counts_are_exact(broker: &TlsBroker, host: &str, label: &str, more: &[&str]) {
+    for qos in ["0", "1", "2"] {
+        let topic = format!("mqblast/{label}/{qos}");
+        let sub = broker.subscribe(&topic, 2);
+        let dir = TempDir::new("tx");
+        let json = dir.file("out.json");
+        let mut flags = vec![
+            "-u",
+            "3",
+            "--messages",
+            "300",
+            "--interval",
+            "0",
+            "--qos",
+            qos,
+            "--topic",
+            &topic,
+        ];
+        flags.extend_from_slice(more);
+        let (run, summary) = run_over(host, &json, &flags);
+        run.assert_code(0);
+        assert!(
+            sub.wait_for(300, WAIT),
+            "{label} QoS {qos}: {}",
+            run.describe()
+        );
+        assert_eq!(
+            sub.settle(SETTLE, WAIT),
+            300,
+            "{label} QoS {qos}: exactly once"
+        );
+        assert_eq!(summary.u64("publish.ok"), 300, "{label} QoS {qos}");
+        assert_eq!(summary.u64("connect.ok"), 3, "{label} QoS {qos}");
+    }
+}
+
+#[test]
+fn qos_0_1_and_2_counts_are_exact_over_tls() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtts://localhost:{}", broker.tls);
+    counts_are_exact(
+        &broker,
+        &host,
+        "tls",
+        &["--cafile", &broker.pki.file("ca.pem")],
+    );
+}
+
+#[test]
+fn qos_0_1_and_2_counts_are_exact_over_websocket() {
+    let broker = TlsBroker::start(0);
+    let host = format!("ws://127.0.0.1:{}/mqtt", broker.ws);
+    counts_are_exact(&broker, &host, "ws", &[]);
+}
+
+#[test]
+fn qos_0_1_and_2_counts_are_exact_over_websocket_over_tls() {
+    let broker = TlsBroker::start(0);
+    let host = format!("wss://localhost:{}", broker.wss);
+    counts_are_exact(
+        &broker,
+        &host,
+        "wss",
+        &["--cafile", &broker.pki.file("ca.pem")],
+    );
+}
+
+#[test]
+fn qos_0_1_and_2_counts_are_exact_over_mutual_tls_with_per_device_certificates() {
+    let broker = TlsBroker::start(3);
+    let host = format!("mqtts://127.0.0.1:{}", broker.mtls);
+    let (ca, dir) = (broker.pki.file("ca.pem"), broker.pki.file(""));
+    counts_are_exact(
+        &broker,
+        &host,
+        "mtls",
+        &["--cafile", &ca, "--cert-dir", &dir],
+    );
+}
+
+#[test]
+fn the_connect_row_is_split_into_tcp_tls_and_connack_parts() {
+    let broker = TlsBroker::start(0);
+    let dir = TempDir::new("split");
+    let json = dir.file("out.json");
+    let host = format!("wss://localhost:{}", broker.wss);
+    let ca = broker.pki.file("ca.pem");
+    let flags = ["-u", "4", "--messages", "40", "--cafile", &ca];
+    let (run, summary) = run_over(&host, &json, &flags);
+    run.assert_code(0);
+    for part in [
+        "connect_tcp",
+        "connect_tls_full",
+        "connect_ws",
+        "connect_mqtt",
+    ] {
+        assert_eq!(
+            summary.u64(&format!("{part}.ok")),
+            4,
+            "{part}: {}",
+            summary.text()
+        );
+    }
+    assert!(
+        run.stderr.contains("connect:tls-full"),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr.contains("connect:ws-upgrade"),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn per_device_certificates_reach_the_broker_as_each_devices_identity() {
+    // The ACL lets user device-N write only devices/device-N/t; mosquitto takes the user name
+    // from the certificate's CN (use_identity_as_username).
+    let broker = TlsBroker::start(3);
+    let host = format!("mqtts://localhost:{}", broker.mtls);
+    let ca = broker.pki.file("ca.pem");
+    let topic = "devices/device-{i}/t";
+    let base = [
+        "-u",
+        "3",
+        "--messages",
+        "30",
+        "--interval",
+        "0",
+        "--topic",
+        topic,
+    ];
+
+    let sub = broker.subscribe("devices/+/t", 1);
+    let cert_dir = broker.pki.file("");
+    let dir = TempDir::new("identity");
+    let json = dir.file("own.json");
+    let own = [&base[..], &["--cafile", &ca, "--cert-dir", &cert_dir]].concat();
+    let (run, _) = run_over(&host, &json, &own);
+    run.assert_code(0);
+    assert!(
+        sub.wait_for(30, WAIT),
+        "{}\n{}",
+        run.describe(),
+        broker.log()
+    );
+    assert_eq!(
+        sub.settle(SETTLE, WAIT),
+        30,
+        "every device wrote its own topic"
+    );
+
+    // The same run with device-0's certificate for everyone: only device 0's share arrives;
+    // mosquitto disconnects the two clients that wrote another device's topic.
+    let sub = broker.subscribe("devices/+/t", 1);
+    let json = dir.file("shared.json");
+    let cert = broker.pki.file("device-0.pem");
+    let key = broker.pki.file("device-0.key");
+    let shared = [
+        &base[..],
+        &["--cafile", &ca, "--cert", &cert, "--key", &key],
+    ]
+    .concat();
+    let (run, summary) = run_over(&host, &json, &shared);
+    run.assert_code(1);
+    std::thread::sleep(SETTLE);
+    assert_eq!(
+        sub.settle(SETTLE, WAIT),
+        10,
+        "only device-0's topic is its own"
+    );
+    let denied = summary.errors_starting_with("connection lost: closed by the broker");
+    assert_eq!(denied, 2, "{:?}", summary.errors());
+}
+
+/// A run of 2 users that must fail with `reason` and exit 1.
+fn fails_with(host: &str, more: &[&str], reason: &str) {
+    let dir = TempDir::new("tls-fail");
+    let json = dir.file("out.json");
+    let flags = [
+        &["-u", "2", "--messages", "10", "--timeout", "3s"][..],
+        more,
+    ]
+    .concat();
+    let (run, summary) = run_over(host, &json, &flags);
+    run.assert_code(1);
+    assert_eq!(
+        summary.errors_starting_with(reason),
+        2,
+        "expected {reason:?}: {:?}\n{}",
+        summary.errors(),
+        run.describe()
+    );
+    assert!(run.stderr.contains(reason), "{}", run.describe());
+}
+
+#[test]
+fn a_server_certificate_from_an_unknown_ca_fails_with_unknown_issuer() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtts://localhost:{}", broker.tls);
+    let other = broker.pki.file("other-ca.pem");
+    fails_with(
+        &host,
+        &["--cafile", &other],
+        "tls: certificate verify failed: UnknownIssuer",
+    );
+}
+
+#[test]
+fn an_expired_server_certificate_fails_as_expired() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtts://localhost:{}", broker.expired);
+    let ca = broker.pki.file("ca.pem");
+    fails_with(&host, &["--cafile", &ca], "tls: certificate expired");
+}
+
+#[test]
+fn a_certificate_for_another_name_fails_as_name_mismatch() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtts://127.0.0.1:{}", broker.tls);
+    let ca = broker.pki.file("ca.pem");
+    let flags = ["--cafile", &ca, "--tls-server-name", "broker.example.com"];
+    fails_with(&host, &flags, "tls: name mismatch");
+}
+
+#[test]
+fn a_plain_tcp_client_on_a_tls_port_is_told_so() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtt://127.0.0.1:{}", broker.tls);
+    fails_with(&host, &[], "connection closed by the broker before CONNACK");
+}
+
+#[test]
+fn a_tls_client_on_a_plain_port_is_told_so() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtts://localhost:{}", broker.plain);
+    let ca = broker.pki.file("ca.pem");
+    fails_with(&host, &["--cafile", &ca], "tls: ");
+}
+
+#[test]
+fn a_broker_that_requires_a_client_certificate_refuses_a_client_without_one() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtts://localhost:{}", broker.mtls);
+    let ca = broker.pki.file("ca.pem");
+    fails_with(
+        &host,
+        &["--cafile", &ca],
+        "tls: the broker refused the connection",
+    );
+}
+
+#[test]
+fn insecure_connects_to_a_self_signed_broker_and_says_so() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtts://localhost:{}", broker.self_signed);
+    let sub = broker.subscribe("mqblast/insecure", 1);
+    let dir = TempDir::new("insecure");
+    let json = dir.file("out.json");
+    let flags = [
+        "-u",
+        "2",
+        "--messages",
+        "20",
+        "--topic",
+        "mqblast/insecure",
+        "--insecure",
+    ];
+    let (run, summary) = run_over(&host, &json, &flags);
+    run.assert_code(0);
+    assert!(sub.wait_for(20, WAIT));
+    assert!(run
+        .stderr
+        .contains("certificate verification OFF (--insecure)"));
+    assert!(run.stderr.contains("TLS certificate verification was OFF"));
+    assert_eq!(summary.get("config.insecure"), &serde_json::json!(true));
+}
+
+#[test]
+fn a_missing_device_certificate_is_a_start_up_error_naming_the_file() {
+    let broker = TlsBroker::start(2);
+    let host = format!("mqtts://localhost:{}", broker.mtls);
+    let dir = broker.pki.file("");
+    let run = run_mqblast(
+        &[
+            "-H",
+            &host,
+            "-u",
+            "3",
+            "--cert-dir",
+            &dir,
+            "--cafile",
+            &broker.pki.file("ca.pem"),
+        ],
+        RUN_LIMIT,
+    );
+    run.assert_code(2);
+    assert!(run.stderr.contains("device-2.pem"), "{}", run.describe());
+}
+
+#[test]
+fn reconnects_under_churn_resume_their_tls_sessions() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtts://localhost:{}", broker.tls);
+    let dir = TempDir::new("resume");
+    let json = dir.file("out.json");
+    let ca = broker.pki.file("ca.pem");
+    let flags = [
+        "-u",
+        "2",
+        "-t",
+        "3s",
+        "--interval",
+        "100ms",
+        "--churn",
+        "500ms",
+        "--cafile",
+        &ca,
+    ];
+    let (run, summary) = run_over(&host, &json, &flags);
+    run.assert_code(0);
+    assert_eq!(summary.u64("connect_tls_full.ok"), 2, "{}", summary.text());
+    assert!(
+        summary.u64("connect_tls_resumed.ok") >= 2,
+        "{}",
+        summary.text()
+    );
+    // Without resumption every handshake is a full one.
+    let json = dir.file("full.json");
+    let flags = [&flags[..], &["--tls-resume", "false"]].concat();
+    let (run, summary) = run_over(&host, &json, &flags);
+    run.assert_code(0);
+    assert!(
+        summary.u64("connect_tls_full.ok") >= 4,
+        "{}",
+        summary.text()
+    );
+    assert!(summary.json.get("connect_tls_resumed").is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A scripted WebSocket broker: what mosquitto never sends (pings, fragments, a close)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct WsScript {
+    pong_ok: AtomicBool,
+    close_echoed: AtomicBool,
+    puback_sent: Mutex<u32>,
+}
+
+fn ws_accept(key: &str) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(key.as_bytes());
+    ctx.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    mqblast::stats::hdr_codec::base64_encode(ctx.finish().as_ref())
+}
+
+/// Read one client frame (masked); returns (opcode, unmasked payload).
+fn read_frame(s: &mut std::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).ok()?;
+    assert!(h[1] & 0x80 != 0, "client frames are masked");
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).ok()?;
+            u16::from_be_bytes(b) as usize
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).ok()?;
+            u64::from_be_bytes(b) as usize
+        }
+        n => n as usize,
+    };
+    let mut key = [0u8; 4];
+    s.read_exact(&mut key).ok()?;
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).ok()?;
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= key[i & 3];
+    }
+    Some((h[0] & 0x0f, payload))
+}
+
+fn upgrade(s: &mut std::net::TcpStream, status: &str) {
+    let mut req = Vec::new();
+    let mut byte = [0u8; 1];
+    while !req.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        req.push(byte[0]);
+    }
+    let text = String::from_utf8(req).unwrap();
+    assert!(text.contains("Sec-WebSocket-Protocol: mqtt"), "{text}");
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap();
+    let response = match status {
+        "101" => format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+            ws_accept(key)
+        ),
+        other => format!("HTTP/1.1 {other} Nope\r\nContent-Length: 0\r\n\r\n"),
+    };
+    s.write_all(response.as_bytes()).unwrap();
+}
+
+/// Accept one WebSocket client: CONNACK in two fragments with a ping between them, PUBACK
+/// each publish, and after `close_after` publishes a close frame (code 1001).
+fn scripted_ws_broker(close_after: u32) -> (u16, Arc<WsScript>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = Arc::new(WsScript::default());
+    let shared = Arc::clone(&script);
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        upgrade(&mut s, "101");
+        let (op, connect) = read_frame(&mut s).unwrap();
+        assert_eq!((op, connect[0] >> 4), (2, 1), "a binary frame with CONNECT");
+        // CONNACK 20 02 00 00, fragmented, a ping in between.
+        s.write_all(&[
+            0x02, 2, 0x20, 0x02, 0x89, 3, b'a', b'b', b'c', 0x80, 2, 0, 0,
+        ])
+        .unwrap();
+        let mut acked = 0;
+        while let Some((op, payload)) = read_frame(&mut s) {
+            match op {
+                0xA => shared.pong_ok.store(payload == b"abc", Ordering::SeqCst),
+                0x8 => {
+                    shared.close_echoed.store(true, Ordering::SeqCst);
+                    return;
+                }
+                _ => {
+                    let mut at = 0;
+                    while at < payload.len() {
+                        let len = payload[at + 1] as usize; // short test packets
+                        let (topic_len, body) = (payload[at + 2..at + 4].to_vec(), at + 2);
+                        let topic_len = u16::from_be_bytes([topic_len[0], topic_len[1]]) as usize;
+                        let pkid = &payload[body + 2 + topic_len..body + 4 + topic_len];
+                        s.write_all(&[0x82, 4, 0x40, 2, pkid[0], pkid[1]]).unwrap();
+                        acked += 1;
+                        at += 2 + len;
+                    }
+                    *shared.puback_sent.lock().unwrap() = acked;
+                    if acked >= close_after {
+                        s.write_all(&[0x88, 2, 0x03, 0xE9]).unwrap();
+                    }
+                }
+            }
+        }
+    });
+    (port, script)
+}
+
+#[test]
+fn websocket_ping_fragments_and_close_from_the_broker_are_handled() {
+    let (port, script) = scripted_ws_broker(5);
+    let dir = TempDir::new("ws-script");
+    let json = dir.file("out.json");
+    let host = format!("ws://127.0.0.1:{port}/mqtt");
+    let payload = dir.write("p.json", "{\"v\":1}");
+    let flags = ["-u", "1", "-t", "5s", "--interval", "50ms", "--topic", "t"];
+    let args = with(
+        with(load_args(&host, &json), &flags),
+        &["--payload", &payload],
+    );
+    let run = run_mqblast(&args, RUN_LIMIT);
+    let summary = Summary::read(&json, &run);
+    run.assert_code(1);
+    assert!(
+        script.pong_ok.load(Ordering::SeqCst),
+        "the ping got its pong"
+    );
+    assert!(
+        script.close_echoed.load(Ordering::SeqCst),
+        "the close was echoed"
+    );
+    assert!(summary.u64("publish.ok") >= 5, "{}", summary.text());
+    assert_eq!(
+        summary.errors_starting_with("websocket closed by the broker: close frame, code 1001"),
+        1,
+        "{:?}",
+        summary.errors()
+    );
+}
+
+#[test]
+fn a_refused_websocket_upgrade_names_the_http_status() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            upgrade(&mut s, "404");
+        }
+    });
+    let host = format!("ws://127.0.0.1:{port}");
+    fails_with(&host, &[], "websocket upgrade failed: HTTP 404");
+}
+
+#[test]
+fn the_sink_terminates_tls_and_acknowledges_every_publish() {
+    let pki = common::tls::Pki::generate(0);
+    let (cert, key) = (pki.file("server.pem"), pki.file("server.key"));
+    let tls = mqblast::sink::SinkTls::load(cert.as_ref(), key.as_ref()).expect("sink TLS");
+    let sink = mqblast::sink::start(&mqblast::sink::SinkOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        quiet: true,
+        tls: Some(tls),
+        ..Default::default()
+    })
+    .expect("sink starts");
+    let host = format!("mqtts://localhost:{}", sink.addr().port());
+    let dir = TempDir::new("sink-tls");
+    for qos in ["1", "2"] {
+        let json = dir.file(&format!("q{qos}.json"));
+        let ca = pki.file("ca.pem");
+        let flags = [
+            "-u",
+            "2",
+            "--messages",
+            "2000",
+            "--interval",
+            "0",
+            "--qos",
+            qos,
+            "--cafile",
+            &ca,
+        ];
+        let (run, summary) = run_over(&host, &json, &flags);
+        run.assert_code(0);
+        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
+    }
+    let totals = sink.stop();
+    assert_eq!(totals.publishes[1] + totals.publishes[2], 4000);
+}
+
+#[test]
+fn the_sink_speaks_websocket_and_acknowledges_every_publish() {
+    let sink = mqblast::sink::start(&mqblast::sink::SinkOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        quiet: true,
+        websocket: true,
+        ..Default::default()
+    })
+    .expect("sink starts");
+    let host = format!("ws://127.0.0.1:{}/mqtt", sink.addr().port());
+    let dir = TempDir::new("sink-ws");
+    for qos in ["0", "1", "2"] {
+        let json = dir.file(&format!("q{qos}.json"));
+        let flags = [
+            "-u",
+            "2",
+            "--messages",
+            "2000",
+            "--interval",
+            "0",
+            "--qos",
+            qos,
+        ];
+        let (run, summary) = run_over(&host, &json, &flags);
+        run.assert_code(0);
+        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
+    }
+    let totals = sink.stop();
+    assert_eq!(totals.publishes, [2000, 2000, 2000]);
+}
+
+#[test]
+fn a_broker_that_never_answers_the_client_hello_times_the_handshake_out() {
+    // Accepts TCP and reads, but never says a word of TLS.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(2).flatten() {
+            held.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let host = format!("mqtts://localhost:{port}");
+    let dir = TempDir::new("tls-timeout");
+    let json = dir.file("out.json");
+    let flags = [
+        "-u",
+        "2",
+        "--messages",
+        "10",
+        "--timeout",
+        "1s",
+        "--insecure",
+    ];
+    let (run, summary) = run_over(&host, &json, &flags);
+    run.assert_code(1);
+    assert_eq!(
+        summary.errors_starting_with("tls: handshake timed out"),
+        2,
+        "{:?}",
+        summary.errors()
+    );
+}
