@@ -179,7 +179,20 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
         plan.interval,
         plan.threads,
         stop.join(" or "),
-    ) + &shard_note(plan)
+    ) + &protocol_note(plan)
+        + &shard_note(plan)
+}
+
+/// ` | MQTT 5 | max in-flight 16 (or the broker's Receive Maximum, if smaller)` under MQTT 5;
+/// nothing under 3.1.1, whose banner is unchanged.
+fn protocol_note(plan: &Plan) -> String {
+    match plan.mqtt_version {
+        crate::mqtt::Version::V311 => String::new(),
+        crate::mqtt::Version::V5 => format!(
+            " | MQTT 5 | max in-flight {} (or the broker's Receive Maximum, if smaller)",
+            plan.max_inflight
+        ),
+    }
 }
 
 /// ` | shard 2/4: clients 250..500` under `--shard`, so each host's log says which part it ran.

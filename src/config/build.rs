@@ -4,6 +4,7 @@
 use super::effective::effective_config;
 use super::file::load_config_file;
 use super::layers::{Layers, Raw};
+use super::mqtt5::resolve_mqtt5;
 use super::resolve::*;
 use super::sharding::{resolve_shard, resolve_start_at};
 use super::subscribers::resolve_subscribers;
@@ -54,7 +55,7 @@ pub fn build_plan(
     if let Some(raw) = &password_raw {
         if username.is_none() && tokens.is_empty() {
             return Err(raw.fail(
-                "a password needs a user name (--username) or device tokens: MQTT 3.1.1 sends a password only with a user name",
+                "a password needs a user name (--username) or device tokens: mqblast sends a password only with a user name",
             ));
         }
     }
@@ -91,6 +92,7 @@ pub fn build_plan(
     let churn = get("churn")
         .map(|raw| positive_duration(&raw))
         .transpose()?;
+    let (mqtt_version, clean_start, v5) = resolve_mqtt5(&get)?;
 
     let mut plan = Plan {
         hosts,
@@ -133,6 +135,9 @@ pub fn build_plan(
         connect_only: false,
         reconnect,
         churn,
+        mqtt_version,
+        clean_start,
+        v5,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());

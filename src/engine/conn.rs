@@ -109,6 +109,15 @@ pub struct Conn {
     /// `--churn`: this connection is due to be recycled; it publishes nothing more and is
     /// recycled once its in-flight window is empty.
     pub churn_due: bool,
+    /// Most QoS 1/2 publishes in flight on this connection: `--max-inflight`, or the broker's
+    /// Receive Maximum (MQTT 5 CONNACK) when that is smaller. Set at each CONNACK.
+    pub send_window: usize,
+    /// Keep-alive of this connection: `--keep-alive`, or the broker's Server Keep Alive
+    /// (MQTT 5 CONNACK), which overrides it [MQTT-3.2.2-21].
+    pub keep_alive_s: u16,
+    /// `--topic-alias`: the alias was set on this connection (its first publish carried the
+    /// topic and the alias); later publishes send the aliased frame. Reset at each connect.
+    pub alias_set: bool,
 }
 
 impl Conn {
@@ -151,6 +160,9 @@ impl Conn {
             lost_at_ns: None,
             connected_at_ns: 0,
             churn_due: false,
+            send_window: usize::from(max_inflight.max(1)),
+            keep_alive_s: 0,
+            alias_set: false,
         }
     }
 

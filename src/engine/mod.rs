@@ -87,12 +87,46 @@ pub fn run(
     let mut summary = merger
         .join()
         .map_err(|_| "the merger thread panicked".to_string())?;
+    for line in mqtt5_notes(&plan, &control) {
+        eprintln!("{line}");
+    }
     if plan.verify {
         let audit = audit_summary(&plan, &control);
         eprintln!("{}", audit.verdict_line());
         summary.audit = Some(audit);
     }
     Ok(summary)
+}
+
+/// What MQTT 5 changed in the run: the in-flight window the broker's Receive Maximum
+/// imposed, and the publishes no subscriber matched (0x10, counted as successes).
+pub fn mqtt5_notes(plan: &Plan, control: &Control) -> Vec<String> {
+    let mut notes = Vec::new();
+    if plan.mqtt_version != crate::mqtt::Version::V5 {
+        return notes;
+    }
+    let window = match control.receive_maximum() {
+        Some(server) if server < plan.max_inflight => format!(
+            "In-flight window: {server} per connection (the broker's Receive Maximum {server}, below --max-inflight {})",
+            plan.max_inflight
+        ),
+        Some(server) => format!(
+            "In-flight window: {} per connection (--max-inflight; the broker's Receive Maximum is {server})",
+            plan.max_inflight
+        ),
+        None => format!(
+            "In-flight window: {} per connection (--max-inflight; the broker sent no Receive Maximum)",
+            plan.max_inflight
+        ),
+    };
+    notes.push(window);
+    let unrouted = control.unrouted.load(std::sync::atomic::Ordering::Relaxed);
+    if unrouted > 0 {
+        notes.push(format!(
+            "Publishes acknowledged with 0x10 (No matching subscribers): {unrouted}, counted as successes"
+        ));
+    }
+    notes
 }
 
 /// The delivery audit from what the workers handed over: per subscriber (or once for a

@@ -145,7 +145,24 @@ pub enum Failure {
     SubscribeTimeout,
     /// A subscriber's connection failed before its SUBACK (connect, CONNACK or lost).
     SubscriberLost,
+    /// MQTT 5: PUBACK or PUBREC with a failure reason code (>= 0x80), e.g. 0x87 Not
+    /// authorized, 0x97 Quota exceeded.
+    PublishRefused(u8),
+    /// MQTT 5: the broker sent DISCONNECT with this reason code and closed the connection.
+    ServerDisconnect(u8),
+    /// MQTT 5: the broker sent AUTH (enhanced authentication), which mqblast does not speak.
+    AuthReceived(u8),
+    /// MQTT 5: the CONNACK says the broker lacks what the plan needs (the text names it).
+    Unsupported(&'static str),
+    /// MQTT 5: a PUBLISH frame is larger than the broker's Maximum Packet Size (CONNACK), so
+    /// sending it would only make the broker disconnect.
+    PacketTooLarge {
+        frame_bytes: u32,
+        maximum_bytes: u32,
+    },
 }
+
+use crate::mqtt::reason::Named;
 
 /// What to do when a connect fails at an operating-system limit ("" for other errors).
 fn connect_limit_hint(errno: i32) -> &'static str {
@@ -167,8 +184,15 @@ impl Failure {
             | Failure::ConnectAborted
             | Failure::ConnectionLost(_)
             | Failure::AckWindowStalled
-            | Failure::Protocol(_) => Metric::Connect,
-            Failure::AckTimeout | Failure::InflightLost | Failure::WriteTimeout => Metric::Publish,
+            | Failure::Protocol(_)
+            | Failure::ServerDisconnect(_)
+            | Failure::AuthReceived(_)
+            | Failure::Unsupported(_)
+            | Failure::PacketTooLarge { .. } => Metric::Connect,
+            Failure::AckTimeout
+            | Failure::InflightLost
+            | Failure::WriteTimeout
+            | Failure::PublishRefused(_) => Metric::Publish,
             Failure::SubackRefused(_) | Failure::SubscribeTimeout | Failure::SubscriberLost => {
                 Metric::Subscribe
             }
@@ -179,11 +203,7 @@ impl Failure {
     pub fn describe(&self) -> String {
         match *self {
             Failure::ConnackRefused(code) => {
-                format!(
-                    "CONNACK refused: {} ({})",
-                    code,
-                    crate::mqtt::connack_reason(code)
-                )
+                format!("CONNACK refused: {}", Named { code, connack: true })
             }
             Failure::ConnectFailed(errno) => {
                 format!(
@@ -212,13 +232,33 @@ impl Failure {
                 "publish lost: connection closed before acknowledgement".to_string()
             }
             Failure::Protocol(what) => format!("protocol error: {what}"),
+            Failure::SubackRefused(0x80) => {
+                "SUBACK refused: 0x80 (the broker rejected the subscription)".to_string()
+            }
             Failure::SubackRefused(code) => {
-                format!("SUBACK refused: 0x{code:02x} (the broker rejected the subscription)")
+                format!("SUBACK refused: {}", Named { code, connack: false })
             }
             Failure::SubscribeTimeout => "subscribe timed out: no SUBACK".to_string(),
             Failure::SubscriberLost => {
                 "subscriber lost before its SUBACK (connect failed, refused or closed)".to_string()
             }
+            Failure::PublishRefused(code) => {
+                format!("publish refused: {}", Named { code, connack: false })
+            }
+            Failure::ServerDisconnect(code) => {
+                format!("DISCONNECT from the broker: {}", Named { code, connack: false })
+            }
+            Failure::AuthReceived(code) => format!(
+                "AUTH from the broker ({}): enhanced authentication is not supported",
+                Named { code, connack: false }
+            ),
+            Failure::Unsupported(what) => format!("the broker cannot serve this plan: {what}"),
+            Failure::PacketTooLarge {
+                frame_bytes,
+                maximum_bytes,
+            } => format!(
+                "publish of {frame_bytes} bytes exceeds the broker's Maximum Packet Size of {maximum_bytes} bytes (CONNACK): use a smaller payload"
+            ),
         }
     }
 }

@@ -73,7 +73,7 @@ impl Worker {
     }
 
     fn keep_alive(&mut self, ci: usize, now: u64) {
-        let keep_alive_ns = self.plan.keep_alive_s as u64 * 1_000_000_000;
+        let keep_alive_ns = self.conns[ci].keep_alive_s as u64 * 1_000_000_000;
         if keep_alive_ns == 0 {
             return;
         }
@@ -149,7 +149,10 @@ impl Worker {
             Failure::ConnectionLost(_)
                 | Failure::ConnectFailed(_)
                 | Failure::ConnectTimeout
-                | Failure::ConnackRefused(3)
+                // 3.1.1 server unavailable; MQTT 5 Server unavailable, Server busy.
+                | Failure::ConnackRefused(3 | 0x88 | 0x89)
+                // MQTT 5 DISCONNECT: Server busy, Server shutting down, Keep Alive timeout.
+                | Failure::ServerDisconnect(0x89 | 0x8B | 0x8D)
         );
         self.plan.reconnect && transient && self.drain == Drain::No
     }

@@ -132,6 +132,9 @@ pub struct Worker {
     /// This worker's last contributions to `Control::subs` (settled subscribers, arrivals).
     settled_reported: u64,
     delivered_reported: u64,
+    /// MQTT 5 publishes acknowledged with 0x10 (No matching subscribers): successes, counted
+    /// apart and handed to `Control` once, at shutdown.
+    unrouted: u64,
 }
 
 impl Worker {
@@ -216,6 +219,7 @@ impl Worker {
             subscribers: sub_clients.len() as u32,
             settled_reported: 0,
             delivered_reported: 0,
+            unrouted: 0,
         };
         Ok((worker, waker))
     }
@@ -448,6 +452,7 @@ impl Worker {
             self.control.subs.publishers_finished(0);
         }
         self.hand_over_audit();
+        self.control.add_unrouted(self.unrouted);
         self.rec.set_connected(0);
         self.rec.finish(Instant::now());
         self.control.worker_finished();

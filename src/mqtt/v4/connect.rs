@@ -240,7 +240,8 @@ mod tests {
                 Packet::Connect {
                     client_id: b"c1",
                     username: Some(b"user"),
-                    keep_alive_s: 60
+                    keep_alive_s: 60,
+                    protocol_level: 4
                 },
                 frame.len()
             )))
