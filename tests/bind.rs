@@ -144,7 +144,11 @@ fn a_list_of_single_source_addresses_is_used_in_order() {
     assert_eq!(seen.len(), 6);
     for (client_id, peer) in seen {
         let i = index_of(&client_id);
-        let expected = if i % 2 == 0 { "127.0.0.7" } else { "127.0.0.9" };
+        let expected = if i.is_multiple_of(2) {
+            "127.0.0.7"
+        } else {
+            "127.0.0.9"
+        };
         assert_eq!(peer.ip().to_string(), expected, "client {i}");
     }
 }
