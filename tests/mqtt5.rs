@@ -707,3 +707,43 @@ fn a_shard_of_an_mqtt_5_plan_publishes_its_part() {
     assert_eq!(summary.u64("publish.requests"), 300);
     assert_eq!(summary.get("config.shard"), "2/3");
 }
+
+#[test]
+fn an_empty_client_id_lets_the_broker_assign_one_to_every_client() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("v5-assigned");
+    let json = dir.file("out.json");
+    let args = v5_args(
+        &broker.addr(),
+        &json,
+        &[
+            "-u",
+            "3",
+            "--client-id",
+            "",
+            "--messages",
+            "300",
+            "--interval",
+            "0",
+            "--sub-users",
+            "1",
+        ],
+    );
+    let run = run_mqblast(&args, LIMIT);
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    assert_eq!(
+        summary.u64("connect.ok"),
+        4,
+        "three publishers and a subscriber"
+    );
+    assert_eq!(summary.u64("audit.delivered"), 300);
+    // mosquitto names the clients it assigns ids to "auto-...".
+    assert!(broker.log().contains("as auto-"), "{}", broker.log());
+}
+
+#[test]
+fn an_empty_client_id_is_refused_under_3_1_1() {
+    let run = run_mqblast(&["-H", "127.0.0.1:1", "--client-id", ""], LIMIT);
+    run.assert_usage_error(&["--client-id", "must not be empty"]);
+}

@@ -44,7 +44,9 @@ pub fn build_plan(
     let topic_raw = required("topic")?;
     let topic = resolve_topic(&topic_raw, &tokens)?;
     let client_id_raw = required("client_id")?;
-    let client_id = resolve_client_id(&client_id_raw, users, &tokens)?;
+    let (mqtt_version, clean_start, v5) = resolve_mqtt5(&get)?;
+    let server_assigns_ids = mqtt_version == crate::mqtt::Version::V5;
+    let client_id = resolve_client_id(&client_id_raw, users, &tokens, server_assigns_ids)?;
     let payload = resolve_payload(get("payload"), ctx)?;
     let interval = required("interval")?.duration()?;
     let max_inflight = resolve_max_inflight(&required("max_inflight")?)?;
@@ -92,7 +94,6 @@ pub fn build_plan(
     let churn = get("churn")
         .map(|raw| positive_duration(&raw))
         .transpose()?;
-    let (mqtt_version, clean_start, v5) = resolve_mqtt5(&get)?;
 
     let mut plan = Plan {
         hosts,

@@ -43,14 +43,22 @@ pub(super) fn check_placeholders(
     }
 }
 
+/// `server_assigns_ids`: MQTT 5, where an empty client id asks the broker to assign one
+/// (Assigned Client Identifier in CONNACK, kept for the client's reconnects).
 pub(super) fn resolve_client_id(
     raw: &Raw,
     users: u32,
     tokens: &[String],
+    server_assigns_ids: bool,
 ) -> Result<String, ConfigError> {
     let client_id = raw.text()?;
     if client_id.is_empty() {
-        return Err(raw.fail("must not be empty"));
+        if server_assigns_ids {
+            return Ok(client_id);
+        }
+        return Err(raw.fail(
+            "must not be empty (under --mqtt-version 5 an empty id lets the broker assign one)",
+        ));
     }
     check_placeholders(raw, &client_id, &CLIENT_ID_PLACEHOLDERS)?;
     let unique_per_token = client_id.contains("{token}") && tokens.len() >= users as usize;

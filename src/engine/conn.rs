@@ -118,6 +118,9 @@ pub struct Conn {
     /// `--topic-alias`: the alias was set on this connection (its first publish carried the
     /// topic and the alias); later publishes send the aliased frame. Reset at each connect.
     pub alias_set: bool,
+    /// MQTT 5 Assigned Client Identifier from the last CONNACK (the client sent an empty
+    /// id): its reconnects send it, so a kept session (`--clean-start false`) is resumed.
+    pub assigned_client_id: Option<Box<str>>,
 }
 
 impl Conn {
@@ -163,6 +166,7 @@ impl Conn {
             send_window: usize::from(max_inflight.max(1)),
             keep_alive_s: 0,
             alias_set: false,
+            assigned_client_id: None,
         }
     }
 

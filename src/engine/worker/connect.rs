@@ -71,9 +71,10 @@ impl Worker {
     fn send_connect(&mut self, ci: usize, now: u64) {
         let plan = Arc::clone(&self.plan);
         let c = &mut self.conns[ci];
-        let client_id = match c.role {
-            Role::Subscriber { .. } => subscriber_id_of(&plan, c.index),
-            Role::Publisher { .. } => client_id_of(&plan, c.index),
+        let client_id = match (&c.assigned_client_id, c.role) {
+            (Some(assigned), _) => assigned.to_string(),
+            (None, Role::Subscriber { .. }) => subscriber_id_of(&plan, c.index),
+            (None, Role::Publisher { .. }) => client_id_of(&plan, c.index),
         };
         if c.is_subscriber() {
             // Subscribers own their (larger) buffer for the life of the connection.
@@ -177,6 +178,10 @@ impl Worker {
         let c = &mut self.conns[ci];
         c.send_window = usize::from(plan.max_inflight.min(receive_maximum).max(1));
         c.keep_alive_s = server.server_keep_alive_s.unwrap_or(plan.keep_alive_s);
+        if let Some(id) = server.assigned_client_identifier {
+            // Once per connect, not per message; only when the client sent an empty id.
+            c.assigned_client_id = Some(String::from_utf8_lossy(id).into());
+        }
         Ok(())
     }
 }
