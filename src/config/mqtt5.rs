@@ -6,6 +6,9 @@ use super::{invalid, ConfigError};
 use crate::mqtt::Version;
 use crate::plan::V5Options;
 
+/// Per-client placeholders a user property may hold, resolved once per client.
+const PLACEHOLDERS: [&str; 3] = ["{i}", "{token}", "{client_id}"];
+
 /// Settings that only MQTT 5 can carry.
 const V5_ONLY: &[&str] = &[
     "session_expiry",
@@ -140,6 +143,13 @@ fn pairs(raw: Option<Raw>) -> Result<Vec<(String, String)>, ConfigError> {
             return Err(raw.fail(format!(
                 "{item:?}: the name must be 1 to 65535 bytes, the value at most 65535"
             )));
+        }
+        for text in [name, value] {
+            if let Some(unknown) = crate::payload::unknown_placeholder(text, &PLACEHOLDERS) {
+                return Err(raw.fail(format!(
+                    "{item:?}: unknown placeholder {unknown} (known: {{i}}, {{token}}, {{client_id}})"
+                )));
+            }
         }
         out.push((name.to_string(), value.to_string()));
     }
