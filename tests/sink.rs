@@ -497,6 +497,16 @@ fn an_mqtt_5_client_is_answered_in_mqtt_5_with_reason_codes_and_empty_properties
         ])
         .unwrap();
     assert_eq!(read_n(&mut stream, 6), [0x90, 0x04, 0x00, 0x03, 0x00, 0x01]);
+    // UNSUBSCRIBE id 4 of two filters: UNSUBACK with a success code for each.
+    stream
+        .write_all(&[
+            0xA2, 0x09, 0x00, 0x04, 0x00, 0x00, 0x01, b'a', 0x00, 0x01, b'b',
+        ])
+        .unwrap();
+    assert_eq!(
+        read_n(&mut stream, 7),
+        [0xB0, 0x05, 0x00, 0x04, 0x00, 0x00, 0x00]
+    );
     assert_eq!(sink.totals().publishes, [0, 1, 1]);
 }
 

@@ -48,9 +48,14 @@ pub(super) fn resolve_mqtt5(
         receive_maximum: get("receive_maximum")
             .map(|raw| ranged_u16(&raw, 1))
             .transpose()?,
-        maximum_packet_size: get("maximum_packet_size")
-            .map(|raw| packet_size(&raw))
-            .transpose()?,
+        // Always sent: a broker must never send a packet larger than the decoders read
+        // (MQTT-3.1.2-24), or the connection would end as a protocol error.
+        maximum_packet_size: Some(
+            get("maximum_packet_size")
+                .map(|raw| packet_size(&raw))
+                .transpose()?
+                .unwrap_or(crate::mqtt::MAX_PACKET_BYTES as u32),
+        ),
         topic_alias_maximum: get("topic_alias_maximum")
             .map(|raw| ranged_u16(&raw, 0))
             .transpose()?,
@@ -95,11 +100,15 @@ fn ranged_u16(raw: &Raw, min: u64) -> Result<u16, ConfigError> {
     }
 }
 
-/// At least a CONNACK's worth, at most what MQTT can express (section 3.1.2.11.4).
+/// At least a CONNACK's worth, at most what mqblast's decoders read
+/// ([`crate::mqtt::MAX_PACKET_BYTES`]).
 fn packet_size(raw: &Raw) -> Result<u32, ConfigError> {
+    let most = crate::mqtt::MAX_PACKET_BYTES as u64;
     match raw.whole() {
-        Ok(n @ 16..=268_435_460) => Ok(n as u32),
-        _ => Err(raw.fail("must be between 16 and 268435460 bytes")),
+        Ok(n) if (16..=most).contains(&n) => Ok(n as u32),
+        _ => Err(raw.fail(format!(
+            "must be between 16 and {most} bytes (the largest packet mqblast reads)"
+        ))),
     }
 }
 

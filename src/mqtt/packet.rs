@@ -76,8 +76,10 @@ pub enum Packet<'a> {
         pkid: u16,
         filters: &'a [u8],
     },
+    /// `filters`: how many topic filters it lists (an MQTT 5 UNSUBACK has a code for each).
     Unsubscribe {
         pkid: u16,
+        filters: u16,
     },
 }
 

@@ -541,10 +541,11 @@ impl Worker {
                     }
                 }
             }
-            Packet::Unsubscribe { pkid } => match conn.version {
+            Packet::Unsubscribe { pkid, filters } => match conn.version {
                 mqtt::Version::V311 => mqtt::subscribe::encode_unsuback(&mut conn.wbuf, pkid),
-                // The decoder does not count filters: one success code stands for them all.
-                mqtt::Version::V5 => mqtt::v5::subscribe::encode_unsuback(&mut conn.wbuf, pkid, 1),
+                mqtt::Version::V5 => {
+                    mqtt::v5::subscribe::encode_unsuback(&mut conn.wbuf, pkid, filters)
+                }
             },
             Packet::PingReq => mqtt::connect::encode_pingresp(&mut conn.wbuf),
             Packet::Disconnect { .. } => {

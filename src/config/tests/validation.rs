@@ -141,7 +141,9 @@ fn client_ids_must_be_non_empty_and_distinct_per_client() {
         dir.error(&["--client-id", ""], &[]),
         "--client-id \"\": must not be empty (under --mqtt-version 5 an empty id lets the broker assign one)"
     );
-    assert!(dir.plan(&["--client-id", "", "-u", "3", "-V", "5"], &[]).is_ok());
+    assert!(dir
+        .plan(&["--client-id", "", "-u", "3", "-V", "5"], &[])
+        .is_ok());
     assert!(dir.error(&["--client-id", "dev"], &[]).contains("add {i}"));
     assert!(dir
         .error(&["--client-id", "{client_id}"], &[])

@@ -190,10 +190,12 @@ fn decode_body(
             if body.rest.is_empty() {
                 return Err(ProtocolError("UNSUBSCRIBE without topic filters"));
             }
+            let mut filters = 0u16;
             while !body.rest.is_empty() {
                 body.prefixed()?;
+                filters = filters.saturating_add(1);
             }
-            Packet::Unsubscribe { pkid }
+            Packet::Unsubscribe { pkid, filters }
         }
         PINGREQ => Packet::PingReq,
         PINGRESP => Packet::PingResp,
@@ -432,7 +434,13 @@ mod tests {
         let frame = oracle::write(|b| theirs.write(b));
         assert_eq!(
             decode(&frame),
-            Ok(Some((Packet::Unsubscribe { pkid: 12 }, frame.len())))
+            Ok(Some((
+                Packet::Unsubscribe {
+                    pkid: 12,
+                    filters: 2
+                },
+                frame.len()
+            )))
         );
     }
 

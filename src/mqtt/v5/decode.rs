@@ -131,10 +131,12 @@ fn decode_body<'a>(
             if body.rest.is_empty() {
                 return Err(ProtocolError("UNSUBSCRIBE without topic filters"));
             }
+            let mut filters = 0u16;
             while !body.rest.is_empty() {
                 body.prefixed()?;
+                filters = filters.saturating_add(1);
             }
-            Packet::Unsubscribe { pkid }
+            Packet::Unsubscribe { pkid, filters }
         }
         UNSUBACK => {
             let pkid = body.pkid()?;
