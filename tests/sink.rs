@@ -467,8 +467,11 @@ const CONNECT_V5: [u8; 17] = [
 fn connected_v5(sink: &SinkHandle) -> TcpStream {
     let mut stream = open(sink);
     stream.write_all(&CONNECT_V5).unwrap();
-    // CONNACK: flags 0, reason 0x00, property length 0.
-    assert_eq!(read_n(&mut stream, 5), [0x20, 0x03, 0x00, 0x00, 0x00]);
+    // CONNACK: flags 0, reason 0x00, one property: Topic Alias Maximum 65535.
+    assert_eq!(
+        read_n(&mut stream, 8),
+        [0x20, 0x06, 0x00, 0x00, 0x03, 0x22, 0xFF, 0xFF]
+    );
     stream
 }
 
@@ -531,6 +534,7 @@ fn mqblast_under_mqtt_5_into_the_sink_counts_every_message() {
             "--only-summary",
             "-r",
             "1000",
+            "--topic-alias",
         ];
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_mqblast"))
             .args(args)

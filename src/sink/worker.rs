@@ -507,7 +507,14 @@ impl Worker {
                 self.totals.connects += 1;
                 if protocol_level == mqtt::v5::PROTOCOL_LEVEL {
                     conn.version = mqtt::Version::V5;
-                    mqtt::v5::connect::encode_connack(&mut conn.wbuf, false, 0);
+                    // Topic Alias Maximum 65535: the sink discards topics, so it accepts any
+                    // alias, and `--topic-alias` can be measured against it.
+                    mqtt::v5::connect::encode_connack_with_topic_aliases(
+                        &mut conn.wbuf,
+                        false,
+                        0,
+                        u16::MAX,
+                    );
                 } else {
                     conn.version = mqtt::Version::V311;
                     mqtt::connect::encode_connack(&mut conn.wbuf, false, 0);

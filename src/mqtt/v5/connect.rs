@@ -118,6 +118,19 @@ pub fn encode_connack(out: &mut Vec<u8>, session_present: bool, code: u8) {
     out.extend_from_slice(&[0b0010_0000, 0x03, u8::from(session_present), code, 0x00]);
 }
 
+/// Append CONNACK with one property, Topic Alias Maximum (0x22): what the sink sends, so a
+/// client may use topic aliases towards it (the sink discards topics, so any alias will do).
+pub fn encode_connack_with_topic_aliases(
+    out: &mut Vec<u8>,
+    session_present: bool,
+    code: u8,
+    topic_alias_maximum: u16,
+) {
+    let [max_hi, max_lo] = topic_alias_maximum.to_be_bytes();
+    out.extend_from_slice(&[0b0010_0000, 0x06, u8::from(session_present), code, 0x03]);
+    out.extend_from_slice(&[props::TOPIC_ALIAS_MAXIMUM, max_hi, max_lo]);
+}
+
 /// Append DISCONNECT (section 3.14) with `reason` and no properties. Reason 0x00 (normal
 /// disconnection) is the 2-byte form section 3.14.2.1 allows.
 pub fn encode_disconnect(out: &mut Vec<u8>, reason: u8) {
@@ -286,6 +299,22 @@ mod tests {
                 )))
             );
         }
+    }
+
+    #[test]
+    fn the_sinks_connack_offers_topic_aliases_and_decodes_with_both() {
+        let mut out = Vec::new();
+        encode_connack_with_topic_aliases(&mut out, false, 0, 65_535);
+        assert_eq!(out, [0x20, 0x06, 0x00, 0x00, 0x03, 0x22, 0xFF, 0xFF]);
+        let oracle::v5::Packet::ConnAck(got) = oracle::v5::read(&out).unwrap() else {
+            panic!("not a CONNACK");
+        };
+        assert_eq!(got.properties.unwrap().topic_alias_max, Some(65_535));
+        let Ok(Some((Packet::ConnAck { properties, .. }, 8))) = Version::V5.decode(&out) else {
+            panic!("not a CONNACK");
+        };
+        let p = super::props::Properties::parse(properties, super::props::CONNACK).unwrap();
+        assert_eq!(p.topic_alias_maximum, Some(65_535));
     }
 
     #[test]
