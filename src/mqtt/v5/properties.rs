@@ -300,7 +300,13 @@ fn flag(r: &mut Reader<'_>) -> Result<u8, ProtocolError> {
 
 /// Read a property block: its variable-byte-integer length, then the block, validated for
 /// `scope`. Returns the raw block.
+#[inline]
 pub(crate) fn read_block<'a>(r: &mut Reader<'a>, scope: Scope) -> Result<&'a [u8], ProtocolError> {
+    // The common case on the hot path (an ack or a PUBLISH without properties): one 0x00.
+    if let Some((&0, rest)) = r.rest.split_first() {
+        r.rest = rest;
+        return Ok(&[]);
+    }
     let len = r.varint()?;
     let raw = r.bytes(len)?;
     Properties::parse(raw, scope)?;
