@@ -16,7 +16,8 @@
 //! they are owed or the drain timeout passes.
 //!
 //! The loop and what it owns are here; the `impl Worker` blocks for each concern live beside
-//! it: `connect` (spawn pacing, CONNECT/CONNACK), `publish` (the schedule, message shares and write
+//! it: `connect` (spawn pacing, CONNECT/CONNACK), `server` (what an MQTT 5 CONNACK says and
+//! what the plan needs of it), `publish` (the schedule, message shares and write
 //! path), `receive` (reading, decoding, acks), `subscribe` (subscribers and their audit),
 //! `lifecycle` (timeouts, keep-alive, closing, reconnect, churn) and `clients` (building
 //! each client once, at start-up).
@@ -26,6 +27,7 @@ mod connect;
 mod lifecycle;
 mod publish;
 mod receive;
+mod server;
 mod subscribe;
 
 pub use clients::{client_id_of, subscriber_id_of};
