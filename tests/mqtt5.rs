@@ -747,3 +747,158 @@ fn an_empty_client_id_is_refused_under_3_1_1() {
     let run = run_mqblast(&["-H", "127.0.0.1:1", "--client-id", ""], LIMIT);
     run.assert_usage_error(&["--client-id", "must not be empty"]);
 }
+
+/// A one-connection MQTT 5 broker that accepts the CONNECT and answers every QoS 1/2 PUBLISH
+/// with `ack(first_byte, pkid)` (and every PUBREL with PUBCOMP `pubcomp_reason`), so reason
+/// codes mosquitto does not send can be checked end to end. Returns the port.
+fn acking_broker(ack: fn(u8, [u8; 2]) -> Vec<u8>, pubcomp_reason: u8) -> (u16, JoinHandle<u64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (mut buf, mut chunk, mut publishes) = (Vec::new(), [0u8; 16 * 1024], 0u64);
+        loop {
+            let n = match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return publishes,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            let mut used = 0;
+            while let Some(len) = frame_len(&buf[used..]) {
+                let packet = &buf[used..used + len];
+                let header_len = len - remaining_of(packet);
+                let body = &packet[header_len..];
+                let answer = match packet[0] >> 4 {
+                    1 => vec![0x20, 0x03, 0x00, 0x00, 0x00],
+                    3 if (packet[0] >> 1) & 0b11 > 0 => {
+                        publishes += 1;
+                        let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                        ack(packet[0], [body[2 + topic_len], body[3 + topic_len]])
+                    }
+                    6 => vec![0x70, 0x04, body[0], body[1], pubcomp_reason, 0x00],
+                    12 => vec![0xD0, 0x00],
+                    _ => Vec::new(),
+                };
+                if stream.write_all(&answer).is_err() {
+                    return publishes;
+                }
+                used += len;
+            }
+            buf.drain(..used);
+        }
+    });
+    (port, handle)
+}
+
+/// The remaining length of a whole packet (its varint decoded).
+fn remaining_of(packet: &[u8]) -> usize {
+    let mut value = 0usize;
+    for (i, &byte) in packet[1..].iter().take(4).enumerate() {
+        value |= usize::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    value
+}
+
+fn run_against_acking_broker(
+    qos: &str,
+    ack: fn(u8, [u8; 2]) -> Vec<u8>,
+    pubcomp_reason: u8,
+) -> (Finished, Summary, u64) {
+    let (port, broker) = acking_broker(ack, pubcomp_reason);
+    let dir = TempDir::new("v5-acks");
+    let json = dir.file("out.json");
+    let host = format!("127.0.0.1:{port}");
+    let args = v5_args(
+        &host,
+        &json,
+        &[
+            "-u",
+            "1",
+            "--qos",
+            qos,
+            "--interval",
+            "0",
+            "--messages",
+            "100",
+        ],
+    );
+    let run = run_mqblast(&args, LIMIT);
+    let publishes = broker.join().unwrap();
+    let summary = Summary::read(&json, &run);
+    (run, summary, publishes)
+}
+
+#[test]
+fn a_pubrec_with_quota_exceeded_fails_the_publish_by_name_and_sends_no_pubrel() {
+    let (run, summary, publishes) = run_against_acking_broker(
+        "2",
+        |_, pkid| vec![0x50, 0x04, pkid[0], pkid[1], 0x97, 0x00],
+        0x00,
+    );
+    run.assert_code(1);
+    assert_eq!(publishes, 100);
+    assert_eq!(summary.u64("publish.failures"), 100);
+    // A PUBREL would get a PUBCOMP for an id no longer in flight: a protocol error.
+    assert_eq!(summary.u64("connect.failures"), 0, "{:?}", summary.errors());
+    assert_eq!(
+        summary.errors_starting_with("publish refused: 0x97 (Quota exceeded)"),
+        100,
+        "{:?}",
+        summary.errors()
+    );
+}
+
+#[test]
+fn a_pubcomp_with_packet_identifier_not_found_fails_the_publish_by_name() {
+    let (run, summary, _) =
+        run_against_acking_broker("2", |_, pkid| vec![0x50, 0x02, pkid[0], pkid[1]], 0x92);
+    run.assert_code(1);
+    assert_eq!(
+        summary.errors_starting_with("publish refused: 0x92 (Packet Identifier not found)"),
+        100,
+        "{:?}",
+        summary.errors()
+    );
+}
+
+#[test]
+fn puback_no_matching_subscribers_counts_as_success_and_is_reported_apart() {
+    let (run, summary, _) = run_against_acking_broker(
+        "1",
+        |_, pkid| vec![0x40, 0x03, pkid[0], pkid[1], 0x10],
+        0x00,
+    );
+    run.assert_code(0);
+    assert_eq!(summary.u64("publish.ok"), 100);
+    assert_eq!(summary.u64("publish.failures"), 0);
+    assert!(
+        run.stderr.contains(
+            "Publishes acknowledged with 0x10 (No matching subscribers): 100, counted as successes"
+        ),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn a_puback_with_a_malformed_property_block_is_a_protocol_error() {
+    // Reason 0x00, property length 9 but only 3 bytes follow.
+    let (run, summary, _) = run_against_acking_broker(
+        "1",
+        |_, pkid| vec![0x40, 0x06, pkid[0], pkid[1], 0x00, 0x09, 0x1F, 0x00],
+        0x00,
+    );
+    run.assert_code(1);
+    assert_eq!(
+        summary.errors_starting_with("protocol error: length overruns packet"),
+        1,
+        "{:?}",
+        summary.errors()
+    );
+}

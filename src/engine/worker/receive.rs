@@ -115,12 +115,14 @@ impl Worker {
                 }
                 self.on_ack(ci, ack, 0, now, "PUBREC for a packet id not in flight")
             }
-            Packet::PubComp { pkid, .. } if self.plan.qos == 2 => {
+            Packet::PubComp { pkid, reason } if self.plan.qos == 2 => {
+                // MQTT 5 PUBCOMP 0x92 (Packet Identifier not found): the broker had no state
+                // for the PUBREL, so the message may be lost: a failure, by name.
                 let ack = self.conns[ci].inflight.on_pubcomp(pkid);
                 self.on_ack(
                     ci,
                     ack,
-                    0,
+                    reason,
                     now,
                     "PUBCOMP for a packet id not waiting for one",
                 )
