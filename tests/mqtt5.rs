@@ -902,3 +902,35 @@ fn a_puback_with_a_malformed_property_block_is_a_protocol_error() {
         summary.errors()
     );
 }
+
+#[test]
+fn the_brokers_server_keep_alive_replaces_ours_so_idle_connections_survive() {
+    // mosquitto caps keep-alive at 10 s (its smallest cap) and tells MQTT 5 clients so in
+    // CONNACK (Server Keep Alive). A client that kept pinging every 45 s (3/4 of its 60 s)
+    // would be dropped after 15 s of silence (mosquitto checks a second or two late).
+    let broker = Mosquitto::start_configured(None, "max_keepalive 10");
+    let dir = TempDir::new("v5-keepalive");
+    let json = dir.file("out.json");
+    let host = broker.addr();
+    let args = [
+        "conn",
+        "-H",
+        &host,
+        "-V",
+        "5",
+        "-u",
+        "3",
+        "--keep-alive",
+        "60",
+        "--hold",
+        "25s",
+        "--only-summary",
+        "--json",
+        &json,
+    ];
+    let run = run_mqblast(&args, LIMIT);
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    assert_eq!(summary.u64("connect.ok"), 3);
+    assert_eq!(summary.u64("connect.failures"), 0, "{:?}", summary.errors());
+}
