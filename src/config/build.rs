@@ -9,7 +9,8 @@ use super::resolve::*;
 use super::sharding::{resolve_shard, resolve_start_at};
 use super::subscribers::resolve_subscribers;
 use super::templates::{
-    check_rendered_lengths, longest_token, resolve_client_id, resolve_topic, Widest,
+    check_rendered_lengths, check_rendered_pairs, longest_token, resolve_client_id, resolve_topic,
+    Widest,
 };
 use super::tokens::resolve_tokens;
 use super::{invalid, ConfigError, Context, RunArgs};
@@ -90,6 +91,12 @@ pub fn build_plan(
         has_subscribers: subs.users > 0,
     };
     check_rendered_lengths((&topic_raw, &topic), (&client_id_raw, &client_id), &widest)?;
+    for (name, pairs) in [
+        ("user_properties", &v5.user_properties),
+        ("connect_properties", &v5.connect_user_properties),
+    ] {
+        check_rendered_pairs(get(name), pairs, &client_id, &widest)?;
+    }
     let reconnect = required("reconnect")?.boolean()?;
     let churn = get("churn")
         .map(|raw| positive_duration(&raw))

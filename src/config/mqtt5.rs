@@ -6,6 +6,10 @@ use super::{invalid, ConfigError};
 use crate::mqtt::Version;
 use crate::plan::V5Options;
 
+/// Most user properties per packet: bounds what a CONNECT or PUBLISH frame can grow to
+/// (64 pairs of at most 2 x 65,535 bytes stay far below the 268 MB an MQTT packet can carry).
+const MAX_USER_PROPERTIES: usize = 64;
+
 /// Per-client placeholders a user property may hold, resolved once per client.
 const PLACEHOLDERS: [&str; 3] = ["{i}", "{token}", "{client_id}"];
 
@@ -142,8 +146,15 @@ fn pairs(raw: Option<Raw>) -> Result<Vec<(String, String)>, ConfigError> {
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
+    let items = raw.list()?;
+    if items.len() > MAX_USER_PROPERTIES {
+        return Err(raw.fail(format!(
+            "{} user properties, more than {MAX_USER_PROPERTIES}",
+            items.len()
+        )));
+    }
     let mut out = Vec::new();
-    for item in raw.list()? {
+    for item in items {
         let Some((name, value)) = item.split_once('=') else {
             return Err(raw.fail(format!("{item:?}: expected name=value")));
         };

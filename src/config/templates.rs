@@ -120,6 +120,26 @@ pub(super) fn check_rendered_lengths(
     check_rendered(topic.0, topic_len_bytes, widest)
 }
 
+/// The same for MQTT 5 user properties (`raw` names the setting): every name and value must
+/// render to an MQTT string for every client.
+pub(super) fn check_rendered_pairs(
+    raw: Option<Raw>,
+    pairs: &[(String, String)],
+    client_id: &str,
+    widest: &Widest<'_>,
+) -> Result<(), ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(());
+    };
+    let id = payload::render(client_id, &widest.vars(""));
+    for (name, value) in pairs {
+        for text in [name, value] {
+            check_rendered(&raw, payload::render(text, &widest.vars(&id)).len(), widest)?;
+        }
+    }
+    Ok(())
+}
+
 /// Appended to subscribers' client ids (`engine::worker::subscriber_id_of`).
 const SUB_SUFFIX: &str = "-sub";
 
