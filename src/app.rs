@@ -80,16 +80,31 @@ fn run(plan: Plan) -> i32 {
         }
     }
     let plan = Arc::new(plan);
-    let summary = match engine::run(Arc::clone(&plan), addrs, &signals::received) {
-        Ok(s) => s,
-        Err(msg) => {
-            eprintln!("mqblast: error: {msg}");
-            return 1;
-        }
-    };
+    let (summary, negotiated) =
+        match engine::run_negotiated(Arc::clone(&plan), addrs, &signals::received) {
+            Ok(run) => run,
+            Err(msg) => {
+                eprintln!("mqblast: error: {msg}");
+                return 1;
+            }
+        };
     let code = report::json::exit_code(&summary).max(no_connection_code(&summary, &plan));
+    let plan = with_negotiated(&plan, negotiated);
     // JSON, CSV, interval log and HTML, all rendered from the result document.
     code.max(report::commands::write_run_outputs(summary, &plan))
+}
+
+/// Under MQTT 5, the plan whose recorded configuration also says what the brokers
+/// negotiated (`config.mqtt5`: Receive Maximum, the in-flight window in effect, 0x10 acks).
+fn with_negotiated(plan: &Arc<Plan>, negotiated: engine::Negotiated) -> Arc<Plan> {
+    if plan.mqtt_version != crate::mqtt::Version::V5 {
+        return Arc::clone(plan);
+    }
+    let mut plan = Plan::clone(plan);
+    if let Some(config) = plan.effective_config.as_object_mut() {
+        config.insert("mqtt5".to_string(), negotiated.to_json());
+    }
+    Arc::new(plan)
 }
 
 /// A run in which no client ever got a CONNACK measured nothing about the broker: say so in

@@ -244,6 +244,8 @@ fn the_brokers_receive_maximum_of_5_caps_in_flight_publishes_as_counted_by_a_pro
     assert_eq!(summary.u64("publish.requests"), 4000);
     assert_eq!(summary.u64("publish.failures"), 0);
     assert_eq!(proxy.publishes.load(Ordering::SeqCst), 4000);
+    assert_eq!(summary.u64("config.mqtt5.broker_receive_maximum"), 5);
+    assert_eq!(summary.u64("config.mqtt5.in_flight_window"), 5);
     let max = proxy.max_outstanding.load(Ordering::SeqCst);
     assert!(
         max <= 5,
@@ -877,6 +879,7 @@ fn puback_no_matching_subscribers_counts_as_success_and_is_reported_apart() {
     run.assert_code(0);
     assert_eq!(summary.u64("publish.ok"), 100);
     assert_eq!(summary.u64("publish.failures"), 0);
+    assert_eq!(summary.u64("config.mqtt5.no_matching_subscribers"), 100);
     assert!(
         run.stderr.contains(
             "Publishes acknowledged with 0x10 (No matching subscribers): 100, counted as successes"

@@ -43,6 +43,38 @@ pub fn run(
     addrs: Vec<SocketAddr>,
     stop_signals: &dyn Fn() -> u32,
 ) -> Result<Summary, String> {
+    run_negotiated(plan, addrs, stop_signals).map(|(summary, _)| summary)
+}
+
+/// What the brokers said that changed an MQTT 5 run: recorded with the result (`mqtt5` in
+/// the JSON `config`), so a report says which in-flight window was in effect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The smallest Receive Maximum a broker sent in CONNACK, if any did.
+    pub broker_receive_maximum: Option<u16>,
+    /// The in-flight window per connection: the smaller of that and `--max-inflight`.
+    pub in_flight_window: u16,
+    /// Publishes acknowledged with 0x10 (No matching subscribers), counted as successes.
+    pub no_matching_subscribers: u64,
+}
+
+impl Negotiated {
+    /// As the JSON `config.mqtt5` object.
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::json!({
+            "broker_receive_maximum": self.broker_receive_maximum,
+            "in_flight_window": self.in_flight_window,
+            "no_matching_subscribers": self.no_matching_subscribers,
+        })
+    }
+}
+
+/// [`run`], also returning what the brokers negotiated.
+pub fn run_negotiated(
+    plan: Arc<Plan>,
+    addrs: Vec<SocketAddr>,
+    stop_signals: &dyn Fn() -> u32,
+) -> Result<(Summary, Negotiated), String> {
     let control = Control::new();
     let threads = plan.threads.max(1);
     let (data_tx, data_rx, recycles) = stats::channels(threads);
@@ -95,7 +127,15 @@ pub fn run(
         eprintln!("{}", audit.verdict_line());
         summary.audit = Some(audit);
     }
-    Ok(summary)
+    let broker_receive_maximum = control.receive_maximum();
+    let negotiated = Negotiated {
+        broker_receive_maximum,
+        in_flight_window: plan
+            .max_inflight
+            .min(broker_receive_maximum.unwrap_or(u16::MAX)),
+        no_matching_subscribers: control.unrouted.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    Ok((summary, negotiated))
 }
 
 /// What MQTT 5 changed in the run: the in-flight window the broker's Receive Maximum
