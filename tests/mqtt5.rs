@@ -750,49 +750,76 @@ fn an_empty_client_id_is_refused_under_3_1_1() {
     run.assert_usage_error(&["--client-id", "must not be empty"]);
 }
 
-/// A one-connection MQTT 5 broker that accepts the CONNECT and answers every QoS 1/2 PUBLISH
-/// with `ack(first_byte, pkid)` (and every PUBREL with PUBCOMP `pubcomp_reason`), so reason
-/// codes mosquitto does not send can be checked end to end. Returns the port.
-fn acking_broker(ack: fn(u8, [u8; 2]) -> Vec<u8>, pubcomp_reason: u8) -> (u16, JoinHandle<u64>) {
+/// A scripted MQTT 5 broker that accepts every CONNECT, answers each QoS 1/2 PUBLISH with
+/// `ack(first_byte, pkid)`, each PUBREL with PUBCOMP `pubcomp_reason` and each SUBSCRIBE with
+/// SUBACK `suback_reason`, so reason codes mosquitto does not send can be checked end to end.
+/// It serves connections one after another (a subscriber, then a publisher) until a
+/// publisher's connection closes. Returns the port and, at the end, the PUBLISHes it saw.
+fn acking_broker(
+    ack: fn(u8, [u8; 2]) -> Vec<u8>,
+    pubcomp_reason: u8,
+    suback_reason: u8,
+) -> (u16, JoinHandle<u64>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let (mut buf, mut chunk, mut publishes) = (Vec::new(), [0u8; 16 * 1024], 0u64);
+        let mut publishes = 0u64;
         loop {
-            let n = match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return publishes,
-                Ok(n) => n,
-            };
-            buf.extend_from_slice(&chunk[..n]);
-            let mut used = 0;
-            while let Some(len) = frame_len(&buf[used..]) {
-                let packet = &buf[used..used + len];
-                let header_len = len - remaining_of(packet);
-                let body = &packet[header_len..];
-                let answer = match packet[0] >> 4 {
-                    1 => vec![0x20, 0x03, 0x00, 0x00, 0x00],
-                    3 if (packet[0] >> 1) & 0b11 > 0 => {
-                        publishes += 1;
-                        let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-                        ack(packet[0], [body[2 + topic_len], body[3 + topic_len]])
-                    }
-                    6 => vec![0x70, 0x04, body[0], body[1], pubcomp_reason, 0x00],
-                    12 => vec![0xD0, 0x00],
-                    _ => Vec::new(),
-                };
-                if stream.write_all(&answer).is_err() {
-                    return publishes;
-                }
-                used += len;
+            let (stream, _) = listener.accept().unwrap();
+            let (seen, subscriber) = serve_scripted(stream, ack, pubcomp_reason, suback_reason);
+            publishes += seen;
+            if !subscriber {
+                return publishes;
             }
-            buf.drain(..used);
         }
     });
     (port, handle)
+}
+
+/// One connection of [`acking_broker`]: (PUBLISHes seen, whether it subscribed).
+fn serve_scripted(
+    mut stream: TcpStream,
+    ack: fn(u8, [u8; 2]) -> Vec<u8>,
+    pubcomp_reason: u8,
+    suback_reason: u8,
+) -> (u64, bool) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 16 * 1024]);
+    let (mut publishes, mut subscriber) = (0u64, false);
+    loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return (publishes, subscriber),
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut used = 0;
+        while let Some(len) = frame_len(&buf[used..]) {
+            let packet = &buf[used..used + len];
+            let body = &packet[len - remaining_of(packet)..];
+            let answer = match packet[0] >> 4 {
+                1 => vec![0x20, 0x03, 0x00, 0x00, 0x00],
+                3 if (packet[0] >> 1) & 0b11 > 0 => {
+                    publishes += 1;
+                    let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                    ack(packet[0], [body[2 + topic_len], body[3 + topic_len]])
+                }
+                6 => vec![0x70, 0x04, body[0], body[1], pubcomp_reason, 0x00],
+                8 => {
+                    subscriber = true;
+                    vec![0x90, 0x04, body[0], body[1], 0x00, suback_reason]
+                }
+                12 => vec![0xD0, 0x00],
+                _ => Vec::new(),
+            };
+            if stream.write_all(&answer).is_err() {
+                return (publishes, subscriber);
+            }
+            used += len;
+        }
+        buf.drain(..used);
+    }
 }
 
 /// The remaining length of a whole packet (its varint decoded).
@@ -812,7 +839,7 @@ fn run_against_acking_broker(
     ack: fn(u8, [u8; 2]) -> Vec<u8>,
     pubcomp_reason: u8,
 ) -> (Finished, Summary, u64) {
-    let (port, broker) = acking_broker(ack, pubcomp_reason);
+    let (port, broker) = acking_broker(ack, pubcomp_reason, 0x01);
     let dir = TempDir::new("v5-acks");
     let json = dir.file("out.json");
     let host = format!("127.0.0.1:{port}");
@@ -936,4 +963,41 @@ fn the_brokers_server_keep_alive_replaces_ours_so_idle_connections_survive() {
     let summary = Summary::read(&json, &run);
     assert_eq!(summary.u64("connect.ok"), 3);
     assert_eq!(summary.u64("connect.failures"), 0, "{:?}", summary.errors());
+}
+
+#[test]
+fn a_subscription_refused_in_suback_is_a_subscribe_failure_by_reason_code_name() {
+    let (port, broker) = acking_broker(|_, pkid| vec![0x40, 0x02, pkid[0], pkid[1]], 0, 0x87);
+    let dir = TempDir::new("v5-suback");
+    let json = dir.file("out.json");
+    let host = format!("127.0.0.1:{port}");
+    let args = v5_args(
+        &host,
+        &json,
+        &[
+            "-u",
+            "1",
+            "--qos",
+            "1",
+            "--interval",
+            "0",
+            "--messages",
+            "10",
+            "--sub-users",
+            "1",
+            "--drain-timeout",
+            "200ms",
+        ],
+    );
+    let run = run_mqblast(&args, LIMIT);
+    run.assert_code(1);
+    assert_eq!(broker.join().unwrap(), 10, "publishers still ran");
+    let summary = Summary::read(&json, &run);
+    assert_eq!(
+        summary.errors_starting_with("SUBACK refused: 0x87 (Not authorized)"),
+        1,
+        "{:?}",
+        summary.errors()
+    );
+    assert_eq!(summary.u64("subscribe.failures"), 1);
 }
