@@ -2,7 +2,7 @@
 //! type, borrowing from the read buffer, so the engine handles acknowledgements the same way
 //! whatever the version. MQTT 3.1.1 leaves the version-5-only fields at their success values
 //! (reason code 0, no properties). Also the pieces both decoders share: packet type numbers,
-//! the remaining-length varint and the bounds-checked [`Reader`].
+//! the remaining-length varint and the bounds-checked `Reader`.
 
 /// One decoded packet, borrowing from the read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

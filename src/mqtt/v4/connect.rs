@@ -3,7 +3,7 @@
 //! A load generator opens thousands of sessions, so CONNECT is encoded straight into the
 //! connection's write buffer. The small session-level packets live here too: DISCONNECT and
 //! PINGREQ for the client, and CONNACK and PINGRESP for the calibration sink's server side.
-//! Decoding CONNECT is done by [`crate::mqtt::decode`].
+//! Decoding CONNECT is done by [`crate::mqtt::decode()`].
 
 /// What goes in one CONNECT packet.
 #[derive(Debug, Clone, Copy)]
