@@ -2,8 +2,8 @@
 //!
 //! Every connection's read buffer is fed through [`decode`] in a loop, so it must be cheap,
 //! must never allocate, and must never panic whatever a peer sends: every read goes through
-//! a bounds-checked `Reader` (`packet.rs`). The fixed header is validated before waiting for the body,
-//! so garbage is rejected on its first bytes instead of after buffering up to
+//! a bounds-checked `Reader` (`packet.rs`). The fixed header is validated before waiting for
+//! the body, so garbage is rejected on its first bytes instead of after buffering up to
 //! [`MAX_PACKET_BYTES`]. Topic names and filters are handed out as raw bytes; their UTF-8
 //! well-formedness (section 1.5.3) is not checked on the hot path.
 
