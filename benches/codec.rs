@@ -72,7 +72,7 @@ fn decode_puback_stream(c: &mut Criterion) {
             let mut at = 0;
             let mut pkid_sum = 0u32;
             while let Ok(Some((packet, consumed))) = decode(&buf[at..]) {
-                if let Packet::PubAck { pkid } = packet {
+                if let Packet::PubAck { pkid, reason: 0 } = packet {
                     pkid_sum += u32::from(pkid);
                 }
                 at += consumed;

@@ -80,17 +80,32 @@ fn run(plan: Plan) -> i32 {
         }
     }
     let plan = Arc::new(plan);
-    let summary = match engine::run(Arc::clone(&plan), addrs, &signals::received) {
-        Ok(s) => s,
-        Err(msg) => {
-            eprintln!("mqblast: error: {msg}");
-            return 1;
-        }
-    };
+    let (summary, negotiated) =
+        match engine::run_negotiated(Arc::clone(&plan), addrs, &signals::received) {
+            Ok(run) => run,
+            Err(msg) => {
+                eprintln!("mqblast: error: {msg}");
+                return 1;
+            }
+        };
     let code = report::json::exit_code(&summary).max(no_connection_code(&summary, &plan));
     insecure_warning(&plan);
+    let plan = with_negotiated(&plan, negotiated);
     // JSON, CSV, interval log and HTML, all rendered from the result document.
     code.max(report::commands::write_run_outputs(summary, &plan))
+}
+
+/// Under MQTT 5, the plan whose recorded configuration also says what the brokers
+/// negotiated (`config.mqtt5`: Receive Maximum, the in-flight window in effect, 0x10 acks).
+fn with_negotiated(plan: &Arc<Plan>, negotiated: engine::Negotiated) -> Arc<Plan> {
+    if plan.mqtt_version != crate::mqtt::Version::V5 {
+        return Arc::clone(plan);
+    }
+    let mut plan = Plan::clone(plan);
+    if let Some(config) = plan.effective_config.as_object_mut() {
+        config.insert("mqtt5".to_string(), negotiated.to_json());
+    }
+    Arc::new(plan)
 }
 
 /// A run in which no client ever got a CONNACK measured nothing about the broker: say so in
@@ -190,7 +205,8 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
         plan.threads,
         pin_note(plan),
         stop.join(" or "),
-    ) + &shard_note(plan)
+    ) + &protocol_note(plan)
+        + &shard_note(plan)
         + &tls_note(plan)
 }
 
@@ -229,6 +245,18 @@ fn pin_note(plan: &Plan) -> String {
     let pinned = !engine::pinning::cores_for(plan.pin).is_empty();
     let state = if pinned { "pinned" } else { "unpinned" };
     format!("{state}, --pin {}", plan.pin.name())
+}
+
+/// ` | MQTT 5 | max in-flight 16 (or the broker's Receive Maximum, if smaller)` under MQTT 5;
+/// nothing under 3.1.1, whose banner is unchanged.
+fn protocol_note(plan: &Plan) -> String {
+    match plan.mqtt_version {
+        crate::mqtt::Version::V311 => String::new(),
+        crate::mqtt::Version::V5 => format!(
+            " | MQTT 5 | max in-flight {} (or the broker's Receive Maximum, if smaller)",
+            plan.max_inflight
+        ),
+    }
 }
 
 /// ` | shard 2/4: clients 250..500` under `--shard`, so each host's log says which part it ran.

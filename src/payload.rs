@@ -29,6 +29,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::mqtt::publish::{self, PublishLayout};
+use crate::mqtt::{v5, Version};
 use crate::plan::Plan;
 
 /// The default payload, built into the binary so a bare `mqblast` works in an empty directory.
@@ -283,6 +284,9 @@ pub struct Frame {
     patches: Patches,
     /// Offset of the end-to-end marker's sequence digits (None: unmarked payload).
     e2e_seq_at: Option<u32>,
+    /// MQTT 5 `--topic-alias`: the same message with an empty topic and the alias, used
+    /// once this frame (topic and alias) has set the alias on the connection.
+    aliased: Option<Box<Frame>>,
 }
 
 impl Frame {
@@ -325,6 +329,16 @@ impl Frame {
         }
     }
 
+    /// The frame to send: the aliased one (empty topic) once the connection has set the
+    /// alias, else this one.
+    #[inline]
+    pub fn for_alias(&self, alias_set: bool) -> &Frame {
+        match &self.aliased {
+            Some(aliased) if alias_set => aliased,
+            _ => self,
+        }
+    }
+
     /// Length of the encoded frame in bytes.
     pub fn len(&self) -> usize {
         self.bytes.len()
@@ -356,6 +370,7 @@ impl Frame {
             pkid_at: layout.pkid_at.map(|at| at as u32),
             patches,
             e2e_seq_at: e2e_seq_at.map(|at| (at + layout.payload_at) as u32),
+            aliased: None,
         }
     }
 }
@@ -386,6 +401,14 @@ pub fn render(template: &str, vars: &ClientVars<'_>) -> String {
     out
 }
 
+/// Resolve the per-client placeholders of MQTT 5 user properties (names and values).
+pub fn render_pairs(pairs: &[(String, String)], vars: &ClientVars<'_>) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(name, value)| (render(name, vars), render(value, vars)))
+        .collect()
+}
+
 /// The first `{name}` placeholder in `template` whose name is not in `allowed`, for the
 /// config checks of the topic and client id templates (a typo there would go unnoticed).
 pub fn unknown_placeholder<'t>(template: &'t str, allowed: &[&str]) -> Option<&'t str> {
@@ -410,6 +433,7 @@ pub fn unknown_placeholder<'t>(template: &'t str, allowed: &[&str]) -> Option<&'
 /// Build a client's frames (one per payload object, in rotation order).
 pub fn build_frames(plan: &Plan, vars: &ClientVars<'_>) -> Vec<Frame> {
     let topic = render(&plan.topic, vars);
+    let user_properties = render_pairs(&plan.v5.user_properties, vars);
     let mut body = Vec::new();
     plan.payload
         .objects
@@ -419,11 +443,49 @@ pub fn build_frames(plan: &Plan, vars: &ClientVars<'_>) -> Vec<Frame> {
             let mut patches = Patches::new();
             write_value(object, vars, &mut body, &mut patches);
             let e2e_seq_at = plan.e2e.then(|| append_marker(&mut body, vars.index));
-            let mut bytes = Vec::with_capacity(body.len() + topic.len() + 9);
-            let layout = publish::encode(&mut bytes, &topic, plan.qos, false, 0, &body);
-            Frame::new(bytes, layout, patches, e2e_seq_at)
+            match plan.mqtt_version {
+                Version::V311 => {
+                    let mut bytes = Vec::with_capacity(body.len() + topic.len() + 9);
+                    let layout = publish::encode(&mut bytes, &topic, plan.qos, false, 0, &body);
+                    Frame::new(bytes, layout, patches, e2e_seq_at)
+                }
+                Version::V5 => v5_frame(plan, &topic, &user_properties, &body, patches, e2e_seq_at),
+            }
         })
         .collect()
+}
+
+/// The topic alias every `--topic-alias` connection uses (one topic per client).
+pub const TOPIC_ALIAS: u16 = 1;
+
+/// An MQTT 5 frame with the plan's PUBLISH properties; with `--topic-alias`, the frame that
+/// sets the alias (topic and alias) holding the one that uses it (empty topic and alias).
+fn v5_frame(
+    plan: &Plan,
+    topic: &str,
+    user_properties: &[(String, String)],
+    body: &[u8],
+    patches: Patches,
+    e2e_seq_at: Option<usize>,
+) -> Frame {
+    let mut properties = v5::publish::PublishProperties {
+        payload_format_indicator: plan.v5.payload_format_indicator,
+        message_expiry_s: plan.v5.message_expiry_s,
+        content_type: plan.v5.content_type.as_deref(),
+        topic_alias: plan.v5.topic_alias.then_some(TOPIC_ALIAS),
+        user_properties,
+    };
+    let encode = |topic: &str, properties: &v5::publish::PublishProperties<'_>| {
+        let mut bytes = Vec::with_capacity(body.len() + topic.len() + 9 + properties.block_len());
+        let layout = v5::publish::encode(&mut bytes, topic, plan.qos, false, 0, properties, body);
+        Frame::new(bytes, layout, patches, e2e_seq_at)
+    };
+    let mut frame = encode(topic, &properties);
+    if plan.v5.topic_alias {
+        properties.topic_alias = Some(TOPIC_ALIAS);
+        frame.aliased = Some(Box::new(encode("", &properties)));
+    }
+    frame
 }
 
 /// Serialize `value` compactly (as `serde_json::to_vec`, keys in file order), rendering

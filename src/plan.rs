@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::mqtt::Version;
 use crate::payload::Payload;
 use crate::shard::Shard;
 use crate::transport::{Scheme, TransportPlan};
@@ -176,6 +177,48 @@ pub struct Plan {
     pub churn: Option<Duration>,
     /// TLS configs (loaded once, shared or per device) and the WebSocket path.
     pub transport: TransportPlan,
+    /// `--mqtt-version`: the codec every connection speaks.
+    pub mqtt_version: Version,
+    /// Clean Start (MQTT 5) / Clean Session (3.1.1); default true.
+    pub clean_start: bool,
+    /// MQTT 5 options; all unset (and refused by the configuration) under 3.1.1.
+    pub v5: V5Options,
+}
+
+/// What an MQTT 5 run sends beyond 3.1.1: CONNECT and PUBLISH properties and subscription
+/// options. Templates (`{i}`, `{token}`, `{client_id}`) in user properties are resolved once
+/// per client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct V5Options {
+    /// Session Expiry Interval in CONNECT (0: the session ends with the connection).
+    pub session_expiry_s: u32,
+    /// Receive Maximum in CONNECT: QoS 1/2 publishes the broker may have in flight to us.
+    pub receive_maximum: Option<u16>,
+    /// Maximum Packet Size in CONNECT: the largest packet we accept.
+    pub maximum_packet_size: Option<u32>,
+    /// Topic Alias Maximum in CONNECT: aliases the broker may use towards us.
+    pub topic_alias_maximum: Option<u16>,
+    /// Request Problem Information in CONNECT.
+    pub request_problem_information: Option<bool>,
+    /// User Properties of CONNECT (name, value templates).
+    pub connect_user_properties: Vec<(String, String)>,
+    /// `--topic-alias`: the first publish of a connection carries the topic and alias 1,
+    /// later ones an empty topic and the alias.
+    pub topic_alias: bool,
+    /// Message Expiry Interval of every PUBLISH.
+    pub message_expiry_s: Option<u32>,
+    /// Content Type of every PUBLISH.
+    pub content_type: Option<String>,
+    /// Payload Format Indicator of every PUBLISH (1: UTF-8, 0: bytes).
+    pub payload_format_indicator: Option<u8>,
+    /// User Properties of every PUBLISH (name, value templates).
+    pub user_properties: Vec<(String, String)>,
+    /// Subscription options of the subscribers.
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    pub retain_handling: u8,
+    /// Subscription Identifier of the subscribers' SUBSCRIBE.
+    pub subscription_identifier: Option<u32>,
 }
 
 impl Plan {

@@ -456,3 +456,95 @@ fn a_client_that_does_not_read_its_acks_makes_the_sink_stop_reading_until_it_doe
     assert_eq!(pubacks, publishes);
     assert_eq!(sink.totals().publishes[1], publishes as u64);
 }
+
+/// An MQTT 5 CONNECT, written out literally: "MQTT", level 5, clean start, keep-alive 30,
+/// an empty property block, client id "v5".
+const CONNECT_V5: [u8; 17] = [
+    0x10, 15, 0x00, 0x04, b'M', b'Q', b'T', b'T', 5, 0x02, 0x00, 30, 0x00, 0x00, 0x02, b'v', b'5',
+];
+
+/// Open a connection and complete an MQTT 5 CONNECT / CONNACK exchange.
+fn connected_v5(sink: &SinkHandle) -> TcpStream {
+    let mut stream = open(sink);
+    stream.write_all(&CONNECT_V5).unwrap();
+    // CONNACK: flags 0, reason 0x00, one property: Topic Alias Maximum 65535.
+    assert_eq!(
+        read_n(&mut stream, 8),
+        [0x20, 0x06, 0x00, 0x00, 0x03, 0x22, 0xFF, 0xFF]
+    );
+    stream
+}
+
+#[test]
+fn an_mqtt_5_client_is_answered_in_mqtt_5_with_reason_codes_and_empty_properties() {
+    let sink = two_thread_sink();
+    let mut stream = connected_v5(&sink);
+    // QoS 1 PUBLISH "t", packet id 0x0A0B, property length 0, payload "x".
+    stream
+        .write_all(&[0x32, 0x07, 0x00, 0x01, b't', 0x0A, 0x0B, 0x00, b'x'])
+        .unwrap();
+    assert_eq!(read_n(&mut stream, 6), [0x40, 0x04, 0x0A, 0x0B, 0x00, 0x00]);
+    // QoS 2 with a Message Expiry property: PUBREC, then PUBCOMP for the PUBREL.
+    stream
+        .write_all(&[
+            0x34, 0x0C, 0x00, 0x01, b't', 0x00, 0x07, 0x05, 0x02, 0x00, 0x00, 0x00, 0x3C, b'x',
+        ])
+        .unwrap();
+    assert_eq!(read_n(&mut stream, 6), [0x50, 0x04, 0x00, 0x07, 0x00, 0x00]);
+    stream.write_all(&[0x62, 0x02, 0x00, 0x07]).unwrap();
+    assert_eq!(read_n(&mut stream, 6), [0x70, 0x04, 0x00, 0x07, 0x00, 0x00]);
+    // SUBSCRIBE id 3, subscription identifier 5, "a/#" with No Local at QoS 1.
+    stream
+        .write_all(&[
+            0x82, 0x0B, 0x00, 0x03, 0x02, 0x0B, 0x05, 0x00, 0x03, b'a', b'/', b'#', 0x05,
+        ])
+        .unwrap();
+    assert_eq!(read_n(&mut stream, 6), [0x90, 0x04, 0x00, 0x03, 0x00, 0x01]);
+    // UNSUBSCRIBE id 4 of two filters: UNSUBACK with a success code for each.
+    stream
+        .write_all(&[
+            0xA2, 0x09, 0x00, 0x04, 0x00, 0x00, 0x01, b'a', 0x00, 0x01, b'b',
+        ])
+        .unwrap();
+    assert_eq!(
+        read_n(&mut stream, 7),
+        [0xB0, 0x05, 0x00, 0x04, 0x00, 0x00, 0x00]
+    );
+    assert_eq!(sink.totals().publishes, [0, 1, 1]);
+}
+
+#[test]
+fn mqblast_under_mqtt_5_into_the_sink_counts_every_message() {
+    let sink = two_thread_sink();
+    let host = sink.addr().to_string();
+    for qos in ["0", "1", "2"] {
+        let args = [
+            "-H",
+            &host,
+            "-V",
+            "5",
+            "-u",
+            "4",
+            "--qos",
+            qos,
+            "--interval",
+            "0",
+            "--messages",
+            "5000",
+            "--only-summary",
+            "-r",
+            "1000",
+            "--topic-alias",
+        ];
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mqblast"))
+            .args(args)
+            .output()
+            .expect("mqblast runs");
+        assert!(
+            output.status.success(),
+            "qos {qos}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(eventually(|| sink.totals().publishes == [5000, 5000, 5000]));
+}

@@ -228,3 +228,46 @@ fn qos1_publish_loop_over_tls_allocates_only_rustls_record_buffers() {
     // PUBACK in a record of its own). Nothing else on the path may allocate.
     assert!(per_message <= 2.0, "{per_message} allocations per message");
 }
+
+/// MQTT 5 with every per-message feature on: publish properties baked into the frame, topic
+/// aliases (the aliased frame after the first publish), reason-code acks.
+const V5_EVERYTHING: [&str; 12] = [
+    "-V",
+    "5",
+    "--topic-alias",
+    "--user-properties",
+    "source=mqblast,device={client_id}",
+    "--content-type",
+    "application/json",
+    "--message-expiry",
+    "60",
+    "--payload-format",
+    "utf8",
+    "--clean-start=true",
+];
+
+#[test]
+fn mqtt_5_qos1_publish_loop_with_properties_and_topic_alias_allocates_nothing_per_message() {
+    assert_eq!(
+        steady_state_allocations_with("1", 150_000, 20_000, 140_000, &V5_EVERYTHING),
+        0
+    );
+}
+
+#[test]
+fn mqtt_5_qos0_publish_loop_allocates_nothing_per_message() {
+    assert_eq!(
+        steady_state_allocations_with("0", 300_000, 50_000, 290_000, &V5_EVERYTHING),
+        0
+    );
+}
+
+#[test]
+fn mqtt_5_qos2_run_with_subscribers_allocates_nothing_per_message() {
+    let mut more = V5_EVERYTHING.to_vec();
+    more.extend_from_slice(&["--sub-users", "1", "--subscription-id", "9"]);
+    assert_eq!(
+        steady_state_allocations_with("2", 40_000, 10_000, 35_000, &more),
+        0
+    );
+}

@@ -4,11 +4,13 @@
 use super::effective::effective_config;
 use super::file::load_config_file;
 use super::layers::{Layers, Raw};
+use super::mqtt5::resolve_mqtt5;
 use super::resolve::*;
 use super::sharding::{resolve_shard, resolve_start_at};
 use super::subscribers::resolve_subscribers;
 use super::templates::{
-    check_rendered_lengths, longest_token, resolve_client_id, resolve_topic, Widest,
+    check_rendered_lengths, check_rendered_pairs, longest_token, resolve_client_id, resolve_topic,
+    Widest,
 };
 use super::tokens::resolve_tokens;
 use super::transport::{load_tls, resolve_transport};
@@ -44,7 +46,9 @@ pub fn build_plan(
     let topic_raw = required("topic")?;
     let topic = resolve_topic(&topic_raw, &tokens)?;
     let client_id_raw = required("client_id")?;
-    let client_id = resolve_client_id(&client_id_raw, users, &tokens)?;
+    let (mqtt_version, clean_start, v5) = resolve_mqtt5(&get)?;
+    let server_assigns_ids = mqtt_version == crate::mqtt::Version::V5;
+    let client_id = resolve_client_id(&client_id_raw, users, &tokens, server_assigns_ids)?;
     let payload = resolve_payload(get("payload"), ctx)?;
     let interval = required("interval")?.duration()?;
     let max_inflight = resolve_max_inflight(&required("max_inflight")?)?;
@@ -55,7 +59,7 @@ pub fn build_plan(
     if let Some(raw) = &password_raw {
         if username.is_none() && tokens.is_empty() {
             return Err(raw.fail(
-                "a password needs a user name (--username) or device tokens: MQTT 3.1.1 sends a password only with a user name",
+                "a password needs a user name (--username) or device tokens: mqblast sends a password only with a user name",
             ));
         }
     }
@@ -89,6 +93,12 @@ pub fn build_plan(
         has_subscribers: subs.users > 0,
     };
     check_rendered_lengths((&topic_raw, &topic), (&client_id_raw, &client_id), &widest)?;
+    for (name, pairs) in [
+        ("user_properties", &v5.user_properties),
+        ("connect_properties", &v5.connect_user_properties),
+    ] {
+        check_rendered_pairs(get(name), pairs, &client_id, &widest)?;
+    }
     let reconnect = required("reconnect")?.boolean()?;
     let churn = get("churn")
         .map(|raw| positive_duration(&raw))
@@ -151,6 +161,9 @@ pub fn build_plan(
         reconnect,
         churn,
         transport,
+        mqtt_version,
+        clean_start,
+        v5,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());

@@ -12,10 +12,15 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "MQTT load generator (Locust-style users, spawn rate and run time)",
     args_conflicts_with_subcommands = true,
+    // `-V` is `--mqtt-version` (as mosquitto_pub's `-V 5`); `--version` stays.
+    disable_version_flag = true,
     after_help = "Settings: built-in defaults < config.toml < MQBLAST_* environment < flags. \
                   `mqblast config --default` prints every setting with its documentation."
 )]
 pub struct Cli {
+    /// Print version
+    #[arg(long, action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
     #[command(subcommand)]
     pub command: Option<CliCommand>,
     #[command(flatten)]
@@ -262,6 +267,57 @@ pub struct RunArgs {
     /// WebSocket path for ws:// and wss:// hosts without one [default: /mqtt] [env: MQBLAST_WS_PATH]
     #[arg(long, value_name = "PATH")]
     pub ws_path: Option<String>,
+    /// MQTT protocol version: 3.1.1 or 5 [default: 3.1.1] [env: MQBLAST_MQTT_VERSION]
+    #[arg(short = 'V', long, value_name = "VERSION")]
+    pub mqtt_version: Option<String>,
+    /// Clean Start (MQTT 5) / Clean Session (3.1.1): true/false [default: true] [env: MQBLAST_CLEAN_START]
+    #[arg(long, value_name = "BOOL")]
+    pub clean_start: Option<String>,
+    /// MQTT 5 CONNECT Session Expiry Interval, whole seconds [default: 0] [env: MQBLAST_SESSION_EXPIRY]
+    #[arg(long, value_name = "DURATION")]
+    pub session_expiry: Option<String>,
+    /// MQTT 5 CONNECT Receive Maximum: publishes the broker may have in flight to us [env: MQBLAST_RECEIVE_MAXIMUM]
+    #[arg(long, value_name = "N")]
+    pub receive_maximum: Option<String>,
+    /// MQTT 5 CONNECT Maximum Packet Size we accept, bytes [env: MQBLAST_MAXIMUM_PACKET_SIZE]
+    #[arg(long, value_name = "BYTES")]
+    pub maximum_packet_size: Option<String>,
+    /// MQTT 5 CONNECT Topic Alias Maximum the broker may use towards us [env: MQBLAST_TOPIC_ALIAS_MAXIMUM]
+    #[arg(long, value_name = "N")]
+    pub topic_alias_maximum: Option<String>,
+    /// MQTT 5 CONNECT Request Problem Information: true/false [env: MQBLAST_REQUEST_PROBLEM_INFO]
+    #[arg(long, value_name = "BOOL")]
+    pub request_problem_info: Option<String>,
+    /// MQTT 5 CONNECT User Properties: name=value,... with {i}, {token}, {client_id} [env: MQBLAST_CONNECT_PROPERTIES]
+    #[arg(long, value_name = "PAIRS")]
+    pub connect_properties: Option<String>,
+    /// MQTT 5: the first publish carries the topic and alias 1, later ones only the alias [env: MQBLAST_TOPIC_ALIAS]
+    #[arg(long)]
+    pub topic_alias: bool,
+    /// MQTT 5 PUBLISH Message Expiry Interval, whole seconds [env: MQBLAST_MESSAGE_EXPIRY]
+    #[arg(long, value_name = "DURATION")]
+    pub message_expiry: Option<String>,
+    /// MQTT 5 PUBLISH Content Type, e.g. application/json [env: MQBLAST_CONTENT_TYPE]
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// MQTT 5 PUBLISH Payload Format Indicator: utf8 or bytes [env: MQBLAST_PAYLOAD_FORMAT]
+    #[arg(long, value_name = "FORMAT")]
+    pub payload_format: Option<String>,
+    /// MQTT 5 PUBLISH User Properties: name=value,... with {i}, {token}, {client_id} [env: MQBLAST_USER_PROPERTIES]
+    #[arg(long, value_name = "PAIRS")]
+    pub user_properties: Option<String>,
+    /// MQTT 5 subscription option No Local [env: MQBLAST_NO_LOCAL]
+    #[arg(long)]
+    pub no_local: bool,
+    /// MQTT 5 subscription option Retain As Published [env: MQBLAST_RETAIN_AS_PUBLISHED]
+    #[arg(long)]
+    pub retain_as_published: bool,
+    /// MQTT 5 subscription option Retain Handling: 0, 1 or 2 [default: 0] [env: MQBLAST_RETAIN_HANDLING]
+    #[arg(long, value_name = "N")]
+    pub retain_handling: Option<String>,
+    /// MQTT 5 Subscription Identifier of the subscribers' SUBSCRIBE [env: MQBLAST_SUBSCRIPTION_ID]
+    #[arg(long, value_name = "N")]
+    pub subscription_id: Option<String>,
 }
 
 impl RunArgs {
@@ -312,6 +368,23 @@ impl RunArgs {
             "key_name" => &self.key_name,
             "tls_resume" => &self.tls_resume,
             "ws_path" => &self.ws_path,
+            "mqtt_version" => &self.mqtt_version,
+            "clean_start" => &self.clean_start,
+            "session_expiry" => &self.session_expiry,
+            "receive_maximum" => &self.receive_maximum,
+            "maximum_packet_size" => &self.maximum_packet_size,
+            "topic_alias_maximum" => &self.topic_alias_maximum,
+            "request_problem_info" => &self.request_problem_info,
+            "connect_properties" => &self.connect_properties,
+            "message_expiry" => &self.message_expiry,
+            "content_type" => &self.content_type,
+            "payload_format" => &self.payload_format,
+            "user_properties" => &self.user_properties,
+            "retain_handling" => &self.retain_handling,
+            "subscription_id" => &self.subscription_id,
+            "topic_alias" => return self.topic_alias.then(|| "true".to_string()),
+            "no_local" => return self.no_local.then(|| "true".to_string()),
+            "retain_as_published" => return self.retain_as_published.then(|| "true".to_string()),
             "e2e" => return self.e2e.then(|| "true".to_string()),
             "reconnect" => return self.reconnect.then(|| "true".to_string()),
             "only_summary" => return self.only_summary.then(|| "true".to_string()),

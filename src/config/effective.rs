@@ -96,5 +96,41 @@ pub(super) fn effective_config(
     if let (Some(all), serde_json::Value::Object(more)) = (config.as_object_mut(), transport) {
         all.extend(more);
     }
+    if let (Some(all), serde_json::Value::Object(mqtt)) =
+        (config.as_object_mut(), mqtt_settings(plan))
+    {
+        all.extend(mqtt);
+    }
     config
+}
+
+/// The protocol version and MQTT 5 settings (a second object: one `json!` of every setting
+/// exceeds the macro's recursion limit).
+fn mqtt_settings(plan: &Plan) -> serde_json::Value {
+    json!({
+        "mqtt_version": plan.mqtt_version.label(),
+        "clean_start": plan.clean_start,
+        "session_expiry": plan.v5.session_expiry_s,
+        "receive_maximum": plan.v5.receive_maximum,
+        "maximum_packet_size": plan.v5.maximum_packet_size,
+        "topic_alias_maximum": plan.v5.topic_alias_maximum,
+        "request_problem_info": plan.v5.request_problem_information,
+        "connect_properties": pairs(&plan.v5.connect_user_properties),
+        "topic_alias": plan.v5.topic_alias,
+        "message_expiry": plan.v5.message_expiry_s,
+        "content_type": plan.v5.content_type,
+        "payload_format": plan.v5.payload_format_indicator.map(|f| if f == 1 { "utf8" } else { "bytes" }),
+        "user_properties": pairs(&plan.v5.user_properties),
+        "no_local": plan.v5.no_local,
+        "retain_as_published": plan.v5.retain_as_published,
+        "retain_handling": plan.v5.retain_handling,
+        "subscription_id": plan.v5.subscription_identifier,
+    })
+}
+
+/// User properties as config.toml writes them: `["name=value", ...]`.
+fn pairs(list: &[(String, String)]) -> Vec<String> {
+    list.iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect()
 }

@@ -145,6 +145,74 @@ pub(super) const KEYS: &[Key] = &[
         "true",
     ),
     with_default(key("ws_path", "--ws-path", "MQBLAST_WS_PATH"), "/mqtt"),
+    with_default(
+        key("mqtt_version", "--mqtt-version", "MQBLAST_MQTT_VERSION"),
+        "3.1.1",
+    ),
+    key("clean_start", "--clean-start", "MQBLAST_CLEAN_START"),
+    key(
+        "session_expiry",
+        "--session-expiry",
+        "MQBLAST_SESSION_EXPIRY",
+    ),
+    key(
+        "receive_maximum",
+        "--receive-maximum",
+        "MQBLAST_RECEIVE_MAXIMUM",
+    ),
+    key(
+        "maximum_packet_size",
+        "--maximum-packet-size",
+        "MQBLAST_MAXIMUM_PACKET_SIZE",
+    ),
+    key(
+        "topic_alias_maximum",
+        "--topic-alias-maximum",
+        "MQBLAST_TOPIC_ALIAS_MAXIMUM",
+    ),
+    key(
+        "request_problem_info",
+        "--request-problem-info",
+        "MQBLAST_REQUEST_PROBLEM_INFO",
+    ),
+    key(
+        "connect_properties",
+        "--connect-properties",
+        "MQBLAST_CONNECT_PROPERTIES",
+    ),
+    key("topic_alias", "--topic-alias", "MQBLAST_TOPIC_ALIAS"),
+    key(
+        "message_expiry",
+        "--message-expiry",
+        "MQBLAST_MESSAGE_EXPIRY",
+    ),
+    key("content_type", "--content-type", "MQBLAST_CONTENT_TYPE"),
+    key(
+        "payload_format",
+        "--payload-format",
+        "MQBLAST_PAYLOAD_FORMAT",
+    ),
+    key(
+        "user_properties",
+        "--user-properties",
+        "MQBLAST_USER_PROPERTIES",
+    ),
+    key("no_local", "--no-local", "MQBLAST_NO_LOCAL"),
+    key(
+        "retain_as_published",
+        "--retain-as-published",
+        "MQBLAST_RETAIN_AS_PUBLISHED",
+    ),
+    key(
+        "retain_handling",
+        "--retain-handling",
+        "MQBLAST_RETAIN_HANDLING",
+    ),
+    key(
+        "subscription_id",
+        "--subscription-id",
+        "MQBLAST_SUBSCRIPTION_ID",
+    ),
 ];
 
 pub(super) fn find_key(name: &str) -> Option<&'static Key> {

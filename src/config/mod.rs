@@ -50,6 +50,7 @@ mod effective;
 mod file;
 mod keys;
 mod layers;
+mod mqtt5;
 mod resolve;
 mod sharding;
 mod subscribers;

@@ -43,14 +43,22 @@ pub(super) fn check_placeholders(
     }
 }
 
+/// `server_assigns_ids`: MQTT 5, where an empty client id asks the broker to assign one
+/// (Assigned Client Identifier in CONNACK, kept for the client's reconnects).
 pub(super) fn resolve_client_id(
     raw: &Raw,
     users: u32,
     tokens: &[String],
+    server_assigns_ids: bool,
 ) -> Result<String, ConfigError> {
     let client_id = raw.text()?;
     if client_id.is_empty() {
-        return Err(raw.fail("must not be empty"));
+        if server_assigns_ids {
+            return Ok(client_id);
+        }
+        return Err(raw.fail(
+            "must not be empty (under --mqtt-version 5 an empty id lets the broker assign one)",
+        ));
     }
     check_no_nul(&client_id).map_err(|problem| raw.fail_at_source(problem))?;
     check_placeholders(raw, &client_id, &CLIENT_ID_PLACEHOLDERS)?;
@@ -111,6 +119,26 @@ pub(super) fn check_rendered_lengths(
     check_rendered(client_id.0, id_len_bytes, widest)?;
     let topic_len_bytes = payload::render(topic.1, &widest.vars(&id)).len();
     check_rendered(topic.0, topic_len_bytes, widest)
+}
+
+/// The same for MQTT 5 user properties (`raw` names the setting): every name and value must
+/// render to an MQTT string for every client.
+pub(super) fn check_rendered_pairs(
+    raw: Option<Raw>,
+    pairs: &[(String, String)],
+    client_id: &str,
+    widest: &Widest<'_>,
+) -> Result<(), ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(());
+    };
+    let id = payload::render(client_id, &widest.vars(""));
+    for (name, value) in pairs {
+        for text in [name, value] {
+            check_rendered(&raw, payload::render(text, &widest.vars(&id)).len(), widest)?;
+        }
+    }
+    Ok(())
 }
 
 /// Appended to subscribers' client ids (`engine::worker::subscriber_id_of`).

@@ -124,6 +124,18 @@ pub struct Conn {
     /// When the current connect phase began (TCP up, TLS done, upgrade done), for the
     /// connect row's parts.
     pub phase_started_ns: u64,
+    /// Most QoS 1/2 publishes in flight on this connection: `--max-inflight`, or the broker's
+    /// Receive Maximum (MQTT 5 CONNACK) when that is smaller. Set at each CONNACK.
+    pub send_window: usize,
+    /// Keep-alive of this connection: `--keep-alive`, or the broker's Server Keep Alive
+    /// (MQTT 5 CONNACK), which overrides it [MQTT-3.2.2-21].
+    pub keep_alive_s: u16,
+    /// `--topic-alias`: the alias was set on this connection (its first publish carried the
+    /// topic and the alias); later publishes send the aliased frame. Reset at each connect.
+    pub alias_set: bool,
+    /// MQTT 5 Assigned Client Identifier from the last CONNACK (the client sent an empty
+    /// id): its reconnects send it, so a kept session (`--clean-start false`) is resumed.
+    pub assigned_client_id: Option<Box<str>>,
 }
 
 impl Conn {
@@ -170,6 +182,10 @@ impl Conn {
             connected_at_ns: 0,
             churn_due: false,
             phase_started_ns: 0,
+            send_window: usize::from(max_inflight.max(1)),
+            keep_alive_s: 0,
+            alias_set: false,
+            assigned_client_id: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! and audit hand-over, and the wakers that interrupt a blocking poll. This is the only state workers
 //! share besides the stats channels.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -31,6 +31,12 @@ pub struct Control {
     pub start_epoch_ns: u64,
     /// Subscriber hand-off between workers (see [`Subscribers`]).
     pub subs: Subscribers,
+    /// The smallest Receive Maximum any broker sent in a CONNACK (MQTT 5); `u32::MAX` when
+    /// none did. Written once per CONNACK, read for the end-of-run note.
+    pub server_receive_maximum: AtomicU32,
+    /// MQTT 5 publishes acknowledged with 0x10 (No matching subscribers), summed by the
+    /// workers at shutdown.
+    pub unrouted: AtomicU64,
 }
 
 /// What workers share about subscribers: the publisher gate, the drain's progress and the
@@ -160,6 +166,8 @@ impl Control {
             start_epoch_ms,
             start_epoch_ns,
             subs: Subscribers::default(),
+            server_receive_maximum: AtomicU32::new(u32::MAX),
+            unrouted: AtomicU64::new(0),
         })
     }
 
@@ -185,6 +193,22 @@ impl Control {
     }
 
     /// Wake every worker (a phase change of the subscriber hand-off).
+    /// Note a broker's Receive Maximum (MQTT 5 CONNACK).
+    pub fn note_receive_maximum(&self, receive_maximum: u16) {
+        self.server_receive_maximum
+            .fetch_min(u32::from(receive_maximum), Ordering::Relaxed);
+    }
+
+    /// A worker's count of 0x10 (No matching subscribers) acks, once at shutdown.
+    pub fn add_unrouted(&self, publishes: u64) {
+        self.unrouted.fetch_add(publishes, Ordering::Relaxed);
+    }
+
+    /// The smallest Receive Maximum a broker sent, if any did.
+    pub fn receive_maximum(&self) -> Option<u16> {
+        u16::try_from(self.server_receive_maximum.load(Ordering::Relaxed)).ok()
+    }
+
     pub fn wake_all(&self) {
         if let Some(wakers) = self.wakers.get() {
             for w in wakers {

@@ -12,7 +12,7 @@
 //!
 //! Bounds: at most `window` ids are held. When all of them are held the next message waits;
 //! it is never dropped. When all of them are held by expired publishes the broker has stopped
-//! acknowledging on this connection: `all_expired` says so and the worker closes it (a new
+//! acknowledging on this connection: `expired` says so and the worker closes it (a new
 //! connection starts a clean session, which frees every id).
 
 /// What an in-flight publish is waiting for.
@@ -108,10 +108,11 @@ impl Inflight {
         self.free.is_empty()
     }
 
-    /// Every id of the window is held by a publish that timed out: the broker has stopped
-    /// acknowledging on this connection.
-    pub fn all_expired(&self) -> bool {
-        self.expired == self.slots.len()
+    /// Ids held by publishes that timed out. When they fill the window the connection may
+    /// use (all of it, or the broker's smaller Receive Maximum), the broker has stopped
+    /// acknowledging on it.
+    pub fn expired(&self) -> usize {
+        self.expired
     }
 
     /// When the oldest publish still waiting to be counted was handed to the socket (None when
@@ -270,7 +271,7 @@ mod tests {
         assert_eq!(w.expire_sent_before(6), 1);
         assert_eq!(w.expire_sent_before(7), 0, "counted once");
         assert_eq!(w.outstanding(), 0);
-        assert!(w.is_full() && w.all_expired());
+        assert!(w.is_full() && w.expired() == w.window());
         assert_eq!(
             w.insert(7, 7),
             None,

@@ -46,6 +46,38 @@ pub fn run(
     addrs: Vec<SocketAddr>,
     stop_signals: &dyn Fn() -> u32,
 ) -> Result<Summary, String> {
+    run_negotiated(plan, addrs, stop_signals).map(|(summary, _)| summary)
+}
+
+/// What the brokers said that changed an MQTT 5 run: recorded with the result (`mqtt5` in
+/// the JSON `config`), so a report says which in-flight window was in effect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The smallest Receive Maximum a broker sent in CONNACK, if any did.
+    pub broker_receive_maximum: Option<u16>,
+    /// The in-flight window per connection: the smaller of that and `--max-inflight`.
+    pub in_flight_window: u16,
+    /// Publishes acknowledged with 0x10 (No matching subscribers), counted as successes.
+    pub no_matching_subscribers: u64,
+}
+
+impl Negotiated {
+    /// As the JSON `config.mqtt5` object.
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::json!({
+            "broker_receive_maximum": self.broker_receive_maximum,
+            "in_flight_window": self.in_flight_window,
+            "no_matching_subscribers": self.no_matching_subscribers,
+        })
+    }
+}
+
+/// [`run`], also returning what the brokers negotiated.
+pub fn run_negotiated(
+    plan: Arc<Plan>,
+    addrs: Vec<SocketAddr>,
+    stop_signals: &dyn Fn() -> u32,
+) -> Result<(Summary, Negotiated), String> {
     let control = Control::new();
     let threads = plan.threads.max(1);
     let (data_tx, data_rx, recycles) = stats::channels(threads);
@@ -91,12 +123,54 @@ pub fn run(
     let mut summary = merger
         .join()
         .map_err(|_| "the merger thread panicked".to_string())?;
+    for line in mqtt5_notes(&plan, &control) {
+        eprintln!("{line}");
+    }
     if plan.verify {
         let audit = audit_summary(&plan, &control);
         eprintln!("{}", audit.verdict_line());
         summary.audit = Some(audit);
     }
-    Ok(summary)
+    let broker_receive_maximum = control.receive_maximum();
+    let negotiated = Negotiated {
+        broker_receive_maximum,
+        in_flight_window: plan
+            .max_inflight
+            .min(broker_receive_maximum.unwrap_or(u16::MAX)),
+        no_matching_subscribers: control.unrouted.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    Ok((summary, negotiated))
+}
+
+/// What MQTT 5 changed in the run: the in-flight window the broker's Receive Maximum
+/// imposed, and the publishes no subscriber matched (0x10, counted as successes).
+pub fn mqtt5_notes(plan: &Plan, control: &Control) -> Vec<String> {
+    let mut notes = Vec::new();
+    if plan.mqtt_version != crate::mqtt::Version::V5 {
+        return notes;
+    }
+    let window = match control.receive_maximum() {
+        Some(server) if server < plan.max_inflight => format!(
+            "In-flight window: {server} per connection (the broker's Receive Maximum {server}, below --max-inflight {})",
+            plan.max_inflight
+        ),
+        Some(server) => format!(
+            "In-flight window: {} per connection (--max-inflight; the broker's Receive Maximum is {server})",
+            plan.max_inflight
+        ),
+        None => format!(
+            "In-flight window: {} per connection (--max-inflight; the broker sent no Receive Maximum)",
+            plan.max_inflight
+        ),
+    };
+    notes.push(window);
+    let unrouted = control.unrouted.load(std::sync::atomic::Ordering::Relaxed);
+    if unrouted > 0 {
+        notes.push(format!(
+            "Publishes acknowledged with 0x10 (No matching subscribers): {unrouted}, counted as successes"
+        ));
+    }
+    notes
 }
 
 /// The delivery audit from what the workers handed over: per subscriber (or once for a

@@ -1,17 +1,102 @@
-//! Hand-written MQTT 3.1.1 codec for the hot path.
+//! Hand-written MQTT codec for the hot path: MQTT 3.1.1 in [`v4`] and MQTT 5 in [`v5`],
+//! side by side as in rumqtt, one file per packet family, spec sections cited in each.
 //!
 //! Encoders append to a caller-owned `Vec<u8>` (they allocate only if the caller did not
-//! reserve enough capacity). The decoder borrows from the read buffer and never allocates.
-//! The `mqttbytes` crate is the test oracle: our bytes must decode with it and its bytes with
-//! ours. One file per packet family, spec sections cited in each.
+//! reserve enough capacity). Decoders borrow from the read buffer and never allocate; both
+//! produce the one [`Packet`] type, so the engine handles a PUBACK the same way whatever the
+//! version. The engine asks [`Version`] (fixed by the plan) for a decoder and the client
+//! builders for frames; the packets a client writes after CONNECT (PUBREL, PUBACK, PUBREC,
+//! PUBCOMP, PINGREQ, DISCONNECT) have the same success form in both versions (MQTT 5
+//! sections 3.4.2.1, 3.6.2.1, 3.14.2.1). The `mqttbytes` crate is the test oracle: our
+//! bytes must decode with it and its bytes with ours. The 3.1.1 modules are re-exported at
+//! this level (`mqtt::publish`, `mqtt::decode`...) as they always were.
 
-pub mod ack;
-pub mod connect;
-pub mod decode;
-pub mod publish;
-pub mod subscribe;
+pub mod packet;
+pub mod reason;
+pub mod v4;
+pub mod v5;
 
-pub use decode::{decode, Packet, ProtocolError};
+pub use packet::{Packet, ProtocolError};
+pub use v4::decode::decode;
+pub use v4::{ack, connect, decode, publish, subscribe};
+
+/// The protocol version of a run (`--mqtt-version`). The codec dispatches on it; nothing
+/// else in the engine looks at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Version {
+    /// MQTT 3.1.1 (protocol level 4).
+    #[default]
+    V311,
+    /// MQTT 5 (protocol level 5).
+    V5,
+}
+
+impl Version {
+    /// Decode one packet of this version from the front of `buf` (see [`v4::decode::decode`]).
+    ///
+    /// # Errors
+    /// A [`ProtocolError`] naming the first rule the bytes break.
+    #[inline]
+    pub fn decode(self, buf: &[u8]) -> Result<Option<(Packet<'_>, usize)>, ProtocolError> {
+        match self {
+            Version::V311 => v4::decode::decode(buf),
+            Version::V5 => v5::decode::decode(buf),
+        }
+    }
+
+    /// Append this version's CONNECT. `c` is the MQTT 5 description; 3.1.1 sends its
+    /// subset (Clean Start is Clean Session there, properties are left out).
+    pub fn encode_connect(self, out: &mut Vec<u8>, c: &v5::connect::Connect<'_>) {
+        match self {
+            Version::V311 => v4::connect::encode(
+                out,
+                &v4::connect::Connect {
+                    client_id: c.client_id,
+                    username: c.username,
+                    password: c.password,
+                    keep_alive_s: c.keep_alive_s,
+                    clean_session: c.clean_start,
+                },
+            ),
+            Version::V5 => v5::connect::encode(out, c),
+        }
+    }
+
+    /// Append this version's SUBSCRIBE for one filter; 3.1.1 sends only the QoS of
+    /// `options` and no subscription identifier.
+    pub fn encode_subscribe(
+        self,
+        out: &mut Vec<u8>,
+        pkid: u16,
+        filter: &str,
+        options: v5::subscribe::SubscribeOptions,
+        subscription_identifier: Option<u32>,
+    ) {
+        match self {
+            Version::V311 => v4::subscribe::encode(out, pkid, &[(filter, options.qos)]),
+            Version::V5 => {
+                v5::subscribe::encode(out, pkid, subscription_identifier, &[(filter, options)])
+            }
+        }
+    }
+
+    /// `3.1.1` or `5`, as `--mqtt-version` takes it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Version::V311 => "3.1.1",
+            Version::V5 => "5",
+        }
+    }
+
+    /// Parse `3.1.1`, `3`, `4` (its protocol level) or `5`.
+    pub fn parse(text: &str) -> Option<Version> {
+        match text.trim() {
+            "3.1.1" | "3" | "4" | "311" => Some(Version::V311),
+            "5" | "5.0" => Some(Version::V5),
+            _ => None,
+        }
+    }
+}
 
 /// Largest packet the decoder accepts (remaining length bound). Bigger is a protocol error,
 /// so a misbehaving peer can never make a connection buffer grow without limit.
@@ -20,17 +105,10 @@ pub const MAX_PACKET_BYTES: usize = 1 << 20;
 /// Largest value the 1-4 byte remaining-length varint can carry (section 2.2.3).
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
 
-/// Human meaning of a CONNACK return code (MQTT 3.1.1 section 3.2.2.3).
+/// Human meaning of a CONNACK code: MQTT 3.1.1 return codes (section 3.2.2.3) and MQTT 5
+/// reason codes (section 3.2.2.2), see [`reason::connack_name`].
 pub fn connack_reason(code: u8) -> &'static str {
-    match code {
-        0 => "connection accepted",
-        1 => "unacceptable protocol version",
-        2 => "identifier rejected",
-        3 => "server unavailable",
-        4 => "bad user name or password",
-        5 => "not authorized",
-        _ => "unknown return code",
-    }
+    reason::connack_name(code)
 }
 
 /// Number of bytes (1-4) the remaining-length varint of `remaining_len` takes (section 2.2.3).
@@ -110,6 +188,25 @@ pub(crate) mod oracle {
         writer(&mut stream).expect("mqttbytes failed to encode");
         stream.as_ref().to_vec()
     }
+
+    /// The MQTT 5 side: `mqttbytes::v5::read`, insisting it consumes the whole frame.
+    pub mod v5 {
+        pub use mqttbytes::v5::Packet;
+
+        pub fn read(frame: &[u8]) -> Result<Packet, mqttbytes::Error> {
+            fn filled<T: Default + Extend<u8> + AsRef<[u8]>>(bytes: &[u8]) -> T {
+                let mut stream = T::default();
+                stream.extend(bytes.iter().copied());
+                stream
+            }
+            let mut stream = filled(frame);
+            let packet = mqttbytes::v5::read(&mut stream, crate::mqtt::MAX_PACKET_BYTES);
+            if packet.is_ok() {
+                assert!(stream.as_ref().is_empty(), "mqttbytes left bytes unread");
+            }
+            packet
+        }
+    }
 }
 
 #[cfg(test)]
@@ -160,5 +257,6 @@ mod tests {
         assert_eq!(connack_reason(0), "connection accepted");
         assert_eq!(connack_reason(5), "not authorized");
         assert_eq!(connack_reason(6), "unknown return code");
+        assert_eq!(connack_reason(0x86), "Bad User Name or Password");
     }
 }

@@ -6,7 +6,7 @@
 //! `--ack-delay` and `--stall` turn it into a slow or stalling broker with known behaviour,
 //! to check that latency is reported honestly (coordinated omission) when a broker is slow.
 //!
-//! **It is not a broker**: it speaks just enough MQTT 3.1.1 to keep clients going. CONNECT
+//! **It is not a broker**: it speaks just enough MQTT 3.1.1 and 5 to keep clients going. CONNECT
 //! gets CONNACK 0 (no authentication), PUBLISH at QoS 1 gets PUBACK, at QoS 2 PUBREC and then
 //! PUBCOMP on PUBREL, SUBSCRIBE gets a SUBACK granting the requested QoS, UNSUBSCRIBE gets
 //! UNSUBACK, PINGREQ gets PINGRESP, DISCONNECT closes. Nothing is routed, stored or retained:
@@ -44,7 +44,8 @@ pub const ABOUT: &str =
 
 /// Long description for `mqblast sink --help`.
 pub const LONG_ABOUT: &str = "\
-Calibration sink, like `iperf -s`: listens for MQTT 3.1.1 clients, answers CONNECT, PUBLISH \
+Calibration sink, like `iperf -s`: listens for MQTT 3.1.1 and MQTT 5 clients (each answered \
+in its own version), answers CONNECT, PUBLISH \
 (QoS 1 and 2), SUBSCRIBE, UNSUBSCRIBE and PINGREQ, and discards every payload. Run it to learn \
 what a load-generator host can push without a broker in the way.
 

@@ -139,6 +139,10 @@ struct Conn {
     wbuf: Vec<u8>,
     /// CONNECT seen: anything else before it is a protocol error (section 3.1).
     connected: bool,
+    /// The protocol version of the CONNECT: every answer is in that version (MQTT 5: reason
+    /// codes and property length 0). Until CONNECT, the MQTT 5 decoder reads the first
+    /// packet, since it decodes a CONNECT of any level.
+    version: mqtt::Version,
     /// Reading stopped before `WouldBlock` (backpressure or stall): no edge will come for the
     /// bytes still in the socket, so the worker must come back by itself.
     read_blocked: bool,
@@ -507,7 +511,13 @@ impl Worker {
     ) -> Result<usize, ProtocolError> {
         let mut used = 0;
         while used < buf.len() {
-            let Some((packet, n)) = mqtt::decode(&buf[used..])? else {
+            let conn = &self.conns[slot];
+            let version = if conn.connected {
+                conn.version
+            } else {
+                mqtt::Version::V5
+            };
+            let Some((packet, n)) = version.decode(&buf[used..])? else {
                 break;
             };
             used += n;
@@ -533,10 +543,23 @@ impl Worker {
                 // Section 3.1.0-2: a second CONNECT is a protocol violation.
                 return Err(ProtocolError("second CONNECT on one connection"));
             }
-            Packet::Connect { .. } => {
+            Packet::Connect { protocol_level, .. } => {
                 conn.connected = true;
                 self.totals.connects += 1;
-                mqtt::connect::encode_connack(&mut conn.wbuf, false, 0);
+                if protocol_level == mqtt::v5::PROTOCOL_LEVEL {
+                    conn.version = mqtt::Version::V5;
+                    // Topic Alias Maximum 65535: the sink discards topics, so it accepts any
+                    // alias, and `--topic-alias` can be measured against it.
+                    mqtt::v5::connect::encode_connack_with_topic_aliases(
+                        &mut conn.wbuf,
+                        false,
+                        0,
+                        u16::MAX,
+                    );
+                } else {
+                    conn.version = mqtt::Version::V311;
+                    mqtt::connect::encode_connack(&mut conn.wbuf, false, 0);
+                }
             }
             _ if !conn.connected => {
                 // Section 3.1.0-1: the first packet from a client must be CONNECT.
@@ -550,18 +573,30 @@ impl Worker {
                     _ => return Ok(()),
                 }
             }
-            Packet::PubRel { pkid } => self.acknowledge(slot, AckKind::PubComp, pkid, now_ns),
+            Packet::PubRel { pkid, .. } => self.acknowledge(slot, AckKind::PubComp, pkid, now_ns),
             Packet::Subscribe { pkid, filters } => {
                 self.totals.subscribes += 1;
                 // Grant every filter the QoS it asked for (section 3.9.3).
                 self.suback_codes.clear();
                 self.suback_codes
                     .extend(mqtt::subscribe::filters(filters).map(|(_, qos)| qos));
-                mqtt::subscribe::encode_suback(&mut conn.wbuf, pkid, &self.suback_codes);
+                match conn.version {
+                    mqtt::Version::V311 => {
+                        mqtt::subscribe::encode_suback(&mut conn.wbuf, pkid, &self.suback_codes)
+                    }
+                    mqtt::Version::V5 => {
+                        mqtt::v5::subscribe::encode_suback(&mut conn.wbuf, pkid, &self.suback_codes)
+                    }
+                }
             }
-            Packet::Unsubscribe { pkid } => mqtt::subscribe::encode_unsuback(&mut conn.wbuf, pkid),
+            Packet::Unsubscribe { pkid, filters } => match conn.version {
+                mqtt::Version::V311 => mqtt::subscribe::encode_unsuback(&mut conn.wbuf, pkid),
+                mqtt::Version::V5 => {
+                    mqtt::v5::subscribe::encode_unsuback(&mut conn.wbuf, pkid, filters)
+                }
+            },
             Packet::PingReq => mqtt::connect::encode_pingresp(&mut conn.wbuf),
-            Packet::Disconnect => {
+            Packet::Disconnect { .. } => {
                 // Section 3.14.4: the server closes the connection. Acks still owed are moot.
                 self.flush(slot);
                 self.close(slot);
@@ -593,7 +628,8 @@ impl Worker {
                 "delayed-ack FIFO overflowed despite the read reservation"
             );
         }
-        encode_ack(&mut self.conns[slot].wbuf, kind, pkid);
+        let conn = &mut self.conns[slot];
+        encode_ack(&mut conn.wbuf, conn.version, kind, pkid);
     }
 
     /// Move every delayed ack that is due into its connection's write buffer.
@@ -604,7 +640,7 @@ impl Worker {
             if conn.generation != ack.generation || conn.stream.is_none() {
                 continue; // Owed to a connection that has closed since.
             }
-            encode_ack(&mut conn.wbuf, ack.kind, ack.pkid);
+            encode_ack(&mut conn.wbuf, conn.version, ack.kind, ack.pkid);
             self.mark_dirty(slot);
         }
     }
@@ -654,11 +690,16 @@ impl Worker {
     }
 }
 
-fn encode_ack(out: &mut Vec<u8>, kind: AckKind, pkid: u16) {
-    match kind {
-        AckKind::PubAck => mqtt::ack::encode_puback(out, pkid),
-        AckKind::PubRec => mqtt::ack::encode_pubrec(out, pkid),
-        AckKind::PubComp => mqtt::ack::encode_pubcomp(out, pkid),
+/// An ack in the connection's version: MQTT 5 with reason 0x00 and property length 0, as a
+/// broker sends it, so a generator's MQTT 5 decoder is measured on the long form.
+fn encode_ack(out: &mut Vec<u8>, version: mqtt::Version, kind: AckKind, pkid: u16) {
+    match (version, kind) {
+        (mqtt::Version::V311, AckKind::PubAck) => mqtt::ack::encode_puback(out, pkid),
+        (mqtt::Version::V311, AckKind::PubRec) => mqtt::ack::encode_pubrec(out, pkid),
+        (mqtt::Version::V311, AckKind::PubComp) => mqtt::ack::encode_pubcomp(out, pkid),
+        (mqtt::Version::V5, AckKind::PubAck) => mqtt::v5::ack::encode_puback(out, pkid, 0),
+        (mqtt::Version::V5, AckKind::PubRec) => mqtt::v5::ack::encode_pubrec(out, pkid, 0),
+        (mqtt::Version::V5, AckKind::PubComp) => mqtt::v5::ack::encode_pubcomp(out, pkid, 0),
     }
 }
 

@@ -228,7 +228,24 @@ pub enum Failure {
     /// The broker closed the connection before CONNACK (often a plain client on a TLS or
     /// WebSocket port).
     ClosedBeforeConnack,
+    /// MQTT 5: PUBACK or PUBREC with a failure reason code (>= 0x80), e.g. 0x87 Not
+    /// authorized, 0x97 Quota exceeded.
+    PublishRefused(u8),
+    /// MQTT 5: the broker sent DISCONNECT with this reason code and closed the connection.
+    ServerDisconnect(u8),
+    /// MQTT 5: the broker sent AUTH (enhanced authentication), which mqblast does not speak.
+    AuthReceived(u8),
+    /// MQTT 5: the CONNACK says the broker lacks what the plan needs (the text names it).
+    Unsupported(&'static str),
+    /// MQTT 5: a PUBLISH frame is larger than the broker's Maximum Packet Size (CONNACK), so
+    /// sending it would only make the broker disconnect.
+    PacketTooLarge {
+        frame_bytes: u32,
+        maximum_bytes: u32,
+    },
 }
+
+use crate::mqtt::reason::Named;
 
 /// What to do when a connect fails at an operating-system limit ("" for other errors).
 fn connect_limit_hint(errno: i32) -> &'static str {
@@ -254,11 +271,17 @@ impl Failure {
             | Failure::Protocol(_)
             | Failure::AckWindowStalled
             | Failure::WriteTimeout
+            | Failure::ServerDisconnect(_)
             | Failure::WebSocket(crate::transport::WsError::Closed(_)) => Metric::Connection,
-            Failure::Tls(_) | Failure::WebSocket(_) | Failure::ClosedBeforeConnack => {
-                Metric::Connect
+            Failure::Tls(_)
+            | Failure::WebSocket(_)
+            | Failure::ClosedBeforeConnack
+            | Failure::AuthReceived(_)
+            | Failure::Unsupported(_)
+            | Failure::PacketTooLarge { .. } => Metric::Connect,
+            Failure::AckTimeout | Failure::InflightLost | Failure::PublishRefused(_) => {
+                Metric::Publish
             }
-            Failure::AckTimeout | Failure::InflightLost => Metric::Publish,
             Failure::SubackRefused(_) | Failure::SubscribeTimeout | Failure::SubscriberLost => {
                 Metric::Subscribe
             }
@@ -280,11 +303,7 @@ impl Failure {
     pub fn describe(&self) -> String {
         match *self {
             Failure::ConnackRefused(code) => {
-                format!(
-                    "CONNACK refused: {} ({})",
-                    code,
-                    crate::mqtt::connack_reason(code)
-                )
+                format!("CONNACK refused: {}", Named { code, connack: true })
             }
             Failure::ConnectFailed(errno) => {
                 format!(
@@ -325,8 +344,11 @@ impl Failure {
             Failure::ProtocolBeforeConnack(what) => {
                 format!("protocol error before CONNACK: {what}")
             }
+            Failure::SubackRefused(0x80) => {
+                "SUBACK refused: 0x80 (the broker rejected the subscription)".to_string()
+            }
             Failure::SubackRefused(code) => {
-                format!("SUBACK refused: 0x{code:02x} (the broker rejected the subscription)")
+                format!("SUBACK refused: {}", Named { code, connack: false })
             }
             Failure::SubscribeTimeout => "subscribe timed out: no SUBACK".to_string(),
             Failure::SubscriberLost => {
@@ -337,6 +359,23 @@ impl Failure {
             Failure::ClosedBeforeConnack => {
                 "connection closed by the broker before CONNACK (a TLS or WebSocket port? use mqtts:// or ws://)".to_string()
             }
+            Failure::PublishRefused(code) => {
+                format!("publish refused: {}", Named { code, connack: false })
+            }
+            Failure::ServerDisconnect(code) => {
+                format!("DISCONNECT from the broker: {}", Named { code, connack: false })
+            }
+            Failure::AuthReceived(code) => format!(
+                "AUTH from the broker ({}): enhanced authentication is not supported",
+                Named { code, connack: false }
+            ),
+            Failure::Unsupported(what) => format!("the broker cannot serve this plan: {what}"),
+            Failure::PacketTooLarge {
+                frame_bytes,
+                maximum_bytes,
+            } => format!(
+                "publish of {frame_bytes} bytes exceeds the broker's Maximum Packet Size of {maximum_bytes} bytes (CONNACK): use a smaller payload"
+            ),
         }
     }
 }

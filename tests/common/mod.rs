@@ -154,6 +154,24 @@ impl Mosquitto {
         Self::launch(Some((usernames, password)))
     }
 
+    /// As [`Mosquitto::start`] or [`Mosquitto::start_with_auth`], with `extra` appended to
+    /// the generated configuration (later lines override the harness defaults, e.g.
+    /// `max_inflight_messages 5`). `{dir}` in `extra` is the broker's directory, for files
+    /// written with [`Mosquitto::start_with_files`].
+    pub fn start_configured(auth: Option<(&[&str], &str)>, extra: &str) -> Mosquitto {
+        Self::launch_with(auth, extra, &[])
+    }
+
+    /// As [`Mosquitto::start_configured`], writing `files` (name, contents) into the broker's
+    /// directory first (an ACL file, say).
+    pub fn start_with_files(
+        auth: Option<(&[&str], &str)>,
+        extra: &str,
+        files: &[(&str, &str)],
+    ) -> Mosquitto {
+        Self::launch_with(auth, extra, files)
+    }
+
     /// `127.0.0.1:PORT`, as mqblast's `-H` takes it.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -178,8 +196,20 @@ impl Mosquitto {
     }
 
     fn launch(auth: Option<(&[&str], &str)>) -> Mosquitto {
+        Self::launch_with(auth, "", &[])
+    }
+
+    fn launch_with(
+        auth: Option<(&[&str], &str)>,
+        extra: &str,
+        files: &[(&str, &str)],
+    ) -> Mosquitto {
         let mosquitto = require_program("mosquitto");
         let dir = TempDir::new("mosquitto");
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).unwrap();
+        }
+        let extra = extra.replace("{dir}", &dir.path().display().to_string());
         let mut auth_lines = String::from("allow_anonymous true\n");
         let mut login = None;
         if let Some((users, password)) = auth {
@@ -224,7 +254,8 @@ impl Mosquitto {
                      max_queued_bytes 0\n\
                      set_tcp_nodelay true\n\
                      log_dest stderr\n\
-                     log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+                     log_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
+                     {extra}\n"
                 ),
             )
             .unwrap();

@@ -139,8 +139,11 @@ fn client_ids_must_be_non_empty_and_distinct_per_client() {
     let dir = TestDir::new();
     assert_eq!(
         dir.error(&["--client-id", ""], &[]),
-        "--client-id \"\": must not be empty"
+        "--client-id \"\": must not be empty (under --mqtt-version 5 an empty id lets the broker assign one)"
     );
+    assert!(dir
+        .plan(&["--client-id", "", "-u", "3", "-V", "5"], &[])
+        .is_ok());
     assert!(dir.error(&["--client-id", "dev"], &[]).contains("add {i}"));
     assert!(dir
         .error(&["--client-id", "{client_id}"], &[])
@@ -172,4 +175,65 @@ fn a_password_without_a_user_name_is_refused_without_echoing_it() {
     assert!(dir
         .plan(&["--password", "p", "--username", "u"], &[])
         .is_ok());
+}
+
+#[test]
+fn mqtt_5_settings_are_checked_and_refused_under_3_1_1() {
+    let dir = TestDir::new();
+    assert!(dir
+        .error(&["--topic-alias"], &[])
+        .contains("is an MQTT 5 setting: add --mqtt-version 5"));
+    assert!(dir.error(&["-V", "6"], &[]).contains("expected 3.1.1 or 5"));
+    assert!(dir
+        .error(&["-V", "5", "--retain-handling", "3"], &[])
+        .contains("expected 0 (send retained messages)"));
+    assert!(dir
+        .error(&["-V", "5", "--subscription-id", "0"], &[])
+        .contains("between 1 and 268435455"));
+    assert!(dir
+        .error(&["-V", "5", "--maximum-packet-size", "2000000"], &[])
+        .contains("the largest packet mqblast reads"));
+    assert!(dir
+        .error(&["-V", "5", "--user-properties", "novalue"], &[])
+        .contains("expected name=value"));
+    assert!(dir
+        .error(&["-V", "5", "--connect-properties", "a={seq}"], &[])
+        .contains("unknown placeholder {seq}"));
+    assert!(dir
+        .error(&["-V", "5", "--session-expiry", "1.5s"], &[])
+        .contains("whole seconds"));
+    let plan = dir
+        .plan(
+            &[
+                "-V",
+                "5",
+                "--user-properties",
+                "a=1,b={i}",
+                "--payload-format",
+                "utf8",
+                "--message-expiry",
+                "1m",
+                "--receive-maximum",
+                "10",
+            ],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(plan.mqtt_version, crate::mqtt::Version::V5);
+    assert_eq!(plan.v5.user_properties.len(), 2);
+    assert_eq!(plan.v5.payload_format_indicator, Some(1));
+    assert_eq!(plan.v5.message_expiry_s, Some(60));
+    assert_eq!(plan.v5.receive_maximum, Some(10));
+    assert_eq!(plan.v5.maximum_packet_size, Some(1 << 20), "always sent");
+}
+
+#[test]
+fn mqtt_version_comes_from_the_environment_and_a_flag_overrides_it() {
+    let dir = TestDir::new();
+    let plan = dir.plan(&[], &[("MQBLAST_MQTT_VERSION", "5")]).unwrap();
+    assert_eq!(plan.mqtt_version, crate::mqtt::Version::V5);
+    let plan = dir
+        .plan(&["-V", "3.1.1"], &[("MQBLAST_MQTT_VERSION", "5")])
+        .unwrap();
+    assert_eq!(plan.mqtt_version, crate::mqtt::Version::V311);
 }

@@ -65,7 +65,12 @@ pub(super) fn quota_of(plan: &Plan, index: u64) -> u64 {
 }
 
 /// Client id of subscriber `index`: the client id template's id for that index with a
-/// `-sub` suffix, so it never collides with a publisher's.
+/// `-sub` suffix, so it never collides with a publisher's. Empty when the template is (MQTT 5:
+/// the broker assigns every id).
 pub fn subscriber_id_of(plan: &Plan, index: u64) -> String {
-    format!("{}-sub", client_id_of(plan, index))
+    let id = client_id_of(plan, index);
+    if id.is_empty() {
+        return id;
+    }
+    format!("{id}-sub")
 }

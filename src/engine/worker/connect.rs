@@ -8,10 +8,12 @@ use std::sync::Arc;
 use mio::{Interest, Token};
 
 use super::clients::{client_id_of, subscriber_id_of};
+use super::server::connect_properties;
 use super::{errno, ns_to_us, Worker};
 use crate::engine::conn::{Role, State};
 use crate::engine::dial;
 use crate::mqtt;
+use crate::mqtt::v5::properties::{self as props, Properties};
 use crate::stats::{Failure, Metric};
 
 impl Worker {
@@ -77,9 +79,10 @@ impl Worker {
     pub(super) fn send_connect(&mut self, ci: usize, now: u64) {
         let plan = Arc::clone(&self.plan);
         let c = &mut self.conns[ci];
-        let client_id = match c.role {
-            Role::Subscriber { .. } => subscriber_id_of(&plan, c.index),
-            Role::Publisher { .. } => client_id_of(&plan, c.index),
+        let client_id = match (&c.assigned_client_id, c.role) {
+            (Some(assigned), _) => assigned.to_string(),
+            (None, Role::Subscriber { .. }) => subscriber_id_of(&plan, c.index),
+            (None, Role::Publisher { .. }) => client_id_of(&plan, c.index),
         };
         if c.is_subscriber() {
             // Subscribers own their (larger) buffer for the life of the connection.
@@ -87,26 +90,43 @@ impl Worker {
         } else {
             c.lend_wbuf(&mut self.pool);
         }
-        let connect = mqtt::connect::Connect {
+        let user_properties = connect_properties(&plan, c.index, &client_id);
+        let connect = mqtt::v5::connect::Connect {
             client_id: &client_id,
             username: plan.username_for(c.index),
             password: plan.password.as_deref().map(str::as_bytes),
             keep_alive_s: plan.keep_alive_s,
-            clean_session: true,
+            clean_start: plan.clean_start,
+            session_expiry_s: plan.v5.session_expiry_s,
+            receive_maximum: plan.v5.receive_maximum,
+            maximum_packet_size: plan.v5.maximum_packet_size,
+            topic_alias_maximum: plan.v5.topic_alias_maximum,
+            request_problem_information: plan.v5.request_problem_information,
+            user_properties: &user_properties,
         };
-        mqtt::connect::encode(&mut c.wbuf, &connect);
+        plan.mqtt_version.encode_connect(&mut c.wbuf, &connect);
+        c.alias_set = false;
         c.state = State::AwaitConnack;
         c.last_write_ns = now;
         self.mark_dirty(ci);
     }
 
-    pub(super) fn on_connack(&mut self, ci: usize, code: u8, now: u64) -> Result<(), Failure> {
+    pub(super) fn on_connack(
+        &mut self,
+        ci: usize,
+        code: u8,
+        properties: &[u8],
+        now: u64,
+    ) -> Result<(), Failure> {
         if self.conns[ci].state != State::AwaitConnack {
             return Err(Failure::Protocol("unexpected CONNACK"));
         }
         if code != 0 {
             return Err(Failure::ConnackRefused(code));
         }
+        let server =
+            Properties::parse(properties, props::CONNACK).map_err(|e| Failure::Protocol(e.0))?;
+        self.honour_connack(ci, &server)?;
         let c = &mut self.conns[ci];
         c.state = State::Connected;
         c.next_due_ns = now;

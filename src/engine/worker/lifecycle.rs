@@ -88,7 +88,7 @@ impl Worker {
                 if let Some(sent) = c.inflight.oldest_outstanding_sent_ns() {
                     due = due.min(sent + timeout_ns + 1);
                 }
-                let keep_alive_ns = self.plan.keep_alive_s as u64 * 1_000_000_000;
+                let keep_alive_ns = c.keep_alive_s as u64 * 1_000_000_000;
                 if keep_alive_ns > 0 {
                     due = due.min(match c.ping_sent_ns {
                         Some(sent) => sent + timeout_ns.max(keep_alive_ns) + 1,
@@ -143,13 +143,14 @@ impl Worker {
                 .fail_by(Failure::AckTimeout, self.conns[ci].client());
         }
         self.inflight_total -= expired as u64;
-        if self.conns[ci].inflight.all_expired() {
+        let c = &self.conns[ci];
+        if c.inflight.expired() >= c.send_window.min(c.inflight.window()) {
             self.close(ci, Some(Failure::AckWindowStalled));
         }
     }
 
     fn keep_alive(&mut self, ci: usize, now: u64) {
-        let keep_alive_ns = self.plan.keep_alive_s as u64 * 1_000_000_000;
+        let keep_alive_ns = self.conns[ci].keep_alive_s as u64 * 1_000_000_000;
         if keep_alive_ns == 0 {
             return;
         }
@@ -237,7 +238,10 @@ impl Worker {
                 | Failure::LostBeforeConnack(_)
                 | Failure::ConnectFailed(_)
                 | Failure::ConnectTimeout
-                | Failure::ConnackRefused(3)
+                // 3.1.1 server unavailable; MQTT 5 Server unavailable, Server busy.
+                | Failure::ConnackRefused(3 | 0x88 | 0x89)
+                // MQTT 5 DISCONNECT: Server busy, Server shutting down, Keep Alive timeout.
+                | Failure::ServerDisconnect(0x89 | 0x8B | 0x8D)
         );
         self.plan.reconnect && transient && self.drain == Drain::No
     }

@@ -17,7 +17,8 @@
 //! (`engine::drain`).
 //!
 //! The loop and what it owns are here; the `impl Worker` blocks for each concern live beside
-//! it: `connect` (spawn pacing, CONNECT/CONNACK), `publish` (the schedule, message shares and write
+//! it: `connect` (spawn pacing, CONNECT/CONNACK), `server` (what an MQTT 5 CONNACK says and
+//! what the plan needs of it), `publish` (the schedule, message shares and write
 //! path), `receive` (reading, decoding, acks), `subscribe` (subscribers and their audit),
 //! `lifecycle` (timeouts, keep-alive, closing, reconnect, churn) and `clients` (building
 //! each client once, at start-up).
@@ -28,6 +29,7 @@ mod handshake;
 mod lifecycle;
 mod publish;
 mod receive;
+mod server;
 mod subscribe;
 
 pub use clients::{client_id_of, subscriber_id_of};
@@ -145,6 +147,9 @@ pub struct Worker {
     /// When the last poll returned (ns since run start): arrivals up to then have been read,
     /// so the drain's quiet period is judged at this time.
     polled_ns: u64,
+    /// MQTT 5 publishes acknowledged with 0x10 (No matching subscribers): successes, counted
+    /// apart and handed to `Control` once, at shutdown.
+    unrouted: u64,
 }
 
 impl Worker {
@@ -230,6 +235,7 @@ impl Worker {
             settled_reported: 0,
             delivered_reported: 0,
             polled_ns: 0,
+            unrouted: 0,
         };
         Ok((worker, waker))
     }
@@ -467,6 +473,7 @@ impl Worker {
             self.control.subs.publishers_finished(0);
         }
         self.hand_over_audit();
+        self.control.add_unrouted(self.unrouted);
         self.rec.set_connected(0);
         self.rec.finish(Instant::now());
         self.control.worker_finished();

@@ -29,7 +29,8 @@ impl Worker {
                 self.arm_timer(ci);
                 break;
             }
-            if (qos > 0 && c.inflight.is_full()) || c.quota == 0 {
+            let window_full = c.inflight.is_full() || c.inflight.len() >= c.send_window;
+            if (qos > 0 && window_full) || c.quota == 0 {
                 break;
             }
             if !c.frame_fits() {
@@ -70,7 +71,9 @@ impl Worker {
         }
         c.lend_wbuf(&mut self.pool);
         let sent_ns = payload::e2e_now_ns(self.control.start_epoch_ns, start_ns);
-        c.frames[c.next_frame].write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns);
+        let frame = c.frames[c.next_frame].for_alias(c.alias_set);
+        frame.write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns);
+        c.alias_set = true;
         if qos == 0 {
             c.counted += 1;
         }

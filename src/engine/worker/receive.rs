@@ -5,6 +5,7 @@ use super::handshake::link_failure;
 use super::{ns_to_us, Worker};
 use crate::engine::conn::State;
 use crate::engine::inflight::Ack;
+use crate::mqtt::reason::{FAILURE_MIN, NO_MATCHING_SUBSCRIBERS};
 use crate::mqtt::{self, Packet};
 use crate::stats::{Failure, Metric};
 use crate::transport::{ReadOutcome, TlsFailure, Transport};
@@ -105,7 +106,7 @@ impl Worker {
     fn decode_all(&mut self, ci: usize, buf: &[u8], now: u64) -> Result<usize, Failure> {
         let mut used = 0;
         while used < buf.len() {
-            match mqtt::decode(&buf[used..]) {
+            match self.plan.mqtt_version.decode(&buf[used..]) {
                 Ok(Some((packet, n))) => {
                     used += n;
                     self.on_packet(ci, packet, now)?;
@@ -122,21 +123,38 @@ impl Worker {
 
     fn on_packet(&mut self, ci: usize, packet: Packet<'_>, now: u64) -> Result<(), Failure> {
         match packet {
-            Packet::ConnAck { code, .. } => self.on_connack(ci, code, now),
-            Packet::PubAck { pkid } if self.plan.qos == 1 => {
+            Packet::ConnAck {
+                code, properties, ..
+            } => self.on_connack(ci, code, properties, now),
+            Packet::PubAck { pkid, reason } if self.plan.qos == 1 => {
                 let ack = self.conns[ci].inflight.on_puback(pkid);
-                self.on_ack(ci, ack, now, "PUBACK for a packet id not in flight")
+                self.on_ack(ci, ack, reason, now, "PUBACK for a packet id not in flight")
             }
-            Packet::PubRec { pkid } if self.plan.qos == 2 => {
+            Packet::PubRec { pkid, reason } if self.plan.qos == 2 && reason >= FAILURE_MIN => {
+                // A refusing PUBREC ends the QoS 2 flow: no PUBREL (MQTT 5 section 4.3.3).
+                let ack = self.conns[ci].inflight.on_puback(pkid);
+                self.on_ack(ci, ack, reason, now, "PUBREC for a packet id not in flight")
+            }
+            Packet::PubRec { pkid, reason } if self.plan.qos == 2 => {
                 let ack = self.conns[ci].inflight.on_pubrec(pkid);
                 if ack == Ack::Release {
                     self.reply(ci, |out| mqtt::ack::encode_pubrel(out, pkid));
+                    // Counted here: the PUBCOMP that completes it carries no such code.
+                    self.unrouted += u64::from(reason == NO_MATCHING_SUBSCRIBERS);
                 }
-                self.on_ack(ci, ack, now, "PUBREC for a packet id not in flight")
+                self.on_ack(ci, ack, 0, now, "PUBREC for a packet id not in flight")
             }
-            Packet::PubComp { pkid } if self.plan.qos == 2 => {
+            Packet::PubComp { pkid, reason } if self.plan.qos == 2 => {
+                // MQTT 5 PUBCOMP 0x92 (Packet Identifier not found): the broker had no state
+                // for the PUBREL, so the message may be lost: a failure, by name.
                 let ack = self.conns[ci].inflight.on_pubcomp(pkid);
-                self.on_ack(ci, ack, now, "PUBCOMP for a packet id not waiting for one")
+                self.on_ack(
+                    ci,
+                    ack,
+                    reason,
+                    now,
+                    "PUBCOMP for a packet id not waiting for one",
+                )
             }
             Packet::PingResp => {
                 self.conns[ci].ping_sent_ns = None;
@@ -150,31 +168,43 @@ impl Worker {
                 self.on_incoming(ci, qos, pkid, payload, now);
                 Ok(())
             }
-            Packet::PubRel { pkid } => {
+            Packet::PubRel { pkid, .. } => {
                 self.reply(ci, |out| mqtt::ack::encode_pubcomp(out, pkid));
                 Ok(())
             }
             Packet::SubAck { codes, .. } => self.on_suback(ci, codes, now),
             Packet::UnsubAck { .. } => Ok(()),
+            Packet::Disconnect { reason } => Err(Failure::ServerDisconnect(reason)),
+            Packet::Auth { reason } => Err(Failure::AuthReceived(reason)),
             _ => Err(Failure::Protocol("unexpected packet from the broker")),
         }
     }
 
     /// Account for what an acknowledgement did: a completed publish is timed and frees room
     /// for the next; a late one (already counted as timed out) just frees its id.
+    /// `reason`: the MQTT 5 reason code of the ack (0 under 3.1.1): at or above 0x80 the
+    /// publish failed (by name in the report); 0x10 (No matching subscribers) is a success
+    /// also counted in its own row.
     fn on_ack(
         &mut self,
         ci: usize,
         ack: Ack,
+        reason: u8,
         now: u64,
         unexpected: &'static str,
     ) -> Result<(), Failure> {
         match ack {
+            Ack::Completed(_) if reason >= FAILURE_MIN => {
+                self.inflight_total -= 1;
+                let client = self.conns[ci].client();
+                self.rec.fail_by(Failure::PublishRefused(reason), client);
+            }
             Ack::Completed(scheduled_ns) => {
                 self.inflight_total -= 1;
                 self.conns[ci].counted += 1;
-                self.rec
-                    .ok(Metric::Publish, ns_to_us(now.saturating_sub(scheduled_ns)));
+                let latency_us = ns_to_us(now.saturating_sub(scheduled_ns));
+                self.rec.ok(Metric::Publish, latency_us);
+                self.unrouted += u64::from(reason == NO_MATCHING_SUBSCRIBERS);
             }
             Ack::Release => return Ok(()),
             Ack::Late => {}

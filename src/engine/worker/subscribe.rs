@@ -13,7 +13,13 @@ use crate::stats::{Failure, Metric};
 
 impl Worker {
     pub(super) fn send_subscribe(&mut self, ci: usize, now: u64) {
-        let filter = [(self.plan.sub_topic.as_str(), self.plan.sub_qos)];
+        let plan = &self.plan;
+        let options = mqtt::v5::subscribe::SubscribeOptions {
+            qos: plan.sub_qos,
+            no_local: plan.v5.no_local,
+            retain_as_published: plan.v5.retain_as_published,
+            retain_handling: plan.v5.retain_handling,
+        };
         let c = &mut self.conns[ci];
         c.state = State::AwaitSuback;
         // The subscribe timeout and latency start here.
@@ -22,13 +28,17 @@ impl Worker {
         // for a read plus a partial packet of up to SCRATCH_BYTES, so it does not grow while
         // receiving (larger packets, up to MAX_PACKET_BYTES, grow it once).
         c.rbuf.reserve(2 * SCRATCH_BYTES);
-        mqtt::subscribe::encode(&mut c.wbuf, 1, &filter);
+        let id = plan.v5.subscription_identifier;
+        let filter = plan.sub_topic.as_str();
+        plan.mqtt_version
+            .encode_subscribe(&mut c.wbuf, 1, filter, options, id);
         c.last_write_ns = now;
         self.mark_dirty(ci);
     }
 
-    /// SUBACK: granted (0, 1, 2) or refused (0x80, section 3.9.3). A refused subscriber is
-    /// closed: it could never receive anything.
+    /// SUBACK: granted (0, 1, 2) or refused (3.1.1: 0x80, section 3.9.3; MQTT 5: a reason
+    /// code >= 0x80, reported by name). A refused subscriber is closed: it could never
+    /// receive anything.
     pub(super) fn on_suback(&mut self, ci: usize, codes: &[u8], now: u64) -> Result<(), Failure> {
         if self.conns[ci].state != State::AwaitSuback {
             return Err(Failure::Protocol("unexpected SUBACK"));

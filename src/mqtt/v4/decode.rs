@@ -1,93 +1,15 @@
-//! Zero-allocation decoder for packets read from the socket.
+//! Zero-allocation MQTT 3.1.1 decoder for packets read from the socket.
 //!
 //! Every connection's read buffer is fed through [`decode`] in a loop, so it must be cheap,
 //! must never allocate, and must never panic whatever a peer sends: every read goes through
-//! a bounds-checked [`Reader`]. The fixed header is validated before waiting for the body,
-//! so garbage is rejected on its first bytes instead of after buffering up to
+//! a bounds-checked `Reader` (`packet.rs`). The fixed header is validated before waiting for
+//! the body, so garbage is rejected on its first bytes instead of after buffering up to
 //! [`MAX_PACKET_BYTES`]. Topic names and filters are handed out as raw bytes; their UTF-8
 //! well-formedness (section 1.5.3) is not checked on the hot path.
 
 use super::MAX_PACKET_BYTES;
-
-/// One decoded packet, borrowing from the read buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Packet<'a> {
-    ConnAck {
-        session_present: bool,
-        code: u8,
-    },
-    PubAck {
-        pkid: u16,
-    },
-    PubRec {
-        pkid: u16,
-    },
-    PubRel {
-        pkid: u16,
-    },
-    PubComp {
-        pkid: u16,
-    },
-    SubAck {
-        pkid: u16,
-        codes: &'a [u8],
-    },
-    UnsubAck {
-        pkid: u16,
-    },
-    Publish {
-        dup: bool,
-        qos: u8,
-        retain: bool,
-        topic: &'a [u8],
-        pkid: u16,
-        payload: &'a [u8],
-    },
-    PingReq,
-    PingResp,
-    Disconnect,
-    /// Client-to-server packets, decoded so the calibration sink can answer them.
-    Connect {
-        client_id: &'a [u8],
-        username: Option<&'a [u8]>,
-        keep_alive_s: u16,
-    },
-    Subscribe {
-        pkid: u16,
-        filters: &'a [u8],
-    },
-    Unsubscribe {
-        pkid: u16,
-    },
-}
-
-/// Bytes that are not valid MQTT 3.1.1. Static text so reporting it allocates nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProtocolError(pub &'static str);
-
-impl std::fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for ProtocolError {}
-
-/// Control packet types (section 2.2.1, table 2.1): the high nibble of the first byte.
-const CONNECT: u8 = 1;
-const CONNACK: u8 = 2;
-const PUBLISH: u8 = 3;
-const PUBACK: u8 = 4;
-const PUBREC: u8 = 5;
-const PUBREL: u8 = 6;
-const PUBCOMP: u8 = 7;
-const SUBSCRIBE: u8 = 8;
-const SUBACK: u8 = 9;
-const UNSUBSCRIBE: u8 = 10;
-const UNSUBACK: u8 = 11;
-const PINGREQ: u8 = 12;
-const PINGRESP: u8 = 13;
-const DISCONNECT: u8 = 14;
+use crate::mqtt::packet::{read_remaining_length, Reader, *};
+pub use crate::mqtt::packet::{Packet, ProtocolError};
 
 /// Decode one packet from the front of `buf`.
 /// `Ok(None)`: not enough bytes yet. `Ok(Some((packet, consumed)))`: a whole packet.
@@ -149,23 +71,6 @@ fn check_type_and_flags(packet_type: u8, flags: u8) -> Result<(), ProtocolError>
     }
 }
 
-/// Parse the remaining-length varint (section 2.2.3) at the front of `bytes`.
-/// Returns the value and how many bytes (1-4) it took, or `None` if it is not complete yet.
-fn read_remaining_length(bytes: &[u8]) -> Result<Option<(usize, usize)>, ProtocolError> {
-    let mut value = 0usize;
-    for (index, &byte) in bytes.iter().take(4).enumerate() {
-        value |= usize::from(byte & 0b0111_1111) << (7 * index);
-        if byte & 0b1000_0000 == 0 {
-            return Ok(Some((value, index + 1)));
-        }
-    }
-    if bytes.len() >= 4 {
-        Err(ProtocolError("remaining length longer than 4 bytes"))
-    } else {
-        Ok(None)
-    }
-}
-
 /// Packets whose size the spec fixes: the acks carry exactly a packet identifier, the
 /// pings and DISCONNECT nothing at all.
 fn check_fixed_remaining_length(
@@ -211,6 +116,7 @@ fn decode_body(
             Packet::ConnAck {
                 session_present: ack_flags & 0b0000_0001 != 0,
                 code,
+                properties: &[],
             }
         }
         PUBLISH => {
@@ -230,10 +136,22 @@ fn decode_body(
                 payload: body.take_rest(),
             }
         }
-        PUBACK => Packet::PubAck { pkid: body.pkid()? },
-        PUBREC => Packet::PubRec { pkid: body.pkid()? },
-        PUBREL => Packet::PubRel { pkid: body.pkid()? },
-        PUBCOMP => Packet::PubComp { pkid: body.pkid()? },
+        PUBACK => Packet::PubAck {
+            pkid: body.pkid()?,
+            reason: 0,
+        },
+        PUBREC => Packet::PubRec {
+            pkid: body.pkid()?,
+            reason: 0,
+        },
+        PUBREL => Packet::PubRel {
+            pkid: body.pkid()?,
+            reason: 0,
+        },
+        PUBCOMP => Packet::PubComp {
+            pkid: body.pkid()?,
+            reason: 0,
+        },
         UNSUBACK => Packet::UnsubAck { pkid: body.pkid()? },
         SUBSCRIBE => {
             let pkid = body.pkid()?;
@@ -272,14 +190,16 @@ fn decode_body(
             if body.rest.is_empty() {
                 return Err(ProtocolError("UNSUBSCRIBE without topic filters"));
             }
+            let mut filters = 0u16;
             while !body.rest.is_empty() {
                 body.prefixed()?;
+                filters = filters.saturating_add(1);
             }
-            Packet::Unsubscribe { pkid }
+            Packet::Unsubscribe { pkid, filters }
         }
         PINGREQ => Packet::PingReq,
         PINGRESP => Packet::PingResp,
-        DISCONNECT => Packet::Disconnect,
+        DISCONNECT => Packet::Disconnect { reason: 0 },
         _ => return Err(ProtocolError("reserved packet type")),
     };
     if body.rest.is_empty() {
@@ -328,56 +248,8 @@ fn decode_connect<'a>(body: &mut Reader<'a>) -> Result<Packet<'a>, ProtocolError
         client_id,
         username,
         keep_alive_s,
+        protocol_level,
     })
-}
-
-/// Bounds-checked cursor over one packet body; every read fails instead of panicking.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn u8(&mut self) -> Result<u8, ProtocolError> {
-        let (&byte, rest) = self
-            .rest
-            .split_first()
-            .ok_or(ProtocolError("packet body too short"))?;
-        self.rest = rest;
-        Ok(byte)
-    }
-
-    fn u16(&mut self) -> Result<u16, ProtocolError> {
-        let (pair, rest) = self
-            .rest
-            .split_first_chunk::<2>()
-            .ok_or(ProtocolError("packet body too short"))?;
-        self.rest = rest;
-        Ok(u16::from_be_bytes(*pair))
-    }
-
-    /// Everything left in the body (a PUBLISH payload, SUBACK codes).
-    fn take_rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.rest)
-    }
-
-    /// A packet identifier, which section 2.3.1 requires to be non-zero.
-    fn pkid(&mut self) -> Result<u16, ProtocolError> {
-        match self.u16()? {
-            0 => Err(ProtocolError("packet identifier 0")),
-            pkid => Ok(pkid),
-        }
-    }
-
-    /// A 2-byte length prefix and that many bytes (section 1.5.3).
-    fn prefixed(&mut self) -> Result<&'a [u8], ProtocolError> {
-        let len = usize::from(self.u16()?);
-        let (bytes, rest) = self
-            .rest
-            .split_at_checked(len)
-            .ok_or(ProtocolError("string length overruns packet"))?;
-        self.rest = rest;
-        Ok(bytes)
-    }
 }
 
 #[cfg(test)]
@@ -464,7 +336,10 @@ mod tests {
         ack::encode_puback(&mut buf, 1);
         connect::encode_pingresp(&mut buf);
         buf.push(0x40); // start of another PUBACK
-        assert_eq!(decode(&buf), Ok(Some((Packet::PubAck { pkid: 1 }, 4))));
+        assert_eq!(
+            decode(&buf),
+            Ok(Some((Packet::PubAck { pkid: 1, reason: 0 }, 4)))
+        );
         assert_eq!(decode(&buf[4..]), Ok(Some((Packet::PingResp, 2))));
         assert_eq!(decode(&buf[6..]), Ok(None));
     }
@@ -481,7 +356,8 @@ mod tests {
             assert_eq!(
                 packet,
                 Packet::PubAck {
-                    pkid: expected_pkid
+                    pkid: expected_pkid,
+                    reason: 0
                 }
             );
             expected_pkid += 1;
@@ -508,7 +384,8 @@ mod tests {
                     Ok(Some((
                         Packet::ConnAck {
                             session_present,
-                            code: code as u8
+                            code: code as u8,
+                            properties: &[]
                         },
                         4
                     )))
@@ -541,7 +418,8 @@ mod tests {
                 Packet::Connect {
                     client_id: b"their-client",
                     username: Some(b"alice"),
-                    keep_alive_s: 45
+                    keep_alive_s: 45,
+                    protocol_level: 4
                 },
                 frame.len()
             )))
@@ -556,7 +434,13 @@ mod tests {
         let frame = oracle::write(|b| theirs.write(b));
         assert_eq!(
             decode(&frame),
-            Ok(Some((Packet::Unsubscribe { pkid: 12 }, frame.len())))
+            Ok(Some((
+                Packet::Unsubscribe {
+                    pkid: 12,
+                    filters: 2
+                },
+                frame.len()
+            )))
         );
     }
 
@@ -571,7 +455,8 @@ mod tests {
                 Packet::Connect {
                     client_id: b"id",
                     username: None,
-                    keep_alive_s: 10
+                    keep_alive_s: 10,
+                    protocol_level: 3
                 },
                 18
             )))
@@ -591,7 +476,8 @@ mod tests {
                 Packet::Connect {
                     client_id: b"c",
                     username: Some(b"u"),
-                    keep_alive_s: 5
+                    keep_alive_s: 5,
+                    protocol_level: 4
                 },
                 25
             )))

@@ -3,7 +3,7 @@
 //! A load generator opens thousands of sessions, so CONNECT is encoded straight into the
 //! connection's write buffer. The small session-level packets live here too: DISCONNECT and
 //! PINGREQ for the client, and CONNACK and PINGRESP for the calibration sink's server side.
-//! Decoding CONNECT is done by [`crate::mqtt::decode`].
+//! Decoding CONNECT is done by [`crate::mqtt::decode()`].
 
 /// What goes in one CONNECT packet.
 #[derive(Debug, Clone, Copy)]
@@ -240,7 +240,8 @@ mod tests {
                 Packet::Connect {
                     client_id: b"c1",
                     username: Some(b"user"),
-                    keep_alive_s: 60
+                    keep_alive_s: 60,
+                    protocol_level: 4
                 },
                 frame.len()
             )))

@@ -104,13 +104,25 @@ mod tests {
     fn mqttbytes_acks_decode_with_ours_to_the_same_packet_id() {
         for pkid in [1, 2, 255, 256, 0x7FFF, 0xFFFF] {
             let frame = oracle::write(|b| PubAck::new(pkid).write(b));
-            assert_eq!(decode(&frame), Ok(Some((Packet::PubAck { pkid }, 4))));
+            assert_eq!(
+                decode(&frame),
+                Ok(Some((Packet::PubAck { pkid, reason: 0 }, 4)))
+            );
             let frame = oracle::write(|b| PubRec::new(pkid).write(b));
-            assert_eq!(decode(&frame), Ok(Some((Packet::PubRec { pkid }, 4))));
+            assert_eq!(
+                decode(&frame),
+                Ok(Some((Packet::PubRec { pkid, reason: 0 }, 4)))
+            );
             let frame = oracle::write(|b| PubRel::new(pkid).write(b));
-            assert_eq!(decode(&frame), Ok(Some((Packet::PubRel { pkid }, 4))));
+            assert_eq!(
+                decode(&frame),
+                Ok(Some((Packet::PubRel { pkid, reason: 0 }, 4)))
+            );
             let frame = oracle::write(|b| PubComp::new(pkid).write(b));
-            assert_eq!(decode(&frame), Ok(Some((Packet::PubComp { pkid }, 4))));
+            assert_eq!(
+                decode(&frame),
+                Ok(Some((Packet::PubComp { pkid, reason: 0 }, 4)))
+            );
         }
     }
 
@@ -118,7 +130,13 @@ mod tests {
     fn our_acks_round_trip_through_our_decoder() {
         assert_eq!(
             decode(&encoded(encode_pubrel, 77)),
-            Ok(Some((Packet::PubRel { pkid: 77 }, 4)))
+            Ok(Some((
+                Packet::PubRel {
+                    pkid: 77,
+                    reason: 0
+                },
+                4
+            )))
         );
     }
 }
