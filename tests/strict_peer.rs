@@ -10,7 +10,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::strict::{frame, kind, Checker, StrictProxy};
+use common::frame;
+use common::strict::{kind, Checker, StrictProxy};
 use common::{load_args, with, Finished, Mosquitto, Summary, TempDir};
 
 /// Run mqblast (`run` or `conn` arguments) against the proxy; returns the run and its summary.

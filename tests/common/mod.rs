@@ -896,6 +896,18 @@ pub struct Finished {
 pub fn spawn(mut cmd: Command) -> Running {
     let command_line = format!("{:?}", cmd);
     let started = Instant::now();
+    // A test runner started in the background by a non-interactive shell has SIGINT and
+    // SIGQUIT ignored, and children inherit that: a shell could then never trap them and the
+    // signal tests would hang. Every child starts with the default actions.
+    // SAFETY: signal() is async-signal-safe, the only call between fork and exec here.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {MQBLAST}: {e}"));

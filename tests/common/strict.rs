@@ -94,9 +94,6 @@ pub fn split_frame(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, String> {
     Ok(Some((buf[0], i, i + len)))
 }
 
-/// A whole packet for hand-made streams (the harness's encoder).
-pub use super::frame;
-
 /// A cursor over a packet body; every read says what was missing when it runs out.
 struct Body<'a> {
     buf: &'a [u8],
