@@ -9,8 +9,10 @@
 //! token in the event's data word). Where `epoll_pwait2` is missing (`ENOSYS`), `epoll_wait`
 //! with the timeout rounded up to a millisecond is used, as mio would.
 //!
-//! The kernel may also run a timer late by the thread's timer slack (50 µs by default);
-//! [`tighten_timer_slack`] lowers it for the calling thread.
+//! The kernel may still run the timer late by the thread's timer slack (50 µs by default). It
+//! is left at the default on purpose: with 1 µs of slack, a thread that sleeps to exact ack
+//! deadlines a thousand times a second sometimes waited 0.5 to 2 s for a CPU beside a CPU hog
+//! (the sink under `stress-ng --cpu 2`, docs/BENCHMARKS.md), and the 50 µs default did not.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -114,26 +116,6 @@ impl PrecisePoll {
     }
 }
 
-/// Timer slack of the calling thread (ns): how late the kernel may fire its timers to batch
-/// wake-ups. The default, 50 µs, would be the floor of every schedule; 1 µs costs a few more
-/// wake-ups of a thread that is waiting on deadlines anyway.
-pub const TIMER_SLACK_NS: u64 = 1_000;
-
-/// Lower the calling thread's timer slack to [`TIMER_SLACK_NS`]. Best effort: on failure the
-/// default slack stays and deadlines are up to 50 µs later.
-pub fn tighten_timer_slack() {
-    // SAFETY: PR_SET_TIMERSLACK takes one unsigned long argument and touches only this thread.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_TIMERSLACK,
-            TIMER_SLACK_NS as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,7 +128,6 @@ mod tests {
         // make any wait longer); here only that it never returns early without an event.
         let poll = Poll::new().unwrap();
         let mut waiter = PrecisePoll::new(8);
-        tighten_timer_slack();
         for wait_us in [50, 200, 1500] {
             let t = Instant::now();
             let n = waiter

@@ -210,7 +210,6 @@ impl Worker {
 
     /// Serve connections until the stop flag is raised, then close them all.
     pub fn run(mut self) {
-        crate::precise_poll::tighten_timer_slack();
         while !self.shared.stopping() {
             let now_ns = self.shared.elapsed_ns();
             self.stalled = self.is_stalled(now_ns);

@@ -257,7 +257,6 @@ impl Worker {
     /// As `run`, calling `observe(published)` once per loop iteration on this thread (the
     /// zero-allocation test uses it to read a thread-local allocation counter).
     pub fn run_observed(mut self, mut observe: impl FnMut(u64)) {
-        crate::precise_poll::tighten_timer_slack();
         loop {
             let now = self.control.now_ns();
             if self.should_end(now) {
