@@ -113,6 +113,14 @@ pub struct Conn {
     /// `--churn`: this connection is due to be recycled; it publishes nothing more and is
     /// recycled once its in-flight window is empty.
     pub churn_due: bool,
+    /// Above the live user target: not in the run now (Waiting, no timer honoured) until the
+    /// target is raised past it again.
+    pub parked: bool,
+    /// Stepping down after the user target was lowered: publishes nothing more; once its
+    /// in-flight window is empty, or at `retire_deadline_ns` (the stop timeout), it sends
+    /// DISCONNECT and parks.
+    pub retiring: bool,
+    pub retire_deadline_ns: u64,
 }
 
 impl Conn {
@@ -156,6 +164,9 @@ impl Conn {
             lost_at_ns: None,
             connected_at_ns: 0,
             churn_due: false,
+            parked: false,
+            retiring: false,
+            retire_deadline_ns: 0,
         }
     }
 
