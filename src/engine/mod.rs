@@ -70,10 +70,28 @@ pub fn run_steered(
         }
         None => Control::with_users(plan.users, capacity, plan.spawn_rate),
     };
+    steering.board().clear();
     steering.attach(&control);
     let summary = run_with(plan, addrs, stop_signals, control, Some(steering));
     steering.detach();
+    if let Ok(summary) = &summary {
+        publish_final(steering, summary);
+    }
     summary
+}
+
+/// The finished run's result replaces its live snapshots: downloads after the stop get the
+/// complete result, audit included.
+fn publish_final(steering: &steer::Steering, summary: &Summary) {
+    let current = steering
+        .snapshot()
+        .map_or([(0.0, 0.0); stats::N_METRICS], |s| s.current);
+    steering.board().publish(stats::live::Snapshot {
+        summary: summary.clone(),
+        current,
+        connected_users: 0,
+        running: false,
+    });
 }
 
 fn run_with(
@@ -93,6 +111,10 @@ fn run_with(
         recycle_txs,
     )
     .with_client_names(client_namer(Arc::clone(&plan)));
+    let merger = match steering {
+        Some(steering) => merger.with_live_board(Arc::clone(steering.board())),
+        None => merger,
+    };
     let merger = thread::Builder::new()
         .name("mqblast-merger".into())
         .spawn(move || merger.run())

@@ -1,13 +1,14 @@
 //! The one surface that steers a live run (DESIGN.md, "Steering a live run"): set the user
-//! target and spawn rate, stop. Faces (the web UI and its HTTP API) call these methods and
-//! never touch workers; the engine registers each run's [`Control`] here while it runs.
-//! Statistics resets and new runs are the faces' business with the merger's snapshots and
-//! `engine::run_steered`, not the workers'.
+//! target and spawn rate, stop, reset the statistics, and read the merger's snapshots. Faces
+//! (the web UI and its HTTP API) call these methods and never touch workers; the engine
+//! registers each run's [`Control`] here while it runs. A new run is started by calling
+//! `engine::run_steered` again with the same steering.
 
 use std::sync::{Arc, Mutex};
 
-use super::control::{Control, Refused, STOPPING};
+use super::control::{Control, Ramp, Refused, STOPPING};
 use crate::limits;
+use crate::stats::live::{LiveBoard, Snapshot};
 
 /// Clients reserved per process for live user changes when the socket budget allows more:
 /// every reserved client has its frames and in-flight table built at start, so the reserve
@@ -15,14 +16,42 @@ use crate::limits;
 pub const RESERVED_USERS_MAX: u32 = 10_000;
 
 /// Steers whichever run is in progress in this process.
-#[derive(Default)]
 pub struct Steering {
     current: Mutex<Option<Arc<Control>>>,
+    board: Arc<LiveBoard>,
 }
 
 impl Steering {
     pub fn new() -> Arc<Steering> {
-        Arc::new(Steering::default())
+        Arc::new(Steering {
+            current: Mutex::new(None),
+            board: LiveBoard::new(),
+        })
+    }
+
+    /// Where the merger of each steered run publishes its snapshots.
+    pub fn board(&self) -> &Arc<LiveBoard> {
+        &self.board
+    }
+
+    /// The latest snapshot of the running test, or the final result of the last one.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.board.latest()
+    }
+
+    /// Start the running test's statistics over (applied by the merger within a second).
+    pub fn reset_stats(&self) -> bool {
+        let running = self.running().is_some();
+        if running {
+            self.board.request_reset();
+        }
+        running
+    }
+
+    /// The running test's user target and pacing, and the users it reserved.
+    pub fn ramp(&self) -> Option<(Ramp, u32)> {
+        let control = self.running()?;
+        Some((control.users.ramp(), control.users.capacity()))
     }
 
     /// Change the running test's user target and spawn rate. Refused without a running test
