@@ -19,3 +19,4 @@ pub mod shard;
 pub mod signals;
 pub mod sink;
 pub mod stats;
+pub mod web;

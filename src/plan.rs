@@ -149,6 +149,21 @@ pub struct Plan {
     /// `--churn`: each publisher disconnects this long after connecting (once its in-flight
     /// publishes are acknowledged) and connects again at once, to measure session set-up.
     pub churn: Option<Duration>,
+    /// `--web` (config `headless = false`): serve the web UI and wait for its Start, instead
+    /// of running at once. None: headless.
+    pub web: Option<WebPlan>,
+}
+
+/// Where and how the web UI is served (validated: off loopback only with basic auth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebPlan {
+    pub listen: std::net::SocketAddr,
+    /// HTTP basic auth (user, password); never shown by the UI, the API or the results.
+    pub auth: Option<(String, String)>,
+    /// Start the configured test at once.
+    pub autostart: bool,
+    /// Exit this long after a test ends.
+    pub autoquit: Option<Duration>,
 }
 
 impl Plan {

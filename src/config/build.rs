@@ -11,6 +11,7 @@ use super::templates::{
     check_rendered_lengths, longest_token, resolve_client_id, resolve_topic, Widest,
 };
 use super::tokens::resolve_tokens;
+use super::web::resolve_web;
 use super::{invalid, ConfigError, Context, RunArgs};
 use crate::plan::Plan;
 
@@ -137,6 +138,7 @@ pub fn build_plan(
         connect_only: false,
         reconnect,
         churn,
+        web: resolve_web(&get)?,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());

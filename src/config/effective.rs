@@ -20,7 +20,7 @@ pub(super) fn effective_config(
         0 => json!([]),
         count => json!(format!("<{count} tokens redacted>")),
     };
-    json!({
+    let mut effective = json!({
         "config_file": path(config_file),
         "host": plan.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
         "users": plan.users,
@@ -62,5 +62,27 @@ pub(super) fn effective_config(
         "drain_max": format_duration(plan.drain_max),
         "reconnect": plan.reconnect,
         "churn": plan.churn.map(format_duration),
-    })
+    });
+    if let Some(settings) = effective.as_object_mut() {
+        settings.extend(web_settings(plan));
+    }
+    effective
+}
+
+/// The web UI's settings (a second object: one `json!` of every setting is past the macro's
+/// recursion limit). Basic auth is redacted.
+fn web_settings(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
+    let web = plan.web.as_ref();
+    let settings = json!({
+        "headless": web.is_none(),
+        "web_host": web.map(|w| w.listen.ip().to_string()),
+        "web_port": web.map(|w| w.listen.port()),
+        "web_auth": web.and_then(|w| w.auth.as_ref()).map(|_| "<redacted>"),
+        "autostart": web.is_some_and(|w| w.autostart),
+        "autoquit": web.and_then(|w| w.autoquit).map(format_duration),
+    });
+    match settings {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
 }

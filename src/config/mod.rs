@@ -56,6 +56,7 @@ mod subscribers;
 mod templates;
 mod tokens;
 mod values;
+mod web;
 
 #[cfg(test)]
 pub(crate) mod tests;
