@@ -178,5 +178,18 @@ pub fn plan_for(base: &Plan, request: &StartRequest) -> Plan {
     if request.run_time.is_some() {
         plan.run_time = request.run_time;
     }
+    record_changes(&mut plan);
     plan
+}
+
+/// The result's effective configuration says what this test ran with, not the defaults.
+fn record_changes(plan: &mut Plan) {
+    let hosts: Vec<String> = plan.hosts.iter().map(|h| h.to_string()).collect();
+    let run_time = plan.run_time.map(crate::config::format_duration);
+    if let Some(settings) = plan.effective_config.as_object_mut() {
+        settings.insert("users".into(), plan.users.into());
+        settings.insert("spawn_rate".into(), plan.spawn_rate.into());
+        settings.insert("host".into(), hosts.into());
+        settings.insert("run_time".into(), run_time.into());
+    }
 }

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod strict;
+pub mod web;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
