@@ -67,7 +67,7 @@ def main():
     host = f"127.0.0.1:{broker.getsockname()[1]}"
     args = [binary, "--web", "--web-port", str(web_port), "--autostart", "-H", host,
             "-u", "5", "-r", "100", "--qos", "0", "--interval", "1s", "--only-summary",
-            "--keep-alive", "0"]
+            "--keep-alive", "0", "-t", "10m"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(5)

@@ -119,7 +119,10 @@ fn swarm_request(params: &Params) -> Result<StartRequest, String> {
         users: params.count("user_count")?,
         spawn_rate: params.rate("spawn_rate")?,
         host,
-        run_time: params.duration("run_time")?,
+        run_time: match params.has("run_time") {
+            true => Some(params.duration("run_time")?),
+            false => None,
+        },
     })
 }
 

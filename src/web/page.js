@@ -62,9 +62,9 @@
     const form = new URLSearchParams();
     for (const id of ["user_count", "spawn_rate"]) { form.set(id, $(id).value); }
     if (!running) {
-      for (const id of ["host", "run_time"]) {
-        if ($(id).value.trim() !== "") { form.set(id, $(id).value.trim()); }
-      }
+      // An empty run time is sent too: it means "until Stop".
+      form.set("run_time", $("run_time").value.trim());
+      if ($("host").value.trim() !== "") { form.set("host", $("host").value.trim()); }
     }
     await call("/swarm", form.toString());
     refresh();

@@ -22,6 +22,11 @@ impl Params {
         Ok(Params(map))
     }
 
+    /// Whether the request names the parameter at all (an empty value included).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
     pub fn text(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }

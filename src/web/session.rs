@@ -23,7 +23,8 @@ pub struct StartRequest {
     pub users: Option<u32>,
     pub spawn_rate: Option<f64>,
     pub host: Option<HostPort>,
-    pub run_time: Option<Duration>,
+    /// Some(None): run until stopped (an empty run time in the form).
+    pub run_time: Option<Option<Duration>>,
 }
 
 /// Shared by the server thread and the session loop.
@@ -175,8 +176,8 @@ pub fn plan_for(base: &Plan, request: &StartRequest) -> Plan {
     if let Some(host) = &request.host {
         plan.hosts = vec![host.clone()];
     }
-    if request.run_time.is_some() {
-        plan.run_time = request.run_time;
+    if let Some(run_time) = request.run_time {
+        plan.run_time = run_time;
     }
     record_changes(&mut plan);
     plan

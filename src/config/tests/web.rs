@@ -77,3 +77,15 @@ fn autostart_and_autoquit_are_read() {
     assert!(web.autostart);
     assert_eq!(web.autoquit, Some(std::time::Duration::from_secs(5)));
 }
+
+#[test]
+fn the_web_ui_runs_until_stopped_unless_a_run_time_is_configured() {
+    let dir = TestDir::new();
+    assert_eq!(dir.plan(&["--web"], &[]).unwrap().run_time, None);
+    let timed = dir.plan(&["--web", "-t", "5m"], &[]).unwrap();
+    assert_eq!(timed.run_time, Some(std::time::Duration::from_secs(300)));
+    assert!(
+        dir.plan(&[], &[]).unwrap().run_time.is_some(),
+        "headless keeps its default"
+    );
+}
