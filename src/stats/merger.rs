@@ -550,6 +550,36 @@ mod tests {
     }
 
     #[test]
+    fn a_live_board_gets_snapshots_and_a_reset_starts_the_statistics_over() {
+        let start = Instant::now();
+        let (_tx, rx, recycle) = channels(1);
+        let (recycle_tx, _recycle_rx): (Vec<_>, Vec<_>) = recycle.into_iter().unzip();
+        let board = LiveBoard::new();
+        let mut merger =
+            Merger::new(config(start), 1, rx, recycle_tx).with_live_board(Arc::clone(&board));
+        let mut interval = recorded(0, at(start, 1000), (1..=100u64).map(|i| i * 10));
+        interval.connected = 2;
+        merger.absorb(interval);
+        merger.serve_live(at(start, 1200));
+        let snapshot = board.latest().expect("a snapshot");
+        assert_eq!(snapshot.summary.metric(Metric::Publish).ok, 100);
+        assert_eq!(snapshot.connected_users, 2);
+        assert!(snapshot.running);
+
+        board.request_reset();
+        merger.serve_live(at(start, 1500));
+        let reset = board.latest().expect("a snapshot after the reset");
+        assert_eq!(reset.summary.metric(Metric::Publish).ok, 0);
+        merger.absorb(recorded(0, at(start, 2000), (1..=7u64).map(|i| i * 10)));
+        let summary = merger.into_summary();
+        assert_eq!(
+            summary.metric(Metric::Publish).ok,
+            7,
+            "only what came after the reset"
+        );
+    }
+
+    #[test]
     fn merger_merges_two_workers_exactly_like_one_histogram_of_all_samples() {
         let start = Instant::now();
         let (_tx, rx, recycle) = channels(2);
