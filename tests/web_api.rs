@@ -334,3 +334,39 @@ fn failures_by_reason_appear_in_metrics_with_escaped_labels() {
     let (_, samples) = parse_prometheus(text);
     assert_eq!(samples[0].1["reason"], "a \"quoted\" \\ reason\n");
 }
+
+#[test]
+fn autostart_runs_the_configured_test_and_autoquit_exits_after_it() {
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let dir = common::TempDir::new("web-autoquit");
+    let json = dir.file("result.json");
+    let port = common::free_port().to_string();
+    let args = [
+        "--web",
+        "--web-port",
+        &port,
+        "--autostart",
+        "--autoquit",
+        "1",
+        "-H",
+        &host,
+        "-u",
+        "2",
+        "-r",
+        "50",
+        "-t",
+        "2s",
+        "--interval",
+        "100ms",
+        "--only-summary",
+        "--json",
+        &json,
+    ];
+    let finished = common::spawn(common::mqblast_command(&args)).wait(WAIT);
+    assert_eq!(finished.code, Some(0), "{}", finished.describe());
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the test's --json")).unwrap();
+    assert_eq!(result["connect"]["ok"], 2);
+    assert!(result["publish"]["ok"].as_u64() > Some(0));
+}
