@@ -238,10 +238,10 @@ fn resized_run_allocations() -> (u64, u64) {
             }
         };
         if mark(20_000, 0, &mut marks) {
-            steer.users.set(8, 100_000.0, steer.now_ns()).unwrap();
+            steer.users.set(8, 100_000.0, steer.now_ns(), 0).unwrap();
         }
         if mark(50_000, 1, &mut marks) {
-            steer.users.set(2, 100_000.0, steer.now_ns()).unwrap();
+            steer.users.set(2, 100_000.0, steer.now_ns(), 0).unwrap();
         }
         mark(90_000, 2, &mut marks);
         if mark(150_000, 3, &mut marks) {

@@ -114,7 +114,14 @@ impl UserTarget {
     /// Change the target to `users` at `spawn_rate` per second from `now_ns`. Raising it adds
     /// the clients above the old target at the spawn rate; lowering it steps the clients at
     /// and above the new target down. Beyond the reserved capacity it is refused.
-    pub fn set(&self, users: u32, spawn_rate: f64, now_ns: u64) -> Result<(), Refused> {
+    /// `publish_start_ns` is where the ramp-up at start counts from (`Subscribers`).
+    pub fn set(
+        &self,
+        users: u32,
+        spawn_rate: f64,
+        now_ns: u64,
+        publish_start_ns: u64,
+    ) -> Result<(), Refused> {
         if let Some(reason) = self.locked.get() {
             return Err(Refused(reason.clone()));
         }
@@ -135,9 +142,10 @@ impl UserTarget {
         };
         let old = *ramp;
         *ramp = match users > old.target {
+            // Clients of the old ramp not yet due continue it, at the new rate, from now.
             true => Ramp {
                 target: users,
-                from: old.target,
+                from: old.due_by(now_ns, publish_start_ns),
                 spawn_rate,
                 start_ns: Some(now_ns),
             },
@@ -155,6 +163,14 @@ impl UserTarget {
 }
 
 impl Ramp {
+    /// How many clients of the ramp are due by `now_ns` (all below `from`, then the rate's).
+    fn due_by(&self, now_ns: u64, publish_start_ns: u64) -> u32 {
+        let start_ns = self.start_ns.unwrap_or(publish_start_ns);
+        let paced = now_ns.saturating_sub(start_ns) as f64 * self.spawn_rate / 1e9;
+        let due = u64::from(self.from) + paced as u64 + 1;
+        due.min(u64::from(self.target)) as u32
+    }
+
     /// The same ramp at `spawn_rate` from `now_ns`: the client due now stays due now.
     fn repaced(self, spawn_rate: f64, now_ns: u64) -> Ramp {
         let Some(start_ns) = self.start_ns else {
@@ -358,21 +374,22 @@ mod tests {
     #[test]
     fn user_target_beyond_the_reserved_capacity_is_refused_with_the_reason() {
         let c = Control::with_users(5, 20, 2.0);
-        let refused = c.users.set(21, 2.0, 0).unwrap_err();
+        let refused = c.users.set(21, 2.0, 0, 0).unwrap_err();
         assert!(refused.0.contains("reserved 20"), "{}", refused.0);
         assert_eq!(c.users.generation(), 0);
         assert!(
-            c.users.set(20, 0.0, 0).is_err(),
+            c.users.set(20, 0.0, 0, 0).is_err(),
             "a zero spawn rate is refused"
         );
-        assert!(c.users.set(20, 4.0, 0).is_ok());
+        assert!(c.users.set(20, 4.0, 0, 0).is_ok());
         assert_eq!(c.users.generation(), 1);
     }
 
     #[test]
     fn raised_users_connect_from_the_old_target_at_the_spawn_rate() {
-        let c = Control::with_users(5, 50, 1.0);
-        c.users.set(10, 10.0, 3_000_000_000).unwrap();
+        // 5 users at 10/s: all due by 0.4 s, so at 3 s the new ones start the ramp.
+        let c = Control::with_users(5, 50, 10.0);
+        c.users.set(10, 10.0, 3_000_000_000, 0).unwrap();
         let ramp = c.users.ramp();
         assert_eq!((ramp.from, ramp.target), (5, 10));
         assert_eq!(ramp.spawn_ns(5, 0), 3_000_000_000);
@@ -382,12 +399,23 @@ mod tests {
     #[test]
     fn a_new_spawn_rate_keeps_the_client_due_now_due_now() {
         let c = Control::with_users(0, 50, 1.0);
-        c.users.set(40, 10.0, 0).unwrap();
-        c.users.set(40, 20.0, 1_000_000_000).unwrap();
+        c.users.set(40, 10.0, 0, 0).unwrap();
+        c.users.set(40, 20.0, 1_000_000_000, 0).unwrap();
         let ramp = c.users.ramp();
         // Ten were due by 1 s at 10/s; at 20/s client 10 is due at 1 s, client 30 at 2 s.
         assert_eq!(ramp.spawn_ns(10, 0), 1_000_000_000);
         assert_eq!(ramp.spawn_ns(30, 0), 2_000_000_000);
+    }
+
+    #[test]
+    fn raising_users_during_the_first_ramp_continues_it_instead_of_connecting_all_at_once() {
+        let c = Control::with_users(10, 50, 1.0);
+        // 2.5 s into a 1/s ramp: clients 0, 1 and 2 are due; 3..10 are still waiting.
+        c.users.set(20, 1.0, 2_500_000_000, 0).unwrap();
+        let ramp = c.users.ramp();
+        assert_eq!(ramp.from, 3);
+        assert_eq!(ramp.spawn_ns(3, 0), 2_500_000_000);
+        assert_eq!(ramp.spawn_ns(4, 0), 3_500_000_000);
     }
 
     #[test]

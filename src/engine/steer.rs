@@ -58,7 +58,11 @@ impl Steering {
     /// or beyond the capacity it reserved.
     pub fn set_users(&self, users: u32, spawn_rate: f64) -> Result<(), Refused> {
         let control = self.running().ok_or_else(not_running)?;
-        control.users.set(users, spawn_rate, control.now_ns())?;
+        let now_ns = control.now_ns();
+        let publish_start_ns = control.subs.publish_start_ns().unwrap_or(now_ns);
+        control
+            .users
+            .set(users, spawn_rate, now_ns, publish_start_ns)?;
         control.wake_all();
         Ok(())
     }

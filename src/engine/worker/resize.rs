@@ -50,7 +50,8 @@ impl Worker {
             self.pump(ci, now);
             return;
         }
-        if c.state != State::Waiting || c.lost_at_ns.is_some() {
+        // A lost client backing off (`--reconnect`) keeps its reconnect time.
+        if c.state != State::Waiting || (!c.parked && c.lost_at_ns.is_some()) {
             return;
         }
         let local = c.index - self.plan.client_index_offset;
