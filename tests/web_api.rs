@@ -137,7 +137,7 @@ fn malformed_api_requests_get_a_4xx_json_error_and_the_server_goes_on() {
 }
 
 #[test]
-fn a_user_count_beyond_the_reserve_is_refused_with_the_reason() {
+fn a_user_count_beyond_the_reserve_or_the_socket_budget_is_refused_with_the_reason() {
     let broker = common::Mosquitto::start();
     let host = broker.addr();
     let web = start_web(&["-H", &host, "-u", "2", "-r", "50", "--autostart"]);
@@ -146,6 +146,12 @@ fn a_user_count_beyond_the_reserve_is_refused_with_the_reason() {
     assert_eq!(refused.status, 409, "{}", refused.body);
     let message = refused.json()["message"].as_str().unwrap().to_string();
     assert!(message.contains("reserved"), "{message}");
+    assert_eq!(web.post_form("/stop", "").status, 200);
+    web.wait_for(WAIT, |s| s["state"] == "stopped");
+    let too_many = web.post_form("/swarm", "user_count=4000000000&spawn_rate=1");
+    assert_eq!(too_many.status, 409, "{}", too_many.body);
+    let message = too_many.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("open-files limit"), "{message}");
     web.running.signal(libc::SIGINT);
     web.running.wait(WAIT);
 }

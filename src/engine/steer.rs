@@ -108,14 +108,20 @@ fn not_running() -> Refused {
 /// the process's own descriptors and the subscribers; half of it when the embedded broker
 /// holds the other ends), at most [`RESERVED_USERS_MAX`], never fewer than `users`.
 pub fn reserved_users(users: u32, sub_users: u32, embedded_broker: bool) -> u32 {
+    let budget = socket_budget(sub_users, embedded_broker);
+    let reserve = budget.min(u64::from(RESERVED_USERS_MAX)) as u32;
+    reserve.max(users)
+}
+
+/// Publishers this process can hold open: the open-files limit less the process's own
+/// descriptors and the subscribers, halved when the embedded broker holds the other ends.
+pub fn socket_budget(sub_users: u32, embedded_broker: bool) -> u64 {
     let limit = limits::nofile_limit().unwrap_or(1024);
     let mut budget = limit.saturating_sub(limits::RESERVED_FDS);
     if embedded_broker {
         budget /= 2;
     }
-    let budget = budget.saturating_sub(u64::from(sub_users));
-    let reserve = budget.min(u64::from(RESERVED_USERS_MAX)) as u32;
-    reserve.max(users)
+    budget.saturating_sub(u64::from(sub_users))
 }
 
 #[cfg(test)]

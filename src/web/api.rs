@@ -221,6 +221,8 @@ fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
 
 /// Locust's `/stats/requests`: rows, Aggregated, current rates, errors, state, users.
 pub fn requests(session: &Session) -> Value {
+    // The state first: once it says stopped, the final result is already the snapshot.
+    let state = session.state();
     let snapshot = session.steering.snapshot();
     let snapshot = snapshot.as_deref();
     let mut rows = Vec::new();
@@ -276,7 +278,7 @@ pub fn requests(session: &Session) -> Value {
             "response_time_percentile_0.5": p(0.5),
             "response_time_percentile_0.95": p(0.95),
         },
-        "state": session.state(),
+        "state": state,
         "user_count": snapshot.map_or(0, |s| s.connected_users),
         "target_user_count": target_users(session),
         "reserved_users": session.steering.ramp().map_or(0, |(_, reserved)| reserved),

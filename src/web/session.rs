@@ -55,6 +55,14 @@ impl Session {
         if self.steering.running().is_some() {
             return Err("a test is running: stop it first, or change its users".to_string());
         }
+        let users = request.users.unwrap_or(self.base.users);
+        let embedded = request.host.is_none() && self.base.hosts.is_empty();
+        let budget = steer::socket_budget(self.base.sub_users, embedded);
+        if u64::from(users) > budget {
+            return Err(format!(
+                "{users} users do not fit: this process can hold {budget} connections (the open-files limit; raise `ulimit -n`)"
+            ));
+        }
         match self.starts.try_send(request) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err("a test is already starting".to_string()),
