@@ -46,6 +46,9 @@ have ssh-keygen || missing+=(openssh-client)
 # The HTML report test opens the report in a real headless browser. chromium is a big package:
 # installed only when no chromium is found.
 have chromium || have chromium-browser || missing+=(chromium)
+# The web UI tests: curl is their HTTP client, chromedriver drives chromium through WebDriver.
+have curl || missing+=(curl)
+have chromedriver || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "scripts/test.sh: installing ${missing[*]}" >&2
     install_packages $(printf '%s\n' "${missing[@]}" | sort -u)

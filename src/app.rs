@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::{self, Command, ConfigError};
 use crate::plan::{HostPort, Plan};
-use crate::{broker, engine, report, shard, signals};
+use crate::{broker, engine, report, shard, signals, web};
 
 pub const EXIT_USAGE: i32 = 2;
 
@@ -66,6 +66,9 @@ fn sink(opts: &crate::sink::SinkOptions) -> i32 {
 
 fn run(plan: Plan) -> i32 {
     signals::install();
+    if plan.web.is_some() {
+        return run_web(plan);
+    }
     let addrs = match broker_addrs(&plan) {
         Ok(a) => a,
         Err(msg) => {
@@ -108,11 +111,62 @@ fn with_negotiated(plan: &Arc<Plan>, negotiated: engine::Negotiated) -> Arc<Plan
     Arc::new(plan)
 }
 
+/// `--web`: serve the UI and run the tests it starts, one after another, until Ctrl-C or
+/// `--autoquit` after a test. The embedded broker, when used, is started once and shared.
+fn run_web(plan: Plan) -> i32 {
+    let Some(web_plan) = plan.web.clone() else {
+        return EXIT_USAGE;
+    };
+    let embedded = std::sync::OnceLock::new();
+    let resolve = |plan: &Plan| -> Result<Vec<SocketAddr>, String> {
+        if !plan.hosts.is_empty() {
+            return plan.hosts.iter().map(resolve).collect();
+        }
+        if let Some(addrs) = embedded.get() {
+            return Ok(Vec::clone(addrs));
+        }
+        let addrs = broker_addrs(plan)?;
+        Ok(embedded.get_or_init(|| addrs).clone())
+    };
+    let finish = |summary: crate::stats::Summary, plan: &Plan| {
+        let code = report::json::exit_code(&summary).max(no_connection_code(&summary, plan));
+        code.max(report::commands::write_run_outputs(summary, plan))
+    };
+    let (session, starts) = web::Session::new(plan);
+    let server = match web::serve(&web_plan, std::sync::Arc::clone(&session)) {
+        Ok(server) => server,
+        Err(msg) => {
+            eprintln!("mqblast: error: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    eprintln!(
+        "mqblast {}: web UI on http://{}/ (Ctrl-C to quit)",
+        env!("CARGO_PKG_VERSION"),
+        server.addr
+    );
+    if web_plan.autostart {
+        if let Err(msg) = session.start(web::StartRequest::default()) {
+            eprintln!("mqblast: error: {msg}");
+        }
+    }
+    let hooks = web::Hooks {
+        resolve: &resolve,
+        finish: &finish,
+        stop_signals: &signals::received,
+    };
+    let code = web::run_session(&session, &starts, web_plan.autoquit, &hooks);
+    drop(server);
+    code
+}
+
 /// A run in which no client ever got a CONNACK measured nothing about the broker: say so in
 /// one line and exit 1, whatever else was (or was not) recorded.
 fn no_connection_code(summary: &crate::stats::Summary, plan: &Plan) -> i32 {
     let connect = summary.metric(crate::stats::Metric::Connect);
-    if connect.ok > 0 || plan.users + plan.sub_users == 0 {
+    // After a stats reset (web UI) the connects may predate the result: connected users count.
+    let connected = connect.ok > 0 || summary.max_connected_users > 0;
+    if connected || plan.users + plan.sub_users == 0 {
         return 0;
     }
     eprintln!(

@@ -20,3 +20,4 @@ pub mod signals;
 pub mod sink;
 pub mod stats;
 pub mod transport;
+pub mod web;

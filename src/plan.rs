@@ -183,6 +183,9 @@ pub struct Plan {
     pub clean_start: bool,
     /// MQTT 5 options; all unset (and refused by the configuration) under 3.1.1.
     pub v5: V5Options,
+    /// `--web` (config `headless = false`): serve the web UI and wait for its Start, instead
+    /// of running at once. None: headless.
+    pub web: Option<WebPlan>,
 }
 
 /// What an MQTT 5 run sends beyond 3.1.1: CONNECT and PUBLISH properties and subscription
@@ -219,6 +222,18 @@ pub struct V5Options {
     pub retain_handling: u8,
     /// Subscription Identifier of the subscribers' SUBSCRIBE.
     pub subscription_identifier: Option<u32>,
+}
+
+/// Where and how the web UI is served (validated: off loopback only with basic auth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebPlan {
+    pub listen: std::net::SocketAddr,
+    /// HTTP basic auth (user, password); never shown by the UI, the API or the results.
+    pub auth: Option<(String, String)>,
+    /// Start the configured test at once.
+    pub autostart: bool,
+    /// Exit this long after a test ends.
+    pub autoquit: Option<Duration>,
 }
 
 impl Plan {

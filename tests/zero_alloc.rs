@@ -271,3 +271,111 @@ fn mqtt_5_qos2_run_with_subscribers_allocates_nothing_per_message() {
         0
     );
 }
+
+/// Users of the resized run: starts at 4 of 8 reserved, raised to 8, lowered to 2.
+const RESIZE_START_USERS: &str = "4";
+const RESIZE_RESERVED_USERS: u32 = 8;
+/// Allocations a re-added user may make when it connects again (its client id for the
+/// CONNECT, its read buffer): per connection, never per message.
+const ALLOCS_PER_RECONNECT_MAX: u64 = 8;
+
+/// Run one QoS 1 worker whose user target is raised and lowered while it publishes: returns
+/// the allocations over the window holding both changes and those after the last change
+/// has settled.
+fn resized_run_allocations() -> (u64, u64) {
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let args = [
+        "mqblast",
+        "run",
+        "-H",
+        &host,
+        "-u",
+        RESIZE_START_USERS,
+        "-r",
+        "100000",
+        "--interval",
+        "0",
+        "--qos",
+        "1",
+        "--threads",
+        "1",
+        "--only-summary",
+    ];
+    let plan = match config::parse_from(args, &|_: &str| None) {
+        Ok(Command::Run(plan)) => Arc::new(*plan),
+        _ => panic!("test arguments must parse to a run"),
+    };
+    let addr = broker.addr().parse().expect("mosquitto address");
+    let control = Control::with_users(plan.users, RESIZE_RESERVED_USERS, plan.spawn_rate);
+    let (data_tx, data_rx, recycles) = stats::channels(1);
+    let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = recycles.into_iter().unzip();
+    let config = MergerConfig::from_plan(&plan, control.start, control.start_wall);
+    let merger = Merger::new(config, 1, data_rx, recycle_txs);
+    let merger = std::thread::spawn(move || merger.run());
+    let recycle_rx = recycle_rxs.into_iter().next().unwrap();
+    let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start);
+    let clients = clients_of(RESIZE_RESERVED_USERS, 1, 0);
+    let (worker, waker) = Worker::new(
+        0,
+        Arc::clone(&plan),
+        Arc::clone(&control),
+        &clients,
+        &[addr],
+        rec,
+    )
+    .unwrap();
+    control.set_wakers(vec![waker]);
+
+    let steer = Arc::clone(&control);
+    let mut marks: [Option<u64>; 4] = [None; 4];
+    worker.run_observed(|published| {
+        let mark = |at: u64, i: usize, marks: &mut [Option<u64>; 4]| {
+            if published >= at && marks[i].is_none() {
+                marks[i] = Some(allocs_on_this_thread());
+                true
+            } else {
+                false
+            }
+        };
+        if mark(20_000, 0, &mut marks) {
+            steer.users.set(8, 100_000.0, steer.now_ns(), 0).unwrap();
+        }
+        if mark(50_000, 1, &mut marks) {
+            steer.users.set(2, 100_000.0, steer.now_ns(), 0).unwrap();
+        }
+        mark(90_000, 2, &mut marks);
+        if mark(150_000, 3, &mut marks) {
+            steer.advance(mqblast::engine::control::STOPPING);
+        }
+    });
+    let summary = merger.join().unwrap();
+    assert_eq!(
+        mqblast::report::json::exit_code(&summary),
+        0,
+        "the resized run itself must be clean"
+    );
+    let connects = summary.metric(mqblast::stats::Metric::Connect).ok;
+    assert_eq!(connects, 8, "4 at start and 4 more when raised, each once");
+    let sessions = summary.metric(mqblast::stats::Metric::Connection).ok;
+    assert_eq!(
+        sessions, 8,
+        "6 stepped down, 2 disconnected at the stop: all counted"
+    );
+    let m = marks.map(|m| m.expect("every mark reached"));
+    (m[2] - m[0], m[3] - m[2])
+}
+
+#[test]
+fn qos1_run_resized_twice_while_publishing_allocates_per_connection_never_per_message() {
+    let (during_changes, after_changes) = resized_run_allocations();
+    // 70,000 messages cross the two changes; 4 users connect again in that window.
+    assert!(
+        during_changes <= 4 * ALLOCS_PER_RECONNECT_MAX,
+        "{during_changes} allocations while the user count changed"
+    );
+    assert_eq!(
+        after_changes, 0,
+        "nothing once the new user count publishes"
+    );
+}

@@ -14,6 +14,7 @@ use super::templates::{
 };
 use super::tokens::resolve_tokens;
 use super::transport::{load_tls, resolve_transport};
+use super::web::resolve_web;
 use super::{invalid, ConfigError, Context, RunArgs};
 use crate::plan::Plan;
 
@@ -40,7 +41,9 @@ pub fn build_plan(
     let messages_raw = get("messages");
     let messages = resolve_messages(messages_raw.as_ref())?;
     check_users_can_publish(users, &users_raw, messages_raw.as_ref())?;
-    let run_time = resolve_run_time(get("run_time"), messages)?;
+    let web = resolve_web(&get)?;
+    // The web UI runs until Stop unless a run time is configured, as Locust's does.
+    let run_time = resolve_run_time(get("run_time"), messages.or(web.as_ref().map(|_| 0)))?;
     let qos = resolve_qos(&required("qos")?)?;
     let (tokens, tokens_file) = resolve_tokens(get("tokens"), get("tokens_file"), ctx)?;
     let topic_raw = required("topic")?;
@@ -164,6 +167,7 @@ pub fn build_plan(
         mqtt_version,
         clean_start,
         v5,
+        web,
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());

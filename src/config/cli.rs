@@ -168,9 +168,27 @@ pub struct RunArgs {
     /// cores of its own) [default: owned] [env: MQBLAST_PIN]
     #[arg(long, value_name = "WHEN")]
     pub pin: Option<String>,
-    /// Accepted for Locust compatibility; mqblast is always headless
-    #[arg(long)]
+    /// Run without the web UI (the default; as Locust's --headless) [env: MQBLAST_HEADLESS]
+    #[arg(long, conflicts_with = "web")]
     pub headless: bool,
+    /// Serve the web UI and Locust's HTTP API on --web-host:--web-port instead of starting at once (config: headless = false)
+    #[arg(long)]
+    pub web: bool,
+    /// Address the web UI listens on; anything but loopback needs --web-auth [default: 127.0.0.1] [env: MQBLAST_WEB_HOST]
+    #[arg(long, value_name = "ADDR")]
+    pub web_host: Option<String>,
+    /// Port of the web UI [default: 8089] [env: MQBLAST_WEB_PORT]
+    #[arg(short = 'P', long, value_name = "PORT")]
+    pub web_port: Option<String>,
+    /// HTTP basic auth for the web UI, USER:PASS [env: MQBLAST_WEB_AUTH]
+    #[arg(long, value_name = "USER:PASS")]
+    pub web_auth: Option<String>,
+    /// With --web: start the configured test at once [env: MQBLAST_AUTOSTART]
+    #[arg(long)]
+    pub autostart: bool,
+    /// With --web: exit this many seconds after a test ends [env: MQBLAST_AUTOQUIT]
+    #[arg(long, value_name = "SECONDS")]
+    pub autoquit: Option<String>,
     /// Print only the final summary [env: MQBLAST_ONLY_SUMMARY]
     #[arg(long)]
     pub only_summary: bool,
@@ -385,6 +403,18 @@ impl RunArgs {
             "topic_alias" => return self.topic_alias.then(|| "true".to_string()),
             "no_local" => return self.no_local.then(|| "true".to_string()),
             "retain_as_published" => return self.retain_as_published.then(|| "true".to_string()),
+            "web_host" => &self.web_host,
+            "web_port" => &self.web_port,
+            "web_auth" => &self.web_auth,
+            "autoquit" => &self.autoquit,
+            "autostart" => return self.autostart.then(|| "true".to_string()),
+            "headless" => {
+                return match (self.web, self.headless) {
+                    (true, _) => Some("false".to_string()),
+                    (false, true) => Some("true".to_string()),
+                    (false, false) => None,
+                }
+            }
             "e2e" => return self.e2e.then(|| "true".to_string()),
             "reconnect" => return self.reconnect.then(|| "true".to_string()),
             "only_summary" => return self.only_summary.then(|| "true".to_string()),

@@ -101,6 +101,9 @@ pub(super) fn effective_config(
     {
         all.extend(mqtt);
     }
+    if let Some(settings) = config.as_object_mut() {
+        settings.extend(web_settings(plan));
+    }
     config
 }
 
@@ -126,6 +129,24 @@ fn mqtt_settings(plan: &Plan) -> serde_json::Value {
         "retain_handling": plan.v5.retain_handling,
         "subscription_id": plan.v5.subscription_identifier,
     })
+}
+
+/// The web UI's settings (a second object: one `json!` of every setting is past the macro's
+/// recursion limit). Basic auth is redacted.
+fn web_settings(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
+    let web = plan.web.as_ref();
+    let settings = json!({
+        "headless": web.is_none(),
+        "web_host": web.map(|w| w.listen.ip().to_string()),
+        "web_port": web.map(|w| w.listen.port()),
+        "web_auth": web.and_then(|w| w.auth.as_ref()).map(|_| "<redacted>"),
+        "autostart": web.is_some_and(|w| w.autostart),
+        "autoquit": web.and_then(|w| w.autoquit).map(format_duration),
+    });
+    match settings {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
 }
 
 /// User properties as config.toml writes them: `["name=value", ...]`.

@@ -213,6 +213,18 @@ pub(super) const KEYS: &[Key] = &[
         "--subscription-id",
         "MQBLAST_SUBSCRIPTION_ID",
     ),
+    with_default(key("headless", "--headless", "MQBLAST_HEADLESS"), "true"),
+    with_default(
+        key("web_host", "--web-host", "MQBLAST_WEB_HOST"),
+        "127.0.0.1",
+    ),
+    with_default(key("web_port", "--web-port", "MQBLAST_WEB_PORT"), "8089"),
+    secret(key("web_auth", "--web-auth", "MQBLAST_WEB_AUTH")),
+    with_default(
+        key("autostart", "--autostart", "MQBLAST_AUTOSTART"),
+        "false",
+    ),
+    key("autoquit", "--autoquit", "MQBLAST_AUTOQUIT"),
 ];
 
 pub(super) fn find_key(name: &str) -> Option<&'static Key> {

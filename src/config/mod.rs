@@ -58,6 +58,7 @@ mod templates;
 mod tokens;
 mod transport;
 mod values;
+mod web;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -76,13 +76,14 @@ pub(super) fn resolve_messages(raw: Option<&Raw>) -> Result<Option<u64>, ConfigE
     }
 }
 
+/// `until_stopped` (a message limit, or the web UI's Stop): no default run time.
 pub(super) fn resolve_run_time(
     raw: Option<Raw>,
-    messages: Option<u64>,
+    until_stopped: Option<u64>,
 ) -> Result<Option<Duration>, ConfigError> {
     match raw {
         Some(raw) => positive_duration(&raw).map(Some),
-        None if messages.is_some() => Ok(None),
+        None if until_stopped.is_some() => Ok(None),
         None => Ok(Some(DEFAULT_RUN_TIME)),
     }
 }

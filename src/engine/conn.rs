@@ -136,6 +136,14 @@ pub struct Conn {
     /// MQTT 5 Assigned Client Identifier from the last CONNACK (the client sent an empty
     /// id): its reconnects send it, so a kept session (`--clean-start false`) is resumed.
     pub assigned_client_id: Option<Box<str>>,
+    /// Above the live user target: not in the run now (Waiting, no timer honoured) until the
+    /// target is raised past it again.
+    pub parked: bool,
+    /// Stepping down after the user target was lowered: publishes nothing more; once its
+    /// in-flight window is empty, or at `retire_deadline_ns` (the stop timeout), it sends
+    /// DISCONNECT and parks.
+    pub retiring: bool,
+    pub retire_deadline_ns: u64,
 }
 
 impl Conn {
@@ -186,6 +194,9 @@ impl Conn {
             keep_alive_s: 0,
             alias_set: false,
             assigned_client_id: None,
+            parked: false,
+            retiring: false,
+            retire_deadline_ns: 0,
         }
     }
 

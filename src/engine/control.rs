@@ -1,6 +1,6 @@
-//! The control plane shared by main and the workers: the run phase, the subscribers' gate
-//! and audit hand-over, and the wakers that interrupt a blocking poll. This is the only state workers
-//! share besides the stats channels.
+//! The control plane shared by main and the workers: the run phase, the live user target,
+//! the subscribers' gate and audit hand-over, and the wakers that interrupt a blocking poll.
+//! This is the only state workers share besides the stats channels.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -37,6 +37,159 @@ pub struct Control {
     /// MQTT 5 publishes acknowledged with 0x10 (No matching subscribers), summed by the
     /// workers at shutdown.
     pub unrouted: AtomicU64,
+    /// How many publishers should be in the run now, and how fast to get there.
+    pub users: UserTarget,
+}
+
+/// The live user target: how many publishers of the reserved capacity take part now and the
+/// spawn pacing of the latest change. Workers compare `generation` once per loop iteration
+/// (one atomic load) and read the rest under the lock only when it moved: a change is a
+/// control-plane event, never a per-message one.
+pub struct UserTarget {
+    generation: AtomicU64,
+    /// Clients reserved for this run per process; the target never exceeds it.
+    capacity: u32,
+    ramp: Mutex<Ramp>,
+    /// Why this run's user count cannot change (set once, before workers start).
+    locked: OnceLock<String>,
+}
+
+/// One change of the user target: clients `from..target` (process-local indexes) connect at
+/// `spawn_rate` per second counted from `start_ns` (None: from the publishers' start, the
+/// ramp-up at start).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ramp {
+    pub target: u32,
+    pub from: u32,
+    pub spawn_rate: f64,
+    pub start_ns: Option<u64>,
+}
+
+impl Ramp {
+    /// When process-local client `local` of this ramp connects (ns since the run start);
+    /// `publish_start_ns` is where the ramp-up at start counts from.
+    pub fn spawn_ns(&self, local: u64, publish_start_ns: u64) -> u64 {
+        let start_ns = self.start_ns.unwrap_or(publish_start_ns);
+        let rank = local.saturating_sub(u64::from(self.from));
+        start_ns + (rank as f64 / self.spawn_rate * 1e9) as u64
+    }
+}
+
+/// Why a change of the user target was refused (shown as is in the UI and the API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+impl UserTarget {
+    fn new(users: u32, capacity: u32, spawn_rate: f64) -> UserTarget {
+        UserTarget {
+            generation: AtomicU64::new(0),
+            capacity: capacity.max(users),
+            ramp: Mutex::new(Ramp {
+                target: users,
+                from: 0,
+                spawn_rate,
+                start_ns: None,
+            }),
+            locked: OnceLock::new(),
+        }
+    }
+
+    /// Refuse every later change with `reason`.
+    pub fn lock(&self, reason: String) {
+        let _ = self.locked.set(reason);
+    }
+
+    /// Bumped on every change; workers follow when it differs from what they saw.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// The current ramp (target, pacing).
+    pub fn ramp(&self) -> Ramp {
+        match self.ramp.lock() {
+            Ok(ramp) => *ramp,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// Change the target to `users` at `spawn_rate` per second from `now_ns`. Raising it adds
+    /// the clients above the old target at the spawn rate; lowering it steps the clients at
+    /// and above the new target down. Beyond the reserved capacity it is refused.
+    /// `publish_start_ns` is where the ramp-up at start counts from (`Subscribers`).
+    pub fn set(
+        &self,
+        users: u32,
+        spawn_rate: f64,
+        now_ns: u64,
+        publish_start_ns: u64,
+    ) -> Result<(), Refused> {
+        if let Some(reason) = self.locked.get() {
+            return Err(Refused(reason.clone()));
+        }
+        if users > self.capacity {
+            return Err(Refused(format!(
+                "{users} users do not fit: this run reserved {} (the open-files limit bounds it; raise `ulimit -n` and start again)",
+                self.capacity
+            )));
+        }
+        if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
+            return Err(Refused(format!(
+                "spawn rate {spawn_rate} is not a positive number of users per second"
+            )));
+        }
+        let mut ramp = match self.ramp.lock() {
+            Ok(ramp) => ramp,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let old = *ramp;
+        *ramp = match users > old.target {
+            // Clients of the old ramp not yet due continue it, at the new rate, from now.
+            true => Ramp {
+                target: users,
+                from: old.due_by(now_ns, publish_start_ns),
+                spawn_rate,
+                start_ns: Some(now_ns),
+            },
+            // Lowering, or only the rate: clients still waiting keep their rank in the ramp
+            // they belong to, paced from now at the new rate.
+            false => Ramp {
+                target: users,
+                spawn_rate,
+                ..old.repaced(spawn_rate, now_ns)
+            },
+        };
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+impl Ramp {
+    /// How many clients of the ramp are due by `now_ns` (all below `from`, then the rate's).
+    fn due_by(&self, now_ns: u64, publish_start_ns: u64) -> u32 {
+        let start_ns = self.start_ns.unwrap_or(publish_start_ns);
+        let paced = now_ns.saturating_sub(start_ns) as f64 * self.spawn_rate / 1e9;
+        let due = u64::from(self.from) + paced as u64 + 1;
+        due.min(u64::from(self.target)) as u32
+    }
+
+    /// The same ramp at `spawn_rate` from `now_ns`: the client due now stays due now.
+    fn repaced(self, spawn_rate: f64, now_ns: u64) -> Ramp {
+        let Some(start_ns) = self.start_ns else {
+            return Ramp { spawn_rate, ..self };
+        };
+        let done = now_ns.saturating_sub(start_ns) as f64 * self.spawn_rate / 1e9;
+        let start_ns = now_ns.saturating_sub((done / spawn_rate * 1e9) as u64);
+        Ramp {
+            spawn_rate,
+            start_ns: Some(start_ns),
+            ..self
+        }
+    }
 }
 
 /// What workers share about subscribers: the publisher gate, the drain's progress and the
@@ -152,7 +305,14 @@ fn update(total: &AtomicU64, before: u64, after: u64) {
 }
 
 impl Control {
+    /// A control plane for a run without live user changes (capacity 0: the plan's users).
     pub fn new() -> Arc<Control> {
+        Control::with_users(0, 0, 1.0)
+    }
+
+    /// A control plane whose user target starts at `users` paced at `spawn_rate`, and may be
+    /// changed live up to `capacity` clients.
+    pub fn with_users(users: u32, capacity: u32, spawn_rate: f64) -> Arc<Control> {
         let start_wall = SystemTime::now();
         let since_epoch = start_wall.duration_since(UNIX_EPOCH).unwrap_or_default();
         let start_epoch_ms = since_epoch.as_millis() as u64;
@@ -168,6 +328,7 @@ impl Control {
             subs: Subscribers::default(),
             server_receive_maximum: AtomicU32::new(u32::MAX),
             unrouted: AtomicU64::new(0),
+            users: UserTarget::new(users, capacity, spawn_rate),
         })
     }
 
@@ -233,6 +394,53 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_target_beyond_the_reserved_capacity_is_refused_with_the_reason() {
+        let c = Control::with_users(5, 20, 2.0);
+        let refused = c.users.set(21, 2.0, 0, 0).unwrap_err();
+        assert!(refused.0.contains("reserved 20"), "{}", refused.0);
+        assert_eq!(c.users.generation(), 0);
+        assert!(
+            c.users.set(20, 0.0, 0, 0).is_err(),
+            "a zero spawn rate is refused"
+        );
+        assert!(c.users.set(20, 4.0, 0, 0).is_ok());
+        assert_eq!(c.users.generation(), 1);
+    }
+
+    #[test]
+    fn raised_users_connect_from_the_old_target_at_the_spawn_rate() {
+        // 5 users at 10/s: all due by 0.4 s, so at 3 s the new ones start the ramp.
+        let c = Control::with_users(5, 50, 10.0);
+        c.users.set(10, 10.0, 3_000_000_000, 0).unwrap();
+        let ramp = c.users.ramp();
+        assert_eq!((ramp.from, ramp.target), (5, 10));
+        assert_eq!(ramp.spawn_ns(5, 0), 3_000_000_000);
+        assert_eq!(ramp.spawn_ns(7, 0), 3_200_000_000);
+    }
+
+    #[test]
+    fn a_new_spawn_rate_keeps_the_client_due_now_due_now() {
+        let c = Control::with_users(0, 50, 1.0);
+        c.users.set(40, 10.0, 0, 0).unwrap();
+        c.users.set(40, 20.0, 1_000_000_000, 0).unwrap();
+        let ramp = c.users.ramp();
+        // Ten were due by 1 s at 10/s; at 20/s client 10 is due at 1 s, client 30 at 2 s.
+        assert_eq!(ramp.spawn_ns(10, 0), 1_000_000_000);
+        assert_eq!(ramp.spawn_ns(30, 0), 2_000_000_000);
+    }
+
+    #[test]
+    fn raising_users_during_the_first_ramp_continues_it_instead_of_connecting_all_at_once() {
+        let c = Control::with_users(10, 50, 1.0);
+        // 2.5 s into a 1/s ramp: clients 0, 1 and 2 are due; 3..10 are still waiting.
+        c.users.set(20, 1.0, 2_500_000_000, 0).unwrap();
+        let ramp = c.users.ramp();
+        assert_eq!(ramp.from, 3);
+        assert_eq!(ramp.spawn_ns(3, 0), 2_500_000_000);
+        assert_eq!(ramp.spawn_ns(4, 0), 3_500_000_000);
+    }
 
     #[test]
     fn phase_only_moves_forward() {

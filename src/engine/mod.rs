@@ -14,6 +14,7 @@ pub mod dial;
 pub mod drain;
 pub mod inflight;
 pub mod pinning;
+pub mod steer;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -78,7 +79,61 @@ pub fn run_negotiated(
     addrs: Vec<SocketAddr>,
     stop_signals: &dyn Fn() -> u32,
 ) -> Result<(Summary, Negotiated), String> {
-    let control = Control::new();
+    run_with(plan, addrs, stop_signals, Control::new(), None)
+}
+
+/// [`run`], steerable through `steering` while it runs: `capacity` publishers are reserved
+/// (`steer::reserved_users`) and the plan's users start; the user target and spawn rate may
+/// change live up to the reserve, and a stop from the steering ends it like the run time.
+pub fn run_steered(
+    plan: Arc<Plan>,
+    addrs: Vec<SocketAddr>,
+    stop_signals: &dyn Fn() -> u32,
+    steering: &steer::Steering,
+    capacity: u32,
+) -> Result<Summary, String> {
+    let control = match plan.messages {
+        Some(_) => {
+            let control = Control::with_users(plan.users, plan.users, plan.spawn_rate);
+            control.users.lock(
+                "--messages splits a fixed count over the users it started with: the user count of this test cannot change (use --run-time instead)".to_string(),
+            );
+            control
+        }
+        None => Control::with_users(plan.users, capacity, plan.spawn_rate),
+    };
+    steering.board().clear();
+    steering.attach(&control);
+    let summary =
+        run_with(plan, addrs, stop_signals, control, Some(steering)).map(|(summary, _)| summary);
+    steering.detach();
+    if let Ok(summary) = &summary {
+        publish_final(steering, summary);
+    }
+    summary
+}
+
+/// The finished run's result replaces its live snapshots: downloads after the stop get the
+/// complete result, audit included.
+fn publish_final(steering: &steer::Steering, summary: &Summary) {
+    let current = steering
+        .snapshot()
+        .map_or([(0.0, 0.0); stats::N_METRICS], |s| s.current);
+    steering.board().publish(stats::live::Snapshot {
+        summary: summary.clone(),
+        current,
+        connected_users: 0,
+        running: false,
+    });
+}
+
+fn run_with(
+    plan: Arc<Plan>,
+    addrs: Vec<SocketAddr>,
+    stop_signals: &dyn Fn() -> u32,
+    control: Arc<Control>,
+    steering: Option<&steer::Steering>,
+) -> Result<(Summary, Negotiated), String> {
     let threads = plan.threads.max(1);
     let (data_tx, data_rx, recycles) = stats::channels(threads);
     let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = recycles.into_iter().unzip();
@@ -89,6 +144,10 @@ pub fn run_negotiated(
         recycle_txs,
     )
     .with_client_names(client_namer(Arc::clone(&plan)));
+    let merger = match steering {
+        Some(steering) => merger.with_live_board(Arc::clone(steering.board())),
+        None => merger,
+    };
     let merger = thread::Builder::new()
         .name("mqblast-merger".into())
         .spawn(move || merger.run())
@@ -98,7 +157,7 @@ pub fn run_negotiated(
     let mut wakers = Vec::with_capacity(threads);
     for (w, recycle_rx) in recycle_rxs.into_iter().enumerate() {
         let rec = stats::Recorder::new(w, data_tx.clone(), recycle_rx, control.start);
-        let clients = clients_of(plan.users, threads, w);
+        let clients = clients_of(control.users.capacity().max(plan.users), threads, w);
         let (worker, waker) = Worker::new(
             w,
             Arc::clone(&plan),
@@ -115,6 +174,10 @@ pub fn run_negotiated(
     control.set_wakers(wakers);
     let handles = spawn_workers(workers, pinning::cores_for(plan.pin))?;
     supervise(&plan, &control, threads, stop_signals);
+    if let Some(steering) = steering {
+        // The workers are done: nothing is left to steer while the merger finishes.
+        steering.detach();
+    }
     for h in handles {
         if h.join().is_err() {
             eprintln!("mqblast: a worker thread panicked; its last interval is missing");
@@ -194,7 +257,7 @@ fn audit_summary(plan: &Plan, control: &Control) -> audit::AuditSummary {
         .collect();
     summary.published = owed.iter().sum();
     if summary.shared {
-        let mut group = audit::SubscriberAudit::new(plan.users);
+        let mut group = audit::SubscriberAudit::new(control.users.capacity().max(plan.users));
         for sub in &board.audits {
             group.merge_from(sub);
         }
@@ -286,6 +349,10 @@ fn supervise(plan: &Plan, control: &Control, threads: usize, stop_signals: &dyn 
         let elapsed = control.start.elapsed();
         let signals = stop_signals();
         let run_over = plan.run_time.is_some_and(|t| elapsed >= t);
+        if control.phase() >= STOPPING && stop_requested_at.is_none() {
+            // Stopped through the steering (a face): the same grace as any stop.
+            stop_requested_at = Some(elapsed);
+        }
         if (signals >= 1 || run_over) && stop_requested_at.is_none() {
             if signals >= 1 {
                 eprintln!("mqblast: stopping: waiting up to {:?} for acknowledgements{} (Ctrl-C again to stop at once)", plan.stop_timeout, drain_note(plan));

@@ -19,7 +19,7 @@ use super::result::RunResult;
 use super::svg::{escape, line_chart, Series, XAxis, PALETTE};
 use crate::stats::{new_histogram, Metric, Summary};
 
-const STYLE: &str = "\
+pub const STYLE: &str = "\
 :root{--fg:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--card:#fff;--accent:#2563eb;--bad:#dc2626}\
 *{box-sizing:border-box}body{margin:0;font:14px/1.45 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:var(--fg);background:var(--bg)}\
 header{background:#0f172a;color:#f8fafc;padding:22px 32px}header h1{margin:0;font-size:22px;font-weight:600}\
@@ -190,7 +190,7 @@ fn latency_by_percentile(s: &Summary) -> Vec<Series> {
     all
 }
 
-fn charts(s: &Summary) -> Vec<(&'static str, String)> {
+pub fn charts(s: &Summary) -> Vec<(&'static str, String)> {
     let ms_of = |us: u64| us as f64 / 1000.0;
     let lag_p99: Vec<(f64, f64)> = s
         .timeline
@@ -330,7 +330,7 @@ fn aggregated(s: &Summary) -> Histogram<u64> {
     total
 }
 
-fn stats_table(s: &Summary) -> String {
+pub fn stats_table(s: &Summary) -> String {
     let row = |t: &str, name: &str, req: u64, fail: u64, h: &Histogram<u64>, rps: f64, fps: f64| {
         let q = |q| format_ms(quantile_us(h, q) as f64);
         vec![
@@ -392,7 +392,7 @@ fn stats_table(s: &Summary) -> String {
     )
 }
 
-fn percentile_table(s: &Summary) -> String {
+pub fn percentile_table(s: &Summary) -> String {
     let row = |t: &str, name: &str, h: &Histogram<u64>| {
         let mut cells = vec![t.to_string(), name.to_string()];
         cells.extend(
@@ -420,7 +420,7 @@ fn percentile_table(s: &Summary) -> String {
 }
 
 /// The delivery audit of a run with subscribers: the verdict line and its counts.
-fn audit_section(s: &Summary) -> String {
+pub fn audit_section(s: &Summary) -> String {
     let Some(a) = &s.audit else {
         return String::new();
     };
@@ -449,7 +449,7 @@ fn audit_section(s: &Summary) -> String {
     )
 }
 
-fn failures_table(s: &Summary) -> String {
+pub fn failures_table(s: &Summary) -> String {
     if s.errors.is_empty() {
         return "<h2>Failures</h2><p class=\"none\">No failures.</p>".to_string();
     }

@@ -8,17 +8,19 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 
+use super::live::{LiveBoard, Snapshot, SNAPSHOT_INTERVAL_MS};
 /// Also reachable here, where the skeleton declared it.
 pub use super::summary::Summary;
 use super::timeline::TimelineBuilder;
 use super::{
     new_histogram, ClientNamer, ClientRef, ErrorCount, ErrorExample, Failure, Interval, Metric,
-    MetricSummary, Source, MAX_ERROR_EXAMPLES, MAX_FAILURE_KINDS, N_METRICS,
+    MetricSummary, Source, TimelineEntry, MAX_ERROR_EXAMPLES, MAX_FAILURE_KINDS, N_METRICS,
 };
 use crate::plan::Plan;
 use crate::report::console;
@@ -155,6 +157,10 @@ pub struct Merger {
     last_at: Instant,
     /// Reused for the live table's Aggregated row.
     aggregated_us: Histogram<u64>,
+    /// Where snapshots go for the faces (None: nobody watches live).
+    live: Option<Arc<LiveBoard>>,
+    /// Connected clients per worker, from its latest interval.
+    connected: Vec<u32>,
 }
 
 impl Merger {
@@ -182,7 +188,16 @@ impl Merger {
             timeline: TimelineBuilder::new(workers, started_at),
             last_at: started_at,
             aggregated_us: new_histogram(),
+            live: None,
+            connected: vec![0; workers],
         }
+    }
+
+    /// Publishes a snapshot to `board` every [`SNAPSHOT_INTERVAL_MS`] and honours its reset
+    /// requests.
+    pub fn with_live_board(mut self, board: Arc<LiveBoard>) -> Merger {
+        self.live = Some(board);
+        self
     }
 
     /// Names example clients with `namer` (the engine's: client ids from the plan's template
@@ -202,6 +217,8 @@ impl Merger {
     pub fn run_with_output<W: Write>(mut self, mut out: W) -> Summary {
         let period = Duration::from_millis(CONSOLE_INTERVAL_MS);
         let mut print_due_at = self.cfg.started_at + period;
+        let snapshot_period = Duration::from_millis(SNAPSHOT_INTERVAL_MS);
+        let mut snapshot_due_at = self.cfg.started_at + snapshot_period;
         while self.running.iter().any(|&running| running) {
             let now = Instant::now();
             if now >= print_due_at {
@@ -210,10 +227,15 @@ impl Merger {
                 }
                 print_due_at = now + period;
             }
-            match self
-                .rx
-                .recv_timeout(print_due_at.saturating_duration_since(now))
-            {
+            if self.live.is_some() && now >= snapshot_due_at {
+                self.serve_live(now);
+                snapshot_due_at = now + snapshot_period;
+            }
+            let wake_at = match self.live {
+                Some(_) => print_due_at.min(snapshot_due_at),
+                None => print_due_at,
+            };
+            match self.rx.recv_timeout(wake_at.saturating_duration_since(now)) {
                 Ok(interval) => self.absorb(interval),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -250,6 +272,9 @@ impl Merger {
         self.sent += interval.sent;
         self.last_at = self.last_at.max(interval.at);
         self.timeline.absorb(&interval);
+        if let Some(connected) = self.connected.get_mut(interval.worker) {
+            *connected = interval.connected;
+        }
 
         let worker = interval.worker;
         if interval.last {
@@ -304,8 +329,69 @@ impl Merger {
         console::stats_table(&rows, &total)
     }
 
+    /// Honour a reset request, then publish a snapshot of the run so far.
+    fn serve_live(&mut self, now: Instant) {
+        let Some(board) = self.live.clone() else {
+            return;
+        };
+        if board.take_reset() {
+            self.reset(now);
+        }
+        let mut current = [(0.0, 0.0); N_METRICS];
+        for metric in Metric::ALL {
+            current[metric.index()] = self.timeline.current_rates(now, metric);
+        }
+        let timeline = self.timeline.closed_entries().to_vec();
+        let summary = self.summary_of(self.latency_us.clone(), self.lag_us.clone(), timeline);
+        board.publish(Snapshot {
+            summary,
+            current,
+            connected_users: self.connected.iter().sum(),
+            running: true,
+        });
+    }
+
+    /// Start the statistics over from `now` (Locust's reset): the run goes on, its result
+    /// then covers what happened after the reset.
+    fn reset(&mut self, now: Instant) {
+        for histogram in self.latency_us.iter_mut() {
+            histogram.reset();
+        }
+        self.lag_us.reset();
+        self.failures = [0; N_METRICS];
+        self.overflow = [0; N_METRICS];
+        self.overflow_seen_s = [(u64::MAX, 0); N_METRICS];
+        self.errors.clear();
+        self.sent = 0;
+        let elapsed = now.saturating_duration_since(self.cfg.started_at);
+        self.cfg.started_wall += elapsed;
+        self.cfg.started_at = now;
+        self.last_at = now;
+        self.timeline = TimelineBuilder::new(self.running.len(), now);
+    }
+
     /// Closes the timeline and computes whole-run rates.
-    fn into_summary(self) -> Summary {
+    fn into_summary(mut self) -> Summary {
+        let latency_us = std::mem::replace(
+            &mut self.latency_us,
+            std::array::from_fn(|_| new_histogram()),
+        );
+        let lag_us = std::mem::replace(&mut self.lag_us, new_histogram());
+        let timeline = std::mem::replace(
+            &mut self.timeline,
+            TimelineBuilder::new(0, self.cfg.started_at),
+        )
+        .finish();
+        self.summary_of(latency_us, lag_us, timeline)
+    }
+
+    /// The result document of what was merged so far, from these histograms and timeline.
+    fn summary_of(
+        &self,
+        latency_us: [Histogram<u64>; N_METRICS],
+        lag_us: Histogram<u64>,
+        timeline: Vec<TimelineEntry>,
+    ) -> Summary {
         let duration_s = self
             .last_at
             .saturating_duration_since(self.cfg.started_at)
@@ -317,7 +403,7 @@ impl Merger {
                 0.0
             }
         };
-        let mut latency_us = self.latency_us;
+        let mut latency_us = latency_us;
         let metric_summary = |metric: Metric, latency_us: Histogram<u64>| {
             let failures = self.failures[metric.index()];
             let ok = latency_us.len();
@@ -342,7 +428,6 @@ impl Merger {
             &self.overflow_seen_s,
             &self.name_client,
         );
-        let timeline = self.timeline.finish();
         let max_connected_users = timeline
             .iter()
             .map(|e| e.connected_users)
@@ -362,13 +447,13 @@ impl Merger {
         Summary {
             sources,
             missing_sources: Vec::new(),
-            request_type: self.cfg.request_type,
+            request_type: self.cfg.request_type.clone(),
             qos: self.cfg.qos,
             started_at: self.cfg.started_wall,
             duration_s,
             metrics,
             errors,
-            lag_us: self.lag_us,
+            lag_us,
             sent: self.sent,
             timeline,
             target_users: self.cfg.target_users,
@@ -460,6 +545,36 @@ mod tests {
             interval.latency[Metric::Publish.index()].saturating_record(us);
         }
         interval
+    }
+
+    #[test]
+    fn a_live_board_gets_snapshots_and_a_reset_starts_the_statistics_over() {
+        let start = Instant::now();
+        let (_tx, rx, recycle) = channels(1);
+        let (recycle_tx, _recycle_rx): (Vec<_>, Vec<_>) = recycle.into_iter().unzip();
+        let board = LiveBoard::new();
+        let mut merger =
+            Merger::new(config(start), 1, rx, recycle_tx).with_live_board(Arc::clone(&board));
+        let mut interval = recorded(0, at(start, 1000), (1..=100u64).map(|i| i * 10));
+        interval.connected = 2;
+        merger.absorb(interval);
+        merger.serve_live(at(start, 1200));
+        let snapshot = board.latest().expect("a snapshot");
+        assert_eq!(snapshot.summary.metric(Metric::Publish).ok, 100);
+        assert_eq!(snapshot.connected_users, 2);
+        assert!(snapshot.running);
+
+        board.request_reset();
+        merger.serve_live(at(start, 1500));
+        let reset = board.latest().expect("a snapshot after the reset");
+        assert_eq!(reset.summary.metric(Metric::Publish).ok, 0);
+        merger.absorb(recorded(0, at(start, 2000), (1..=7u64).map(|i| i * 10)));
+        let summary = merger.into_summary();
+        assert_eq!(
+            summary.metric(Metric::Publish).ok,
+            7,
+            "only what came after the reset"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! never averaged.
 
 pub mod hdr_codec;
+pub mod live;
 pub mod merger;
 pub mod recorder;
 pub mod summary;

@@ -209,6 +209,11 @@ impl TimelineBuilder {
         self.closed
     }
 
+    /// The seconds closed so far (a live snapshot's timeline).
+    pub fn closed_entries(&self) -> &[TimelineEntry] {
+        &self.closed
+    }
+
     /// Counts of `metric` in `second`, if that second has been seen.
     pub fn counts(&self, second: u64, metric: Metric) -> Option<SecondCounts> {
         let index = usize::try_from(second.checked_sub(1)?).ok()?;

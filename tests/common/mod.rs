@@ -13,6 +13,7 @@
 
 pub mod strict;
 pub mod tls;
+pub mod web;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

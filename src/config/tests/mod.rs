@@ -16,6 +16,7 @@ mod string_limits;
 mod subcommands;
 mod tokens;
 mod validation;
+mod web;
 
 /// A Plan with built-in defaults and the given payload, for payload tests.
 pub(crate) fn plan_with_payload(payload: Payload, qos: u8, topic: &str) -> Plan {

@@ -142,6 +142,9 @@ impl Worker {
         }
         if self.conns[ci].is_subscriber() {
             self.send_subscribe(ci, now);
+        } else if self.conns[ci].retiring {
+            // Stepped down while connecting: it leaves now, connected and counted.
+            self.step_down(ci, now);
         } else {
             self.pump(ci, now);
         }

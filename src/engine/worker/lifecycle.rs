@@ -95,6 +95,9 @@ impl Worker {
                         None => c.last_write_ns + ping_after_ns(keep_alive_ns),
                     });
                 }
+                if c.retiring {
+                    due = due.min(c.retire_deadline_ns);
+                }
                 // Once due, the last ack recycles the connection (`on_ack`), not a timer.
                 let churns = !c.is_subscriber() && !c.churn_due && self.drain == Drain::No;
                 if let Some(churn) = self.plan.churn.filter(|_| churns) {
@@ -249,6 +252,9 @@ impl Worker {
     /// `--churn`: once a publisher has been connected for the churn time, stop publishing on
     /// it; when its in-flight window is empty, DISCONNECT and connect again at once.
     pub(super) fn churn(&mut self, ci: usize, now: u64) {
+        if self.conns[ci].retiring {
+            return self.step_down(ci, now);
+        }
         let Some(churn) = self.plan.churn else {
             return;
         };
@@ -273,6 +279,16 @@ impl Worker {
         c.churn_due = false;
         c.reconnect_at_ns = now;
         self.timers.push(Reverse((now, ci as u32)));
+    }
+
+    /// Take a stepped-down client out of the run until the user target takes it back.
+    pub(super) fn park(&mut self, ci: usize) {
+        self.conns[ci].return_wbuf(&mut self.pool);
+        self.detach(ci);
+        let c = &mut self.conns[ci];
+        c.retiring = false;
+        c.churn_due = false;
+        c.parked = true;
     }
 
     /// Drop the socket and buffers and make the client wait for its next connect.

@@ -29,6 +29,7 @@ mod handshake;
 mod lifecycle;
 mod publish;
 mod receive;
+mod resize;
 mod server;
 mod subscribe;
 
@@ -150,6 +151,8 @@ pub struct Worker {
     /// MQTT 5 publishes acknowledged with 0x10 (No matching subscribers): successes, counted
     /// apart and handed to `Control` once, at shutdown.
     unrouted: u64,
+    /// The `Control::users` generation this worker last applied.
+    users_seen: u64,
 }
 
 impl Worker {
@@ -172,9 +175,15 @@ impl Worker {
         let mut timers =
             BinaryHeap::with_capacity(TIMERS_PER_CLIENT * (clients.len() + sub_clients.len()) + 1);
         let mut quota_holders = 0;
+        // With live user changes, `clients` covers the reserved capacity: those at or above
+        // the starting target wait parked (`resize`).
+        let resizable = control.users.capacity() > 0;
+        let target = u64::from(control.users.ramp().target);
+        let audit_streams = control.users.capacity().max(plan.users);
         for &local in clients {
             let index = plan.client_index_offset + local;
             let mut conn = publisher(&plan, index, addrs);
+            conn.parked = resizable && local >= target;
             conn.quota = quota_of(&plan, index);
             quota_holders += u32::from(plan.messages.is_some() && conn.quota > 0);
             conns.push(conn);
@@ -191,7 +200,7 @@ impl Worker {
                 slot as u32,
             ));
             if plan.verify {
-                audits.push(SubscriberAudit::new(plan.users));
+                audits.push(SubscriberAudit::new(audit_streams));
             }
         }
         control.subs.register_worker(sub_clients.len() as u64);
@@ -236,6 +245,7 @@ impl Worker {
             delivered_reported: 0,
             polled_ns: 0,
             unrouted: 0,
+            users_seen: 0,
         };
         Ok((worker, waker))
     }
@@ -263,6 +273,7 @@ impl Worker {
                 break;
             }
             self.schedule_publishers();
+            self.follow_user_target(now);
             self.fire_timers(now);
             if now >= self.next_housekeeping_ns {
                 self.housekeeping(now);
@@ -395,7 +406,9 @@ impl Worker {
             let ci = tag as usize;
             match self.conns[ci].state {
                 State::Waiting
-                    if self.drain == Drain::No && now >= self.conns[ci].reconnect_at_ns =>
+                    if self.drain == Drain::No
+                        && !self.conns[ci].parked
+                        && now >= self.conns[ci].reconnect_at_ns =>
                 {
                     self.spawn_due(ci, now)
                 }

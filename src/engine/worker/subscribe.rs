@@ -211,7 +211,7 @@ impl Worker {
         self.publishers_scheduled = true;
         for ci in 0..self.conns.len() {
             let c = &self.conns[ci];
-            if c.is_subscriber() || c.state != State::Waiting {
+            if c.is_subscriber() || c.state != State::Waiting || c.parked {
                 continue;
             }
             // Spawn times are local to this process (its shard), as in an unsharded run.
@@ -227,7 +227,7 @@ impl Worker {
         let Ok(mut board) = self.control.subs.board.lock() else {
             return;
         };
-        let users = self.plan.users as usize;
+        let users = self.control.users.capacity().max(self.plan.users) as usize;
         if board.published.len() < users {
             board.published.resize(users, 0);
             board.matching.resize(users, false);

@@ -1,0 +1,83 @@
+"use strict";
+// Polls /ui/live every second and drives Locust's API: POST /swarm (form-encoded, as
+// Locust's UI posts it), POST /stop, POST /stats/reset. Same origin only.
+(function () {
+  const $ = (id) => document.getElementById(id);
+  let running = false;
+
+  function say(text) { $("message").textContent = text || ""; }
+
+  async function call(path, body) {
+    const init = { method: "POST" };
+    if (body) {
+      init.body = body;
+      init.headers = { "Content-Type": "application/x-www-form-urlencoded" };
+    }
+    const response = await fetch(path, init);
+    let reply = {};
+    try { reply = await response.json(); } catch (e) { reply = { message: response.statusText }; }
+    if (!response.ok) { say(reply.message || ("HTTP " + response.status)); return false; }
+    say("");
+    return true;
+  }
+
+  function showForm(state) {
+    running = ["spawning", "running", "stopping"].includes(state) ;
+    $("start").textContent = running ? "Update users" : "Start";
+    $("host").disabled = running;
+    $("run_time").disabled = running;
+    $("stop").disabled = !running;
+    $("reset").disabled = !running;
+  }
+
+  function fixed(value, digits) { return Number(value || 0).toFixed(digits); }
+
+  async function refresh() {
+    let live;
+    try {
+      const response = await fetch("/ui/live", { cache: "no-store" });
+      if (!response.ok) { return; }
+      live = await response.json();
+    } catch (e) { return; }
+    const r = live.requests;
+    $("state").textContent = r.state;
+    $("users").textContent = r.user_count;
+    $("target").textContent = r.target_user_count;
+    $("rps").textContent = fixed(r.total_rps, 1);
+    $("fails").textContent = fixed(r.total_fail_per_sec, 1);
+    $("ratio").textContent = fixed(r.fail_ratio * 100, 2) + "%";
+    $("lag").textContent = fixed(r.schedule_lag_p99_ms, 2);
+    showForm(r.state);
+    const s = live.sections;
+    if (s) {
+      $("charts").innerHTML = s.charts;
+      $("stats").innerHTML = s.stats;
+      $("failures").innerHTML = s.failures;
+      $("audit").innerHTML = s.audit;
+    }
+  }
+
+  $("swarm").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new URLSearchParams();
+    for (const id of ["user_count", "spawn_rate"]) { form.set(id, $(id).value); }
+    if (!running) {
+      // An empty run time is sent too: it means "until Stop".
+      form.set("run_time", $("run_time").value.trim());
+      if ($("host").value.trim() !== "") { form.set("host", $("host").value.trim()); }
+    }
+    await call("/swarm", form.toString());
+    refresh();
+  });
+  $("stop").addEventListener("click", async () => { await call("/stop"); refresh(); });
+  $("reset").addEventListener("click", async () => { await call("/stats/reset"); refresh(); });
+  $("newtest").addEventListener("click", () => {
+    if (running) { say("Stop the running test first."); return; }
+    for (const id of ["charts", "stats", "failures", "audit"]) { $(id).innerHTML = ""; }
+    say("Set users, spawn rate and run time, then Start.");
+    $("user_count").focus();
+  });
+
+  refresh();
+  setInterval(refresh, 1000);
+})();

@@ -1,0 +1,204 @@
+//! A web session: the tests this process runs one after another ("New test"), started from
+//! the UI or the API, each with its own complete result. The server thread hands start
+//! requests to the main thread over a channel of one (a second start while one is pending
+//! is refused, not queued); everything else goes through the engine's steering surface.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use crate::engine::control::STOPPING;
+use crate::engine::steer::{self, Steering};
+use crate::plan::{HostPort, Plan};
+use crate::stats::Summary;
+
+/// How often the session loop checks for Ctrl-C and the autoquit deadline between tests.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// What a Start asks for; None keeps the configured value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartRequest {
+    pub users: Option<u32>,
+    pub spawn_rate: Option<f64>,
+    pub host: Option<HostPort>,
+    /// Some(None): run until stopped (an empty run time in the form).
+    pub run_time: Option<Option<Duration>>,
+}
+
+/// Shared by the server thread and the session loop.
+pub struct Session {
+    pub steering: Arc<Steering>,
+    /// The plan as configured (the form's defaults).
+    pub base: Arc<Plan>,
+    starts: Sender<StartRequest>,
+    /// The plan of the test running or last run, and whether one ever finished.
+    current: Mutex<(Arc<Plan>, bool)>,
+}
+
+impl Session {
+    pub fn new(base: Plan) -> (Arc<Session>, Receiver<StartRequest>) {
+        let (starts, rx) = crossbeam_channel::bounded(1);
+        let base = Arc::new(base);
+        let session = Arc::new(Session {
+            steering: Steering::new(),
+            current: Mutex::new((Arc::clone(&base), false)),
+            base,
+            starts,
+        });
+        (session, rx)
+    }
+
+    /// Start a test, or refuse with the reason (one is running or about to).
+    pub fn start(&self, request: StartRequest) -> Result<(), String> {
+        if self.steering.running().is_some() {
+            return Err("a test is running: stop it first, or change its users".to_string());
+        }
+        let users = request.users.unwrap_or(self.base.users);
+        let embedded = request.host.is_none() && self.base.hosts.is_empty();
+        let budget = steer::socket_budget(self.base.sub_users, embedded);
+        if u64::from(users) > budget {
+            return Err(format!(
+                "{users} users do not fit: this process can hold {budget} connections (the open-files limit; raise `ulimit -n`)"
+            ));
+        }
+        match self.starts.try_send(request) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err("a test is already starting".to_string()),
+            Err(TrySendError::Disconnected(_)) => Err("the session has ended".to_string()),
+        }
+    }
+
+    /// The plan of the test running or last run (the configured one before any).
+    pub fn plan(&self) -> Arc<Plan> {
+        Arc::clone(&self.lock().0)
+    }
+
+    /// Locust's state names: ready, spawning, running, stopping, stopped.
+    pub fn state(&self) -> &'static str {
+        if let Some(control) = self.steering.running() {
+            if control.phase() >= STOPPING {
+                return "stopping";
+            }
+            let target = control.users.ramp().target;
+            let connected = self.steering.snapshot().map_or(0, |s| s.connected_users);
+            return if connected < target {
+                "spawning"
+            } else {
+                "running"
+            };
+        }
+        if !self.starts.is_empty() {
+            return "spawning";
+        }
+        if self.lock().1 {
+            "stopped"
+        } else {
+            "ready"
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Arc<Plan>, bool)> {
+        match self.current.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// What the session loop needs from the program: broker addresses for a plan, and writing a
+/// finished test's configured outputs (returns its exit code).
+pub struct Hooks<'a> {
+    pub resolve: &'a dyn Fn(&Plan) -> Result<Vec<SocketAddr>, String>,
+    pub finish: &'a dyn Fn(Summary, &Plan) -> i32,
+    pub stop_signals: &'a dyn Fn() -> u32,
+}
+
+/// Run tests as they are asked for until Ctrl-C, or `autoquit` after a test ends. Returns
+/// the exit code of the last test (0 when none ran).
+pub fn run_session(
+    session: &Session,
+    starts: &Receiver<StartRequest>,
+    autoquit: Option<Duration>,
+    hooks: &Hooks<'_>,
+) -> i32 {
+    let mut code = 0;
+    let mut quit_at: Option<Instant> = None;
+    loop {
+        if (hooks.stop_signals)() > 0 || quit_at.is_some_and(|t| Instant::now() >= t) {
+            return code;
+        }
+        let request = match starts.recv_timeout(IDLE_TICK) {
+            Ok(request) => request,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return code,
+        };
+        code = run_one(session, request, hooks);
+        quit_at = autoquit.map(|after| Instant::now() + after);
+    }
+}
+
+/// One test: the configured plan with the request's changes, steerable while it runs.
+fn run_one(session: &Session, request: StartRequest, hooks: &Hooks<'_>) -> i32 {
+    let plan = Arc::new(plan_for(&session.base, &request));
+    session.lock().0 = Arc::clone(&plan);
+    let addrs = match (hooks.resolve)(&plan) {
+        Ok(addrs) => addrs,
+        Err(msg) => {
+            eprintln!("mqblast: error: {msg}");
+            return 1;
+        }
+    };
+    let capacity = steer::reserved_users(plan.users, plan.sub_users, plan.hosts.is_empty());
+    eprintln!(
+        "mqblast: web: test started: {} users at {}/s ({capacity} reserved)",
+        plan.users, plan.spawn_rate
+    );
+    let result = crate::engine::run_steered(
+        Arc::clone(&plan),
+        addrs,
+        hooks.stop_signals,
+        &session.steering,
+        capacity,
+    );
+    session.lock().1 = true;
+    match result {
+        Ok(summary) => (hooks.finish)(summary, &plan),
+        Err(msg) => {
+            eprintln!("mqblast: error: {msg}");
+            1
+        }
+    }
+}
+
+/// The configured plan with what the Start form changed.
+pub fn plan_for(base: &Plan, request: &StartRequest) -> Plan {
+    let mut plan = base.clone();
+    if let Some(users) = request.users {
+        plan.users = users;
+    }
+    if let Some(rate) = request.spawn_rate {
+        plan.spawn_rate = rate;
+    }
+    if let Some(host) = &request.host {
+        plan.hosts = vec![host.clone()];
+    }
+    if let Some(run_time) = request.run_time {
+        plan.run_time = run_time;
+    }
+    record_changes(&mut plan);
+    plan
+}
+
+/// The result's effective configuration says what this test ran with, not the defaults.
+fn record_changes(plan: &mut Plan) {
+    let hosts: Vec<String> = plan.hosts.iter().map(|h| h.to_string()).collect();
+    let run_time = plan.run_time.map(crate::config::format_duration);
+    if let Some(settings) = plan.effective_config.as_object_mut() {
+        settings.insert("users".into(), plan.users.into());
+        settings.insert("spawn_rate".into(), plan.spawn_rate.into());
+        settings.insert("host".into(), hosts.into());
+        settings.insert("run_time".into(), run_time.into());
+    }
+}

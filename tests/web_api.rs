@@ -1,0 +1,378 @@
+//! Locust's HTTP API on `mqblast --web` against mosquitto: the same paths, parameters and
+//! field names, live user changes, 4xx JSON errors for malformed requests, basic auth off
+//! loopback, and `/metrics` read by a Prometheus text-format parser. Counts and structure
+//! only, never latency thresholds.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::web::{row_requests, start_web, start_web_with_auth};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn locust_api_starts_changes_stops_and_reports_a_test() {
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let web = start_web(&["-H", &host, "-u", "3", "-r", "50", "--interval", "100ms"]);
+    assert_eq!(web.get("/stats/requests").json()["state"], "ready");
+
+    let started = web.post_form("/swarm", "user_count=5&spawn_rate=50&host=&run_time=");
+    assert_eq!(started.status, 200, "{}", started.body);
+    assert_eq!(started.json()["success"], true);
+    let stats = web.wait_for(WAIT, |s| {
+        s["user_count"] == 5 && row_requests(s, "publish:") > 0
+    });
+    for field in [
+        "current_response_time_percentiles",
+        "errors",
+        "fail_ratio",
+        "state",
+        "stats",
+        "total_rps",
+        "total_fail_per_sec",
+        "user_count",
+    ] {
+        assert!(stats.get(field).is_some(), "{field} missing: {stats}");
+    }
+    let row = &stats["stats"][0];
+    for field in [
+        "method",
+        "name",
+        "num_requests",
+        "num_failures",
+        "avg_response_time",
+        "min_response_time",
+        "max_response_time",
+        "current_rps",
+        "median_response_time",
+        "ninetieth_response_time",
+        "ninety_ninth_response_time",
+        "avg_content_length",
+        "response_time_percentile_0.95",
+    ] {
+        assert!(row.get(field).is_some(), "{field} missing: {row}");
+    }
+    let last = stats["stats"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["name"], "Aggregated");
+
+    // A JSON body is accepted too; while running, /swarm changes the users.
+    let raised = web.post_json("/swarm", r#"{"user_count": 8, "spawn_rate": 50}"#);
+    assert_eq!(raised.status, 200, "{}", raised.body);
+    web.wait_for(WAIT, |s| s["user_count"] == 8);
+
+    assert_eq!(web.post_form("/stats/reset", "").status, 200);
+    assert_eq!(web.get("/stats/reset").status, 200, "GET as in Locust 2.46");
+    let csv = web.get("/stats/requests/csv");
+    assert!(
+        csv.body.starts_with("Type,Name,Request Count"),
+        "{}",
+        csv.body
+    );
+    let failures = web.get("/stats/failures/csv");
+    assert!(
+        failures.body.starts_with("Method,Name,Error,Occurrences"),
+        "{}",
+        failures.body
+    );
+
+    assert_eq!(web.post_form("/stop", "").status, 200);
+    let stopped = web.wait_for(WAIT, |s| s["state"] == "stopped");
+    assert_eq!(stopped["user_count"], 0);
+    let report = web.get("/stats/report");
+    assert!(report.body.contains("<svg") && report.body.contains("Aggregated"));
+    let result = web.get("/stats/result.json").json();
+    assert!(result["publish"]["requests"].as_u64() > Some(0), "{result}");
+    assert_eq!(
+        result["config"]["users"], 5,
+        "the result records the test as started"
+    );
+    assert_eq!(web.get("/stop").status, 409, "nothing left to stop");
+
+    // New test: a second run in the same process, complete on its own.
+    let again = web.post_form("/swarm", "user_count=2&spawn_rate=50&run_time=2s");
+    assert_eq!(again.status, 200, "{}", again.body);
+    let second = web.wait_for(WAIT, |s| {
+        s["state"] == "stopped" && row_requests(s, "connect") == 2
+    });
+    assert!(row_requests(&second, "publish:") > 0);
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}
+
+#[test]
+fn malformed_api_requests_get_a_4xx_json_error_and_the_server_goes_on() {
+    let web = start_web(&["-u", "1"]);
+    let cases = [
+        web.post_form("/swarm", "user_count=lots"),
+        web.post_form("/swarm", "user_count=5&spawn_rate=0"),
+        web.post_form("/swarm", "user_count=5&run_time=soon"),
+        web.post_form("/swarm", "user_count=5&host=wss://x"),
+        web.post_json("/swarm", "{not json"),
+        web.post_json("/swarm", r#"{"user_count": [1]}"#),
+        web.request("POST", "/swarm", Some(&"x".repeat(70_000)), &[]),
+        web.get("/swarm"),
+        web.request("DELETE", "/stop", None, &[]),
+        web.get("/no/such/path"),
+        web.post_form("/stop", ""),
+        web.post_form("/stats/reset", ""),
+    ];
+    for reply in &cases {
+        assert!(
+            (400..500).contains(&reply.status),
+            "{} {}",
+            reply.status,
+            reply.body
+        );
+        assert_eq!(reply.json()["success"], false, "{}", reply.body);
+        assert!(reply.json()["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(web.get("/stats/requests").status, 200, "still serving");
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}
+
+#[test]
+fn a_user_count_beyond_the_reserve_or_the_socket_budget_is_refused_with_the_reason() {
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let web = start_web(&["-H", &host, "-u", "2", "-r", "50", "--autostart"]);
+    web.wait_for(WAIT, |s| s["user_count"] == 2);
+    let refused = web.post_form("/swarm", "user_count=4000000000&spawn_rate=1");
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    let message = refused.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("reserved"), "{message}");
+    assert_eq!(web.post_form("/stop", "").status, 200);
+    web.wait_for(WAIT, |s| s["state"] == "stopped");
+    let too_many = web.post_form("/swarm", "user_count=4000000000&spawn_rate=1");
+    assert_eq!(too_many.status, 409, "{}", too_many.body);
+    let message = too_many.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("open-files limit"), "{message}");
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}
+
+#[test]
+fn the_web_ui_off_loopback_without_auth_is_refused_in_one_line() {
+    let out = common::mqblast_command(&["--web", "--web-host", "0.0.0.0", "-u", "1"])
+        .output()
+        .expect("mqblast runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--web-auth"), "{stderr}");
+}
+
+#[test]
+fn with_auth_every_path_needs_it_and_the_password_never_shows() {
+    let password = "pa55-secret-word";
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let args = [
+        "-H",
+        &host,
+        "-u",
+        "2",
+        "-r",
+        "50",
+        "--password",
+        password,
+        "--username",
+        "dev",
+    ];
+    let auth = format!("admin:{password}");
+    let web = start_web_with_auth(&args, Some(&auth));
+    let mut anonymous = common::web::WebRun {
+        running: common::spawn(common::mqblast_command(&["--version"])),
+        base: web.base.clone(),
+        auth: None,
+    };
+    for path in ["/", "/stats/requests", "/metrics", "/ui/live"] {
+        let reply = anonymous.get(path);
+        assert_eq!(reply.status, 401, "{path}");
+    }
+    anonymous.auth = Some(format!("admin:wrong-{password}"));
+    assert_eq!(anonymous.get("/stats/requests").status, 401);
+    assert_eq!(
+        web.post_form("/swarm", "user_count=2&spawn_rate=50").status,
+        200
+    );
+    web.wait_for(WAIT, |s| s["user_count"] == 2);
+    for path in [
+        "/",
+        "/stats/requests",
+        "/metrics",
+        "/ui/live",
+        "/stats/result.json",
+        "/stats/report",
+    ] {
+        let reply = web.get(path);
+        assert_eq!(reply.status, 200, "{path}");
+        assert!(!reply.body.contains(password), "{path} shows the password");
+    }
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}
+
+/// One sample of the exposition format: name, labels, value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
+/// A small parser of the Prometheus text format (0.0.4): `# HELP`/`# TYPE` lines, then
+/// `name{label="value",...} number` samples with escaped label values. Panics on anything
+/// else, so a malformed line fails the test.
+fn parse_prometheus(text: &str) -> (BTreeMap<String, String>, Vec<Sample>) {
+    let mut types = BTreeMap::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind));
+            types.insert(name.to_string(), kind.to_string());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample value");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        let (name, labels) = match series.split_once('{') {
+            None => (series.to_string(), BTreeMap::new()),
+            Some((name, rest)) => (
+                name.to_string(),
+                parse_labels(rest.strip_suffix('}').expect("}")),
+            ),
+        };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        let family = ["_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|base| types.contains_key(*base))
+            .unwrap_or(&name);
+        assert!(types.contains_key(family), "sample before its TYPE: {line}");
+        samples.push((name, labels, value));
+    }
+    (types, samples)
+}
+
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    while chars.peek().is_some() {
+        let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        assert_eq!(chars.next(), Some('"'), "label value opens with a quote");
+        let mut value = String::new();
+        loop {
+            match chars.next().expect("unterminated label value") {
+                '\\' => match chars.next().expect("escape") {
+                    'n' => value.push('\n'),
+                    c @ ('\\' | '"') => value.push(c),
+                    c => panic!("bad escape \\{c}"),
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.insert(name.trim().to_string(), value);
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    labels
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_with_requests_users_latency_and_lag() {
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let web = start_web(&[
+        "-H",
+        &host,
+        "-u",
+        "3",
+        "-r",
+        "50",
+        "--interval",
+        "100ms",
+        "--autostart",
+    ]);
+    web.wait_for(WAIT, |s| {
+        s["user_count"] == 3 && row_requests(s, "publish:") > 0
+    });
+    let metrics = web.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    let (types, samples) = parse_prometheus(&metrics.body);
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == name && label.is_none_or(|(k, v)| l.get(k).is_some_and(|x| x.starts_with(v)))
+            })
+            .map(|s| s.2)
+    };
+    assert_eq!(value("mqblast_connected_users", None), Some(3.0));
+    assert_eq!(value("mqblast_target_users", None), Some(3.0));
+    assert!(value("mqblast_requests_total", Some(("name", "publish:"))).unwrap() > 0.0);
+    assert_eq!(types["mqblast_publish_latency_seconds"], "summary");
+    assert!(value(
+        "mqblast_publish_latency_seconds",
+        Some(("quantile", "0.99"))
+    )
+    .is_some());
+    assert!(value("mqblast_schedule_lag_seconds_count", None).is_some());
+    assert!(types.contains_key("mqblast_failures_by_reason_total"));
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}
+
+#[test]
+fn failures_by_reason_appear_in_metrics_with_escaped_labels() {
+    let text = "# TYPE x counter\nx{reason=\"a \\\"quoted\\\" \\\\ reason\\n\"} 2\n";
+    let (_, samples) = parse_prometheus(text);
+    assert_eq!(samples[0].1["reason"], "a \"quoted\" \\ reason\n");
+}
+
+#[test]
+fn autostart_runs_the_configured_test_and_autoquit_exits_after_it() {
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let dir = common::TempDir::new("web-autoquit");
+    let json = dir.file("result.json");
+    let port = common::free_port().to_string();
+    let args = [
+        "--web",
+        "--web-port",
+        &port,
+        "--autostart",
+        "--autoquit",
+        "1",
+        "-H",
+        &host,
+        "-u",
+        "2",
+        "-r",
+        "50",
+        "-t",
+        "2s",
+        "--interval",
+        "100ms",
+        "--only-summary",
+        "--json",
+        &json,
+    ];
+    let finished = common::spawn(common::mqblast_command(&args)).wait(WAIT);
+    assert_eq!(finished.code, Some(0), "{}", finished.describe());
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the test's --json")).unwrap();
+    assert_eq!(result["connect"]["ok"], 2);
+    assert!(result["publish"]["ok"].as_u64() > Some(0));
+}
