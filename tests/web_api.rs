@@ -109,7 +109,7 @@ fn malformed_api_requests_get_a_4xx_json_error_and_the_server_goes_on() {
         web.post_form("/swarm", "user_count=lots"),
         web.post_form("/swarm", "user_count=5&spawn_rate=0"),
         web.post_form("/swarm", "user_count=5&run_time=soon"),
-        web.post_form("/swarm", "user_count=5&host=wss://x"),
+        web.post_form("/swarm", "user_count=5&host=ftp://x"),
         web.post_json("/swarm", "{not json"),
         web.post_json("/swarm", r#"{"user_count": [1]}"#),
         web.request("POST", "/swarm", Some(&"x".repeat(70_000)), &[]),
