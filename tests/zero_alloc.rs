@@ -166,7 +166,6 @@ fn qos2_publish_loop_allocates_nothing_per_message_after_warm_up() {
     assert_eq!(steady_state_allocations("2", 60_000, 10_000, 55_000), 0);
 }
 
-#[test]
 /// With subscribers on a busy machine a connection can reach a new peak after warm-up: more
 /// publishers with bytes queued at once than before (the write pool lends one more buffer, its
 /// stated bound is one per connection) or a first packet split across two reads (its partial
