@@ -165,17 +165,19 @@ pub(crate) mod oracle {
 
     /// Decode `frame` with `mqttbytes::v4::read`, insisting it consumes the whole frame.
     pub fn read(frame: &[u8]) -> Result<Packet, mqttbytes::Error> {
-        fn filled<T: Default + Extend<u8> + AsRef<[u8]>>(bytes: &[u8]) -> T {
-            let mut stream = T::default();
-            stream.extend(bytes.iter().copied());
-            stream
-        }
         let mut stream = filled(frame);
         let packet = mqttbytes::v4::read(&mut stream, super::MAX_PACKET_BYTES);
         if packet.is_ok() {
             assert!(stream.as_ref().is_empty(), "mqttbytes left bytes unread");
         }
         packet
+    }
+
+    /// A stream of the crate's (inferred) buffer type holding `bytes`.
+    fn filled<T: Default + Extend<u8> + AsRef<[u8]>>(bytes: &[u8]) -> T {
+        let mut stream = T::default();
+        stream.extend(bytes.iter().copied());
+        stream
     }
 
     /// Bytes an `mqttbytes` writer produces, e.g. `write(|b| PubAck::new(7).write(b))`.
@@ -194,17 +196,58 @@ pub(crate) mod oracle {
         pub use mqttbytes::v5::Packet;
 
         pub fn read(frame: &[u8]) -> Result<Packet, mqttbytes::Error> {
-            fn filled<T: Default + Extend<u8> + AsRef<[u8]>>(bytes: &[u8]) -> T {
-                let mut stream = T::default();
-                stream.extend(bytes.iter().copied());
-                stream
-            }
-            let mut stream = filled(frame);
+            let mut stream = super::filled(frame);
             let packet = mqttbytes::v5::read(&mut stream, crate::mqtt::MAX_PACKET_BYTES);
             if packet.is_ok() {
                 assert!(stream.as_ref().is_empty(), "mqttbytes left bytes unread");
             }
             packet
+        }
+    }
+}
+
+/// Test-only fuzzing shared by both decoders: random and mutated buffers must never panic
+/// and never report more bytes consumed than were given.
+#[cfg(test)]
+pub(crate) mod fuzz {
+    /// Deterministic xorshift64 so the fuzz loop needs no extra crate and always replays.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// 200,000 rounds: half pure noise (short buffers), half a valid frame from `frames`
+    /// (truncated to 64 bytes) with a few bytes flipped. `consumed` decodes one buffer and
+    /// returns the bytes a decoded packet used, if any.
+    pub fn never_overconsumes(
+        seed: u64,
+        frames: &[Vec<u8>],
+        consumed: impl Fn(&[u8]) -> Option<usize>,
+    ) {
+        let mut rng = XorShift(seed);
+        let mut buf = Vec::with_capacity(64);
+        for round in 0..200_000 {
+            buf.clear();
+            if round % 2 == 0 {
+                let len = (rng.next() % 40) as usize;
+                buf.extend((0..len).map(|_| rng.next() as u8));
+            } else {
+                let frame = &frames[(rng.next() as usize) % frames.len()];
+                buf.extend_from_slice(&frame[..frame.len().min(64)]);
+                for _ in 0..=(rng.next() % 3) {
+                    let at = (rng.next() as usize) % buf.len();
+                    buf[at] ^= rng.next() as u8;
+                }
+            }
+            if let Some(used) = consumed(&buf) {
+                assert!(used <= buf.len());
+            }
         }
     }
 }
