@@ -15,7 +15,7 @@ const MIN_RECHECK_NS: u64 = 1_000;
 
 impl Worker {
     /// The worker's tick: sample the connected count and ship stats when an interval is over.
-    pub(super) fn housekeeping(&mut self, _now: u64) {
+    pub(super) fn housekeeping(&mut self) {
         self.rec.set_connected(self.connected);
         self.rec.maybe_flush(Instant::now());
     }

@@ -276,7 +276,7 @@ impl Worker {
             self.follow_user_target(now);
             self.fire_timers(now);
             if now >= self.next_housekeeping_ns {
-                self.housekeeping(now);
+                self.housekeeping();
                 self.next_housekeeping_ns = now + HOUSEKEEPING_NS;
             }
             self.serve_ready();
