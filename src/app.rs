@@ -66,6 +66,9 @@ fn sink(opts: &crate::sink::SinkOptions) -> i32 {
 
 fn run(plan: Plan) -> i32 {
     signals::install();
+    for note in &plan.notes {
+        eprintln!("{note}");
+    }
     if plan.web.is_some() {
         return run_web(plan);
     }
@@ -77,6 +80,7 @@ fn run(plan: Plan) -> i32 {
         }
     };
     eprintln!("{}", banner(&plan, &addrs));
+    eprintln!("{}", sources_note(&plan));
     if let Some(start_at_ms) = plan.start_at_epoch_ms {
         if let Err(code) = wait_for_start(&plan, start_at_ms) {
             return code;
@@ -262,6 +266,49 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
     ) + &protocol_note(plan)
         + &shard_note(plan)
         + &tls_note(plan)
+}
+
+/// The banner's second line: which settings came from where (defaults unnamed), the payload
+/// file and the publish timeout, so a run of a Locust project shows what it took from where.
+fn sources_note(plan: &Plan) -> String {
+    use crate::plan::SourceLayer;
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for source in &plan.sources {
+        let (group, item) = match source.layer {
+            SourceLayer::Pyproject | SourceLayer::ConfigFile => {
+                let (file, line) = source
+                    .place
+                    .rsplit_once(" line ")
+                    .unwrap_or((source.place.as_str(), "?"));
+                (file.to_string(), format!("{} (line {line})", source.name))
+            }
+            SourceLayer::Env => ("environment".to_string(), source.place.clone()),
+            SourceLayer::Flag => ("flags".to_string(), source.place.clone()),
+        };
+        match groups.iter_mut().find(|(name, _)| *name == group) {
+            Some((_, items)) => items.push(item),
+            None => groups.push((group, vec![item])),
+        }
+    }
+    let mut parts: Vec<String> = groups
+        .into_iter()
+        .map(|(group, items)| format!("{group}: {}", items.join(", ")))
+        .collect();
+    parts.push("everything else: defaults".to_string());
+    let origin_of = |name: &str| {
+        plan.sources
+            .iter()
+            .find(|source| source.name == name)
+            .map_or("default", |source| source.place.as_str())
+    };
+    format!(
+        "mqblast: settings from {}\nmqblast: payload {} ({}) | publish timeout {} ({})",
+        parts.join(" | "),
+        plan.payload.source(),
+        origin_of("payload"),
+        config::format_duration(plan.timeout),
+        origin_of("timeout"),
+    )
 }
 
 /// ` | TLS: certificate verification OFF (--insecure)` and the client certificates in use.

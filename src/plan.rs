@@ -186,6 +186,29 @@ pub struct Plan {
     /// `--web` (config `headless = false`): serve the web UI and wait for its Start, instead
     /// of running at once. None: headless.
     pub web: Option<WebPlan>,
+    /// Where each setting that is not at its default came from, in settings-table order.
+    pub sources: Vec<SettingSource>,
+    /// Lines to print before the run: `[tool.locust]` keys accepted but not used, or unknown.
+    pub notes: Vec<String>,
+}
+
+/// Which layer a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceLayer {
+    Pyproject,
+    ConfigFile,
+    Env,
+    Flag,
+}
+
+/// One setting set somewhere other than its default, for the start banner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingSource {
+    /// The setting's config.toml name.
+    pub name: &'static str,
+    pub layer: SourceLayer,
+    /// `config.toml line 3`, `pyproject.toml line 5`, `MQBLAST_USERS`, `--users`.
+    pub place: String,
 }
 
 /// What an MQTT 5 run sends beyond 3.1.1: CONNECT and PUBLISH properties and subscription

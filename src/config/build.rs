@@ -5,6 +5,7 @@ use super::effective::effective_config;
 use super::file::load_config_file;
 use super::layers::{Layers, Raw};
 use super::mqtt5::resolve_mqtt5;
+use super::pyproject::load_pyproject;
 use super::resolve::*;
 use super::sharding::{resolve_shard, resolve_start_at};
 use super::subscribers::resolve_subscribers;
@@ -16,7 +17,7 @@ use super::tokens::resolve_tokens;
 use super::transport::{load_tls, resolve_transport};
 use super::web::resolve_web;
 use super::{invalid, ConfigError, Context, RunArgs};
-use crate::plan::Plan;
+use crate::plan::{Plan, SettingSource};
 
 /// Resolve every setting through the layers and validate it into a [`Plan`].
 /// `ctx.open_files_limit` decides whether the users fit in this process.
@@ -29,6 +30,7 @@ pub fn build_plan(
         args,
         env,
         file: load_config_file(args, env, ctx)?,
+        pyproject: load_pyproject(ctx)?,
     };
     let get = |name: &str| layers.get(name);
     let required =
@@ -168,8 +170,28 @@ pub fn build_plan(
         clean_start,
         v5,
         web,
+        sources: setting_sources(&layers),
+        notes: layers
+            .pyproject
+            .as_ref()
+            .map(|pyproject| pyproject.notes.clone())
+            .unwrap_or_default(),
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
     Ok(plan)
+}
+
+/// Every setting whose winning value is not its default, with where it came from.
+fn setting_sources(layers: &Layers) -> Vec<SettingSource> {
+    super::keys::setting_names()
+        .filter_map(|name| layers.get(name))
+        .filter_map(|raw| {
+            Some(SettingSource {
+                name: raw.key.name,
+                layer: raw.origin.source_layer()?,
+                place: raw.origin.place(raw.key),
+            })
+        })
+        .collect()
 }

@@ -338,6 +338,28 @@ pub struct RunArgs {
     pub subscription_id: Option<String>,
 }
 
+/// clap's error, or for a Locust option mqblast does not take (`--master`, `-T`, ...) one line
+/// saying what to do instead, rather than clap's "unexpected argument" and its guess.
+pub(super) fn locust_flag_or_usage(err: clap::Error) -> super::ConfigError {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let arg = match (err.kind(), err.get(ContextKind::InvalidArg)) {
+        (ErrorKind::UnknownArgument, Some(ContextValue::String(arg))) => arg.clone(),
+        _ => return super::ConfigError::Usage(err),
+    };
+    let flag = arg.split('=').next().unwrap_or_default();
+    let long = match flag {
+        "-T" => "tags",
+        "-E" => "exclude-tags",
+        "-L" => "loglevel",
+        "-l" => "list",
+        long => long.strip_prefix("--").unwrap_or_default(),
+    };
+    match super::pyproject::locust_only_note(long) {
+        Some(note) => super::invalid(format!("{flag} is a Locust option: {note}")),
+        None => super::ConfigError::Usage(err),
+    }
+}
+
 impl RunArgs {
     /// The flag's text for setting `name`, if given.
     pub(super) fn value_of(&self, name: &str) -> Option<String> {

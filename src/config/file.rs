@@ -97,6 +97,17 @@ pub(super) fn load_config_file(
         .map(|path| resolve(&ctx.cwd, &path.to_string_lossy()))
         .or_else(|| env_value(env, CONFIG_ENV).map(|path| resolve(&ctx.cwd, &path)));
     let explicit = named.is_some();
+    if let Some(path) = named
+        .as_ref()
+        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+    {
+        // Locust's `-f mqtt.py` names the locustfile; ours names config.toml.
+        return Err(invalid(format!(
+            "-f {}: that is a Locust locustfile; mqblast's -f/--config takes a config.toml \
+             (write one from config.py with `mqblast init --from-locust`)",
+            path.display()
+        )));
+    }
     let path = named.unwrap_or_else(|| ctx.cwd.join(DEFAULT_CONFIG_FILE));
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,

@@ -13,7 +13,14 @@ pub(super) struct Key {
     /// An empty environment variable is a value (to be refused), not "unset": where unset
     /// has a meaning of its own that an empty value must not select by accident.
     pub(super) empty_env_is_a_value: bool,
+    /// A duration whose bare number (seconds) above [`BARE_SECONDS_MAX`] is refused as a likely
+    /// millisecond count (see `Raw::duration`).
+    pub(super) bare_seconds_capped: bool,
 }
+
+/// Largest bare number of seconds a [`Key::bare_seconds_capped`] duration accepts: an hour.
+/// Timeouts, intervals and keep-alives longer than that are written with a unit (`2h`).
+pub(super) const BARE_SECONDS_MAX: u64 = 3600;
 
 const fn key(name: &'static str, flag: &'static str, env: &'static str) -> Key {
     Key {
@@ -23,6 +30,7 @@ const fn key(name: &'static str, flag: &'static str, env: &'static str) -> Key {
         default: None,
         secret: false,
         empty_env_is_a_value: false,
+        bare_seconds_capped: false,
     }
 }
 
@@ -33,6 +41,13 @@ const fn with_default(mut key: Key, default: &'static str) -> Key {
 
 const fn secret(mut key: Key) -> Key {
     key.secret = true;
+    key
+}
+
+/// Not for `run_time` (`-t 7200` is a normal two-hour Locust run) nor for settings whose
+/// natural unit is whole seconds (`session_expiry = 86400`, `autoquit`).
+const fn bare_seconds_capped(mut key: Key) -> Key {
+    key.bare_seconds_capped = true;
     key
 }
 
@@ -58,12 +73,18 @@ pub(super) const KEYS: &[Key] = &[
         "v1/devices/me/telemetry",
     ),
     key("payload", "--payload", "MQBLAST_PAYLOAD"),
-    with_default(key("interval", "--interval", "MQBLAST_INTERVAL"), "1s"),
+    bare_seconds_capped(with_default(
+        key("interval", "--interval", "MQBLAST_INTERVAL"),
+        "1s",
+    )),
     with_default(
         key("max_inflight", "--max-inflight", "MQBLAST_MAX_INFLIGHT"),
         "16",
     ),
-    with_default(key("timeout", "--timeout", "MQBLAST_TIMEOUT"), "10s"),
+    bare_seconds_capped(with_default(
+        key("timeout", "--timeout", "MQBLAST_TIMEOUT"),
+        "10s",
+    )),
     secret(key("tokens", "--tokens", "MQBLAST_TOKENS")),
     key("tokens_file", "--tokens-file", "MQBLAST_TOKENS_FILE"),
     with_default(
@@ -72,20 +93,20 @@ pub(super) const KEYS: &[Key] = &[
     ),
     key("username", "--username", "MQBLAST_USERNAME"),
     secret(key("password", "--password", "MQBLAST_PASSWORD")),
-    with_default(
+    bare_seconds_capped(with_default(
         key("keep_alive", "--keep-alive", "MQBLAST_KEEP_ALIVE"),
         "60s",
-    ),
+    )),
     key("threads", "--threads", "MQBLAST_THREADS"),
     with_default(key("pin", "--pin", "MQBLAST_PIN"), "owned"),
     with_default(
         key("only_summary", "--only-summary", "MQBLAST_ONLY_SUMMARY"),
         "false",
     ),
-    with_default(
+    bare_seconds_capped(with_default(
         key("stop_timeout", "--stop-timeout", "MQBLAST_STOP_TIMEOUT"),
         "10s",
-    ),
+    )),
     key("json", "--json", "MQBLAST_JSON"),
     with_default(
         key("request_type", "--request-type", "MQBLAST_REQUEST_TYPE"),
@@ -111,16 +132,19 @@ pub(super) const KEYS: &[Key] = &[
     key("sub_qos", "--sub-qos", "MQBLAST_SUB_QOS"),
     with_default(key("e2e", "--e2e", "MQBLAST_E2E"), "false"),
     key("verify", "--verify", "MQBLAST_VERIFY"),
-    with_default(
+    bare_seconds_capped(with_default(
         key("drain_timeout", "--drain-timeout", "MQBLAST_DRAIN_TIMEOUT"),
         "2s",
-    ),
-    with_default(key("drain_max", "--drain-max", "MQBLAST_DRAIN_MAX"), "60s"),
+    )),
+    bare_seconds_capped(with_default(
+        key("drain_max", "--drain-max", "MQBLAST_DRAIN_MAX"),
+        "60s",
+    )),
     with_default(
         key("reconnect", "--reconnect", "MQBLAST_RECONNECT"),
         "false",
     ),
-    key("churn", "--churn", "MQBLAST_CHURN"),
+    bare_seconds_capped(key("churn", "--churn", "MQBLAST_CHURN")),
     key("cafile", "--cafile", "MQBLAST_CAFILE"),
     with_default(key("insecure", "--insecure", "MQBLAST_INSECURE"), "false"),
     key(
@@ -229,6 +253,14 @@ pub(super) const KEYS: &[Key] = &[
 
 pub(super) fn find_key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|key| key.name == name)
+}
+
+/// The durations whose bare numbers are capped at [`BARE_SECONDS_MAX`], for the message.
+pub(super) fn bare_seconds_capped_names() -> Vec<&'static str> {
+    KEYS.iter()
+        .filter(|key| key.bare_seconds_capped)
+        .map(|key| key.name)
+        .collect()
 }
 
 /// The names of every setting, for "unknown setting" messages and documentation tests.

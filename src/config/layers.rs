@@ -1,5 +1,6 @@
-//! defaults < config file < environment < command line, resolved per setting. A value keeps
-//! its origin ([`Raw`]) until it is parsed, so every error can say where it came from.
+//! defaults < pyproject.toml [tool.locust] < config file < environment < command line, resolved
+//! per setting. A value keeps its origin ([`Raw`]) until it is parsed, so every error can say
+//! where it came from.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,8 @@ use std::time::Duration;
 
 use super::cli::RunArgs;
 use super::file::ConfigFile;
-use super::keys::{find_key, Key};
+use super::keys::{find_key, Key, BARE_SECONDS_MAX};
+use super::pyproject::Pyproject;
 use super::values::{check_mqtt_string_len, check_no_nul, parse_duration, DURATION_FORMS};
 use super::{invalid, ConfigError, Context};
 
@@ -15,6 +17,12 @@ use super::{invalid, ConfigError, Context};
 #[derive(Debug, Clone)]
 pub(super) enum Origin {
     Default,
+    /// pyproject.toml's `[tool.locust]` table; `written_key` as Locust spells it (`spawn-rate`).
+    Pyproject {
+        path: PathBuf,
+        line: usize,
+        written_key: String,
+    },
     File {
         path: PathBuf,
         line: usize,
@@ -28,9 +36,35 @@ impl Origin {
     pub(super) fn layer(&self) -> u8 {
         match self {
             Origin::Default => 0,
-            Origin::File { .. } => 1,
-            Origin::Env => 2,
-            Origin::Cli => 3,
+            Origin::Pyproject { .. } => 1,
+            Origin::File { .. } => 2,
+            Origin::Env => 3,
+            Origin::Cli => 4,
+        }
+    }
+
+    /// The layer, for the banner; None for a default.
+    pub(super) fn source_layer(&self) -> Option<crate::plan::SourceLayer> {
+        use crate::plan::SourceLayer;
+        Some(match self {
+            Origin::Default => return None,
+            Origin::Pyproject { .. } => SourceLayer::Pyproject,
+            Origin::File { .. } => SourceLayer::ConfigFile,
+            Origin::Env => SourceLayer::Env,
+            Origin::Cli => SourceLayer::Flag,
+        })
+    }
+
+    /// Short, for the start banner: `--users`, `MQBLAST_USERS`, `config.toml line 3`,
+    /// `pyproject.toml line 5`, `default`.
+    pub(super) fn place(&self, key: &Key) -> String {
+        match self {
+            Origin::Default => "default".to_string(),
+            Origin::Pyproject { path, line, .. } | Origin::File { path, line, .. } => {
+                format!("{} line {line}", path.display())
+            }
+            Origin::Env => key.env.to_string(),
+            Origin::Cli => key.flag.to_string(),
         }
     }
 }
@@ -74,6 +108,23 @@ impl Raw {
             (Origin::Env, Some(text)) => format!("{}={text}", self.key.env),
             (Origin::Env, None) => self.key.env.to_string(),
             (
+                Origin::Pyproject {
+                    path,
+                    line,
+                    written_key,
+                },
+                shown,
+            ) => match shown {
+                Some(text) => format!(
+                    "{} line {line}: [tool.locust] {written_key} = {text}",
+                    path.display()
+                ),
+                None => format!(
+                    "{} line {line}: [tool.locust] {written_key}",
+                    path.display()
+                ),
+            },
+            (
                 Origin::File {
                     path,
                     line,
@@ -111,7 +162,9 @@ impl Raw {
     /// Directory that relative paths in this value are relative to.
     pub(super) fn base_dir<'a>(&'a self, ctx: &'a Context) -> &'a Path {
         match &self.origin {
-            Origin::File { path, .. } => path.parent().unwrap_or(Path::new("")),
+            Origin::File { path, .. } | Origin::Pyproject { path, .. } => {
+                path.parent().unwrap_or(Path::new(""))
+            }
             _ => &ctx.cwd,
         }
     }
@@ -154,22 +207,47 @@ impl Raw {
 
     pub(super) fn duration(&self) -> Result<Duration, ConfigError> {
         match &self.value {
-            RawValue::Toml(toml::Value::Integer(n)) => u64::try_from(*n)
-                .map(Duration::from_secs)
-                .map_err(|_| self.fail(DURATION_FORMS)),
+            RawValue::Toml(toml::Value::Integer(n)) => {
+                let seconds = u64::try_from(*n).map_err(|_| self.fail(DURATION_FORMS))?;
+                self.check_bare_seconds(&n.to_string(), seconds as f64)?;
+                Ok(Duration::from_secs(seconds))
+            }
             RawValue::Toml(toml::Value::Float(x)) => {
+                self.check_bare_seconds(&x.to_string(), *x)?;
                 Duration::try_from_secs_f64(*x).map_err(|_| self.fail(DURATION_FORMS))
             }
             RawValue::Toml(toml::Value::String(_)) | RawValue::Text(_) => {
-                parse_duration(&self.text()?).map_err(|problem| self.fail(problem))
+                let text = self.text()?;
+                let bare = text.trim();
+                let is_number = |b: u8| b.is_ascii_digit() || b == b'.';
+                if let (true, Ok(seconds)) = (bare.bytes().all(is_number), bare.parse::<f64>()) {
+                    self.check_bare_seconds(bare, seconds)?;
+                }
+                parse_duration(&text).map_err(|problem| self.fail(problem))
             }
             RawValue::Toml(_) => Err(self.fail(DURATION_FORMS)),
         }
     }
 
+    /// A bare number is seconds, as in Locust; for the settings marked in the table, one above
+    /// [`BARE_SECONDS_MAX`] is far more likely milliseconds (`PUBLISH_TIMEOUT = 10000` in the
+    /// old script) than hours, and is refused rather than silently waited out.
+    fn check_bare_seconds(&self, written: &str, seconds: f64) -> Result<(), ConfigError> {
+        if !self.key.bare_seconds_capped || seconds <= BARE_SECONDS_MAX as f64 {
+            return Ok(());
+        }
+        Err(self.fail(format!(
+            "a bare number is seconds: did you mean {written}ms? Write {written}ms, or {written}s \
+             if seconds were meant (bare numbers above {BARE_SECONDS_MAX} are refused for {})",
+            super::keys::bare_seconds_capped_names().join(", ")
+        )))
+    }
+
     pub(super) fn boolean(&self) -> Result<bool, ConfigError> {
         match &self.value {
             RawValue::Toml(toml::Value::Boolean(b)) => Ok(*b),
+            // Locust reads `only-summary = 1` as true; config.toml written from it may keep the 1.
+            RawValue::Toml(toml::Value::Integer(n @ (0 | 1))) => Ok(*n == 1),
             RawValue::Toml(toml::Value::String(_)) | RawValue::Text(_) => {
                 match self.text()?.trim().to_ascii_lowercase().as_str() {
                     "true" | "yes" | "on" | "1" => Ok(true),
@@ -228,15 +306,17 @@ pub(super) fn resolve(base: &Path, path: &str) -> PathBuf {
     }
 }
 
-/// The four sources, consulted per setting.
+/// The five sources, consulted per setting.
 pub(super) struct Layers<'a> {
     pub(super) args: &'a RunArgs,
     pub(super) env: &'a dyn Fn(&str) -> Option<String>,
     pub(super) file: Option<ConfigFile>,
+    pub(super) pyproject: Option<Pyproject>,
 }
 
 impl Layers<'_> {
-    /// The winning value of a setting: command line, else environment, else file, else default.
+    /// The winning value of a setting: command line, else environment, else config file, else
+    /// pyproject.toml, else default.
     pub(super) fn get(&self, name: &str) -> Option<Raw> {
         let key = find_key(name)?;
         let text = |origin, text: String| Raw {
@@ -255,6 +335,9 @@ impl Layers<'_> {
             return Some(text(Origin::Env, value));
         }
         if let Some(raw) = self.file.as_ref().and_then(|file| file.get(key)) {
+            return Some(raw);
+        }
+        if let Some(raw) = self.pyproject.as_ref().and_then(|file| file.get(key)) {
             return Some(raw);
         }
         key.default

@@ -1,10 +1,12 @@
-//! config.toml + MQBLAST_* environment + command line -> a validated [`Plan`].
+//! pyproject.toml [tool.locust] + config.toml + MQBLAST_* environment + command line -> a
+//! validated [`Plan`].
 //!
 //! All validation lives here, once, so the rest of the program trusts the plan (ripgrep's
 //! "low args -> high args"). Every setting has one name used in four places: the config.toml
 //! key (`spawn_rate`), the environment variable (`MQBLAST_SPAWN_RATE`), the flag
 //! (`--spawn-rate`, Locust's name where Locust has one) and the built-in default. The layers are
-//! resolved per setting, highest first: command line, environment, config file, default. Values
+//! resolved per setting, highest first: command line, environment, config file, pyproject.toml's
+//! `[tool.locust]` table (`pyproject`, read as Locust reads it), default. Values
 //! are kept with their origin until they are parsed, so every error is one line that says where
 //! the bad value came from: `config.toml line 7: qos = 3: must be 0, 1 or 2`,
 //! `MQBLAST_QOS=3: ...`, `--qos 3: ...`.
@@ -51,6 +53,7 @@ mod file;
 mod keys;
 mod layers;
 mod mqtt5;
+mod pyproject;
 mod resolve;
 mod sharding;
 mod subscribers;
@@ -163,7 +166,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = Cli::try_parse_from(args).map_err(ConfigError::Usage)?;
+    let cli = Cli::try_parse_from(args).map_err(cli::locust_flag_or_usage)?;
     match cli.command {
         None => build_plan(&cli.run, env, ctx).map(|plan| Command::Run(Box::new(plan))),
         Some(CliCommand::Run(run)) => {
