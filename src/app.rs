@@ -273,21 +273,29 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
 fn sources_note(plan: &Plan) -> String {
     use crate::plan::SourceLayer;
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for source in &plan.sources {
-        let (group, item) = match source.layer {
-            SourceLayer::Pyproject | SourceLayer::ConfigFile => {
-                let (file, line) = source
-                    .place
-                    .rsplit_once(" line ")
-                    .unwrap_or((source.place.as_str(), "?"));
-                (file.to_string(), format!("{} (line {line})", source.name))
+    let layers = [
+        SourceLayer::Pyproject,
+        SourceLayer::ConfigFile,
+        SourceLayer::Env,
+        SourceLayer::Flag,
+    ];
+    for layer in layers {
+        for source in plan.sources.iter().filter(|source| source.layer == layer) {
+            let (group, item) = match source.layer {
+                SourceLayer::Pyproject | SourceLayer::ConfigFile => {
+                    let (file, line) = source
+                        .place
+                        .rsplit_once(" line ")
+                        .unwrap_or((source.place.as_str(), "?"));
+                    (file.to_string(), format!("{} (line {line})", source.name))
+                }
+                SourceLayer::Env => ("environment".to_string(), source.place.clone()),
+                SourceLayer::Flag => ("flags".to_string(), source.place.clone()),
+            };
+            match groups.iter_mut().find(|(name, _)| *name == group) {
+                Some((_, items)) => items.push(item),
+                None => groups.push((group, vec![item])),
             }
-            SourceLayer::Env => ("environment".to_string(), source.place.clone()),
-            SourceLayer::Flag => ("flags".to_string(), source.place.clone()),
-        };
-        match groups.iter_mut().find(|(name, _)| *name == group) {
-            Some((_, items)) => items.push(item),
-            None => groups.push((group, vec![item])),
         }
     }
     let mut parts: Vec<String> = groups

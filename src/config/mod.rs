@@ -53,6 +53,7 @@ mod file;
 mod keys;
 mod layers;
 mod mqtt5;
+mod pyliteral;
 mod pyproject;
 mod resolve;
 mod sharding;
