@@ -15,6 +15,7 @@ pub fn main() -> i32 {
     match config::parse() {
         Ok(Command::Run(plan)) => run(*plan),
         Ok(Command::Init) => init(),
+        Ok(Command::InitFromLocust(files)) => init_from_locust(&files),
         Ok(Command::Sink(opts)) => sink(&opts),
         Ok(Command::Report(args)) => report::commands::report(&args),
         Ok(Command::Merge(args)) => report::commands::merge(&args),
@@ -37,6 +38,29 @@ fn init() -> i32 {
     match config::write_default_config(path) {
         Ok(()) => {
             eprintln!("mqblast: wrote {}", path.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("mqblast: error: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// `mqblast init --from-locust`: config.toml (and tokens.txt) from the old script's files.
+fn init_from_locust(files: &[std::path::PathBuf]) -> i32 {
+    match config::import_locust(files, std::path::Path::new("")) {
+        Ok(done) => {
+            let read: Vec<String> = done.read.iter().map(|p| p.display().to_string()).collect();
+            let tokens = match &done.tokens_file {
+                Some(path) => format!(" and {} ({} tokens)", path.display(), done.token_count),
+                None => String::new(),
+            };
+            eprintln!(
+                "mqblast: wrote {}{tokens} from {}; check it, then run `mqblast`",
+                done.config_toml.display(),
+                read.join(" and ")
+            );
             0
         }
         Err(e) => {

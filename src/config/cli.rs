@@ -36,7 +36,7 @@ pub enum CliCommand {
     /// Run a load test (the default when no subcommand is given).
     Run(RunArgs),
     /// Write the commented default configuration to ./config.toml (never overwrites).
-    Init,
+    Init(InitArgs),
     /// Print configuration.
     Config(ConfigArgs),
     #[command(about = crate::sink::ABOUT, long_about = crate::sink::LONG_ABOUT)]
@@ -93,6 +93,16 @@ pub struct SinkArgs {
     /// Speak MQTT over WebSocket (upgrade, then binary frames); not with --tls-cert
     #[arg(long)]
     pub websocket: bool,
+}
+
+/// `mqblast init` flags.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Write ./config.toml (and ./tokens.txt) from a Locust project instead: its config.py
+    /// (read as data, never run) and pyproject.toml [tool.locust], in either order
+    /// [default: ./config.py ./pyproject.toml]
+    #[arg(long = "from-locust", value_name = "FILE", num_args = 0..=2)]
+    pub from_locust: Option<Vec<PathBuf>>,
 }
 
 /// `mqblast config` flags.

@@ -52,6 +52,7 @@ mod effective;
 mod file;
 mod keys;
 mod layers;
+mod locust_import;
 mod mqtt5;
 mod pyliteral;
 mod pyproject;
@@ -68,10 +69,11 @@ mod web;
 pub(crate) mod tests;
 
 pub use build::build_plan;
-pub use cli::{Cli, CliCommand, ConfigArgs, ConnArgs, RunArgs, SinkArgs};
+pub use cli::{Cli, CliCommand, ConfigArgs, ConnArgs, InitArgs, RunArgs, SinkArgs};
 pub use commands::write_default_config;
 use commands::{conn_plan, sink_options};
 pub use keys::{env_var_names, setting_names};
+pub use locust_import::{import_locust, Imported};
 pub use tokens::parse_tokens_file;
 pub use values::{format_duration, parse_duration, parse_host, MAX_BIND_ADDRS};
 
@@ -82,6 +84,9 @@ pub enum Command {
     Run(Box<Plan>),
     /// Write [`DEFAULT_CONFIG`] to ./config.toml unless it exists ([`write_default_config`]).
     Init,
+    /// Write ./config.toml from a Locust project's config.py and pyproject.toml (these files,
+    /// or the working directory's): [`import_locust`].
+    InitFromLocust(Vec<PathBuf>),
     /// Print [`DEFAULT_CONFIG`].
     PrintDefaultConfig,
     /// Run the calibration sink.
@@ -173,7 +178,10 @@ where
         Some(CliCommand::Run(run)) => {
             build_plan(&run, env, ctx).map(|plan| Command::Run(Box::new(plan)))
         }
-        Some(CliCommand::Init) => Ok(Command::Init),
+        Some(CliCommand::Init(InitArgs {
+            from_locust: Some(files),
+        })) => Ok(Command::InitFromLocust(files)),
+        Some(CliCommand::Init(_)) => Ok(Command::Init),
         Some(CliCommand::Config(_)) => Ok(Command::PrintDefaultConfig),
         Some(CliCommand::Sink(args)) => sink_options(&args).map(Command::Sink),
         Some(CliCommand::Report(args)) => Ok(Command::Report(args)),

@@ -104,9 +104,10 @@ fn statement(tokens: &[Token]) -> Result<StatementKind, LiteralError> {
         what: what.clone(),
         why: why.to_string(),
     };
-    let (Some(Tok::Name(name)), Some(Tok::Op('='))) =
-        (tokens.first().map(|t| &t.tok), tokens.get(1).map(|t| &t.tok))
-    else {
+    let (Some(Tok::Name(name)), Some(Tok::Op('='))) = (
+        tokens.first().map(|t| &t.tok),
+        tokens.get(1).map(|t| &t.tok),
+    ) else {
         return Ok(not_read("not an assignment"));
     };
     if tokens.get(2).is_some_and(|t| t.tok == Tok::Op('=')) {
@@ -194,7 +195,9 @@ impl Parser<'_> {
                 "None" => Ok(PyValue::None),
                 _ => Err(Refusal::NotLiteral),
             },
-            Tok::Op('[') => self.items(']', depth).map(|(items, _)| PyValue::List(items)),
+            Tok::Op('[') => self
+                .items(']', depth)
+                .map(|(items, _)| PyValue::List(items)),
             Tok::Op('(') => match self.items(')', depth)? {
                 (mut items, false) if items.len() == 1 => Ok(items.remove(0)),
                 (items, _) => Ok(PyValue::Tuple(items)),
@@ -345,9 +348,7 @@ impl<'a> Lexer<'a> {
                         self.indented = true;
                     }
                 }
-                '#' => {
-                    while self.chars.next_if(|&c| c != '\n').is_some() {}
-                }
+                '#' => while self.chars.next_if(|&c| c != '\n').is_some() {},
                 '\\' if self.chars.peek() == Some(&'\n') => {
                     self.chars.next();
                     self.line += 1;
@@ -401,9 +402,13 @@ impl<'a> Lexer<'a> {
 
     fn number(&mut self, first: char) {
         let mut text = String::from(first);
-        while let Some(c) = self.chars.next_if(|&c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+        while let Some(c) = self
+            .chars
+            .next_if(|&c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
             text.push(c);
-            let exponent = matches!(c, 'e' | 'E') && !text.starts_with("0x") && !text.starts_with("0X");
+            let exponent =
+                matches!(c, 'e' | 'E') && !text.starts_with("0x") && !text.starts_with("0X");
             if exponent {
                 if let Some(sign) = self.chars.next_if(|&c| c == '+' || c == '-') {
                     text.push(sign);
@@ -510,7 +515,12 @@ impl<'a> Lexer<'a> {
         for _ in 0..digits {
             match self.chars.next_if(|c| c.is_ascii_hexdigit()) {
                 Some(c) => hex.push(c),
-                None => return self.fail(self.line, format!("\\x, \\u or \\U escape needs {digits} hex digits")),
+                None => {
+                    return self.fail(
+                        self.line,
+                        format!("\\x, \\u or \\U escape needs {digits} hex digits"),
+                    )
+                }
             }
         }
         match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
@@ -567,13 +577,21 @@ meta = {"a": [1, 2], 'b': {}}
         assert_eq!(found[4].2, s("MQTT"));
         assert_eq!(
             found[5].2,
-            PyValue::Tuple(vec![PyValue::Bool(true), PyValue::Bool(false), PyValue::None])
+            PyValue::Tuple(vec![
+                PyValue::Bool(true),
+                PyValue::Bool(false),
+                PyValue::None
+            ])
         );
         assert_eq!(found[6].2, PyValue::Tuple(vec![PyValue::Int(1)]));
         assert_eq!(found[7].2, PyValue::Int(7));
         assert_eq!(
             found[8],
-            (10, "device_tokens".into(), PyValue::List(vec![s("A1"), s("B2"), s("C3")]))
+            (
+                10,
+                "device_tokens".into(),
+                PyValue::List(vec![s("A1"), s("B2"), s("C3")])
+            )
         );
         assert_eq!(found[9].0, 15);
     }
@@ -591,7 +609,8 @@ meta = {"a": [1, 2], 'b': {}}
 
     #[test]
     fn code_is_reported_as_not_read_never_run() {
-        let text = "import os\nx = os.environ['X']\ny = f'{x}'\nz = 1 + 2\ndef f():\n    w = 3\nok = 4\n";
+        let text =
+            "import os\nx = os.environ['X']\ny = f'{x}'\nz = 1 + 2\ndef f():\n    w = 3\nok = 4\n";
         let statements = parse_module(text).unwrap();
         let others: Vec<usize> = statements
             .iter()
@@ -604,7 +623,11 @@ meta = {"a": [1, 2], 'b': {}}
 
     #[test]
     fn an_unterminated_string_is_an_error_naming_its_line() {
-        for text in ["a = 1\nb = 'open\n", "a = \"\"\"never closed\n\n", "a = 'x\\"] {
+        for text in [
+            "a = 1\nb = 'open\n",
+            "a = \"\"\"never closed\n\n",
+            "a = 'x\\",
+        ] {
             let err = parse_module(text).unwrap_err();
             assert!(err.problem.contains("unterminated string"), "{err}");
         }
@@ -629,9 +652,29 @@ meta = {"a": [1, 2], 'b': {}}
     #[test]
     fn hostile_input_never_panics() {
         let samples = [
-            "", "=", "x =", "x = -", "x = [1,,2]", "x = {1}", "x = 0x", "x = 1e", "x = 99999999999999999999",
-            "x = '\\x4'", "x = '\\U0011ffff'", "x = ((((", "))))", "x = b'bytes'", "\\", "x = \"\\",
-            "\u{feff}x = 1", "x = 'é' 'ü'", "x = 1.2.3", "x: int = 3", "x += 1", "x == 1", "a = b = 1",
+            "",
+            "=",
+            "x =",
+            "x = -",
+            "x = [1,,2]",
+            "x = {1}",
+            "x = 0x",
+            "x = 1e",
+            "x = 99999999999999999999",
+            "x = '\\x4'",
+            "x = '\\U0011ffff'",
+            "x = ((((",
+            "))))",
+            "x = b'bytes'",
+            "\\",
+            "x = \"\\",
+            "\u{feff}x = 1",
+            "x = 'é' 'ü'",
+            "x = 1.2.3",
+            "x: int = 3",
+            "x += 1",
+            "x == 1",
+            "a = b = 1",
         ];
         for text in samples {
             let _ = parse_module(text);

@@ -91,6 +91,12 @@ impl Outputs<'_> {
 /// Writes every requested file of `result` (`json_text` is its document); stops at the first
 /// failure, whose message names the file.
 pub fn write_outputs(result: &RunResult, json_text: &str, out: &Outputs<'_>) -> Result<(), String> {
+    for path in [out.json, out.csv_prefix, out.hlog, out.html]
+        .into_iter()
+        .flatten()
+    {
+        create_parent_dir(path)?;
+    }
     if let Some(path) = out.json {
         std::fs::write(path, json_text)
             .map_err(|e| format!("cannot write the JSON summary {}: {e}", path.display()))?;
@@ -106,6 +112,21 @@ pub fn write_outputs(result: &RunResult, json_text: &str, out: &Outputs<'_>) -> 
             .map_err(|e| format!("cannot write HTML report {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// Locust creates the directory of its `--csv` prefix (`csv = "results/tb"` works in a fresh
+/// checkout); mqblast does the same for every output file.
+fn create_parent_dir(path: &Path) -> Result<(), String> {
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create directory {} for {}: {e}",
+                dir.display(),
+                path.display()
+            )
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The files a finished run writes; returns 1 if one could not be written, else 0.

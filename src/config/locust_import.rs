@@ -1,0 +1,359 @@
+//! `mqblast init --from-locust`: writes config.toml (and tokens.txt) from the Locust + paho
+//! script's config.py and pyproject.toml `[tool.locust]` table, so a user moves over with one
+//! command. config.py is read as data ([`super::pyliteral`]), never run. Each written value
+//! has a comment above it naming the file and line it came from; assignments mqblast has no
+//! use for are listed as not used. Nothing existing is overwritten.
+
+use std::path::{Path, PathBuf};
+
+use super::pyliteral::{parse_module, PyValue, StatementKind};
+use super::pyproject::{locust_table, locust_value, map_key, Mapping, PYPROJECT_FILE};
+use super::{invalid, ConfigError, DEFAULT_CONFIG_FILE, DEFAULT_PAYLOAD_FILE};
+
+/// The old script's settings module.
+pub const CONFIG_PY_FILE: &str = "config.py";
+
+/// Where the device tokens are written: one per line, as `tokens_file` reads them.
+pub const TOKENS_FILE: &str = "tokens.txt";
+
+/// Larger than any hand-written config.py: 20k tokens of 40 bytes is under 1 MiB.
+const MAX_CONFIG_PY_BYTES: u64 = 64 << 20;
+
+/// What was written, for the one-line report.
+#[derive(Debug)]
+pub struct Imported {
+    pub config_toml: PathBuf,
+    pub tokens_file: Option<PathBuf>,
+    pub token_count: usize,
+    pub read: Vec<PathBuf>,
+}
+
+/// One config.toml setting to write, with the comment naming its source.
+struct Entry {
+    name: &'static str,
+    source: String,
+    toml: String,
+}
+
+#[derive(Default)]
+struct Output {
+    entries: Vec<Entry>,
+    not_used: Vec<String>,
+    tokens: Vec<String>,
+}
+
+impl Output {
+    fn set(&mut self, name: &'static str, source: String, value: toml::Value) {
+        match self.entries.iter().find(|entry| entry.name == name) {
+            Some(first) => self.not_used.push(format!(
+                "{source}: {name} is already set from {}",
+                first.source
+            )),
+            None => self.entries.push(Entry {
+                name,
+                source,
+                toml: value.to_string(),
+            }),
+        }
+    }
+}
+
+/// Read the Locust project's files and write config.toml (and tokens.txt) into `out_dir`.
+/// `files` are config.py and/or pyproject.toml in any order (told apart by the `.toml`
+/// ending); missing ones default to `out_dir`'s, and a missing default pyproject.toml is fine.
+pub fn import_locust(files: &[PathBuf], out_dir: &Path) -> Result<Imported, ConfigError> {
+    let named_toml = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "toml"));
+    let named_py = files
+        .iter()
+        .find(|f| !f.extension().is_some_and(|e| e == "toml"));
+    let config_py = named_py
+        .cloned()
+        .unwrap_or_else(|| out_dir.join(CONFIG_PY_FILE));
+    let pyproject = named_toml
+        .cloned()
+        .unwrap_or_else(|| out_dir.join(PYPROJECT_FILE));
+    let config_toml = out_dir.join(DEFAULT_CONFIG_FILE);
+    let tokens_path = out_dir.join(TOKENS_FILE);
+    refuse_existing(&config_toml)?;
+
+    let mut out = Output::default();
+    let mut read = Vec::new();
+    if let Some(text) = read_optional(&pyproject, named_toml.is_some())? {
+        read_pyproject(&pyproject, &text, &mut out)?;
+        read.push(pyproject);
+    }
+    let mut from_py = Output::default();
+    // Without a config.py, a pyproject.toml alone is enough.
+    if let Some(py_text) = read_optional(&config_py, named_py.is_some() || read.is_empty())? {
+        read_config_py(&config_py, &py_text, &mut from_py)?;
+        read.insert(0, config_py.clone());
+    }
+    // config.py is what the old script ran with: its values come first and win.
+    from_py.not_used.append(&mut out.not_used);
+    for entry in out.entries {
+        match from_py.entries.iter().find(|e| e.name == entry.name) {
+            Some(first) => from_py.not_used.push(format!(
+                "{}: {} is already set from {}",
+                entry.source, entry.name, first.source
+            )),
+            None => from_py.entries.push(entry),
+        }
+    }
+    let payload = config_py.with_file_name(DEFAULT_PAYLOAD_FILE);
+    if payload.is_file() && !from_py.entries.iter().any(|e| e.name == "payload") {
+        let shown = relative_to(&payload, out_dir);
+        from_py.set(
+            "payload",
+            format!("{} (the payload next to {})", shown, config_py.display()),
+            toml::Value::String(shown),
+        );
+    }
+    let token_count = from_py.tokens.len();
+    let tokens_file = match token_count {
+        0 => None,
+        _ => {
+            refuse_existing(&tokens_path)?;
+            write_new(&tokens_path, &tokens_text(&from_py.tokens, &config_py))?;
+            Some(tokens_path)
+        }
+    };
+    write_new(&config_toml, &render(&from_py, &read))?;
+    Ok(Imported {
+        config_toml,
+        tokens_file,
+        token_count,
+        read,
+    })
+}
+
+fn refuse_existing(path: &Path) -> Result<(), ConfigError> {
+    match path.exists() {
+        true => Err(invalid(format!(
+            "{} already exists: not overwriting it (edit it, or remove it first)",
+            path.display()
+        ))),
+        false => Ok(()),
+    }
+}
+
+/// The file's text; None when it is missing and was not named.
+fn read_optional(path: &Path, required: bool) -> Result<Option<String>, ConfigError> {
+    let size = match std::fs::metadata(path) {
+        Ok(meta) => meta.len(),
+        Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(invalid(format!("{}: {err}", path.display()))),
+    };
+    if size > MAX_CONFIG_PY_BYTES {
+        return Err(invalid(format!(
+            "{}: {size} bytes, more than the {MAX_CONFIG_PY_BYTES} a Locust config file is read up to",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path)
+        .map(Some)
+        .map_err(|err| invalid(format!("{}: {err}", path.display())))
+}
+
+fn read_pyproject(path: &Path, text: &str, out: &mut Output) -> Result<(), ConfigError> {
+    let table = locust_table(text)
+        .map_err(|err| super::file::toml_error(path, text, &err))?
+        .unwrap_or_default();
+    for (written_key, line, value) in table {
+        let source = format!(
+            "{} line {line}: [tool.locust] {written_key}",
+            path.display()
+        );
+        match map_key(&written_key, &value) {
+            // The value as written, unless the mapping changed it (json-file NAME -> NAME.json).
+            Mapping::Setting(key, mapped) => match (mapped, locust_value(&value)) {
+                (super::layers::RawValue::Text(text), super::layers::RawValue::Text(as_read))
+                    if text != as_read =>
+                {
+                    out.set(key.name, source, toml::Value::String(text))
+                }
+                _ => out.set(key.name, source, value),
+            },
+            Mapping::Note(note) => out.not_used.push(format!("{source}: {note}")),
+            Mapping::Unknown => out
+                .not_used
+                .push(format!("{source}: not a Locust option mqblast knows")),
+        }
+    }
+    Ok(())
+}
+
+fn read_config_py(path: &Path, text: &str, out: &mut Output) -> Result<(), ConfigError> {
+    let at = |line: usize| format!("{} line {line}", path.display());
+    let statements =
+        parse_module(text).map_err(|err| invalid(format!("{} {err}", path.display())))?;
+    let mut address: Option<(usize, String)> = None;
+    let mut port: Option<(usize, i64)> = None;
+    for statement in statements {
+        let line = statement.line;
+        let (name, value) = match statement.kind {
+            StatementKind::Assign { name, value } => (name, value),
+            StatementKind::Other { what, why } if what.contains(" =") => {
+                out.not_used
+                    .push(format!("{}: {what}: {why}, not run", at(line)));
+                continue;
+            }
+            StatementKind::Other { .. } => continue, // imports and the like
+        };
+        let wrong = |expected: &str| invalid(format!("{}: {name}: expected {expected}", at(line)));
+        let source = format!("{}: {name}", at(line));
+        match (name.as_str(), value) {
+            ("tb_address", PyValue::Str(host)) => address = Some((line, host)),
+            ("tb_address", _) => return Err(wrong("a string")),
+            ("tb_port", PyValue::Int(n)) => port = Some((line, n)),
+            ("tb_port", _) => return Err(wrong("an integer")),
+            ("mqtt_topic", PyValue::Str(topic)) => {
+                out.set("topic", source, toml::Value::String(topic))
+            }
+            ("mqtt_topic", _) => return Err(wrong("a string")),
+            ("mqtt_qos", PyValue::Int(qos)) => out.set("qos", source, toml::Value::Integer(qos)),
+            ("mqtt_qos", _) => return Err(wrong("an integer")),
+            ("REQUEST_TYPE", PyValue::Str(label)) => {
+                out.set("request_type", source, toml::Value::String(label))
+            }
+            ("REQUEST_TYPE", _) => return Err(wrong("a string")),
+            ("PUBLISH_TIMEOUT", value) => {
+                let ms =
+                    timeout_ms(&value).ok_or_else(|| wrong("a positive number of milliseconds"))?;
+                let source = format!("{source} (milliseconds)");
+                out.set("timeout", source, toml::Value::String(format!("{ms}ms")));
+            }
+            ("device_tokens", value) => {
+                out.tokens = tokens(value).map_err(|problem| {
+                    invalid(format!("{}: device_tokens: {problem}", at(line)))
+                })?;
+                let source = format!("{source} ({} tokens, one per line)", out.tokens.len());
+                out.set(
+                    "tokens_file",
+                    source,
+                    toml::Value::String(TOKENS_FILE.to_string()),
+                );
+            }
+            (other, _) => out.not_used.push(format!(
+                "{}: {other}: mqblast has no setting for it",
+                at(line)
+            )),
+        }
+    }
+    if let Some(host) = broker(address, port, path) {
+        let (source, value) = host;
+        out.set("host", source, toml::Value::String(value));
+    }
+    Ok(())
+}
+
+/// `tb_address` and `tb_port` together as one broker address.
+fn broker(
+    address: Option<(usize, String)>,
+    port: Option<(usize, i64)>,
+    path: &Path,
+) -> Option<(String, String)> {
+    let file = path.display();
+    match (address, port) {
+        (Some((line, host)), Some((port_line, port))) if !host.contains("://") => Some((
+            format!("{file} line {line}: tb_address and line {port_line}: tb_port"),
+            format!("{host}:{port}"),
+        )),
+        (Some((line, host)), _) => Some((format!("{file} line {line}: tb_address"), host)),
+        (None, _) => None,
+    }
+}
+
+fn timeout_ms(value: &PyValue) -> Option<u64> {
+    match value {
+        PyValue::Int(ms) if *ms > 0 => u64::try_from(*ms).ok(),
+        PyValue::Float(ms) if *ms >= 1.0 && ms.is_finite() && *ms < 1e15 => Some(ms.round() as u64),
+        _ => None,
+    }
+}
+
+/// The tokens, each one a tokens file can hold (one per line, trimmed, `#` starts a comment).
+fn tokens(value: PyValue) -> Result<Vec<String>, String> {
+    let items = match value {
+        PyValue::List(items) | PyValue::Tuple(items) => items,
+        PyValue::Str(one) => vec![PyValue::Str(one)],
+        _ => return Err("expected a list of strings".to_string()),
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            PyValue::Str(token)
+                if !token.is_empty()
+                    && token.trim() == token
+                    && !token.starts_with('#')
+                    && !token.contains(['\n', '\r', '\0']) =>
+            {
+                Ok(token)
+            }
+            PyValue::Str(_) => Err(format!(
+                "token {} is empty, has surrounding spaces, a line break, a NUL or starts with #",
+                i + 1
+            )),
+            _ => Err(format!("item {} is not a string", i + 1)),
+        })
+        .collect()
+}
+
+fn tokens_text(tokens: &[String], config_py: &Path) -> String {
+    let mut text = format!(
+        "# Device access tokens from {} (device_tokens), one per line; used round-robin.\n",
+        config_py.display()
+    );
+    for token in tokens {
+        text.push_str(token);
+        text.push('\n');
+    }
+    text
+}
+
+fn render(out: &Output, read: &[PathBuf]) -> String {
+    let names: Vec<String> = read.iter().map(|p| p.display().to_string()).collect();
+    let mut text = format!(
+        "# mqblast settings, written by `mqblast init --from-locust` from {}.\n\
+         # Each value names the line it came from. Every other setting has its default:\n\
+         # `mqblast config --default` prints them all with their documentation.\n",
+        names.join(" and ")
+    );
+    let order = |name: &str| super::keys::setting_names().position(|known| known == name);
+    let mut entries: Vec<&Entry> = out.entries.iter().collect();
+    entries.sort_by_key(|entry| order(entry.name));
+    for entry in entries {
+        text.push_str(&format!(
+            "\n# {}\n{} = {}\n",
+            entry.source, entry.name, entry.toml
+        ));
+    }
+    if !out.not_used.is_empty() {
+        text.push_str("\n# Not used:\n");
+        for line in &out.not_used {
+            text.push_str(&format!("#   {line}\n"));
+        }
+    }
+    text
+}
+
+/// `path` as config.toml (in `base`) should name it.
+fn relative_to(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn write_new(path: &Path, text: &str) -> Result<(), ConfigError> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|err| invalid(format!("{}: {err}", path.display())))?;
+    file.write_all(text.as_bytes())
+        .map_err(|err| invalid(format!("{}: {err}", path.display())))
+}

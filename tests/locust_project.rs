@@ -1,0 +1,181 @@
+//! A Locust + paho-mqtt project (tests/fixtures/locust_project: mqtt.py, config.py,
+//! pyproject.toml, data.json) works as it is: `mqblast init --from-locust` writes config.toml and
+//! tokens.txt from it, and mqblast run in that directory takes config.toml, pyproject.toml's
+//! [tool.locust] table and data.json, connects every device token and publishes what it was
+//! told to, against a real mosquitto.
+//!
+//! Why it exists: this is how our users arrive. If the import or the pyproject layer drifts
+//! from what the old script meant (timeouts in milliseconds, tokens as user names), their first
+//! run is wrong and they do not come back.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+const TOKENS: usize = 20;
+
+/// A copy of the fixture project in a scratch directory.
+fn project(label: &str) -> TempDir {
+    let dir = TempDir::new(label);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/locust_project");
+    for name in ["mqtt.py", "config.py", "pyproject.toml", "data.json"] {
+        let text = std::fs::read_to_string(fixture.join(name)).expect("fixture file");
+        dir.write(name, &text);
+    }
+    dir
+}
+
+fn mqblast_in(dir: &TempDir, args: &[&str]) -> Finished {
+    let mut cmd = mqblast_command(args);
+    cmd.current_dir(dir.path());
+    spawn(cmd).wait(LIMIT)
+}
+
+/// User names of the clients mosquitto saw connect: `... as mqblast-3 (p2, c1, k60, u'DW..').`
+fn connected_usernames(log: &str) -> BTreeSet<String> {
+    log.lines()
+        .filter(|line| line.contains("New client connected"))
+        .filter_map(|line| line.split("u'").nth(1))
+        .filter_map(|rest| rest.split('\'').next())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn init_from_locust_writes_config_toml_naming_the_source_of_each_value() {
+    let dir = project("locust-import");
+    let run = mqblast_in(&dir, &["init", "--from-locust"]);
+    run.assert_code(0);
+    let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    for expected in [
+        "# config.py line 4: tb_address and line 5: tb_port\nhost = \"127.0.0.1:1883\"",
+        "# config.py line 26: PUBLISH_TIMEOUT (milliseconds)\ntimeout = \"10000ms\"",
+        "# config.py line 22: mqtt_topic\ntopic = \"v1/lptrk/gps\"",
+        "tokens_file = \"tokens.txt\"",
+        "# pyproject.toml line 12: [tool.locust] only-summary\nonly_summary = 1",
+        "# pyproject.toml line 9: [tool.locust] users\nusers = 20",
+        "payload = \"data.json\"",
+        "config.py line 29: KEEPALIVE: mqblast has no setting for it",
+        "pyproject.toml line 7: [tool.locust] locustfile:",
+    ] {
+        assert!(config.contains(expected), "{expected:?} not in:\n{config}");
+    }
+    let tokens = std::fs::read_to_string(dir.path().join("tokens.txt")).unwrap();
+    let listed: Vec<&str> = tokens.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(listed.len(), TOKENS);
+    assert_eq!((listed[0], listed[19]), ("DW00000001", "DW00000020"));
+
+    // Never overwrites: a second import is refused and leaves the files as they were.
+    let again = mqblast_in(
+        &dir,
+        &["init", "--from-locust", "config.py", "pyproject.toml"],
+    );
+    again.assert_usage_error(&["config.toml already exists"]);
+    let after = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert_eq!(after, config);
+}
+
+#[test]
+fn the_imported_project_runs_every_token_against_mosquitto() {
+    let broker = Mosquitto::start();
+    let subscriber = broker.subscribe("v1/lptrk/gps", 1);
+    let dir = project("locust-run");
+    mqblast_in(&dir, &["init", "--from-locust"]).assert_code(0);
+    // The one edit a user makes: point the broker address at the test's broker.
+    let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    let config = config.replace("127.0.0.1:1883", &broker.addr());
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+
+    let messages: u64 = 60;
+    let json = dir.file("summary.json");
+    let run = mqblast_in(
+        &dir,
+        &[
+            "--messages",
+            &messages.to_string(),
+            "--interval",
+            "100ms",
+            "-r",
+            "1000",
+            "--json",
+            &json,
+        ],
+    );
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    assert_eq!(
+        summary.u64("publish.requests"),
+        messages,
+        "{}",
+        summary.text()
+    );
+    assert_eq!(summary.u64("publish.failures"), 0, "{}", summary.text());
+    assert_eq!(
+        summary.u64("connect.requests"),
+        TOKENS as u64,
+        "{}",
+        summary.text()
+    );
+    assert!(
+        subscriber.wait_for(messages, Duration::from_secs(30)),
+        "subscriber got {} of {messages}\n{}",
+        subscriber.count(),
+        run.describe()
+    );
+    let expected: BTreeSet<String> = (1..=TOKENS).map(|n| format!("DW{n:08}")).collect();
+    assert_eq!(connected_usernames(&broker.log()), expected);
+
+    // Where each setting came from: users from pyproject.toml, the rest from config.toml.
+    let stderr = &run.stderr;
+    for expected in [
+        "[tool.locust] locustfile: mqblast runs no locustfile",
+        "[tool.locust] expect-workers: mqblast is not a Locust master",
+        "[tool.locust] host: an HTTP address is not an MQTT broker",
+        "config.toml: host (line ",
+        "timeout (line ",
+        "flags: --spawn-rate, --messages, --interval, --json",
+        "payload data.json (config.toml line ",
+        "publish timeout 10s (config.toml line ",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
+    }
+    assert_eq!(
+        stderr
+            .matches("locustfile: mqblast runs no locustfile")
+            .count(),
+        1
+    );
+    // The CSV and HTML paths came from [tool.locust] (via config.toml) and were written.
+    assert!(
+        dir.path().join("results/tb_stats.csv").is_file(),
+        "{stderr}"
+    );
+    assert!(dir.path().join("results/tb.html").is_file(), "{stderr}");
+}
+
+#[test]
+fn a_project_with_only_pyproject_toml_runs_with_its_locust_settings() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("locust-pyproject-only");
+    dir.write(
+        "pyproject.toml",
+        "[tool.locust]\nusers = 3\nspawn-rate = 100\nonly-summary = 1\nheadless = true\nrun-time = 60\n",
+    );
+    let json = dir.file("summary.json");
+    let host = broker.addr();
+    let run = mqblast_in(&dir, &["-H", &host, "--messages", "9", "--json", &json]);
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    assert_eq!(summary.u64("connect.requests"), 3, "{}", summary.text());
+    assert_eq!(summary.u64("publish.requests"), 9, "{}", summary.text());
+    assert!(
+        run.stderr.contains("pyproject.toml: users (line 2), spawn_rate (line 3), run_time (line 6), only_summary (line 4), headless (line 5)"),
+        "{}",
+        run.stderr
+    );
+}
