@@ -241,3 +241,60 @@ fn help_exits_zero_and_lists_the_main_flags() {
         );
     }
 }
+
+/// A Locust option with no meaning for mqblast: exactly one line saying what to do instead.
+fn assert_one_line_instead(args: &[&str], needles: &[&str]) {
+    let run = run(args);
+    run.assert_usage_error(needles);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected:\n{}", run.stderr);
+    assert!(lines[0].starts_with("mqblast: error: "), "{}", run.stderr);
+}
+
+#[test]
+fn locust_master_options_say_to_shard_and_merge_instead() {
+    assert_one_line_instead(&["--master"], &["--master is a locust option", "--shard"]);
+    assert_one_line_instead(&["--expect-workers", "4"], &["--expect-workers", "merge"]);
+    assert_one_line_instead(
+        &["--master-bind-host=0.0.0.0"],
+        &["--master-bind-host", "--shard"],
+    );
+}
+
+#[test]
+fn locust_user_class_options_say_there_are_no_user_classes() {
+    assert_one_line_instead(
+        &["-T", "gps"],
+        &["-t is a locust option", "no python user classes"],
+    );
+    assert_one_line_instead(
+        &["--class-picker"],
+        &["--class-picker", "no python user classes"],
+    );
+    assert_one_line_instead(&["--processes", "4"], &["--processes", "--threads"]);
+}
+
+#[test]
+fn a_locustfile_is_refused_pointing_at_init_from_locust() {
+    assert_one_line_instead(&["--locustfile", "mqtt.py"], &["init --from-locust"]);
+    let dir = TempDir::new("cli-locustfile");
+    let locustfile = dir.write("mqtt.py", "from locust import User\n");
+    assert_one_line_instead(
+        &["-f", &locustfile],
+        &["mqtt.py", "locustfile", "init --from-locust"],
+    );
+}
+
+#[test]
+fn a_timeout_in_milliseconds_written_as_seconds_is_refused_with_a_suggestion() {
+    assert_one_line_instead(
+        &["--timeout", "10000"],
+        &["--timeout 10000", "did you mean 10000ms?"],
+    );
+    let dir = TempDir::new("cli-timeout-ms");
+    let path = dir.write("config.toml", "timeout = 10000\n");
+    assert_one_line_instead(
+        &["-f", &path],
+        &["line 1: timeout = 10000", "did you mean 10000ms?"],
+    );
+}

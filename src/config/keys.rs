@@ -45,7 +45,8 @@ const fn secret(mut key: Key) -> Key {
 }
 
 /// Not for `run_time` (`-t 7200` is a normal two-hour Locust run) nor for settings whose
-/// natural unit is whole seconds (`session_expiry = 86400`, `autoquit`).
+/// natural unit is whole seconds (`keep_alive` up to MQTT's 65535, `session_expiry = 86400`,
+/// `autoquit`).
 const fn bare_seconds_capped(mut key: Key) -> Key {
     key.bare_seconds_capped = true;
     key
@@ -93,10 +94,10 @@ pub(super) const KEYS: &[Key] = &[
     ),
     key("username", "--username", "MQBLAST_USERNAME"),
     secret(key("password", "--password", "MQBLAST_PASSWORD")),
-    bare_seconds_capped(with_default(
+    with_default(
         key("keep_alive", "--keep-alive", "MQBLAST_KEEP_ALIVE"),
         "60s",
-    )),
+    ),
     key("threads", "--threads", "MQBLAST_THREADS"),
     with_default(key("pin", "--pin", "MQBLAST_PIN"), "owned"),
     with_default(

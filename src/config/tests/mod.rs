@@ -10,6 +10,7 @@ use crate::payload::Payload;
 mod errors;
 mod nul_characters;
 mod precedence;
+mod pyproject;
 mod resources;
 mod shards;
 mod string_limits;
