@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
     args_conflicts_with_subcommands = true,
     // `-V` is `--mqtt-version` (as mosquitto_pub's `-V 5`); `--version` stays.
     disable_version_flag = true,
-    after_help = "Settings: built-in defaults < config.toml < MQBLAST_* environment < flags. \
+    after_help = "Settings: built-in defaults < pyproject.toml [tool.locust] < config.toml < \
+                  MQBLAST_* environment < flags. \
                   `mqblast config --default` prints every setting with its documentation."
 )]
 pub struct Cli {
