@@ -62,12 +62,9 @@ impl Output {
 /// `files` are config.py and/or pyproject.toml in any order (told apart by the `.toml`
 /// ending); missing ones default to `out_dir`'s, and a missing default pyproject.toml is fine.
 pub fn import_locust(files: &[PathBuf], out_dir: &Path) -> Result<Imported, ConfigError> {
-    let named_toml = files
-        .iter()
-        .find(|f| f.extension().is_some_and(|e| e == "toml"));
-    let named_py = files
-        .iter()
-        .find(|f| !f.extension().is_some_and(|e| e == "toml"));
+    let is_toml = |f: &&PathBuf| f.extension().is_some_and(|e| e == "toml");
+    let named_toml = files.iter().find(is_toml);
+    let named_py = files.iter().find(|f| !is_toml(f));
     let config_py = named_py
         .cloned()
         .unwrap_or_else(|| out_dir.join(CONFIG_PY_FILE));

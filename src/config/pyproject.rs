@@ -122,15 +122,16 @@ impl Pyproject {
     }
 }
 
+/// A `[tool.locust]` key as written, its line and its value.
+pub(super) type LocustEntry = (String, usize, toml::Value);
+
 /// The `[tool.locust]` entries in file order, with their lines; Err when the TOML is broken.
-pub(super) fn locust_table(
-    text: &str,
-) -> Result<Option<Vec<(String, usize, toml::Value)>>, toml::de::Error> {
+pub(super) fn locust_table(text: &str) -> Result<Option<Vec<LocustEntry>>, toml::de::Error> {
     let document: Document = toml::from_str(text)?;
     let Some(table) = document.tool.and_then(|tool| tool.locust) else {
         return Ok(None);
     };
-    let mut entries: Vec<(String, usize, toml::Value)> = table
+    let mut entries: Vec<LocustEntry> = table
         .into_iter()
         .map(|(key, value)| {
             let line = line_of(text, value.span().start);

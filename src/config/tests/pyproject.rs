@@ -186,10 +186,13 @@ fn locust_only_flags_are_one_line_saying_what_to_do_instead() {
 fn init_from_locust_refuses_bad_config_py_naming_file_and_line() {
     let dir = TestDir::new();
     let config_py = dir.write("config.py", "tb_address = 'x'\nmqtt_qos = '1'\n");
-    let err = import_locust(&[config_py.clone()], config_py.parent().unwrap())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = import_locust(
+        std::slice::from_ref(&config_py),
+        config_py.parent().unwrap(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(
         err.ends_with("config.py line 2: mqtt_qos: expected an integer"),
         "{err}"
