@@ -145,6 +145,7 @@ fn run_web(plan: Plan) -> i32 {
     let Some(web_plan) = plan.web.clone() else {
         return EXIT_USAGE;
     };
+    eprintln!("{}", sources_note(&plan));
     let embedded = std::sync::OnceLock::new();
     let resolve = |plan: &Plan| -> Result<Vec<SocketAddr>, String> {
         if !plan.hosts.is_empty() {

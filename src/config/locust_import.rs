@@ -238,6 +238,10 @@ fn read_config_py(path: &Path, text: &str, out: &mut Output) -> Result<(), Confi
             )),
         }
     }
+    if let (None, Some((line, _))) = (&address, &port) {
+        out.not_used
+            .push(format!("{}: tb_port: used only with tb_address", at(*line)));
+    }
     if let Some(host) = broker(address, port, path) {
         let (source, value) = host;
         out.set("host", source, toml::Value::String(value));
