@@ -74,7 +74,12 @@ struct Token {
 
 /// Every top-level statement of `text`, in order.
 pub fn parse_module(text: &str) -> Result<Vec<Statement>, LiteralError> {
-    let tokens = Lexer::new(text).run()?;
+    // Files saved on Windows: a byte-order mark and CRLF line ends, as Python accepts them.
+    let text = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .replace("\r\n", "\n");
+    let tokens = Lexer::new(&text).run()?;
     let mut statements = Vec::new();
     let mut start = 0;
     while start < tokens.len() {
@@ -619,6 +624,17 @@ meta = {"a": [1, 2], 'b': {}}
             .collect();
         assert_eq!(others, vec![1, 2, 3, 4, 5]);
         assert_eq!(assigns(text), vec![(7, "ok".into(), PyValue::Int(4))]);
+    }
+
+    #[test]
+    fn a_windows_file_with_a_byte_order_mark_and_crlf_reads_the_same() {
+        let text = "\u{feff}tb_address = 'tb'\r\ntokens = [\r\n  'a', \\\r\n  'b',\r\n]\r\n";
+        let found = assigns(text);
+        assert_eq!(found[0], (1, "tb_address".into(), s("tb")));
+        assert_eq!(
+            found[1],
+            (2, "tokens".into(), PyValue::List(vec![s("a"), s("b")]))
+        );
     }
 
     #[test]
