@@ -186,6 +186,15 @@ pub struct Plan {
     /// `--web` (config `headless = false`): serve the web UI and wait for its Start, instead
     /// of running at once. None: headless.
     pub web: Option<WebPlan>,
+    /// `--worker`: join this Locust master and run the tests it asks for. None: not a worker.
+    pub worker: Option<WorkerPlan>,
+}
+
+/// Where the Locust master listens (`--master-host`, `--master-port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerPlan {
+    pub master_host: String,
+    pub master_port: u16,
 }
 
 /// What an MQTT 5 run sends beyond 3.1.1: CONNECT and PUBLISH properties and subscription

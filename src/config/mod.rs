@@ -59,6 +59,7 @@ mod tokens;
 mod transport;
 mod values;
 mod web;
+mod worker;
 
 #[cfg(test)]
 pub(crate) mod tests;
