@@ -2,9 +2,9 @@
 //! are not thread-safe), whose ZeroMQ identity is the node id every message carries. It
 //! sends and receives whole [`Message`]s and recreates itself on the master's `reconnect`.
 //!
-//! Bounds: libzmq queues at most [`SEND_QUEUE_MESSAGES`] unsent messages (a master that is
-//! down, or slow to read); a send beyond that is dropped and said on stderr, never blocks the
-//! protocol. A frame from the master larger than [`MAX_FRAME_BYTES`] is refused by libzmq.
+//! Bounds: libzmq queues at most [`SEND_QUEUE_MESSAGES`] unsent messages for a connected master
+//! that is slow to read, and none for one that is not connected; a send it refuses is dropped
+//! and said on stderr (the first and every 100th), never blocks the protocol. A frame from the master larger than [`MAX_FRAME_BYTES`] is refused by libzmq.
 
 use super::msg::Message;
 
@@ -53,6 +53,9 @@ impl Link {
             Ok(()) => true,
             Err(e) => {
                 self.dropped += 1;
+                if self.dropped % 100 != 1 {
+                    return false;
+                }
                 eprintln!(
                     "mqblast: locust: could not send `{}` to the master at {} ({e}); {} message(s) dropped so far",
                     message.kind, self.endpoint, self.dropped
@@ -89,6 +92,9 @@ fn open(context: &zmq::Context, endpoint: &str, node_id: &str) -> Result<zmq::So
         .map_err(|e| fail("identity", e))?;
     // Unsent messages are given 500 ms at close (a final report), not forever.
     socket.set_linger(500).map_err(|e| fail("linger", e))?;
+    // Nothing is queued for a master that is not connected: a restarted master must not
+    // receive reports and heartbeats meant for the one before it.
+    socket.set_immediate(true).map_err(|e| fail("immediate", e))?;
     socket
         .set_sndhwm(SEND_QUEUE_MESSAGES)
         .map_err(|e| fail("high-water mark", e))?;

@@ -30,6 +30,9 @@ pub struct Start {
     pub users: u32,
     /// The master's spawn rate; None keeps the configured one.
     pub spawn_rate: Option<f64>,
+    /// Where this worker's client indexes start: its index at the master times the most
+    /// users a process holds, so two workers never share a client id (`{i}`).
+    pub client_index_offset: u64,
 }
 
 /// A test has ended (after its final snapshot was published); why it could not run, if so.
@@ -123,6 +126,7 @@ fn run_test(
 ) -> Result<(Summary, Arc<Plan>), (i32, String)> {
     let mut plan = (hooks.plan_for)(&start.args).map_err(|e| (2, e))?;
     plan.users = start.users;
+    plan.client_index_offset = start.client_index_offset;
     if let Some(rate) = start.spawn_rate {
         plan.spawn_rate = rate;
     }

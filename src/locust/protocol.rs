@@ -33,6 +33,8 @@ const REREGISTER_AFTER: Duration = Duration::from_secs(10);
 /// 0.5 s; its CSV is written once a second. Publishing stops this long before that end so the
 /// last report is in the master's results.
 const WIND_DOWN: Duration = Duration::from_secs(3);
+/// The master answers every heartbeat: quiet this long, it is not listening now.
+const MASTER_QUIET: Duration = Duration::from_secs(3);
 /// Longest wait for a frame before the timers are looked at.
 const TICK_MS: i64 = 100;
 
@@ -72,6 +74,8 @@ pub struct Protocol {
     quit: Arc<AtomicBool>,
     stop_signals: Box<dyn Fn() -> u32 + Send>,
     registered: bool,
+    /// This worker's index at the master (its `ack`).
+    index: u64,
     ready_sent: Option<(Instant, u32)>,
     last_heard: Instant,
     next_heartbeat: Instant,
@@ -104,6 +108,7 @@ impl Protocol {
             quit,
             stop_signals,
             registered: false,
+            index: 0,
             ready_sent: None,
             last_heard: now,
             next_heartbeat: now,
@@ -187,6 +192,7 @@ impl Protocol {
         }
         self.registered = true;
         self.ready_sent = None;
+        self.index = field(data, "index").and_then(Value::as_u64).unwrap_or(0);
     }
 
     fn on_spawn(&mut self, spawn: Value) {
@@ -233,6 +239,7 @@ impl Protocol {
             args: options::master_args(spawn),
             users: target,
             spawn_rate,
+            client_index_offset: self.index * u64::from(crate::engine::steer::RESERVED_USERS_MAX),
         };
         match self.starts.try_send(start) {
             Ok(()) => {}
@@ -352,6 +359,12 @@ impl Protocol {
     /// Send a `stats` report: what the latest snapshot adds (`finished`: the run's final
     /// result, after which nothing more of it is reported).
     fn report(&mut self, finished: bool) {
+        self.next_report = Instant::now() + REPORT_INTERVAL;
+        // A master that stopped answering may be gone or restarted: what it does not get now
+        // stays in the next report (reports are differences from the last one sent).
+        if !finished && (!self.registered || self.last_heard.elapsed() >= MASTER_QUIET) {
+            return;
+        }
         let snapshot = self.steering.snapshot();
         let now = unix(SystemTime::now());
         let mut report = None;
@@ -382,7 +395,6 @@ impl Protocol {
         if self.registered {
             self.send("stats", report.to_value(&classes));
         }
-        self.next_report = Instant::now() + REPORT_INTERVAL;
     }
 
     /// Heartbeats, reports, registration, the master's silence, wind-down and leaving.
