@@ -332,3 +332,124 @@ impl PerSecond {
 pub fn unix(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{ErrorCount, MetricSummary};
+    use std::time::Duration;
+
+    fn second(n: u64, publish_ok: u64, publish_failures: u64) -> TimelineEntry {
+        serde_json::from_value(serde_json::json!({
+            "second": n, "publish_ok": publish_ok, "publish_failures": publish_failures,
+            "connect_ok": 0, "connect_failures": 0, "sent": publish_ok,
+            "publish_p50_us": 0, "publish_p95_us": 0, "publish_p99_us": 0,
+            "connected_users": 2, "lag_max_us": 0
+        }))
+        .expect("a timeline entry")
+    }
+
+    /// A run so far: `publish_us` acknowledged publishes, `failures` timed out, `connects`.
+    fn summary(publish_us: &[u64], failures: u64, timeline: Vec<TimelineEntry>) -> Summary {
+        let metrics = Metric::ALL.map(|metric| {
+            let mut latency_us = new_histogram();
+            let samples: &[u64] = match metric {
+                Metric::Publish => publish_us,
+                Metric::Connect => &[900, 1_100],
+                _ => &[],
+            };
+            for us in samples {
+                latency_us.record(*us).unwrap();
+            }
+            let failed = if metric == Metric::Publish { failures } else { 0 };
+            let ok = latency_us.len();
+            MetricSummary {
+                metric,
+                name: if metric == Metric::Publish { "publish:1:t".into() } else { metric.key().into() },
+                requests: ok + failed,
+                failures: failed,
+                ok,
+                rps: 0.0,
+                fail_per_s: 0.0,
+                latency_us,
+            }
+        });
+        let errors = (failures > 0)
+            .then(|| ErrorCount {
+                metric: Metric::Publish,
+                reason: "publish timed out: no acknowledgement".into(),
+                count: failures,
+                first_seen_s: 2,
+                last_seen_s: 3,
+                examples: Vec::new(),
+            })
+            .into_iter()
+            .collect();
+        Summary {
+            request_type: "MQTT".into(),
+            qos: 1,
+            started_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            duration_s: 3.0,
+            metrics,
+            errors,
+            lag_us: new_histogram(),
+            sent: publish_us.len() as u64 + failures,
+            timeline,
+            target_users: 2,
+            max_connected_users: 2,
+            sources: Vec::new(),
+            missing_sources: Vec::new(),
+            audit: None,
+        }
+    }
+
+    #[test]
+    fn reports_are_differences_and_the_aggregated_entry_is_their_sum() {
+        let started = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut reporter = Reporter::new(started);
+        let first = summary(&[1_000, 2_000, 150_000], 0, vec![second(1, 3, 0)]);
+        let report = reporter.report(&first, 1_700_000_003.0);
+        let publish = report.entries.iter().find(|e| e.name == "publish:1:t").unwrap();
+        assert_eq!((publish.requests, publish.failures), (3, 0));
+        assert_eq!(publish.response_times, BTreeMap::from([(1, 1), (2, 1), (150, 1)]));
+        assert_eq!(publish.reqs_per_sec, BTreeMap::from([(1_700_000_000, 3)]));
+        assert_eq!(report.total.requests, 5, "3 publishes + 2 connects");
+        assert_eq!(report.start_time, 1_700_000_000.0);
+
+        // Later: two more acknowledged, one timed out, one more second closed.
+        let later = summary(&[1_000, 2_000, 150_000, 3_000, 3_000], 1, vec![second(1, 3, 0), second(2, 2, 1)]);
+        let report = reporter.report(&later, 1_700_000_006.0);
+        let publish = report.entries.iter().find(|e| e.name == "publish:1:t").unwrap();
+        assert_eq!((publish.requests, publish.failures, publish.none_requests), (3, 1, 1));
+        assert_eq!(publish.response_times, BTreeMap::from([(3, 2)]));
+        assert_eq!(publish.reqs_per_sec, BTreeMap::from([(1_700_000_001, 3)]));
+        assert_eq!(publish.fail_per_sec, BTreeMap::from([(1_700_000_001, 1)]));
+        assert!(report.entries.iter().all(|e| e.name != "connect"), "nothing new to connect");
+        assert_eq!(report.total.requests, 3);
+        assert_eq!(report.total.response_times, publish.response_times);
+        assert_eq!(report.errors.len(), 1);
+        assert_eq!(report.errors[0].occurrences, 1);
+        assert_eq!(report.start_time, 1_700_000_003.0);
+
+        // Nothing new: an empty report, nothing sent twice.
+        let report = reporter.report(&later, 1_700_000_009.0);
+        assert!(report.entries.is_empty() && report.errors.is_empty());
+        assert_eq!(report.total.requests, 0);
+    }
+
+    #[test]
+    fn the_stats_message_has_every_key_locust_reads_unguarded() {
+        let mut reporter = Reporter::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let report = reporter.report(&summary(&[1_000], 1, vec![second(1, 1, 1)]), 1_700_000_003.0);
+        let value = report.to_value(&[("MQTTLocust".into(), 2)]);
+        for key in ["stats", "stats_total", "errors", "user_classes_count", "user_count"] {
+            assert!(super::super::msg::field(&value, key).is_some(), "{key}");
+        }
+        let total = super::super::msg::field(&value, "stats_total").unwrap();
+        for key in ["name", "method", "start_time", "num_requests", "num_none_requests", "num_failures",
+                    "total_response_time", "max_response_time", "min_response_time", "response_times",
+                    "num_reqs_per_sec", "num_fail_per_sec", "last_request_timestamp", "total_content_length"] {
+            assert!(super::super::msg::field(total, key).is_some(), "stats_total.{key}");
+        }
+    }
+}
