@@ -256,3 +256,63 @@ fn buckets_equal_locusts_own_function() {
         assert_eq!(mqblast::locust::bucket::bucket_ms(*us), expected, "{us} us");
     }
 }
+
+/// A master that misbehaves (pyzmq's ROUTER, from the Locust virtualenv): bytes that are not
+/// MessagePack, an unknown message type, a spawn without user counts, a spawn older than the
+/// last. The worker logs and ignores each, keeps heartbeating, and leaves cleanly on `quit`.
+#[test]
+fn a_misbehaving_master_is_logged_and_survived() {
+    let port = free_port();
+    let script = r#"
+import sys, time, zmq, msgpack
+port = int(sys.argv[1])
+sock = zmq.Context().socket(zmq.ROUTER)
+sock.bind(f"tcp://127.0.0.1:{port}")
+sock.RCVTIMEO = 30000
+def recv():
+    ident, payload = sock.recv_multipart()[:2]
+    kind, data, node = msgpack.loads(payload, raw=False, strict_map_key=False)
+    print("got", kind, flush=True)
+    return ident, kind, data, node
+def send(ident, kind, data, node):
+    sock.send_multipart([ident, msgpack.dumps((kind, data, node))])
+ident, kind, data, node = recv()
+assert kind == "client_ready" and data == -1 and ident.decode() == node, (kind, data)
+sock.send_multipart([ident, b"\xc1\x00garbage"])
+send(ident, "weird", None, node)
+send(ident, "ack", {"index": 0}, node)
+send(ident, "spawn", {"timestamp": 5.0, "host": None}, node)
+send(ident, "spawn", {"timestamp": 1.0, "user_classes_count": {"A": 1}}, node)
+deadline = time.time() + 20
+states = []
+while time.time() < deadline and len(states) < 3:
+    ident, kind, data, node = recv()
+    if kind == "heartbeat":
+        states.append(data["state"])
+        send(ident, "heartbeat", None, node)
+print("states", states, flush=True)
+send(ident, "quit", None, node)
+while True:
+    ident, kind, data, node = recv()
+    if kind == "quit":
+        break
+print("worker quit", flush=True)
+"#;
+    let mut master = Command::new(venv().join("bin/python"));
+    master
+        .args(["-c", script, &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let master = spawn(master);
+    let dir = TempDir::new("locust-hostile");
+    let worker = worker(port, &dir.file("w.json")).wait(Duration::from_secs(60));
+    let master = master.wait(Duration::from_secs(60));
+    master.assert_code(0);
+    worker.assert_code(0);
+    assert!(master.stdout.contains("states ['ready', 'ready', 'ready']"), "{}", master.describe());
+    assert!(master.stdout.contains("worker quit"), "{}", master.describe());
+    for needle in ["not Locust's", "unknown type `weird`", "without user_classes_count", "older than the last"] {
+        assert!(worker.stderr.contains(needle), "{needle}:\n{}", worker.describe());
+    }
+}
