@@ -53,6 +53,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "scripts/test.sh: installing ${missing[*]}" >&2
     install_packages $(printf '%s\n' "${missing[@]}" | sort -u)
 fi
+# tests/locust_worker.rs runs a real Locust master: the pinned release from PyPI in a
+# virtualenv (python3-venv provides ensurepip on Debian). scripts/bench_vs_locust.sh uses it too.
+LOCUST_VERSION=2.47.0
+venv=target/locust-venv
+if ! "$venv/bin/locust" --version 2>/dev/null | grep -q "locust $LOCUST_VERSION "; then
+    have python3 && python3 -c 'import ensurepip' 2>/dev/null || install_packages python3 python3-venv
+    echo "scripts/test.sh: installing locust==$LOCUST_VERSION into $venv" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "locust==$LOCUST_VERSION" "paho-mqtt>=1.6,<2"
+fi
+export MQBLAST_LOCUST_VENV="$PWD/$venv"
 mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 echo "scripts/test.sh: $("$mosquitto_bin" -h 2>&1 | head -n 1 || true)" >&2
 

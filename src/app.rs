@@ -96,6 +96,9 @@ fn run(plan: Plan) -> i32 {
     if plan.web.is_some() {
         return run_web(plan);
     }
+    if plan.worker.is_some() {
+        return run_worker(plan);
+    }
     let addrs = match broker_addrs(&plan) {
         Ok(a) => a,
         Err(msg) => {
@@ -147,20 +150,8 @@ fn run_web(plan: Plan) -> i32 {
     };
     eprintln!("{}", sources_note(&plan));
     let embedded = std::sync::OnceLock::new();
-    let resolve = |plan: &Plan| -> Result<Vec<SocketAddr>, String> {
-        if !plan.hosts.is_empty() {
-            return plan.hosts.iter().map(resolve).collect();
-        }
-        if let Some(addrs) = embedded.get() {
-            return Ok(Vec::clone(addrs));
-        }
-        let addrs = broker_addrs(plan)?;
-        Ok(embedded.get_or_init(|| addrs).clone())
-    };
-    let finish = |summary: crate::stats::Summary, plan: &Plan| {
-        let code = report::json::exit_code(&summary).max(no_connection_code(&summary, plan));
-        code.max(report::commands::write_run_outputs(summary, plan))
-    };
+    let resolve = |plan: &Plan| resolve_once(&embedded, plan);
+    let finish = finish_test;
     let (session, starts) = web::Session::new(plan);
     let server = match web::serve(&web_plan, std::sync::Arc::clone(&session)) {
         Ok(server) => server,
@@ -187,6 +178,57 @@ fn run_web(plan: Plan) -> i32 {
     let code = web::run_session(&session, &starts, web_plan.autoquit, &hooks);
     drop(server);
     code
+}
+
+/// `--worker`: join the Locust master and run the tests it starts, until it quits us. Each
+/// test's plan is this command line with the master's settings appended (theirs win).
+fn run_worker(plan: Plan) -> i32 {
+    let Some(worker) = plan.worker.clone() else {
+        return EXIT_USAGE;
+    };
+    let base_args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let plan_for = |extra: &[String]| -> Result<Plan, String> {
+        let args = base_args.iter().cloned().chain(extra.iter().map(Into::into));
+        match config::parse_from(args, &|name| std::env::var(name).ok()) {
+            Ok(Command::Run(plan)) => Ok(*plan),
+            Ok(_) => Err("the master's settings did not make a run".to_string()),
+            Err(ConfigError::Usage(e)) => Err(e.to_string().trim().to_string()),
+            Err(ConfigError::Invalid(msg)) => Err(msg),
+        }
+    };
+    let embedded = std::sync::OnceLock::new();
+    let resolve = |plan: &Plan| resolve_once(&embedded, plan);
+    let finish = finish_test;
+    let hooks = crate::locust::Hooks {
+        plan_for: &plan_for,
+        resolve: &resolve,
+        finish: &finish,
+        stop_signals: signals::received,
+        banner: &banner,
+    };
+    crate::locust::run_worker(&worker, &hooks)
+}
+
+/// Broker addresses of one of a session's tests; the embedded broker, when used, is started
+/// once and shared by every test.
+fn resolve_once(
+    embedded: &std::sync::OnceLock<Vec<SocketAddr>>,
+    plan: &Plan,
+) -> Result<Vec<SocketAddr>, String> {
+    if !plan.hosts.is_empty() {
+        return plan.hosts.iter().map(resolve).collect();
+    }
+    if let Some(addrs) = embedded.get() {
+        return Ok(Vec::clone(addrs));
+    }
+    let addrs = broker_addrs(plan)?;
+    Ok(embedded.get_or_init(|| addrs).clone())
+}
+
+/// A session's finished test: its configured outputs written; its exit code.
+fn finish_test(summary: crate::stats::Summary, plan: &Plan) -> i32 {
+    let code = report::json::exit_code(&summary).max(no_connection_code(&summary, plan));
+    code.max(report::commands::write_run_outputs(summary, plan))
 }
 
 /// A run in which no client ever got a CONNACK measured nothing about the broker: say so in

@@ -10,6 +10,7 @@ pub mod broker;
 pub mod config;
 pub mod engine;
 pub mod limits;
+pub mod locust;
 pub mod mqtt;
 pub mod payload;
 pub mod plan;

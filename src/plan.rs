@@ -186,6 +186,8 @@ pub struct Plan {
     /// `--web` (config `headless = false`): serve the web UI and wait for its Start, instead
     /// of running at once. None: headless.
     pub web: Option<WebPlan>,
+    /// `--worker`: join this Locust master and run the tests it asks for. None: not a worker.
+    pub worker: Option<WorkerPlan>,
     /// Where each setting that is not at its default came from, in settings-table order.
     pub sources: Vec<SettingSource>,
     /// Lines to print before the run: `[tool.locust]` keys accepted but not used, or unknown.
@@ -209,6 +211,13 @@ pub struct SettingSource {
     pub layer: SourceLayer,
     /// `config.toml line 3`, `pyproject.toml line 5`, `MQBLAST_USERS`, `--users`.
     pub place: String,
+}
+
+/// Where the Locust master listens (`--master-host`, `--master-port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerPlan {
+    pub master_host: String,
+    pub master_port: u16,
 }
 
 /// What an MQTT 5 run sends beyond 3.1.1: CONNECT and PUBLISH properties and subscription

@@ -16,6 +16,7 @@ use super::templates::{
 use super::tokens::resolve_tokens;
 use super::transport::{load_tls, resolve_transport};
 use super::web::resolve_web;
+use super::worker::resolve_worker;
 use super::{invalid, ConfigError, Context, RunArgs};
 use crate::plan::{Plan, SettingSource};
 
@@ -44,8 +45,11 @@ pub fn build_plan(
     let messages = resolve_messages(messages_raw.as_ref())?;
     check_users_can_publish(users, &users_raw, messages_raw.as_ref())?;
     let web = resolve_web(&get)?;
-    // The web UI runs until Stop unless a run time is configured, as Locust's does.
-    let run_time = resolve_run_time(get("run_time"), messages.or(web.as_ref().map(|_| 0)))?;
+    let worker = resolve_worker(&get, web.is_some())?;
+    // Live runs (the web UI, a Locust worker) set their users later and run until stopped
+    // unless a run time is configured, as Locust's do.
+    let live = web.is_some() || worker.is_some();
+    let run_time = resolve_run_time(get("run_time"), messages.or(live.then_some(0)))?;
     let qos = resolve_qos(&required("qos")?)?;
     let (tokens, tokens_file) = resolve_tokens(get("tokens"), get("tokens_file"), ctx)?;
     let topic_raw = required("topic")?;
@@ -69,7 +73,8 @@ pub fn build_plan(
         }
     }
     let keep_alive_s = resolve_keep_alive(&required("keep_alive")?)?;
-    let threads = resolve_threads(get("threads"), ctx, users)?;
+    // A live run's users change while it runs: one thread per core, not per configured user.
+    let threads = resolve_threads(get("threads"), ctx, if live { u32::MAX } else { users })?;
     let pin = resolve_pin(&required("pin")?)?;
     let only_summary = required("only_summary")?.boolean()?;
     let stop_timeout = required("stop_timeout")?.duration()?;
@@ -81,7 +86,11 @@ pub fn build_plan(
     let part = resolve_shard(get("shard"), users, messages, spawn_rate, tokens)?;
     let (users, messages, spawn_rate, tokens) =
         (part.users, part.messages, part.spawn_rate, part.tokens);
-    let threads = threads.min(users.max(1) as usize);
+    let threads = if live {
+        threads
+    } else {
+        threads.min(users.max(1) as usize)
+    };
     let csv_prefix = optional_path(get("csv"), ctx)?;
     let csv_full_history = required("csv_full_history")?.boolean()?;
     let hlog_path = optional_path(get("hlog"), ctx)?;
@@ -170,6 +179,7 @@ pub fn build_plan(
         clean_start,
         v5,
         web,
+        worker,
         sources: setting_sources(&layers),
         notes: layers
             .pyproject

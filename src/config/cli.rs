@@ -12,6 +12,9 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "MQTT load generator (Locust-style users, spawn rate and run time)",
     args_conflicts_with_subcommands = true,
+    // The last of a repeated flag wins (as argparse's): a Locust worker appends the master's
+    // settings to its own command line.
+    args_override_self = true,
     // `-V` is `--mqtt-version` (as mosquitto_pub's `-V 5`); `--version` stays.
     disable_version_flag = true,
     after_help = "Settings: built-in defaults < pyproject.toml [tool.locust] < config.toml < \
@@ -200,6 +203,16 @@ pub struct RunArgs {
     /// With --web: exit this many seconds after a test ends [env: MQBLAST_AUTOQUIT]
     #[arg(long, value_name = "SECONDS")]
     pub autoquit: Option<String>,
+    /// Join a Locust master as one of its workers: it sets the users and starts and stops
+    /// the tests (as Locust's --worker) [env: MQBLAST_WORKER]
+    #[arg(long, conflicts_with = "web")]
+    pub worker: bool,
+    /// With --worker: the Locust master's host [default: 127.0.0.1] [env: MQBLAST_MASTER_HOST]
+    #[arg(long, value_name = "HOST")]
+    pub master_host: Option<String>,
+    /// With --worker: the Locust master's port [default: 5557] [env: MQBLAST_MASTER_PORT]
+    #[arg(long, value_name = "PORT")]
+    pub master_port: Option<String>,
     /// Print only the final summary [env: MQBLAST_ONLY_SUMMARY]
     #[arg(long)]
     pub only_summary: bool,
@@ -441,6 +454,9 @@ impl RunArgs {
             "web_auth" => &self.web_auth,
             "autoquit" => &self.autoquit,
             "autostart" => return self.autostart.then(|| "true".to_string()),
+            "worker" => return self.worker.then(|| "true".to_string()),
+            "master_host" => &self.master_host,
+            "master_port" => &self.master_port,
             "headless" => {
                 return match (self.web, self.headless) {
                     (true, _) => Some("false".to_string()),

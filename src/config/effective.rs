@@ -142,6 +142,9 @@ fn web_settings(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
         "web_auth": web.and_then(|w| w.auth.as_ref()).map(|_| "<redacted>"),
         "autostart": web.is_some_and(|w| w.autostart),
         "autoquit": web.and_then(|w| w.autoquit).map(format_duration),
+        "worker": plan.worker.is_some(),
+        "master_host": plan.worker.as_ref().map(|w| w.master_host.clone()),
+        "master_port": plan.worker.as_ref().map(|w| w.master_port),
     });
     match settings {
         serde_json::Value::Object(map) => map,

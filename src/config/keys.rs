@@ -250,6 +250,15 @@ pub(super) const KEYS: &[Key] = &[
         "false",
     ),
     key("autoquit", "--autoquit", "MQBLAST_AUTOQUIT"),
+    with_default(key("worker", "--worker", "MQBLAST_WORKER"), "false"),
+    with_default(
+        key("master_host", "--master-host", "MQBLAST_MASTER_HOST"),
+        "127.0.0.1",
+    ),
+    with_default(
+        key("master_port", "--master-port", "MQBLAST_MASTER_PORT"),
+        "5557",
+    ),
 ];
 
 pub(super) fn find_key(name: &str) -> Option<&'static Key> {

@@ -64,6 +64,7 @@ mod tokens;
 mod transport;
 mod values;
 mod web;
+mod worker;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -206,7 +206,7 @@ fn is_http_address(value: &RawValue) -> bool {
 /// What mqblast does instead of a Locust option that has no meaning for it; None for every
 /// other key. Shared by `[tool.locust]` keys and the command line (`--master` ...).
 pub(super) fn locust_only_note(name: &str) -> Option<&'static str> {
-    const NO_MASTER: &str = "mqblast is not a Locust master: run one mqblast per host with --shard K/N and `mqblast merge` their result files";
+    const NO_MASTER: &str = "mqblast is not a Locust master: run `locust --master -f scripts/locust/mqblast_master.py` and join it with `mqblast --worker --master-host HOST` on each generator host (or --shard K/N and `mqblast merge` without a master)";
     const NO_USER_CLASSES: &str = "mqblast has no Python user classes or tasks: every user connects and publishes what config.toml describes";
     Some(match name {
         "locustfile" => "mqblast runs no locustfile: its users publish what config.toml describes (`mqblast init --from-locust` turns config.py into config.toml)",

@@ -18,6 +18,7 @@ mod subcommands;
 mod tokens;
 mod validation;
 mod web;
+mod worker;
 
 /// A Plan with built-in defaults and the given payload, for payload tests.
 pub(crate) fn plan_with_payload(payload: Payload, qos: u8, topic: &str) -> Plan {

@@ -1,0 +1,144 @@
+//! mqblast as a Locust worker (`--worker --master-host H`): a `locust --master` hands out the
+//! users, starts and stops the tests, and shows every worker's requests in its web UI, console
+//! and CSV/HTML reports; mqblast's engine runs them. The protocol (ZeroMQ DEALER, MessagePack
+//! `[type, data, node_id]`) runs on its own thread ([`protocol`]); each test the master starts
+//! runs on the calling thread, steered live through the engine's steering surface, and writes
+//! this worker's own exact results (`--json`, `--hlog`...) when it ends.
+
+pub mod bucket;
+pub mod link;
+pub mod msg;
+pub mod options;
+mod protocol;
+pub mod report;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::RecvTimeoutError;
+
+use crate::engine::steer::{self, Steering};
+use crate::plan::{Plan, WorkerPlan};
+use crate::stats::Summary;
+
+/// A test the master asked for: this worker's command line plus the master's settings.
+pub struct Start {
+    /// Flags appended to the worker's own command line (the master's values win).
+    pub args: Vec<String>,
+    pub users: u32,
+    /// The master's spawn rate; None keeps the configured one.
+    pub spawn_rate: Option<f64>,
+    /// Where this worker's client indexes start: its index at the master times the most
+    /// users a process holds, so two workers never share a client id (`{i}`).
+    pub client_index_offset: u64,
+}
+
+/// A test has ended (after its final snapshot was published); why it could not run, if so.
+pub struct Ended {
+    pub error: Option<String>,
+}
+
+/// What the worker needs from the program.
+pub struct Hooks<'a> {
+    /// The plan of a test: the worker's command line with `extra` flags appended.
+    pub plan_for: &'a dyn Fn(&[String]) -> Result<Plan, String>,
+    pub resolve: &'a dyn Fn(&Plan) -> Result<Vec<SocketAddr>, String>,
+    /// Write a finished test's configured outputs; returns its exit code.
+    pub finish: &'a dyn Fn(Summary, &Plan) -> i32,
+    pub stop_signals: fn() -> u32,
+    /// One line describing a test as it starts.
+    pub banner: &'a dyn Fn(&Plan, &[SocketAddr]) -> String,
+}
+
+/// How often the main thread looks at the quit flag between tests.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// Serve the master until it quits us; returns the exit code (the last test's, or the
+/// protocol's when it failed).
+pub fn run_worker(worker: &WorkerPlan, hooks: &Hooks<'_>) -> i32 {
+    let node_id = link::node_id();
+    let link = match link::Link::connect(&worker.master_host, worker.master_port, node_id.clone()) {
+        Ok(link) => link,
+        Err(e) => {
+            eprintln!("mqblast: error: locust: {e}");
+            return 2;
+        }
+    };
+    eprintln!(
+        "mqblast {}: Locust worker {node_id}, master at {} (Ctrl-C to leave)",
+        env!("CARGO_PKG_VERSION"),
+        link.endpoint()
+    );
+    let steering = Steering::new();
+    let quit = Arc::new(AtomicBool::new(false));
+    let (start_tx, start_rx) = crossbeam_channel::bounded::<Start>(1);
+    let (ended_tx, ended_rx) = crossbeam_channel::bounded::<Ended>(4);
+    let protocol = protocol::Protocol::new(
+        link,
+        Arc::clone(&steering),
+        (start_tx, ended_rx),
+        Arc::clone(&quit),
+        Box::new(hooks.stop_signals),
+    );
+    let thread = std::thread::Builder::new()
+        .name("locust".into())
+        .spawn(move || protocol.run());
+    let thread = match thread {
+        Ok(thread) => thread,
+        Err(e) => {
+            eprintln!("mqblast: error: locust: cannot start the protocol thread: {e}");
+            return 1;
+        }
+    };
+    let stopping = || u32::from(quit.load(Ordering::Acquire)) + (hooks.stop_signals)();
+    let mut code = 0;
+    while !quit.load(Ordering::Acquire) {
+        let start = match start_rx.recv_timeout(IDLE_TICK) {
+            Ok(start) => start,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        // The protocol sends the final report as soon as the run has ended, before the
+        // outputs are written.
+        match run_test(&start, &steering, hooks, &stopping) {
+            Ok((summary, plan)) => {
+                let _ = ended_tx.send(Ended { error: None });
+                code = (hooks.finish)(summary, &plan);
+            }
+            Err((test_code, error)) => {
+                let _ = ended_tx.send(Ended { error: Some(error) });
+                code = test_code;
+            }
+        }
+    }
+    let protocol_code = thread.join().unwrap_or(1);
+    code.max(protocol_code)
+}
+
+/// One test the master started, built and run until stopped.
+fn run_test(
+    start: &Start,
+    steering: &Steering,
+    hooks: &Hooks<'_>,
+    stopping: &dyn Fn() -> u32,
+) -> Result<(Summary, Arc<Plan>), (i32, String)> {
+    let mut plan = (hooks.plan_for)(&start.args).map_err(|e| (2, e))?;
+    plan.users = start.users;
+    plan.client_index_offset = start.client_index_offset;
+    if let Some(rate) = start.spawn_rate {
+        plan.spawn_rate = rate;
+    }
+    if let Some(settings) = plan.effective_config.as_object_mut() {
+        settings.insert("users".into(), plan.users.into());
+        settings.insert("spawn_rate".into(), plan.spawn_rate.into());
+    }
+    let addrs = (hooks.resolve)(&plan).map_err(|e| (1, e))?;
+    eprintln!("{}", (hooks.banner)(&plan, &addrs));
+    let capacity = steer::reserved_users(plan.users, plan.sub_users, plan.hosts.is_empty());
+    let plan = Arc::new(plan);
+    let summary = crate::engine::run_steered(Arc::clone(&plan), addrs, stopping, steering, capacity)
+        .map_err(|e| (1, e))?;
+    Ok((summary, plan))
+}

@@ -1,0 +1,142 @@
+//! What a Locust master's `spawn` says about the test, as mqblast settings. The master's
+//! web UI and command line carry the MQTT settings as custom arguments of
+//! `scripts/locust/mqblast_master.py` (they reach workers in `parsed_options`); its host field
+//! is the broker. Each is turned into the flag it stands for and appended to this worker's own
+//! command line, so it is checked by the same code with the same messages, and the master's
+//! value wins over the worker's own config (as Locust workers take the master's custom
+//! arguments). An empty or missing value leaves the worker's own setting.
+
+use rmpv::Value;
+
+use super::msg::field;
+
+/// `parsed_options` key -> mqblast flag.
+pub const MASTER_OPTIONS: &[(&str, &str)] = &[
+    ("mqtt_topic", "--topic"),
+    ("mqtt_qos", "--qos"),
+    ("mqtt_payload", "--payload"),
+    ("mqtt_tokens_file", "--tokens-file"),
+    ("mqtt_timeout", "--timeout"),
+    ("mqtt_interval", "--interval"),
+    ("mqtt_client_id", "--client-id"),
+    ("mqtt_max_inflight", "--max-inflight"),
+    ("mqtt_version", "--mqtt-version"),
+    ("mqtt_request_type", "--request-type"),
+];
+
+/// The flags a spawn adds to the worker's command line.
+pub fn master_args(spawn: &Value) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(host) = field(spawn, "host").and_then(scalar) {
+        args.push("--host".to_string());
+        args.push(host);
+    }
+    if let Some(seconds) = field(spawn, "stop_timeout").and_then(Value::as_f64) {
+        // Locust's default (0: kill users at once) would call every in-flight publish lost;
+        // only a longer wait than none is taken from the master.
+        if seconds > 0.0 && seconds.is_finite() {
+            args.push("--stop-timeout".to_string());
+            args.push(format!("{}ms", (seconds * 1000.0).round() as u64));
+        }
+    }
+    let Some(options) = field(spawn, "parsed_options") else {
+        return args;
+    };
+    for (key, flag) in MASTER_OPTIONS {
+        if let Some(value) = field(options, key).and_then(scalar) {
+            args.push((*flag).to_string());
+            args.push(value);
+        }
+    }
+    args
+}
+
+/// The master's spawn rate (users per second over all its workers), when it says.
+pub fn spawn_rate(spawn: &Value) -> Option<f64> {
+    let options = field(spawn, "parsed_options")?;
+    let rate = field(options, "spawn_rate")?.as_f64()?;
+    (rate > 0.0 && rate.is_finite()).then_some(rate)
+}
+
+/// A headless master's run time in seconds: it quits the workers when it ends.
+pub fn headless_run_time_s(spawn: &Value) -> Option<f64> {
+    let options = field(spawn, "parsed_options")?;
+    if field(options, "headless")?.as_bool() != Some(true) {
+        return None;
+    }
+    let seconds = field(options, "run_time")?.as_f64()?;
+    (seconds > 0.0 && seconds.is_finite()).then_some(seconds)
+}
+
+/// `{class name: users}` of a spawn, in the master's order; None when it is not such a map.
+pub fn user_classes(spawn: &Value) -> Option<Vec<(String, u64)>> {
+    let map = field(spawn, "user_classes_count")?.as_map()?;
+    map.iter()
+        .map(|(k, v)| Some((k.as_str()?.to_string(), v.as_u64()?)))
+        .collect()
+}
+
+/// A string, number or boolean as it would be typed; None for nil, "" and containers.
+fn scalar(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::String(s) => s.as_str()?.trim().to_string(),
+        Value::Integer(i) => i.to_string(),
+        Value::F32(f) => f.to_string(),
+        Value::F64(f) => f.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        _ => return None,
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::locust::msg::MapBuilder;
+
+    fn spawn(options: Value) -> Value {
+        MapBuilder::new()
+            .put("timestamp", 1.5)
+            .put(
+                "user_classes_count",
+                Value::Map(vec![(Value::from("MQTTLocust"), Value::from(4))]),
+            )
+            .put("host", "mqtt://127.0.0.1:1884")
+            .put("stop_timeout", Value::Nil)
+            .put("parsed_options", options)
+            .build()
+    }
+
+    #[test]
+    fn the_masters_settings_become_flags_and_empty_ones_are_left_to_the_worker() {
+        let options = MapBuilder::new()
+            .put("mqtt_topic", "v1/lptrk/gps")
+            .put("mqtt_qos", 1)
+            .put("mqtt_payload", "")
+            .put("mqtt_timeout", Value::Nil)
+            .put("spawn_rate", 10.0)
+            .put("headless", true)
+            .put("run_time", 15)
+            .put("locustfile", "mqtt.py")
+            .build();
+        let spawn = spawn(options);
+        assert_eq!(
+            master_args(&spawn),
+            ["--host", "mqtt://127.0.0.1:1884", "--topic", "v1/lptrk/gps", "--qos", "1"]
+        );
+        assert_eq!(spawn_rate(&spawn), Some(10.0));
+        assert_eq!(headless_run_time_s(&spawn), Some(15.0));
+        assert_eq!(user_classes(&spawn), Some(vec![("MQTTLocust".to_string(), 4)]));
+    }
+
+    #[test]
+    fn missing_or_odd_fields_give_nothing_rather_than_a_panic() {
+        assert!(master_args(&Value::Nil).is_empty());
+        assert_eq!(user_classes(&Value::from(3)), None);
+        let bad_classes = MapBuilder::new()
+            .put("user_classes_count", Value::Map(vec![(Value::from(1), Value::from("x"))]))
+            .build();
+        assert_eq!(user_classes(&bad_classes), None);
+        assert_eq!(headless_run_time_s(&spawn(Value::Array(vec![]))), None);
+    }
+}

@@ -1,0 +1,455 @@
+//! Locust `stats` reports from our snapshots. The merger publishes the whole run so far; a
+//! Locust master wants what happened since the previous report (it adds the reports up), so
+//! each report is the difference between this snapshot and the last one reported: counts,
+//! the interval's histogram (HDR subtraction is exact) keyed into Locust's buckets, the
+//! closed seconds of the timeline as the per-second maps, and failure reasons by occurrence.
+//! The Aggregated entry (`stats_total`) is the sum of the entries it sends, built from them.
+//!
+//! Mapping: every row of our table becomes an entry (method = the request type, `MQTT`;
+//! name = the row's name). Failed requests carry no response time, so they are Locust's
+//! "none" requests (`num_none_requests`), left out of its averages and percentiles as ours
+//! are. The `connection` row's samples are session lengths, not response times: it is sent
+//! with its counts only, as our own Aggregated row leaves its times out.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use rmpv::Value;
+
+use super::bucket;
+use super::msg::{int_map, MapBuilder};
+use crate::stats::{new_histogram, Metric, Summary, TimelineEntry, N_METRICS};
+
+/// What one entry of a report holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Entry {
+    pub name: String,
+    pub method: String,
+    pub requests: u64,
+    pub failures: u64,
+    pub none_requests: u64,
+    pub total_ms: f64,
+    pub min_ms: Option<f64>,
+    pub max_ms: f64,
+    pub response_times: BTreeMap<u64, u64>,
+    pub reqs_per_sec: BTreeMap<u64, u64>,
+    pub fail_per_sec: BTreeMap<u64, u64>,
+    pub last_request_ts: Option<f64>,
+}
+
+impl Entry {
+    fn add(&mut self, other: &Entry) {
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.none_requests += other.none_requests;
+        self.total_ms += other.total_ms;
+        self.min_ms = match (self.min_ms, other.min_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max_ms = self.max_ms.max(other.max_ms);
+        for (maps, theirs) in [
+            (&mut self.response_times, &other.response_times),
+            (&mut self.reqs_per_sec, &other.reqs_per_sec),
+            (&mut self.fail_per_sec, &other.fail_per_sec),
+        ] {
+            for (k, v) in theirs {
+                *maps.entry(*k).or_insert(0) += v;
+            }
+        }
+        self.last_request_ts = match (self.last_request_ts, other.last_request_ts) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    fn to_value(&self, start_time: f64) -> Value {
+        MapBuilder::new()
+            .put("name", self.name.as_str())
+            .put("method", self.method.as_str())
+            .put("last_request_timestamp", self.last_request_ts.map_or(Value::Nil, Value::from))
+            .put("start_time", start_time)
+            .put("num_requests", self.requests)
+            .put("num_none_requests", self.none_requests)
+            .put("num_failures", self.failures)
+            .put("total_response_time", self.total_ms)
+            .put("max_response_time", self.max_ms)
+            .put("min_response_time", self.min_ms.map_or(Value::Nil, Value::from))
+            .put("total_content_length", 0u64)
+            .put("response_times", int_map(self.response_times.clone()))
+            .put("num_reqs_per_sec", int_map(self.reqs_per_sec.clone()))
+            .put("num_fail_per_sec", int_map(self.fail_per_sec.clone()))
+            .build()
+    }
+}
+
+/// One failure reason's occurrences in a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorDelta {
+    pub name: String,
+    pub method: String,
+    pub error: String,
+    pub occurrences: u64,
+    pub first_seen: f64,
+    pub last_seen: f64,
+}
+
+/// A report: the entries with something in them, their sum, and the failures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    pub entries: Vec<Entry>,
+    pub total: Entry,
+    pub errors: Vec<ErrorDelta>,
+    /// Unix time of the previous report (Locust's `start_time` of each entry).
+    pub start_time: f64,
+}
+
+impl Report {
+    /// The `stats` message's data, with the user counts the master keeps per worker.
+    pub fn to_value(&self, user_classes: &[(String, u64)]) -> Value {
+        let entries = self.entries.iter().map(|e| e.to_value(self.start_time)).collect();
+        let errors = self
+            .errors
+            .iter()
+            .map(|e| {
+                let value = MapBuilder::new()
+                    .put("name", e.name.as_str())
+                    .put("method", e.method.as_str())
+                    .put("error", e.error.as_str())
+                    .put("occurrences", e.occurrences)
+                    .put("first_seen", e.first_seen)
+                    .put("last_seen", e.last_seen)
+                    .build();
+                (Value::from(error_key(e)), value)
+            })
+            .collect();
+        let classes = user_classes
+            .iter()
+            .map(|(name, count)| (Value::from(name.as_str()), Value::from(*count)))
+            .collect();
+        let users: u64 = user_classes.iter().map(|(_, c)| c).sum();
+        MapBuilder::new()
+            .put("stats", Value::Array(entries))
+            .put("stats_total", self.total.to_value(self.start_time))
+            .put("errors", Value::Map(errors))
+            .put("user_classes_count", Value::Map(classes))
+            .put("user_count", users)
+            .build()
+    }
+}
+
+/// Locust merges failure rows from every report by this key: stable per (method, name, error).
+fn error_key(error: &ErrorDelta) -> String {
+    let text = format!("{}.{}.{:?}", error.method, error.name, error.error);
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What was already reported of the run in progress.
+pub struct Reporter {
+    started_at: SystemTime,
+    latency: Vec<Histogram<u64>>,
+    counts: [(u64, u64); N_METRICS],
+    errors: BTreeMap<(usize, String), u64>,
+    /// Timeline seconds already in per-second maps.
+    seconds_done: u64,
+    last_report: f64,
+}
+
+impl Reporter {
+    /// Nothing reported yet of a run that started at `started_at`.
+    pub fn new(started_at: SystemTime) -> Reporter {
+        Reporter {
+            started_at,
+            latency: (0..N_METRICS).map(|_| new_histogram()).collect(),
+            counts: [(0, 0); N_METRICS],
+            errors: BTreeMap::new(),
+            seconds_done: 0,
+            last_report: unix(started_at),
+        }
+    }
+
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// What `summary` (the same run, later) adds to what was reported; remembers it as reported.
+    pub fn report(&mut self, summary: &Summary, now: f64) -> Report {
+        let start = unix(self.started_at);
+        let per_second = self.per_second(&summary.timeline, start, now);
+        let mut report = Report {
+            start_time: self.last_report,
+            ..Report::default()
+        };
+        for metric in Metric::ALL {
+            let entry = self.entry(summary, metric, &per_second, now);
+            if entry.requests > 0 || entry.failures > 0 {
+                report.total.add(&entry);
+                report.entries.push(entry);
+            }
+        }
+        report.total.name = "Aggregated".to_string();
+        report.total.method = String::new();
+        report.errors = self.errors_since(summary, start);
+        self.last_report = now;
+        report
+    }
+
+    /// One row's difference since the last report.
+    fn entry(&mut self, summary: &Summary, metric: Metric, per_second: &PerSecond, now: f64) -> Entry {
+        let row = summary.metric(metric);
+        let i = metric.index();
+        let (ok_before, failed_before) = self.counts[i];
+        let ok = row.ok.saturating_sub(ok_before);
+        let failures = row.failures.saturating_sub(failed_before);
+        self.counts[i] = (row.ok.max(ok_before), row.failures.max(failed_before));
+        let mut interval = row.latency_us.clone();
+        if interval.subtract(&self.latency[i]).is_err() {
+            interval.reset();
+        }
+        self.latency[i] = row.latency_us.clone();
+        let mut entry = Entry {
+            name: row.name.clone(),
+            method: summary.request_type.clone(),
+            requests: ok + failures,
+            failures,
+            none_requests: failures,
+            last_request_ts: (ok + failures > 0).then_some(now),
+            ..Entry::default()
+        };
+        if metric.is_response_time() && !interval.is_empty() {
+            entry.response_times = bucket::buckets(&interval).into_iter().collect();
+            entry.total_ms = bucket::total_ms(&interval);
+            entry.min_ms = Some(bucket::representative_us(&interval, interval.min()) as f64 / 1000.0);
+            entry.max_ms = bucket::representative_us(&interval, interval.max()) as f64 / 1000.0;
+        } else {
+            // Session lengths (or nothing timed): counts only.
+            entry.none_requests = entry.requests;
+        }
+        per_second.fill(metric, &mut entry, now);
+        entry
+    }
+
+    /// Closed seconds of the timeline not reported yet, as unix-second maps.
+    fn per_second(&mut self, timeline: &[TimelineEntry], start: f64, now: f64) -> PerSecond {
+        let mut out = PerSecond::default();
+        let done = self.seconds_done;
+        for second in timeline.iter().filter(|s| s.second > done) {
+            let key = (start + second.second.saturating_sub(1) as f64).floor().min(now.floor()) as u64;
+            out.seconds.push((key, SecondCounts::of(second)));
+            self.seconds_done = self.seconds_done.max(second.second);
+        }
+        out
+    }
+
+    /// Failure reasons whose count grew since the last report.
+    fn errors_since(&mut self, summary: &Summary, start: f64) -> Vec<ErrorDelta> {
+        let mut out = Vec::new();
+        for error in &summary.errors {
+            let key = (error.metric.index(), error.reason.clone());
+            let before = self.errors.get(&key).copied().unwrap_or(0);
+            if error.count <= before {
+                continue;
+            }
+            self.errors.insert(key, error.count);
+            out.push(ErrorDelta {
+                name: summary.metric(error.metric).name.clone(),
+                method: summary.request_type.clone(),
+                error: error.reason.clone(),
+                occurrences: error.count - before,
+                first_seen: start + error.first_seen_s as f64,
+                last_seen: start + error.last_seen_s as f64,
+            });
+        }
+        out
+    }
+}
+
+/// (ok, failed) per second for the rows the timeline keeps.
+#[derive(Default)]
+struct PerSecond {
+    seconds: Vec<(u64, SecondCounts)>,
+}
+
+#[derive(Clone, Copy)]
+struct SecondCounts {
+    publish: (u64, u64),
+    connect: (u64, u64),
+    e2e: (u64, u64),
+    connection: (u64, u64),
+}
+
+impl SecondCounts {
+    fn of(entry: &TimelineEntry) -> SecondCounts {
+        SecondCounts {
+            publish: (entry.publish_ok, entry.publish_failures),
+            connect: (entry.connect_ok, entry.connect_failures),
+            e2e: (entry.e2e_ok, 0),
+            connection: (entry.connection_ok, entry.connection_failures),
+        }
+    }
+}
+
+impl PerSecond {
+    /// The row's per-second maps: from the timeline where it keeps the row, otherwise the
+    /// whole difference in the current second.
+    fn fill(&self, metric: Metric, entry: &mut Entry, now: f64) {
+        let pick = |c: &SecondCounts| match metric {
+            Metric::Publish => Some(c.publish),
+            Metric::Connect => Some(c.connect),
+            Metric::EndToEnd => Some(c.e2e),
+            Metric::Connection => Some(c.connection),
+            _ => None,
+        };
+        let kept = matches!(
+            metric,
+            Metric::Publish | Metric::Connect | Metric::EndToEnd | Metric::Connection
+        );
+        if !kept {
+            if entry.requests > 0 {
+                entry.reqs_per_sec.insert(now as u64, entry.requests);
+            }
+            if entry.failures > 0 {
+                entry.fail_per_sec.insert(now as u64, entry.failures);
+            }
+            return;
+        }
+        for (second, counts) in &self.seconds {
+            if let Some((ok, failed)) = pick(counts) {
+                if ok + failed > 0 {
+                    *entry.reqs_per_sec.entry(*second).or_insert(0) += ok + failed;
+                }
+                if failed > 0 {
+                    *entry.fail_per_sec.entry(*second).or_insert(0) += failed;
+                }
+            }
+        }
+    }
+}
+
+/// Unix time in seconds.
+pub fn unix(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{ErrorCount, MetricSummary};
+    use std::time::Duration;
+
+    fn second(n: u64, publish_ok: u64, publish_failures: u64) -> TimelineEntry {
+        serde_json::from_value(serde_json::json!({
+            "second": n, "publish_ok": publish_ok, "publish_failures": publish_failures,
+            "connect_ok": 0, "connect_failures": 0, "sent": publish_ok,
+            "publish_p50_us": 0, "publish_p95_us": 0, "publish_p99_us": 0,
+            "connected_users": 2, "lag_max_us": 0
+        }))
+        .expect("a timeline entry")
+    }
+
+    /// A run so far: `publish_us` acknowledged publishes, `failures` timed out, `connects`.
+    fn summary(publish_us: &[u64], failures: u64, timeline: Vec<TimelineEntry>) -> Summary {
+        let metrics = Metric::ALL.map(|metric| {
+            let mut latency_us = new_histogram();
+            let samples: &[u64] = match metric {
+                Metric::Publish => publish_us,
+                Metric::Connect => &[900, 1_100],
+                _ => &[],
+            };
+            for us in samples {
+                latency_us.record(*us).unwrap();
+            }
+            let failed = if metric == Metric::Publish { failures } else { 0 };
+            let ok = latency_us.len();
+            MetricSummary {
+                metric,
+                name: if metric == Metric::Publish { "publish:1:t".into() } else { metric.key().into() },
+                requests: ok + failed,
+                failures: failed,
+                ok,
+                rps: 0.0,
+                fail_per_s: 0.0,
+                latency_us,
+            }
+        });
+        let errors = (failures > 0)
+            .then(|| ErrorCount {
+                metric: Metric::Publish,
+                reason: "publish timed out: no acknowledgement".into(),
+                count: failures,
+                first_seen_s: 2,
+                last_seen_s: 3,
+                examples: Vec::new(),
+            })
+            .into_iter()
+            .collect();
+        Summary {
+            request_type: "MQTT".into(),
+            qos: 1,
+            started_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            duration_s: 3.0,
+            metrics,
+            errors,
+            lag_us: new_histogram(),
+            sent: publish_us.len() as u64 + failures,
+            timeline,
+            target_users: 2,
+            max_connected_users: 2,
+            sources: Vec::new(),
+            missing_sources: Vec::new(),
+            audit: None,
+        }
+    }
+
+    #[test]
+    fn reports_are_differences_and_the_aggregated_entry_is_their_sum() {
+        let started = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut reporter = Reporter::new(started);
+        let first = summary(&[1_000, 2_000, 150_000], 0, vec![second(1, 3, 0)]);
+        let report = reporter.report(&first, 1_700_000_003.0);
+        let publish = report.entries.iter().find(|e| e.name == "publish:1:t").unwrap();
+        assert_eq!((publish.requests, publish.failures), (3, 0));
+        assert_eq!(publish.response_times, BTreeMap::from([(1, 1), (2, 1), (150, 1)]));
+        assert_eq!(publish.reqs_per_sec, BTreeMap::from([(1_700_000_000, 3)]));
+        assert_eq!(report.total.requests, 5, "3 publishes + 2 connects");
+        assert_eq!(report.start_time, 1_700_000_000.0);
+
+        // Later: two more acknowledged, one timed out, one more second closed.
+        let later = summary(&[1_000, 2_000, 150_000, 3_000, 3_000], 1, vec![second(1, 3, 0), second(2, 2, 1)]);
+        let report = reporter.report(&later, 1_700_000_006.0);
+        let publish = report.entries.iter().find(|e| e.name == "publish:1:t").unwrap();
+        assert_eq!((publish.requests, publish.failures, publish.none_requests), (3, 1, 1));
+        assert_eq!(publish.response_times, BTreeMap::from([(3, 2)]));
+        assert_eq!(publish.reqs_per_sec, BTreeMap::from([(1_700_000_001, 3)]));
+        assert_eq!(publish.fail_per_sec, BTreeMap::from([(1_700_000_001, 1)]));
+        assert!(report.entries.iter().all(|e| e.name != "connect"), "nothing new to connect");
+        assert_eq!(report.total.requests, 3);
+        assert_eq!(report.total.response_times, publish.response_times);
+        assert_eq!(report.errors.len(), 1);
+        assert_eq!(report.errors[0].occurrences, 1);
+        assert_eq!(report.start_time, 1_700_000_003.0);
+
+        // Nothing new: an empty report, nothing sent twice.
+        let report = reporter.report(&later, 1_700_000_009.0);
+        assert!(report.entries.is_empty() && report.errors.is_empty());
+        assert_eq!(report.total.requests, 0);
+    }
+
+    #[test]
+    fn the_stats_message_has_every_key_locust_reads_unguarded() {
+        let mut reporter = Reporter::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let report = reporter.report(&summary(&[1_000], 1, vec![second(1, 1, 1)]), 1_700_000_003.0);
+        let value = report.to_value(&[("MQTTLocust".into(), 2)]);
+        for key in ["stats", "stats_total", "errors", "user_classes_count", "user_count"] {
+            assert!(super::super::msg::field(&value, key).is_some(), "{key}");
+        }
+        let total = super::super::msg::field(&value, "stats_total").unwrap();
+        for key in ["name", "method", "start_time", "num_requests", "num_none_requests", "num_failures",
+                    "total_response_time", "max_response_time", "min_response_time", "response_times",
+                    "num_reqs_per_sec", "num_fail_per_sec", "last_request_timestamp", "total_content_length"] {
+            assert!(super::super::msg::field(total, key).is_some(), "stats_total.{key}");
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! mqblast as the worker of a real Locust master (pinned Locust from PyPI, installed into a
+//! virtualenv by scripts/test.sh), against mosquitto with an independent subscriber: what
+//! Locust's CSV says was published equals what the workers counted and what the subscriber
+//! received; the master's web API starts and stops tests on a worker; a worker finds a
+//! restarted master again; and our bucket rule equals Locust's own function.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::web::{row_requests, WebRun};
+use common::{free_port, mqblast_command, spawn, Mosquitto, Running, TempDir};
+
+/// Lines a healthy master log never has (Locust's own warnings about its workers).
+const MASTER_LOG_FORBIDDEN: &[&str] = &[
+    "Traceback",
+    "Uncaught exception",
+    "Unhandled exception",
+    "Unknown message type",
+    "failed to send heartbeat",
+    "Discarded report",
+    "different version",
+    "not all reports received",
+    "old (pre 2.0)",
+    "Unrecognized message",
+];
+
+fn venv() -> PathBuf {
+    let venv = std::env::var_os("MQBLAST_LOCUST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/locust-venv"));
+    assert!(
+        venv.join("bin/locust").exists(),
+        "no Locust in {} (scripts/test.sh installs the pinned version there)",
+        venv.display()
+    );
+    venv
+}
+
+fn master_file() -> String {
+    format!("{}/scripts/locust/mqblast_master.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn locust(dir: &TempDir, args: &[&str]) -> Running {
+    let mut cmd = Command::new(venv().join("bin/locust"));
+    cmd.args(["-f", &master_file()])
+        .args(args)
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    spawn(cmd)
+}
+
+fn worker(master_port: u16, json: &str) -> Running {
+    let port = master_port.to_string();
+    spawn(mqblast_command(&[
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        &port,
+        "--only-summary",
+        "--json",
+        json,
+    ]))
+}
+
+/// Publish requests in a worker's own result file.
+fn worker_publishes(json: &str) -> u64 {
+    let text = std::fs::read_to_string(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("worker JSON");
+    doc["publish"]["requests"].as_u64().expect("publish.requests")
+}
+
+fn wait_for_file(path: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while std::fs::read_to_string(path).map_or(true, |t| serde_json::from_str::<serde_json::Value>(&t).is_err()) {
+        assert!(Instant::now() < deadline, "{path} was never written");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// (header, rows) of a CSV without quoted commas (Locust's stats files).
+fn csv(path: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut lines = text.lines().map(|l| l.split(',').map(|c| c.trim_matches('"').to_string()).collect::<Vec<_>>());
+    let header = lines.next().expect("a header");
+    (header, lines.collect())
+}
+
+fn column(header: &[String], name: &str) -> usize {
+    header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}: {header:?}"))
+}
+
+fn assert_clean_master_log(log: &str) {
+    for bad in MASTER_LOG_FORBIDDEN {
+        assert!(!log.contains(bad), "the master logged {bad:?}:\n{log}");
+    }
+}
+
+#[test]
+fn a_headless_master_with_two_workers_reports_every_message_the_subscriber_received() {
+    let broker = Mosquitto::start();
+    let subscriber = broker.subscribe("lw/#", 1);
+    let dir = TempDir::new("locust-headless");
+    let port = free_port();
+    let host = format!("mqtt://{}", broker.addr());
+    let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
+    let master = locust(
+        &dir,
+        &[
+            "--master", "--headless", "--master-bind-host", "127.0.0.1",
+            "--master-bind-port", &port.to_string(), "--expect-workers", "2",
+            "--expect-workers-max-wait", "60", "-u", "20", "-r", "10", "-t", "15s",
+            "-H", &host, "--mqtt-topic", "lw/{i}", "--mqtt-interval", "200ms",
+            "--csv", &csv_prefix, "--loglevel", "DEBUG", "--logfile", &log,
+        ],
+    );
+    let jsons = [dir.file("w1.json"), dir.file("w2.json")];
+    let workers: Vec<Running> = jsons.iter().map(|json| worker(port, json)).collect();
+    let master = master.wait(Duration::from_secs(120));
+    master.assert_code(0);
+    for worker in workers {
+        worker.wait(Duration::from_secs(60)).assert_code(0);
+    }
+    let published: u64 = jsons.iter().map(|j| worker_publishes(j)).sum();
+    assert!(published > 0, "the workers published nothing");
+    let received = subscriber.settle(Duration::from_secs(1), Duration::from_secs(20));
+
+    let (header, rows) = csv(&format!("{csv_prefix}_stats.csv"));
+    let (name, count, fails) = (column(&header, "Name"), column(&header, "Request Count"), column(&header, "Failure Count"));
+    let publish = rows.iter().find(|r| r[name].starts_with("publish:1:lw/")).expect("a publish row");
+    assert_eq!(publish[count].parse::<u64>().unwrap(), published, "Locust's CSV vs the workers");
+    assert_eq!(publish[fails], "0");
+    assert_eq!(received, published, "the subscriber vs the workers");
+    let total = rows.iter().find(|r| r[name] == "Aggregated").expect("an Aggregated row");
+    let rows_sum: u64 = rows.iter().filter(|r| r[name] != "Aggregated").map(|r| r[count].parse::<u64>().unwrap()).sum();
+    assert_eq!(total[count].parse::<u64>().unwrap(), rows_sum, "Aggregated is the sum of the rows");
+
+    let (header, history) = csv(&format!("{csv_prefix}_stats_history.csv"));
+    let users = column(&header, "User Count");
+    assert!(history.iter().any(|r| r[users] == "20"), "the master never saw 20 users");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("All users spawned") && log.contains("(20 total users)"), "{log}");
+    assert_clean_master_log(&log);
+}
+
+#[test]
+fn the_masters_web_api_starts_and_stops_tests_and_a_restarted_master_is_found_again() {
+    let broker = Mosquitto::start();
+    let subscriber = broker.subscribe("lw2/#", 1);
+    let dir = TempDir::new("locust-web");
+    let port = free_port();
+    let host = format!("mqtt://{}", broker.addr());
+    let json = dir.file("w.json");
+    let start_master = |log: &str| {
+        let web_port = free_port();
+        let running = locust(
+            &dir,
+            &[
+                "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                &port.to_string(), "--web-host", "127.0.0.1", "--web-port", &web_port.to_string(),
+                "-H", &host, "--mqtt-topic", "lw2/{i}", "--mqtt-interval", "200ms",
+                "--loglevel", "DEBUG", "--logfile", log,
+            ],
+        );
+        let web = WebRun { running, base: format!("http://127.0.0.1:{web_port}"), auth: None };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while web.get("/stats/requests").status != 200 {
+            assert!(Instant::now() < deadline, "the master's web UI never answered");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        web
+    };
+    let first_log = dir.file("master1.log");
+    let web = start_master(&first_log);
+    let worker = worker(port, &json);
+    let swarm_and_stop = |web: &WebRun, users: u64| -> u64 {
+        web.wait_for(Duration::from_secs(60), |s| s["worker_count"] == 1 && s["workers"][0]["state"] == "ready");
+        let form = format!("user_count={users}&spawn_rate={users}&host={host}");
+        assert_eq!(web.post_form("/swarm", &form).status, 200);
+        web.wait_for(Duration::from_secs(60), |s| {
+            s["user_count"] == users && row_requests(s, "publish") > 0
+        });
+        let _ = std::fs::remove_file(&json);
+        assert_eq!(web.post_form("/stop", "").status, 200);
+        // stop -> final stats -> client_stopped -> client_ready: ready again means every
+        // report of the test has reached the master.
+        let stats = web.wait_for(Duration::from_secs(60), |s| {
+            s["worker_count"] == 1 && s["workers"][0]["state"] == "ready" && s["state"] == "stopped"
+        });
+        wait_for_file(&json, Duration::from_secs(30));
+        let master_count = row_requests(&stats, "publish");
+        assert_eq!(master_count, worker_publishes(&json), "the master vs the worker");
+        master_count
+    };
+    let first = swarm_and_stop(&web, 6);
+    assert_eq!(subscriber.settle(Duration::from_secs(1), Duration::from_secs(20)), first);
+    assert_clean_master_log(&std::fs::read_to_string(&first_log).unwrap());
+
+    // The master dies without a word; a new one comes up on the same port.
+    web.running.signal(libc::SIGKILL);
+    drop(web);
+    let second_log = dir.file("master2.log");
+    let web = start_master(&second_log);
+    let second = swarm_and_stop(&web, 4);
+    assert_eq!(subscriber.settle(Duration::from_secs(1), Duration::from_secs(20)), first + second);
+
+    // SIGTERM: the master quits its workers, which leave with exit 0.
+    web.running.signal(libc::SIGTERM);
+    worker.wait(Duration::from_secs(60)).assert_code(0);
+    let WebRun { running, .. } = web;
+    running.wait(Duration::from_secs(60)).assert_code(0);
+    assert_clean_master_log(&std::fs::read_to_string(&second_log).unwrap());
+}
+
+/// Our integer bucket rule against `locust.stats.bucket_response_time` itself, on every tie
+/// point of every branch (and one microsecond either side) and a spread of other values.
+#[test]
+fn buckets_equal_locusts_own_function() {
+    let mut values: Vec<u64> = Vec::new();
+    let ties = (0..100u64).map(|k| k * 1_000 + 500)
+        .chain((10..100).map(|k| k * 10_000 + 5_000))
+        .chain((10..100).map(|k| k * 100_000 + 50_000))
+        .chain((10..200).map(|k| k * 1_000_000 + 500_000));
+    for tie in ties {
+        values.extend([tie.saturating_sub(1), tie, tie + 1]);
+    }
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..5_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        values.push(x % 200_000_000 >> (x % 20));
+    }
+    let input: String = values.iter().map(|v| format!("{v}\n")).collect();
+    let script = "import sys\nfrom locust.stats import bucket_response_time as b\nfor line in sys.stdin:\n    print(int(b(int(line) / 1000)))\n";
+    let mut child = Command::new(venv().join("bin/python"))
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the venv's python runs");
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let theirs: Vec<u64> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(theirs.len(), values.len());
+    for (us, expected) in values.iter().zip(theirs) {
+        assert_eq!(mqblast::locust::bucket::bucket_ms(*us), expected, "{us} us");
+    }
+}
+
+/// A master that misbehaves (pyzmq's ROUTER, from the Locust virtualenv): bytes that are not
+/// MessagePack, an unknown message type, a spawn without user counts, a spawn older than the
+/// last. The worker logs and ignores each, keeps heartbeating, and leaves cleanly on `quit`.
+#[test]
+fn a_misbehaving_master_is_logged_and_survived() {
+    let port = free_port();
+    let script = r#"
+import sys, time, zmq, msgpack
+port = int(sys.argv[1])
+sock = zmq.Context().socket(zmq.ROUTER)
+sock.bind(f"tcp://127.0.0.1:{port}")
+sock.RCVTIMEO = 30000
+def recv():
+    ident, payload = sock.recv_multipart()[:2]
+    kind, data, node = msgpack.loads(payload, raw=False, strict_map_key=False)
+    print("got", kind, flush=True)
+    return ident, kind, data, node
+def send(ident, kind, data, node):
+    sock.send_multipart([ident, msgpack.dumps((kind, data, node))])
+ident, kind, data, node = recv()
+assert kind == "client_ready" and data == -1 and ident.decode() == node, (kind, data)
+sock.send_multipart([ident, b"\xc1\x00garbage"])
+send(ident, "weird", None, node)
+send(ident, "ack", {"index": 0}, node)
+send(ident, "spawn", {"timestamp": 5.0, "host": None}, node)
+send(ident, "spawn", {"timestamp": 1.0, "user_classes_count": {"A": 1}}, node)
+deadline = time.time() + 20
+states = []
+while time.time() < deadline and len(states) < 3:
+    ident, kind, data, node = recv()
+    if kind == "heartbeat":
+        states.append(data["state"])
+        send(ident, "heartbeat", None, node)
+print("states", states, flush=True)
+send(ident, "quit", None, node)
+while True:
+    ident, kind, data, node = recv()
+    if kind == "quit":
+        break
+print("worker quit", flush=True)
+"#;
+    let mut master = Command::new(venv().join("bin/python"));
+    master
+        .args(["-c", script, &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let master = spawn(master);
+    let dir = TempDir::new("locust-hostile");
+    let worker = worker(port, &dir.file("w.json")).wait(Duration::from_secs(60));
+    let master = master.wait(Duration::from_secs(60));
+    master.assert_code(0);
+    worker.assert_code(0);
+    assert!(master.stdout.contains("states ['ready', 'ready', 'ready']"), "{}", master.describe());
+    assert!(master.stdout.contains("worker quit"), "{}", master.describe());
+    for needle in ["not Locust's", "unknown type `weird`", "without user_classes_count", "older than the last"] {
+        assert!(worker.stderr.contains(needle), "{needle}:\n{}", worker.describe());
+    }
+}
