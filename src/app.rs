@@ -188,7 +188,10 @@ fn run_worker(plan: Plan) -> i32 {
     };
     let base_args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let plan_for = |extra: &[String]| -> Result<Plan, String> {
-        let args = base_args.iter().cloned().chain(extra.iter().map(Into::into));
+        let args = base_args
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(Into::into));
         match config::parse_from(args, &|name| std::env::var(name).ok()) {
             Ok(Command::Run(plan)) => Ok(*plan),
             Ok(_) => Err("the master's settings did not make a run".to_string()),

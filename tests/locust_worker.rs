@@ -40,12 +40,19 @@ fn venv() -> PathBuf {
 }
 
 fn master_file() -> String {
-    format!("{}/scripts/locust/mqblast_master.py", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/scripts/locust/mqblast_master.py",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 fn locust(dir: &TempDir, args: &[&str]) -> Running {
+    locust_with(dir, &master_file(), args)
+}
+
+fn locust_with(dir: &TempDir, locustfile: &str, args: &[&str]) -> Running {
     let mut cmd = Command::new(venv().join("bin/locust"));
-    cmd.args(["-f", &master_file()])
+    cmd.args(["-f", locustfile])
         .args(args)
         .current_dir(dir.path())
         .stdin(std::process::Stdio::null())
@@ -72,12 +79,16 @@ fn worker(master_port: u16, json: &str) -> Running {
 fn worker_publishes(json: &str) -> u64 {
     let text = std::fs::read_to_string(json).unwrap_or_else(|e| panic!("{json}: {e}"));
     let doc: serde_json::Value = serde_json::from_str(&text).expect("worker JSON");
-    doc["publish"]["requests"].as_u64().expect("publish.requests")
+    doc["publish"]["requests"]
+        .as_u64()
+        .expect("publish.requests")
 }
 
 fn wait_for_file(path: &str, limit: Duration) {
     let deadline = Instant::now() + limit;
-    while std::fs::read_to_string(path).map_or(true, |t| serde_json::from_str::<serde_json::Value>(&t).is_err()) {
+    while std::fs::read_to_string(path).map_or(true, |t| {
+        serde_json::from_str::<serde_json::Value>(&t).is_err()
+    }) {
         assert!(Instant::now() < deadline, "{path} was never written");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -86,13 +97,20 @@ fn wait_for_file(path: &str, limit: Duration) {
 /// (header, rows) of a CSV without quoted commas (Locust's stats files).
 fn csv(path: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut lines = text.lines().map(|l| l.split(',').map(|c| c.trim_matches('"').to_string()).collect::<Vec<_>>());
+    let mut lines = text.lines().map(|l| {
+        l.split(',')
+            .map(|c| c.trim_matches('"').to_string())
+            .collect::<Vec<_>>()
+    });
     let header = lines.next().expect("a header");
     (header, lines.collect())
 }
 
 fn column(header: &[String], name: &str) -> usize {
-    header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}: {header:?}"))
+    header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name}: {header:?}"))
 }
 
 fn assert_clean_master_log(log: &str) {
@@ -112,11 +130,34 @@ fn a_headless_master_with_two_workers_reports_every_message_the_subscriber_recei
     let master = locust(
         &dir,
         &[
-            "--master", "--headless", "--master-bind-host", "127.0.0.1",
-            "--master-bind-port", &port.to_string(), "--expect-workers", "2",
-            "--expect-workers-max-wait", "60", "-u", "20", "-r", "10", "-t", "15s",
-            "-H", &host, "--mqtt-topic", "lw/{i}", "--mqtt-interval", "200ms",
-            "--csv", &csv_prefix, "--loglevel", "DEBUG", "--logfile", &log,
+            "--master",
+            "--headless",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            &port.to_string(),
+            "--expect-workers",
+            "2",
+            "--expect-workers-max-wait",
+            "60",
+            "-u",
+            "20",
+            "-r",
+            "10",
+            "-t",
+            "15s",
+            "-H",
+            &host,
+            "--mqtt-topic",
+            "lw/{i}",
+            "--mqtt-interval",
+            "200ms",
+            "--csv",
+            &csv_prefix,
+            "--loglevel",
+            "DEBUG",
+            "--logfile",
+            &log,
         ],
     );
     let jsons = [dir.file("w1.json"), dir.file("w2.json")];
@@ -131,20 +172,48 @@ fn a_headless_master_with_two_workers_reports_every_message_the_subscriber_recei
     let received = subscriber.settle(Duration::from_secs(1), Duration::from_secs(20));
 
     let (header, rows) = csv(&format!("{csv_prefix}_stats.csv"));
-    let (name, count, fails) = (column(&header, "Name"), column(&header, "Request Count"), column(&header, "Failure Count"));
-    let publish = rows.iter().find(|r| r[name].starts_with("publish:1:lw/")).expect("a publish row");
-    assert_eq!(publish[count].parse::<u64>().unwrap(), published, "Locust's CSV vs the workers");
+    let (name, count, fails) = (
+        column(&header, "Name"),
+        column(&header, "Request Count"),
+        column(&header, "Failure Count"),
+    );
+    let publish = rows
+        .iter()
+        .find(|r| r[name].starts_with("publish:1:lw/"))
+        .expect("a publish row");
+    assert_eq!(
+        publish[count].parse::<u64>().unwrap(),
+        published,
+        "Locust's CSV vs the workers"
+    );
     assert_eq!(publish[fails], "0");
     assert_eq!(received, published, "the subscriber vs the workers");
-    let total = rows.iter().find(|r| r[name] == "Aggregated").expect("an Aggregated row");
-    let rows_sum: u64 = rows.iter().filter(|r| r[name] != "Aggregated").map(|r| r[count].parse::<u64>().unwrap()).sum();
-    assert_eq!(total[count].parse::<u64>().unwrap(), rows_sum, "Aggregated is the sum of the rows");
+    let total = rows
+        .iter()
+        .find(|r| r[name] == "Aggregated")
+        .expect("an Aggregated row");
+    let rows_sum: u64 = rows
+        .iter()
+        .filter(|r| r[name] != "Aggregated")
+        .map(|r| r[count].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(
+        total[count].parse::<u64>().unwrap(),
+        rows_sum,
+        "Aggregated is the sum of the rows"
+    );
 
     let (header, history) = csv(&format!("{csv_prefix}_stats_history.csv"));
     let users = column(&header, "User Count");
-    assert!(history.iter().any(|r| r[users] == "20"), "the master never saw 20 users");
+    assert!(
+        history.iter().any(|r| r[users] == "20"),
+        "the master never saw 20 users"
+    );
     let log = std::fs::read_to_string(&log).unwrap();
-    assert!(log.contains("All users spawned") && log.contains("(20 total users)"), "{log}");
+    assert!(
+        log.contains("All users spawned") && log.contains("(20 total users)"),
+        "{log}"
+    );
     assert_clean_master_log(&log);
 }
 
@@ -161,16 +230,38 @@ fn the_masters_web_api_starts_and_stops_tests_and_a_restarted_master_is_found_ag
         let running = locust(
             &dir,
             &[
-                "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-                &port.to_string(), "--web-host", "127.0.0.1", "--web-port", &web_port.to_string(),
-                "-H", &host, "--mqtt-topic", "lw2/{i}", "--mqtt-interval", "200ms",
-                "--loglevel", "DEBUG", "--logfile", log,
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                &port.to_string(),
+                "--web-host",
+                "127.0.0.1",
+                "--web-port",
+                &web_port.to_string(),
+                "-H",
+                &host,
+                "--mqtt-topic",
+                "lw2/{i}",
+                "--mqtt-interval",
+                "200ms",
+                "--loglevel",
+                "DEBUG",
+                "--logfile",
+                log,
             ],
         );
-        let web = WebRun { running, base: format!("http://127.0.0.1:{web_port}"), auth: None };
+        let web = WebRun {
+            running,
+            base: format!("http://127.0.0.1:{web_port}"),
+            auth: None,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while web.get("/stats/requests").status != 200 {
-            assert!(Instant::now() < deadline, "the master's web UI never answered");
+            assert!(
+                Instant::now() < deadline,
+                "the master's web UI never answered"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
         web
@@ -179,7 +270,9 @@ fn the_masters_web_api_starts_and_stops_tests_and_a_restarted_master_is_found_ag
     let web = start_master(&first_log);
     let worker = worker(port, &json);
     let swarm_and_stop = |web: &WebRun, users: u64| -> u64 {
-        web.wait_for(Duration::from_secs(60), |s| s["worker_count"] == 1 && s["workers"][0]["state"] == "ready");
+        web.wait_for(Duration::from_secs(60), |s| {
+            s["worker_count"] == 1 && s["workers"][0]["state"] == "ready"
+        });
         let form = format!("user_count={users}&spawn_rate={users}&host={host}");
         assert_eq!(web.post_form("/swarm", &form).status, 200);
         web.wait_for(Duration::from_secs(60), |s| {
@@ -194,11 +287,18 @@ fn the_masters_web_api_starts_and_stops_tests_and_a_restarted_master_is_found_ag
         });
         wait_for_file(&json, Duration::from_secs(30));
         let master_count = row_requests(&stats, "publish");
-        assert_eq!(master_count, worker_publishes(&json), "the master vs the worker");
+        assert_eq!(
+            master_count,
+            worker_publishes(&json),
+            "the master vs the worker"
+        );
         master_count
     };
     let first = swarm_and_stop(&web, 6);
-    assert_eq!(subscriber.settle(Duration::from_secs(1), Duration::from_secs(20)), first);
+    assert_eq!(
+        subscriber.settle(Duration::from_secs(1), Duration::from_secs(20)),
+        first
+    );
     assert_clean_master_log(&std::fs::read_to_string(&first_log).unwrap());
 
     // The master dies without a word; a new one comes up on the same port.
@@ -207,7 +307,10 @@ fn the_masters_web_api_starts_and_stops_tests_and_a_restarted_master_is_found_ag
     let second_log = dir.file("master2.log");
     let web = start_master(&second_log);
     let second = swarm_and_stop(&web, 4);
-    assert_eq!(subscriber.settle(Duration::from_secs(1), Duration::from_secs(20)), first + second);
+    assert_eq!(
+        subscriber.settle(Duration::from_secs(1), Duration::from_secs(20)),
+        first + second
+    );
 
     // SIGTERM: the master quits its workers, which leave with exit 0.
     web.running.signal(libc::SIGTERM);
@@ -222,7 +325,8 @@ fn the_masters_web_api_starts_and_stops_tests_and_a_restarted_master_is_found_ag
 #[test]
 fn buckets_equal_locusts_own_function() {
     let mut values: Vec<u64> = Vec::new();
-    let ties = (0..100u64).map(|k| k * 1_000 + 500)
+    let ties = (0..100u64)
+        .map(|k| k * 1_000 + 500)
         .chain((10..100).map(|k| k * 10_000 + 5_000))
         .chain((10..100).map(|k| k * 100_000 + 50_000))
         .chain((10..200).map(|k| k * 1_000_000 + 500_000));
@@ -246,11 +350,20 @@ fn buckets_equal_locusts_own_function() {
         .expect("the venv's python runs");
     {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let theirs: Vec<u64> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let theirs: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
     assert_eq!(theirs.len(), values.len());
     for (us, expected) in values.iter().zip(theirs) {
         assert_eq!(mqblast::locust::bucket::bucket_ms(*us), expected, "{us} us");
@@ -310,9 +423,112 @@ print("worker quit", flush=True)
     let master = master.wait(Duration::from_secs(60));
     master.assert_code(0);
     worker.assert_code(0);
-    assert!(master.stdout.contains("states ['ready', 'ready', 'ready']"), "{}", master.describe());
-    assert!(master.stdout.contains("worker quit"), "{}", master.describe());
-    for needle in ["not Locust's", "unknown type `weird`", "without user_classes_count", "older than the last"] {
-        assert!(worker.stderr.contains(needle), "{needle}:\n{}", worker.describe());
+    assert!(
+        master.stdout.contains("states ['ready', 'ready', 'ready']"),
+        "{}",
+        master.describe()
+    );
+    assert!(
+        master.stdout.contains("worker quit"),
+        "{}",
+        master.describe()
+    );
+    for needle in [
+        "not Locust's",
+        "unknown type `weird`",
+        "without user_classes_count",
+        "older than the last",
+    ] {
+        assert!(
+            worker.stderr.contains(needle),
+            "{needle}:\n{}",
+            worker.describe()
+        );
     }
+}
+
+/// The old script's own project as the master's locustfile (`mqtt.py`, class `MQTTLocust`,
+/// its pyproject.toml next to it), and a worker whose config.toml `init --from-locust` wrote
+/// from the same project: the master sees its class's users, and its counts are the worker's.
+#[test]
+fn the_old_scripts_own_locustfile_drives_an_mqblast_worker() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("locust-old-script");
+    let fixtures = format!(
+        "{}/tests/fixtures/locust_project",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for name in ["mqtt.py", "config.py", "data.json", "pyproject.toml"] {
+        std::fs::copy(format!("{fixtures}/{name}"), dir.path().join(name)).expect("fixture copied");
+    }
+    let init = mqblast_command(&["init", "--from-locust"]);
+    let mut init = init;
+    init.current_dir(dir.path());
+    spawn(init).wait(Duration::from_secs(30)).assert_code(0);
+
+    let port = free_port();
+    let host = format!("mqtt://{}", broker.addr());
+    let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
+    let master = locust_with(
+        &dir,
+        "mqtt.py",
+        &[
+            "--master",
+            "--headless",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            &port.to_string(),
+            "--expect-workers",
+            "1",
+            "--expect-workers-max-wait",
+            "60",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "10s",
+            "-H",
+            &host,
+            "--csv",
+            &csv_prefix,
+            "--loglevel",
+            "DEBUG",
+            "--logfile",
+            &log,
+        ],
+    );
+    let json = dir.file("w.json");
+    let mut cmd = mqblast_command(&[
+        "--worker",
+        "--master-port",
+        &port.to_string(),
+        "--interval",
+        "500ms",
+        "--json",
+        &json,
+    ]);
+    cmd.current_dir(dir.path());
+    let worker = spawn(cmd);
+    master.wait(Duration::from_secs(120)).assert_code(0);
+    let worker = worker.wait(Duration::from_secs(60));
+    worker.assert_code(0);
+    let (header, rows) = csv(&format!("{csv_prefix}_stats.csv"));
+    let (name, count) = (column(&header, "Name"), column(&header, "Request Count"));
+    let publish = rows
+        .iter()
+        .find(|r| r[name].starts_with("publish:"))
+        .expect("a publish row");
+    let published = worker_publishes(&json);
+    assert!(published > 0);
+    assert_eq!(publish[count].parse::<u64>().unwrap(), published);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains(r#"All users spawned: {"MQTTLocust": 6} (6 total users)"#),
+        "{log}"
+    );
+    assert_clean_master_log(&log);
+    // The worker used the old script's device tokens (from config.toml's tokens file).
+    assert!(broker.log().contains("DW00000001"), "{}", broker.log());
 }

@@ -24,7 +24,10 @@ pub(super) fn resolve_worker(
     for (name, why) in [
         ("shard", "the master hands out the users"),
         ("start_at", "the master starts the tests"),
-        ("messages", "the master sets the users and when the test ends (use interval to pace them)"),
+        (
+            "messages",
+            "the master sets the users and when the test ends (use interval to pace them)",
+        ),
     ] {
         if let Some(raw) = get(name).filter(|raw| !raw.is_blank()) {
             return Err(raw.fail(format!("not with --worker: {why}")));

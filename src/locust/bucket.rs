@@ -125,7 +125,10 @@ mod tests {
                 moved += 1;
                 let half = half_width_us(&histogram, value);
                 assert!(value >= 2_048, "{value} us: exact below 2048 us");
-                assert!(value.abs_diff(tie) <= half, "{value} us keyed {keyed}, exact {exact}");
+                assert!(
+                    value.abs_diff(tie) <= half,
+                    "{value} us keyed {keyed}, exact {exact}"
+                );
                 assert!(bucket_ms(tie.saturating_sub(1)).min(bucket_ms(tie + 1)) <= keyed);
                 assert!(keyed <= bucket_ms(tie.saturating_sub(1)).max(bucket_ms(tie + 1)));
             }

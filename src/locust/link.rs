@@ -47,6 +47,11 @@ impl Link {
         &self.endpoint
     }
 
+    /// Queue a message if the master is connected, quietly; false when it is not.
+    pub fn try_send(&mut self, message: &Message) -> bool {
+        self.socket.send(message.encode(), zmq::DONTWAIT).is_ok()
+    }
+
     /// Queue a message for the master. False when libzmq's queue is full (it is dropped).
     pub fn send(&mut self, message: &Message) -> bool {
         match self.socket.send(message.encode(), zmq::DONTWAIT) {
@@ -84,9 +89,7 @@ impl Link {
 
 fn open(context: &zmq::Context, endpoint: &str, node_id: &str) -> Result<zmq::Socket, String> {
     let fail = |what: &str, e: zmq::Error| format!("ZeroMQ {what} for {endpoint}: {e}");
-    let socket = context
-        .socket(zmq::DEALER)
-        .map_err(|e| fail("socket", e))?;
+    let socket = context.socket(zmq::DEALER).map_err(|e| fail("socket", e))?;
     socket
         .set_identity(node_id.as_bytes())
         .map_err(|e| fail("identity", e))?;
@@ -94,7 +97,9 @@ fn open(context: &zmq::Context, endpoint: &str, node_id: &str) -> Result<zmq::So
     socket.set_linger(500).map_err(|e| fail("linger", e))?;
     // Nothing is queued for a master that is not connected: a restarted master must not
     // receive reports and heartbeats meant for the one before it.
-    socket.set_immediate(true).map_err(|e| fail("immediate", e))?;
+    socket
+        .set_immediate(true)
+        .map_err(|e| fail("immediate", e))?;
     socket
         .set_sndhwm(SEND_QUEUE_MESSAGES)
         .map_err(|e| fail("high-water mark", e))?;
@@ -123,7 +128,11 @@ fn bracket_ipv6(host: &str) -> String {
 /// by the part before the first `_`, so the host name's own underscores become dashes.
 pub fn node_id() -> String {
     let host = crate::stats::merger::host_name().replace('_', "-");
-    let host = if host.is_empty() { "mqblast".to_string() } else { host };
+    let host = if host.is_empty() {
+        "mqblast".to_string()
+    } else {
+        host
+    };
     let mut random = [0u8; 16];
     let rng = ring::rand::SystemRandom::new();
     if ring::rand::SecureRandom::fill(&rng, &mut random).is_err() {

@@ -138,7 +138,8 @@ fn run_test(
     eprintln!("{}", (hooks.banner)(&plan, &addrs));
     let capacity = steer::reserved_users(plan.users, plan.sub_users, plan.hosts.is_empty());
     let plan = Arc::new(plan);
-    let summary = crate::engine::run_steered(Arc::clone(&plan), addrs, stopping, steering, capacity)
-        .map_err(|e| (1, e))?;
+    let summary =
+        crate::engine::run_steered(Arc::clone(&plan), addrs, stopping, steering, capacity)
+            .map_err(|e| (1, e))?;
     Ok((summary, plan))
 }

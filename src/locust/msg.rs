@@ -131,7 +131,10 @@ mod tests {
         assert_eq!(decoded, message);
         let times = field(&decoded.data, "response_times").unwrap();
         assert_eq!(times.as_map().unwrap()[1].0.as_u64(), Some(1000));
-        assert_eq!(field(&decoded.data, "start_time").unwrap().as_f64(), Some(1_760_000_001.25));
+        assert_eq!(
+            field(&decoded.data, "start_time").unwrap().as_f64(),
+            Some(1_760_000_001.25)
+        );
     }
 
     #[test]

@@ -28,8 +28,14 @@ pub const MASTER_OPTIONS: &[(&str, &str)] = &[
 pub fn master_args(spawn: &Value) -> Vec<String> {
     let mut args = Vec::new();
     if let Some(host) = field(spawn, "host").and_then(scalar) {
-        args.push("--host".to_string());
-        args.push(host);
+        // A locustfile written for HTTP users often keeps a web address as its host (the
+        // ThingsBoard UI): not a broker, so the worker's own host stays.
+        if is_web_address(&host) {
+            eprintln!("mqblast: locust: the master's host {host} is a web address, not an MQTT broker: the worker's own host is used");
+        } else {
+            args.push("--host".to_string());
+            args.push(host);
+        }
     }
     if let Some(seconds) = field(spawn, "stop_timeout").and_then(Value::as_f64) {
         // Locust's default (0: kill users at once) would call every in-flight publish lost;
@@ -49,6 +55,11 @@ pub fn master_args(spawn: &Value) -> Vec<String> {
         }
     }
     args
+}
+
+fn is_web_address(host: &str) -> bool {
+    let lower = host.to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
 }
 
 /// The master's spawn rate (users per second over all its workers), when it says.
@@ -122,19 +133,39 @@ mod tests {
         let spawn = spawn(options);
         assert_eq!(
             master_args(&spawn),
-            ["--host", "mqtt://127.0.0.1:1884", "--topic", "v1/lptrk/gps", "--qos", "1"]
+            [
+                "--host",
+                "mqtt://127.0.0.1:1884",
+                "--topic",
+                "v1/lptrk/gps",
+                "--qos",
+                "1"
+            ]
         );
         assert_eq!(spawn_rate(&spawn), Some(10.0));
         assert_eq!(headless_run_time_s(&spawn), Some(15.0));
-        assert_eq!(user_classes(&spawn), Some(vec![("MQTTLocust".to_string(), 4)]));
+        assert_eq!(
+            user_classes(&spawn),
+            Some(vec![("MQTTLocust".to_string(), 4)])
+        );
     }
 
     #[test]
     fn missing_or_odd_fields_give_nothing_rather_than_a_panic() {
         assert!(master_args(&Value::Nil).is_empty());
+        let web_host = MapBuilder::new()
+            .put("host", "http://thingsboard.local:8080")
+            .build();
+        assert!(
+            master_args(&web_host).is_empty(),
+            "a web address is not a broker"
+        );
         assert_eq!(user_classes(&Value::from(3)), None);
         let bad_classes = MapBuilder::new()
-            .put("user_classes_count", Value::Map(vec![(Value::from(1), Value::from("x"))]))
+            .put(
+                "user_classes_count",
+                Value::Map(vec![(Value::from(1), Value::from("x"))]),
+            )
             .build();
         assert_eq!(user_classes(&bad_classes), None);
         assert_eq!(headless_run_time_s(&spawn(Value::Array(vec![]))), None);

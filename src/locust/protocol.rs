@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rmpv::Value;
 
 use super::link::Link;
-use super::msg::{field, Message, MapBuilder};
+use super::msg::{field, MapBuilder, Message};
 use super::options;
 use super::report::{unix, Reporter};
 use super::{Ended, Start};
@@ -35,6 +35,8 @@ const REREGISTER_AFTER: Duration = Duration::from_secs(10);
 const WIND_DOWN: Duration = Duration::from_secs(3);
 /// The master answers every heartbeat: quiet this long, it is not listening now.
 const MASTER_QUIET: Duration = Duration::from_secs(3);
+/// How soon `client_ready` is tried again while no master is connected at all.
+const NOT_CONNECTED_RETRY: Duration = Duration::from_millis(100);
 /// Longest wait for a frame before the timers are looked at.
 const TICK_MS: i64 = 100;
 
@@ -54,7 +56,9 @@ enum Phase {
     Starting,
     Running,
     /// Stopping; `stopped_by_master`: answer with `client_stopped` when it has ended.
-    Ending { stopped_by_master: bool },
+    Ending {
+        stopped_by_master: bool,
+    },
 }
 
 struct Test {
@@ -74,6 +78,8 @@ pub struct Protocol {
     quit: Arc<AtomicBool>,
     stop_signals: Box<dyn Fn() -> u32 + Send>,
     registered: bool,
+    /// `client_ready` attempts that found no master connected (tried every 100 ms).
+    unconnected_tries: u32,
     /// This worker's index at the master (its `ack`).
     index: u64,
     ready_sent: Option<(Instant, u32)>,
@@ -108,6 +114,7 @@ impl Protocol {
             quit,
             stop_signals,
             registered: false,
+            unconnected_tries: 0,
             index: 0,
             ready_sent: None,
             last_heard: now,
@@ -153,7 +160,9 @@ impl Protocol {
         let message = match Message::decode(frame) {
             Ok(message) => message,
             Err(e) => {
-                eprintln!("mqblast: locust: ignored a message from the master that is not Locust's: {e}");
+                eprintln!(
+                    "mqblast: locust: ignored a message from the master that is not Locust's: {e}"
+                );
                 return;
             }
         };
@@ -192,12 +201,15 @@ impl Protocol {
         }
         self.registered = true;
         self.ready_sent = None;
+        self.unconnected_tries = 0;
         self.index = field(data, "index").and_then(Value::as_u64).unwrap_or(0);
     }
 
     fn on_spawn(&mut self, spawn: Value) {
         self.send("spawning", Value::Nil);
-        let timestamp = field(&spawn, "timestamp").and_then(Value::as_f64).unwrap_or(0.0);
+        let timestamp = field(&spawn, "timestamp")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
         if timestamp <= self.last_spawn_ts {
             eprintln!("mqblast: locust: ignored a spawn message older than the last one");
             return;
@@ -277,7 +289,10 @@ impl Protocol {
             .or_else(|| self.steering.ramp().map(|(ramp, _)| ramp.spawn_rate))
             .unwrap_or(10.0);
         if let Err(refused) = self.steering.set_users(test.target, rate) {
-            eprintln!("mqblast: locust: {} users refused: {}", test.target, refused.0);
+            eprintln!(
+                "mqblast: locust: {} users refused: {}",
+                test.target, refused.0
+            );
         }
     }
 
@@ -390,7 +405,11 @@ impl Protocol {
             Some(test) if !finished && !matches!(test.phase, Phase::Ending { .. }) => {
                 test.classes.clone()
             }
-            _ => self.last_classes.iter().map(|(n, _)| (n.clone(), 0)).collect(),
+            _ => self
+                .last_classes
+                .iter()
+                .map(|(n, _)| (n.clone(), 0))
+                .collect(),
         };
         if self.registered {
             self.send("stats", report.to_value(&classes));
@@ -456,7 +475,9 @@ impl Protocol {
                 }
             }
             Phase::Running if test.wind_down_at.is_some_and(|at| now >= at) => {
-                eprintln!("mqblast: locust: the master's run time is nearly over: stopping publishes");
+                eprintln!(
+                    "mqblast: locust: the master's run time is nearly over: stopping publishes"
+                );
                 test.phase = Phase::Ending {
                     stopped_by_master: false,
                 };
@@ -478,9 +499,9 @@ impl Protocol {
         if self.registered || now < sent_at + READY_RETRY {
             return None;
         }
-        if tries >= READY_TRIES {
+        if tries >= READY_TRIES || self.unconnected_tries >= READY_TRIES * 50 {
             eprintln!(
-                "mqblast: error: locust: no Locust master answered at {} after {READY_TRIES} tries, 5 s apart (is `locust --master` running there?)",
+                "mqblast: error: locust: no Locust master answered at {} in 5 minutes (is `locust --master` running there, with --master-bind-port as our --master-port?)",
                 self.link.endpoint()
             );
             self.leave(Leaving::NeverRegistered);
@@ -493,8 +514,20 @@ impl Protocol {
             );
         }
         // Locust accepts the integer -1 as "any version" from workers that are not Python.
-        self.send("client_ready", Value::from(-1));
-        self.ready_sent = Some((now, tries + 1));
+        let ready = Message::new("client_ready", Value::from(-1), &self.link.node_id);
+        if self.link.try_send(&ready) {
+            self.ready_sent = Some((now, tries + 1));
+        } else {
+            // Not connected yet (nothing is queued for an absent master): try again soon.
+            self.ready_sent = Some((now - READY_RETRY + NOT_CONNECTED_RETRY, tries));
+            self.unconnected_tries += 1;
+            if self.unconnected_tries % 50 == 0 {
+                eprintln!(
+                    "mqblast: locust: still no master listening at {}",
+                    self.link.endpoint()
+                );
+            }
+        }
         None
     }
 
@@ -599,7 +632,11 @@ fn process_cpu_s() -> f64 {
 fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };

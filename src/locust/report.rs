@@ -68,14 +68,20 @@ impl Entry {
         MapBuilder::new()
             .put("name", self.name.as_str())
             .put("method", self.method.as_str())
-            .put("last_request_timestamp", self.last_request_ts.map_or(Value::Nil, Value::from))
+            .put(
+                "last_request_timestamp",
+                self.last_request_ts.map_or(Value::Nil, Value::from),
+            )
             .put("start_time", start_time)
             .put("num_requests", self.requests)
             .put("num_none_requests", self.none_requests)
             .put("num_failures", self.failures)
             .put("total_response_time", self.total_ms)
             .put("max_response_time", self.max_ms)
-            .put("min_response_time", self.min_ms.map_or(Value::Nil, Value::from))
+            .put(
+                "min_response_time",
+                self.min_ms.map_or(Value::Nil, Value::from),
+            )
             .put("total_content_length", 0u64)
             .put("response_times", int_map(self.response_times.clone()))
             .put("num_reqs_per_sec", int_map(self.reqs_per_sec.clone()))
@@ -108,7 +114,11 @@ pub struct Report {
 impl Report {
     /// The `stats` message's data, with the user counts the master keeps per worker.
     pub fn to_value(&self, user_classes: &[(String, u64)]) -> Value {
-        let entries = self.entries.iter().map(|e| e.to_value(self.start_time)).collect();
+        let entries = self
+            .entries
+            .iter()
+            .map(|e| e.to_value(self.start_time))
+            .collect();
         let errors = self
             .errors
             .iter()
@@ -197,7 +207,13 @@ impl Reporter {
     }
 
     /// One row's difference since the last report.
-    fn entry(&mut self, summary: &Summary, metric: Metric, per_second: &PerSecond, now: f64) -> Entry {
+    fn entry(
+        &mut self,
+        summary: &Summary,
+        metric: Metric,
+        per_second: &PerSecond,
+        now: f64,
+    ) -> Entry {
         let row = summary.metric(metric);
         let i = metric.index();
         let (ok_before, failed_before) = self.counts[i];
@@ -221,7 +237,8 @@ impl Reporter {
         if metric.is_response_time() && !interval.is_empty() {
             entry.response_times = bucket::buckets(&interval).into_iter().collect();
             entry.total_ms = bucket::total_ms(&interval);
-            entry.min_ms = Some(bucket::representative_us(&interval, interval.min()) as f64 / 1000.0);
+            entry.min_ms =
+                Some(bucket::representative_us(&interval, interval.min()) as f64 / 1000.0);
             entry.max_ms = bucket::representative_us(&interval, interval.max()) as f64 / 1000.0;
         } else {
             // Session lengths (or nothing timed): counts only.
@@ -236,7 +253,9 @@ impl Reporter {
         let mut out = PerSecond::default();
         let done = self.seconds_done;
         for second in timeline.iter().filter(|s| s.second > done) {
-            let key = (start + second.second.saturating_sub(1) as f64).floor().min(now.floor()) as u64;
+            let key = (start + second.second.saturating_sub(1) as f64)
+                .floor()
+                .min(now.floor()) as u64;
             out.seconds.push((key, SecondCounts::of(second)));
             self.seconds_done = self.seconds_done.max(second.second);
         }
@@ -330,7 +349,8 @@ impl PerSecond {
 
 /// Unix time in seconds.
 pub fn unix(time: SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -361,11 +381,19 @@ mod tests {
             for us in samples {
                 latency_us.record(*us).unwrap();
             }
-            let failed = if metric == Metric::Publish { failures } else { 0 };
+            let failed = if metric == Metric::Publish {
+                failures
+            } else {
+                0
+            };
             let ok = latency_us.len();
             MetricSummary {
                 metric,
-                name: if metric == Metric::Publish { "publish:1:t".into() } else { metric.key().into() },
+                name: if metric == Metric::Publish {
+                    "publish:1:t".into()
+                } else {
+                    metric.key().into()
+                },
                 requests: ok + failed,
                 failures: failed,
                 ok,
@@ -409,22 +437,43 @@ mod tests {
         let mut reporter = Reporter::new(started);
         let first = summary(&[1_000, 2_000, 150_000], 0, vec![second(1, 3, 0)]);
         let report = reporter.report(&first, 1_700_000_003.0);
-        let publish = report.entries.iter().find(|e| e.name == "publish:1:t").unwrap();
+        let publish = report
+            .entries
+            .iter()
+            .find(|e| e.name == "publish:1:t")
+            .unwrap();
         assert_eq!((publish.requests, publish.failures), (3, 0));
-        assert_eq!(publish.response_times, BTreeMap::from([(1, 1), (2, 1), (150, 1)]));
+        assert_eq!(
+            publish.response_times,
+            BTreeMap::from([(1, 1), (2, 1), (150, 1)])
+        );
         assert_eq!(publish.reqs_per_sec, BTreeMap::from([(1_700_000_000, 3)]));
         assert_eq!(report.total.requests, 5, "3 publishes + 2 connects");
         assert_eq!(report.start_time, 1_700_000_000.0);
 
         // Later: two more acknowledged, one timed out, one more second closed.
-        let later = summary(&[1_000, 2_000, 150_000, 3_000, 3_000], 1, vec![second(1, 3, 0), second(2, 2, 1)]);
+        let later = summary(
+            &[1_000, 2_000, 150_000, 3_000, 3_000],
+            1,
+            vec![second(1, 3, 0), second(2, 2, 1)],
+        );
         let report = reporter.report(&later, 1_700_000_006.0);
-        let publish = report.entries.iter().find(|e| e.name == "publish:1:t").unwrap();
-        assert_eq!((publish.requests, publish.failures, publish.none_requests), (3, 1, 1));
+        let publish = report
+            .entries
+            .iter()
+            .find(|e| e.name == "publish:1:t")
+            .unwrap();
+        assert_eq!(
+            (publish.requests, publish.failures, publish.none_requests),
+            (3, 1, 1)
+        );
         assert_eq!(publish.response_times, BTreeMap::from([(3, 2)]));
         assert_eq!(publish.reqs_per_sec, BTreeMap::from([(1_700_000_001, 3)]));
         assert_eq!(publish.fail_per_sec, BTreeMap::from([(1_700_000_001, 1)]));
-        assert!(report.entries.iter().all(|e| e.name != "connect"), "nothing new to connect");
+        assert!(
+            report.entries.iter().all(|e| e.name != "connect"),
+            "nothing new to connect"
+        );
         assert_eq!(report.total.requests, 3);
         assert_eq!(report.total.response_times, publish.response_times);
         assert_eq!(report.errors.len(), 1);
@@ -440,16 +489,41 @@ mod tests {
     #[test]
     fn the_stats_message_has_every_key_locust_reads_unguarded() {
         let mut reporter = Reporter::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-        let report = reporter.report(&summary(&[1_000], 1, vec![second(1, 1, 1)]), 1_700_000_003.0);
+        let report = reporter.report(
+            &summary(&[1_000], 1, vec![second(1, 1, 1)]),
+            1_700_000_003.0,
+        );
         let value = report.to_value(&[("MQTTLocust".into(), 2)]);
-        for key in ["stats", "stats_total", "errors", "user_classes_count", "user_count"] {
+        for key in [
+            "stats",
+            "stats_total",
+            "errors",
+            "user_classes_count",
+            "user_count",
+        ] {
             assert!(super::super::msg::field(&value, key).is_some(), "{key}");
         }
         let total = super::super::msg::field(&value, "stats_total").unwrap();
-        for key in ["name", "method", "start_time", "num_requests", "num_none_requests", "num_failures",
-                    "total_response_time", "max_response_time", "min_response_time", "response_times",
-                    "num_reqs_per_sec", "num_fail_per_sec", "last_request_timestamp", "total_content_length"] {
-            assert!(super::super::msg::field(total, key).is_some(), "stats_total.{key}");
+        for key in [
+            "name",
+            "method",
+            "start_time",
+            "num_requests",
+            "num_none_requests",
+            "num_failures",
+            "total_response_time",
+            "max_response_time",
+            "min_response_time",
+            "response_times",
+            "num_reqs_per_sec",
+            "num_fail_per_sec",
+            "last_request_timestamp",
+            "total_content_length",
+        ] {
+            assert!(
+                super::super::msg::field(total, key).is_some(),
+                "stats_total.{key}"
+            );
         }
     }
 }

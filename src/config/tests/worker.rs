@@ -16,21 +16,43 @@ fn a_worker_joins_localhost_5557_unless_told_otherwise() {
     let dir = TestDir::new();
     assert_eq!(dir.plan(&[], &[]).unwrap().worker, None);
     let worker = dir.plan(&["--worker"], &[]).unwrap().worker.unwrap();
-    assert_eq!((worker.master_host.as_str(), worker.master_port), ("127.0.0.1", 5557));
+    assert_eq!(
+        (worker.master_host.as_str(), worker.master_port),
+        ("127.0.0.1", 5557)
+    );
     let plan = dir
-        .plan(&[], &[("MQBLAST_WORKER", "true"), ("MQBLAST_MASTER_HOST", "master.lan"), ("MQBLAST_MASTER_PORT", "6000")])
+        .plan(
+            &[],
+            &[
+                ("MQBLAST_WORKER", "true"),
+                ("MQBLAST_MASTER_HOST", "master.lan"),
+                ("MQBLAST_MASTER_PORT", "6000"),
+            ],
+        )
         .unwrap();
     let worker = plan.worker.unwrap();
-    assert_eq!((worker.master_host.as_str(), worker.master_port), ("master.lan", 6000));
-    assert_eq!(plan.run_time, None, "a worker's tests run until the master stops them");
+    assert_eq!(
+        (worker.master_host.as_str(), worker.master_port),
+        ("master.lan", 6000)
+    );
+    assert_eq!(
+        plan.run_time, None,
+        "a worker's tests run until the master stops them"
+    );
 }
 
 #[test]
 fn what_the_master_decides_is_refused_on_a_worker_with_the_reason() {
     let dir = TestDir::new();
     for (args, needle) in [
-        (&["--worker", "--shard", "1/2"][..], "master hands out the users"),
-        (&["--worker", "--messages", "100"][..], "master sets the users"),
+        (
+            &["--worker", "--shard", "1/2"][..],
+            "master hands out the users",
+        ),
+        (
+            &["--worker", "--messages", "100"][..],
+            "master sets the users",
+        ),
         (&["--worker", "--master-port", "0"][..], "port number"),
     ] {
         let msg = invalid(dir.plan(args, &[]).unwrap_err());
@@ -44,6 +66,11 @@ fn what_the_master_decides_is_refused_on_a_worker_with_the_reason() {
 #[test]
 fn a_repeated_flag_takes_its_last_value() {
     let dir = TestDir::new();
-    let plan = dir.plan(&["--topic", "mine", "--qos", "0", "--topic", "masters"], &[]).unwrap();
+    let plan = dir
+        .plan(
+            &["--topic", "mine", "--qos", "0", "--topic", "masters"],
+            &[],
+        )
+        .unwrap();
     assert_eq!((plan.topic.as_str(), plan.qos), ("masters", 0));
 }
