@@ -338,7 +338,7 @@ fn buckets_equal_locusts_own_function() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        values.push(x % 200_000_000 >> (x % 20));
+        values.push((x % 200_000_000) >> (x % 20));
     }
     let input: String = values.iter().map(|v| format!("{v}\n")).collect();
     let script = "import sys\nfrom locust.stats import bucket_response_time as b\nfor line in sys.stdin:\n    print(int(b(int(line) / 1000)))\n";
@@ -372,7 +372,8 @@ fn buckets_equal_locusts_own_function() {
 
 /// A master that misbehaves (pyzmq's ROUTER, from the Locust virtualenv): bytes that are not
 /// MessagePack, an unknown message type, a spawn without user counts, a spawn older than the
-/// last. The worker logs and ignores each, keeps heartbeating, and leaves cleanly on `quit`.
+/// last; then `reconnect`. The worker logs and ignores each, comes back with the same identity,
+/// keeps heartbeating, and leaves cleanly on `quit`.
 #[test]
 fn a_misbehaving_master_is_logged_and_survived() {
     let port = free_port();
@@ -396,6 +397,7 @@ send(ident, "weird", None, node)
 send(ident, "ack", {"index": 0}, node)
 send(ident, "spawn", {"timestamp": 5.0, "host": None}, node)
 send(ident, "spawn", {"timestamp": 1.0, "user_classes_count": {"A": 1}}, node)
+send(ident, "reconnect", None, node)
 deadline = time.time() + 20
 states = []
 while time.time() < deadline and len(states) < 3:

@@ -15,7 +15,8 @@ pub const MAX_FRAME_BYTES: i64 = 16 << 20;
 
 pub struct Link {
     context: zmq::Context,
-    socket: zmq::Socket,
+    /// None only when reopening failed (sends then fail until the next `reconnect`).
+    socket: Option<zmq::Socket>,
     endpoint: String,
     pub node_id: String,
     dropped: u64,
@@ -29,7 +30,7 @@ impl Link {
         let socket = open(&context, &endpoint, &node_id)?;
         Ok(Link {
             context,
-            socket,
+            socket: Some(socket),
             endpoint,
             node_id,
             dropped: 0,
@@ -37,9 +38,13 @@ impl Link {
     }
 
     /// Close and reopen the socket with the same identity (the master's `reconnect`).
+    /// The old socket is closed first, as Locust's workers do: the master's ROUTER refuses a
+    /// second connection with an identity it still holds.
     pub fn reconnect(&mut self) -> Result<(), String> {
-        let socket = open(&self.context, &self.endpoint, &self.node_id)?;
-        self.socket = socket;
+        if let Some(old) = self.socket.take() {
+            let _ = old.set_linger(0);
+        }
+        self.socket = Some(open(&self.context, &self.endpoint, &self.node_id)?);
         Ok(())
     }
 
@@ -49,12 +54,19 @@ impl Link {
 
     /// Queue a message if the master is connected, quietly; false when it is not.
     pub fn try_send(&mut self, message: &Message) -> bool {
-        self.socket.send(message.encode(), zmq::DONTWAIT).is_ok()
+        let Some(socket) = &self.socket else {
+            return false;
+        };
+        socket.send(message.encode(), zmq::DONTWAIT).is_ok()
     }
 
     /// Queue a message for the master. False when libzmq's queue is full (it is dropped).
     pub fn send(&mut self, message: &Message) -> bool {
-        match self.socket.send(message.encode(), zmq::DONTWAIT) {
+        let sent = match &self.socket {
+            Some(socket) => socket.send(message.encode(), zmq::DONTWAIT),
+            None => Err(zmq::Error::ENOTSOCK),
+        };
+        match sent {
             Ok(()) => true,
             Err(e) => {
                 self.dropped += 1;
@@ -73,13 +85,17 @@ impl Link {
     /// The next frame from the master, waiting at most `timeout_ms`. Extra frames of a
     /// multipart message are read and ignored, as Locust's own peers do.
     pub fn recv(&mut self, timeout_ms: i64) -> Option<Vec<u8>> {
-        match self.socket.poll(zmq::POLLIN, timeout_ms) {
+        let Some(socket) = &self.socket else {
+            std::thread::sleep(std::time::Duration::from_millis(timeout_ms.max(0) as u64));
+            return None;
+        };
+        match socket.poll(zmq::POLLIN, timeout_ms) {
             Ok(n) if n > 0 => {}
             _ => return None,
         }
-        let frame = self.socket.recv_bytes(zmq::DONTWAIT).ok()?;
-        while self.socket.get_rcvmore().unwrap_or(false) {
-            if self.socket.recv_bytes(zmq::DONTWAIT).is_err() {
+        let frame = socket.recv_bytes(zmq::DONTWAIT).ok()?;
+        while socket.get_rcvmore().unwrap_or(false) {
+            if socket.recv_bytes(zmq::DONTWAIT).is_err() {
                 break;
             }
         }

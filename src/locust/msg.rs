@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn hostile_frames_are_errors_not_panics() {
-        let nested: Vec<u8> = std::iter::repeat(0x91).take(100_000).collect();
+        let nested: Vec<u8> = std::iter::repeat_n(0x91, 100_000).collect();
         for bytes in [
             &b""[..],
             &[0xc1],

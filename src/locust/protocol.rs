@@ -493,9 +493,7 @@ impl Protocol {
 
     /// `client_ready` until the master acks, every 5 s, 60 tries.
     fn register(&mut self, now: Instant) -> Option<i32> {
-        let Some((sent_at, tries)) = self.ready_sent else {
-            return None;
-        };
+        let (sent_at, tries) = self.ready_sent?;
         if self.registered || now < sent_at + READY_RETRY {
             return None;
         }
@@ -521,7 +519,7 @@ impl Protocol {
             // Not connected yet (nothing is queued for an absent master): try again soon.
             self.ready_sent = Some((now - READY_RETRY + NOT_CONNECTED_RETRY, tries));
             self.unconnected_tries += 1;
-            if self.unconnected_tries % 50 == 0 {
+            if self.unconnected_tries.is_multiple_of(50) {
                 eprintln!(
                     "mqblast: locust: still no master listening at {}",
                     self.link.endpoint()
