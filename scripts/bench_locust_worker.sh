@@ -16,6 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUNS="${RUNS:-3}"; USERS="${USERS:-50}"; DURATION_S="${DURATION_S:-20}"; LADDER="${LADDER:-}"
 MQBLAST="${MQBLAST:-target/release/mqblast}"
 VENV="${VENV:-target/locust-venv}"
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 log() { echo "bench-locust-worker: $*" >&2; }
 [ -x "$MQBLAST" ] || cargo build --release >&2
 if [ ! -x "$VENV/bin/locust" ]; then

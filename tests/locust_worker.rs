@@ -61,6 +61,55 @@ fn locust_with(dir: &TempDir, locustfile: &str, args: &[&str]) -> Running {
     spawn(cmd)
 }
 
+/// A headless master: (expected workers, users, spawn rate, run time s), its CSVs and log.
+#[allow(clippy::too_many_arguments)]
+fn headless_master(
+    dir: &TempDir,
+    locustfile: &str,
+    port: u16,
+    (workers, users, rate, run_time_s): (u32, u32, u32, u32),
+    host: &str,
+    csv_prefix: &str,
+    log: &str,
+    extra: &[&str],
+) -> Running {
+    let (port, workers, users, rate) = (
+        port.to_string(),
+        workers.to_string(),
+        users.to_string(),
+        rate.to_string(),
+    );
+    let run_time = format!("{run_time_s}s");
+    let mut args = vec![
+        "--master",
+        "--headless",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        &port,
+        "--expect-workers",
+        &workers,
+        "--expect-workers-max-wait",
+        "60",
+        "-u",
+        &users,
+        "-r",
+        &rate,
+        "-t",
+        &run_time,
+        "-H",
+        host,
+        "--csv",
+        csv_prefix,
+        "--loglevel",
+        "DEBUG",
+        "--logfile",
+        log,
+    ];
+    args.extend_from_slice(extra);
+    locust_with(dir, locustfile, &args)
+}
+
 fn worker(master_port: u16, json: &str) -> Running {
     let port = master_port.to_string();
     spawn(mqblast_command(&[
@@ -127,38 +176,15 @@ fn a_headless_master_with_two_workers_reports_every_message_the_subscriber_recei
     let port = free_port();
     let host = format!("mqtt://{}", broker.addr());
     let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
-    let master = locust(
+    let master = headless_master(
         &dir,
-        &[
-            "--master",
-            "--headless",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            &port.to_string(),
-            "--expect-workers",
-            "2",
-            "--expect-workers-max-wait",
-            "60",
-            "-u",
-            "20",
-            "-r",
-            "10",
-            "-t",
-            "15s",
-            "-H",
-            &host,
-            "--mqtt-topic",
-            "lw/{i}",
-            "--mqtt-interval",
-            "200ms",
-            "--csv",
-            &csv_prefix,
-            "--loglevel",
-            "DEBUG",
-            "--logfile",
-            &log,
-        ],
+        &master_file(),
+        port,
+        (2, 20, 10, 15),
+        &host,
+        &csv_prefix,
+        &log,
+        &["--mqtt-topic", "lw/{i}", "--mqtt-interval", "200ms"],
     );
     let jsons = [dir.file("w1.json"), dir.file("w2.json")];
     let workers: Vec<Running> = jsons.iter().map(|json| worker(port, json)).collect();
@@ -471,35 +497,15 @@ fn the_old_scripts_own_locustfile_drives_an_mqblast_worker() {
     let port = free_port();
     let host = format!("mqtt://{}", broker.addr());
     let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
-    let master = locust_with(
+    let master = headless_master(
         &dir,
         "mqtt.py",
-        &[
-            "--master",
-            "--headless",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            &port.to_string(),
-            "--expect-workers",
-            "1",
-            "--expect-workers-max-wait",
-            "60",
-            "-u",
-            "6",
-            "-r",
-            "6",
-            "-t",
-            "10s",
-            "-H",
-            &host,
-            "--csv",
-            &csv_prefix,
-            "--loglevel",
-            "DEBUG",
-            "--logfile",
-            &log,
-        ],
+        port,
+        (1, 6, 6, 10),
+        &host,
+        &csv_prefix,
+        &log,
+        &[],
     );
     let json = dir.file("w.json");
     let mut cmd = mqblast_command(&[
