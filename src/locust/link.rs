@@ -10,6 +10,8 @@ use super::msg::Message;
 
 /// Unsent messages libzmq holds for the master (its high-water mark).
 pub const SEND_QUEUE_MESSAGES: i32 = 1000;
+/// Between closing the old socket and opening the new one on `reconnect`.
+pub const RECONNECT_PAUSE: std::time::Duration = std::time::Duration::from_millis(300);
 /// Largest frame accepted from the master (spawn messages carry every option: a few KiB).
 pub const MAX_FRAME_BYTES: i64 = 16 << 20;
 
@@ -38,12 +40,15 @@ impl Link {
     }
 
     /// Close and reopen the socket with the same identity (the master's `reconnect`).
-    /// The old socket is closed first, as Locust's workers do: the master's ROUTER refuses a
-    /// second connection with an identity it still holds.
+    /// The old socket is closed first, as Locust's workers do, and the new one opened a
+    /// moment later: a master's ROUTER that still holds our identity parks the new
+    /// connection, and libzmq looks at a parked connection again only when a new message
+    /// arrives on it, which may be never.
     pub fn reconnect(&mut self) -> Result<(), String> {
         if let Some(old) = self.socket.take() {
             let _ = old.set_linger(0);
         }
+        std::thread::sleep(RECONNECT_PAUSE);
         self.socket = Some(open(&self.context, &self.endpoint, &self.node_id)?);
         Ok(())
     }

@@ -553,6 +553,11 @@ impl Protocol {
             );
             self.registered = false;
             self.ready_sent = Some((now - READY_RETRY, 0));
+            // A fresh connection: the old one may be parked by a master that still holds
+            // our identity, or queued behind a dead one.
+            if let Err(e) = self.link.reconnect() {
+                eprintln!("mqblast: locust: {e}");
+            }
             if let Some(test) = self.test.as_mut() {
                 test.phase = Phase::Ending {
                     stopped_by_master: false,
