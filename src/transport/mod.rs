@@ -207,6 +207,18 @@ impl Transport {
         }
     }
 
+    /// An orderly end over WebSocket: queue our close frame (status 1000) to go out after
+    /// what was written before. True when the broker's close is worth waiting for.
+    pub fn begin_close(&mut self) -> bool {
+        match self {
+            Transport::Ws(w) | Transport::Wss(_, w) if w.is_open() => {
+                w.queue_close();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The transport has bytes of its own to send (a pong, a close echo, a TLS record such as
     /// a key update): the connection needs a flush even with nothing of its own queued.
     pub fn wants_write(&self) -> bool {

@@ -46,9 +46,12 @@ const RECORD_IN_MAX: usize = 5 + PLAIN_MAX + 2_048;
 const RECORD_OUT_MAX: usize = 5 + 8 + PLAIN_MAX + 1 + TAG_BYTES;
 const TAG_BYTES: usize = 16;
 const HEADER_BYTES: usize = 5;
-/// First size of each buffer: a handshake flight with a short chain, or a few hundred
-/// PUBACKs.
-const START_BYTES: usize = 4_096;
+/// First size of each buffer, and its size again once the handshake is over: an idle
+/// connection (CONNACK, PINGRESP) needs no more, a busy one grows its buffers by doubling.
+const START_BYTES: usize = 1_024;
+/// A receive buffer that a socket read fills completely doubles, up to this, so a busy
+/// subscriber reads in large gulps.
+const RX_READ_GROW_MAX_BYTES: usize = 32 * 1024;
 /// Received ciphertext held per connection: a server flight with a long certificate chain,
 /// or one largest record and the start of the next.
 pub const RX_BYTES_MAX: usize = 64 * 1024;
@@ -250,7 +253,13 @@ impl TlsLink {
                 Ok((0, _)) if n == 0 => return ReadOutcome::Eof,
                 // The end of stream is read again by the next call.
                 Ok((0, _)) => return ReadOutcome::Data { n, drained: false },
-                Ok((_, was_short)) => (read_once, short) = (true, was_short),
+                Ok((_, was_short)) => {
+                    (read_once, short) = (true, was_short);
+                    if !was_short && self.rx.len() < RX_READ_GROW_MAX_BYTES {
+                        let need = self.rx.len() + 1;
+                        grow(&mut self.rx, need, RX_BYTES_MAX);
+                    }
+                }
                 Err(ReadOutcome::WouldBlock) if n > 0 => {
                     return ReadOutcome::Data { n, drained: true }
                 }
@@ -467,6 +476,10 @@ impl TlsLink {
             SupportedCipherSuite::Tls13(s) => s.common.confidentiality_limit,
             SupportedCipherSuite::Tls12(s) => s.common.confidentiality_limit,
         };
+        shrink(&mut self.rx, self.filled);
+        if self.sent == 0 {
+            shrink(&mut self.tx, self.end);
+        }
         self.phase = Phase::Open(Box::new(Open {
             tx: Keys::new(secrets.tx.1, secrets.tx.0, tls13)?,
             rx: Keys::new(secrets.rx.1, secrets.rx.0, tls13)?,
@@ -688,6 +701,14 @@ fn grow(buf: &mut Vec<u8>, need: usize, bound: usize) -> bool {
     }
     buf.resize(len.min(bound), 0);
     true
+}
+
+/// Back to [`START_BYTES`] after the handshake flight, when the `used` front bytes fit.
+fn shrink(buf: &mut Vec<u8>, used: usize) {
+    if buf.len() > START_BYTES && used <= START_BYTES {
+        buf.truncate(START_BYTES);
+        buf.shrink_to_fit();
+    }
 }
 
 fn key_failure(e: rustls::Error) -> TlsFailure {
