@@ -332,7 +332,7 @@ impl TlsLink {
             return Ok(false);
         }
         let record = &mut avail[HEADER_BYTES..HEADER_BYTES + len];
-        let (content, plain_len) = unseal(open, header, record)?;
+        let (content, plain_len) = unseal(&mut open.rx, open.tls13, header, record)?;
         let start = self.next + HEADER_BYTES;
         self.next += HEADER_BYTES + len;
         match content {
@@ -522,7 +522,8 @@ impl TlsLink {
             }
             let n = (total - taken).min(PLAIN_MAX);
             seal_record(
-                open,
+                &mut open.tx,
+                open.tls13,
                 &mut self.tx,
                 &mut self.end,
                 CONTENT_APP_DATA,
@@ -539,9 +540,16 @@ impl TlsLink {
     pub fn close(&mut self, stream: &mut TcpStream) {
         if let Phase::Open(open) = &mut self.phase {
             if self.end + RECORD_OUT_MAX <= TX_BYTES_MAX {
-                let _ = seal_record(open, &mut self.tx, &mut self.end, CONTENT_ALERT, 2, |dst| {
-                    dst.copy_from_slice(&[1, 0])
-                });
+                let (keys, tls13) = (&mut open.tx, open.tls13);
+                let _ = seal_record(
+                    keys,
+                    tls13,
+                    &mut self.tx,
+                    &mut self.end,
+                    CONTENT_ALERT,
+                    2,
+                    |dst| dst.copy_from_slice(&[1, 0]),
+                );
             }
         }
         self.phase = Phase::Done;
@@ -552,11 +560,15 @@ impl TlsLink {
 
 /// Open `record` (the bytes after `header`) in place: (content type, plaintext length); the
 /// plaintext starts where `record` did.
-fn unseal(open: &mut Open, header: [u8; 5], record: &mut [u8]) -> Result<(u8, usize), TlsFailure> {
+fn unseal(
+    keys: &mut Keys,
+    tls13: bool,
+    header: [u8; 5],
+    record: &mut [u8],
+) -> Result<(u8, usize), TlsFailure> {
     let broken = TlsFailure::Other("decrypt error");
-    let keys = &mut open.rx;
     let nonce = keys.nonce();
-    let opened = match (open.tls13, keys.explicit_nonce) {
+    let opened = match (tls13, keys.explicit_nonce) {
         (true, _) => {
             if header[0] != CONTENT_APP_DATA {
                 return Err(TlsFailure::Other("the broker broke the TLS protocol"));
@@ -608,26 +620,22 @@ fn unseal(open: &mut Open, header: [u8; 5], record: &mut [u8]) -> Result<(u8, us
 
 /// Append one sealed record of `plain_len` bytes (written by `fill`) to `tx[..*end]`.
 fn seal_record(
-    open: &mut Open,
+    keys: &mut Keys,
+    tls13: bool,
     tx: &mut Vec<u8>,
     end: &mut usize,
     content: u8,
     plain_len: usize,
     fill: impl FnOnce(&mut [u8]),
 ) -> Result<(), TlsFailure> {
-    let keys = &mut open.tx;
     let explicit = if keys.explicit_nonce { 8 } else { 0 };
-    let inner = plain_len + usize::from(open.tls13);
+    let inner = plain_len + usize::from(tls13);
     let total = HEADER_BYTES + explicit + inner + TAG_BYTES;
     if *end + total > tx.len() && !grow(tx, *end + total, TX_BYTES_MAX) {
         return Err(TlsFailure::Other("send buffer bound exceeded"));
     }
     let record = &mut tx[*end..*end + total];
-    let outer = if open.tls13 {
-        CONTENT_APP_DATA
-    } else {
-        content
-    };
+    let outer = if tls13 { CONTENT_APP_DATA } else { content };
     let body_len = (total - HEADER_BYTES) as u16;
     let header = [outer, 3, 3, (body_len >> 8) as u8, body_len as u8];
     record[..HEADER_BYTES].copy_from_slice(&header);
@@ -637,11 +645,11 @@ fn seal_record(
     nonce_part.copy_from_slice(&nonce[4..4 + explicit]);
     let (sealed, tag_out) = rest.split_at_mut(inner);
     fill(&mut sealed[..plain_len]);
-    if open.tls13 {
+    if tls13 {
         sealed[plain_len] = content;
     }
     let nonce = Nonce::assume_unique_for_key(nonce);
-    let tag = match open.tls13 {
+    let tag = match tls13 {
         true => keys
             .key
             .seal_in_place_separate_tag(nonce, Aad::from(header), sealed),
@@ -664,7 +672,7 @@ fn update_tx_keys(open: &mut Open, tx: &mut Vec<u8>, end: &mut usize) -> Result<
     if !open.tls13 {
         return Err(TlsFailure::Other("TLS 1.2 keys used up (reconnect)"));
     }
-    seal_record(open, tx, end, CONTENT_HANDSHAKE, 5, |dst| {
+    seal_record(&mut open.tx, true, tx, end, CONTENT_HANDSHAKE, 5, |dst| {
         dst.copy_from_slice(&[HS_KEY_UPDATE, 0, 0, 1, 0])
     })?;
     let (seq, secrets) = open.kernel.update_tx_secret().map_err(key_failure)?;
@@ -721,6 +729,8 @@ fn seal_error(f: TlsFailure) -> io::Error {
 
 #[cfg(test)]
 mod tests {
+    use rustls::crypto::cipher::{AeadKey, Iv};
+
     use super::*;
 
     #[test]
@@ -742,6 +752,82 @@ mod tests {
         assert!(grow(&mut buf, RX_BYTES_MAX, RX_BYTES_MAX));
         assert_eq!(buf.len(), RX_BYTES_MAX);
         assert!(!grow(&mut buf, RX_BYTES_MAX + 1, RX_BYTES_MAX));
+    }
+
+    /// The same traffic secret on both ends, as after a handshake: (our tx, the peer's rx).
+    fn key_pair(chacha: bool, tls13: bool, seq: u64) -> (Keys, Keys) {
+        let secrets = || {
+            let (key, iv) = (AeadKey::from([7u8; 32]), Iv::new([9u8; 12]));
+            match chacha {
+                true => ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv },
+                false => ConnectionTrafficSecrets::Aes256Gcm { key, iv },
+            }
+        };
+        let keys = || Keys::new(secrets(), seq, tls13).unwrap();
+        (keys(), keys())
+    }
+
+    /// Seal `plain` as one application-data record; return the record bytes.
+    fn sealed(keys: &mut Keys, tls13: bool, plain: &[u8]) -> Vec<u8> {
+        let (mut tx, mut end) = (vec![0u8; START_BYTES], 0);
+        seal_record(
+            keys,
+            tls13,
+            &mut tx,
+            &mut end,
+            CONTENT_APP_DATA,
+            plain.len(),
+            |dst| dst.copy_from_slice(plain),
+        )
+        .unwrap();
+        tx.truncate(end);
+        tx
+    }
+
+    fn opened(keys: &mut Keys, tls13: bool, record: &mut [u8]) -> Result<Vec<u8>, TlsFailure> {
+        let header: [u8; 5] = record[..5].try_into().unwrap();
+        let body = &mut record[5..];
+        let (content, len) = unseal(keys, tls13, header, body)?;
+        assert_eq!(content, CONTENT_APP_DATA);
+        Ok(body[..len].to_vec())
+    }
+
+    #[test]
+    fn records_round_trip_in_every_mode_with_the_stated_overhead() {
+        // (ChaCha20, TLS 1.3, bytes beyond the plaintext: header, explicit nonce, type, tag)
+        for (chacha, tls13, overhead) in [
+            (false, true, 5 + 1 + 16),
+            (true, true, 5 + 1 + 16),
+            (false, false, 5 + 8 + 16),
+            (true, false, 5 + 16),
+        ] {
+            let (mut ours, mut theirs) = key_pair(chacha, tls13, 41);
+            for plain in [&b"PUBLISH"[..], &b"PUBACK"[..]] {
+                let mut record = sealed(&mut ours, tls13, plain);
+                assert_eq!(record.len(), plain.len() + overhead);
+                assert_eq!(record[0], CONTENT_APP_DATA);
+                assert_eq!(&record[1..3], &[3, 3]);
+                let body_len = u16::from_be_bytes([record[3], record[4]]) as usize;
+                assert_eq!(body_len, record.len() - 5);
+                assert_eq!(opened(&mut theirs, tls13, &mut record).unwrap(), plain);
+            }
+            assert_eq!((ours.seq, theirs.seq), (43, 43));
+        }
+    }
+
+    #[test]
+    fn a_changed_byte_or_a_skipped_record_fails_to_open() {
+        for (chacha, tls13) in [(false, true), (true, true), (false, false), (true, false)] {
+            let (mut ours, mut theirs) = key_pair(chacha, tls13, 0);
+            let mut record = sealed(&mut ours, tls13, b"CONNECT");
+            let last = record.len() - 1;
+            record[last] ^= 1;
+            assert!(opened(&mut theirs, tls13, &mut record).is_err());
+            let (mut ours, mut theirs) = key_pair(chacha, tls13, 0);
+            let _skipped = sealed(&mut ours, tls13, b"one");
+            let mut second = sealed(&mut ours, tls13, b"two");
+            assert!(opened(&mut theirs, tls13, &mut second).is_err());
+        }
     }
 
     #[test]
