@@ -873,6 +873,94 @@ fn qos_1_and_2_counts_are_exact_over_tls_1_2_with_chacha20_poly1305() {
     sink_counts_are_exact(sink, &host, &pki.file("ca.pem"));
 }
 
+/// Read one MQTT packet (first byte, body) from a blocking stream.
+fn read_packet(s: &mut impl Read) -> Option<(u8, Vec<u8>)> {
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first).ok()?;
+    let (mut len, mut shift) = (0usize, 0);
+    loop {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).ok()?;
+        len |= ((b[0] & 0x7f) as usize) << shift;
+        shift += 7;
+        if b[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some((first[0], body))
+}
+
+/// A rustls TLS 1.3 server that acks QoS 1 publishes and, after the 5th PUBACK, updates its
+/// keys and asks the client to update its own (RFC 8446 4.6.3). Returns the PUBACKs sent.
+fn key_updating_server(pki: &common::tls::Pki) -> (u16, std::thread::JoinHandle<u32>) {
+    let (cert, key) = (pki.file("server.pem"), pki.file("server.key"));
+    let config = mqblast::sink::SinkTls::load(cert.as_ref(), key.as_ref())
+        .expect("server TLS")
+        .0;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let (connect, _) = read_packet(&mut tls).expect("CONNECT");
+        assert_eq!(connect >> 4, 1);
+        tls.write_all(&[0x20, 2, 0, 0]).unwrap();
+        let mut acked = 0;
+        while let Some((first, body)) = read_packet(&mut tls) {
+            match first >> 4 {
+                3 => {
+                    let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
+                    let pkid = &body[2 + topic_len..4 + topic_len];
+                    tls.write_all(&[0x40, 2, pkid[0], pkid[1]]).unwrap();
+                    acked += 1;
+                    if acked == 5 {
+                        tls.conn.refresh_traffic_keys().expect("key update");
+                        tls.flush().unwrap();
+                    }
+                }
+                14 => break,
+                other => panic!("unexpected packet type {other}"),
+            }
+        }
+        acked
+    });
+    (port, server)
+}
+
+#[test]
+fn a_key_update_from_the_broker_is_followed_in_both_directions() {
+    let pki = common::tls::Pki::generate(0);
+    let (port, server) = key_updating_server(&pki);
+    let dir = TempDir::new("key-update");
+    let json = dir.file("out.json");
+    let ca = pki.file("ca.pem");
+    let flags = [
+        "-u",
+        "1",
+        "--messages",
+        "20",
+        "--interval",
+        "10ms",
+        "--qos",
+        "1",
+        "--cafile",
+        &ca,
+    ];
+    let (run, summary) = run_over(&format!("mqtts://localhost:{port}"), &json, &flags);
+    run.assert_code(0);
+    assert_eq!(summary.u64("publish.ok"), 20, "{}", summary.text());
+    assert_eq!(
+        server.join().expect("the server"),
+        20,
+        "acked after the update too"
+    );
+}
+
 #[test]
 fn a_broker_that_never_answers_the_client_hello_times_the_handshake_out() {
     // Accepts TCP and reads, but never says a word of TLS.
