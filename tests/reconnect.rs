@@ -134,3 +134,94 @@ fn a_connection_lost_after_connack_is_not_counted_as_another_connect_request() {
         run.describe()
     );
 }
+
+/// A listener in front of `target` that closes the first `refuse` connections as soon as
+/// they arrive, then relays every later one to `target` byte for byte: a broker whose
+/// listener comes back after a restart. Returns the listener's address.
+fn flaky_front(target: String, refuse: usize) -> String {
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the front");
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { continue };
+            if n < refuse {
+                drop(client);
+                continue;
+            }
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let pump = |mut from: TcpStream, mut to: TcpStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            };
+            pump(client.try_clone().unwrap(), server.try_clone().unwrap());
+            pump(server, client);
+        }
+    });
+    addr
+}
+
+/// 2 users publish 40 messages through `front` (which refuses its first 3 connections):
+/// with `--reconnect` every refused attempt is counted under its own name and retried, and
+/// every publish is acknowledged in the end.
+fn refused_attempts_are_retried(host: &str, more: &[&str], failure: &str) {
+    let dir = TempDir::new("reconnect-transport");
+    let json = dir.file("out.json");
+    let args = with(
+        load_args(host, &json),
+        &[
+            "-u",
+            "2",
+            "--messages",
+            "40",
+            "--interval",
+            "10ms",
+            "--qos",
+            "1",
+            "--reconnect",
+        ],
+    );
+    let run = common::run_mqblast(&with(args, more), Duration::from_secs(60));
+    let summary = Summary::read(&json, &run);
+    assert_eq!(
+        summary.errors_starting_with(failure),
+        3,
+        "{:?}\n{}",
+        summary.errors(),
+        run.describe()
+    );
+    assert_eq!(summary.u64("publish.requests"), 40, "{}", summary.text());
+    assert_eq!(summary.u64("publish.failures"), 0, "{}", summary.text());
+    assert_eq!(summary.u64("connect.failures"), 3, "{}", summary.text());
+    run.assert_code(1);
+}
+
+#[test]
+fn with_reconnect_a_tls_handshake_cut_short_is_retried_until_the_listener_answers() {
+    let broker = common::tls::TlsBroker::start(0);
+    let front = flaky_front(format!("127.0.0.1:{}", broker.tls), 3);
+    let host = format!("mqtts://{}", front.replace("127.0.0.1", "localhost"));
+    let ca = broker.pki.file("ca.pem");
+    let failure = "tls: the broker closed the connection during the handshake";
+    refused_attempts_are_retried(&host, &["--cafile", &ca], failure);
+}
+
+#[test]
+fn with_reconnect_a_websocket_upgrade_cut_short_is_retried_until_the_listener_answers() {
+    let broker = common::tls::TlsBroker::start(0);
+    let front = flaky_front(format!("127.0.0.1:{}", broker.ws), 3);
+    let failure = "websocket upgrade failed: the broker closed the connection";
+    refused_attempts_are_retried(&format!("ws://{front}/mqtt"), &[], failure);
+}
+
+#[test]
+fn with_reconnect_a_close_before_connack_is_retried_until_the_listener_answers() {
+    let broker = Mosquitto::start();
+    let front = flaky_front(broker.addr(), 3);
+    let failure = "connection closed by the broker before CONNACK";
+    refused_attempts_are_retried(&front, &[], failure);
+}

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use common::tls::TlsBroker;
 use common::*;
+use mqblast::sink::SinkHandle;
 
 const SETTLE: Duration = Duration::from_millis(500);
 const WAIT: Duration = Duration::from_secs(20);
@@ -93,6 +94,14 @@ fn qos_0_1_and_2_counts_are_exact_over_websocket_over_tls() {
         "wss",
         &["--cafile", &broker.pki.file("ca.pem")],
     );
+}
+
+#[test]
+fn qos_0_1_and_2_counts_are_exact_over_tls_1_3_with_chacha20_poly1305() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtts://localhost:{}", broker.tls13_chacha);
+    let ca = broker.pki.file("ca.pem");
+    counts_are_exact(&broker, &host, "tls13chacha", &["--cafile", &ca]);
 }
 
 #[test]
@@ -278,6 +287,76 @@ fn a_broker_that_requires_a_client_certificate_refuses_a_client_without_one() {
         &host,
         &["--cafile", &ca],
         "tls: the broker refused the connection",
+    );
+}
+
+#[test]
+fn an_expired_client_certificate_is_refused_by_the_broker_and_named() {
+    let broker = TlsBroker::start(0);
+    let host = format!("mqtts://localhost:{}", broker.mtls);
+    let (ca, cert, key) = (
+        broker.pki.file("ca.pem"),
+        broker.pki.file("expired-device.pem"),
+        broker.pki.file("expired-device.key"),
+    );
+    fails_with(
+        &host,
+        &["--cafile", &ca, "--cert", &cert, "--key", &key],
+        "tls: the broker refused the connection: alert CertificateExpired",
+    );
+}
+
+/// A sink whose rustls server config speaks only the ALPN protocol `mqtt`: a real TLS
+/// server that refuses a client offering something else.
+fn sink_with_alpn(pki: &common::tls::Pki) -> SinkHandle {
+    let (cert, key) = (pki.file("server.pem"), pki.file("server.key"));
+    let tls = mqblast::sink::SinkTls::load(cert.as_ref(), key.as_ref()).expect("sink TLS");
+    let mut config = (*tls.0).clone();
+    config.alpn_protocols = vec![b"mqtt".to_vec()];
+    mqblast::sink::start(&mqblast::sink::SinkOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        quiet: true,
+        tls: Some(mqblast::sink::SinkTls(std::sync::Arc::new(config))),
+        ..Default::default()
+    })
+    .expect("sink starts")
+}
+
+#[test]
+fn alpn_is_offered_and_a_broker_that_checks_it_accepts_the_match_and_refuses_the_rest() {
+    let pki = common::tls::Pki::generate(0);
+    let sink = sink_with_alpn(&pki);
+    let host = format!("mqtts://localhost:{}", sink.addr().port());
+    let ca = pki.file("ca.pem");
+    let dir = TempDir::new("alpn");
+    let json = dir.file("ok.json");
+    let flags = [
+        "-u",
+        "2",
+        "--messages",
+        "100",
+        "--interval",
+        "0",
+        "--qos",
+        "1",
+        "--cafile",
+        &ca,
+        "--alpn",
+        "mqtt",
+    ];
+    let (run, summary) = run_over(&host, &json, &flags);
+    run.assert_code(0);
+    assert_eq!(summary.u64("publish.ok"), 100, "{}", summary.text());
+    fails_with(
+        &host,
+        &["--cafile", &ca, "--alpn", "x-not-mqtt"],
+        "tls: the broker refused the connection: alert NoApplicationProtocol",
+    );
+    let totals = sink.stop();
+    assert_eq!(
+        totals.publishes[1], 100,
+        "the matching client's publishes reached the sink"
     );
 }
 
@@ -518,6 +597,88 @@ fn websocket_ping_fragments_and_close_from_the_broker_are_handled() {
     );
 }
 
+/// Accept one WebSocket client, answer its CONNECT, and note how it ends: the frame that
+/// carries DISCONNECT, then what follows it, whether it waits for our close, and whether it
+/// closes the socket after it.
+fn ws_peer_noting_the_close() -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        upgrade(&mut s, "101");
+        let (_, connect) = read_frame(&mut s).unwrap();
+        assert_eq!(connect[0] >> 4, 1, "CONNECT first");
+        s.write_all(&[0x82, 4, 0x20, 2, 0, 0]).unwrap();
+        while let Some((op, payload)) = read_frame(&mut s) {
+            if op == 0x2 && payload.ends_with(&[0xE0, 0]) {
+                seen.push("DISCONNECT".to_string());
+                break;
+            }
+        }
+        match read_frame(&mut s) {
+            Some((0x8, code)) => seen.push(format!("close {code:?} (masked)")),
+            other => seen.push(format!("not a close frame: {other:?}")),
+        }
+        // The client waits for our close: no end of stream before it.
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match s.read(&mut byte) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                seen.push("still open".to_string())
+            }
+            other => seen.push(format!("before our close: {other:?}")),
+        }
+        s.write_all(&[0x88, 2, 0x03, 0xE8]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        match s.read(&mut byte) {
+            Ok(0) => seen.push("end of stream".to_string()),
+            other => seen.push(format!("after our close: {other:?}")),
+        }
+        seen
+    });
+    (port, peer)
+}
+
+#[test]
+fn an_orderly_websocket_end_sends_disconnect_then_a_close_frame_and_waits_for_the_brokers() {
+    let (port, peer) = ws_peer_noting_the_close();
+    let dir = TempDir::new("ws-close");
+    let json = dir.file("out.json");
+    let host = format!("ws://127.0.0.1:{port}/mqtt");
+    let flags = [
+        "-u",
+        "1",
+        "--messages",
+        "3",
+        "--interval",
+        "10ms",
+        "--qos",
+        "0",
+    ];
+    let run = run_mqblast(&with(load_args(&host, &json), &flags), RUN_LIMIT);
+    let summary = Summary::read(&json, &run);
+    run.assert_code(0);
+    assert_eq!(summary.u64("publish.ok"), 3, "{}", summary.text());
+    let seen = peer.join().expect("the scripted peer");
+    assert_eq!(
+        seen,
+        [
+            "DISCONNECT",
+            "close [3, 232] (masked)",
+            "still open",
+            "end of stream"
+        ]
+    );
+}
+
 #[test]
 fn a_refused_websocket_upgrade_names_the_http_status() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -600,6 +761,204 @@ fn the_sink_speaks_websocket_and_acknowledges_every_publish() {
     }
     let totals = sink.stop();
     assert_eq!(totals.publishes, [2000, 2000, 2000]);
+}
+
+#[test]
+fn the_sink_speaks_websocket_over_tls_and_acknowledges_every_publish() {
+    let pki = common::tls::Pki::generate(0);
+    let (cert, key) = (pki.file("server.pem"), pki.file("server.key"));
+    let tls = mqblast::sink::SinkTls::load(cert.as_ref(), key.as_ref()).expect("sink TLS");
+    let sink = mqblast::sink::start(&mqblast::sink::SinkOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        quiet: true,
+        websocket: true,
+        tls: Some(tls),
+        ..Default::default()
+    })
+    .expect("sink starts");
+    let host = format!("wss://localhost:{}/mqtt", sink.addr().port());
+    let ca = pki.file("ca.pem");
+    let dir = TempDir::new("sink-wss");
+    for qos in ["0", "1", "2"] {
+        let json = dir.file(&format!("q{qos}.json"));
+        let flags = [
+            "-u",
+            "2",
+            "--messages",
+            "2000",
+            "--interval",
+            "0",
+            "--qos",
+            qos,
+            "--cafile",
+            &ca,
+        ];
+        let (run, summary) = run_over(&host, &json, &flags);
+        run.assert_code(0);
+        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
+    }
+    let totals = sink.stop();
+    assert_eq!(totals.publishes, [2000, 2000, 2000]);
+}
+
+/// A sink held to TLS 1.2 and one cipher suite: a real TLS 1.2 server (rustls'), since
+/// mosquitto 2.0 cannot be held to 1.2 (its `tls_version` is a minimum).
+fn tls12_sink(pki: &common::tls::Pki, suite: rustls::SupportedCipherSuite) -> SinkHandle {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(pki.file("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(pki.file("server.key")).unwrap();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = vec![suite];
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    mqblast::sink::start(&mqblast::sink::SinkOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        quiet: true,
+        tls: Some(mqblast::sink::SinkTls(Arc::new(config))),
+        ..Default::default()
+    })
+    .expect("sink starts")
+}
+
+/// 2000 messages at QoS 1 and 2 into `sink` over `host`: every one acknowledged and counted.
+fn sink_counts_are_exact(sink: SinkHandle, host: &str, ca: &str) {
+    let dir = TempDir::new("sink-counts");
+    for qos in ["1", "2"] {
+        let json = dir.file(&format!("q{qos}.json"));
+        let flags = [
+            "-u",
+            "2",
+            "--messages",
+            "2000",
+            "--interval",
+            "0",
+            "--qos",
+            qos,
+            "--cafile",
+            ca,
+        ];
+        let (run, summary) = run_over(host, &json, &flags);
+        run.assert_code(0);
+        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
+    }
+    let totals = sink.stop();
+    assert_eq!(totals.publishes[1..], [2000, 2000]);
+}
+
+#[test]
+fn qos_1_and_2_counts_are_exact_over_tls_1_2_with_aes_gcm() {
+    use rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 as SUITE;
+    let pki = common::tls::Pki::generate(0);
+    let sink = tls12_sink(&pki, SUITE);
+    let host = format!("mqtts://localhost:{}", sink.addr().port());
+    sink_counts_are_exact(sink, &host, &pki.file("ca.pem"));
+}
+
+#[test]
+fn qos_1_and_2_counts_are_exact_over_tls_1_2_with_chacha20_poly1305() {
+    use rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 as SUITE;
+    let pki = common::tls::Pki::generate(0);
+    let sink = tls12_sink(&pki, SUITE);
+    let host = format!("mqtts://localhost:{}", sink.addr().port());
+    sink_counts_are_exact(sink, &host, &pki.file("ca.pem"));
+}
+
+/// Read one MQTT packet (first byte, body) from a blocking stream.
+fn read_packet(s: &mut impl Read) -> Option<(u8, Vec<u8>)> {
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first).ok()?;
+    let (mut len, mut shift) = (0usize, 0);
+    loop {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).ok()?;
+        len |= ((b[0] & 0x7f) as usize) << shift;
+        shift += 7;
+        if b[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some((first[0], body))
+}
+
+/// A rustls TLS 1.3 server that acks QoS 1 publishes and, after the 5th PUBACK, updates its
+/// keys and asks the client to update its own (RFC 8446 4.6.3). Returns the PUBACKs sent.
+fn key_updating_server(pki: &common::tls::Pki) -> (u16, std::thread::JoinHandle<u32>) {
+    let (cert, key) = (pki.file("server.pem"), pki.file("server.key"));
+    let config = mqblast::sink::SinkTls::load(cert.as_ref(), key.as_ref())
+        .expect("server TLS")
+        .0;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let (connect, _) = read_packet(&mut tls).expect("CONNECT");
+        assert_eq!(connect >> 4, 1);
+        tls.write_all(&[0x20, 2, 0, 0]).unwrap();
+        let mut acked = 0;
+        while let Some((first, body)) = read_packet(&mut tls) {
+            match first >> 4 {
+                3 => {
+                    let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
+                    let pkid = &body[2 + topic_len..4 + topic_len];
+                    tls.write_all(&[0x40, 2, pkid[0], pkid[1]]).unwrap();
+                    acked += 1;
+                    if acked == 5 {
+                        tls.conn.refresh_traffic_keys().expect("key update");
+                        tls.flush().unwrap();
+                    }
+                }
+                14 => break,
+                other => panic!("unexpected packet type {other}"),
+            }
+        }
+        acked
+    });
+    (port, server)
+}
+
+#[test]
+fn a_key_update_from_the_broker_is_followed_in_both_directions() {
+    let pki = common::tls::Pki::generate(0);
+    let (port, server) = key_updating_server(&pki);
+    let dir = TempDir::new("key-update");
+    let json = dir.file("out.json");
+    let ca = pki.file("ca.pem");
+    let flags = [
+        "-u",
+        "1",
+        "--messages",
+        "20",
+        "--interval",
+        "10ms",
+        "--qos",
+        "1",
+        "--cafile",
+        &ca,
+    ];
+    let (run, summary) = run_over(&format!("mqtts://localhost:{port}"), &json, &flags);
+    run.assert_code(0);
+    assert_eq!(summary.u64("publish.ok"), 20, "{}", summary.text());
+    assert_eq!(
+        server.join().expect("the server"),
+        20,
+        "acked after the update too"
+    );
 }
 
 #[test]

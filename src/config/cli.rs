@@ -94,7 +94,7 @@ pub struct SinkArgs {
     /// Private key (PEM) of --tls-cert
     #[arg(long, value_name = "PEM")]
     pub tls_key: Option<String>,
-    /// Speak MQTT over WebSocket (upgrade, then binary frames); not with --tls-cert
+    /// Speak MQTT over WebSocket (upgrade, then binary frames); with --tls-cert, over TLS (wss)
     #[arg(long)]
     pub websocket: bool,
 }

@@ -102,11 +102,6 @@ pub fn write_default_config(path: &Path) -> Result<(), ConfigError> {
 
 /// `--tls-cert` and `--tls-key` go together; the files are read now (exit 2 naming a bad one).
 fn sink_tls(args: &SinkArgs) -> Result<Option<crate::sink::SinkTls>, ConfigError> {
-    if args.websocket && args.tls_cert.is_some() {
-        return Err(invalid(
-            "--websocket with --tls-cert: the sink speaks TLS or WebSocket, not both".to_string(),
-        ));
-    }
     match (&args.tls_cert, &args.tls_key) {
         (None, None) => Ok(None),
         (Some(cert), Some(key)) => crate::sink::SinkTls::load(Path::new(cert), Path::new(key))

@@ -75,7 +75,7 @@ pub struct SinkOptions {
     pub quiet: bool,
     /// `--tls-cert`/`--tls-key`: terminate TLS (rustls) on every connection.
     pub tls: Option<SinkTls>,
-    /// `--websocket`: speak MQTT over WebSocket (not together with TLS).
+    /// `--websocket`: speak MQTT over WebSocket (with `tls`: WebSocket over TLS).
     pub websocket: bool,
 }
 

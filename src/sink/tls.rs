@@ -1,12 +1,12 @@
 //! TLS for the sink (`--tls-cert`, `--tls-key`), so the generator's TLS cost can be measured
 //! without a broker's in the way: the sink terminates TLS with rustls and then speaks the same
-//! MQTT as over TCP.
+//! MQTT as over TCP, or over WebSocket with `--websocket` (wss).
 //!
 //! Bounds: rustls holds at most [`TLS_BUFFER_BYTES`] of unsent ciphertext per connection (the
 //! acks wait in the connection's write buffer beyond it, which pauses reading as over TCP).
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +14,8 @@ use mio::net::TcpStream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection};
+
+use crate::transport::Ws;
 
 /// Ciphertext rustls may hold unsent per connection.
 pub const TLS_BUFFER_BYTES: usize = 64 * 1024;
@@ -91,10 +93,11 @@ pub fn read(
     }
 }
 
-/// Encrypt `wbuf` (as much as the buffer limit takes) and write ciphertext until done or the
-/// socket would block; written plaintext leaves `wbuf`.
+/// Encrypt `wbuf` (as much as the buffer limit takes; with `ws`, framed first) and write
+/// ciphertext until done or the socket would block; written plaintext leaves `wbuf`.
 pub fn flush(
     tls: &mut ServerConnection,
+    mut ws: Option<&mut Ws>,
     stream: &mut TcpStream,
     wbuf: &mut Vec<u8>,
 ) -> io::Result<()> {
@@ -107,13 +110,28 @@ pub fn flush(
                 Err(e) => return Err(e),
             }
         }
-        if wbuf.is_empty() || tls.is_handshaking() {
+        if tls.is_handshaking() {
             return Ok(());
         }
-        let taken = tls.writer().write(wbuf)?;
-        if taken == 0 {
-            return Ok(());
-        }
+        let taken = match ws.as_deref_mut() {
+            Some(ws) => {
+                let [a, b, c] = ws.chunks(wbuf);
+                if a.is_empty() && b.is_empty() && c.is_empty() {
+                    return Ok(());
+                }
+                let slices = [IoSlice::new(a), IoSlice::new(b), IoSlice::new(c)];
+                let written = tls.writer().write_vectored(&slices)?;
+                if written == 0 {
+                    return Ok(());
+                }
+                ws.advance(written)
+            }
+            None if wbuf.is_empty() => return Ok(()),
+            None => match tls.writer().write(wbuf)? {
+                0 => return Ok(()),
+                n => n,
+            },
+        };
         wbuf.drain(..taken);
     }
 }

@@ -430,12 +430,16 @@ impl Worker {
                 }
                 Ok(n) => {
                     self.totals.bytes += n as u64;
-                    let Some(n) = self.unwrap_ws(slot, &mut scratch[..n]) else {
+                    let Some((n, closing)) = self.unwrap_ws(slot, &mut scratch[..n]) else {
                         self.close(slot);
                         break;
                     };
                     if self.consume(slot, &scratch[..n], now_ns).is_err() {
                         self.totals.malformed += 1;
+                        self.close(slot);
+                    }
+                    if closing && self.conns[slot].stream.is_some() {
+                        self.flush(slot);
                         self.close(slot);
                     }
                     if self.conns[slot].stream.is_none() {
@@ -457,12 +461,13 @@ impl Worker {
     }
 
     /// `--websocket`: the upgrade request, then frames decoded in place; returns how many MQTT
-    /// bytes are at the front of `buf`, or None when the connection must close (a bad
-    /// request or frame, or the client's close frame, which is echoed first).
-    fn unwrap_ws(&mut self, slot: usize, buf: &mut [u8]) -> Option<usize> {
+    /// bytes are at the front of `buf` and whether the client's close frame came after them
+    /// (the connection closes once they are handled and the close is echoed), or None when
+    /// the connection must close at once (a bad request or frame).
+    fn unwrap_ws(&mut self, slot: usize, buf: &mut [u8]) -> Option<(usize, bool)> {
         let conn = &mut self.conns[slot];
         let Some(ws) = conn.ws.as_mut() else {
-            return Some(buf.len());
+            return Some((buf.len(), false));
         };
         let result = super::ws::unwrap(ws, buf);
         let closing = ws.close_received.is_some();
@@ -470,11 +475,7 @@ impl Worker {
             self.mark_dirty(slot);
         }
         match result {
-            Ok(n) if !closing => Some(n),
-            Ok(_) => {
-                self.flush(slot);
-                None
-            }
+            Ok(n) => Some((n, closing)),
             Err(_) => {
                 self.totals.malformed += 1;
                 None
@@ -659,7 +660,7 @@ impl Worker {
             return;
         };
         if let Some(tls) = conn.tls.as_mut() {
-            return match super::tls::flush(tls, stream, &mut conn.wbuf) {
+            return match super::tls::flush(tls, conn.ws.as_deref_mut(), stream, &mut conn.wbuf) {
                 Err(e) if e.kind() != io::ErrorKind::WouldBlock => self.close(slot),
                 _ => {}
             };

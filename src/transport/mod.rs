@@ -6,18 +6,20 @@
 //! reading MQTT bytes out of its scratch buffer; the transport sits between those buffers and
 //! the socket:
 //!
-//! - write: TLS encrypts the whole pending batch with one `write` into rustls (one record per
-//!   16 KiB); WebSocket frames the batch as one binary frame, masked in place
-//!   ([`ws`]), written with one vectored write or one TLS write.
-//! - read: TLS decrypts into the engine's scratch buffer; WebSocket frames are decoded in place
-//!   there; what comes out is MQTT bytes.
+//! - write: TLS seals the whole pending batch in records of up to 16 KiB, in the
+//!   connection's own send buffer ([`record`]); WebSocket frames the batch as one binary
+//!   frame, masked in place ([`ws`]), written with one vectored write or sealed as above.
+//! - read: TLS opens records in place in the connection's receive buffer and copies the
+//!   plaintext into the engine's scratch buffer; WebSocket frames are decoded in place there;
+//!   what comes out is MQTT bytes.
 //!
-//! Bounds per connection: rustls holds at most [`TLS_BUFFER_BYTES`] of unsent ciphertext
-//! (beyond it the batch waits in the engine's write buffer, as on a full socket) and one
-//! record (at most about 16.7 KiB) of received ciphertext; it holds received plaintext only
-//! until the engine's next read of it (the engine reads until empty). WebSocket state is about
-//! 300 bytes ([`ws`]).
+//! Bounds per connection: TLS holds at most [`record::TX_BYTES_MAX`] of unsent ciphertext
+//! (beyond it the batch waits in the engine's write buffer, as on a full socket) and at most
+//! [`record::RX_BYTES_MAX`] of received ciphertext (a handshake flight, or one record and the
+//! start of the next); both start at 4 KiB and double only when a record does not fit.
+//! WebSocket state is about 300 bytes ([`ws`]).
 
+pub mod record;
 pub mod tls;
 pub mod ws;
 
@@ -26,14 +28,10 @@ use std::sync::Arc;
 
 use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
-use rustls::ClientConnection;
 
+pub use record::TlsLink;
 pub use tls::{ClientCerts, TlsFailure, TlsOptions, TlsSetup};
 pub use ws::{Ws, WsError};
-
-/// Ciphertext rustls may hold unsent per connection; writes beyond it wait in the engine's
-/// write buffer until the socket drains.
-pub const TLS_BUFFER_BYTES: usize = 64 * 1024;
 
 /// How a broker is reached (from the host's scheme).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -112,9 +110,9 @@ pub struct Flushed {
 /// The layers a connection speaks over its socket.
 pub enum Transport {
     Tcp,
-    Tls(Box<ClientConnection>),
+    Tls(Box<TlsLink>),
     Ws(Box<Ws>),
-    Wss(Box<ClientConnection>, Box<Ws>),
+    Wss(Box<TlsLink>, Box<Ws>),
 }
 
 /// What a new transport needs: host name (SNI, Host header), path, TLS set-up and the
@@ -130,17 +128,14 @@ impl Transport {
     /// A fresh transport for one connection attempt (TLS: a new session, which offers a
     /// ticket from the config's cache when resumption is on).
     pub fn new(dial: &Dial<'_>) -> Result<Transport, String> {
-        let tls = || -> Result<Box<ClientConnection>, String> {
+        let tls = || -> Result<Box<TlsLink>, String> {
             let (setup, config) = dial.tls.as_ref().ok_or("TLS without a TLS set-up")?;
             let name = match &setup.server_name {
                 Some(name) => name.clone(),
                 None => ServerName::try_from(dial.host.to_string())
                     .map_err(|_| format!("{}: not a valid TLS server name", dial.host))?,
             };
-            let mut conn =
-                ClientConnection::new(Arc::clone(config), name).map_err(|e| format!("TLS: {e}"))?;
-            conn.set_buffer_limit(Some(TLS_BUFFER_BYTES));
-            Ok(Box::new(conn))
+            Ok(Box::new(TlsLink::new(Arc::clone(config), name)?))
         };
         let ws = || Box::new(Ws::new(dial.host, dial.ws_path));
         Ok(match dial.scheme {
@@ -162,9 +157,7 @@ impl Transport {
     /// The TLS session was resumed from a ticket.
     pub fn tls_resumed(&self) -> bool {
         match self {
-            Transport::Tls(t) | Transport::Wss(t, _) => {
-                t.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
-            }
+            Transport::Tls(t) | Transport::Wss(t, _) => t.resumed(),
             _ => false,
         }
     }
@@ -183,13 +176,13 @@ impl Transport {
     pub fn read(&mut self, stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
         match self {
             Transport::Tcp => read_plain(stream, buf),
-            Transport::Tls(t) => read_tls(t, stream, buf),
+            Transport::Tls(t) => t.read(stream, buf),
             Transport::Ws(w) => {
                 let outcome = read_plain(stream, buf);
                 unwrap_ws(w, buf, outcome)
             }
             Transport::Wss(t, w) => {
-                let outcome = read_tls(t, stream, buf);
+                let outcome = t.read(stream, buf);
                 unwrap_ws(w, buf, outcome)
             }
         }
@@ -210,8 +203,19 @@ impl Transport {
     /// broker sees a clean close rather than an unexpected end of stream.
     pub fn close(&mut self, stream: &mut TcpStream) {
         if let Transport::Tls(t) | Transport::Wss(t, _) = self {
-            t.send_close_notify();
-            let _ = t.write_tls(stream);
+            t.close(stream);
+        }
+    }
+
+    /// An orderly end over WebSocket: queue our close frame (status 1000) to go out after
+    /// what was written before. True when the broker's close is worth waiting for.
+    pub fn begin_close(&mut self) -> bool {
+        match self {
+            Transport::Ws(w) | Transport::Wss(_, w) if w.is_open() => {
+                w.queue_close();
+                true
+            }
+            _ => false,
         }
     }
 
@@ -227,7 +231,7 @@ impl Transport {
     }
 }
 
-fn errno(e: &io::Error) -> i32 {
+pub(crate) fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
 
@@ -243,56 +247,6 @@ fn read_plain(stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => ReadOutcome::Io(errno(&e)),
         };
-    }
-}
-
-/// A reader that remembers whether the socket gave less than asked (it is then empty).
-struct Probe<'a> {
-    stream: &'a mut TcpStream,
-    short: bool,
-}
-
-impl Read for Probe<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.stream.read(buf)?;
-        self.short = n < buf.len();
-        Ok(n)
-    }
-}
-
-/// Plaintext rustls already holds first; else one socket read into rustls, decrypt, and hand
-/// out what that gave. Handshake messages are processed on the way (and answered by the next
-/// flush).
-fn read_tls(t: &mut ClientConnection, stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
-    let mut drained = false;
-    loop {
-        match t.reader().read(buf) {
-            Ok(0) => return ReadOutcome::Eof, // close_notify
-            Ok(n) => return ReadOutcome::Data { n, drained },
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return ReadOutcome::Eof,
-            Err(e) => return ReadOutcome::Io(errno(&e)),
-        }
-        if drained {
-            // The socket was empty and no plaintext came of it (handshake or ticket only).
-            return ReadOutcome::Data { n: 0, drained };
-        }
-        let mut probe = Probe {
-            stream,
-            short: false,
-        };
-        match t.read_tls(&mut probe) {
-            Ok(0) => return ReadOutcome::Eof,
-            Ok(_) => drained = probe.short,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::WouldBlock,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return ReadOutcome::Io(errno(&e)),
-        }
-        if let Err(e) = t.process_new_packets() {
-            // rustls queued an alert telling the broker why; send it if the socket takes it.
-            let _ = t.write_tls(stream);
-            return ReadOutcome::Failed(LinkFailure::Tls(TlsFailure::from_error(&e)));
-        }
     }
 }
 
@@ -355,32 +309,10 @@ fn flush_plain(stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::Result<Flushed
     Ok(Flushed { wrote, empty: true })
 }
 
-/// Write rustls' pending ciphertext to the socket. Ok(true) when none is left.
-fn drain_tls(
-    t: &mut ClientConnection,
-    stream: &mut TcpStream,
-    wrote: &mut bool,
-) -> io::Result<bool> {
-    while t.wants_write() {
-        match t.write_tls(stream) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => *wrote = true,
-            Err(e) if would_block(&e) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-fn flush_tls(
-    t: &mut ClientConnection,
-    stream: &mut TcpStream,
-    wbuf: &mut Vec<u8>,
-) -> io::Result<Flushed> {
+fn flush_tls(t: &mut TlsLink, stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::Result<Flushed> {
     let mut wrote = false;
     loop {
-        if !drain_tls(t, stream, &mut wrote)? {
+        if !t.drain(stream, &mut wrote)? {
             return Ok(Flushed {
                 wrote,
                 empty: false,
@@ -392,10 +324,10 @@ fn flush_tls(
                 empty: wbuf.is_empty(),
             });
         }
-        // The whole batch in one call: rustls encrypts it into records of up to 16 KiB,
-        // as much as its buffer limit allows.
-        let taken = t.writer().write(wbuf)?;
-        if taken == 0 && !t.wants_write() {
+        // The whole batch at once: sealed in records of up to 16 KiB, as much as the send
+        // bound allows.
+        let taken = t.seal(&[wbuf])?;
+        if taken == 0 {
             return Ok(Flushed {
                 wrote,
                 empty: false,
@@ -437,14 +369,14 @@ pub fn flush_ws(w: &mut Ws, stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::R
 }
 
 fn flush_wss(
-    t: &mut ClientConnection,
+    t: &mut TlsLink,
     w: &mut Ws,
     stream: &mut TcpStream,
     wbuf: &mut Vec<u8>,
 ) -> io::Result<Flushed> {
     let mut wrote = false;
     loop {
-        if !drain_tls(t, stream, &mut wrote)? {
+        if !t.drain(stream, &mut wrote)? {
             return Ok(Flushed {
                 wrote,
                 empty: false,
@@ -463,10 +395,9 @@ fn flush_wss(
                 empty: wbuf.is_empty(),
             });
         }
-        // Frame header and payload go into one TLS record.
-        let slices = [IoSlice::new(a), IoSlice::new(b), IoSlice::new(c)];
-        let taken = t.writer().write_vectored(&slices)?;
-        if taken == 0 && !t.wants_write() {
+        // Frame header and payload sealed together.
+        let taken = t.seal(&[a, b, c])?;
+        if taken == 0 {
             return Ok(Flushed {
                 wrote,
                 empty: false,

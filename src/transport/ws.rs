@@ -30,6 +30,8 @@ const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 const FIN: u8 = 0b1000_0000;
 const MASK: u8 = 0b1000_0000;
+/// Close status: normal closure (section 7.4.1).
+const CLOSE_NORMAL: u16 = 1000;
 /// Control frames carry at most 125 bytes (section 5.5).
 const CONTROL_MAX_BYTES: usize = 125;
 /// Longest frame header: 2 + 8 (64-bit length) + 4 (mask key).
@@ -212,6 +214,15 @@ impl Ws {
             self.queue_control(OP_CLOSE, &code.to_be_bytes());
         }
         Ok(n)
+    }
+
+    /// Our close (section 5.5.1) after the last frame: status 1000, normal closure. It takes
+    /// the place of a pong not yet started (the connection ends anyway).
+    pub fn queue_close(&mut self) {
+        if self.out_control_sent == 0 {
+            self.out_control_len = 0;
+        }
+        self.queue_control(OP_CLOSE, &CLOSE_NORMAL.to_be_bytes());
     }
 
     fn queue_control(&mut self, opcode: u8, payload: &[u8]) {

@@ -17,8 +17,8 @@ use rcgen::{
 use super::{find_program, free_port, Subscriber, TempDir};
 
 /// A CA, a server certificate for localhost and 127.0.0.1, an expired one, a self-signed one,
-/// an unrelated CA, and client certificates `device-{i}.pem`/`.key` with CN `device-{i}`, all
-/// written as PEM files into one directory.
+/// an unrelated CA, client certificates `device-{i}.pem`/`.key` with CN `device-{i}` and an
+/// expired client certificate `expired-device`, all written as PEM files into one directory.
 pub struct Pki {
     pub dir: TempDir,
 }
@@ -78,6 +78,10 @@ impl Pki {
             let cn = format!("device-{i}");
             sign(leaf(&[], &cn, true), &cn);
         }
+        let mut expired_device = leaf(&[], "expired-device", true);
+        expired_device.not_before = date_time_ymd(2020, 1, 1);
+        expired_device.not_after = date_time_ymd(2021, 1, 1);
+        sign(expired_device, "expired-device");
         let self_key = KeyPair::generate().unwrap();
         let self_signed = leaf(&["localhost", "127.0.0.1"], "localhost", false)
             .self_signed(&self_key)
@@ -105,6 +109,8 @@ pub struct TlsBroker {
     pub wss: u16,
     pub expired: u16,
     pub self_signed: u16,
+    /// TLS 1.3 with ChaCha20-Poly1305 only (the other listeners negotiate AES-256-GCM).
+    pub tls13_chacha: u16,
 }
 
 impl TlsBroker {
@@ -114,7 +120,7 @@ impl TlsBroker {
         // A port may be taken between free_port() and mosquitto's bind: try again.
         for _attempt in 0..5 {
             let conf_dir = TempDir::new("mosquitto-tls");
-            let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
+            let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
             let conf_path = conf_dir.write("mosquitto.conf", &config(&pki, &conf_dir, &ports));
             let log = std::fs::File::create(conf_dir.path().join("mosquitto.log")).unwrap();
             let mut child = Command::new(&mosquitto)
@@ -137,6 +143,7 @@ impl TlsBroker {
                     wss: ports[4],
                     expired: ports[5],
                     self_signed: ports[6],
+                    tls13_chacha: ports[7],
                 };
             }
             let _ = child.kill();
@@ -209,7 +216,8 @@ fn config(pki: &Pki, dir: &TempDir, ports: &[u16]) -> String {
          listener {ws} 127.0.0.1\nprotocol websockets\n\
          listener {wss} 127.0.0.1\nprotocol websockets\n{server}\
          listener {expired_port} 127.0.0.1\n{expired}\
-         listener {selfsigned_port} 127.0.0.1\n{selfsigned}",
+         listener {selfsigned_port} 127.0.0.1\n{selfsigned}\
+         listener {tls13_chacha} 127.0.0.1\n{server}tls_version tlsv1.3\nciphers_tls1.3 TLS_CHACHA20_POLY1305_SHA256\n",
         plain = ports[0],
         tls_port = ports[1],
         mtls = ports[2],
@@ -217,6 +225,7 @@ fn config(pki: &Pki, dir: &TempDir, ports: &[u16]) -> String {
         wss = ports[4],
         expired_port = ports[5],
         selfsigned_port = ports[6],
+        tls13_chacha = ports[7],
         server = tls("server"),
         expired = tls("expired"),
         selfsigned = tls("selfsigned"),

@@ -233,7 +233,10 @@ impl Worker {
     }
 
     /// `--reconnect` retries a lost or failed connection, not a refusal that would repeat
-    /// (bad credentials) nor a protocol error; never once the run is stopping.
+    /// (bad credentials) nor a protocol error; never once the run is stopping. A TLS or
+    /// WebSocket failure, or a close before CONNACK, is retried too: a broker restarting its
+    /// listener or rotating its certificate shows them for a while. Each attempt is counted
+    /// under its own name, so a setting that can never work shows as a growing count.
     fn retries(&self, failure: Failure) -> bool {
         let transient = matches!(
             failure,
@@ -241,6 +244,9 @@ impl Worker {
                 | Failure::LostBeforeConnack(_)
                 | Failure::ConnectFailed(_)
                 | Failure::ConnectTimeout
+                | Failure::ClosedBeforeConnack
+                | Failure::Tls(_)
+                | Failure::WebSocket(_)
                 // 3.1.1 server unavailable; MQTT 5 Server unavailable, Server busy.
                 | Failure::ConnackRefused(3 | 0x88 | 0x89)
                 // MQTT 5 DISCONNECT: Server busy, Server shutting down, Keep Alive timeout.
@@ -271,6 +277,7 @@ impl Worker {
         }
         self.reply(ci, mqtt::connect::encode_disconnect);
         self.flush(ci, now);
+        self.send_ws_close(ci, now);
         let connected_at_ns = self.conns[ci].connected_at_ns;
         self.rec
             .ok(Metric::Connection, session_us(connected_at_ns, now));

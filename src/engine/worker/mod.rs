@@ -25,6 +25,7 @@
 
 mod clients;
 mod connect;
+mod farewell;
 mod handshake;
 mod lifecycle;
 mod publish;
@@ -462,6 +463,8 @@ impl Worker {
             Failure::AckTimeout
         };
         let now = self.control.now_ns();
+        // WebSocket connections that sent their close frame: closed after the broker's.
+        let mut closing = Vec::new();
         for ci in 0..self.conns.len() {
             let expired = self.conns[ci].inflight.clear();
             self.inflight_total -= expired as u64;
@@ -473,12 +476,20 @@ impl Worker {
                 // never cut: the DISCONNECT goes out only if the socket takes it all now.
                 self.reply(ci, mqtt::connect::encode_disconnect);
                 self.flush(ci, now);
+                if self.send_ws_close(ci, now) {
+                    closing.push(ci);
+                    continue;
+                }
             }
             let aborted_connect = matches!(
                 self.conns[ci].state,
                 State::Connecting | State::Handshaking | State::AwaitConnack
             );
             self.close(ci, aborted_connect.then_some(Failure::ConnectAborted));
+        }
+        self.await_ws_closes(&closing);
+        for ci in closing {
+            self.close(ci, None);
         }
         if !matches!(self.drain, Drain::Subscribers(_)) {
             // Aborted before the publishers finished: still count this worker as done.

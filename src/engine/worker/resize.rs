@@ -98,6 +98,7 @@ impl Worker {
         }
         self.reply(ci, mqtt::connect::encode_disconnect);
         self.flush(ci, now);
+        self.send_ws_close(ci, now);
         let connected_at_ns = self.conns[ci].connected_at_ns;
         self.rec.ok(
             Metric::Connection,
