@@ -189,9 +189,17 @@ fn run_with(
     for line in mqtt5_notes(&plan, &control) {
         eprintln!("{line}");
     }
-    if plan.verify {
+    if plan.verify && plan.sub_users > 0 {
         let audit = audit_summary(&plan, &control);
         eprintln!("{}", audit.verdict_line());
+        if let Some(live) = &summary.audit {
+            // The merger's sum of what workers shipped is the same count, kept as it went.
+            debug_assert_eq!(
+                (live.published, live.delivered, live.duplicated, live.reordered),
+                (audit.published, audit.delivered, audit.duplicated, audit.reordered),
+                "the live audit counts equal the final ones"
+            );
+        }
         summary.audit = Some(audit);
     }
     let broker_receive_maximum = control.receive_maximum();
@@ -236,35 +244,43 @@ pub fn mqtt5_notes(plan: &Plan, control: &Control) -> Vec<String> {
     notes
 }
 
-/// The delivery audit from what the workers handed over: per subscriber (or once for a
-/// shared group), each matching publisher's counted publishes against the first arrivals.
-fn audit_summary(plan: &Plan, control: &Control) -> audit::AuditSummary {
-    let mut summary = audit::AuditSummary {
+/// What the run's delivery audit covers.
+fn audit_shape(plan: &Plan) -> stats::audit::AuditShape {
+    stats::audit::AuditShape {
         subscribers: plan.sub_users,
         publish_qos: plan.qos,
         subscribe_qos: plan.sub_qos,
         shared: plan.shared_subscription(),
-        ..Default::default()
-    };
+    }
+}
+
+/// The delivery audit from what the workers handed over: per subscriber (or once for a
+/// shared group), each matching publisher's counted publishes against the first arrivals.
+fn audit_summary(plan: &Plan, control: &Control) -> audit::AuditSummary {
+    let mut summary = audit_shape(plan).empty();
     let Ok(board) = control.subs.board.lock() else {
         return summary;
     };
+    let cut_ns = control.audit_cut_ns();
     let owed: Vec<u64> = board
         .published
         .iter()
         .zip(&board.matching)
-        .map(|(&published, &matches)| if matches { published } else { 0 })
+        .map(|(&(published, seen_cut_ns), &matches)| match matches && seen_cut_ns == cut_ns {
+            true => published,
+            false => 0,
+        })
         .collect();
     summary.published = owed.iter().sum();
     if summary.shared {
         let mut group = audit::SubscriberAudit::new(control.users.capacity().max(plan.users));
         for sub in &board.audits {
-            group.merge_from(sub);
+            group.merge_from(sub, cut_ns);
         }
-        summary.add_subscriber(&group, &owed);
+        summary.add_subscriber(&group, &owed, cut_ns);
     } else {
         for sub in &board.audits {
-            summary.add_subscriber(sub, &owed);
+            summary.add_subscriber(sub, &owed, cut_ns);
         }
         // Subscribers that never handed over an audit (none today) would owe everything.
         let missing = (plan.sub_users as usize).saturating_sub(board.audits.len()) as u64;
@@ -306,7 +322,9 @@ fn report_id_of(plan: &Plan, client: ClientRef) -> String {
 }
 
 fn merger_config(plan: &Plan, control: &Control) -> MergerConfig {
-    MergerConfig::from_plan(plan, control.start, control.start_wall)
+    let mut cfg = MergerConfig::from_plan(plan, control.start, control.start_wall);
+    cfg.audit = (plan.verify && plan.sub_users > 0).then(|| audit_shape(plan));
+    cfg
 }
 
 /// Start the workers; worker w is pinned to `cores[w % len]` (none when empty).
