@@ -492,3 +492,19 @@ fn reset_stats_restarts_the_audit_and_messages_in_flight_at_the_reset_are_neithe
     web.running.signal(libc::SIGINT);
     web.running.wait(WAIT);
 }
+
+#[test]
+fn a_web_test_under_mqtt5_records_what_the_broker_negotiated_like_a_headless_run() {
+    let broker = common::Mosquitto::start();
+    let web = start_web(&["-H", &broker.addr(), "-u", "2", "-V", "5", "--max-inflight", "7"]);
+    let started = web.post_form("/swarm", "run_time=2s");
+    assert_eq!(started.status, 200, "{}", started.body);
+    web.wait_for(WAIT, |s| s["state"] == "stopped");
+    let result = web.get("/stats/result.json").json();
+    let mqtt5 = &result["config"]["mqtt5"];
+    assert_eq!(mqtt5["in_flight_window"], 7, "{result}");
+    assert!(mqtt5.get("broker_receive_maximum").is_some(), "{mqtt5}");
+    assert!(mqtt5["no_matching_subscribers"].is_u64(), "{mqtt5}");
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}

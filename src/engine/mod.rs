@@ -71,6 +71,19 @@ impl Negotiated {
             "no_matching_subscribers": self.no_matching_subscribers,
         })
     }
+
+    /// Under MQTT 5, the plan whose recorded configuration also says what the brokers
+    /// negotiated (`config.mqtt5`), for the result; the plan itself otherwise.
+    pub fn recorded_in(self, plan: &Arc<Plan>) -> Arc<Plan> {
+        if plan.mqtt_version != crate::mqtt::Version::V5 {
+            return Arc::clone(plan);
+        }
+        let mut plan = Plan::clone(plan);
+        if let Some(config) = plan.effective_config.as_object_mut() {
+            config.insert("mqtt5".to_string(), self.to_json());
+        }
+        Arc::new(plan)
+    }
 }
 
 /// [`run`], also returning what the brokers negotiated.
@@ -85,13 +98,14 @@ pub fn run_negotiated(
 /// [`run`], steerable through `steering` while it runs: `capacity` publishers are reserved
 /// (`steer::reserved_users`) and the plan's users start; the user target and spawn rate may
 /// change live up to the reserve, and a stop from the steering ends it like the run time.
+/// Also returns what the brokers negotiated, as [`run_negotiated`].
 pub fn run_steered(
     plan: Arc<Plan>,
     addrs: Vec<SocketAddr>,
     stop_signals: &dyn Fn() -> u32,
     steering: &steer::Steering,
     capacity: u32,
-) -> Result<Summary, String> {
+) -> Result<(Summary, Negotiated), String> {
     let control = match plan.messages {
         Some(_) => {
             let control = Control::with_users(plan.users, plan.users, plan.spawn_rate);
@@ -104,13 +118,12 @@ pub fn run_steered(
     };
     steering.board().clear();
     steering.attach(&control);
-    let summary =
-        run_with(plan, addrs, stop_signals, control, Some(steering)).map(|(summary, _)| summary);
+    let run = run_with(plan, addrs, stop_signals, control, Some(steering));
     steering.detach();
-    if let Ok(summary) = &summary {
+    if let Ok((summary, _)) = &run {
         publish_final(steering, summary);
     }
-    summary
+    run
 }
 
 /// The finished run's result replaces its live snapshots: downloads after the stop get the
