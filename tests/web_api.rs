@@ -508,3 +508,68 @@ fn a_web_test_under_mqtt5_records_what_the_broker_negotiated_like_a_headless_run
     web.running.signal(libc::SIGINT);
     web.running.wait(WAIT);
 }
+
+/// Send `request` on a fresh connection and read the reply to its end.
+fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the web UI");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(request).expect("send the request");
+    read_reply(&mut stream)
+}
+
+fn read_reply(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// The JSON error at the end of a raw reply.
+fn error_body(reply: &str) -> serde_json::Value {
+    let (_, body) = reply.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no body: {reply:?}"));
+    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply:?}"));
+    assert_eq!(json["success"], false, "{json}");
+    json
+}
+
+#[test]
+fn connections_beyond_the_handlers_and_queue_get_a_503_and_silent_clients_a_408() {
+    let web = start_web(&["-u", "1"]);
+    let addr = web.base.trim_start_matches("http://").to_string();
+    // Every handler (4) and queue place (16) taken by clients that send nothing.
+    let mut silent: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    let busy = raw_exchange(&addr, b"GET /stats/requests HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(busy.starts_with("HTTP/1.1 503 "), "{busy:?}");
+    assert!(error_body(&busy)["message"].as_str().unwrap().contains("busy"));
+    // The ones a handler holds get 408 at the read timeout; the rest wait their turn.
+    let late = read_reply(&mut silent[0]);
+    assert!(late.starts_with("HTTP/1.1 408 "), "{late:?}");
+    error_body(&late);
+    silent.clear();
+    // Freed: the server answers again, and refuses oversized and chunked requests by status.
+    let web_ok = web.get("/stats/requests");
+    assert_eq!(web_ok.status, 200, "{}", web_ok.body);
+    let mut huge = b"GET / HTTP/1.1\r\nX-Filler: ".to_vec();
+    huge.resize(20 * 1024, b'a');
+    huge.extend_from_slice(b"\r\n\r\n");
+    let too_large = raw_exchange(&addr, &huge);
+    assert!(too_large.starts_with("HTTP/1.1 431 "), "{too_large:?}");
+    error_body(&too_large);
+    let chunked = raw_exchange(
+        &addr,
+        b"POST /swarm HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert!(chunked.starts_with("HTTP/1.1 411 "), "{chunked:?}");
+    let big_body = raw_exchange(
+        &addr,
+        b"POST /swarm HTTP/1.1\r\nContent-Length: 1000000\r\n\r\nuser_count=1",
+    );
+    assert!(big_body.starts_with("HTTP/1.1 413 "), "{big_body:?}");
+    assert_eq!(web.get("/stats/requests").status, 200, "still serving");
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}
