@@ -18,7 +18,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsRawFd;
+
 use base64::Engine as _;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::api::{self, Reply};
@@ -40,19 +44,23 @@ pub const REPLY_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// or after [`LINGER`], they are closed at once.
 const LINGERING_MAX: usize = 64;
 const LINGER: Duration = Duration::from_secs(1);
-/// How often the acceptor checks for new connections, lingering ones and its stop flag.
-const ACCEPT_TICK: Duration = Duration::from_millis(20);
+/// How often the acceptor looks at lingering connections while there are any.
+const LINGER_TICK: Duration = Duration::from_millis(100);
+const LISTENER: Token = Token(0);
+const WAKE: Token = Token(1);
 
 /// A running server; dropping it stops accepting (handlers finish what they hold).
 pub struct WebServer {
     pub addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
+    wake: Arc<Waker>,
     acceptor: Option<thread::JoinHandle<()>>,
 }
 
 impl Drop for WebServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        let _ = self.wake.wake();
         if let Some(thread) = self.acceptor.take() {
             let _ = thread.join();
         }
@@ -78,15 +86,25 @@ pub fn serve(web: &WebPlan, session: Arc<Session>) -> Result<WebServer, String> 
             .spawn(move || handle_all(&pending, &session, auth.as_deref()))
             .map_err(|e| format!("cannot start the web threads: {e}"))?;
     }
+    let poll = Poll::new().map_err(cannot)?;
+    poll.registry()
+        .register(
+            &mut SourceFd(&listener.as_raw_fd()),
+            LISTENER,
+            Interest::READABLE,
+        )
+        .map_err(cannot)?;
+    let wake = Arc::new(Waker::new(poll.registry(), WAKE).map_err(cannot)?);
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = Arc::clone(&stop);
     let acceptor = thread::Builder::new()
         .name("mqblast-web".into())
-        .spawn(move || accept_all(&listener, &admitted, &stopping))
+        .spawn(move || accept_all(poll, &listener, &admitted, &stopping))
         .map_err(|e| format!("cannot start the web thread: {e}"))?;
     Ok(WebServer {
         addr,
         stop,
+        wake,
         acceptor: Some(acceptor),
     })
 }
@@ -97,18 +115,34 @@ struct Lingering {
     until: Instant,
 }
 
-/// The acceptor: admit or refuse each connection; never reads a request.
-fn accept_all(listener: &TcpListener, admitted: &Sender<TcpStream>, stop: &AtomicBool) {
+/// The acceptor: admit or refuse each connection as it arrives; never reads a request.
+fn accept_all(
+    mut poll: Poll,
+    listener: &TcpListener,
+    admitted: &Sender<TcpStream>,
+    stop: &AtomicBool,
+) {
+    let mut events = Events::with_capacity(2);
     let mut lingering: Vec<Lingering> = Vec::with_capacity(LINGERING_MAX);
+    // Events are edge-triggered: after a failed accept, retry on a tick, not on the next event.
+    let mut retry = false;
     while !stop.load(Ordering::Acquire) {
-        match listener.accept() {
-            Ok((stream, _)) => admit(stream, admitted, &mut lingering),
-            // WouldBlock, or a transient failure (out of descriptors): try again next tick.
-            Err(_) => {
-                linger_on(&mut lingering);
-                thread::sleep(ACCEPT_TICK);
+        let timeout = (retry || !lingering.is_empty()).then_some(LINGER_TICK);
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() != ErrorKind::Interrupted {
+                // Nothing to wait with: check again after a tick rather than spin.
+                thread::sleep(LINGER_TICK);
             }
         }
+        retry = loop {
+            match listener.accept() {
+                Ok((stream, _)) => admit(stream, admitted, &mut lingering),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
+                // A transient failure (out of descriptors): retried on the next tick.
+                Err(_) => break true,
+            }
+        };
+        linger_on(&mut lingering);
     }
 }
 
