@@ -247,8 +247,14 @@ fn web_with_shard_or_start_at_is_refused_in_one_line_naming_the_flag() {
     let port = free_port().to_string();
     let web = ["--web", "--web-port", &port, "-u", "4"];
     let cases: [(&[&str], &str); 2] = [
-        (&["--shard", "1/2"], "--shard 1/2: cannot be steered from the web UI"),
-        (&["--start-at", "+5s"], "--start-at +5s: cannot be combined with --web"),
+        (
+            &["--shard", "1/2"],
+            "--shard 1/2: cannot be steered from the web UI",
+        ),
+        (
+            &["--start-at", "+5s"],
+            "--start-at +5s: cannot be combined with --web",
+        ),
     ];
     for (extra, needle) in cases {
         let args: Vec<&str> = web.iter().chain(extra).copied().collect();

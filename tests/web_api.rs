@@ -449,7 +449,9 @@ fn the_delivery_audit_counts_live_while_running_and_end_at_the_final_verdict() {
     });
     assert_eq!(count(&live, "subscribers"), 2);
     assert_eq!(count(&live, "lost"), 0, "nothing is lost while running");
-    let later = wait_for_audit(&web, |a| a["published"].as_u64() > live["published"].as_u64());
+    let later = wait_for_audit(&web, |a| {
+        a["published"].as_u64() > live["published"].as_u64()
+    });
     assert!(count(&later, "delivered") >= count(&live, "delivered"));
     assert!(metrics_audit(&web, "delivered") > 0, "/metrics has it live");
     let page = web.get("/ui/live").body;
@@ -471,13 +473,16 @@ fn the_delivery_audit_counts_live_while_running_and_end_at_the_final_verdict() {
 }
 
 #[test]
-fn reset_stats_restarts_the_audit_and_messages_in_flight_at_the_reset_are_neither_lost_nor_doubled() {
+fn reset_stats_restarts_the_audit_and_messages_in_flight_at_the_reset_are_neither_lost_nor_doubled()
+{
     let broker = common::Mosquitto::start();
     // 4 publishers every 5 ms at QoS 1: messages are always in flight at the reset.
     let web = start_audited(&broker, "4", "5ms");
     let before = wait_for_audit(&web, |a| a["published"].as_u64() >= Some(4_000));
     assert_eq!(web.post_form("/stats/reset", "").status, 200);
-    let restarted = wait_for_audit(&web, |a| a["published"].as_u64() < before["published"].as_u64());
+    let restarted = wait_for_audit(&web, |a| {
+        a["published"].as_u64() < before["published"].as_u64()
+    });
     assert_eq!(restarted["verdict"], "running");
     wait_for_audit(&web, |a| a["delivered"].as_u64() > Some(0));
 
@@ -496,7 +501,16 @@ fn reset_stats_restarts_the_audit_and_messages_in_flight_at_the_reset_are_neithe
 #[test]
 fn a_web_test_under_mqtt5_records_what_the_broker_negotiated_like_a_headless_run() {
     let broker = common::Mosquitto::start();
-    let web = start_web(&["-H", &broker.addr(), "-u", "2", "-V", "5", "--max-inflight", "7"]);
+    let web = start_web(&[
+        "-H",
+        &broker.addr(),
+        "-u",
+        "2",
+        "-V",
+        "5",
+        "--max-inflight",
+        "7",
+    ]);
     let started = web.post_form("/swarm", "run_time=2s");
     assert_eq!(started.status, 200, "{}", started.body);
     web.wait_for(WAIT, |s| s["state"] == "stopped");
@@ -528,8 +542,11 @@ fn read_reply(stream: &mut std::net::TcpStream) -> String {
 
 /// The JSON error at the end of a raw reply.
 fn error_body(reply: &str) -> serde_json::Value {
-    let (_, body) = reply.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no body: {reply:?}"));
-    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply:?}"));
+    let (_, body) = reply
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no body: {reply:?}"));
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply:?}"));
     assert_eq!(json["success"], false, "{json}");
     json
 }
@@ -544,7 +561,10 @@ fn connections_beyond_the_handlers_and_queue_get_a_503_and_silent_clients_a_408(
         .collect();
     let busy = raw_exchange(&addr, b"GET /stats/requests HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(busy.starts_with("HTTP/1.1 503 "), "{busy:?}");
-    assert!(error_body(&busy)["message"].as_str().unwrap().contains("busy"));
+    assert!(error_body(&busy)["message"]
+        .as_str()
+        .unwrap()
+        .contains("busy"));
     // The ones a handler holds get 408 at the read timeout; the rest wait their turn.
     let late = read_reply(&mut silent[0]);
     assert!(late.starts_with("HTTP/1.1 408 "), "{late:?}");

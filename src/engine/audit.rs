@@ -193,7 +193,9 @@ impl Stream {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrival {
     /// Its first arrival; `reordered`: a newer message of the stream arrived before it.
-    First { reordered: bool },
+    First {
+        reordered: bool,
+    },
     Duplicate,
 }
 
@@ -423,8 +425,14 @@ mod tests {
         assert_eq!(s.counts_at(cut_ns), (5, 1, 1), "7 twice, 7 after 8");
         let mut summary = AuditSummary::default();
         summary.add_stream(&s, owed, false, cut_ns);
-        assert_eq!((summary.expected, summary.delivered, summary.lost), (5, 5, 0));
-        assert_eq!(summary.duplicated, 1, "the repeat of 3 is from before the cut");
+        assert_eq!(
+            (summary.expected, summary.delivered, summary.lost),
+            (5, 5, 0)
+        );
+        assert_eq!(
+            summary.duplicated, 1,
+            "the repeat of 3 is from before the cut"
+        );
     }
 
     #[test]

@@ -208,8 +208,18 @@ fn run_with(
         if let Some(live) = &summary.audit {
             // The merger's sum of what workers shipped is the same count, kept as it went.
             debug_assert_eq!(
-                (live.published, live.delivered, live.duplicated, live.reordered),
-                (audit.published, audit.delivered, audit.duplicated, audit.reordered),
+                (
+                    live.published,
+                    live.delivered,
+                    live.duplicated,
+                    live.reordered
+                ),
+                (
+                    audit.published,
+                    audit.delivered,
+                    audit.duplicated,
+                    audit.reordered
+                ),
                 "the live audit counts equal the final ones"
             );
         }
@@ -279,10 +289,12 @@ fn audit_summary(plan: &Plan, control: &Control) -> audit::AuditSummary {
         .published
         .iter()
         .zip(&board.matching)
-        .map(|(&(published, seen_cut_ns), &matches)| match matches && seen_cut_ns == cut_ns {
-            true => published,
-            false => 0,
-        })
+        .map(
+            |(&(published, seen_cut_ns), &matches)| match matches && seen_cut_ns == cut_ns {
+                true => published,
+                false => 0,
+            },
+        )
         .collect();
     summary.published = owed.iter().sum();
     if summary.shared {

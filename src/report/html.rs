@@ -428,7 +428,11 @@ pub fn audit_section(s: &Summary) -> String {
         "Published",
         "Expected",
         "Delivered",
-        if a.running { "Not delivered yet" } else { "Lost" },
+        if a.running {
+            "Not delivered yet"
+        } else {
+            "Lost"
+        },
         "Duplicated",
         "Out of order",
         "Subscribers",

@@ -165,7 +165,6 @@ impl AuditSummary {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +185,10 @@ mod tests {
             reordered: 1,
         };
         let audit = shape.running(counts);
-        assert_eq!((audit.expected, audit.still_arriving, audit.lost), (80, 2, 0));
+        assert_eq!(
+            (audit.expected, audit.still_arriving, audit.lost),
+            (80, 2, 0)
+        );
         assert_eq!(audit.verdict(), "running");
         assert_eq!(
             audit.verdict_line(),

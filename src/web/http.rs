@@ -180,7 +180,10 @@ mod tests {
 
     #[test]
     fn an_unfinished_head_waits_for_more_until_it_reaches_the_bound() {
-        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n").ok(), Some(None));
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n").ok(),
+            Some(None)
+        );
         let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
         long.resize(MAX_HEAD_BYTES, b'a');
         assert_eq!(refused(&long), 431);
@@ -194,7 +197,10 @@ mod tests {
         assert_eq!(refused(b"get / HTTP/1.1\r\n\r\n"), 400);
         assert_eq!(refused(b"GET / SMTP\r\n\r\n"), 400);
         assert_eq!(refused(b"GET / HTTP/1.1\r\nno colon\r\n\r\n"), 400);
-        assert_eq!(refused(b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400);
+        assert_eq!(
+            refused(b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            400
+        );
         assert_eq!(refused(b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n"), 400);
         let chunked = b"POST /swarm HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(refused(chunked), 411);
@@ -204,10 +210,16 @@ mod tests {
     fn a_reply_has_its_length_closes_and_head_drops_only_the_body() {
         let reply = Reply::error(503, "busy");
         let wire = String::from_utf8(encode_reply(&reply, false)).unwrap();
-        assert!(wire.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{wire}");
+        assert!(
+            wire.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{wire}"
+        );
         assert!(wire.contains(&format!("Content-Length: {}\r\n", reply.body.len())));
         assert!(wire.contains("Connection: close\r\n"));
-        assert!(wire.ends_with(r#"{"success":false,"message":"busy"}"#), "{wire}");
+        assert!(
+            wire.ends_with(r#"{"success":false,"message":"busy"}"#),
+            "{wire}"
+        );
         let head = String::from_utf8(encode_reply(&reply, true)).unwrap();
         assert!(head.ends_with("\r\n\r\n"), "{head}");
     }

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use std::os::fd::AsRawFd;
 
 use base64::Engine as _;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::api::{self, Reply};
 use super::http::{self, Head};
@@ -207,13 +207,22 @@ fn handle(mut stream: TcpStream, session: &Session, expected_auth: Option<&str>)
     let deadline = Instant::now() + REQUEST_READ_TIMEOUT;
     let (reply, head_only) = match read_request(&mut stream, deadline, expected_auth) {
         Ok((head, body)) => (
-            api::route(session, &head.method, &head.target, &head.content_type, &body),
+            api::route(
+                session,
+                &head.method,
+                &head.target,
+                &head.content_type,
+                &body,
+            ),
             head.method == "HEAD",
         ),
         Err(Unread::Closed) => return,
         Err(Unread::Refused(reply)) => (reply, false),
     };
-    if stream.write_all(&http::encode_reply(&reply, head_only)).is_ok() {
+    if stream
+        .write_all(&http::encode_reply(&reply, head_only))
+        .is_ok()
+    {
         close_gently(stream);
     }
 }
@@ -263,7 +272,11 @@ fn read_request(
 }
 
 /// One read into `buf` (at most 4 KiB), waiting no later than `deadline`: 408 after it.
-fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Result<usize, Unread> {
+fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> Result<usize, Unread> {
     let late = || {
         Unread::Refused(Reply::error(
             408,
