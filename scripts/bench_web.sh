@@ -7,7 +7,8 @@
 #    --messages, which would keep the web run from reserving users for live changes: this way
 #    its reserve is in the cost); messages counted from the --json result. CPU is user+sys of
 #    the mqblast process from /proc/PID/stat just before it exits (bash `times` would also count
-#    curl). RUNS runs of each, alternating, median of the per-message cost reported.
+#    curl). RUNS runs of each, alternating, median of the per-message cost reported, and the
+#    median of the pair-by-pair differences (each web run against the headless run before it).
 # 2. The fixed part of that cost: CPU of 1 s runs, headless vs web (the web run builds its
 #    reserve of publishers for live changes, up to 10,000, at start), median of RUNS.
 # 3. Time from POST /swarm (one more user) to the first new TCP connection at a stand-in
@@ -93,7 +94,10 @@ web_us=$(median < "$WORK/web")
 echo "QoS 1 into the sink, $USERS users, $RUN_TIME, 1 worker thread, median of $RUNS (us CPU/msg):"
 echo "  headless:                  $headless_us (runs: $(tr '\n' ' ' < "$WORK/headless"))"
 echo "  web UI polled every 1 s:   $web_us (runs: $(tr '\n' ' ' < "$WORK/web"))"
-echo "  difference:                $(echo "scale=2; ($web_us - $headless_us) * 100 / $headless_us" | bc)%"
+echo "  difference of the medians: $(echo "scale=2; ($web_us - $headless_us) * 100 / $headless_us" | bc)%"
+# Each web run against the headless run just before it (the machine drifts less within a pair).
+paste "$WORK/headless" "$WORK/web" | awk '{ printf "%.2f\n", ($2 - $1) * 100 / $1 }' > "$WORK/pairs"
+echo "  pair by pair:              median $(median < "$WORK/pairs")% (pairs: $(tr '\n' ' ' < "$WORK/pairs"))"
 
 fixed_cpu() {
     local extra=("$@")

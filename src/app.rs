@@ -124,22 +124,9 @@ fn run(plan: Plan) -> i32 {
         };
     let code = report::json::exit_code(&summary).max(no_connection_code(&summary, &plan));
     insecure_warning(&plan);
-    let plan = with_negotiated(&plan, negotiated);
+    let plan = negotiated.recorded_in(&plan);
     // JSON, CSV, interval log and HTML, all rendered from the result document.
     code.max(report::commands::write_run_outputs(summary, &plan))
-}
-
-/// Under MQTT 5, the plan whose recorded configuration also says what the brokers
-/// negotiated (`config.mqtt5`: Receive Maximum, the in-flight window in effect, 0x10 acks).
-fn with_negotiated(plan: &Arc<Plan>, negotiated: engine::Negotiated) -> Arc<Plan> {
-    if plan.mqtt_version != crate::mqtt::Version::V5 {
-        return Arc::clone(plan);
-    }
-    let mut plan = Plan::clone(plan);
-    if let Some(config) = plan.effective_config.as_object_mut() {
-        config.insert("mqtt5".to_string(), negotiated.to_json());
-    }
-    Arc::new(plan)
 }
 
 /// `--web`: serve the UI and run the tests it starts, one after another, until Ctrl-C or

@@ -298,3 +298,25 @@ fn a_timeout_in_milliseconds_written_as_seconds_is_refused_with_a_suggestion() {
         &["line 1: timeout = 10000", "did you mean 10000ms?"],
     );
 }
+
+#[test]
+fn web_with_shard_or_start_at_is_refused_in_one_line_naming_the_flag() {
+    let port = free_port().to_string();
+    let web = ["--web", "--web-port", &port, "-u", "4"];
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["--shard", "1/2"],
+            "--shard 1/2: cannot be steered from the web UI",
+        ),
+        (
+            &["--start-at", "+5s"],
+            "--start-at +5s: cannot be combined with --web",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let args: Vec<&str> = web.iter().chain(extra).copied().collect();
+        let run = run_mqblast(&args, LIMIT);
+        run.assert_usage_error(&[needle]);
+        assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.describe());
+    }
+}

@@ -60,7 +60,9 @@ fn users_raised_from_10_to_50_then_lowered_to_5_lose_no_message_and_never_overla
     let run = {
         let steering = Arc::clone(&steering);
         std::thread::spawn(move || {
-            engine::run_steered(plan, vec![addr], &|| 0, &steering, 64).expect("run")
+            engine::run_steered(plan, vec![addr], &|| 0, &steering, 64)
+                .expect("run")
+                .0
         })
     };
     wait_until_running(&steering);
@@ -111,7 +113,9 @@ fn a_user_count_beyond_the_reserve_is_refused_with_the_reason_and_the_run_goes_o
     let run = {
         let steering = Arc::clone(&steering);
         std::thread::spawn(move || {
-            engine::run_steered(plan, vec![addr], &|| 0, &steering, 4).expect("run")
+            engine::run_steered(plan, vec![addr], &|| 0, &steering, 4)
+                .expect("run")
+                .0
         })
     };
     wait_until_running(&steering);

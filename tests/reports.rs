@@ -64,6 +64,7 @@ fn run_of(samples: &[Sample], failures: &[Failed], offset_s: u64, seconds: u64) 
         qos: 1,
         started_at,
         started_wall: UNIX_EPOCH + Duration::from_secs(WALL0_S + offset_s),
+        audit: None,
     };
     let mut merger = Merger::new(cfg, workers, rx, recycle_tx);
     for relative in 1..=seconds - offset_s {

@@ -60,6 +60,12 @@ fn assert_delivered_exactly(qos: &str, messages: u64) {
         2 * messages,
         2 * messages
     )));
+    assert_eq!(
+        run.stderr.matches("Delivery audit").count(),
+        1,
+        "one verdict, no running counts, at the end of a headless run: {}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -46,7 +46,7 @@ pub(super) fn resolve_subscribers(
     let streams = u64::from(sub_users) * u64::from(users);
     if verify && streams > crate::engine::audit::MAX_STREAMS {
         return Err(users_raw.fail(format!(
-            "with {users} users the delivery audit would track {streams} streams, more than {} (80 bytes each): use fewer subscribers or --verify false",
+            "with {users} users the delivery audit would track {streams} streams, more than {} (88 bytes each): use fewer subscribers or --verify false",
             crate::engine::audit::MAX_STREAMS
         )));
     }

@@ -26,6 +26,7 @@ pub(super) fn resolve_web(
             "refusing to serve the web UI on {listen} without --web-auth USER:PASS: anyone who can reach it could start load against the broker (bind 127.0.0.1, or set --web-auth)"
         )));
     }
+    refuse_coordinated_starts(get)?;
     let autostart = get("autostart").map(|raw| raw.boolean()).transpose()?;
     let autoquit = get("autoquit").map(|raw| raw.duration()).transpose()?;
     Ok(Some(WebPlan {
@@ -34,6 +35,23 @@ pub(super) fn resolve_web(
         autostart: autostart.unwrap_or(false),
         autoquit,
     }))
+}
+
+/// `--shard` and `--start-at` belong to a multi-host run that a launcher starts everywhere at
+/// one moment with fixed shares of the users; a web test starts when Start is pressed and its
+/// users change live, which would break both. Refused in one line rather than half-supported.
+fn refuse_coordinated_starts(get: &dyn Fn(&str) -> Option<Raw>) -> Result<(), ConfigError> {
+    if let Some(raw) = get("shard") {
+        return Err(raw.fail(
+            "cannot be steered from the web UI: a shard's users and start are fixed by its launcher (run the shards headless, or --web on one process without --shard)",
+        ));
+    }
+    if let Some(raw) = get("start_at") {
+        return Err(raw.fail(
+            "cannot be combined with --web: a web test starts when Start is pressed (use --autostart to start at once)",
+        ));
+    }
+    Ok(())
 }
 
 fn web_ip(raw: &Raw) -> Result<IpAddr, ConfigError> {

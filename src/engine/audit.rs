@@ -4,7 +4,7 @@
 //! see `payload::e2e`). Each subscriber keeps one [`Stream`] per publisher, allocated when the
 //! worker is built (the number of publishers is known), so recording a message never
 //! allocates. A stream is a contiguous watermark (`base`: everything below it is settled) plus
-//! a [`WINDOW`]-message bitmap above it, so memory per stream is fixed (80 bytes) whatever the
+//! a [`WINDOW`]-message bitmap above it, so memory per stream is fixed (88 bytes) whatever the
 //! run length.
 //!
 //! At the bound: a sequence number [`WINDOW`] or more beyond the watermark slides the window
@@ -18,15 +18,24 @@
 //! Sequence numbers on the wire are taken modulo a fixed modulus (2^48 for the payload
 //! marker); the stream unwraps them to the full value closest to the newest one seen, so
 //! wrap-around is handled as long as reordering stays below half the modulus.
+//!
+//! A stats reset moves the audit's *cut* (`Control::audit_cut_ns`): from then on the counts
+//! cover only messages whose send stamp (the marker's time, the same value the publisher's
+//! in-flight slot keeps) is at or after the cut. Every message is classified by its own stamp
+//! on both sides, the publisher's count and the subscriber's, so a message in flight at the
+//! reset is either in both or in neither: never counted twice, never called lost. The window
+//! and watermark keep running across a cut (duplicates of older messages are still known).
+//! A stream restarts its counts lazily, at its first arrival after the cut moved; one that
+//! has seen no arrival since counts as zero (`counts_at`).
 
-use serde_json::{json, Value};
+pub use crate::stats::audit::AuditSummary;
 
 /// Messages tracked individually above a stream's watermark.
 pub const WINDOW: u64 = 256;
 const WORDS: usize = (WINDOW / 64) as usize;
 
-/// Most (subscriber, publisher) streams one run may audit: 4,194,304 streams of 80 bytes
-/// (320 MiB). Larger runs are refused by the config check, which suggests `--verify false`.
+/// Most (subscriber, publisher) streams one run may audit: 4,194,304 streams of 88 bytes
+/// (352 MiB). Larger runs are refused by the config check, which suggests `--verify false`.
 pub const MAX_STREAMS: u64 = 1 << 22;
 
 /// One publisher's sequence numbers as seen by one subscriber.
@@ -38,6 +47,9 @@ pub struct Stream {
     bits: [u64; WORDS],
     /// Newest (full, unwrapped) sequence number seen; 0 before the first.
     newest: u64,
+    /// The cut the counts below start at (ns since the run start; 0: the whole run).
+    cut_ns: u64,
+    /// Counts of messages stamped at or after `cut_ns`.
     pub unique: u64,
     pub duplicated: u64,
     pub reordered: u64,
@@ -51,6 +63,7 @@ impl Default for Stream {
             base: 1,
             bits: [0; WORDS],
             newest: 0,
+            cut_ns: 0,
             unique: 0,
             duplicated: 0,
             reordered: 0,
@@ -60,18 +73,49 @@ impl Default for Stream {
 }
 
 impl Stream {
-    /// Record one arrival of wire sequence number `wire_seq` (taken modulo `modulus`).
-    pub fn record(&mut self, wire_seq: u64, modulus: u64) {
+    /// Record one arrival of wire sequence number `wire_seq` (taken modulo `modulus`),
+    /// counted when it was stamped at or after the audit's current cut (`counted`).
+    pub fn record(&mut self, wire_seq: u64, modulus: u64, cut: Cut) -> Arrival {
+        if self.cut_ns != cut.cut_ns {
+            self.restart_counts(cut.cut_ns);
+        }
         let seq = self.unwrap(wire_seq, modulus);
-        if seq < self.base {
-            self.below_window();
+        let arrival = if seq < self.base {
+            self.below_window()
         } else {
             if seq >= self.base + WINDOW {
                 self.slide_to(seq + 1 - WINDOW);
             }
-            self.in_window(seq);
-        }
+            self.in_window(seq)
+        };
         self.newest = self.newest.max(seq);
+        if cut.counted {
+            self.count(arrival);
+        }
+        arrival
+    }
+
+    /// Unique, duplicated and reordered at `cut_ns` (zero when no arrival since it).
+    pub fn counts_at(&self, cut_ns: u64) -> (u64, u64, u64) {
+        match self.cut_ns == cut_ns {
+            true => (self.unique, self.duplicated, self.reordered),
+            false => (0, 0, 0),
+        }
+    }
+
+    fn restart_counts(&mut self, cut_ns: u64) {
+        self.cut_ns = cut_ns;
+        (self.unique, self.duplicated, self.reordered) = (0, 0, 0);
+    }
+
+    fn count(&mut self, arrival: Arrival) {
+        match arrival {
+            Arrival::First { reordered } => {
+                self.unique += 1;
+                self.reordered += u64::from(reordered);
+            }
+            Arrival::Duplicate => self.duplicated += 1,
+        }
     }
 
     /// The full sequence number congruent to `wire_seq` closest to the newest one seen.
@@ -93,28 +137,24 @@ impl Stream {
             .unwrap_or(wire_seq)
     }
 
-    fn below_window(&mut self) {
+    fn below_window(&mut self) -> Arrival {
         if self.gaps > 0 {
             self.gaps -= 1;
-            self.unique += 1;
-            self.reordered += 1;
+            Arrival::First { reordered: true }
         } else {
-            self.duplicated += 1;
+            Arrival::Duplicate
         }
     }
 
-    fn in_window(&mut self, seq: u64) {
+    fn in_window(&mut self, seq: u64) -> Arrival {
         let (word, bit) = slot(seq);
         if self.bits[word] & bit != 0 {
-            self.duplicated += 1;
-            return;
+            return Arrival::Duplicate;
         }
         self.bits[word] |= bit;
-        self.unique += 1;
-        if seq < self.newest {
-            self.reordered += 1;
-        }
+        let reordered = seq < self.newest;
         self.advance_over_received();
+        Arrival::First { reordered }
     }
 
     /// Move the watermark over the received messages at its front.
@@ -149,6 +189,41 @@ impl Stream {
     }
 }
 
+/// What one arrival was to its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Its first arrival; `reordered`: a newer message of the stream arrived before it.
+    First {
+        reordered: bool,
+    },
+    Duplicate,
+}
+
+/// The audit's cut as one arrival sees it: where the counts start, and whether this message
+/// (by its send stamp) is at or after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub cut_ns: u64,
+    pub counted: bool,
+}
+
+impl Cut {
+    /// No reset: every message counts.
+    pub const WHOLE_RUN: Cut = Cut {
+        cut_ns: 0,
+        counted: true,
+    };
+
+    /// The cut at `cut_ns` for a message stamped `stamp_ns` (both ns since the run start).
+    #[inline]
+    pub fn of(cut_ns: u64, stamp_ns: u64) -> Cut {
+        Cut {
+            cut_ns,
+            counted: stamp_ns >= cut_ns,
+        }
+    }
+}
+
 #[inline]
 fn slot(seq: u64) -> (usize, u64) {
     let index = seq % WINDOW;
@@ -175,139 +250,62 @@ impl SubscriberAudit {
         }
     }
 
-    /// Adds another subscriber's per-stream counts (a shared group audits as one; duplicates
-    /// across its members are not detected).
-    pub fn merge_from(&mut self, other: &SubscriberAudit) {
+    /// Adds another subscriber's per-stream counts at the cut `cut_ns` (a shared group
+    /// audits as one; duplicates across its members are not detected).
+    pub fn merge_from(&mut self, other: &SubscriberAudit, cut_ns: u64) {
         for (mine, theirs) in self.streams.iter_mut().zip(other.streams.iter()) {
-            mine.unique += theirs.unique;
-            mine.duplicated += theirs.duplicated;
-            mine.reordered += theirs.reordered;
+            if mine.cut_ns != cut_ns {
+                mine.restart_counts(cut_ns);
+            }
+            let (unique, duplicated, reordered) = theirs.counts_at(cut_ns);
+            mine.unique += unique;
+            mine.duplicated += duplicated;
+            mine.reordered += reordered;
         }
         self.unique_total += other.unique_total;
         self.cut_off |= other.cut_off;
     }
 
-    /// Record a message of publisher `publisher`; ids outside the run are ignored (false).
+    /// Record a message of publisher `publisher`; ids outside the run are ignored (None).
     #[inline]
-    pub fn record(&mut self, publisher: u32, wire_seq: u64, modulus: u64) -> bool {
-        let Some(stream) = self.streams.get_mut(publisher as usize) else {
-            return false;
-        };
-        let before = stream.unique;
-        stream.record(wire_seq, modulus);
-        self.unique_total += stream.unique - before;
-        true
+    pub fn record(
+        &mut self,
+        publisher: u32,
+        wire_seq: u64,
+        modulus: u64,
+        cut: Cut,
+    ) -> Option<Arrival> {
+        let stream = self.streams.get_mut(publisher as usize)?;
+        let arrival = stream.record(wire_seq, modulus, cut);
+        if let Arrival::First { .. } = arrival {
+            self.unique_total += 1;
+        }
+        Some(arrival)
     }
 }
 
-/// The run's verdict, as printed and written to JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuditSummary {
-    /// Publishes that count (acknowledged at QoS 1/2, written at QoS 0), once.
-    pub published: u64,
-    /// Deliveries owed: `published` per subscriber, or once per shared-subscription group.
-    pub expected: u64,
-    /// First arrivals (duplicates excluded).
-    pub delivered: u64,
-    /// Owed and not delivered to a subscriber that the drain gave up on as quiet or closed.
-    pub lost: u64,
-    /// Owed and not delivered to a subscriber still connected when the drain cap ended,
-    /// while deliveries were still arriving: neither delivered nor lost (the verdict is
-    /// "incomplete"). `delivered + lost + still_arriving == expected`.
-    pub still_arriving: u64,
-    pub duplicated: u64,
-    pub reordered: u64,
-    /// Subscribers audited (the ones that got their SUBACK).
-    pub subscribers: u32,
-    /// Publish QoS and subscription QoS; deliveries happen at the lower of the two.
-    pub publish_qos: u8,
-    pub subscribe_qos: u8,
-    pub shared: bool,
-}
-
 impl AuditSummary {
-    /// Adds one subscriber's streams against `expected[p]` (per publisher, matching ones only).
-    pub fn add_subscriber(&mut self, audit: &SubscriberAudit, expected: &[u64]) {
+    /// Adds one subscriber's streams against `expected[p]` (per publisher, matching ones
+    /// only, counted from the cut `cut_ns`).
+    pub fn add_subscriber(&mut self, audit: &SubscriberAudit, expected: &[u64], cut_ns: u64) {
         for (stream, &owed) in audit.streams.iter().zip(expected) {
-            self.add_stream(stream, owed, audit.cut_off);
+            self.add_stream(stream, owed, audit.cut_off, cut_ns);
         }
     }
 
     /// Adds one stream against `owed` deliveries; `cut_off`: its subscriber was still
     /// receiving when the drain cap ended, so what is missing is still arriving, not lost.
-    pub fn add_stream(&mut self, stream: &Stream, owed: u64, cut_off: bool) {
-        let missing = owed.saturating_sub(stream.unique);
+    pub fn add_stream(&mut self, stream: &Stream, owed: u64, cut_off: bool, cut_ns: u64) {
+        let (unique, duplicated, reordered) = stream.counts_at(cut_ns);
+        let missing = owed.saturating_sub(unique);
         self.expected += owed;
-        self.delivered += stream.unique;
+        self.delivered += unique;
         match cut_off {
             true => self.still_arriving += missing,
             false => self.lost += missing,
         }
-        self.duplicated += stream.duplicated;
-        self.reordered += stream.reordered;
-    }
-
-    /// `ok`, `failed` (lost or duplicated messages), or `incomplete` (nothing lost or
-    /// duplicated so far, but messages were still arriving when the drain cap ended).
-    pub fn verdict(&self) -> &'static str {
-        if self.lost > 0 || self.duplicated > 0 {
-            "failed"
-        } else if self.still_arriving > 0 {
-            "incomplete"
-        } else {
-            "ok"
-        }
-    }
-
-    /// Whether the run's exit code must say the audit did not pass (see `report::exit_code`).
-    pub fn passed(&self) -> bool {
-        self.verdict() == "ok"
-    }
-
-    /// `Delivery audit: 4 published, 8 expected (2 subscribers), 8 delivered, 0 lost,
-    /// 0 duplicated, 0 out of order: OK`; ends `: incomplete: N still arriving when the drain
-    /// cap ended` when that is all that is wrong, `: FAILED; N still arriving ...` otherwise.
-    pub fn verdict_line(&self) -> String {
-        let arriving = format!(
-            "{} still arriving when the drain cap ended",
-            self.still_arriving
-        );
-        let verdict = match (self.verdict(), self.still_arriving) {
-            ("ok", _) => "OK".to_string(),
-            ("incomplete", _) => format!("incomplete: {arriving}"),
-            (_, 0) => "FAILED".to_string(),
-            _ => format!("FAILED; {arriving}"),
-        };
-        format!(
-            "Delivery audit: {} published, {} expected ({} subscriber{}{}), {} delivered, {} lost, {} duplicated, {} out of order: {verdict}",
-            self.published,
-            self.expected,
-            self.subscribers,
-            if self.subscribers == 1 { "" } else { "s" },
-            if self.shared { ", shared" } else { "" },
-            self.delivered,
-            self.lost,
-            self.duplicated,
-            self.reordered,
-        )
-    }
-
-    pub fn to_json(&self) -> Value {
-        json!({
-            "published": self.published,
-            "expected": self.expected,
-            "delivered": self.delivered,
-            "lost": self.lost,
-            "still_arriving": self.still_arriving,
-            "verdict": self.verdict(),
-            "duplicated": self.duplicated,
-            "reordered": self.reordered,
-            "subscribers": self.subscribers,
-            "shared": self.shared,
-            "publish_qos": self.publish_qos,
-            "subscribe_qos": self.subscribe_qos,
-            "delivery_qos": self.publish_qos.min(self.subscribe_qos),
-        })
+        self.duplicated += duplicated;
+        self.reordered += reordered;
     }
 }
 
@@ -320,7 +318,7 @@ mod tests {
     fn fed(seqs: impl IntoIterator<Item = u64>, modulus: u64) -> Stream {
         let mut s = Stream::default();
         for seq in seqs {
-            s.record(seq, modulus);
+            s.record(seq, modulus, Cut::WHOLE_RUN);
         }
         s
     }
@@ -354,7 +352,7 @@ mod tests {
         let s = fed((1..=10).filter(|&n| n != 4), M);
         assert_eq!(s.base, 4, "the watermark waits at the gap");
         let mut summary = AuditSummary::default();
-        summary.add_stream(&s, 10, false);
+        summary.add_stream(&s, 10, false, 0);
         assert_eq!((summary.delivered, summary.lost), (9, 1));
     }
 
@@ -369,13 +367,13 @@ mod tests {
     #[test]
     fn a_late_arrival_below_the_window_fills_a_gap_and_a_repeat_without_gaps_is_a_duplicate() {
         let mut s = fed([1, 2, 3, 1000], M);
-        s.record(500, M);
+        s.record(500, M, Cut::WHOLE_RUN);
         assert_eq!(
             (s.unique, s.reordered, s.gaps, s.duplicated),
             (5, 1, 740, 0)
         );
         let mut clean = fed(1..=1000, M);
-        clean.record(3, M);
+        clean.record(3, M, Cut::WHOLE_RUN);
         assert_eq!((clean.unique, clean.duplicated), (1000, 1));
     }
 
@@ -388,17 +386,17 @@ mod tests {
             ..Stream::default()
         };
         for seq in wire {
-            s.record(seq, modulus);
+            s.record(seq, modulus, Cut::WHOLE_RUN);
         }
         assert_eq!((s.unique, s.duplicated, s.reordered, s.gaps), (30, 0, 0, 0));
         assert_eq!(s.base, 1020);
-        s.record(995, modulus);
+        s.record(995, modulus, Cut::WHOLE_RUN);
         assert_eq!(s.duplicated, 1, "995 from before the wrap is a duplicate");
     }
 
     #[test]
     fn memory_stays_fixed_however_far_a_stream_runs() {
-        assert_eq!(std::mem::size_of::<Stream>(), 80);
+        assert_eq!(std::mem::size_of::<Stream>(), 88);
         let s = fed((1..=2_000_000).step_by(2), M);
         assert_eq!(s.unique, 1_000_000);
         let settled = s.gaps + s.unique;
@@ -409,10 +407,46 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_counts_only_messages_stamped_after_it_on_both_sides_whenever_they_arrive() {
+        // Message n is stamped at n * 10 ns; the reset's cut is at 55: 6..=10 are after it.
+        let cut_ns = 55;
+        let stamp = |seq: u64| seq * 10;
+        let mut s = Stream::default();
+        // 1..=4 arrive before the cut is placed; 5 (in flight at the cut) and the rest
+        // after, with a duplicate of 3 and of 7 among them.
+        for seq in 1..=4 {
+            s.record(seq, M, Cut::WHOLE_RUN);
+        }
+        for seq in [5, 6, 3, 8, 7, 7, 9, 10] {
+            s.record(seq, M, Cut::of(cut_ns, stamp(seq)));
+        }
+        // The publisher counts its acks by the same stamps: 6..=10.
+        let owed = (1..=10).filter(|&seq| stamp(seq) >= cut_ns).count() as u64;
+        assert_eq!(s.counts_at(cut_ns), (5, 1, 1), "7 twice, 7 after 8");
+        let mut summary = AuditSummary::default();
+        summary.add_stream(&s, owed, false, cut_ns);
+        assert_eq!(
+            (summary.expected, summary.delivered, summary.lost),
+            (5, 5, 0)
+        );
+        assert_eq!(
+            summary.duplicated, 1,
+            "the repeat of 3 is from before the cut"
+        );
+    }
+
+    #[test]
+    fn a_stream_without_arrivals_since_the_cut_counts_nothing_at_it() {
+        let s = fed(1..=10, M);
+        assert_eq!(s.counts_at(0), (10, 0, 0));
+        assert_eq!(s.counts_at(55), (0, 0, 0));
+    }
+
+    #[test]
     fn a_subscriber_ignores_publisher_ids_outside_the_run() {
         let mut audit = SubscriberAudit::new(2);
-        assert!(audit.record(1, 1, M));
-        assert!(!audit.record(2, 1, M));
+        assert!(audit.record(1, 1, M, Cut::WHOLE_RUN).is_some());
+        assert!(audit.record(2, 1, M, Cut::WHOLE_RUN).is_none());
         assert_eq!(audit.unique_total, 1);
     }
 
@@ -423,7 +457,7 @@ mod tests {
             subscribers: 1,
             ..AuditSummary::default()
         };
-        summary.add_stream(&fed([1, 2, 2, 4], M), 4, false);
+        summary.add_stream(&fed([1, 2, 2, 4], M), 4, false, 0);
         assert_eq!(
             summary.verdict_line(),
             "Delivery audit: 4 published, 4 expected (1 subscriber), 3 delivered, 1 lost, 1 duplicated, 0 out of order: FAILED"
@@ -437,8 +471,8 @@ mod tests {
             subscribers: 2,
             ..AuditSummary::default()
         };
-        summary.add_stream(&fed(1..=10, M), 10, false);
-        summary.add_stream(&fed(1..=7, M), 10, true);
+        summary.add_stream(&fed(1..=10, M), 10, false, 0);
+        summary.add_stream(&fed(1..=7, M), 10, true, 0);
         assert_eq!((summary.lost, summary.still_arriving), (0, 3));
         assert_eq!(summary.verdict(), "incomplete");
         assert!(!summary.passed());
@@ -453,8 +487,8 @@ mod tests {
     #[test]
     fn a_loss_elsewhere_fails_the_audit_even_when_another_subscriber_was_cut_off() {
         let mut summary = AuditSummary::default();
-        summary.add_stream(&fed(1..=9, M), 10, false);
-        summary.add_stream(&fed(1..=8, M), 10, true);
+        summary.add_stream(&fed(1..=9, M), 10, false, 0);
+        summary.add_stream(&fed(1..=8, M), 10, true, 0);
         assert_eq!(summary.verdict(), "failed");
         assert!(summary
             .verdict_line()

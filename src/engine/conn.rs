@@ -102,6 +102,10 @@ pub struct Conn {
     /// Publisher: publishes that count for the audit (acknowledged at QoS 1/2, written at
     /// QoS 0). Subscriber: marked messages received (duplicates included).
     pub counted: u64,
+    /// Publisher: of those, the ones stamped at or after the audit's cut `audit_cut_ns`
+    /// (see `engine::audit`); all of them until a stats reset moves the cut.
+    pub audit_counted: u64,
+    pub audit_cut_ns: u64,
     /// Subscriber: SUBACK received or failed (the publisher gate was told).
     pub sub_settled: bool,
     /// An event said the peer closed or the socket failed: reads go on to the end of stream
@@ -181,6 +185,8 @@ impl Conn {
             connect_slot_reserved: false,
             role: Role::Publisher { matches: false },
             counted: 0,
+            audit_counted: 0,
+            audit_cut_ns: 0,
             sub_settled: false,
             read_paused: false,
             peer_closed: false,

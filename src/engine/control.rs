@@ -39,7 +39,16 @@ pub struct Control {
     pub unrouted: AtomicU64,
     /// How many publishers should be in the run now, and how fast to get there.
     pub users: UserTarget,
+    /// Where the delivery audit's counts start (ns since `start`; 0: the whole run), moved
+    /// by a stats reset (see `engine::audit`). Read once per audited message (one atomic
+    /// load of a line written only at a reset).
+    audit_cut_ns: AtomicU64,
 }
+
+/// How far ahead of "now" a stats reset places the audit's cut: the cut is stored before
+/// the clock reaches it (checked, and placed again if the resetting thread was held up that
+/// long), so no message is stamped at or after a cut that a worker cannot see yet.
+pub const AUDIT_CUT_LEAD_NS: u64 = 20_000_000;
 
 /// The live user target: how many publishers of the reserved capacity take part now and the
 /// spawn pacing of the latest change. Workers compare `generation` once per loop iteration
@@ -224,8 +233,10 @@ pub struct Subscribers {
 /// The audit inputs workers hand over when they finish (allocated once per run).
 #[derive(Default)]
 pub struct Board {
-    /// Counted publishes by global publisher index.
-    pub published: Vec<u64>,
+    /// Counted publishes by global publisher index, since the audit's cut given beside them
+    /// (the one the publisher last saw: a publisher that saw no later cut has published
+    /// nothing since one).
+    pub published: Vec<(u64, u64)>,
     /// Whether each publisher's topic matches the subscribers' filter.
     pub matching: Vec<bool>,
     pub audits: Vec<super::audit::SubscriberAudit>,
@@ -329,7 +340,26 @@ impl Control {
             server_receive_maximum: AtomicU32::new(u32::MAX),
             unrouted: AtomicU64::new(0),
             users: UserTarget::new(users, capacity, spawn_rate),
+            audit_cut_ns: AtomicU64::new(0),
         })
+    }
+
+    /// Move the delivery audit's cut to [`AUDIT_CUT_LEAD_NS`] from now (a stats reset);
+    /// returns the cut (ns since the start).
+    pub fn cut_audit(&self) -> u64 {
+        loop {
+            let cut_ns = self.now_ns() + AUDIT_CUT_LEAD_NS;
+            self.audit_cut_ns.store(cut_ns, Ordering::SeqCst);
+            if self.now_ns() < cut_ns {
+                return cut_ns;
+            }
+        }
+    }
+
+    /// Where the delivery audit's counts start (ns since the start; 0: the whole run).
+    #[inline]
+    pub fn audit_cut_ns(&self) -> u64 {
+        self.audit_cut_ns.load(Ordering::SeqCst)
     }
 
     /// Nanoseconds since the start of the run.

@@ -71,6 +71,19 @@ impl Negotiated {
             "no_matching_subscribers": self.no_matching_subscribers,
         })
     }
+
+    /// Under MQTT 5, the plan whose recorded configuration also says what the brokers
+    /// negotiated (`config.mqtt5`), for the result; the plan itself otherwise.
+    pub fn recorded_in(self, plan: &Arc<Plan>) -> Arc<Plan> {
+        if plan.mqtt_version != crate::mqtt::Version::V5 {
+            return Arc::clone(plan);
+        }
+        let mut plan = Plan::clone(plan);
+        if let Some(config) = plan.effective_config.as_object_mut() {
+            config.insert("mqtt5".to_string(), self.to_json());
+        }
+        Arc::new(plan)
+    }
 }
 
 /// [`run`], also returning what the brokers negotiated.
@@ -85,13 +98,14 @@ pub fn run_negotiated(
 /// [`run`], steerable through `steering` while it runs: `capacity` publishers are reserved
 /// (`steer::reserved_users`) and the plan's users start; the user target and spawn rate may
 /// change live up to the reserve, and a stop from the steering ends it like the run time.
+/// Also returns what the brokers negotiated, as [`run_negotiated`].
 pub fn run_steered(
     plan: Arc<Plan>,
     addrs: Vec<SocketAddr>,
     stop_signals: &dyn Fn() -> u32,
     steering: &steer::Steering,
     capacity: u32,
-) -> Result<Summary, String> {
+) -> Result<(Summary, Negotiated), String> {
     let control = match plan.messages {
         Some(_) => {
             let control = Control::with_users(plan.users, plan.users, plan.spawn_rate);
@@ -104,13 +118,12 @@ pub fn run_steered(
     };
     steering.board().clear();
     steering.attach(&control);
-    let summary =
-        run_with(plan, addrs, stop_signals, control, Some(steering)).map(|(summary, _)| summary);
+    let run = run_with(plan, addrs, stop_signals, control, Some(steering));
     steering.detach();
-    if let Ok(summary) = &summary {
+    if let Ok((summary, _)) = &run {
         publish_final(steering, summary);
     }
-    summary
+    run
 }
 
 /// The finished run's result replaces its live snapshots: downloads after the stop get the
@@ -189,9 +202,27 @@ fn run_with(
     for line in mqtt5_notes(&plan, &control) {
         eprintln!("{line}");
     }
-    if plan.verify {
+    if plan.verify && plan.sub_users > 0 {
         let audit = audit_summary(&plan, &control);
         eprintln!("{}", audit.verdict_line());
+        if let Some(live) = &summary.audit {
+            // The merger's sum of what workers shipped is the same count, kept as it went.
+            debug_assert_eq!(
+                (
+                    live.published,
+                    live.delivered,
+                    live.duplicated,
+                    live.reordered
+                ),
+                (
+                    audit.published,
+                    audit.delivered,
+                    audit.duplicated,
+                    audit.reordered
+                ),
+                "the live audit counts equal the final ones"
+            );
+        }
         summary.audit = Some(audit);
     }
     let broker_receive_maximum = control.receive_maximum();
@@ -236,35 +267,45 @@ pub fn mqtt5_notes(plan: &Plan, control: &Control) -> Vec<String> {
     notes
 }
 
-/// The delivery audit from what the workers handed over: per subscriber (or once for a
-/// shared group), each matching publisher's counted publishes against the first arrivals.
-fn audit_summary(plan: &Plan, control: &Control) -> audit::AuditSummary {
-    let mut summary = audit::AuditSummary {
+/// What the run's delivery audit covers.
+fn audit_shape(plan: &Plan) -> stats::audit::AuditShape {
+    stats::audit::AuditShape {
         subscribers: plan.sub_users,
         publish_qos: plan.qos,
         subscribe_qos: plan.sub_qos,
         shared: plan.shared_subscription(),
-        ..Default::default()
-    };
+    }
+}
+
+/// The delivery audit from what the workers handed over: per subscriber (or once for a
+/// shared group), each matching publisher's counted publishes against the first arrivals.
+fn audit_summary(plan: &Plan, control: &Control) -> audit::AuditSummary {
+    let mut summary = audit_shape(plan).empty();
     let Ok(board) = control.subs.board.lock() else {
         return summary;
     };
+    let cut_ns = control.audit_cut_ns();
     let owed: Vec<u64> = board
         .published
         .iter()
         .zip(&board.matching)
-        .map(|(&published, &matches)| if matches { published } else { 0 })
+        .map(
+            |(&(published, seen_cut_ns), &matches)| match matches && seen_cut_ns == cut_ns {
+                true => published,
+                false => 0,
+            },
+        )
         .collect();
     summary.published = owed.iter().sum();
     if summary.shared {
         let mut group = audit::SubscriberAudit::new(control.users.capacity().max(plan.users));
         for sub in &board.audits {
-            group.merge_from(sub);
+            group.merge_from(sub, cut_ns);
         }
-        summary.add_subscriber(&group, &owed);
+        summary.add_subscriber(&group, &owed, cut_ns);
     } else {
         for sub in &board.audits {
-            summary.add_subscriber(sub, &owed);
+            summary.add_subscriber(sub, &owed, cut_ns);
         }
         // Subscribers that never handed over an audit (none today) would owe everything.
         let missing = (plan.sub_users as usize).saturating_sub(board.audits.len()) as u64;
@@ -306,7 +347,9 @@ fn report_id_of(plan: &Plan, client: ClientRef) -> String {
 }
 
 fn merger_config(plan: &Plan, control: &Control) -> MergerConfig {
-    MergerConfig::from_plan(plan, control.start, control.start_wall)
+    let mut cfg = MergerConfig::from_plan(plan, control.start, control.start_wall);
+    cfg.audit = (plan.verify && plan.sub_users > 0).then(|| audit_shape(plan));
+    cfg
 }
 
 /// Start the workers; worker w is pinned to `cores[w % len]` (none when empty).

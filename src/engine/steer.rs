@@ -39,13 +39,15 @@ impl Steering {
         self.board.latest()
     }
 
-    /// Start the running test's statistics over (applied by the merger within a second).
+    /// Start the running test's statistics over (applied by the merger within a second)
+    /// and its delivery audit (from a cut a few milliseconds ahead, see `engine::audit`).
     pub fn reset_stats(&self) -> bool {
-        let running = self.running().is_some();
-        if running {
-            self.board.request_reset();
-        }
-        running
+        let Some(control) = self.running() else {
+            return false;
+        };
+        control.cut_audit();
+        self.board.request_reset();
+        true
     }
 
     /// The running test's user target and pacing, and the users it reserved.

@@ -138,8 +138,9 @@ fn run_test(
     eprintln!("{}", (hooks.banner)(&plan, &addrs));
     let capacity = steer::reserved_users(plan.users, plan.sub_users, plan.hosts.is_empty());
     let plan = Arc::new(plan);
-    let summary =
+    let (summary, negotiated) =
         crate::engine::run_steered(Arc::clone(&plan), addrs, stopping, steering, capacity)
             .map_err(|e| (1, e))?;
-    Ok((summary, plan))
+    // The test's files carry what its brokers negotiated (MQTT 5), as a headless run's do.
+    Ok((summary, negotiated.recorded_in(&plan)))
 }

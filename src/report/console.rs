@@ -344,7 +344,8 @@ pub fn final_report(summary: &Summary) -> String {
         &name_of,
     ));
     out.push_str(&lag_line(&summary.lag_us));
-    if let Some(audit) = &summary.audit {
+    // A running audit's counts are no verdict: the engine prints that once workers are done.
+    if let Some(audit) = summary.audit.as_ref().filter(|a| !a.running) {
         out.push_str(&audit.verdict_line());
         out.push('\n');
     }

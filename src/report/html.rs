@@ -428,7 +428,11 @@ pub fn audit_section(s: &Summary) -> String {
         "Published",
         "Expected",
         "Delivered",
-        "Lost",
+        if a.running {
+            "Not delivered yet"
+        } else {
+            "Lost"
+        },
         "Duplicated",
         "Out of order",
         "Subscribers",
@@ -437,7 +441,7 @@ pub fn audit_section(s: &Summary) -> String {
         a.published.to_string(),
         a.expected.to_string(),
         a.delivered.to_string(),
-        a.lost.to_string(),
+        if a.running { a.still_arriving } else { a.lost }.to_string(),
         a.duplicated.to_string(),
         a.reordered.to_string(),
         a.subscribers.to_string(),

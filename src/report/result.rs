@@ -188,6 +188,7 @@ fn audit_at(doc: &Value) -> Result<Option<AuditSummary>, String> {
         publish_qos: narrow("publish_qos")?,
         subscribe_qos: narrow("subscribe_qos")?,
         shared: a.get("shared").and_then(Value::as_bool).unwrap_or(false),
+        running: a.get("verdict").and_then(Value::as_str) == Some("running"),
     }))
 }
 

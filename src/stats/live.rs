@@ -11,6 +11,59 @@ use super::{Summary, N_METRICS};
 /// How often the merger publishes a snapshot (the UI polls every 1-2 s).
 pub const SNAPSHOT_INTERVAL_MS: u64 = 1000;
 
+/// A worker's delivery-audit counts since the audit's latest cut (the run's start, or the
+/// instant of the latest stats reset), as `engine::audit` classifies each message by its own
+/// send stamp. Workers keep them as they go (a few additions per message, no lock) and ship
+/// a copy with each interval: per worker, one fixed 40-byte value per second crosses threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveAudit {
+    /// The cut these counts start at (ns since the run start; 0: the whole run).
+    pub cut_ns: u64,
+    /// Acknowledged (QoS 1/2) or written (QoS 0) publishes whose topic the subscribers match.
+    pub published: u64,
+    /// First arrivals at this worker's subscribers.
+    pub delivered: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+}
+
+impl LiveAudit {
+    #[cfg(test)]
+    fn with_delivered(self, delivered: u64) -> LiveAudit {
+        LiveAudit { delivered, ..self }
+    }
+
+    /// Start the counts over at `cut_ns` when the cut moved (a stats reset).
+    #[inline]
+    pub fn at_cut(&mut self, cut_ns: u64) -> &mut LiveAudit {
+        if self.cut_ns != cut_ns {
+            *self = LiveAudit {
+                cut_ns,
+                ..LiveAudit::default()
+            };
+        }
+        self
+    }
+
+    /// The counts of every worker at the latest cut any of them has seen. A worker still at
+    /// an older cut has counted nothing since the latest one (no message is stamped at or
+    /// after a cut before every worker can see it), so its counts are left out.
+    pub fn sum(workers: &[LiveAudit]) -> LiveAudit {
+        let cut_ns = workers.iter().map(|w| w.cut_ns).max().unwrap_or(0);
+        let mut total = LiveAudit {
+            cut_ns,
+            ..LiveAudit::default()
+        };
+        for w in workers.iter().filter(|w| w.cut_ns == cut_ns) {
+            total.published += w.published;
+            total.delivered += w.delivered;
+            total.duplicated += w.duplicated;
+            total.reordered += w.reordered;
+        }
+        total
+    }
+}
+
 /// One published view of a run.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -70,5 +123,28 @@ impl LiveBoard {
             Ok(mut latest) => *latest = None,
             Err(poisoned) => *poisoned.into_inner() = None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_audit_counts_add_up_at_the_latest_cut_and_restart_when_it_moves() {
+        let at = |cut_ns, published| LiveAudit {
+            cut_ns,
+            published,
+            delivered: 2 * published,
+            ..LiveAudit::default()
+        };
+        let total = LiveAudit::sum(&[at(0, 5), at(0, 7)]);
+        assert_eq!((total.published, total.delivered), (12, 24));
+        // The second worker has not seen the cut at 90 yet: nothing of it counts there.
+        let total = LiveAudit::sum(&[at(90, 1), at(0, 7)]);
+        assert_eq!((total.cut_ns, total.published), (90, 1));
+        let mut counts = at(0, 7);
+        counts.at_cut(90).published += 1;
+        assert_eq!(counts, at(90, 1).with_delivered(0));
     }
 }

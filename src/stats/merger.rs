@@ -14,7 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 
-use super::live::{LiveBoard, Snapshot, SNAPSHOT_INTERVAL_MS};
+use super::audit::AuditShape;
+use super::live::{LiveAudit, LiveBoard, Snapshot, SNAPSHOT_INTERVAL_MS};
 /// Also reachable here, where the skeleton declared it.
 pub use super::summary::Summary;
 use super::timeline::TimelineBuilder;
@@ -43,6 +44,8 @@ pub struct MergerConfig {
     pub started_at: Instant,
     /// The same moment on the wall clock, for reports.
     pub started_wall: SystemTime,
+    /// The run's delivery audit, when it has one: snapshots carry its running counts.
+    pub audit: Option<AuditShape>,
 }
 
 impl MergerConfig {
@@ -56,6 +59,7 @@ impl MergerConfig {
             qos: plan.qos,
             started_at,
             started_wall,
+            audit: None,
         }
     }
 }
@@ -161,6 +165,8 @@ pub struct Merger {
     live: Option<Arc<LiveBoard>>,
     /// Connected clients per worker, from its latest interval.
     connected: Vec<u32>,
+    /// Delivery-audit counts per worker, from its latest interval.
+    audit: Vec<LiveAudit>,
 }
 
 impl Merger {
@@ -190,6 +196,7 @@ impl Merger {
             aggregated_us: new_histogram(),
             live: None,
             connected: vec![0; workers],
+            audit: vec![LiveAudit::default(); workers],
         }
     }
 
@@ -274,6 +281,9 @@ impl Merger {
         self.timeline.absorb(&interval);
         if let Some(connected) = self.connected.get_mut(interval.worker) {
             *connected = interval.connected;
+        }
+        if let Some(audit) = self.audit.get_mut(interval.worker) {
+            *audit = interval.audit;
         }
 
         let worker = interval.worker;
@@ -458,7 +468,10 @@ impl Merger {
             timeline,
             target_users: self.cfg.target_users,
             max_connected_users,
-            audit: None,
+            audit: self
+                .cfg
+                .audit
+                .map(|shape| shape.running(LiveAudit::sum(&self.audit))),
         }
     }
 }
@@ -536,6 +549,7 @@ mod tests {
             qos: 1,
             started_at,
             started_wall: SystemTime::now(),
+            audit: None,
         }
     }
 

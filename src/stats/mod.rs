@@ -6,6 +6,7 @@
 //! steady state nothing is allocated on either side. Merging adds histograms; percentiles are
 //! never averaged.
 
+pub mod audit;
 pub mod hdr_codec;
 pub mod live;
 pub mod merger;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
+use super::live::LiveAudit;
 use super::{
     new_histogram, ClientRef, Failure, Metric, INTERVAL_MS, LATENCY_MAX_US, MAX_ERROR_EXAMPLES,
     N_METRICS,
@@ -76,6 +77,8 @@ pub struct Interval {
     pub sent: u64,
     /// Clients of this worker holding an accepted connection at `at`.
     pub connected: u32,
+    /// The worker's delivery-audit counts at `at` (cumulative since the audit's cut).
+    pub audit: LiveAudit,
     /// True for the worker's last interval.
     pub last: bool,
 }
@@ -94,6 +97,7 @@ impl Interval {
             overflow: [0; N_METRICS],
             sent: 0,
             connected: 0,
+            audit: LiveAudit::default(),
             last: false,
         }
     }
@@ -173,6 +177,7 @@ pub struct Recorder {
     /// so that all workers ship at about the same moments and the merger can bucket by second.
     ship_due_at: Instant,
     connected: u32,
+    audit: LiveAudit,
     finished: bool,
 }
 
@@ -196,6 +201,7 @@ impl Recorder {
             recycle,
             ship_due_at: now + interval(),
             connected: 0,
+            audit: LiveAudit::default(),
             finished: false,
         }
     }
@@ -233,6 +239,13 @@ impl Recorder {
         self.connected = n;
     }
 
+    /// The worker's delivery-audit counts since `cut_ns` (started over when the cut moved);
+    /// each shipped interval carries a copy.
+    #[inline]
+    pub fn audit(&mut self, cut_ns: u64) -> &mut LiveAudit {
+        self.audit.at_cut(cut_ns)
+    }
+
     /// Ship the interval if `INTERVAL_MS` has passed since the last one. Never blocks: if the
     /// channel is full the interval keeps accumulating and is shipped next time.
     pub fn maybe_flush(&mut self, now: Instant) {
@@ -245,6 +258,7 @@ impl Recorder {
         };
         self.current.at = now;
         self.current.connected = self.connected;
+        self.current.audit = self.audit;
         let full = std::mem::replace(&mut self.current, empty);
         match self.tx.try_send(full) {
             Ok(()) => self.ship_due_at = next_deadline(self.ship_due_at, now),
@@ -269,6 +283,7 @@ impl Recorder {
         let mut last = std::mem::replace(&mut self.current, empty);
         last.at = now;
         last.connected = self.connected;
+        last.audit = self.audit;
         last.last = true;
         // A disconnected merger has nobody to report to; the interval is dropped.
         let _ = self.tx.send(last);

@@ -118,9 +118,9 @@ pub struct Summary {
     /// Sources that should be in this result but produced none (a multi-host run whose host
     /// failed): when not empty, the result is partial and every report says so.
     pub missing_sources: Vec<String>,
-    /// The delivery audit of a run with subscribers and `--verify` (filled in by the engine
-    /// after the workers have finished; None otherwise).
-    pub audit: Option<crate::engine::audit::AuditSummary>,
+    /// The delivery audit of a run with subscribers and `--verify` (the running counts in a
+    /// live snapshot, the engine's verdict once the workers have finished; None otherwise).
+    pub audit: Option<super::audit::AuditSummary>,
 }
 
 impl Summary {

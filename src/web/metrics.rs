@@ -1,6 +1,6 @@
 //! `/metrics` in the Prometheus text format (0.0.4): requests and failures per row, failures
 //! by reason, connected and target users, publish latency quantiles (exact, from the
-//! histograms) and schedule lag. Nothing here names a token or a password: example clients
+//! histograms), schedule lag and the delivery audit's counts (running, then final). Nothing here names a token or a password: example clients
 //! are not exported, only reasons.
 
 use std::fmt::Write;
@@ -8,6 +8,7 @@ use std::fmt::Write;
 use hdrhistogram::Histogram;
 
 use super::session::Session;
+use crate::stats::audit::AuditSummary;
 use crate::stats::Metric;
 
 const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
@@ -101,7 +102,32 @@ pub fn render(session: &Session) -> String {
         "How far behind its schedule the generator sent.",
         &summary.lag_us,
     );
+    if let Some(audit) = &summary.audit {
+        audit_counts(&mut out, audit);
+    }
     out
+}
+
+/// The delivery audit's counts, one gauge family (they restart at a stats reset).
+fn audit_counts(out: &mut String, a: &AuditSummary) {
+    header(
+        out,
+        "mqblast_audit_messages",
+        "gauge",
+        "Delivery audit counts since the test started or its stats were reset.",
+    );
+    let counts = [
+        ("published", a.published),
+        ("expected", a.expected),
+        ("delivered", a.delivered),
+        ("not_delivered_yet", a.still_arriving),
+        ("lost", a.lost),
+        ("duplicated", a.duplicated),
+        ("reordered", a.reordered),
+    ];
+    for (kind, count) in counts {
+        let _ = writeln!(out, "mqblast_audit_messages{{kind=\"{kind}\"}} {count}");
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -1,17 +1,18 @@
 //! The web face (`--web`): Locust's web UI and HTTP API on port 8089, steering live runs.
 //!
 //! ```text
-//! browser / curl ──HTTP──> server thread (tiny_http, one request at a time)
+//! browser / curl ──HTTP──> acceptor ──(queue of 16)──> 4 handler threads, one request each
 //!                               │ set users, stop, reset ──> engine::steer::Steering
 //!                               │ start a test ──> bounded channel ──> session loop (main thread)
 //!                               └ reads merger snapshots (Steering::snapshot)
 //! ```
 //! The face only translates: it never touches workers or the merger, and the engine and the
-//! stats know nothing of it (DESIGN.md, "Steering a live run"). Requests are served one at a
-//! time by one thread, so the UI's cost is bounded by its own polling; bodies are read up to
-//! [`MAX_BODY_BYTES`] and refused beyond.
+//! stats know nothing of it (DESIGN.md, "Steering a live run"). Connections, heads, bodies and
+//! the time a client may take are bounded in `server` (503, 431, 413, 408 at the bounds), so
+//! the UI's cost is bounded by its own polling whatever clients do.
 
 mod api;
+mod http;
 mod metrics;
 mod page;
 mod params;

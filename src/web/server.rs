@@ -1,34 +1,67 @@
-//! The HTTP server: tiny_http on its own thread, one request at a time, basic auth checked
-//! before anything else, every reply built by `api` and sent with the status it chose.
+//! The HTTP server, with every queue bounded by us: one acceptor thread admits connections
+//! into a queue of [`MAX_PENDING`], served by [`HANDLERS`] threads, one request per
+//! connection. At each bound the behaviour is decided here:
+//! - more connections than the handlers and the queue hold: `503` with a JSON error, written
+//!   by the acceptor without reading anything (it never blocks on a client), then closed;
+//! - a head over `http::MAX_HEAD_BYTES`: `431`; a body over [`MAX_BODY_BYTES`]: `413`;
+//!   a chunked body: `411`;
+//! - a request not complete within [`REQUEST_READ_TIMEOUT`] (a slow or silent client):
+//!   `408`; a reply the client does not take within [`REPLY_WRITE_TIMEOUT`]: closed.
+//!
+//! So a handful of slow clients can delay the UI by at most the read timeout, never exhaust
+//! threads or memory: at most `HANDLERS + MAX_PENDING + LINGERING_MAX` connections are held.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use std::os::fd::AsRawFd;
 
 use base64::Engine as _;
-use tiny_http::{Header, Request, Response, Server};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::api::{self, Reply};
+use super::http::{self, Head};
 use super::session::Session;
 use super::MAX_BODY_BYTES;
 use crate::plan::WebPlan;
 
-/// How often the server thread checks whether it should end.
-const ACCEPT_TICK: Duration = Duration::from_millis(200);
+/// Threads serving requests (each holds one connection at a time).
+pub const HANDLERS: usize = 4;
+/// Connections accepted and waiting for a handler; more are refused with 503.
+pub const MAX_PENDING: usize = 16;
+/// From a handler taking a connection to the request's last byte.
+pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to read a reply.
+pub const REPLY_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Refused connections kept open (their 503 written) until the client closes, so the
+/// request it sent does not turn our close into a reset that loses the 503; beyond this,
+/// or after [`LINGER`], they are closed at once.
+const LINGERING_MAX: usize = 64;
+const LINGER: Duration = Duration::from_secs(1);
+/// How often the acceptor looks at lingering connections while there are any.
+const LINGER_TICK: Duration = Duration::from_millis(100);
+const LISTENER: Token = Token(0);
+const WAKE: Token = Token(1);
 
-/// A running server; dropping it stops the thread.
+/// A running server; dropping it stops accepting (handlers finish what they hold).
 pub struct WebServer {
     pub addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
+    wake: Arc<Waker>,
+    acceptor: Option<thread::JoinHandle<()>>,
 }
 
 impl Drop for WebServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
+        let _ = self.wake.wake();
+        if let Some(thread) = self.acceptor.take() {
             let _ = thread.join();
         }
     }
@@ -36,56 +69,266 @@ impl Drop for WebServer {
 
 /// Bind `web.listen` and serve `session` until the returned server is dropped.
 pub fn serve(web: &WebPlan, session: Arc<Session>) -> Result<WebServer, String> {
-    let server = Server::http(web.listen)
-        .map_err(|e| format!("cannot serve the web UI on {}: {e}", web.listen))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| "the web UI is not on an IP address".to_string())?;
-    let expected_auth = web.auth.as_ref().map(|(user, pass)| {
+    let cannot = |e: std::io::Error| format!("cannot serve the web UI on {}: {e}", web.listen);
+    let listener = TcpListener::bind(web.listen).map_err(cannot)?;
+    listener.set_nonblocking(true).map_err(cannot)?;
+    let addr = listener.local_addr().map_err(cannot)?;
+    let expected_auth: Option<Arc<str>> = web.auth.as_ref().map(|(user, pass)| {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-        format!("Basic {token}")
+        format!("Basic {token}").into()
     });
+    let (admitted, pending) = crossbeam_channel::bounded(MAX_PENDING);
+    for h in 0..HANDLERS {
+        let (session, pending) = (Arc::clone(&session), pending.clone());
+        let auth = expected_auth.clone();
+        thread::Builder::new()
+            .name(format!("mqblast-web{h}"))
+            .spawn(move || handle_all(&pending, &session, auth.as_deref()))
+            .map_err(|e| format!("cannot start the web threads: {e}"))?;
+    }
+    let poll = Poll::new().map_err(cannot)?;
+    poll.registry()
+        .register(
+            &mut SourceFd(&listener.as_raw_fd()),
+            LISTENER,
+            Interest::READABLE,
+        )
+        .map_err(cannot)?;
+    let wake = Arc::new(Waker::new(poll.registry(), WAKE).map_err(cannot)?);
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = Arc::clone(&stop);
-    let thread = thread::Builder::new()
+    let acceptor = thread::Builder::new()
         .name("mqblast-web".into())
-        .spawn(move || {
-            while !stopping.load(Ordering::Acquire) {
-                if let Ok(Some(request)) = server.recv_timeout(ACCEPT_TICK) {
-                    handle(request, &session, expected_auth.as_deref());
-                }
-            }
-        })
+        .spawn(move || accept_all(poll, &listener, &admitted, &stopping))
         .map_err(|e| format!("cannot start the web thread: {e}"))?;
     Ok(WebServer {
         addr,
         stop,
-        thread: Some(thread),
+        wake,
+        acceptor: Some(acceptor),
     })
 }
 
-fn handle(mut request: Request, session: &Session, expected_auth: Option<&str>) {
-    let reply = match authorized(&request, expected_auth) {
-        false => Reply::unauthorized(),
-        true => match read_body(&mut request) {
-            Ok(body) => {
-                let content_type = header(&request, "Content-Type").unwrap_or_default();
-                let method = request.method().as_str().to_string();
-                api::route(session, &method, request.url(), &content_type, &body)
+/// A refused connection waiting for its client to close.
+struct Lingering {
+    stream: TcpStream,
+    until: Instant,
+}
+
+/// The acceptor: admit or refuse each connection as it arrives; never reads a request.
+fn accept_all(
+    mut poll: Poll,
+    listener: &TcpListener,
+    admitted: &Sender<TcpStream>,
+    stop: &AtomicBool,
+) {
+    let mut events = Events::with_capacity(2);
+    let mut lingering: Vec<Lingering> = Vec::with_capacity(LINGERING_MAX);
+    // Events are edge-triggered: after a failed accept, retry on a tick, not on the next event.
+    let mut retry = false;
+    while !stop.load(Ordering::Acquire) {
+        let timeout = (retry || !lingering.is_empty()).then_some(LINGER_TICK);
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() != ErrorKind::Interrupted {
+                // Nothing to wait with: check again after a tick rather than spin.
+                thread::sleep(LINGER_TICK);
             }
-            Err(reply) => reply,
-        },
+        }
+        retry = loop {
+            match listener.accept() {
+                Ok((stream, _)) => admit(stream, admitted, &mut lingering),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
+                // A transient failure (out of descriptors): retried on the next tick.
+                Err(_) => break true,
+            }
+        };
+        linger_on(&mut lingering);
+    }
+}
+
+fn admit(stream: TcpStream, admitted: &Sender<TcpStream>, lingering: &mut Vec<Lingering>) {
+    let stream = match admitted.try_send(stream) {
+        Ok(()) => return,
+        Err(TrySendError::Full(stream) | TrySendError::Disconnected(stream)) => stream,
     };
-    let _ = request.respond(response_of(reply));
+    let busy = Reply::error(
+        503,
+        &format!(
+            "the web UI is busy: {} connections are open or waiting; try again",
+            HANDLERS + MAX_PENDING
+        ),
+    );
+    // A fresh socket's send buffer takes the whole reply: this write does not wait.
+    let _ = stream.set_nonblocking(true);
+    let _ = (&stream).write_all(&http::encode_reply(&busy, false));
+    let _ = stream.shutdown(Shutdown::Write);
+    if lingering.len() < LINGERING_MAX {
+        lingering.push(Lingering {
+            stream,
+            until: Instant::now() + LINGER,
+        });
+    }
+}
+
+/// Read and drop what refused clients sent; close those that closed or outstayed [`LINGER`].
+fn linger_on(lingering: &mut Vec<Lingering>) {
+    let now = Instant::now();
+    let mut scratch = [0u8; 4096];
+    lingering.retain(|l| {
+        let open = loop {
+            match (&l.stream).read(&mut scratch) {
+                Ok(0) => break false,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
+                Err(_) => break false,
+            }
+        };
+        open && now < l.until
+    });
+}
+
+fn handle_all(pending: &Receiver<TcpStream>, session: &Session, expected_auth: Option<&str>) {
+    while let Ok(stream) = pending.recv() {
+        handle(stream, session, expected_auth);
+    }
+}
+
+/// Why no request came from a connection.
+enum Unread {
+    /// The client closed before sending anything: nothing to answer.
+    Closed,
+    /// Answer this (malformed, too large, too slow).
+    Refused(Reply),
+}
+
+fn handle(mut stream: TcpStream, session: &Session, expected_auth: Option<&str>) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(REPLY_WRITE_TIMEOUT));
+    let deadline = Instant::now() + REQUEST_READ_TIMEOUT;
+    let (reply, head_only) = match read_request(&mut stream, deadline, expected_auth) {
+        Ok((head, body)) => (
+            api::route(
+                session,
+                &head.method,
+                &head.target,
+                &head.content_type,
+                &body,
+            ),
+            head.method == "HEAD",
+        ),
+        Err(Unread::Closed) => return,
+        Err(Unread::Refused(reply)) => (reply, false),
+    };
+    if stream
+        .write_all(&http::encode_reply(&reply, head_only))
+        .is_ok()
+    {
+        close_gently(stream);
+    }
+}
+
+/// The head and body of one request; a 401 before the body is read when auth is wrong.
+fn read_request(
+    stream: &mut TcpStream,
+    deadline: Instant,
+    expected_auth: Option<&str>,
+) -> Result<(Head, Vec<u8>), Unread> {
+    let mut buf = Vec::with_capacity(4096);
+    let head = loop {
+        if let Some(head) = http::parse_head(&buf).map_err(Unread::Refused)? {
+            break head;
+        }
+        if read_some(stream, &mut buf, deadline)? == 0 {
+            return Err(match buf.is_empty() {
+                true => Unread::Closed,
+                false => Unread::Refused(Reply::error(400, "the request ended mid-head")),
+            });
+        }
+    };
+    if !authorized(head.authorization.as_deref(), expected_auth) {
+        return Err(Unread::Refused(Reply::unauthorized()));
+    }
+    if head.content_length > MAX_BODY_BYTES {
+        return Err(Unread::Refused(Reply::error(
+            413,
+            "the request body is too large",
+        )));
+    }
+    let mut body = buf.split_off(head.head_bytes.min(buf.len()));
+    let length = head.content_length as usize;
+    if head.expects_continue && body.len() < length {
+        let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    while body.len() < length {
+        if read_some(stream, &mut body, deadline)? == 0 {
+            return Err(Unread::Refused(Reply::error(
+                400,
+                "the request body is shorter than its Content-Length",
+            )));
+        }
+    }
+    body.truncate(length);
+    Ok((head, body))
+}
+
+/// One read into `buf` (at most 4 KiB), waiting no later than `deadline`: 408 after it.
+fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> Result<usize, Unread> {
+    let late = || {
+        Unread::Refused(Reply::error(
+            408,
+            &format!(
+                "the request did not arrive within {} s",
+                REQUEST_READ_TIMEOUT.as_secs()
+            ),
+        ))
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(late());
+    }
+    let _ = stream.set_read_timeout(Some(left));
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(late())
+            }
+            Err(_) => return Err(Unread::Closed),
+        }
+    }
+}
+
+/// After the reply: end our side, then read what the client still sends (a body we refused,
+/// at most [`MAX_BODY_BYTES`] more, for at most [`LINGER`]) so that closing does not reset
+/// the connection before the client has read the reply.
+fn close_gently(mut stream: TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(LINGER));
+    let mut left = MAX_BODY_BYTES as usize + 4096;
+    let mut scratch = [0u8; 4096];
+    while left > 0 {
+        match stream.read(&mut scratch) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
 }
 
 /// True without auth configured, or when the Authorization header matches exactly.
-fn authorized(request: &Request, expected: Option<&str>) -> bool {
+fn authorized(given: Option<&str>, expected: Option<&str>) -> bool {
     let Some(expected) = expected else {
         return true;
     };
-    let given = header(request, "Authorization").unwrap_or_default();
+    let given = given.unwrap_or_default();
     // Compared in full whatever the first difference, so the time says nothing about it.
     given.len() == expected.len()
         && given
@@ -93,41 +336,4 @@ fn authorized(request: &Request, expected: Option<&str>) -> bool {
             .zip(expected.bytes())
             .fold(0u8, |diff, (a, b)| diff | (a ^ b))
             == 0
-}
-
-fn header(request: &Request, name: &'static str) -> Option<String> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str().to_string())
-}
-
-/// The body, up to [`MAX_BODY_BYTES`]; a larger one is refused (413).
-fn read_body(request: &mut Request) -> Result<Vec<u8>, Reply> {
-    if request.body_length().unwrap_or(0) as u64 > MAX_BODY_BYTES {
-        return Err(Reply::error(413, "the request body is too large"));
-    }
-    let mut body = Vec::new();
-    let read = request
-        .as_reader()
-        .take(MAX_BODY_BYTES + 1)
-        .read_to_end(&mut body);
-    match read {
-        Ok(_) if body.len() as u64 > MAX_BODY_BYTES => {
-            Err(Reply::error(413, "the request body is too large"))
-        }
-        Ok(_) => Ok(body),
-        Err(_) => Err(Reply::error(400, "the request body could not be read")),
-    }
-}
-
-fn response_of(reply: Reply) -> Response<std::io::Cursor<Vec<u8>>> {
-    let mut response = Response::from_data(reply.body).with_status_code(reply.status);
-    for (name, value) in reply.headers {
-        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response = response.with_header(h);
-        }
-    }
-    response
 }

@@ -142,7 +142,8 @@ pub fn run_session(
 /// One test: the configured plan with the request's changes, steerable while it runs.
 fn run_one(session: &Session, request: StartRequest, hooks: &Hooks<'_>) -> i32 {
     let plan = Arc::new(plan_for(&session.base, &request));
-    session.lock().0 = Arc::clone(&plan);
+    // Not "stopped" until this test has its result (a previous test's does not count).
+    *session.lock() = (Arc::clone(&plan), false);
     let addrs = match (hooks.resolve)(&plan) {
         Ok(addrs) => addrs,
         Err(msg) => {
@@ -162,10 +163,15 @@ fn run_one(session: &Session, request: StartRequest, hooks: &Hooks<'_>) -> i32 {
         &session.steering,
         capacity,
     );
-    session.lock().1 = true;
     match result {
-        Ok(summary) => (hooks.finish)(summary, &plan),
+        Ok((summary, negotiated)) => {
+            // Downloads after the test carry what its brokers negotiated, as its files do.
+            let plan = negotiated.recorded_in(&plan);
+            *session.lock() = (Arc::clone(&plan), true);
+            (hooks.finish)(summary, &plan)
+        }
         Err(msg) => {
+            session.lock().1 = true;
             eprintln!("mqblast: error: {msg}");
             1
         }

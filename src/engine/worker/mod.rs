@@ -142,6 +142,8 @@ pub struct Worker {
     /// One audit per subscriber of this worker (`Role::Subscriber::slot`); empty without
     /// `--verify`.
     audits: Vec<SubscriberAudit>,
+    /// The run has a delivery audit (`--verify` with subscribers): publishers count for it.
+    audited: bool,
     subscribers: u32,
     /// This worker's last contributions to `Control::subs` (settled subscribers, arrivals).
     settled_reported: u64,
@@ -214,6 +216,7 @@ impl Worker {
             .max()
             .unwrap_or(0);
         let threads = plan.threads.max(1);
+        let audited = plan.verify && plan.sub_users > 0;
         let worker = Worker {
             pool: WritePool::new(buffer_bytes, n),
             pacer: ConnectPacer::new(plan.connect_rate, threads),
@@ -241,6 +244,7 @@ impl Worker {
             live_publishers: clients.len() as u32,
             publishers_scheduled: false,
             audits,
+            audited,
             subscribers: sub_clients.len() as u32,
             settled_reported: 0,
             delivered_reported: 0,

@@ -74,9 +74,6 @@ impl Worker {
         let frame = c.frames[c.next_frame].for_alias(c.alias_set);
         frame.write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns);
         c.alias_set = true;
-        if qos == 0 {
-            c.counted += 1;
-        }
         c.next_frame = (c.next_frame + 1) % c.frames.len();
         c.next_due_ns += self.interval_ns;
         c.last_write_ns = now;
@@ -86,6 +83,7 @@ impl Worker {
         if qos == 0 {
             // No acknowledgement at QoS 0: the "response time" is scheduled -> written.
             self.rec.ok(Metric::Publish, lag_us);
+            self.count_publish(ci, start_ns);
         }
         self.published += 1;
         self.mark_dirty(ci);

@@ -201,7 +201,8 @@ impl Worker {
             }
             Ack::Completed(scheduled_ns) => {
                 self.inflight_total -= 1;
-                self.conns[ci].counted += 1;
+                // The in-flight slot keeps the publish's stamp (its marker's send time).
+                self.count_publish(ci, scheduled_ns);
                 let latency_us = ns_to_us(now.saturating_sub(scheduled_ns));
                 self.rec.ok(Metric::Publish, latency_us);
                 self.unrouted += u64::from(reason == NO_MATCHING_SUBSCRIBERS);

@@ -5,10 +5,11 @@
 use std::cmp::Reverse;
 
 use super::{ns_to_us, Drain, Worker, SCRATCH_BYTES, SUBSCRIBER_MIN_ROOM};
+use crate::engine::audit::{Arrival, Cut};
 use crate::engine::conn::{Conn, Role, State};
 use crate::engine::drain::{DrainClock, DrainEnd};
 use crate::mqtt;
-use crate::payload;
+use crate::payload::{self, E2E_SEQ_MODULUS};
 use crate::stats::{Failure, Metric};
 
 impl Worker {
@@ -88,8 +89,42 @@ impl Worker {
         let latency_ns = now_e2e_ns.saturating_sub(marker.sent_ns);
         self.rec.ok(Metric::EndToEnd, ns_to_us(latency_ns));
         self.conns[ci].counted += 1;
-        if let Some(audit) = self.audits.get_mut(slot as usize) {
-            audit.record(marker.publisher, marker.seq, payload::E2E_SEQ_MODULUS);
+        let Some(audit) = self.audits.get_mut(slot as usize) else {
+            return;
+        };
+        let cut_ns = self.control.audit_cut_ns();
+        // Back to the publisher's stamp (ns since the start): exact within this process.
+        let stamp_ns = marker.sent_ns.wrapping_sub(self.control.start_epoch_ns);
+        let cut = Cut::of(cut_ns, stamp_ns);
+        let arrival = audit.record(marker.publisher, marker.seq, E2E_SEQ_MODULUS, cut);
+        let (Some(arrival), true) = (arrival, cut.counted) else {
+            return;
+        };
+        let live = self.rec.audit(cut_ns);
+        match arrival {
+            Arrival::First { reordered } => {
+                live.delivered += 1;
+                live.reordered += u64::from(reordered);
+            }
+            Arrival::Duplicate => live.duplicated += 1,
+        }
+    }
+
+    /// A publish of `ci` stamped `stamp_ns` counts (acknowledged at QoS 1/2, written at
+    /// QoS 0): for the drain always, for the audit when stamped at or after its cut.
+    pub(super) fn count_publish(&mut self, ci: usize, stamp_ns: u64) {
+        let c = &mut self.conns[ci];
+        c.counted += 1;
+        let (true, Role::Publisher { matches: true }) = (self.audited, c.role) else {
+            return;
+        };
+        let cut = Cut::of(self.control.audit_cut_ns(), stamp_ns);
+        if c.audit_cut_ns != cut.cut_ns {
+            (c.audit_cut_ns, c.audit_counted) = (cut.cut_ns, 0);
+        }
+        if cut.counted {
+            c.audit_counted += 1;
+            self.rec.audit(cut.cut_ns).published += 1;
         }
     }
 
@@ -221,21 +256,21 @@ impl Worker {
         }
     }
 
-    /// Give the engine what the audit needs: each publisher's counted publishes and whether
-    /// the filter matches it, and every subscriber's streams.
+    /// Give the engine what the audit needs: each publisher's counted publishes since the
+    /// audit's cut and whether the filter matches it, and every subscriber's streams.
     pub(super) fn hand_over_audit(&mut self) {
         let Ok(mut board) = self.control.subs.board.lock() else {
             return;
         };
         let users = self.control.users.capacity().max(self.plan.users) as usize;
         if board.published.len() < users {
-            board.published.resize(users, 0);
+            board.published.resize(users, (0, 0));
             board.matching.resize(users, false);
         }
         for c in &self.conns {
             if let Role::Publisher { matches } = c.role {
                 if let Some(slot) = board.published.get_mut(c.index as usize) {
-                    *slot = c.counted;
+                    *slot = (c.audit_counted, c.audit_cut_ns);
                 }
                 if let Some(slot) = board.matching.get_mut(c.index as usize) {
                     *slot = matches;
