@@ -184,6 +184,10 @@ pub(super) fn map_key(written_key: &str, value: &toml::Value) -> Mapping {
             }
             _ => Mapping::Unknown,
         },
+        // Locust's "never quit" is what an unset autoquit means here.
+        "autoquit" if matches!(&value, RawValue::Text(text) if text.trim() == "-1") => {
+            Mapping::Note("-1 (never quit) is mqblast's default: left unset".to_string())
+        }
         "host" if is_http_address(&value) => Mapping::Note(
             "an HTTP address is not an MQTT broker; ignored (set host in config.toml or with --host)"
                 .to_string(),
@@ -296,6 +300,13 @@ mod tests {
             .unwrap();
         let raw = pyproject.get(find_key("json").unwrap()).unwrap();
         assert_eq!(raw.text().unwrap(), "out/stats.json");
+        assert_eq!(pyproject.notes.len(), 1);
+    }
+
+    #[test]
+    fn autoquit_minus_one_means_never_as_in_locust() {
+        let pyproject = parse("[tool.locust]\nautoquit = -1\n").unwrap().unwrap();
+        assert!(pyproject.get(find_key("autoquit").unwrap()).is_none());
         assert_eq!(pyproject.notes.len(), 1);
     }
 
