@@ -160,6 +160,8 @@ fn error_key(error: &ErrorDelta) -> String {
 pub struct Reporter {
     started_at: SystemTime,
     latency: Vec<Histogram<u64>>,
+    /// Scratch for one row's interval histogram.
+    interval: Histogram<u64>,
     counts: [(u64, u64); N_METRICS],
     errors: BTreeMap<(usize, String), u64>,
     /// Timeline seconds already in per-second maps.
@@ -173,6 +175,7 @@ impl Reporter {
         Reporter {
             started_at,
             latency: (0..N_METRICS).map(|_| new_histogram()).collect(),
+            interval: new_histogram(),
             counts: [(0, 0); N_METRICS],
             errors: BTreeMap::new(),
             seconds_done: 0,
@@ -220,11 +223,15 @@ impl Reporter {
         let ok = row.ok.saturating_sub(ok_before);
         let failures = row.failures.saturating_sub(failed_before);
         self.counts[i] = (row.ok.max(ok_before), row.failures.max(failed_before));
-        let mut interval = row.latency_us.clone();
-        if interval.subtract(&self.latency[i]).is_err() {
+        // The interval's histogram: this snapshot's less the last reported (same bounds, so
+        // neither step can fail; an inconsistent pair yields an empty interval, not a panic).
+        let interval = &mut self.interval;
+        if interval.set_to(&row.latency_us).is_err() || interval.subtract(&self.latency[i]).is_err()
+        {
             interval.reset();
         }
-        self.latency[i] = row.latency_us.clone();
+        let _ = self.latency[i].set_to(&row.latency_us);
+        let interval = &self.interval;
         let mut entry = Entry {
             name: row.name.clone(),
             method: summary.request_type.clone(),
@@ -235,11 +242,11 @@ impl Reporter {
             ..Entry::default()
         };
         if metric.is_response_time() && !interval.is_empty() {
-            entry.response_times = bucket::buckets(&interval).into_iter().collect();
-            entry.total_ms = bucket::total_ms(&interval);
+            entry.response_times = bucket::buckets(interval).into_iter().collect();
+            entry.total_ms = bucket::total_ms(interval);
             entry.min_ms =
-                Some(bucket::representative_us(&interval, interval.min()) as f64 / 1000.0);
-            entry.max_ms = bucket::representative_us(&interval, interval.max()) as f64 / 1000.0;
+                Some(bucket::representative_us(interval, interval.min()) as f64 / 1000.0);
+            entry.max_ms = bucket::representative_us(interval, interval.max()) as f64 / 1000.0;
         } else {
             // Session lengths (or nothing timed): counts only.
             entry.none_requests = entry.requests;
