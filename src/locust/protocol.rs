@@ -221,7 +221,12 @@ impl Protocol {
         };
         let target = classes.iter().map(|(_, n)| *n).sum::<u64>();
         let target = u32::try_from(target).unwrap_or(u32::MAX);
+        if self.leaving.is_some() {
+            return;
+        }
         match self.test.as_mut() {
+            // No users asked for: nothing to start.
+            None if target == 0 => {}
             None => self.start_test(&spawn, classes.clone(), target),
             Some(test) if matches!(test.phase, Phase::Ending { .. }) => {
                 // The previous test is still ending (wind-down): this one starts after it.
