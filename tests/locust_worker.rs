@@ -398,7 +398,7 @@ fn buckets_equal_locusts_own_function() {
 
 /// A master that misbehaves (pyzmq's ROUTER, from the Locust virtualenv): bytes that are not
 /// MessagePack, an unknown message type, a spawn without user counts, a spawn older than the
-/// last; then `reconnect`. The worker logs and ignores each, comes back with the same identity,
+/// last; then `reconnect`, and more users than a process can hold (an `exception` to the master). The worker logs and ignores each, comes back with the same identity,
 /// keeps heartbeating, and leaves cleanly on `quit`.
 #[test]
 fn a_misbehaving_master_is_logged_and_survived() {
@@ -424,14 +424,27 @@ send(ident, "ack", {"index": 0}, node)
 send(ident, "spawn", {"timestamp": 5.0, "host": None}, node)
 send(ident, "spawn", {"timestamp": 1.0, "user_classes_count": {"A": 1}}, node)
 send(ident, "reconnect", None, node)
+# A master busy elsewhere for a moment: it sees the new connection before the old one's end,
+# which parks the new one (the worker must notice and connect again).
+time.sleep(0.5)
+while True:
+    ident, kind, data, node = recv()
+    if kind == "heartbeat":
+        send(ident, "heartbeat", None, node)
+        break
+send(ident, "spawn", {"timestamp": 7.0, "user_classes_count": {"A": 10000000}, "host": None}, node)
 deadline = time.time() + 20
 states = []
-while time.time() < deadline and len(states) < 3:
+exceptions = []
+while time.time() < deadline and (len(states) < 3 or not exceptions):
     ident, kind, data, node = recv()
+    if kind == "exception":
+        exceptions.append(data["msg"])
     if kind == "heartbeat":
         states.append(data["state"])
         send(ident, "heartbeat", None, node)
-print("states", states, flush=True)
+print("states", states[-3:], flush=True)
+print("exceptions", exceptions, flush=True)
 send(ident, "quit", None, node)
 while True:
     ident, kind, data, node = recv()
@@ -450,7 +463,13 @@ print("worker quit", flush=True)
     let worker = worker(port, &dir.file("w.json")).wait(Duration::from_secs(60));
     let master = master.wait(Duration::from_secs(60));
     master.assert_code(0);
-    worker.assert_code(0);
+    // A test it could not run makes the worker's exit code 1.
+    worker.assert_code(1);
+    assert!(
+        master.stdout.contains("10000000 users do not fit"),
+        "{}",
+        master.describe()
+    );
     assert!(
         master.stdout.contains("states ['ready', 'ready', 'ready']"),
         "{}",

@@ -55,8 +55,8 @@ pub struct Hooks<'a> {
 /// How often the main thread looks at the quit flag between tests.
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
-/// Serve the master until it quits us; returns the exit code (the last test's, or the
-/// protocol's when it failed).
+/// Serve the master until it quits us; returns the exit code: the worst of its tests' (1 when
+/// one recorded a failure or could not run) and the protocol's (1 when the master was lost).
 pub fn run_worker(worker: &WorkerPlan, hooks: &Hooks<'_>) -> i32 {
     let node_id = link::node_id();
     let link = match link::Link::connect(&worker.master_host, worker.master_port, node_id.clone()) {
@@ -105,11 +105,11 @@ pub fn run_worker(worker: &WorkerPlan, hooks: &Hooks<'_>) -> i32 {
         match run_test(&start, &steering, hooks, &stopping) {
             Ok((summary, plan)) => {
                 let _ = ended_tx.send(Ended { error: None });
-                code = (hooks.finish)(summary, &plan);
+                code = code.max((hooks.finish)(summary, &plan));
             }
             Err((test_code, error)) => {
                 let _ = ended_tx.send(Ended { error: Some(error) });
-                code = test_code;
+                code = code.max(test_code);
             }
         }
     }
@@ -133,6 +133,16 @@ fn run_test(
     if let Some(settings) = plan.effective_config.as_object_mut() {
         settings.insert("users".into(), plan.users.into());
         settings.insert("spawn_rate".into(), plan.spawn_rate.into());
+    }
+    let budget = steer::socket_budget(plan.sub_users, plan.hosts.is_empty());
+    if u64::from(plan.users) > budget {
+        return Err((
+            1,
+            format!(
+                "{} users do not fit: this worker can hold {budget} connections (the open-files limit; raise `ulimit -n`, or add workers)",
+                plan.users
+            ),
+        ));
     }
     let addrs = (hooks.resolve)(&plan).map_err(|e| (1, e))?;
     eprintln!("{}", (hooks.banner)(&plan, &addrs));

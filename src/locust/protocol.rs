@@ -37,6 +37,9 @@ const WIND_DOWN: Duration = Duration::from_secs(3);
 const MASTER_QUIET: Duration = Duration::from_secs(3);
 /// How soon `client_ready` is tried again while no master is connected at all.
 const NOT_CONNECTED_RETRY: Duration = Duration::from_millis(100);
+/// A replaced connection the master has not answered on within this is replaced again (the
+/// master answers every heartbeat within a second).
+const RECONNECT_CHECK: Duration = Duration::from_secs(3);
 /// Longest wait for a frame before the timers are looked at.
 const TICK_MS: i64 = 100;
 
@@ -78,6 +81,8 @@ pub struct Protocol {
     quit: Arc<AtomicBool>,
     stop_signals: Box<dyn Fn() -> u32 + Send>,
     registered: bool,
+    /// When the connection was last replaced, until the master is heard on it.
+    reconnected_at: Option<Instant>,
     /// `client_ready` attempts that found no master connected (tried every 100 ms).
     unconnected_tries: u32,
     /// This worker's index at the master (its `ack`).
@@ -114,6 +119,7 @@ impl Protocol {
             quit,
             stop_signals,
             registered: false,
+            reconnected_at: None,
             unconnected_tries: 0,
             index: 0,
             ready_sent: None,
@@ -175,9 +181,7 @@ impl Protocol {
             "quit" => self.on_quit(),
             "reconnect" => {
                 eprintln!("mqblast: locust: the master asked us to reconnect");
-                if let Err(e) = self.link.reconnect() {
-                    eprintln!("mqblast: locust: {e}");
-                }
+                self.reconnect();
             }
             // Informational (the whole ramp-up is done) or the class editor's: nothing to do.
             "spawning_complete" | "update_user_class" | "locustfile" => {}
@@ -294,10 +298,24 @@ impl Protocol {
             .or_else(|| self.steering.ramp().map(|(ramp, _)| ramp.spawn_rate))
             .unwrap_or(10.0);
         if let Err(refused) = self.steering.set_users(test.target, rate) {
-            eprintln!(
-                "mqblast: locust: {} users refused: {}",
-                test.target, refused.0
-            );
+            let why = format!("{} users refused: {}", test.target, refused.0);
+            self.exception(&why);
+        }
+    }
+
+    /// Say on stderr and in the master's Exceptions tab (which also makes the master exit
+    /// non-zero) what this worker could not do.
+    fn exception(&mut self, why: &str) {
+        eprintln!("mqblast: locust: {why}");
+        if self.registered {
+            let data = MapBuilder::new()
+                .put(
+                    "msg",
+                    format!("mqblast worker {}: {why}", self.link.node_id),
+                )
+                .put("traceback", "")
+                .build();
+            self.send("exception", data);
         }
     }
 
@@ -344,14 +362,7 @@ impl Protocol {
     /// A test has ended on the main thread: its last report, then what was waiting for it.
     fn on_ended(&mut self, ended: Ended) {
         if let Some(error) = &ended.error {
-            eprintln!("mqblast: locust: the test could not run: {error}");
-            if self.registered {
-                let data = MapBuilder::new()
-                    .put("msg", format!("mqblast: {error}"))
-                    .put("traceback", "")
-                    .build();
-                self.send("exception", data);
-            }
+            self.exception(&format!("the test could not run: {error}"));
         }
         self.report(true);
         let stopped_by_master = matches!(
@@ -448,6 +459,7 @@ impl Protocol {
             self.report(false);
         }
         self.watch_master(now);
+        self.watch_reconnect(now);
         if let Some(why) = self.leaving {
             if self.test.is_none() {
                 if self.registered || why == Leaving::MasterQuit {
@@ -560,15 +572,34 @@ impl Protocol {
             self.ready_sent = Some((now - READY_RETRY, 0));
             // A fresh connection: the old one may be parked by a master that still holds
             // our identity, or queued behind a dead one.
-            if let Err(e) = self.link.reconnect() {
-                eprintln!("mqblast: locust: {e}");
-            }
+            self.reconnect();
             if let Some(test) = self.test.as_mut() {
                 test.phase = Phase::Ending {
                     stopped_by_master: false,
                 };
                 self.steering.stop();
             }
+        }
+    }
+
+    /// A new connection to the master, watched: one the master has not answered on within
+    /// [`RECONNECT_CHECK`] is replaced again (see [`Link::reconnect`]).
+    fn reconnect(&mut self) {
+        if let Err(e) = self.link.reconnect() {
+            eprintln!("mqblast: locust: {e}");
+        }
+        self.reconnected_at = Some(Instant::now());
+    }
+
+    /// Replace a new connection the master has not answered on.
+    fn watch_reconnect(&mut self, now: Instant) {
+        let Some(at) = self.reconnected_at else {
+            return;
+        };
+        if self.last_heard > at {
+            self.reconnected_at = None;
+        } else if now >= at + RECONNECT_CHECK {
+            self.reconnect();
         }
     }
 
