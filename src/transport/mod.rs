@@ -16,7 +16,7 @@
 //! Bounds per connection: TLS holds at most [`record::TX_BYTES_MAX`] of unsent ciphertext
 //! (beyond it the batch waits in the engine's write buffer, as on a full socket) and at most
 //! [`record::RX_BYTES_MAX`] of received ciphertext (a handshake flight, or one record and the
-//! start of the next); both start at 4 KiB and double only when a record does not fit.
+//! start of the next); both start at 1 KiB and double only when a record does not fit.
 //! WebSocket state is about 300 bytes ([`ws`]).
 
 pub mod record;
@@ -200,7 +200,8 @@ impl Transport {
     }
 
     /// Before the socket is dropped: TLS says close_notify (one best-effort write), so the
-    /// broker sees a clean close rather than an unexpected end of stream.
+    /// broker sees a clean close rather than an unexpected end of stream; after a record
+    /// failed to open, the fatal alert queued then goes instead.
     pub fn close(&mut self, stream: &mut TcpStream) {
         if let Transport::Tls(t) | Transport::Wss(t, _) = self {
             t.close(stream);
