@@ -116,12 +116,10 @@ impl AuditSummary {
             _ => format!("FAILED; {arriving}"),
         };
         format!(
-            "Delivery audit: {} published, {} expected ({} subscriber{}{}), {} delivered, {} lost, {} duplicated, {} out of order: {verdict}",
+            "Delivery audit: {} published, {} expected {}, {} delivered, {} lost, {} duplicated, {} out of order: {verdict}",
             self.published,
             self.expected,
-            self.subscribers,
-            if self.subscribers == 1 { "" } else { "s" },
-            if self.shared { ", shared" } else { "" },
+            self.audience(),
             self.delivered,
             self.lost,
             self.duplicated,
@@ -133,17 +131,22 @@ impl AuditSummary {
     /// 2 not yet delivered, 0 duplicated, 0 out of order`.
     fn running_line(&self) -> String {
         format!(
-            "Delivery audit so far: {} published, {} expected ({} subscriber{}{}), {} delivered, {} not yet delivered, {} duplicated, {} out of order",
+            "Delivery audit so far: {} published, {} expected {}, {} delivered, {} not yet delivered, {} duplicated, {} out of order",
             self.published,
             self.expected,
-            self.subscribers,
-            if self.subscribers == 1 { "" } else { "s" },
-            if self.shared { ", shared" } else { "" },
+            self.audience(),
             self.delivered,
             self.still_arriving,
             self.duplicated,
             self.reordered,
         )
+    }
+
+    /// `(2 subscribers, shared)`: who the audit expected to receive.
+    fn audience(&self) -> String {
+        let plural = if self.subscribers == 1 { "" } else { "s" };
+        let shared = if self.shared { ", shared" } else { "" };
+        format!("({} subscriber{plural}{shared})", self.subscribers)
     }
 
     pub fn to_json(&self) -> Value {
