@@ -74,3 +74,17 @@ fn a_repeated_flag_takes_its_last_value() {
         .unwrap();
     assert_eq!((plan.topic.as_str(), plan.qos), ("masters", 0));
 }
+
+#[test]
+fn tool_locust_worker_settings_make_a_worker_as_locust_reads_them() {
+    let dir = TestDir::new();
+    dir.write(
+        "pyproject.toml",
+        "[tool.locust]\nworker = true\nmaster-host = \"master.lan\"\nmaster-port = 6000\n",
+    );
+    let worker = dir.plan(&[], &[]).unwrap().worker.unwrap();
+    assert_eq!(
+        (worker.master_host.as_str(), worker.master_port),
+        ("master.lan", 6000)
+    );
+}
