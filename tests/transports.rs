@@ -21,6 +21,28 @@ use mqblast::sink::SinkHandle;
 const SETTLE: Duration = Duration::from_millis(500);
 const WAIT: Duration = Duration::from_secs(20);
 
+/// 2 users publish 2000 messages at each QoS into `host` (a sink): every one acknowledged.
+fn publish_2000_each(host: &str, label: &str, qoses: &[&str], more: &[&str]) {
+    let dir = TempDir::new(label);
+    for qos in qoses {
+        let json = dir.file(&format!("q{qos}.json"));
+        let mut flags = vec![
+            "-u",
+            "2",
+            "--messages",
+            "2000",
+            "--interval",
+            "0",
+            "--qos",
+            qos,
+        ];
+        flags.extend_from_slice(more);
+        let (run, summary) = run_over(host, &json, &flags);
+        run.assert_code(0);
+        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
+    }
+}
+
 fn run_over(host: &str, json: &str, more: &[&str]) -> (Finished, Summary) {
     let args = with(load_args(host, json), more);
     let run = run_mqblast(&args, RUN_LIMIT);
@@ -707,26 +729,8 @@ fn the_sink_terminates_tls_and_acknowledges_every_publish() {
     })
     .expect("sink starts");
     let host = format!("mqtts://localhost:{}", sink.addr().port());
-    let dir = TempDir::new("sink-tls");
-    for qos in ["1", "2"] {
-        let json = dir.file(&format!("q{qos}.json"));
-        let ca = pki.file("ca.pem");
-        let flags = [
-            "-u",
-            "2",
-            "--messages",
-            "2000",
-            "--interval",
-            "0",
-            "--qos",
-            qos,
-            "--cafile",
-            &ca,
-        ];
-        let (run, summary) = run_over(&host, &json, &flags);
-        run.assert_code(0);
-        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
-    }
+    let ca = pki.file("ca.pem");
+    publish_2000_each(&host, "sink-tls", &["1", "2"], &["--cafile", &ca]);
     let totals = sink.stop();
     assert_eq!(totals.publishes[1] + totals.publishes[2], 4000);
 }
@@ -742,23 +746,7 @@ fn the_sink_speaks_websocket_and_acknowledges_every_publish() {
     })
     .expect("sink starts");
     let host = format!("ws://127.0.0.1:{}/mqtt", sink.addr().port());
-    let dir = TempDir::new("sink-ws");
-    for qos in ["0", "1", "2"] {
-        let json = dir.file(&format!("q{qos}.json"));
-        let flags = [
-            "-u",
-            "2",
-            "--messages",
-            "2000",
-            "--interval",
-            "0",
-            "--qos",
-            qos,
-        ];
-        let (run, summary) = run_over(&host, &json, &flags);
-        run.assert_code(0);
-        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
-    }
+    publish_2000_each(&host, "sink-ws", &["0", "1", "2"], &[]);
     let totals = sink.stop();
     assert_eq!(totals.publishes, [2000, 2000, 2000]);
 }
@@ -779,25 +767,7 @@ fn the_sink_speaks_websocket_over_tls_and_acknowledges_every_publish() {
     .expect("sink starts");
     let host = format!("wss://localhost:{}/mqtt", sink.addr().port());
     let ca = pki.file("ca.pem");
-    let dir = TempDir::new("sink-wss");
-    for qos in ["0", "1", "2"] {
-        let json = dir.file(&format!("q{qos}.json"));
-        let flags = [
-            "-u",
-            "2",
-            "--messages",
-            "2000",
-            "--interval",
-            "0",
-            "--qos",
-            qos,
-            "--cafile",
-            &ca,
-        ];
-        let (run, summary) = run_over(&host, &json, &flags);
-        run.assert_code(0);
-        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
-    }
+    publish_2000_each(&host, "sink-wss", &["0", "1", "2"], &["--cafile", &ca]);
     let totals = sink.stop();
     assert_eq!(totals.publishes, [2000, 2000, 2000]);
 }
@@ -832,25 +802,7 @@ fn tls12_sink(pki: &common::tls::Pki, suite: rustls::SupportedCipherSuite) -> Si
 
 /// 2000 messages at QoS 1 and 2 into `sink` over `host`: every one acknowledged and counted.
 fn sink_counts_are_exact(sink: SinkHandle, host: &str, ca: &str) {
-    let dir = TempDir::new("sink-counts");
-    for qos in ["1", "2"] {
-        let json = dir.file(&format!("q{qos}.json"));
-        let flags = [
-            "-u",
-            "2",
-            "--messages",
-            "2000",
-            "--interval",
-            "0",
-            "--qos",
-            qos,
-            "--cafile",
-            ca,
-        ];
-        let (run, summary) = run_over(host, &json, &flags);
-        run.assert_code(0);
-        assert_eq!(summary.u64("publish.ok"), 2000, "QoS {qos}");
-    }
+    publish_2000_each(host, "sink-counts", &["1", "2"], &["--cafile", ca]);
     let totals = sink.stop();
     assert_eq!(totals.publishes[1..], [2000, 2000]);
 }
