@@ -99,7 +99,7 @@ children_cpu() {
     CHILDREN_CPU_S=$(echo "scale=6; $(to_s "$user") + $(to_s "$sys")" | bc)
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source scripts/lib/median.sh
 
 command -v bc >/dev/null 2>&1 || install_packages bc
 

@@ -31,7 +31,7 @@ trap 'exit 130' INT TERM
 source "$(dirname "${BASH_SOURCE[0]}")/lib/mosquitto.sh"
 start_mosquitto scripts/bench_locust_worker.sh
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source scripts/lib/median.sh
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # run WORKER USERS: one test under a fresh master; sets MSGS, FAILS, CPU_S.

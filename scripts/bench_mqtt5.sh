@@ -90,7 +90,7 @@ children_cpu() {
     { read -r _; read -r user sys; } < "$WORK/times"
     CHILDREN_CPU_S=$(echo "scale=6; $(to_s "$user") + $(to_s "$sys")" | bc)
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source scripts/lib/median.sh
 
 # One measured run of variant $1 at QoS $2 against $PORT; appends to $WORK/<variant>.<metric>.
 measure() {

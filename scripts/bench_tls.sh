@@ -94,7 +94,7 @@ children_cpu() {
     { read -r _; read -r user sys; } < "$WORK/times"
     CHILDREN_CPU_S=$(echo "scale=6; $(to_s "$user") + $(to_s "$sys")" | bc)
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source scripts/lib/median.sh
 
 # ---- certificates: a CA and a v3 server certificate for localhost / 127.0.0.1 ----
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \

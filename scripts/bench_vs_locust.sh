@@ -46,7 +46,7 @@ trap 'exit 130' INT TERM
 source "$(dirname "${BASH_SOURCE[0]}")/lib/mosquitto.sh"
 start_mosquitto scripts/bench_vs_locust.sh
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source scripts/lib/median.sh
 
 # Runs "$@" under /usr/bin/time; sets CPU_S (user+sys of the process) and BROKER_S.
 timed() {

@@ -82,7 +82,7 @@ run_web_polled() {
     us_per_msg
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source scripts/lib/median.sh
 
 : > "$WORK/headless"; : > "$WORK/web"
 for run in $(seq "$RUNS"); do

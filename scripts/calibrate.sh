@@ -47,7 +47,7 @@ start_sink() {
     log "the sink did not start: $(cat "$WORK/sink.log")"; exit 1
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source scripts/lib/median.sh
 
 for case in $CASES; do
     case "$case" in

@@ -108,7 +108,7 @@ one_run() {
         | map(tostring) | join(" ")' "$json"
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source scripts/lib/median.sh
 
 start_mosquitto capacity.sh
 if [ "$NEIGHBOUR" = on ]; then
