@@ -559,7 +559,25 @@ fn connections_beyond_the_handlers_and_queue_get_a_503_and_silent_clients_a_408(
     let mut silent: Vec<std::net::TcpStream> = (0..20)
         .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
         .collect();
-    let busy = raw_exchange(&addr, b"GET /stats/requests HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The server takes connections on its own thread: on a busy machine it may not have taken
+    // all 20 yet, so a probe can still find a place (and wait there, silent too). Probe until
+    // one is answered at once; a few extra places at most can be free.
+    let mut busy = String::new();
+    for _ in 0..10 {
+        let mut probe = std::net::TcpStream::connect(&addr).expect("connect");
+        probe
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut head = [0u8; 4096];
+        match std::io::Read::read(&mut probe, &mut head) {
+            Ok(n) if n > 0 => {
+                busy = String::from_utf8_lossy(&head[..n]).into_owned();
+                busy.push_str(&read_reply(&mut probe));
+                break;
+            }
+            _ => silent.push(probe),
+        }
+    }
     assert!(busy.starts_with("HTTP/1.1 503 "), "{busy:?}");
     assert!(error_body(&busy)["message"]
         .as_str()
