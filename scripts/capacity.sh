@@ -6,6 +6,8 @@
 #
 #   cpu_us_msg   mqblast CPU (user+sys) per message over the steady part (after the ramp + 2 s
 #                to 1 s before the end), from /proc/PID/stat and the timeline's sent counts
+#   sys_pct      the share of that CPU spent in the kernel (on loopback this includes the
+#                broker's TCP receive path, which runs in the sender's system call)
 #   rss_b_conn   mqblast RSS in the steady part / users (includes the process's own base)
 #   ramp_s       time until every user was connected: the seconds before the first timeline
 #                second that ends with all users connected, plus that second's connects /
@@ -69,7 +71,7 @@ rss_bytes() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status" 2>/dev/null 
 
 # One run: prints the result line's fields (see the header) separated by spaces.
 one_run() {
-    local json=$WORK/run.json pid ramp_s steady_from steady_to cpu0 cpu1 rss args
+    local json=$WORK/run.json pid ramp_s steady_from steady_to cpu0 cpu1 sys0 sys1 rss args
     args=(-H "127.0.0.1:$PORT" -u "$USERS" -r "$CONNECT_RATE" --connect-rate "$CONNECT_RATE"
         --interval "$INTERVAL" --qos "$QOS" -t "${DURATION_S}s" --only-summary --json "$json")
     [ -n "$BIND" ] && args+=(--bind "$BIND")
@@ -85,18 +87,22 @@ one_run() {
     steady_to=$(( DURATION_S - 1 ))
     sleep "$steady_from"
     cpu0=$(proc_cpu_s "$pid")
+    sys0=$(proc_sys_s "$pid")
     rss=$(rss_bytes "$pid")
     sleep $(( steady_to - steady_from ))
     cpu1=$(proc_cpu_s "$pid")
+    sys1=$(proc_sys_s "$pid")
     wait "$pid" || true
     jq -r --argjson from "$steady_from" --argjson to "$steady_to" \
         --argjson users "$USERS" --argjson rate "$CONNECT_RATE" \
-        --arg cpu "$(echo "$cpu1 - $cpu0" | bc)" --argjson rss "$rss" '
+        --arg cpu "$(echo "$cpu1 - $cpu0" | bc)" --arg sys "$(echo "$sys1 - $sys0" | bc)" \
+        --argjson rss "$rss" '
         def ms: . / 1000 | . * 100 | round / 100;
         (.timeline | map(select(.second > $from and .second <= $to)) | map(.sent) | add) as $sent
         | (.timeline | map(select(.connected_users >= $users)) | first) as $ramp_end
         | (.timeline | max_by(.lag_max_us)) as $worst
         | [ (($cpu | tonumber) * 1e6 / ($sent | if . == 0 then 1 else . end) | . * 100 | round / 100),
+            (if ($cpu | tonumber) == 0 then 0 else ($sys | tonumber) * 100 / ($cpu | tonumber) | round end),
             ($rss / $users | round),
             (if $ramp_end == null then "never"
              else (($ramp_end.second - 1) + ($ramp_end.connect_ok / $rate)) * 100 | round / 100 end),
@@ -116,7 +122,7 @@ if [ "$NEIGHBOUR" = on ]; then
     HOG_PID=$!
 fi
 log "$USERS users x 1/$INTERVAL, QoS $QOS, ${DURATION_S}s, neighbour $NEIGHBOUR, pin ${PIN:-default}, $RUNS runs"
-header="run cpu_us_msg rss_b_conn ramp_s connect_p99_ms lag_p50_us lag_p99_us lag_max_us pub_p50_us pub_p99_us pub_max_us worst_second failures"
+header="run cpu_us_msg sys_pct rss_b_conn ramp_s connect_p99_ms lag_p50_us lag_p99_us lag_max_us pub_p50_us pub_p99_us pub_max_us worst_second failures"
 echo "$header"
 : > "$WORK/rows"
 for run in $(seq 1 "$RUNS"); do
@@ -125,8 +131,8 @@ for run in $(seq 1 "$RUNS"); do
     sleep 2
 done
 printf "median"
-for col in $(seq 2 13); do
-    if [ "$col" -eq 12 ]; then printf " -"; continue; fi
+for col in $(seq 2 14); do
+    if [ "$col" -eq 13 ]; then printf " -"; continue; fi
     printf " %s" "$(awk -v c="$col" '{ print $c }' "$WORK/rows" | median)"
 done
 echo

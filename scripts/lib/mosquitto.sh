@@ -59,3 +59,12 @@ proc_cpu_s() {
     set -- $stat
     echo "scale=6; (${12} + ${13}) / $(getconf CLK_TCK)" | bc
 }
+
+# Of that, the seconds spent in the kernel (system time).
+proc_sys_s() {
+    local stat
+    stat=$(cat "/proc/$1/stat"); stat=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $stat
+    echo "scale=6; ${13} / $(getconf CLK_TCK)" | bc
+}

@@ -76,7 +76,7 @@ pub struct SinkArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Delay every PUBACK, PUBREC and PUBCOMP by exactly this long (e.g. 5ms).
+    /// Send every PUBACK, PUBREC and PUBCOMP this long (e.g. 5ms) after its packet arrived.
     #[arg(long, value_name = "DURATION")]
     pub ack_delay: Option<String>,
     /// Stop reading all sockets for FOR every EVERY (e.g. 10s:1s).

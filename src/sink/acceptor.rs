@@ -11,6 +11,7 @@
 //! backlog (1024 with mio) instead of in memory.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll, Token, Waker};
 
 use super::worker::Shared;
+use crate::transport::rx_stamp;
 
 /// Streams queued for one worker before the acceptor waits.
 pub(crate) const INBOX_PER_WORKER: usize = 1024;
@@ -85,6 +87,8 @@ impl Acceptor {
                 Ok((stream, _)) => {
                     // Acks are tiny and latency is what the client measures: no Nagle.
                     let _ = stream.set_nodelay(true);
+                    // `--ack-delay` is timed from each packet's arrival (`rx_stamp`).
+                    rx_stamp::enable(stream.as_raw_fd());
                     self.hand_over(stream);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

@@ -1,8 +1,10 @@
 //! The delayed-acknowledgement queue behind `--ack-delay`.
 //!
-//! Every ack is due the same fixed delay after its PUBLISH or PUBREL was read, and a worker
-//! reads in time order, so due times never decrease: a FIFO is already a timer queue. Push at
-//! the back when a packet is read, pop from the front once due. The ring is allocated once
+//! Every ack is due the same fixed delay after its PUBLISH or PUBREL arrived (the kernel's
+//! receive stamp, see `transport::rx_stamp`), so due times almost never decrease: a FIFO is
+//! already a timer queue. Push at the back when a packet is read, pop from the front once due.
+//! Two sockets read in one wakeup can carry stamps out of order; the later-read ack is then
+//! due with the one before it (late by that difference, never early), so the order holds. The ring is allocated once
 //! with a fixed capacity and never grows; the worker stops reading before it could overflow
 //! (see `worker::ACKS_PER_READ_MAX`), so an ack is never dropped.
 
@@ -54,14 +56,13 @@ impl AckQueue {
     ///
     /// # Errors
     /// The ack itself when the queue is full.
-    pub fn push(&mut self, ack: DelayedAck) -> Result<(), DelayedAck> {
+    pub fn push(&mut self, mut ack: DelayedAck) -> Result<(), DelayedAck> {
         if self.entries.len() >= self.capacity {
             return Err(ack);
         }
-        debug_assert!(self
-            .entries
-            .back()
-            .is_none_or(|last| last.due_ns <= ack.due_ns));
+        if let Some(last) = self.entries.back() {
+            ack.due_ns = ack.due_ns.max(last.due_ns);
+        }
         self.entries.push_back(ack);
         Ok(())
     }
@@ -105,6 +106,16 @@ mod tests {
         assert_eq!(queue.pop_due(25).map(|a| a.pkid), Some(2));
         assert_eq!(queue.pop_due(25), None);
         assert_eq!(queue.free(), 4);
+    }
+
+    #[test]
+    fn an_ack_due_before_the_last_one_waits_for_it_and_is_never_early() {
+        let mut queue = AckQueue::with_capacity(4);
+        queue.push(ack(20, 1)).unwrap();
+        queue.push(ack(15, 2)).unwrap();
+        assert_eq!(queue.pop_due(15), None);
+        assert_eq!(queue.pop_due(20).map(|a| a.pkid), Some(1));
+        assert_eq!(queue.pop_due(20).map(|a| (a.pkid, a.due_ns)), Some((2, 20)));
     }
 
     #[test]

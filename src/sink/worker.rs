@@ -22,7 +22,8 @@
 //!   read waits until acks fall due and free space. No ack is ever dropped.
 //! - Stall: during a window no socket is read and no delayed ack is sent; both resume after.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ use super::stall::Stall;
 use super::SinkTotals;
 use crate::mqtt::{self, Packet, ProtocolError};
 use crate::precise_poll::PrecisePoll;
+use crate::transport::rx_stamp::{self, RealClock};
 
 /// Token of the waker the acceptor and the stop path use.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -52,6 +54,12 @@ const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 pub(crate) const ACKS_PER_READ_MAX: usize = SCRATCH_BYTES / 4 + 1;
 /// Most events handled per poll.
 const EVENTS: usize = 1024;
+/// With `--ack-delay`, a worker stops sleeping this long before an ack is due and polls
+/// without blocking until it is. A sleep ends late by the timer slack (50 µs) plus the
+/// scheduler's wakeup delay (tens to hundreds of µs on a VM), and that lateness would read as
+/// the broker's; the sink is the reference the generator is calibrated against, so it spends
+/// up to this much CPU per due ack instead.
+const ACK_SPIN_NS: u64 = 200_000;
 /// The stop flag is checked at least this often even without a wake-up.
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
 
@@ -174,6 +182,8 @@ pub(crate) struct Worker {
     suback_codes: Vec<u8>,
     /// Delayed acks; allocated only when `--ack-delay` is set.
     acks: AckQueue,
+    /// Maps the kernel's receive stamps onto `Shared::elapsed_ns`; sampled at every wakeup.
+    real_clock: RealClock,
     stalled: bool,
     totals: SinkTotals,
 }
@@ -203,6 +213,7 @@ impl Worker {
             scratch: vec![0u8; SCRATCH_BYTES].into_boxed_slice(),
             suback_codes: Vec::new(),
             acks: AckQueue::with_capacity(ack_queue_capacity),
+            real_clock: RealClock::default(),
             stalled: false,
             totals: SinkTotals::default(),
         }
@@ -251,6 +262,7 @@ impl Worker {
     fn poll_once(&mut self) -> io::Result<()> {
         let timeout = self.poll_timeout();
         let fired = self.waiter.wait(&self.poll, Some(timeout))?;
+        self.real_clock.sample(self.shared.elapsed_ns());
         self.stalled = self.is_stalled(self.shared.elapsed_ns());
         for i in 0..fired {
             let event = self.waiter.fired(i);
@@ -270,11 +282,13 @@ impl Worker {
         }
         if !self.stalled {
             if let Some(due_ns) = self.acks.next_due_ns() {
-                wait_ns = wait_ns.min(due_ns.saturating_sub(now_ns));
+                // Wake a little ahead and poll without sleeping for the rest (see
+                // ACK_SPIN_NS): the ack leaves at its due time, not a wakeup later.
+                let sleep_until = due_ns.saturating_sub(ACK_SPIN_NS);
+                wait_ns = wait_ns.min(sleep_until.saturating_sub(now_ns));
             }
         }
-        // The wait is exact to the nanosecond and never ends early without an event; an ack
-        // is sent only once it is due (`emit_due_acks`).
+        // An ack is sent only once it is due (`emit_due_acks`), never early.
         Duration::from_nanos(wait_ns)
     }
 
@@ -417,24 +431,26 @@ impl Worker {
                 break;
             };
             let got = match conn.tls.as_mut() {
-                Some(tls) => super::tls::read(tls, stream, &mut scratch),
-                None => stream.read(&mut scratch),
+                Some(tls) => super::tls::read(tls, stream, &mut scratch).map(|n| (n, None)),
+                None => rx_stamp::recv(stream.as_raw_fd(), &mut scratch),
             };
             if conn.tls.as_ref().is_some_and(|tls| tls.wants_write()) {
                 self.mark_dirty(slot);
             }
             match got {
-                Ok(0) => {
+                Ok((0, _)) => {
                     self.close(slot);
                     break;
                 }
-                Ok(n) => {
+                Ok((n, stamp)) => {
+                    // `--ack-delay` counts from when the packet arrived, not from this read.
+                    let arrived_ns = self.real_clock.arrival_ns(stamp, now_ns);
                     self.totals.bytes += n as u64;
                     let Some((n, closing)) = self.unwrap_ws(slot, &mut scratch[..n]) else {
                         self.close(slot);
                         break;
                     };
-                    if self.consume(slot, &scratch[..n], now_ns).is_err() {
+                    if self.consume(slot, &scratch[..n], arrived_ns).is_err() {
                         self.totals.malformed += 1;
                         self.close(slot);
                     }

@@ -20,10 +20,12 @@
 //! WebSocket state is about 300 bytes ([`ws`]).
 
 pub mod record;
+pub mod rx_stamp;
 pub mod tls;
 pub mod ws;
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
@@ -87,10 +89,13 @@ pub enum LinkFailure {
 pub enum ReadOutcome {
     /// `n` MQTT bytes are at the front of the buffer (possibly 0: only TLS or WebSocket
     /// control traffic arrived). `drained`: the socket returned less than was asked, so it is
-    /// empty for now (an edge-triggered reader may stop).
+    /// empty for now (an edge-triggered reader may stop). `stamp`: when the last of the bytes
+    /// reached this host (realtime ns, [`rx_stamp`]), for plain TCP and WebSocket sockets;
+    /// None over TLS (a record may span reads) or where the kernel gave none.
     Data {
         n: usize,
         drained: bool,
+        stamp: Option<u64>,
     },
     WouldBlock,
     /// End of stream (the peer closed).
@@ -160,6 +165,12 @@ impl Transport {
             Transport::Tls(t) | Transport::Wss(t, _) => t.resumed(),
             _ => false,
         }
+    }
+
+    /// Reads carry the kernel's receive stamp (`ReadOutcome::Data::stamp`): plain sockets
+    /// do; TLS assembles records over several reads, so its reads carry none.
+    pub fn stamps_arrivals(&self) -> bool {
+        matches!(self, Transport::Tcp | Transport::Ws(_))
     }
 
     /// Every layer is set up: MQTT may flow.
@@ -238,11 +249,12 @@ pub(crate) fn errno(e: &io::Error) -> i32 {
 
 fn read_plain(stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
     loop {
-        return match stream.read(buf) {
-            Ok(0) => ReadOutcome::Eof,
-            Ok(n) => ReadOutcome::Data {
+        return match rx_stamp::recv(stream.as_raw_fd(), buf) {
+            Ok((0, _)) => ReadOutcome::Eof,
+            Ok((n, stamp)) => ReadOutcome::Data {
                 n,
                 drained: n < buf.len(),
+                stamp,
             },
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -256,7 +268,7 @@ fn unwrap_ws(w: &mut Ws, buf: &mut [u8], outcome: ReadOutcome) -> ReadOutcome {
     if let Some(code) = w.close_received {
         return ReadOutcome::Failed(LinkFailure::Ws(WsError::Closed(code)));
     }
-    let ReadOutcome::Data { n, drained } = outcome else {
+    let ReadOutcome::Data { n, drained, stamp } = outcome else {
         return outcome;
     };
     let mut start = 0;
@@ -266,12 +278,20 @@ fn unwrap_ws(w: &mut Ws, buf: &mut [u8], outcome: ReadOutcome) -> ReadOutcome {
             Err(e) => return ReadOutcome::Failed(LinkFailure::Ws(e)),
         }
         if !w.is_open() {
-            return ReadOutcome::Data { n: 0, drained };
+            return ReadOutcome::Data {
+                n: 0,
+                drained,
+                stamp,
+            };
         }
         buf.copy_within(start..n, 0);
     }
     match w.decode(&mut buf[..n - start]) {
-        Ok(m) => ReadOutcome::Data { n: m, drained },
+        Ok(m) => ReadOutcome::Data {
+            n: m,
+            drained,
+            stamp,
+        },
         Err(e) => ReadOutcome::Failed(LinkFailure::Ws(e)),
     }
 }

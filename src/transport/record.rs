@@ -269,6 +269,7 @@ impl TlsLink {
                         return ReadOutcome::Data {
                             n: 0,
                             drained: short,
+                            stamp: None,
                         };
                     }
                     if self.filled == self.rx.len()
@@ -287,7 +288,11 @@ impl TlsLink {
             }
             n += self.take_plain(&mut buf[n..]);
             if n == buf.len() {
-                return ReadOutcome::Data { n, drained: false };
+                return ReadOutcome::Data {
+                    n,
+                    drained: false,
+                    stamp: None,
+                };
             }
             match self.open_next() {
                 Ok(true) => continue,
@@ -297,11 +302,19 @@ impl TlsLink {
             if self.peer_closed {
                 return match n {
                     0 => ReadOutcome::Eof,
-                    _ => ReadOutcome::Data { n, drained: false },
+                    _ => ReadOutcome::Data {
+                        n,
+                        drained: false,
+                        stamp: None,
+                    },
                 };
             }
             if read_once {
-                return ReadOutcome::Data { n, drained: short };
+                return ReadOutcome::Data {
+                    n,
+                    drained: short,
+                    stamp: None,
+                };
             }
             if let Err(f) = self.make_room() {
                 return ReadOutcome::Failed(LinkFailure::Tls(self.fail(f)));
@@ -309,7 +322,13 @@ impl TlsLink {
             match self.read_socket(stream) {
                 Ok((0, _)) if n == 0 => return ReadOutcome::Eof,
                 // The end of stream is read again by the next call.
-                Ok((0, _)) => return ReadOutcome::Data { n, drained: false },
+                Ok((0, _)) => {
+                    return ReadOutcome::Data {
+                        n,
+                        drained: false,
+                        stamp: None,
+                    }
+                }
                 Ok((_, was_short)) => {
                     (read_once, short) = (true, was_short);
                     if !was_short && self.rx.len() < RX_READ_GROW_MAX_BYTES {
@@ -318,7 +337,11 @@ impl TlsLink {
                     }
                 }
                 Err(ReadOutcome::WouldBlock) if n > 0 => {
-                    return ReadOutcome::Data { n, drained: true }
+                    return ReadOutcome::Data {
+                        n,
+                        drained: true,
+                        stamp: None,
+                    }
                 }
                 Err(outcome) => return outcome,
             }

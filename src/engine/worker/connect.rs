@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use mio::{Interest, Token};
@@ -15,6 +16,7 @@ use crate::engine::dial;
 use crate::mqtt;
 use crate::mqtt::v5::properties::{self as props, Properties};
 use crate::stats::{Failure, Metric};
+use crate::transport::rx_stamp;
 
 impl Worker {
     /// A client's spawn time came: connect now, or at its `--connect-rate` slot.
@@ -36,6 +38,8 @@ impl Worker {
             Ok(s) => s,
             Err(e) => return self.close(ci, Some(Failure::ConnectFailed(errno(&e)))),
         };
+        // Acks are timed from when they arrive, not from when the loop reads them.
+        let stamped = rx_stamp::enable(stream.as_raw_fd());
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self
             .poll
@@ -48,12 +52,15 @@ impl Worker {
             Ok(t) => t,
             Err(f) => return self.close(ci, Some(f)),
         };
+        // Without stamps a late read would be a late figure: no read gap in this worker.
+        self.unstamped |= !(stamped && transport.stamps_arrivals());
         let c = &mut self.conns[ci];
         c.stream = Some(stream);
         c.transport = transport;
         c.state = State::Connecting;
         c.connect_started_ns = now;
         c.phase_started_ns = now;
+        self.last_connect_ns = now;
         c.connect_slot_reserved = false; // a reconnect is paced again
         self.rearm_check(ci);
     }

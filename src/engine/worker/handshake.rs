@@ -96,7 +96,7 @@ impl Worker {
                 return Ok(());
             };
             match c.transport.read(stream, &mut self.scratch) {
-                ReadOutcome::Data { n: 0, drained } if !drained => {}
+                ReadOutcome::Data { n: 0, drained, .. } if !drained => {}
                 ReadOutcome::Data { n: 0, .. } | ReadOutcome::WouldBlock => return Ok(()),
                 ReadOutcome::Data { .. } => {
                     return Err(Failure::Protocol("MQTT bytes before CONNECT"))

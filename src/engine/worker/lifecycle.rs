@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::time::Instant;
 
-use super::{ns_to_us, Drain, Worker, CHECK, RECONNECT_FIRST_NS, RECONNECT_MAX_NS};
+use super::{ns_to_us, Drain, Worker, RECONNECT_FIRST_NS, RECONNECT_MAX_NS};
 use crate::engine::conn::State;
 use crate::mqtt;
 use crate::stats::{Failure, Metric};
@@ -68,7 +68,7 @@ impl Worker {
         let c = &mut self.conns[ci];
         if when_ns < c.check_at_ns {
             c.check_at_ns = when_ns;
-            self.timers.push(Reverse((when_ns, ci as u32 | CHECK)));
+            self.checks.push(Reverse((when_ns, ci as u32)));
         }
     }
 

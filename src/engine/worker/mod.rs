@@ -33,6 +33,7 @@ mod receive;
 mod resize;
 mod server;
 mod subscribe;
+mod wakeup;
 
 pub use clients::{client_id_of, subscriber_id_of};
 
@@ -41,7 +42,7 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::{Poll, Token, Waker};
 
@@ -54,7 +55,9 @@ use crate::mqtt;
 use crate::plan::Plan;
 use crate::precise_poll::{Fired, PrecisePoll};
 use crate::stats::{Failure, Recorder};
+use crate::transport::rx_stamp::RealClock;
 use clients::{publisher, quota_of, source_of};
+use wakeup::Batching;
 
 /// Token of the control-plane waker.
 const WAKER: Token = Token(usize::MAX);
@@ -63,19 +66,11 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 /// Stats are shipped (and the connected count sampled) on this tick; connections have
 /// deadlines of their own in the timer heap.
 const HOUSEKEEPING_NS: u64 = 100_000_000;
-/// A wakeup also sends the publishes scheduled within this much after it, rather than
-/// sleeping again for each: one wakeup (a context switch, about 20 µs of CPU on a VM) serves
-/// several devices. Such a publish leaves at most this early (the load pattern moves by less
-/// than a quarter of a millisecond), is not counted as late, and its latency is timed from
-/// when it was sent, so nothing is under-reported. Only publish schedules run early; connects,
-/// timeouts and pings never do.
-pub(super) const EARLY_NS: u64 = 250_000;
-/// Tag bit of a connection-check entry in the timer heap.
-const CHECK: u32 = 1 << 31;
-/// Timer-heap entries reserved per client: a spawn/reconnect or publish timer, its live check
-/// and the stale checks `arm_check` may leave behind (see there). Beyond this the heap grows
-/// once, to the run's peak, like the write pool.
-const TIMERS_PER_CLIENT: usize = 4;
+/// Heap entries reserved per client: a spawn/reconnect or publish timer (and a connect slot)
+/// in `timers`; its live check and the stale checks `arm_check` may leave behind (see there)
+/// in `checks`. Beyond this a heap grows once, to the run's peak, like the write pool.
+const TIMERS_PER_CLIENT: usize = 2;
+const CHECKS_PER_CLIENT: usize = 3;
 /// Most events handled per poll.
 const EVENTS: usize = 1024;
 /// `--reconnect` back-off: the first wait, doubled after every failed attempt up to the cap.
@@ -106,12 +101,24 @@ pub struct Worker {
     plan: Arc<Plan>,
     control: Arc<Control>,
     rec: Recorder,
-    /// (when_ns, tag): spawn, connect-slot, reconnect and publish due times (tag = the
-    /// connection), and each connection's next check (tag = connection | [`CHECK`]: its
-    /// timeouts, keep-alive, churn). Deadlines, not scans: a worker touches a connection when
-    /// something about it is due, never on a fixed period. See [`Worker::arm_check`] for the
-    /// bound on entries.
+    /// (when_ns, connection): spawn, connect-slot, reconnect and publish due times.
+    /// Deadlines, not scans: a worker touches a connection when something about it is due,
+    /// never on a fixed period.
     timers: BinaryHeap<Reverse<(u64, u32)>>,
+    /// (when_ns, connection): each connection's next check (its timeouts, keep-alive,
+    /// churn), which may run late by the early window (`wakeup`). See [`Worker::arm_check`]
+    /// for the bound on entries.
+    checks: BinaryHeap<Reverse<(u64, u32)>>,
+    /// The wakeup rules of this worker (`wakeup`).
+    batching: Batching,
+    /// When a poll last returned (with events or not: a wakeup for a timer reads the sockets
+    /// too), and when a connect last started (run clock): the read gap counts from the first
+    /// and waits for the second to settle.
+    last_poll_ns: u64,
+    last_connect_ns: u64,
+    /// A connection of this worker reads without kernel stamps (TLS, or the option was
+    /// refused): reads are no longer held (`wakeup`).
+    unstamped: bool,
     /// Connections to flush at the end of this iteration.
     dirty: Vec<u32>,
     /// Connections that can publish without waiting for an event (QoS 0, no interval):
@@ -156,6 +163,11 @@ pub struct Worker {
     unrouted: u64,
     /// The `Control::users` generation this worker last applied.
     users_seen: u64,
+    /// Maps the kernel's receive stamps onto the run clock; sampled at every wakeup.
+    real_clock: RealClock,
+    /// When the bytes of the current read reached this host (run clock; the read's own time
+    /// where the kernel gave no stamp): acks and deliveries are timed to it.
+    arrived_ns: u64,
 }
 
 impl Worker {
@@ -175,8 +187,9 @@ impl Worker {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let sub_clients = super::clients_of(plan.sub_users, plan.threads.max(1), id);
         let mut conns = Vec::with_capacity(clients.len() + sub_clients.len());
-        let mut timers =
-            BinaryHeap::with_capacity(TIMERS_PER_CLIENT * (clients.len() + sub_clients.len()) + 1);
+        let clients_here = clients.len() + sub_clients.len();
+        let mut timers = BinaryHeap::with_capacity(TIMERS_PER_CLIENT * clients_here + 1);
+        let checks = BinaryHeap::with_capacity(CHECKS_PER_CLIENT * clients_here + 1);
         let mut quota_holders = 0;
         // With live user changes, `clients` covers the reserved capacity: those at or above
         // the starting target wait parked (`resize`).
@@ -208,7 +221,10 @@ impl Worker {
         }
         control.subs.register_worker(sub_clients.len() as u64);
         let n = conns.len();
-        assert!(n < CHECK as usize, "connection indexes fit the timer tag");
+        assert!(
+            n < u32::MAX as usize,
+            "connection indexes fit the timer tag"
+        );
         let buffer_bytes = conns
             .iter()
             .filter(|c| !c.is_subscriber())
@@ -217,6 +233,7 @@ impl Worker {
             .unwrap_or(0);
         let threads = plan.threads.max(1);
         let audited = plan.verify && plan.sub_users > 0;
+        let batching = Batching::of(plan.interval, plan.qos, !sub_clients.is_empty());
         let worker = Worker {
             pool: WritePool::new(buffer_bytes, n),
             pacer: ConnectPacer::new(plan.connect_rate, threads),
@@ -232,6 +249,11 @@ impl Worker {
             control,
             rec,
             timers,
+            checks,
+            batching,
+            last_poll_ns: 0,
+            last_connect_ns: 0,
+            unstamped: false,
             dirty: Vec::with_capacity(n),
             ready: Vec::with_capacity(n),
             ready_next: Vec::with_capacity(n),
@@ -251,6 +273,8 @@ impl Worker {
             polled_ns: 0,
             unrouted: 0,
             users_seen: 0,
+            real_clock: RealClock::default(),
+            arrived_ns: 0,
         };
         Ok((worker, waker))
     }
@@ -374,9 +398,12 @@ impl Worker {
     }
 
     fn poll_once(&mut self) -> io::Result<()> {
+        self.hold_reads();
         let timeout = self.poll_timeout();
         let fired = self.waiter.wait(&self.poll, timeout)?;
         self.polled_ns = self.control.now_ns();
+        self.real_clock.sample(self.polled_ns);
+        self.last_poll_ns = self.polled_ns;
         for i in 0..fired {
             let event = self.waiter.fired(i);
             if event.token != WAKER && event.token.0 < self.conns.len() {
@@ -386,29 +413,24 @@ impl Worker {
         Ok(())
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
-        if !self.ready_next.is_empty() {
-            return Some(Duration::ZERO);
-        }
-        let now = self.control.now_ns();
-        let mut next = self.next_housekeeping_ns;
-        if let Some(Reverse((when, _))) = self.timers.peek() {
-            next = next.min(*when);
-        }
-        Some(Duration::from_nanos(next.saturating_sub(now)))
-    }
-
+    /// Run the checks that are due, then the timers: spawns, and publishes due now or within
+    /// the early window (`wakeup`). Each publish timer takes a fresh clock reading and writes
+    /// at once, so a publish is stamped just before its own write.
     fn fire_timers(&mut self, now: u64) {
-        while let Some(&Reverse((when, tag))) = self.timers.peek() {
-            if when > now && !self.publishes_early(when, tag, now) {
+        while let Some(&Reverse((when, ci))) = self.checks.peek() {
+            if when > now {
+                break;
+            }
+            self.checks.pop();
+            self.fire_check(ci as usize, when, now);
+        }
+        let mut now = now;
+        while let Some(&Reverse((when, ci))) = self.timers.peek() {
+            let ci = ci as usize;
+            if when > now && !self.publishes_early(when, ci, now) {
                 break;
             }
             self.timers.pop();
-            if tag & CHECK != 0 {
-                self.fire_check((tag & !CHECK) as usize, when, now);
-                continue;
-            }
-            let ci = tag as usize;
             match self.conns[ci].state {
                 State::Waiting
                     if self.drain == Drain::No
@@ -419,18 +441,20 @@ impl Worker {
                 }
                 State::Connected => {
                     self.conns[ci].timer_armed = false;
+                    now = self.control.now_ns();
                     self.pump(ci, now);
+                    if self.conns[ci].dirty {
+                        self.flush(ci, now);
+                    }
                 }
                 _ => {}
             }
         }
     }
 
-    /// A publish timer within `EARLY_NS` of now may fire with this wakeup.
-    fn publishes_early(&self, when: u64, tag: u32, now: u64) -> bool {
-        tag & CHECK == 0
-            && when <= now + EARLY_NS
-            && self.conns[tag as usize].state == State::Connected
+    /// A publish timer within the early window of now may fire with this wakeup.
+    fn publishes_early(&self, when: u64, ci: usize, now: u64) -> bool {
+        when <= now + self.batching.early_ns && self.conns[ci].state == State::Connected
     }
 
     fn on_event(&mut self, event: Fired) {

@@ -4,7 +4,7 @@
 
 use std::cmp::Reverse;
 
-use super::{errno, ns_to_us, Drain, Worker, EARLY_NS};
+use super::{errno, ns_to_us, Drain, Worker};
 use crate::engine::conn::State;
 use crate::payload;
 use crate::stats::Metric;
@@ -25,7 +25,7 @@ impl Worker {
         let epoch_ms = self.control.start_epoch_ms + now / 1_000_000;
         loop {
             let c = &self.conns[ci];
-            if self.interval_ns > 0 && c.next_due_ns > now + EARLY_NS {
+            if self.interval_ns > 0 && c.next_due_ns > now + self.batching.early_ns {
                 self.arm_timer(ci);
                 break;
             }
@@ -54,7 +54,7 @@ impl Worker {
         } else {
             now
         };
-        // Latency starts at the schedule, or at the send when that was earlier (see EARLY_NS):
+        // Latency starts at the schedule, or at the send when that was earlier (the early window, `wakeup`):
         // whichever is earlier, so no latency is ever under-reported.
         let start_ns = scheduled_ns.min(now);
         let first_outstanding = c.inflight.outstanding() == 0;

@@ -31,7 +31,8 @@ impl Worker {
                     self.lose_reading(ci, 0);
                     break;
                 }
-                ReadOutcome::Data { n, drained } => {
+                ReadOutcome::Data { n, drained, stamp } => {
+                    self.arrived_ns = self.real_clock.arrival_ns(stamp, now);
                     if c.transport.wants_write() {
                         self.mark_dirty(ci);
                     }
@@ -201,9 +202,10 @@ impl Worker {
             }
             Ack::Completed(scheduled_ns) => {
                 self.inflight_total -= 1;
-                // The in-flight slot keeps the publish's stamp (its marker's send time).
+                // The in-flight slot keeps the publish's stamp (its marker's send time); the
+                // ack is timed from when it reached this host (`rx_stamp`), not from our read.
                 self.count_publish(ci, scheduled_ns);
-                let latency_us = ns_to_us(now.saturating_sub(scheduled_ns));
+                let latency_us = ns_to_us(self.arrived_ns.saturating_sub(scheduled_ns));
                 self.rec.ok(Metric::Publish, latency_us);
                 self.unrouted += u64::from(reason == NO_MATCHING_SUBSCRIBERS);
             }
