@@ -148,6 +148,9 @@ fn run_with(
     steering: Option<&steer::Steering>,
 ) -> Result<(Summary, Negotiated), String> {
     let threads = plan.threads.max(1);
+    // Every client's socket, twice when the embedded broker holds the other ends.
+    let sockets = u64::from(control.users.capacity().max(plan.users)) + u64::from(plan.sub_users);
+    crate::limits::reserve_descriptors(2 * sockets + crate::limits::RESERVED_FDS);
     let (data_tx, data_rx, recycles) = stats::channels(threads);
     let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = recycles.into_iter().unzip();
     let merger = Merger::new(

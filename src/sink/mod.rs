@@ -52,13 +52,16 @@ what a load-generator host can push without a broker in the way.
 NOT A BROKER: no routing (subscribers receive nothing), no persistence, no sessions, no \
 retained messages, no authentication. Do not point real devices at it.
 
---ack-delay sends every PUBACK, PUBREC and PUBCOMP exactly that long after the packet was read \
+--ack-delay sends every PUBACK, PUBREC and PUBCOMP that long after the packet arrived \
 (a slow broker). --stall EVERY:FOR stops reading all sockets for FOR every EVERY (a stalled \
 broker); acks owed are sent after the stall.";
 
 /// Delayed acks all workers may hold together (24 bytes each, allocated at start only when
 /// `--ack-delay` is set). At the bound a worker stops reading until acks fall due.
 pub const ACK_QUEUE_TOTAL: usize = 1 << 20;
+/// Descriptors the sink's table is grown to at start (capped at the open-files limit; see
+/// `limits::reserve_descriptors`): 65,536 connections, 0.5 MiB of table.
+const SINK_DESCRIPTORS_RESERVED: u64 = 1 << 16;
 
 /// Everything `mqblast sink` is told on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +185,8 @@ pub fn start(opts: &SinkOptions) -> io::Result<SinkHandle> {
         n => n,
     };
     let mut listener = mio::net::TcpListener::bind(opts.listen)?;
+    // Accepting grows the descriptor table while the workers run; grow it once now.
+    crate::limits::reserve_descriptors(SINK_DESCRIPTORS_RESERVED);
     let shared = Arc::new(Shared {
         stop: Default::default(),
         started: Instant::now(),
