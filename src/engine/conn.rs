@@ -88,8 +88,10 @@ pub struct Conn {
     /// When this connection's check is armed in the worker's timer heap (ns since run start;
     /// `u64::MAX`: none). Entries with another time are stale.
     pub check_at_ns: u64,
-    /// A publish timer for this client is in the worker's heap.
-    pub timer_armed: bool,
+    /// When this client's live publish timer is due (`u64::MAX`: none armed). Other publish
+    /// entries for it in the worker's heap (left by a reconnect, or by a publish sent early)
+    /// carry another time and are skipped when they come up.
+    pub timer_at_ns: u64,
     /// In the worker's flush list.
     pub dirty: bool,
     /// In the worker's ready list (can publish without waiting for an event).
@@ -178,7 +180,7 @@ impl Conn {
             write_blocked_since_ns: None,
             ping_sent_ns: None,
             check_at_ns: u64::MAX,
-            timer_armed: false,
+            timer_at_ns: u64::MAX,
             dirty: false,
             ready: false,
             source,

@@ -58,8 +58,12 @@ const EVENTS: usize = 1024;
 /// without blocking until it is. A sleep ends late by the timer slack (50 µs) plus the
 /// scheduler's wakeup delay (tens to hundreds of µs on a VM), and that lateness would read as
 /// the broker's; the sink is the reference the generator is calibrated against, so it spends
-/// up to this much CPU per due ack instead.
+/// CPU instead, within a budget: at most `ACK_SPIN_BUDGET_NS` of polling per
+/// `ACK_SPIN_WINDOW_NS` (a quarter of a core per worker). Past it, the worker sleeps to the due
+/// time itself until the next window, as without the spin.
 const ACK_SPIN_NS: u64 = 200_000;
+const ACK_SPIN_WINDOW_NS: u64 = 100_000_000;
+const ACK_SPIN_BUDGET_NS: u64 = 25_000_000;
 /// The stop flag is checked at least this often even without a wake-up.
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
 
@@ -184,6 +188,8 @@ pub(crate) struct Worker {
     acks: AckQueue,
     /// Maps the kernel's receive stamps onto `Shared::elapsed_ns`; sampled at every wakeup.
     real_clock: RealClock,
+    /// The CPU budget of polling for due acks (`ACK_SPIN_NS`).
+    spin: SpinBudget,
     stalled: bool,
     totals: SinkTotals,
 }
@@ -214,6 +220,7 @@ impl Worker {
             suback_codes: Vec::new(),
             acks: AckQueue::with_capacity(ack_queue_capacity),
             real_clock: RealClock::default(),
+            spin: SpinBudget::default(),
             stalled: false,
             totals: SinkTotals::default(),
         }
@@ -260,9 +267,14 @@ impl Worker {
     }
 
     fn poll_once(&mut self) -> io::Result<()> {
-        let timeout = self.poll_timeout();
+        let (timeout, spinning) = self.poll_timeout();
+        let polled_from_ns = self.shared.elapsed_ns();
         let fired = self.waiter.wait(&self.poll, Some(timeout))?;
-        self.real_clock.sample(self.shared.elapsed_ns());
+        if spinning {
+            self.spin.spent(self.shared.elapsed_ns() - polled_from_ns);
+        }
+        let shared = &self.shared;
+        self.real_clock.sample(|| shared.elapsed_ns());
         self.stalled = self.is_stalled(self.shared.elapsed_ns());
         for i in 0..fired {
             let event = self.waiter.fired(i);
@@ -273,9 +285,11 @@ impl Worker {
         Ok(())
     }
 
-    /// Sleep until the next housekeeping tick, delayed ack or stall edge, whichever is first.
-    fn poll_timeout(&self) -> Duration {
+    /// Sleep until the next housekeeping tick, delayed ack or stall edge, whichever is first;
+    /// true when the wait is cut short to poll for a due ack (`ACK_SPIN_NS`).
+    fn poll_timeout(&mut self) -> (Duration, bool) {
         let now_ns = self.shared.elapsed_ns();
+        let mut spinning = false;
         let mut wait_ns = super::stall::duration_ns(HOUSEKEEPING);
         if let Some(stall) = self.shared.stall {
             wait_ns = wait_ns.min(stall.next_change_in_ns(now_ns));
@@ -284,12 +298,20 @@ impl Worker {
             if let Some(due_ns) = self.acks.next_due_ns() {
                 // Wake a little ahead and poll without sleeping for the rest (see
                 // ACK_SPIN_NS): the ack leaves at its due time, not a wakeup later.
-                let sleep_until = due_ns.saturating_sub(ACK_SPIN_NS);
+                let ahead_ns = if self.spin.allowed(now_ns) {
+                    ACK_SPIN_NS
+                } else {
+                    0
+                };
+                let sleep_until = due_ns.saturating_sub(ahead_ns);
+                if sleep_until <= now_ns && due_ns > now_ns {
+                    spinning = true;
+                }
                 wait_ns = wait_ns.min(sleep_until.saturating_sub(now_ns));
             }
         }
         // An ack is sent only once it is due (`emit_due_acks`), never early.
-        Duration::from_nanos(wait_ns)
+        (Duration::from_nanos(wait_ns), spinning)
     }
 
     // ---- connections --------------------------------------------------------------------
@@ -419,7 +441,6 @@ impl Worker {
 
     /// Read until `WouldBlock`, or until backpressure or a stall says stop.
     fn read_ready(&mut self, slot: usize) {
-        let now_ns = self.shared.elapsed_ns();
         let mut scratch = std::mem::take(&mut self.scratch);
         loop {
             if !self.can_read(slot) {
@@ -444,7 +465,8 @@ impl Worker {
                 }
                 Ok((n, stamp)) => {
                     // `--ack-delay` counts from when the packet arrived, not from this read.
-                    let arrived_ns = self.real_clock.arrival_ns(stamp, now_ns);
+                    let read_ns = self.shared.elapsed_ns();
+                    let arrived_ns = self.real_clock.arrival_ns(stamp, read_ns);
                     self.totals.bytes += n as u64;
                     let Some((n, closing)) = self.unwrap_ws(slot, &mut scratch[..n]) else {
                         self.close(slot);
@@ -724,5 +746,43 @@ fn reset_buffer(buf: &mut Vec<u8>) {
     buf.clear();
     if buf.capacity() > KEEP_BUFFER_BYTES {
         *buf = Vec::new();
+    }
+}
+
+/// How much of the current `ACK_SPIN_WINDOW_NS` went to polling for due acks.
+#[derive(Debug, Default)]
+struct SpinBudget {
+    window_start_ns: u64,
+    spent_ns: u64,
+}
+
+impl SpinBudget {
+    /// Whether polling ahead of a due ack is still within this window's budget at `now_ns`.
+    fn allowed(&mut self, now_ns: u64) -> bool {
+        if now_ns.saturating_sub(self.window_start_ns) >= ACK_SPIN_WINDOW_NS {
+            self.window_start_ns = now_ns;
+            self.spent_ns = 0;
+        }
+        self.spent_ns < ACK_SPIN_BUDGET_NS
+    }
+
+    fn spent(&mut self, ns: u64) {
+        self.spent_ns += ns;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_for_due_acks_stops_at_its_budget_until_the_next_window() {
+        let mut spin = SpinBudget::default();
+        assert!(spin.allowed(1_000));
+        spin.spent(ACK_SPIN_BUDGET_NS);
+        assert!(!spin.allowed(ACK_SPIN_WINDOW_NS - 1));
+        assert!(spin.allowed(ACK_SPIN_WINDOW_NS));
+        spin.spent(ACK_SPIN_BUDGET_NS - 1);
+        assert!(spin.allowed(ACK_SPIN_WINDOW_NS + 1));
     }
 }

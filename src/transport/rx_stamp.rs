@@ -10,7 +10,9 @@
 //! without moving what they report.
 //!
 //! Bound: one read that takes several segments carries only the last one's stamp, so the
-//! earlier acks in it are timed a little late (never early). Where the option or the stamp is
+//! earlier acks in it are timed a little late. On a lossy network a retransmitted earlier
+//! segment can arrive after a later one and lend its older stamp to the read; on loopback,
+//! where segments are never lost, a stamp is never earlier than the bytes' arrival. Where the option or the stamp is
 //! missing (another kernel, a TLS record assembled over several reads), the caller falls back
 //! to the time of the read. The stamps are in `CLOCK_REALTIME`; [`RealClock`] maps them onto
 //! a monotonic run clock.
@@ -123,16 +125,21 @@ pub struct RealClock {
 }
 
 impl RealClock {
-    /// Sample the offset now; `run_now_ns` is the run clock read at the same moment.
-    pub fn sample(&mut self, run_now_ns: u64) {
+    /// Sample the offset now: the wall clock first, then the run clock (`run_now_ns`, which
+    /// returns it), so any delay between the two reads makes the offset smaller and the mapped
+    /// arrivals later, never earlier. Returns the run clock's reading.
+    pub fn sample(&mut self, run_now_ns: impl FnOnce() -> u64) -> u64 {
         let real_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
-        self.offset_ns = real_ns - i128::from(run_now_ns);
+        let run_ns = run_now_ns();
+        self.offset_ns = real_ns - i128::from(run_ns);
+        run_ns
     }
 
     /// The run-clock time of a realtime stamp, never after `read_ns` (when it was read);
-    /// `read_ns` itself when there is no stamp.
+    /// `read_ns` itself when there is no stamp. Callers also fall back to `read_ns` when the
+    /// result is before the packet could have been sent (a wall-clock step, a bogus stamp).
     pub fn arrival_ns(&self, stamp: Option<u64>, read_ns: u64) -> u64 {
         match stamp {
             Some(real) => {
@@ -160,7 +167,7 @@ mod tests {
         assert!(enable(client.as_raw_fd()));
         let start = Instant::now();
         let mut clock = RealClock::default();
-        clock.sample(0);
+        clock.sample(|| 0);
         server.write_all(b"\x40\x02\x00\x01").unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let read_ns = start.elapsed().as_nanos() as u64;
@@ -180,7 +187,7 @@ mod tests {
     #[test]
     fn without_a_stamp_the_read_time_is_used_and_a_stamp_is_never_later_than_the_read() {
         let mut clock = RealClock::default();
-        clock.sample(1_000);
+        assert_eq!(clock.sample(|| 1_000), 1_000);
         assert_eq!(clock.arrival_ns(None, 5_000), 5_000);
         let far_future = u64::MAX / 2;
         assert_eq!(clock.arrival_ns(Some(far_future), 5_000), 5_000);

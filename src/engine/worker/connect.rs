@@ -38,8 +38,6 @@ impl Worker {
             Ok(s) => s,
             Err(e) => return self.close(ci, Some(Failure::ConnectFailed(errno(&e)))),
         };
-        // Acks are timed from when they arrive, not from when the loop reads them.
-        let stamped = rx_stamp::enable(stream.as_raw_fd());
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self
             .poll
@@ -52,8 +50,10 @@ impl Worker {
             Ok(t) => t,
             Err(f) => return self.close(ci, Some(f)),
         };
-        // Without stamps a late read would be a late figure: no read gap in this worker.
-        self.unstamped |= !(stamped && transport.stamps_arrivals());
+        // Acks are timed from when they arrive, not from when the loop reads them. Without
+        // stamps (TLS) a late read would be a late figure: no read gap in this worker.
+        let stamped = transport.stamps_arrivals() && rx_stamp::enable(stream.as_raw_fd());
+        self.unstamped |= !stamped;
         let c = &mut self.conns[ci];
         c.stream = Some(stream);
         c.transport = transport;

@@ -313,7 +313,7 @@ impl Worker {
         c.rbuf = Vec::new();
         c.state = State::Waiting;
         c.ping_sent_ns = None;
-        c.timer_armed = false;
+        c.timer_at_ns = u64::MAX;
         c.read_paused = false;
         c.peer_closed = false;
         c.write_blocked_since_ns = None;

@@ -401,8 +401,8 @@ impl Worker {
         self.hold_reads();
         let timeout = self.poll_timeout();
         let fired = self.waiter.wait(&self.poll, timeout)?;
-        self.polled_ns = self.control.now_ns();
-        self.real_clock.sample(self.polled_ns);
+        let control = &self.control;
+        self.polled_ns = self.real_clock.sample(|| control.now_ns());
         self.last_poll_ns = self.polled_ns;
         for i in 0..fired {
             let event = self.waiter.fired(i);
@@ -413,9 +413,10 @@ impl Worker {
         Ok(())
     }
 
-    /// Run the checks that are due, then the timers: spawns, and publishes due now or within
-    /// the early window (`wakeup`). Each publish timer takes a fresh clock reading and writes
-    /// at once, so a publish is stamped just before its own write.
+    /// Run the checks that are due, then the timers: spawns, and publishes due by `now` or
+    /// within the early window (`wakeup`). Which entries fire is decided against `now`, so one
+    /// call ends even when publishing takes longer than the interval; each publish takes a
+    /// fresh clock reading and writes at once, so it is stamped just before its own write.
     fn fire_timers(&mut self, now: u64) {
         while let Some(&Reverse((when, ci))) = self.checks.peek() {
             if when > now {
@@ -424,7 +425,6 @@ impl Worker {
             self.checks.pop();
             self.fire_check(ci as usize, when, now);
         }
-        let mut now = now;
         while let Some(&Reverse((when, ci))) = self.timers.peek() {
             let ci = ci as usize;
             if when > now && !self.publishes_early(when, ci, now) {
@@ -439,12 +439,12 @@ impl Worker {
                 {
                     self.spawn_due(ci, now)
                 }
-                State::Connected => {
-                    self.conns[ci].timer_armed = false;
-                    now = self.control.now_ns();
-                    self.pump(ci, now);
+                State::Connected if self.conns[ci].timer_at_ns == when => {
+                    self.conns[ci].timer_at_ns = u64::MAX;
+                    let sent_ns = self.control.now_ns();
+                    self.pump(ci, sent_ns);
                     if self.conns[ci].dirty {
-                        self.flush(ci, now);
+                        self.flush(ci, sent_ns);
                     }
                 }
                 _ => {}
@@ -461,7 +461,18 @@ impl Worker {
         let ci = event.token.0;
         let now = self.control.now_ns();
         match self.conns[ci].state {
-            State::Connecting => self.finish_connect(ci, now),
+            State::Connecting => {
+                self.finish_connect(ci, now);
+                // The broker may have answered already (a first flight written with the
+                // connect); this event is the only edge that announces those bytes.
+                if event.readable {
+                    match self.conns[ci].state {
+                        State::Handshaking => self.advance_handshake(ci, true, now),
+                        State::AwaitConnack => self.read_ready(ci, now),
+                        _ => {}
+                    }
+                }
+            }
             State::Handshaking => self.advance_handshake(ci, event.readable, now),
             State::AwaitConnack | State::AwaitSuback | State::Connected => {
                 if event.closed {

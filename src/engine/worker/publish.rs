@@ -95,8 +95,8 @@ impl Worker {
 
     fn arm_timer(&mut self, ci: usize) {
         let c = &mut self.conns[ci];
-        if !c.timer_armed {
-            c.timer_armed = true;
+        if c.timer_at_ns == u64::MAX {
+            c.timer_at_ns = c.next_due_ns;
             self.timers.push(Reverse((c.next_due_ns, ci as u32)));
         }
     }
@@ -153,6 +153,11 @@ impl Worker {
     /// buffer was emptied.
     pub(super) fn flush(&mut self, ci: usize, now: u64) -> bool {
         let c = &mut self.conns[ci];
+        if c.state == State::Connecting {
+            // Nothing goes out before the TCP connect is complete (`finish_connect` starts
+            // the handshake and flushes then).
+            return false;
+        }
         let Some(stream) = c.stream.as_mut() else {
             return false;
         };

@@ -205,7 +205,11 @@ impl Worker {
                 // The in-flight slot keeps the publish's stamp (its marker's send time); the
                 // ack is timed from when it reached this host (`rx_stamp`), not from our read.
                 self.count_publish(ci, scheduled_ns);
-                let latency_us = ns_to_us(self.arrived_ns.saturating_sub(scheduled_ns));
+                let acked_ns = match self.arrived_ns {
+                    stamped if stamped >= scheduled_ns => stamped,
+                    _ => now, // a stamp before the send: not trusted
+                };
+                let latency_us = ns_to_us(acked_ns.saturating_sub(scheduled_ns));
                 self.rec.ok(Metric::Publish, latency_us);
                 self.unrouted += u64::from(reason == NO_MATCHING_SUBSCRIBERS);
             }

@@ -85,7 +85,12 @@ impl Worker {
         let Some(marker) = payload::find_marker(payload) else {
             return;
         };
-        let now_e2e_ns = payload::e2e_now_ns(self.control.start_epoch_ns, self.arrived_ns.min(now));
+        // Timed to the delivery's arrival stamp, unless that is before the send (not trusted).
+        let epoch_ns = self.control.start_epoch_ns;
+        let mut now_e2e_ns = payload::e2e_now_ns(epoch_ns, self.arrived_ns.min(now));
+        if now_e2e_ns < marker.sent_ns {
+            now_e2e_ns = payload::e2e_now_ns(epoch_ns, now);
+        }
         let latency_ns = now_e2e_ns.saturating_sub(marker.sent_ns);
         self.rec.ok(Metric::EndToEnd, ns_to_us(latency_ns));
         self.conns[ci].counted += 1;
