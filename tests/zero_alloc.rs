@@ -157,6 +157,17 @@ fn qos1_publish_loop_allocates_nothing_per_message_after_warm_up() {
 }
 
 #[test]
+fn scheduled_qos1_publishing_with_batched_wakeups_allocates_nothing_per_message() {
+    // 50 users x 100 msg/s: the early window, the late checks and the read gap
+    // (engine/worker/wakeup.rs) are all in play; the later flags override -u 4 --interval 0.
+    let more = ["-u", "50", "--interval", "10ms"];
+    assert_eq!(
+        steady_state_allocations_with("1", 12_000, 2_000, 11_000, &more),
+        0
+    );
+}
+
+#[test]
 fn qos0_publish_loop_allocates_nothing_per_message_after_warm_up() {
     assert_eq!(steady_state_allocations("0", 300_000, 50_000, 290_000), 0);
 }
