@@ -54,8 +54,8 @@ impl Worker {
         } else {
             now
         };
-        // Latency starts at the schedule, or at the send when that was earlier (the early window, `wakeup`):
-        // whichever is earlier, so no latency is ever under-reported.
+        // Latency starts at the schedule, or at the send when that was earlier (the early
+        // window, `wakeup`): whichever is earlier, so no latency is ever under-reported.
         let start_ns = scheduled_ns.min(now);
         let first_outstanding = c.inflight.outstanding() == 0;
         let pkid = if qos > 0 {

@@ -24,8 +24,9 @@
 //!
 //! A wakeup for a publish is aimed `WAKE_AHEAD_NS` before it, since a sleep ends late by the
 //! timer slack and the scheduler's delay; the publish then leaves inside its early window
-//! rather than late. A wakeup writes each publish as soon as it is made (`Worker::fire_timers`), so a publish's
-//! stamp is taken just before its own write, not before the other sockets of the batch.
+//! rather than late. A wakeup writes each publish as soon as it is made
+//! (`Worker::fire_timers`), so a publish's stamp is taken just before its own write, not
+//! before the other sockets of the batch.
 
 use std::cmp::Reverse;
 use std::time::Duration;
