@@ -88,7 +88,9 @@ impl Acceptor {
                     // Acks are tiny and latency is what the client measures: no Nagle.
                     let _ = stream.set_nodelay(true);
                     // `--ack-delay` is timed from each packet's arrival (`rx_stamp`).
-                    rx_stamp::enable(stream.as_raw_fd());
+                    if self.shared.ack_delay_ns > 0 {
+                        rx_stamp::enable(stream.as_raw_fd());
+                    }
                     self.hand_over(stream);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

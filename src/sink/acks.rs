@@ -4,9 +4,9 @@
 //! receive stamp, see `transport::rx_stamp`), so due times almost never decrease: a FIFO is
 //! already a timer queue. Push at the back when a packet is read, pop from the front once due.
 //! Two sockets read in one wakeup can carry stamps out of order; the later-read ack is then
-//! due with the one before it (late by that difference, never early), so the order holds. The ring is allocated once
-//! with a fixed capacity and never grows; the worker stops reading before it could overflow
-//! (see `worker::ACKS_PER_READ_MAX`), so an ack is never dropped.
+//! due with the one before it (late by that difference, never early), so the order holds.
+//! The ring is allocated once with a fixed capacity and never grows; the worker stops reading
+//! before it could overflow (see `worker::ACKS_PER_READ_MAX`), so an ack is never dropped.
 
 use std::collections::VecDeque;
 

@@ -273,8 +273,10 @@ impl Worker {
         if spinning {
             self.spin.spent(self.shared.elapsed_ns() - polled_from_ns);
         }
-        let shared = &self.shared;
-        self.real_clock.sample(|| shared.elapsed_ns());
+        if self.shared.ack_delay_ns > 0 {
+            let shared = &self.shared;
+            self.real_clock.sample(|| shared.elapsed_ns());
+        }
         self.stalled = self.is_stalled(self.shared.elapsed_ns());
         for i in 0..fired {
             let event = self.waiter.fired(i);
@@ -464,9 +466,12 @@ impl Worker {
                     break;
                 }
                 Ok((n, stamp)) => {
-                    // `--ack-delay` counts from when the packet arrived, not from this read.
-                    let read_ns = self.shared.elapsed_ns();
-                    let arrived_ns = self.real_clock.arrival_ns(stamp, read_ns);
+                    // `--ack-delay` counts from when the packet arrived, not from this read
+                    // (without a delay no ack is timed: no clock is read).
+                    let arrived_ns = match self.shared.ack_delay_ns {
+                        0 => 0,
+                        _ => self.real_clock.arrival_ns(stamp, self.shared.elapsed_ns()),
+                    };
                     self.totals.bytes += n as u64;
                     let Some((n, closing)) = self.unwrap_ws(slot, &mut scratch[..n]) else {
                         self.close(slot);
