@@ -770,10 +770,7 @@ leave()
         states.contains("'ready'") && !states.contains("running") && !states.contains("spawning"),
         "{states}"
     );
-    for needle in [
-        "timestamp is not a finite number",
-        "older than the last",
-    ] {
+    for needle in ["timestamp is not a finite number", "older than the last"] {
         assert!(
             worker.stderr.contains(needle),
             "{needle}:\n{}",

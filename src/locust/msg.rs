@@ -163,6 +163,20 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_frame_decodes_into_a_bounded_memory() {
+        // One-byte values (nil) are the densest a frame can be; each becomes one Value.
+        let values = usize::try_from(crate::locust::link::MAX_FRAME_BYTES).unwrap();
+        assert!(values * std::mem::size_of::<Value>() <= 48 << 20);
+        let mut frame = vec![0x93, 0xa1, b'x', 0xdd];
+        let count = values - 16;
+        frame.extend_from_slice(&u32::try_from(count).unwrap().to_be_bytes());
+        frame.resize(frame.len() + count, 0xc0);
+        frame.extend_from_slice(&[0xa1, b'n']);
+        let message = Message::decode(&frame).unwrap();
+        assert_eq!(message.data.as_array().map(Vec::len), Some(count));
+    }
+
+    #[test]
     fn hostile_frames_are_errors_not_panics() {
         let nested: Vec<u8> = std::iter::repeat_n(0x91, 100_000).collect();
         for bytes in [
