@@ -559,3 +559,311 @@ fn the_old_scripts_own_locustfile_drives_an_mqblast_worker() {
     // The worker used the old script's device tokens (from config.toml's tokens file).
     assert!(broker.log().contains("DW00000001"), "{}", broker.log());
 }
+
+/// What every scripted master below starts with: pyzmq's ROUTER (from the Locust virtualenv)
+/// on `sys.argv[1]`, the worker's `client_ready` answered with `ack`, and helpers: `send`,
+/// `recv`, `wait_for(pred)` (answers heartbeats, prints exceptions, until a message matches)
+/// and `beats(seconds)` (the heartbeat states and stops seen meanwhile).
+const SCRIPTED_MASTER_PRELUDE: &str = r#"
+import sys, time, zmq, msgpack
+port = int(sys.argv[1])
+sock = zmq.Context().socket(zmq.ROUTER)
+sock.SNDHWM = 0
+sock.bind(f"tcp://127.0.0.1:{port}")
+sock.RCVTIMEO = 20000
+def recv():
+    ident, payload = sock.recv_multipart()[:2]
+    kind, data, node = msgpack.loads(payload, raw=False, strict_map_key=False)
+    return ident, kind, data, node
+def send(kind, data):
+    sock.send_multipart([ident, msgpack.dumps((kind, data, node))])
+def wait_for(pred, limit=60):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        _, kind, data, _ = recv()
+        if kind == "heartbeat":
+            send("heartbeat", None)
+        if kind == "exception":
+            print("exception", data["msg"], flush=True)
+        if pred(kind, data):
+            return data
+    raise SystemExit(f"timed out after {limit} s")
+def beats(seconds):
+    seen = []
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        _, kind, data, _ = recv()
+        if kind == "heartbeat":
+            seen.append(data["state"])
+            send("heartbeat", None)
+        if kind in ("client_stopped", "client_ready"):
+            seen.append(kind)
+    return seen
+def leave():
+    send("quit", None)
+    wait_for(lambda k, d: k == "quit")
+    print("worker quit", flush=True)
+ident, kind, data, node = recv()
+assert kind == "client_ready", kind
+send("ack", {"index": 0})
+"#;
+
+/// A master that sends what a real Locust master cannot be made to send: `body` after the
+/// prelude above, with `sys.argv[2]` as `host`.
+fn scripted_master(port: u16, host: &str, body: &str) -> Running {
+    let script = format!("{SCRIPTED_MASTER_PRELUDE}host = sys.argv[2]\n{body}");
+    let mut master = Command::new(venv().join("bin/python"));
+    master
+        .args(["-c", &script, &port.to_string(), host])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    spawn(master)
+}
+
+fn worker_with(master_port: u16, json: &str, extra: &[&str]) -> Running {
+    let port = master_port.to_string();
+    let mut args = vec![
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        &port,
+        "--only-summary",
+        "--json",
+        json,
+    ];
+    args.extend_from_slice(extra);
+    spawn(mqblast_command(&args))
+}
+
+/// `1e300` overflowed the conversion to a Duration and `1e19` the deadline (`Instant +
+/// Duration`): the protocol thread panicked while the load it had started went on, deaf to
+/// `stop` and `quit`. Now each test runs until the master stops it, and the worker leaves on
+/// `quit`.
+#[test]
+fn spawn_with_huge_run_time_does_not_panic_the_worker() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("locust-huge-run-time");
+    let port = free_port();
+    let body = r#"
+for ts, run_time in ((1.0, 1e300), (2.0, 1e19)):
+    send("spawn", {"timestamp": ts, "user_classes_count": {"A": 2}, "host": host,
+        "stop_timeout": None, "parsed_options": {"headless": True, "run_time": run_time,
+        "mqtt_topic": "hr/{i}", "mqtt_interval": "200ms"}})
+    wait_for(lambda k, d: k == "heartbeat" and d["state"] == "running")
+    send("stop", None)
+    wait_for(lambda k, d: k == "client_stopped")
+    wait_for(lambda k, d: k == "client_ready")
+    send("ack", {"index": 0})
+    print("stopped", run_time, flush=True)
+leave()
+"#;
+    let master = scripted_master(port, &format!("mqtt://{}", broker.addr()), body);
+    let worker = worker(port, &dir.file("w.json")).wait(Duration::from_secs(90));
+    let master = master.wait(Duration::from_secs(90));
+    master.assert_code(0);
+    worker.assert_code(0);
+    for needle in ["stopped 1e+300", "stopped 1e+19", "worker quit"] {
+        assert!(
+            master.stdout.contains(needle),
+            "{needle}:\n{}",
+            master.describe()
+        );
+    }
+    assert!(
+        worker.stderr.contains("longer than this worker can time"),
+        "{}",
+        worker.describe()
+    );
+}
+
+/// `parsed_options` naming `mqtt_tokens_file` or `mqtt_payload` made the worker read that
+/// file (`/etc/passwd` lines went out as MQTT user names). Now the worker's own files are
+/// used and the master's are named as ignored.
+#[test]
+fn a_master_cannot_make_the_worker_read_local_files() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("locust-local-files");
+    let tokens = dir.write("secret.tokens", "SECRETTOKEN1\nSECRETTOKEN2\n");
+    let payload = dir.write("secret.json", "{\"secret_field\": 42}\n");
+    let port = free_port();
+    let body = format!(
+        r#"
+send("spawn", {{"timestamp": 1.0, "user_classes_count": {{"A": 2}}, "host": host,
+    "parsed_options": {{"mqtt_tokens_file": "{tokens}", "mqtt_payload": "{payload}",
+    "mqtt_topic": "lf/{{i}}", "mqtt_interval": "200ms"}}}})
+wait_for(lambda k, d: k == "heartbeat" and d["state"] == "running")
+beats(1.5)
+send("stop", None)
+wait_for(lambda k, d: k == "client_stopped")
+leave()
+"#
+    );
+    let master = scripted_master(port, &format!("mqtt://{}", broker.addr()), &body);
+    let json = dir.file("w.json");
+    let worker = worker(port, &json).wait(Duration::from_secs(90));
+    let master = master.wait(Duration::from_secs(90));
+    master.assert_code(0);
+    worker.assert_code(0);
+    for key in ["mqtt_tokens_file", "mqtt_payload"] {
+        assert!(
+            worker
+                .stderr
+                .contains(&format!("ignored the master's {key}")),
+            "{key}:\n{}",
+            worker.describe()
+        );
+    }
+    assert!(worker_publishes(&json) > 0);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["config"]["tokens_file"], serde_json::Value::Null);
+    assert_ne!(doc["config"]["payload"], serde_json::json!(payload));
+    assert!(!broker.log().contains("SECRETTOKEN"), "{}", broker.log());
+}
+
+/// Class counts that summed past 2^64 wrapped (a panic in a debug build), a NaN timestamp
+/// turned the stale-spawn check off for good, and a worker index near 2^64 overflowed the
+/// client ids. Each is refused, said, and the worker stays ready.
+#[test]
+fn hostile_spawn_numbers_are_refused_not_wrapped() {
+    let port = free_port();
+    let body = r#"
+def spawn(ts, classes):
+    send("spawn", {"timestamp": ts, "user_classes_count": classes, "host": None})
+spawn(5.0, {"A": 0})
+wait_for(lambda k, d: k == "spawning_complete")
+spawn(float("nan"), {"A": 0})
+spawn(1.0, {"A": 0})
+spawn(6.0, {"A": 2**63, "B": 2**63, "C": 5})
+wait_for(lambda k, d: k == "exception")
+send("ack", {"index": 2**64 - 1})
+spawn(7.0, {"A": 1})
+wait_for(lambda k, d: k == "exception")
+print("states", beats(3.5), flush=True)
+leave()
+"#;
+    let master = scripted_master(port, "", body);
+    let dir = TempDir::new("locust-hostile-numbers");
+    let worker = worker(port, &dir.file("w.json")).wait(Duration::from_secs(60));
+    let master = master.wait(Duration::from_secs(60));
+    master.assert_code(0);
+    worker.assert_code(0);
+    for needle in [
+        "users refused (the class counts add up to more than 2^64)",
+        "numbered this worker 18446744073709551615",
+        "worker quit",
+    ] {
+        assert!(
+            master.stdout.contains(needle),
+            "{needle}:\n{}",
+            master.describe()
+        );
+    }
+    let states = master
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("states"))
+        .expect("states");
+    assert!(
+        states.contains("'ready'") && !states.contains("running") && !states.contains("spawning"),
+        "{states}"
+    );
+    for needle in ["timestamp is not a finite number", "older than the last"] {
+        assert!(
+            worker.stderr.contains(needle),
+            "{needle}:\n{}",
+            worker.describe()
+        );
+    }
+}
+
+/// 30,000 distinct unknown message types cost 18 s of CPU and 62 MB of log (a seen-list
+/// searched linearly, one line each), terminal escape codes printed raw. Now a few are named,
+/// escaped, then they are only counted.
+#[test]
+fn thirty_thousand_unknown_message_types_are_counted_not_logged() {
+    let port = free_port();
+    let body = r#"
+for n in range(30000):
+    send(f"\x1b[31mkind{n}", None)
+send("spawn", {"timestamp": 1.0, "user_classes_count": {"A": 0}, "host": None})
+wait_for(lambda k, d: k == "spawning_complete")
+leave()
+"#;
+    let master = scripted_master(port, "", body);
+    let dir = TempDir::new("locust-unknown-types");
+    let worker = worker(port, &dir.file("w.json")).wait(Duration::from_secs(90));
+    let master = master.wait(Duration::from_secs(90));
+    master.assert_code(0);
+    worker.assert_code(0);
+    let named = worker
+        .stderr
+        .lines()
+        .filter(|l| l.contains("of unknown type `"))
+        .count();
+    assert!(
+        (1..=16).contains(&named),
+        "{named} named:\n{}",
+        worker.describe()
+    );
+    assert!(!worker.stderr.contains('\x1b'), "{}", worker.describe());
+    assert!(
+        worker.stderr.contains("\\u{1b}[31mkind0"),
+        "{}",
+        worker.describe()
+    );
+    for needle in [
+        "further unknown types are counted, not logged",
+        "ignored 30000 message(s) of unknown type",
+    ] {
+        assert!(
+            worker.stderr.contains(needle),
+            "{needle}:\n{}",
+            worker.describe()
+        );
+    }
+}
+
+/// Under a master, the worker's own run time (copied from pyproject.toml, say) ended a test the
+/// master had started from its web UI: the master showed 0 users and "running". The master owns
+/// the run time: the worker's is ignored with a note, and the test runs until the master's stop.
+#[test]
+fn a_workers_own_run_time_does_not_end_the_masters_test() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("locust-worker-run-time");
+    let port = free_port();
+    let body = r#"
+send("spawn", {"timestamp": 1.0, "user_classes_count": {"A": 2}, "host": host,
+    "parsed_options": {"headless": False, "mqtt_topic": "rt/{i}", "mqtt_interval": "200ms"}})
+wait_for(lambda k, d: k == "heartbeat" and d["state"] == "running")
+print("states", beats(5), flush=True)
+send("stop", None)
+wait_for(lambda k, d: k == "client_stopped")
+leave()
+"#;
+    let master = scripted_master(port, &format!("mqtt://{}", broker.addr()), body);
+    let worker =
+        worker_with(port, &dir.file("w.json"), &["--run-time", "2s"]).wait(Duration::from_secs(90));
+    let master = master.wait(Duration::from_secs(90));
+    master.assert_code(0);
+    worker.assert_code(0);
+    let states = master
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("states"))
+        .expect("states");
+    assert!(
+        states.contains("'running'") && !states.contains("ready") && !states.contains("stopped"),
+        "{states}\n{}",
+        worker.describe()
+    );
+    assert!(
+        worker
+            .stderr
+            .contains("--run-time 2s: ignored under --worker"),
+        "{}",
+        worker.describe()
+    );
+}

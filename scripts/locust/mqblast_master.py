@@ -11,6 +11,8 @@ The MQTT settings below are custom arguments: set them on the master's command l
 pyproject's [tool.locust]. They reach every worker in the spawn message. An empty value leaves
 the worker's own setting (its config.toml, MQBLAST_* environment or flags); a value set here
 wins over the worker's own. The broker is the master's host field (-H mqtt://broker:1883).
+Files (the payload, the device tokens) are the worker's own: a master does not choose files
+on the workers' machines, and workers ignore such settings from it.
 """
 
 from locust import User, constant, events, task
@@ -21,8 +23,6 @@ def _(parser):
     group = parser.add_argument_group("mqblast", "MQTT settings sent to mqblast workers (empty: the worker's own)")
     group.add_argument("--mqtt-topic", type=str, default="", help="Topic template, e.g. v1/lptrk/gps")
     group.add_argument("--mqtt-qos", type=str, default="", help="QoS: 0, 1 or 2")
-    group.add_argument("--mqtt-payload", type=str, default="", help="Payload file (JSON) on the worker's machine")
-    group.add_argument("--mqtt-tokens-file", type=str, default="", help="Device tokens file on the worker's machine")
     group.add_argument("--mqtt-timeout", type=str, default="", help="Publish timeout, with a unit: 10s, 10000ms")
     group.add_argument("--mqtt-interval", type=str, default="", help="Per-user publish interval: 1s, 100ms, 0 (as fast as acks allow)")
     group.add_argument("--mqtt-client-id", type=str, default="", help="Client id template, e.g. dev-{i}")

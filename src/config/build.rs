@@ -49,7 +49,19 @@ pub fn build_plan(
     // Live runs (the web UI, a Locust worker) set their users later and run until stopped
     // unless a run time is configured, as Locust's do.
     let live = web.is_some() || worker.is_some();
-    let run_time = resolve_run_time(get("run_time"), messages.or(live.then_some(0)))?;
+    let mut notes = Vec::new();
+    let run_time = match (&worker, get("run_time")) {
+        // A Locust master owns the run time (its -t, or its Stop): a worker's own, often
+        // copied with the project's pyproject.toml, would end the master's test under it.
+        (Some(_), Some(raw)) => {
+            notes.push(format!(
+                "mqblast: note: {}: ignored under --worker: the Locust master owns the run time (its -t, or its Stop button)",
+                raw.describe()
+            ));
+            None
+        }
+        (_, raw) => resolve_run_time(raw, messages.or(live.then_some(0)))?,
+    };
     let qos = resolve_qos(&required("qos")?)?;
     let (tokens, tokens_file) = resolve_tokens(get("tokens"), get("tokens_file"), ctx)?;
     let topic_raw = required("topic")?;
@@ -185,7 +197,10 @@ pub fn build_plan(
             .pyproject
             .as_ref()
             .map(|pyproject| pyproject.notes.clone())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into_iter()
+            .chain(notes)
+            .collect(),
     };
     let config_file = layers.file.as_ref().map(|file| file.path.as_path());
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());

@@ -4,7 +4,11 @@
 //!
 //! Bounds: libzmq queues at most [`SEND_QUEUE_MESSAGES`] unsent messages for a connected master
 //! that is slow to read, and none for one that is not connected; a send it refuses is dropped
-//! and said on stderr (the first and every 100th), never blocks the protocol. A frame from the master larger than [`MAX_FRAME_BYTES`] is refused by libzmq.
+//! and said on stderr (the first and every 100th), never blocks the protocol. A frame from the
+//! master larger than [`MAX_FRAME_BYTES`] is refused by libzmq (it drops that connection and
+//! connects again). The bound is on what the frame
+//! decodes into too: every msgpack value takes at least one byte, so a frame holds at most
+//! [`MAX_FRAME_BYTES`] values (see `msg::tests`).
 
 use super::msg::Message;
 
@@ -13,7 +17,9 @@ pub const SEND_QUEUE_MESSAGES: i32 = 1000;
 /// Between closing the old socket and opening the new one on `reconnect`.
 pub const RECONNECT_PAUSE: std::time::Duration = std::time::Duration::from_millis(300);
 /// Largest frame accepted from the master (spawn messages carry every option: a few KiB).
-pub const MAX_FRAME_BYTES: i64 = 16 << 20;
+/// A frame of one-byte values decodes to 40 bytes per byte (one `rmpv::Value` each): 1 MiB
+/// keeps that near 40 MiB.
+pub const MAX_FRAME_BYTES: i64 = 1 << 20;
 
 pub struct Link {
     context: zmq::Context,

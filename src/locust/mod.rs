@@ -82,9 +82,18 @@ pub fn run_worker(worker: &WorkerPlan, hooks: &Hooks<'_>) -> i32 {
         Arc::clone(&quit),
         Box::new(hooks.stop_signals),
     );
+    // The load dies with the thread that steers it: however the protocol thread ends (a
+    // panic included), the guard stops the test it started and the loop below.
+    let guard = StopOnExit {
+        quit: Arc::clone(&quit),
+        steering: Arc::clone(&steering),
+    };
     let thread = std::thread::Builder::new()
         .name("locust".into())
-        .spawn(move || protocol.run());
+        .spawn(move || {
+            let _guard = guard;
+            protocol.run()
+        });
     let thread = match thread {
         Ok(thread) => thread,
         Err(e) => {
@@ -113,8 +122,37 @@ pub fn run_worker(worker: &WorkerPlan, hooks: &Hooks<'_>) -> i32 {
             }
         }
     }
-    let protocol_code = thread.join().unwrap_or(1);
+    let protocol_code = match thread.join() {
+        Ok(code) => code,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string());
+            eprintln!(
+                "mqblast: error: locust: the protocol thread failed ({}): its test was stopped; leaving",
+                msg::printable(&what, 200)
+            );
+            1
+        }
+    };
     code.max(protocol_code)
+}
+
+/// Owned by the protocol thread: when it ends, for any reason, the main thread stops
+/// waiting for tests and the running one (if any) is stopped, so that no load goes on
+/// without the thread that answers the master's `stop` and `quit`.
+struct StopOnExit {
+    quit: Arc<AtomicBool>,
+    steering: Arc<Steering>,
+}
+
+impl Drop for StopOnExit {
+    fn drop(&mut self) {
+        self.quit.store(true, Ordering::Release);
+        self.steering.stop();
+    }
 }
 
 /// One test the master started, built and run until stopped.
@@ -153,4 +191,27 @@ fn run_test(
             .map_err(|e| (1, e))?;
     // The test's files carry what its brokers negotiated (MQTT 5), as a headless run's do.
     Ok((summary, negotiated.recorded_in(&plan)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_protocol_thread_stops_the_load_it_steers() {
+        let quit = Arc::new(AtomicBool::new(false));
+        let guard = StopOnExit {
+            quit: Arc::clone(&quit),
+            steering: Steering::new(),
+        };
+        let thread = std::thread::spawn(move || {
+            let _guard = guard;
+            panic!("a master's number");
+        });
+        assert!(thread.join().is_err());
+        assert!(
+            quit.load(Ordering::Acquire),
+            "the main thread would wait on"
+        );
+    }
 }

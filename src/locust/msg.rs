@@ -67,6 +67,24 @@ pub fn text(value: &Value) -> Option<String> {
     value.as_str().map(str::to_string)
 }
 
+/// A master's text as it may be printed on one line: control characters (terminal escape
+/// codes among them) escaped as `\u{1b}`, and cut after `max_chars` characters with `...`.
+pub fn printable(text: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == max_chars {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `map[key]` of a msgpack map with string keys.
 pub fn field<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
     map.as_map()?
@@ -135,6 +153,27 @@ mod tests {
             field(&decoded.data, "start_time").unwrap().as_f64(),
             Some(1_760_000_001.25)
         );
+    }
+
+    #[test]
+    fn printable_escapes_control_characters_and_cuts_long_text() {
+        assert_eq!(printable("a\u{1b}[31mb\n", 40), "a\\u{1b}[31mb\\n");
+        assert_eq!(printable("abcdef", 3), "abc...");
+        assert_eq!(printable("é\\x", 10), "é\\\\x");
+    }
+
+    #[test]
+    fn the_largest_frame_decodes_into_a_bounded_memory() {
+        // One-byte values (nil) are the densest a frame can be; each becomes one Value.
+        let values = usize::try_from(crate::locust::link::MAX_FRAME_BYTES).unwrap();
+        assert!(values * std::mem::size_of::<Value>() <= 48 << 20);
+        let mut frame = vec![0x93, 0xa1, b'x', 0xdd];
+        let count = values - 16;
+        frame.extend_from_slice(&u32::try_from(count).unwrap().to_be_bytes());
+        frame.resize(frame.len() + count, 0xc0);
+        frame.extend_from_slice(&[0xa1, b'n']);
+        let message = Message::decode(&frame).unwrap();
+        assert_eq!(message.data.as_array().map(Vec::len), Some(count));
     }
 
     #[test]

@@ -5,17 +5,19 @@
 //! command line, so it is checked by the same code with the same messages, and the master's
 //! value wins over the worker's own config (as Locust workers take the master's custom
 //! arguments). An empty or missing value leaves the worker's own setting.
+//!
+//! A master is a network peer: it never names a file on this machine. The settings that are
+//! local files (the payload, the tokens file) come from the worker's own command line and
+//! config only; a master that sends them is told so on stderr, once per test, by name.
 
 use rmpv::Value;
 
-use super::msg::field;
+use super::msg::{field, printable};
 
 /// `parsed_options` key -> mqblast flag.
 pub const MASTER_OPTIONS: &[(&str, &str)] = &[
     ("mqtt_topic", "--topic"),
     ("mqtt_qos", "--qos"),
-    ("mqtt_payload", "--payload"),
-    ("mqtt_tokens_file", "--tokens-file"),
     ("mqtt_timeout", "--timeout"),
     ("mqtt_interval", "--interval"),
     ("mqtt_client_id", "--client-id"),
@@ -24,25 +26,45 @@ pub const MASTER_OPTIONS: &[(&str, &str)] = &[
     ("mqtt_request_type", "--request-type"),
 ];
 
-/// The flags a spawn adds to the worker's command line.
+/// `parsed_options` keys that would name a file on this worker's machine: ignored, with a
+/// note naming the worker's own flag.
+pub const LOCAL_FILE_OPTIONS: &[(&str, &str)] = &[
+    ("mqtt_payload", "--payload"),
+    ("mqtt_tokens_file", "--tokens-file"),
+];
+
+/// Longest wait at stop a master may ask for (Locust's `--stop-timeout`); longer asks get
+/// this: a master must not keep a stopping worker from ending.
+pub const MASTER_STOP_TIMEOUT_MAX_S: f64 = 600.0;
+
+/// Longest master value echoed in a note.
+const ECHO_CHARS_MAX: usize = 80;
+
+/// The flags a spawn adds to the worker's command line, each as one `--flag=value` argument
+/// (a value that starts with `-` stays a value).
 pub fn master_args(spawn: &Value) -> Vec<String> {
     let mut args = Vec::new();
     if let Some(host) = field(spawn, "host").and_then(scalar) {
         // A locustfile written for HTTP users often keeps a web address as its host (the
         // ThingsBoard UI): not a broker, so the worker's own host stays.
         if is_web_address(&host) {
-            eprintln!("mqblast: locust: the master's host {host} is a web address, not an MQTT broker: the worker's own host is used");
+            eprintln!(
+                "mqblast: locust: the master's host {} is a web address, not an MQTT broker: the worker's own host is used",
+                printable(&host, ECHO_CHARS_MAX)
+            );
         } else {
-            args.push("--host".to_string());
-            args.push(host);
+            args.push(format!("--host={host}"));
         }
     }
     if let Some(seconds) = field(spawn, "stop_timeout").and_then(Value::as_f64) {
         // Locust's default (0: kill users at once) would call every in-flight publish lost;
-        // only a longer wait than none is taken from the master.
+        // only a longer wait than none is taken from the master, and at most the bound.
         if seconds > 0.0 && seconds.is_finite() {
-            args.push("--stop-timeout".to_string());
-            args.push(format!("{}ms", (seconds * 1000.0).round() as u64));
+            let seconds = seconds.min(MASTER_STOP_TIMEOUT_MAX_S);
+            args.push(format!(
+                "--stop-timeout={}ms",
+                (seconds * 1000.0).round() as u64
+            ));
         }
     }
     let Some(options) = field(spawn, "parsed_options") else {
@@ -50,8 +72,14 @@ pub fn master_args(spawn: &Value) -> Vec<String> {
     };
     for (key, flag) in MASTER_OPTIONS {
         if let Some(value) = field(options, key).and_then(scalar) {
-            args.push((*flag).to_string());
-            args.push(value);
+            args.push(format!("{flag}={value}"));
+        }
+    }
+    for (key, flag) in LOCAL_FILE_OPTIONS {
+        if field(options, key).and_then(scalar).is_some() {
+            eprintln!(
+                "mqblast: locust: ignored the master's {key}: a master does not choose this worker's files (give {flag} to the worker)"
+            );
         }
     }
     args
@@ -62,10 +90,22 @@ fn is_web_address(host: &str) -> bool {
     lower.starts_with("http://") || lower.starts_with("https://")
 }
 
-/// The master's spawn rate (users per second over all its workers), when it says.
+/// Slowest spawn rate taken from a master (users per second): one user every 1,000 s. A
+/// slower one is ignored (the worker's own stays), so that no master's number becomes a
+/// spawn interval that does not fit the engine's clock.
+pub const MASTER_SPAWN_RATE_MIN: f64 = 0.001;
+
+/// The master's spawn rate (users per second over all its workers), when it says one this
+/// worker can pace.
 pub fn spawn_rate(spawn: &Value) -> Option<f64> {
     let options = field(spawn, "parsed_options")?;
     let rate = field(options, "spawn_rate")?.as_f64()?;
+    if rate.is_finite() && rate > 0.0 && rate < MASTER_SPAWN_RATE_MIN {
+        eprintln!(
+            "mqblast: locust: ignored the master's spawn rate {rate}: slower than {MASTER_SPAWN_RATE_MIN} users/s"
+        );
+        return None;
+    }
     (rate > 0.0 && rate.is_finite()).then_some(rate)
 }
 
@@ -134,12 +174,9 @@ mod tests {
         assert_eq!(
             master_args(&spawn),
             [
-                "--host",
-                "mqtt://127.0.0.1:1884",
-                "--topic",
-                "v1/lptrk/gps",
-                "--qos",
-                "1"
+                "--host=mqtt://127.0.0.1:1884",
+                "--topic=v1/lptrk/gps",
+                "--qos=1"
             ]
         );
         assert_eq!(spawn_rate(&spawn), Some(10.0));
@@ -148,6 +185,36 @@ mod tests {
             user_classes(&spawn),
             Some(vec![("MQTTLocust".to_string(), 4)])
         );
+    }
+
+    #[test]
+    fn a_master_naming_local_files_is_not_followed() {
+        let options = MapBuilder::new()
+            .put("mqtt_tokens_file", "/etc/passwd")
+            .put("mqtt_payload", "/dev/zero")
+            .put("mqtt_topic", "--tokens-file=/etc/passwd")
+            .build();
+        let args = master_args(&spawn(options));
+        assert_eq!(
+            args,
+            [
+                "--host=mqtt://127.0.0.1:1884",
+                "--topic=--tokens-file=/etc/passwd"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_masters_stop_timeout_is_bounded() {
+        let spawn = MapBuilder::new().put("stop_timeout", 1e300).build();
+        assert_eq!(master_args(&spawn), ["--stop-timeout=600000ms"]);
+        let options = MapBuilder::new().put("spawn_rate", 1e-300).build();
+        assert_eq!(
+            spawn_rate(&MapBuilder::new().put("parsed_options", options).build()),
+            None
+        );
+        let spawn = MapBuilder::new().put("stop_timeout", f64::NAN).build();
+        assert!(master_args(&spawn).is_empty());
     }
 
     #[test]

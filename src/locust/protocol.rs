@@ -5,6 +5,7 @@
 //! stats at once, final stats when the run has ended, exit. Tests run on the main thread; this
 //! thread asks for them over a channel and steers them through the engine's steering surface.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rmpv::Value;
 
 use super::link::Link;
-use super::msg::{field, MapBuilder, Message};
+use super::msg::{field, printable, MapBuilder, Message};
 use super::options;
 use super::report::{unix, Reporter};
 use super::{Ended, Start};
@@ -42,6 +43,17 @@ const NOT_CONNECTED_RETRY: Duration = Duration::from_millis(100);
 const RECONNECT_CHECK: Duration = Duration::from_secs(3);
 /// Longest wait for a frame before the timers are looked at.
 const TICK_MS: i64 = 100;
+/// Longest reason said on stderr and in the master's Exceptions tab.
+const EXCEPTION_CHARS_MAX: usize = 1000;
+/// Distinct unknown message types named on stderr; further ones are only counted.
+const UNKNOWN_TYPES_LOGGED_MAX: usize = 16;
+/// Longest message type echoed on stderr.
+const UNKNOWN_TYPE_ECHO_CHARS: usize = 40;
+/// Highest worker index taken from the master's `ack` (Locust numbers its workers from 0):
+/// this worker's client indexes start at the index times
+/// [`RESERVED_USERS_MAX`](crate::engine::steer::RESERVED_USERS_MAX), which must stay far from
+/// `u64::MAX`.
+const WORKER_INDEX_MAX: u64 = u32::MAX as u64;
 
 /// Why the worker is leaving.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,7 +111,7 @@ pub struct Protocol {
     last_final: Option<SystemTime>,
     leaving: Option<Leaving>,
     cpu: CpuMeter,
-    unknown_logged: Vec<String>,
+    unknown: UnknownTypes,
 }
 
 impl Protocol {
@@ -134,7 +146,7 @@ impl Protocol {
             last_final: None,
             leaving: None,
             cpu: CpuMeter::new(),
-            unknown_logged: Vec::new(),
+            unknown: UnknownTypes::default(),
         }
     }
 
@@ -185,12 +197,7 @@ impl Protocol {
             }
             // Informational (the whole ramp-up is done) or the class editor's: nothing to do.
             "spawning_complete" | "update_user_class" | "locustfile" => {}
-            other => {
-                if !self.unknown_logged.iter().any(|k| k == other) {
-                    eprintln!("mqblast: locust: ignored a message of unknown type `{other}` from the master");
-                    self.unknown_logged.push(other.to_string());
-                }
-            }
+            other => self.unknown.note(other),
         }
     }
 
@@ -207,6 +214,12 @@ impl Protocol {
         self.ready_sent = None;
         self.unconnected_tries = 0;
         self.index = field(data, "index").and_then(Value::as_u64).unwrap_or(0);
+        if self.index > WORKER_INDEX_MAX {
+            eprintln!(
+                "mqblast: locust: the master numbered this worker {}, above {WORKER_INDEX_MAX}: its spawns are refused",
+                self.index
+            );
+        }
     }
 
     fn on_spawn(&mut self, spawn: Value) {
@@ -214,6 +227,13 @@ impl Protocol {
         let timestamp = field(&spawn, "timestamp")
             .and_then(Value::as_f64)
             .unwrap_or(0.0);
+        // NaN would pass every later comparison and turn the check below off for good.
+        if !timestamp.is_finite() {
+            eprintln!(
+                "mqblast: locust: ignored a spawn message whose timestamp is not a finite number"
+            );
+            return;
+        }
         if timestamp <= self.last_spawn_ts {
             eprintln!("mqblast: locust: ignored a spawn message older than the last one");
             return;
@@ -223,8 +243,18 @@ impl Protocol {
             eprintln!("mqblast: locust: ignored a spawn message without user_classes_count");
             return;
         };
-        let target = classes.iter().map(|(_, n)| *n).sum::<u64>();
-        let target = u32::try_from(target).unwrap_or(u32::MAX);
+        let total = classes
+            .iter()
+            .try_fold(0u64, |sum, (_, n)| sum.checked_add(*n));
+        let Some(target) = total.and_then(|t| u32::try_from(t).ok()) else {
+            let why = format!(
+                "a spawn for more than {} users refused (the class counts add up to {})",
+                u32::MAX,
+                total.map_or("more than 2^64".to_string(), |t| t.to_string())
+            );
+            self.exception(&why);
+            return;
+        };
         if self.leaving.is_some() {
             return;
         }
@@ -255,12 +285,24 @@ impl Protocol {
     }
 
     fn start_test(&mut self, spawn: &Value, classes: Vec<(String, u64)>, target: u32) {
+        let reserved = u64::from(crate::engine::steer::RESERVED_USERS_MAX);
+        let offset = Some(self.index)
+            .filter(|i| *i <= WORKER_INDEX_MAX)
+            .and_then(|i| i.checked_mul(reserved));
+        let Some(client_index_offset) = offset else {
+            let why = format!(
+                "a spawn refused: the master numbered this worker {} (at most {WORKER_INDEX_MAX})",
+                self.index
+            );
+            self.exception(&why);
+            return;
+        };
         let spawn_rate = options::spawn_rate(spawn);
         let start = Start {
             args: options::master_args(spawn),
             users: target,
             spawn_rate,
-            client_index_offset: self.index * u64::from(crate::engine::steer::RESERVED_USERS_MAX),
+            client_index_offset,
         };
         match self.starts.try_send(start) {
             Ok(()) => {}
@@ -269,15 +311,7 @@ impl Protocol {
                 return;
             }
         }
-        let wind_down_at = options::headless_run_time_s(spawn).map(|run_time_s| {
-            let run_time = Duration::from_secs_f64(run_time_s);
-            let early = WIND_DOWN.min(run_time / 3);
-            eprintln!(
-                "mqblast: locust: the master's run time is {run_time_s} s: publishing stops {:.1} s before it ends, so the master's report holds every message",
-                early.as_secs_f64()
-            );
-            Instant::now() + run_time - early
-        });
+        let wind_down_at = options::headless_run_time_s(spawn).and_then(wind_down_at);
         self.test = Some(Test {
             phase: Phase::Starting,
             classes,
@@ -306,6 +340,8 @@ impl Protocol {
     /// Say on stderr and in the master's Exceptions tab (which also makes the master exit
     /// non-zero) what this worker could not do.
     fn exception(&mut self, why: &str) {
+        // A test's error may quote the master's values (a topic it refused): one line, cut.
+        let why = printable(why, EXCEPTION_CHARS_MAX);
         eprintln!("mqblast: locust: {why}");
         if self.registered {
             let data = MapBuilder::new()
@@ -465,6 +501,7 @@ impl Protocol {
                 if self.registered || why == Leaving::MasterQuit {
                     self.send("quit", Value::Nil);
                 }
+                self.unknown.summary();
                 return Some(match why {
                     Leaving::MasterQuit | Leaving::Signal => 0,
                     Leaving::MasterSilent | Leaving::NeverRegistered => 1,
@@ -615,6 +652,71 @@ impl Protocol {
             .put("current_memory_usage", rss_bytes())
             .build();
         self.send("heartbeat", data);
+    }
+}
+
+/// When publishing stops before a headless master's run time of `run_time_s` ends (started
+/// now); None, said on stderr, for a run time this process cannot time: the master's `quit`
+/// or `stop` ends that test.
+fn wind_down_at(run_time_s: f64) -> Option<Instant> {
+    let at = Duration::try_from_secs_f64(run_time_s)
+        .ok()
+        .and_then(|run_time| {
+            let early = WIND_DOWN.min(run_time / 3);
+            let at = Instant::now().checked_add(run_time - early)?;
+            Some((at, early))
+        });
+    match at {
+        Some((at, early)) => {
+            eprintln!(
+                "mqblast: locust: the master's run time is {run_time_s} s: publishing stops {:.1} s before it ends, so the master's report holds every message",
+                early.as_secs_f64()
+            );
+            Some(at)
+        }
+        None => {
+            eprintln!(
+                "mqblast: locust: the master's run time of {run_time_s} s is longer than this worker can time: the test runs until the master stops it"
+            );
+            None
+        }
+    }
+}
+
+/// Message types from the master that Locust's protocol does not have: the first
+/// [`UNKNOWN_TYPES_LOGGED_MAX`] distinct ones are named on stderr (escaped and cut), then
+/// one line says the rest are only counted; the count is said when the worker leaves.
+#[derive(Default)]
+struct UnknownTypes {
+    logged: HashSet<String>,
+    ignored: u64,
+}
+
+impl UnknownTypes {
+    fn note(&mut self, kind: &str) {
+        self.ignored = self.ignored.saturating_add(1);
+        if self.logged.len() >= UNKNOWN_TYPES_LOGGED_MAX || self.logged.contains(kind) {
+            return;
+        }
+        eprintln!(
+            "mqblast: locust: ignored a message of unknown type `{}` from the master",
+            printable(kind, UNKNOWN_TYPE_ECHO_CHARS)
+        );
+        self.logged.insert(kind.to_string());
+        if self.logged.len() == UNKNOWN_TYPES_LOGGED_MAX {
+            eprintln!(
+                "mqblast: locust: {UNKNOWN_TYPES_LOGGED_MAX} unknown message types named: further unknown types are counted, not logged"
+            );
+        }
+    }
+
+    fn summary(&self) {
+        if self.ignored > 0 {
+            eprintln!(
+                "mqblast: locust: ignored {} message(s) of unknown type from the master",
+                self.ignored
+            );
+        }
     }
 }
 

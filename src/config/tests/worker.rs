@@ -88,3 +88,33 @@ fn tool_locust_worker_settings_make_a_worker_as_locust_reads_them() {
         ("master.lan", 6000)
     );
 }
+
+#[test]
+fn a_workers_own_run_time_is_ignored_with_a_note_as_the_master_owns_it() {
+    let dir = TestDir::new();
+    dir.write("pyproject.toml", "[tool.locust]\nrun-time = \"2m\"\n");
+    for args in [&["--worker"][..], &["--worker", "--run-time", "2s"][..]] {
+        let plan = dir.plan(args, &[]).unwrap();
+        assert_eq!(plan.run_time, None, "{args:?}");
+        assert_eq!(plan.effective_config["run_time"], serde_json::Value::Null);
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("ignored under --worker") && n.contains("run")),
+            "{args:?}: {:?}",
+            plan.notes
+        );
+    }
+    // Without --worker the same settings keep their run time.
+    assert!(dir.plan(&[], &[]).unwrap().run_time.is_some());
+}
+
+#[test]
+fn a_masters_value_that_looks_like_a_flag_stays_a_value() {
+    let dir = TestDir::new();
+    let plan = dir
+        .plan(&["--worker", "--topic=--tokens-file=/etc/passwd"], &[])
+        .unwrap();
+    assert_eq!(plan.topic, "--tokens-file=/etc/passwd");
+    assert!(plan.tokens.is_empty());
+}
