@@ -66,7 +66,7 @@ pub(super) fn resolve_spawn_rate(raw: &Raw) -> Result<f64, ConfigError> {
     if rate.is_finite() && rate >= min {
         Ok(rate)
     } else {
-        Err(raw.fail(&format!(
+        Err(raw.fail(format!(
             "must be a number of users per second from {min} (one user every {} s) up",
             1.0 / min
         )))
