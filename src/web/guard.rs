@@ -51,12 +51,15 @@ impl Guard {
         if self.host_allowed(host) {
             return Ok(());
         }
+        let address = match self.listen_ip.is_unspecified() {
+            true => "an IP address of this host".to_string(),
+            false => bracketed(self.listen_ip),
+        };
         Err(Reply::error(
             403,
             &format!(
-                "Host {:?} is not this server: use http://{}:PORT/ or http://localhost:PORT/ (names other than localhost are refused against DNS rebinding)",
+                "Host {:?} is not this server: use {address} or localhost in the URL (other names are refused against DNS rebinding)",
                 cut(host),
-                bracketed(self.listen_ip)
             ),
         ))
     }
