@@ -234,6 +234,15 @@ fn the_web_ui_in_chromium_starts_a_test_raises_users_to_20_stops_and_downloads_t
     let browser = Browser::start(&chromium.display().to_string(), profile.path());
     browser.open(&format!("{}/", web.base));
     assert_eq!(browser.text("state"), "ready");
+    // Record what the server answers to the page's own calls (its buttons' POSTs).
+    browser.script(
+        "window.answers = []; const f = window.fetch; window.fetch = async (path, init) => { const r = await f(path, init); window.answers.push(String(path) + ' ' + ((init || {}).method || 'GET') + ' ' + r.status); return r; }; return 0;",
+    );
+    let answered = |b: &Browser, call: &str| {
+        b.script("return window.answers;")
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == call))
+    };
 
     browser.type_into("#user_count", "5");
     browser.click("#start");
@@ -257,8 +266,16 @@ fn the_web_ui_in_chromium_starts_a_test_raises_users_to_20_stops_and_downloads_t
     assert!(shot.starts_with(b"\x89PNG"), "a PNG screenshot");
     std::fs::write(artifacts_dir().join("webui.png"), &shot).expect("screenshot saved");
 
+    browser.click("#reset");
+    browser.wait_until("Reset stats answered 200", |b| {
+        answered(b, "/stats/reset POST 200")
+    });
+    assert_eq!(browser.text("message"), "", "no error shown");
+    assert!(answered(&browser, "/swarm POST 200"), "Start answered 200");
+
     browser.click("#stop");
     browser.wait_until("stopped", |b| b.text("state") == "stopped");
+    assert!(answered(&browser, "/stop POST 200"), "Stop answered 200");
     let report = browser.script(
         "var r = new XMLHttpRequest(); r.open('GET', document.getElementById('report').href, false); r.send(); return [r.status, r.responseText];",
     );

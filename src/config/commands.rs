@@ -33,8 +33,12 @@ pub(super) fn conn_plan(
     args.run.messages = None;
     args.run.run_time = Some("1s".into()); // replaced below, once users and rate are known
     let mut plan = build_plan(&args.run, env, ctx)?;
+    // Bounded by the slowest spawn rate: at most u32::MAX users x 1,000 s, which fits.
     let ramp = Duration::from_secs_f64(f64::from(plan.users) / plan.spawn_rate);
-    plan.run_time = Some(ramp + hold);
+    let run_time = ramp
+        .checked_add(hold)
+        .ok_or_else(|| invalid(format!("--hold {hold_text}: too long after the ramp")))?;
+    plan.run_time = Some(run_time);
     plan.connect_only = true;
     plan.sub_users = 0;
     plan.e2e = false;
@@ -42,7 +46,7 @@ pub(super) fn conn_plan(
     if let Some(config) = plan.effective_config.as_object_mut() {
         config.insert("command".into(), json!("conn"));
         config.insert("hold".into(), json!(format_duration(hold)));
-        config.insert("run_time".into(), json!(format_duration(ramp + hold)));
+        config.insert("run_time".into(), json!(format_duration(run_time)));
     }
     Ok(Box::new(plan))
 }

@@ -61,10 +61,15 @@ pub(super) fn check_users_can_publish(
 
 pub(super) fn resolve_spawn_rate(raw: &Raw) -> Result<f64, ConfigError> {
     let rate = raw.float()?;
-    if rate.is_finite() && rate > 0.0 {
+    // The slowest rate the spawn pacing is given from here: see its bound's doc.
+    let min = crate::engine::control::MIN_SPAWN_RATE_PER_S;
+    if rate.is_finite() && rate >= min {
         Ok(rate)
     } else {
-        Err(raw.fail("must be a number greater than 0 (users per second)"))
+        Err(raw.fail(format!(
+            "must be a number of users per second from {min} (one user every {} s) up",
+            1.0 / min
+        )))
     }
 }
 

@@ -74,13 +74,26 @@ pub struct Ramp {
     pub start_ns: Option<u64>,
 }
 
+/// The slowest spawn rate the command line, the config and the web API accept: one user
+/// every 1,000 s. Slower rates are refused there with the value named; the pacing below
+/// stays correct for any positive rate anyway (a Locust master or a shard's share of the
+/// rate can be slower), because its arithmetic saturates.
+pub const MIN_SPAWN_RATE_PER_S: f64 = 0.001;
+
+/// How long after its ramp's start the client of `rank` connects at `spawn_rate` per
+/// second. A time beyond `u64` nanoseconds (584 years) saturates to `u64::MAX`, "never in
+/// this run": the float-to-integer cast saturates, and callers add with `saturating_add`.
+pub fn paced_ns(rank: u64, spawn_rate: f64) -> u64 {
+    (rank as f64 / spawn_rate * 1e9) as u64
+}
+
 impl Ramp {
     /// When process-local client `local` of this ramp connects (ns since the run start);
     /// `publish_start_ns` is where the ramp-up at start counts from.
     pub fn spawn_ns(&self, local: u64, publish_start_ns: u64) -> u64 {
         let start_ns = self.start_ns.unwrap_or(publish_start_ns);
         let rank = local.saturating_sub(u64::from(self.from));
-        start_ns + (rank as f64 / self.spawn_rate * 1e9) as u64
+        start_ns.saturating_add(paced_ns(rank, self.spawn_rate))
     }
 }
 
@@ -182,7 +195,9 @@ impl Ramp {
     fn due_by(&self, now_ns: u64, publish_start_ns: u64) -> u32 {
         let start_ns = self.start_ns.unwrap_or(publish_start_ns);
         let paced = now_ns.saturating_sub(start_ns) as f64 * self.spawn_rate / 1e9;
-        let due = u64::from(self.from) + paced as u64 + 1;
+        let due = u64::from(self.from)
+            .saturating_add(paced as u64)
+            .saturating_add(1);
         due.min(u64::from(self.target)) as u32
     }
 
@@ -437,6 +452,22 @@ mod tests {
         );
         assert!(c.users.set(20, 4.0, 0, 0).is_ok());
         assert_eq!(c.users.generation(), 1);
+    }
+
+    #[test]
+    fn raising_users_at_a_tiny_spawn_rate_paces_them_to_never_instead_of_overflowing_to_now() {
+        // At start, 1e300 users/s: every client is due at once (the count due saturates).
+        let c = Control::with_users(1, 50, 1e300);
+        c.users.set(10, 1e-10, 2_000_000_000, 0).unwrap();
+        let ramp = c.users.ramp();
+        assert_eq!(ramp.from, 1, "the one client of the first ramp is due");
+        // At 1e-10 users/s, rank 0 is due now, rank 1 about 1e19 ns later, and from rank 2
+        // on beyond u64 nanoseconds: never in this run, not wrapped round to now.
+        assert_eq!(ramp.spawn_ns(1, 0), 2_000_000_000);
+        assert!(ramp.spawn_ns(2, 0) > 9_000_000_000_000_000_000);
+        for local in 3..10 {
+            assert_eq!(ramp.spawn_ns(local, 0), u64::MAX, "client {local}");
+        }
     }
 
     #[test]

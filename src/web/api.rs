@@ -6,6 +6,8 @@
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
+use super::guard;
+use super::http::Head;
 use super::params::Params;
 use super::session::{Session, StartRequest};
 use super::{metrics, page};
@@ -29,6 +31,13 @@ impl Reply {
             headers: vec![
                 ("Content-Type", content_type.to_string()),
                 ("Cache-Control", "no-store".to_string()),
+                // No other site may frame the page (its buttons start load: clickjacking).
+                (
+                    "Content-Security-Policy",
+                    "frame-ancestors 'none'".to_string(),
+                ),
+                ("X-Frame-Options", "DENY".to_string()),
+                ("X-Content-Type-Options", "nosniff".to_string()),
             ],
             body: body.into(),
         }
@@ -59,20 +68,29 @@ impl Reply {
     }
 }
 
-/// Dispatch one request.
-pub fn route(session: &Session, method: &str, url: &str, content_type: &str, body: &[u8]) -> Reply {
+/// Paths that change state: POSTed forms from the page's own origin only (`guard`).
+const STATE_CHANGES: [&str; 3] = ["/swarm", "/stop", "/stats/reset"];
+
+/// Dispatch one request (its `Host` and auth already checked by the server).
+pub fn route(session: &Session, head: &Head, body: &[u8]) -> Reply {
+    let (method, url) = (head.method.as_str(), head.target.as_str());
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let get = method == "GET" || method == "HEAD";
     let post = method == "POST";
+    if post && STATE_CHANGES.contains(&path) {
+        if let Err(refused) = guard::check_state_change(head) {
+            return refused;
+        }
+    }
     match path {
         "/" if get => Reply::with(200, "text/html; charset=utf-8", page::html(session)),
         "/ui/live" if get => Reply::json(200, &live(session)),
-        "/swarm" if post => match Params::parse(query, content_type, body) {
+        "/swarm" if post => match Params::parse(query, &head.content_type, body) {
             Ok(params) => swarm(session, &params),
             Err(msg) => Reply::error(400, &msg),
         },
-        "/stop" if get || post => stop(session),
-        "/stats/reset" if get || post => reset(session),
+        "/stop" if post => stop(session),
+        "/stats/reset" if post => reset(session),
         "/stats/requests" if get => Reply::json(200, &requests(session)),
         "/stats/requests/csv" if get => csv_reply(session, "requests.csv", csv::stats_csv),
         "/stats/failures/csv" if get => csv_reply(session, "failures.csv", csv::failures_csv),
@@ -97,9 +115,23 @@ pub fn route(session: &Session, method: &str, url: &str, content_type: &str, bod
         | "/stats/history/csv"
         | "/stats/report"
         | "/stats/result.json"
-        | "/metrics" => Reply::error(405, &format!("{method} is not allowed on {path}")),
+        | "/metrics" => not_allowed(method, path),
         _ => Reply::error(404, &format!("no such path: {path}")),
     }
+}
+
+/// 405 with the methods the path takes (`Allow`).
+fn not_allowed(method: &str, path: &str) -> Reply {
+    let allowed = match STATE_CHANGES.contains(&path) {
+        true => "POST",
+        false => "GET, HEAD",
+    };
+    let mut reply = Reply::error(
+        405,
+        &format!("{method} is not allowed on {path}: use {allowed}"),
+    );
+    reply.headers.push(("Allow", allowed.to_string()));
+    reply
 }
 
 /// Start a test, or change the running one's users and spawn rate (as Locust's edit form).

@@ -18,7 +18,13 @@ pub struct Head {
     pub target: String,
     pub content_type: String,
     pub authorization: Option<String>,
+    /// `Host`, `Origin` and `Sec-Fetch-Site` as sent (checked by `guard`).
+    pub host: Option<String>,
+    pub origin: Option<String>,
+    pub sec_fetch_site: Option<String>,
     pub content_length: u64,
+    /// Whether a `Content-Length` header was seen (a second one must agree with it).
+    pub has_content_length: bool,
     /// `Expect: 100-continue`: the client waits for a 100 before sending its body.
     pub expects_continue: bool,
     /// Bytes of the head, the blank line included: the body starts here in the buffer.
@@ -88,10 +94,27 @@ fn header_line(head: &mut Head, line: &str) -> Result<(), Reply> {
     match name.to_ascii_lowercase().as_str() {
         "content-type" => head.content_type = value.to_string(),
         "authorization" => head.authorization = Some(value.to_string()),
+        // Repeated, the request is ambiguous (which one a proxy used is unknown): refused.
+        "host" if head.host.is_some() => {
+            return Err(Reply::error(400, "more than one Host header"));
+        }
+        "host" => head.host = Some(value.to_string()),
+        "origin" if head.origin.is_some() => {
+            return Err(Reply::error(400, "more than one Origin header"));
+        }
+        "origin" => head.origin = Some(value.to_string()),
+        "sec-fetch-site" => head.sec_fetch_site = Some(value.to_string()),
         "content-length" => {
-            head.content_length = value
+            let length = value
                 .parse()
                 .map_err(|_| Reply::error(400, "Content-Length is not a number"))?;
+            // Two lengths that differ leave the body's end to guesswork (request smuggling
+            // through a proxy that picks the other one): refused, as RFC 9112 section 6.3 says.
+            if head.has_content_length && head.content_length != length {
+                return Err(Reply::error(400, "conflicting Content-Length headers"));
+            }
+            head.content_length = length;
+            head.has_content_length = true;
         }
         "transfer-encoding" if !value.eq_ignore_ascii_case("identity") => {
             return Err(Reply::error(
@@ -132,12 +155,14 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "",
@@ -204,6 +229,30 @@ mod tests {
         assert_eq!(refused(b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n"), 400);
         let chunked = b"POST /swarm HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(refused(chunked), 411);
+    }
+
+    #[test]
+    fn conflicting_content_lengths_and_repeated_hosts_are_refused() {
+        let two = b"POST /stop HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n";
+        assert_eq!(refused(two), 400);
+        let same = "POST /stop HTTP/1.1\r\nContent-Length: 4\r\ncontent-length: 4\r\n\r\n";
+        assert_eq!(
+            parsed(same).content_length,
+            4,
+            "the same length twice is one length"
+        );
+        assert_eq!(
+            refused(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            refused(b"GET / HTTP/1.1\r\nOrigin: a\r\nOrigin: b\r\n\r\n"),
+            400
+        );
+        let head = parsed("POST / HTTP/1.1\r\nhost: h:1\r\norigin: http://h:1\r\nsec-fetch-site: same-origin\r\n\r\n");
+        assert_eq!(head.host.as_deref(), Some("h:1"));
+        assert_eq!(head.origin.as_deref(), Some("http://h:1"));
+        assert_eq!(head.sec_fetch_site.as_deref(), Some("same-origin"));
     }
 
     #[test]

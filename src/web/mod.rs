@@ -12,6 +12,7 @@
 //! the UI's cost is bounded by its own polling whatever clients do.
 
 mod api;
+mod guard;
 mod http;
 mod metrics;
 mod page;

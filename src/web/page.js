@@ -1,18 +1,21 @@
 "use strict";
 // Polls /ui/live every second and drives Locust's API: POST /swarm (form-encoded, as
-// Locust's UI posts it), POST /stop, POST /stats/reset. Same origin only.
+// Locust's UI posts it), POST /stop, POST /stats/reset. Same origin only (the server
+// refuses state changes from other origins).
 (function () {
   const $ = (id) => document.getElementById(id);
   let running = false;
 
   function say(text) { $("message").textContent = text || ""; }
 
+  // Every state change is a form POST (the server refuses others): Stop and Reset send
+  // an empty form.
   async function call(path, body) {
-    const init = { method: "POST" };
-    if (body) {
-      init.body = body;
-      init.headers = { "Content-Type": "application/x-www-form-urlencoded" };
-    }
+    const init = {
+      method: "POST",
+      body: body || "",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    };
     const response = await fetch(path, init);
     let reply = {};
     try { reply = await response.json(); } catch (e) { reply = { message: response.statusText }; }

@@ -5,11 +5,24 @@
 //!   by the acceptor without reading anything (it never blocks on a client), then closed;
 //! - a head over `http::MAX_HEAD_BYTES`: `431`; a body over [`MAX_BODY_BYTES`]: `413`;
 //!   a chunked body: `411`;
-//! - a request not complete within [`REQUEST_READ_TIMEOUT`] (a slow or silent client):
-//!   `408`; a reply the client does not take within [`REPLY_WRITE_TIMEOUT`]: closed.
+//! - a request not complete within [`REQUEST_READ_TIMEOUT`] of its connection being
+//!   accepted (a slow or silent client): `408`; the reply written and the connection closed
+//!   within [`CONNECTION_TIMEOUT`] of the accept, whatever the client reads.
 //!
-//! So a handful of slow clients can delay the UI by at most the read timeout, never exhaust
-//! threads or memory: at most `HANDLERS + MAX_PENDING + LINGERING_MAX` connections are held.
+//! Deadlines count from the accept, not from a handler taking the connection, so clients
+//! queued behind slow ones expire together instead of in turns of [`HANDLERS`]. What that
+//! bounds, for a client that sends its request at once and finds a place:
+//! - behind clients that stall sending, it is answered [`REQUEST_READ_TIMEOUT`] (5 s) after
+//!   connecting at most, plus the time to serve it (measured: 5.0 s behind 19 stalled
+//!   clients, test `a_prompt_client_behind_nineteen_stalled_ones_...`; 24.2 s when each
+//!   deadline started at the handler's turn and a stalled client held its handler for a
+//!   second more after its 408);
+//! - behind clients that stall reading their replies, [`CONNECTION_TIMEOUT`] (10 s) plus
+//!   twice [`LATE_GRACE`] for each connection a handler takes late ahead of it (at most 5
+//!   per handler): 11 s at most.
+//!
+//! Threads and memory are never exhausted: at most `HANDLERS + MAX_PENDING + LINGERING_MAX`
+//! connections are held.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -20,12 +33,12 @@ use std::time::{Duration, Instant};
 
 use std::os::fd::AsRawFd;
 
-use base64::Engine as _;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::api::{self, Reply};
+use super::guard::Guard;
 use super::http::{self, Head};
 use super::session::Session;
 use super::MAX_BODY_BYTES;
@@ -35,10 +48,14 @@ use crate::plan::WebPlan;
 pub const HANDLERS: usize = 4;
 /// Connections accepted and waiting for a handler; more are refused with 503.
 pub const MAX_PENDING: usize = 16;
-/// From a handler taking a connection to the request's last byte.
+/// From a connection's accept to its request's last byte.
 pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a client may take to read a reply.
-pub const REPLY_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// From a connection's accept to its close: the reply is written (and the client's close
+/// awaited) by then.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a connection taken from the queue after its deadline still gets: the request it
+/// already sent is read without waiting, and one write and the close may take this long.
+const LATE_GRACE: Duration = Duration::from_millis(100);
 /// Refused connections kept open (their 503 written) until the client closes, so the
 /// request it sent does not turn our close into a reset that loses the 503; beyond this,
 /// or after [`LINGER`], they are closed at once.
@@ -48,6 +65,9 @@ const LINGER: Duration = Duration::from_secs(1);
 const LINGER_TICK: Duration = Duration::from_millis(100);
 const LISTENER: Token = Token(0);
 const WAKE: Token = Token(1);
+
+/// An accepted connection and when it was accepted (its deadlines count from then).
+type Admitted = (TcpStream, Instant);
 
 /// A running server; dropping it stops accepting (handlers finish what they hold).
 pub struct WebServer {
@@ -73,17 +93,14 @@ pub fn serve(web: &WebPlan, session: Arc<Session>) -> Result<WebServer, String> 
     let listener = TcpListener::bind(web.listen).map_err(cannot)?;
     listener.set_nonblocking(true).map_err(cannot)?;
     let addr = listener.local_addr().map_err(cannot)?;
-    let expected_auth: Option<Arc<str>> = web.auth.as_ref().map(|(user, pass)| {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-        format!("Basic {token}").into()
-    });
+    let guard = Arc::new(Guard::new(addr.ip(), web.auth.as_ref()));
     let (admitted, pending) = crossbeam_channel::bounded(MAX_PENDING);
     for h in 0..HANDLERS {
         let (session, pending) = (Arc::clone(&session), pending.clone());
-        let auth = expected_auth.clone();
+        let guard = Arc::clone(&guard);
         thread::Builder::new()
             .name(format!("mqblast-web{h}"))
-            .spawn(move || handle_all(&pending, &session, auth.as_deref()))
+            .spawn(move || handle_all(&pending, &session, &guard))
             .map_err(|e| format!("cannot start the web threads: {e}"))?;
     }
     let poll = Poll::new().map_err(cannot)?;
@@ -119,7 +136,7 @@ struct Lingering {
 fn accept_all(
     mut poll: Poll,
     listener: &TcpListener,
-    admitted: &Sender<TcpStream>,
+    admitted: &Sender<Admitted>,
     stop: &AtomicBool,
 ) {
     let mut events = Events::with_capacity(2);
@@ -146,10 +163,10 @@ fn accept_all(
     }
 }
 
-fn admit(stream: TcpStream, admitted: &Sender<TcpStream>, lingering: &mut Vec<Lingering>) {
-    let stream = match admitted.try_send(stream) {
+fn admit(stream: TcpStream, admitted: &Sender<Admitted>, lingering: &mut Vec<Lingering>) {
+    let stream = match admitted.try_send((stream, Instant::now())) {
         Ok(()) => return,
-        Err(TrySendError::Full(stream) | TrySendError::Disconnected(stream)) => stream,
+        Err(TrySendError::Full((stream, _)) | TrySendError::Disconnected((stream, _))) => stream,
     };
     let busy = Reply::error(
         503,
@@ -187,9 +204,9 @@ fn linger_on(lingering: &mut Vec<Lingering>) {
     });
 }
 
-fn handle_all(pending: &Receiver<TcpStream>, session: &Session, expected_auth: Option<&str>) {
-    while let Ok(stream) = pending.recv() {
-        handle(stream, session, expected_auth);
+fn handle_all(pending: &Receiver<Admitted>, session: &Session, guard: &Guard) {
+    while let Ok((stream, accepted)) = pending.recv() {
+        handle(stream, accepted, session, guard);
     }
 }
 
@@ -197,41 +214,68 @@ fn handle_all(pending: &Receiver<TcpStream>, session: &Session, expected_auth: O
 enum Unread {
     /// The client closed before sending anything: nothing to answer.
     Closed,
-    /// Answer this (malformed, too large, too slow).
+    /// Answer this (malformed, too large, unauthorized); the client may still be sending.
     Refused(Reply),
+    /// Answer this (408): the client did not send its request in time.
+    Late(Reply),
 }
 
-fn handle(mut stream: TcpStream, session: &Session, expected_auth: Option<&str>) {
+fn handle(mut stream: TcpStream, accepted: Instant, session: &Session, guard: &Guard) {
     let _ = stream.set_nonblocking(false);
-    let _ = stream.set_write_timeout(Some(REPLY_WRITE_TIMEOUT));
-    let deadline = Instant::now() + REQUEST_READ_TIMEOUT;
-    let (reply, head_only) = match read_request(&mut stream, deadline, expected_auth) {
-        Ok((head, body)) => (
-            api::route(
-                session,
-                &head.method,
-                &head.target,
-                &head.content_type,
-                &body,
-            ),
-            head.method == "HEAD",
-        ),
+    let read_by = accepted + REQUEST_READ_TIMEOUT;
+    // Whether the client may still be sending what we did not read (a refused body): then
+    // closing waits for it, so that its bytes do not turn our close into a reset.
+    let (reply, head_only, unread) = match read_request(&mut stream, read_by, guard) {
+        Ok((head, body)) => {
+            let head_only = head.method == "HEAD";
+            (api::route(session, &head, &body), head_only, false)
+        }
         Err(Unread::Closed) => return,
-        Err(Unread::Refused(reply)) => (reply, false),
+        Err(Unread::Late(reply)) => (reply, false, false),
+        Err(Unread::Refused(reply)) => (reply, false, true),
     };
-    if stream
-        .write_all(&http::encode_reply(&reply, head_only))
-        .is_ok()
-    {
-        close_gently(stream);
+    let closed_by = accepted + CONNECTION_TIMEOUT;
+    if write_by(
+        &mut stream,
+        &http::encode_reply(&reply, head_only),
+        closed_by,
+    ) {
+        close_gently(stream, closed_by, unread);
     }
 }
 
-/// The head and body of one request; a 401 before the body is read when auth is wrong.
+/// Write `bytes` unless `deadline` passes first (then one more write may take
+/// [`LATE_GRACE`]); false when the client did not take them.
+fn write_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> bool {
+    while !bytes.is_empty() {
+        let _ = stream.set_write_timeout(Some(left_until(deadline)));
+        match stream.write(bytes) {
+            Ok(0) => return false,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+        if !bytes.is_empty() && Instant::now() >= deadline {
+            return false;
+        }
+    }
+    true
+}
+
+/// Time left until `deadline`, at least [`LATE_GRACE`]: a connection taken from the queue
+/// after its deadline still has a request read if it is already there, and a reply written
+/// if the socket takes it at once.
+fn left_until(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(LATE_GRACE)
+}
+
+/// The head and body of one request; a 403 (Host) or 401 (auth) before the body is read.
 fn read_request(
     stream: &mut TcpStream,
     deadline: Instant,
-    expected_auth: Option<&str>,
+    guard: &Guard,
 ) -> Result<(Head, Vec<u8>), Unread> {
     let mut buf = Vec::with_capacity(4096);
     let head = loop {
@@ -245,7 +289,8 @@ fn read_request(
             });
         }
     };
-    if !authorized(head.authorization.as_deref(), expected_auth) {
+    guard.check_host(&head).map_err(Unread::Refused)?;
+    if !guard.authorized(&head) {
         return Err(Unread::Refused(Reply::unauthorized()));
     }
     if head.content_length > MAX_BODY_BYTES {
@@ -278,7 +323,7 @@ fn read_some(
     deadline: Instant,
 ) -> Result<usize, Unread> {
     let late = || {
-        Unread::Refused(Reply::error(
+        Unread::Late(Reply::error(
             408,
             &format!(
                 "the request did not arrive within {} s",
@@ -288,12 +333,18 @@ fn read_some(
     };
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err(late());
+        // Taken from the queue late: what the client sent in time is read, nothing awaited.
+        let _ = stream.set_nonblocking(true);
+    } else {
+        let _ = stream.set_read_timeout(Some(left));
     }
-    let _ = stream.set_read_timeout(Some(left));
     let mut chunk = [0u8; 4096];
     loop {
-        match stream.read(&mut chunk) {
+        let read = stream.read(&mut chunk);
+        if left.is_zero() {
+            let _ = stream.set_nonblocking(false);
+        }
+        match read {
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
                 return Ok(n);
@@ -310,9 +361,18 @@ fn read_some(
 /// After the reply: end our side, then read what the client still sends (a body we refused,
 /// at most [`MAX_BODY_BYTES`] more, for at most [`LINGER`]) so that closing does not reset
 /// the connection before the client has read the reply.
-fn close_gently(mut stream: TcpStream) {
+fn close_gently(mut stream: TcpStream, closed_by: Instant, unread: bool) {
     let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(LINGER));
+    if unread {
+        let linger = closed_by
+            .saturating_duration_since(Instant::now())
+            .clamp(LATE_GRACE, LINGER);
+        let _ = stream.set_read_timeout(Some(linger));
+    } else {
+        // The whole request was read (or the client stalled): take what is already there and
+        // close, without holding the handler for a client that keeps its end open.
+        let _ = stream.set_nonblocking(true);
+    }
     let mut left = MAX_BODY_BYTES as usize + 4096;
     let mut scratch = [0u8; 4096];
     while left > 0 {
@@ -321,19 +381,4 @@ fn close_gently(mut stream: TcpStream) {
             Ok(n) => left = left.saturating_sub(n),
         }
     }
-}
-
-/// True without auth configured, or when the Authorization header matches exactly.
-fn authorized(given: Option<&str>, expected: Option<&str>) -> bool {
-    let Some(expected) = expected else {
-        return true;
-    };
-    let given = given.unwrap_or_default();
-    // Compared in full whatever the first difference, so the time says nothing about it.
-    given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
 }

@@ -1,9 +1,12 @@
 //! A web session: the tests this process runs one after another ("New test"), started from
-//! the UI or the API, each with its own complete result. The server thread hands start
-//! requests to the main thread over a channel of one (a second start while one is pending
-//! is refused, not queued); everything else goes through the engine's steering surface.
+//! the UI or the API, each with its own complete result. The server threads hand start
+//! requests to the main thread over a channel of one; a start is accepted only when no
+//! other is accepted and unfinished (one flag taken atomically), so of two starts that race
+//! exactly one wins and the other is refused, not queued. Everything else goes through the
+//! engine's steering surface.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,9 @@ pub struct Session {
     /// The plan as configured (the form's defaults).
     pub base: Arc<Plan>,
     starts: Sender<StartRequest>,
+    /// A start was accepted and its test has not ended: set by [`Session::start`] (only
+    /// one caller can set it), cleared when that test's run returns.
+    started: AtomicBool,
     /// The plan of the test running or last run, and whether one ever finished.
     current: Mutex<(Arc<Plan>, bool)>,
 }
@@ -46,15 +52,13 @@ impl Session {
             current: Mutex::new((Arc::clone(&base), false)),
             base,
             starts,
+            started: AtomicBool::new(false),
         });
         (session, rx)
     }
 
     /// Start a test, or refuse with the reason (one is running or about to).
     pub fn start(&self, request: StartRequest) -> Result<(), String> {
-        if self.steering.running().is_some() {
-            return Err("a test is running: stop it first, or change its users".to_string());
-        }
         let users = request.users.unwrap_or(self.base.users);
         let embedded = request.host.is_none() && self.base.hosts.is_empty();
         let budget = steer::socket_budget(self.base.sub_users, embedded);
@@ -63,11 +67,32 @@ impl Session {
                 "{users} users do not fit: this process can hold {budget} connections (the open-files limit; raise `ulimit -n`)"
             ));
         }
+        // Taken, not tested then set: of two starts at once, one sees the other's.
+        if self
+            .started
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(match self.steering.running() {
+                Some(_) => "a test is running: stop it first, or change its users".to_string(),
+                None => "a test is already starting (or ending): wait for it".to_string(),
+            });
+        }
         match self.starts.try_send(request) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err("a test is already starting".to_string()),
-            Err(TrySendError::Disconnected(_)) => Err("the session has ended".to_string()),
+            Err(e) => {
+                self.started.store(false, Ordering::Release);
+                Err(match e {
+                    TrySendError::Full(_) => "a test is already starting".to_string(),
+                    TrySendError::Disconnected(_) => "the session has ended".to_string(),
+                })
+            }
         }
+    }
+
+    /// The accepted start's test has ended (or never ran): the next start may be accepted.
+    fn ended(&self) {
+        self.started.store(false, Ordering::Release);
     }
 
     /// The plan of the test running or last run (the configured one before any).
@@ -147,6 +172,7 @@ fn run_one(session: &Session, request: StartRequest, hooks: &Hooks<'_>) -> i32 {
     let addrs = match (hooks.resolve)(&plan) {
         Ok(addrs) => addrs,
         Err(msg) => {
+            session.ended();
             eprintln!("mqblast: error: {msg}");
             return 1;
         }
@@ -168,10 +194,14 @@ fn run_one(session: &Session, request: StartRequest, hooks: &Hooks<'_>) -> i32 {
             // Downloads after the test carry what its brokers negotiated, as its files do.
             let plan = negotiated.recorded_in(&plan);
             *session.lock() = (Arc::clone(&plan), true);
+            // The next start may be accepted while this one's files are written: it waits
+            // in the channel (of one) until the loop is back.
+            session.ended();
             (hooks.finish)(summary, &plan)
         }
         Err(msg) => {
             session.lock().1 = true;
+            session.ended();
             eprintln!("mqblast: error: {msg}");
             1
         }
@@ -206,5 +236,66 @@ fn record_changes(plan: &mut Plan) {
         settings.insert("spawn_rate".into(), plan.spawn_rate.into());
         settings.insert("host".into(), hosts.into());
         settings.insert("run_time".into(), run_time.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::TestDir;
+
+    fn session() -> (Arc<Session>, Receiver<StartRequest>) {
+        let plan = TestDir::new().plan(&["-u", "1"], &[]).unwrap();
+        Session::new(plan)
+    }
+
+    #[test]
+    fn two_starts_while_idle_are_not_both_accepted_when_the_loop_took_the_first() {
+        let (session, starts) = session();
+        assert_eq!(session.start(StartRequest::default()), Ok(()));
+        // The session loop has taken the first request and is about to run it: nothing is
+        // in the channel and no test is registered as running yet.
+        let first = starts.try_recv().expect("the first start is handed over");
+        assert_eq!(first, StartRequest::default());
+        let second = session.start(StartRequest::default());
+        let refused = second.expect_err("the second start is refused, not queued");
+        assert!(refused.contains("already starting"), "{refused}");
+        assert!(
+            starts.try_recv().is_err(),
+            "nothing queued behind the first"
+        );
+        session.ended();
+        assert_eq!(
+            session.start(StartRequest::default()),
+            Ok(()),
+            "after it ends"
+        );
+    }
+
+    #[test]
+    fn of_many_starts_racing_while_idle_exactly_one_is_accepted() {
+        let (session, starts) = session();
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let (session, barrier) = (Arc::clone(&session), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    session.start(StartRequest::default()).is_ok()
+                })
+            })
+            .collect();
+        // The session loop takes requests as they come, as it does between tests.
+        let taken = std::thread::spawn(move || {
+            std::iter::from_fn(|| starts.recv_timeout(Duration::from_secs(2)).ok()).count()
+        });
+        let accepted = racers
+            .into_iter()
+            .map(|r| r.join().unwrap())
+            .filter(|&ok| ok)
+            .count();
+        assert_eq!(accepted, 1);
+        drop(session);
+        assert_eq!(taken.join().unwrap(), 1, "one test run");
     }
 }

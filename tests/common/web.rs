@@ -70,8 +70,25 @@ impl WebRun {
         )
     }
 
+    /// POST a `multipart/form-data` form (`curl -F name=value`).
+    pub fn post_multipart(&self, path: &str, fields: &[&str]) -> Reply {
+        let mut cmd = self.curl("POST", &[]);
+        for field in fields {
+            cmd.args(["-F", field]);
+        }
+        self.send(cmd, path)
+    }
+
     /// Any request; status 0 when nothing answered.
     pub fn request(&self, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> Reply {
+        let mut cmd = self.curl(method, headers);
+        if let Some(body) = body {
+            cmd.args(["--data-binary", body]);
+        }
+        self.send(cmd, path)
+    }
+
+    fn curl(&self, method: &str, headers: &[&str]) -> Command {
         let mut cmd = Command::new("curl");
         cmd.args(["-s", "-m", "10", "-X", method, "-w", "\n%{http_code}"]);
         if let Some(auth) = &self.auth {
@@ -80,9 +97,10 @@ impl WebRun {
         for h in headers {
             cmd.args(["-H", h]);
         }
-        if let Some(body) = body {
-            cmd.args(["--data-binary", body]);
-        }
+        cmd
+    }
+
+    fn send(&self, mut cmd: Command, path: &str) -> Reply {
         cmd.arg(format!("{}{path}", self.base));
         let out = cmd
             .output()

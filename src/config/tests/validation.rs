@@ -25,9 +25,25 @@ fn spawn_rate_must_be_positive_and_finite() {
     }
     assert_eq!(
         dir.error(&[], &[("MQBLAST_SPAWN_RATE", "-1")]),
-        "MQBLAST_SPAWN_RATE=-1: must be a number greater than 0 (users per second)"
+        "MQBLAST_SPAWN_RATE=-1: must be a number of users per second from 0.001 (one user every 1000 s) up"
     );
     assert_eq!(dir.plan(&["-r", "0.5"], &[]).unwrap().spawn_rate, 0.5);
+}
+
+#[test]
+fn a_spawn_rate_too_slow_to_pace_is_refused_naming_it() {
+    let dir = TestDir::new();
+    for rate in ["1e-10", "0.0009", "5e-324"] {
+        let err = dir.error(&["-r", rate], &[]);
+        assert!(err.starts_with(&format!("--spawn-rate {rate}: ")), "{err}");
+        assert!(err.contains("from 0.001"), "{err}");
+    }
+    let err = dir.error(&["conn", "--connect-rate", "1e-300"], &[]);
+    assert!(
+        err.contains("1e-300") && err.contains("from 0.001"),
+        "{err}"
+    );
+    assert_eq!(dir.plan(&["-r", "0.001"], &[]).unwrap().spawn_rate, 0.001);
 }
 
 #[test]

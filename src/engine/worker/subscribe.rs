@@ -7,6 +7,7 @@ use std::cmp::Reverse;
 use super::{ns_to_us, Drain, Worker, SCRATCH_BYTES, SUBSCRIBER_MIN_ROOM};
 use crate::engine::audit::{Arrival, Cut};
 use crate::engine::conn::{Conn, Role, State};
+use crate::engine::control::paced_ns;
 use crate::engine::drain::{DrainClock, DrainEnd};
 use crate::mqtt;
 use crate::payload::{self, E2E_SEQ_MODULUS};
@@ -256,7 +257,7 @@ impl Worker {
             }
             // Spawn times are local to this process (its shard), as in an unsharded run.
             let local = c.index - self.plan.client_index_offset;
-            let spawn_ns = start_ns + (local as f64 / self.plan.spawn_rate * 1e9) as u64;
+            let spawn_ns = start_ns.saturating_add(paced_ns(local, self.plan.spawn_rate));
             self.timers.push(Reverse((spawn_ns, ci as u32)));
         }
     }
