@@ -1,8 +1,9 @@
 //! Who may use the web face. The UI starts load against any broker it is given, so a page
 //! from another site must not drive it through the user's browser:
-//! - every request must name this server in `Host` (the bound address, `localhost`, or any
-//!   IP address when bound to all of them): a DNS name that an attacker re-points at
-//!   127.0.0.1 (DNS rebinding) arrives with the attacker's name and is refused (403);
+//! - every request must name this server in `Host` (the bound address, `localhost`, or, when
+//!   bound beyond loopback, this host's own name and, when bound to all addresses, any IP
+//!   address): a DNS name that an attacker re-points at 127.0.0.1 (DNS rebinding) arrives
+//!   with the attacker's name and is refused (403);
 //! - state changes (`/swarm`, `/stop`, `/stats/reset`) are POSTs of a form
 //!   (`application/x-www-form-urlencoded` or `multipart/form-data`, what Locust's page and
 //!   `curl -d`/`-F` send) from the page's own origin: `Origin` absent (curl) or equal to
@@ -30,6 +31,10 @@ pub struct Guard {
     listen_ip: IpAddr,
     /// `user:pass` base64-encoded, when `--web-auth` is set.
     credentials: Option<String>,
+    /// This host's name (`gethostname`), accepted in `Host` when the UI listens beyond
+    /// loopback, so that `http://loadgen1:8089/` works as it does with Locust. Only the exact
+    /// name: a suffix or prefix match would let `loadgen1.attacker.example` in.
+    own_name: Option<String>,
 }
 
 impl Guard {
@@ -37,9 +42,11 @@ impl Guard {
         let credentials = auth.map(|(user, pass)| {
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
         });
+        let own_name = (!listen_ip.is_loopback()).then(own_host_name).flatten();
         Guard {
             listen_ip,
             credentials,
+            own_name,
         }
     }
 
@@ -68,7 +75,12 @@ impl Guard {
         let Some(name) = host_name(host) else {
             return false;
         };
-        if name.eq_ignore_ascii_case("localhost") {
+        if name.eq_ignore_ascii_case("localhost")
+            || self
+                .own_name
+                .as_deref()
+                .is_some_and(|own| name.eq_ignore_ascii_case(own))
+        {
             return true;
         }
         let literal = name
@@ -165,6 +177,20 @@ fn host_name(host: &str) -> Option<&str> {
     Some(name)
 }
 
+/// This host's name, when the kernel has one that is not `localhost`.
+fn own_host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on
+    // success (a truncated name is not used).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0)?;
+    let name = std::str::from_utf8(&buf[..end]).ok()?.trim();
+    (!name.is_empty() && !name.eq_ignore_ascii_case("localhost")).then(|| name.to_string())
+}
+
 fn bracketed(ip: IpAddr) -> String {
     match ip {
         IpAddr::V6(v6) => format!("[{v6}]"),
@@ -254,6 +280,17 @@ mod tests {
             status(all.check_host(&head(&[("Host", "evil.example")]))),
             403
         );
+        if let Some(own) = own_host_name() {
+            let with_port = format!("{own}:8089");
+            assert_eq!(status(all.check_host(&head(&[("Host", &with_port)]))), 200);
+            let suffixed = format!("{own}.attacker.example");
+            assert_eq!(status(all.check_host(&head(&[("Host", &suffixed)]))), 403);
+            assert_eq!(
+                status(guard.check_host(&head(&[("Host", &with_port)]))),
+                403,
+                "bound to loopback, the host's name is not this server"
+            );
+        }
         let v6 = Guard::new("::1".parse().unwrap(), None);
         assert_eq!(status(v6.check_host(&head(&[("Host", "[::1]:8089")]))), 200);
     }
