@@ -16,8 +16,9 @@ pub const CONFIG_PY_FILE: &str = "config.py";
 /// Where the device tokens are written: one per line, as `tokens_file` reads them.
 pub const TOKENS_FILE: &str = "tokens.txt";
 
-/// Larger than any hand-written config.py: 20k tokens of 40 bytes is under 1 MiB.
-const MAX_CONFIG_PY_BYTES: u64 = 64 << 20;
+/// Larger than any hand-written config.py: 20k tokens of 40 bytes is under 1 MiB. With the
+/// parser's bound on values ([`super::pyliteral::MAX_VALUES`]) it bounds the import's memory.
+const MAX_CONFIG_PY_BYTES: u64 = 16 << 20;
 
 /// What was written, for the one-line report.
 #[derive(Debug)]
