@@ -79,6 +79,7 @@ pub(super) fn sink_options(args: &SinkArgs) -> Result<crate::sink::SinkOptions, 
         quiet: args.quiet,
         tls: sink_tls(args)?,
         websocket: args.websocket,
+        ..crate::sink::SinkOptions::default()
     })
 }
 
