@@ -335,6 +335,57 @@ fn closed_by_peer_within(stream: &mut TcpStream, wait: Duration) -> bool {
     closed
 }
 
+/// A WebSocket upgrade to the sink, answered with 101.
+fn ws_opened(sink: &SinkHandle) -> TcpStream {
+    let mut stream = open(sink);
+    stream
+        .write_all(
+            b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Protocol: mqtt\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.extend_from_slice(&read_n(&mut stream, 1));
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+#[test]
+fn the_websocket_sink_answers_an_empty_close_with_1000_and_an_invalid_code_with_1002() {
+    let sink = start_sink(SinkOptions {
+        threads: 1,
+        websocket: true,
+        ..Default::default()
+    });
+    let key = [0x11, 0x22, 0x33, 0x44];
+    for (body, answer) in [
+        (&[][..], 1000u16),
+        (&[0x03, 0xE7][..], 1002), // 999
+        (&[0x03, 0xED][..], 1002), // 1005, which no endpoint may send
+        (&[0x03, 0xE9][..], 1001), // a valid code is echoed
+    ] {
+        let mut stream = ws_opened(&sink);
+        let mut frame = vec![0x88, 0x80 | body.len() as u8];
+        frame.extend_from_slice(&key);
+        frame.extend(body.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
+        stream.write_all(&frame).unwrap();
+        let [hi, lo] = answer.to_be_bytes();
+        assert_eq!(
+            read_n(&mut stream, 4),
+            [0x88, 0x02, hi, lo],
+            "close {body:?}"
+        );
+        assert!(closed_by_peer(&mut stream));
+    }
+}
+
 #[test]
 fn the_sink_listens_on_loopback_unless_told_otherwise() {
     assert!(SinkOptions::default().listen.ip().is_loopback());
