@@ -143,7 +143,7 @@ impl Stream<'_, '_> {
     /// The statement's token `i` places ahead; None at its end (newline or end of file).
     fn token(&mut self, i: usize) -> Result<Option<&Token>, LiteralError> {
         // A newline, when lexed, is the last token ahead: nothing past it is read.
-        while self.ahead.len() <= i && self.ahead.back().map_or(true, |t| t.tok != Tok::Newline) {
+        while self.ahead.len() <= i && self.ahead.back().is_none_or(|t| t.tok != Tok::Newline) {
             match self.lexer.next_token()? {
                 Some(token) => self.ahead.push_back(token),
                 None => break,
@@ -224,10 +224,7 @@ fn statement(stream: &mut Stream, values: &mut usize) -> Result<StatementKind, L
     let mut parser = Parser { stream, values };
     match parser.value(0) {
         Ok(value) => match parser.stream.peek()? {
-            None => Ok(StatementKind::Assign {
-                name: name.into(),
-                value,
-            }),
+            None => Ok(StatementKind::Assign { name, value }),
             Some(_) => Ok(not_read("the value is not a plain literal")),
         },
         Err(Refusal::NotLiteral) => Ok(not_read("the value is not a plain literal")),
