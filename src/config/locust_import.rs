@@ -199,8 +199,10 @@ fn read_config_py(path: &Path, text: &str, out: &mut Output) -> Result<(), Confi
             }
             StatementKind::Other { .. } => continue, // imports and the like
         };
-        let wrong = |expected: &str| invalid(format!("{}: {name}: expected {expected}", at(line)));
-        let source = format!("{}: {name}", at(line));
+        let shown_name = super::shown(&name);
+        let wrong =
+            |expected: &str| invalid(format!("{}: {shown_name}: expected {expected}", at(line)));
+        let source = format!("{}: {shown_name}", at(line));
         match (name.as_str(), value) {
             ("tb_address", PyValue::Str(host)) => address = Some((line, host)),
             ("tb_address", _) => return Err(wrong("a string")),
@@ -233,8 +235,8 @@ fn read_config_py(path: &Path, text: &str, out: &mut Output) -> Result<(), Confi
                     toml::Value::String(TOKENS_FILE.to_string()),
                 );
             }
-            (other, _) => out.not_used.push(format!(
-                "{}: {other}: mqblast has no setting for it",
+            (_, _) => out.not_used.push(format!(
+                "{}: {shown_name}: mqblast has no setting for it",
                 at(line)
             )),
         }
