@@ -282,12 +282,13 @@ fn broker_addrs(plan: &Plan) -> Result<Vec<SocketAddr>, String> {
 }
 
 fn resolve(host: &HostPort) -> Result<SocketAddr, String> {
+    let shown = crate::config::shown(&host.to_string());
     let mut found = (host.host.as_str(), host.port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve broker host {host}: {e}"))?;
+        .map_err(|e| format!("cannot resolve broker host {shown}: {e}"))?;
     found
         .next()
-        .ok_or_else(|| format!("cannot resolve broker host {host}: no address"))
+        .ok_or_else(|| format!("cannot resolve broker host {shown}: no address"))
 }
 
 fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {

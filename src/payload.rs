@@ -150,8 +150,10 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// Parse payload text; `source` names it in error messages (one line each).
+    /// Parse payload text; `source` names it in error messages (one line each). A leading
+    /// byte-order mark (files saved by Windows editors) is skipped, as for the other files.
     pub fn parse(source: &str, text: &str) -> Result<Payload, String> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let value: Value =
             serde_json::from_str(text).map_err(|err| json_error_line(source, &err))?;
         let objects = match value {
@@ -696,6 +698,13 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         frame.write_into(&mut out, pkid, seq, ts);
         serde_json::from_slice(&out[payload_at..]).unwrap()
+    }
+
+    #[test]
+    fn a_data_json_with_a_byte_order_mark_is_read_like_the_other_files() {
+        let plain = Payload::parse("data.json", r#"{"t": 1}"#).unwrap();
+        let marked = Payload::parse("data.json", "\u{feff}{\"t\": 1}").unwrap();
+        assert_eq!(marked.objects, plain.objects);
     }
 
     #[test]

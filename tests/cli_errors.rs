@@ -43,6 +43,29 @@ fn qos_3_is_rejected_naming_qos() {
 }
 
 #[test]
+fn a_50_mb_host_or_10_mb_topic_is_not_echoed_whole_in_the_error() {
+    let dir = TempDir::new("cli-long-values");
+    let host = dir.write(
+        "host.toml",
+        &format!("host = \"{} x\"\n", "h".repeat(50 << 20)),
+    );
+    let topic = dir.write(
+        "topic.toml",
+        &format!("topic = \"a/{}/#\"\n", "t".repeat(10 << 20)),
+    );
+    for (path, key) in [(host, "host"), (topic, "topic")] {
+        let run = run_mqblast(&["-f".to_string(), path.clone()], LIMIT);
+        run.assert_usage_error(&[key]);
+        assert!(
+            run.stderr.len() < 1000 && run.stderr.contains(" bytes)"),
+            "{key}: {} bytes of stderr: {}",
+            run.stderr.len(),
+            &run.stderr[..run.stderr.len().min(300)]
+        );
+    }
+}
+
+#[test]
 fn missing_config_file_is_rejected_naming_the_file() {
     let dir = TempDir::new("cli-missing");
     let path = dir.file("nope.toml");

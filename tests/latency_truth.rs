@@ -28,6 +28,7 @@ fn start_sink(ack_delay: Duration, stall: Option<Stall>) -> SinkHandle {
         quiet: true,
         tls: None,
         websocket: false,
+        max_buffered_bytes: sink::BUFFERED_MAX_BYTES,
     };
     sink::start(&opts).expect("sink starts")
 }

@@ -46,6 +46,99 @@ fn connected_usernames(log: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// `mqblast init --from-locust` in `dir` with at most `bytes` of address space: a parser
+/// whose memory grows past the bound aborts instead of answering.
+fn init_within(dir: &TempDir, address_space_bytes: u64) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mqblast"));
+    cmd.args(["init", "--from-locust"]).current_dir(dir.path());
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: address_space_bytes,
+                rlim_max: address_space_bytes,
+            };
+            match libc::setrlimit(libc::RLIMIT_AS, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    cmd.output().expect("run mqblast init")
+}
+
+#[test]
+fn init_from_locust_on_a_config_py_of_millions_of_values_stays_within_bounded_memory() {
+    let dir = TempDir::new("locust-big");
+    // 12 MiB of `0,`: 6 million values, which took 80 times the file (1 GB) to parse.
+    dir.write("config.py", &format!("x = [{}]\n", "0,".repeat(6 << 20)));
+    let out = init_within(&dir, 512 << 20);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("config.py line 1: more than 2000000 values"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("config.toml").exists());
+    // A list of a million tokens (8 MiB) is read, within the same bound.
+    let tokens: String = (0..1_000_000).map(|i| format!("'t{i}',\n")).collect();
+    std::fs::write(
+        dir.path().join("config.py"),
+        format!("device_tokens = [\n{tokens}]\n"),
+    )
+    .unwrap();
+    let out = init_within(&dir, 512 << 20);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(dir.path().join("tokens.txt")).unwrap();
+    assert_eq!(
+        written.lines().filter(|l| !l.starts_with('#')).count(),
+        1_000_000
+    );
+}
+
+#[test]
+fn init_from_locust_refuses_a_config_py_over_16_mib_naming_it() {
+    let dir = TempDir::new("locust-huge");
+    let path = dir.path().join("config.py");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len((16 << 20) + 1).unwrap();
+    let out = init_within(&dir, 512 << 20);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("config.py: 16777217 bytes, more than the 16777216"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn init_from_locust_reads_lone_cr_line_ends_as_lines() {
+    let dir = TempDir::new("locust-cr");
+    dir.write(
+        "config.py",
+        "tb_address = 'broker.example'\rtb_port = 1884\rdevice_tokens = ['A1',\r 'B2']\r",
+    );
+    let out = init_within(&dir, 512 << 20);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(toml.contains("host = \"broker.example:1884\""), "{toml}");
+    let tokens = std::fs::read_to_string(dir.path().join("tokens.txt")).unwrap();
+    assert!(
+        tokens.ends_with("A1\nB2\n") && !tokens.contains('\r'),
+        "{tokens:?}"
+    );
+}
+
 #[test]
 fn init_from_locust_writes_config_toml_naming_the_source_of_each_value() {
     let dir = project("locust-import");

@@ -448,6 +448,85 @@ fn a_bad_result_file_is_a_one_line_error_naming_the_file() {
     assert!(err.contains("publish.latency_us.hdr"), "{err}");
 }
 
+/// A V2 histogram header, base64: 56 characters declaring a payload of 4 GiB, none present.
+const HDR_DECLARING_4_GIB: &str = "HISTE/////8AAAAAAAAAAwAAAAAAAAABAAAAANaTpAA/8AAAAAAAAA==";
+
+#[test]
+fn a_result_histogram_declaring_a_4_gib_payload_is_refused_without_allocating_it() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempdir("hdr-4gib");
+    let mut doc: serde_json::Value = serde_json::from_str(&to_text(&sample_result())).unwrap();
+    doc["publish"]["latency_us"]["hdr"] = json!(HDR_DECLARING_4_GIB);
+    let crafted = dir.join("crafted.json");
+    std::fs::write(&crafted, serde_json::to_string(&doc).unwrap()).unwrap();
+    let good = dir.join("good.json");
+    std::fs::write(&good, to_text(&sample_result())).unwrap();
+    let merged = dir.join("merged.json");
+    let runs: [Vec<&std::ffi::OsStr>; 2] = [
+        vec!["report".as_ref(), crafted.as_os_str()],
+        vec![
+            "merge".as_ref(),
+            good.as_os_str(),
+            crafted.as_os_str(),
+            "-o".as_ref(),
+            merged.as_os_str(),
+        ],
+    ];
+    for args in runs {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqblast"));
+        cmd.args(&args);
+        // 1 GiB of address space: the decoder sizing a buffer from the declared length would
+        // abort the process instead of answering.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 1 << 30,
+                    rlim_max: 1 << 30,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().expect("run mqblast");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("crafted.json")
+                && stderr.contains("publish.latency_us.hdr")
+                && stderr.contains("declares a payload of 4294967295 bytes")
+                && stderr.trim_end().lines().count() == 1,
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_result_histogram_wider_than_we_write_is_refused_naming_the_file_and_field() {
+    let dir = tempdir("hdr-wide");
+    let mut wide = Histogram::<u64>::new_with_bounds(1, u64::MAX / 2, 5).unwrap();
+    wide.record(7).unwrap();
+    let mut bytes = Vec::new();
+    hdrhistogram::serialization::Serializer::serialize(
+        &mut hdrhistogram::serialization::V2DeflateSerializer::new(),
+        &wide,
+        &mut bytes,
+    )
+    .unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&to_text(&sample_result())).unwrap();
+    doc["connect"]["latency_us"]["hdr"] = json!(mqblast::stats::hdr_codec::base64_encode(&bytes));
+    let path = dir.join("wide.json");
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    let err = mqblast::report::result::load(&path).unwrap_err();
+    assert!(
+        err.contains("wide.json")
+            && err.contains("connect.latency_us.hdr")
+            && err.contains("significant figures 5"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_html_report_loads_in_headless_chromium_with_drawn_charts_no_console_errors_and_no_network() {
     let Some(chromium) = find_chromium() else {

@@ -246,6 +246,160 @@ fn garbage_bytes_close_the_connection_and_the_sink_keeps_serving_others() {
     let _late = connected(&sink);
 }
 
+/// A PUBLISH header announcing `remaining` bytes (none of which follow).
+fn publish_header(remaining: usize) -> Vec<u8> {
+    let mut out = vec![0x30];
+    let mut left = remaining;
+    loop {
+        let byte = (left % 128) as u8;
+        left /= 128;
+        if left == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[test]
+fn partial_packets_of_many_connections_stay_within_the_memory_bound_and_others_are_served() {
+    const BOUND: usize = 4 << 20;
+    const PART: usize = 256 << 10;
+    const CONNECTIONS: usize = 40;
+    let sink = start_sink(SinkOptions {
+        threads: 2,
+        max_buffered_bytes: BOUND,
+        ..Default::default()
+    });
+    let mut healthy = connected(&sink);
+    // Each sends the first 256 KiB of a 1 MiB PUBLISH and waits: 10 MiB held without a bound.
+    let mut part = publish_header(1 << 20);
+    part.resize(PART, b'x');
+    let highest = std::cell::Cell::new(0);
+    let mut partial: Vec<TcpStream> = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut stream = connected(&sink);
+        stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let _ = stream.write_all(&part); // a connection closed at the bound refuses the rest
+        partial.push(stream);
+        highest.set(highest.get().max(sink.totals().buffered_bytes));
+    }
+    // 16 partial packets of 256 KiB fit in 4 MiB: at least 24 connections are closed.
+    let at_least_closed = (CONNECTIONS - BOUND / PART) as u64;
+    assert!(
+        eventually(|| {
+            let totals = sink.totals();
+            highest.set(highest.get().max(totals.buffered_bytes));
+            totals.over_memory >= at_least_closed
+                && totals.open_connections == 1 + CONNECTIONS as u64 - totals.over_memory
+        }),
+        "{:?}",
+        sink.totals()
+    );
+    assert!(
+        highest.get() <= BOUND as u64,
+        "{} bytes held",
+        highest.get()
+    );
+    let totals = sink.totals();
+    assert!(totals.buffered_bytes <= BOUND as u64, "{totals:?}");
+    assert_eq!(totals.malformed, 0);
+    // The connections closed at the bound see it; the sink serves the others.
+    let closed = partial
+        .iter_mut()
+        .map(|stream| closed_by_peer_within(stream, Duration::from_millis(200)))
+        .filter(|&closed| closed)
+        .count();
+    assert_eq!(closed as u64, totals.over_memory);
+    healthy.write_all(&publish_frame(1, 9)).unwrap();
+    assert_eq!(read_n(&mut healthy, 4), [0x40, 0x02, 0x00, 0x09]);
+    let mut late = connected(&sink);
+    late.write_all(&publish_frame(1, 3)).unwrap();
+    assert_eq!(read_n(&mut late, 4), [0x40, 0x02, 0x00, 0x03]);
+    // Closing the partial connections gives their bytes back.
+    drop(partial);
+    assert!(
+        eventually(|| sink.totals().buffered_bytes == 0),
+        "{:?}",
+        sink.totals()
+    );
+}
+
+/// True when the peer closed the connection within `wait` (a live one times out instead).
+fn closed_by_peer_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let closed = closed_by_peer(stream);
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    closed
+}
+
+/// A WebSocket upgrade to the sink, answered with 101.
+fn ws_opened(sink: &SinkHandle) -> TcpStream {
+    let mut stream = open(sink);
+    stream
+        .write_all(
+            b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Protocol: mqtt\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.extend_from_slice(&read_n(&mut stream, 1));
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+#[test]
+fn the_websocket_sink_answers_an_empty_close_with_1000_and_an_invalid_code_with_1002() {
+    let sink = start_sink(SinkOptions {
+        threads: 1,
+        websocket: true,
+        ..Default::default()
+    });
+    let key = [0x11, 0x22, 0x33, 0x44];
+    for (body, answer) in [
+        (&[][..], 1000u16),
+        (&[0x03, 0xE7][..], 1002), // 999
+        (&[0x03, 0xED][..], 1002), // 1005, which no endpoint may send
+        (&[0x03, 0xE9][..], 1001), // a valid code is echoed
+    ] {
+        let mut stream = ws_opened(&sink);
+        let mut frame = vec![0x88, 0x80 | body.len() as u8];
+        frame.extend_from_slice(&key);
+        frame.extend(body.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
+        stream.write_all(&frame).unwrap();
+        let [hi, lo] = answer.to_be_bytes();
+        assert_eq!(
+            read_n(&mut stream, 4),
+            [0x88, 0x02, hi, lo],
+            "close {body:?}"
+        );
+        assert!(closed_by_peer(&mut stream));
+    }
+}
+
+#[test]
+fn the_sink_listens_on_loopback_unless_told_otherwise() {
+    assert!(SinkOptions::default().listen.ip().is_loopback());
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_mqblast"))
+        .args(["sink", "--help"])
+        .output()
+        .expect("mqblast sink --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("[default: 127.0.0.1:1883]") && help.contains("0.0.0.0:1883"),
+        "{help}"
+    );
+}
+
 #[test]
 fn a_publish_before_connect_closes_the_connection() {
     let sink = two_thread_sink();

@@ -70,8 +70,9 @@ pub struct ConnArgs {
 /// `mqblast sink` flags.
 #[derive(Debug, Args)]
 pub struct SinkArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0:1883")]
+    /// Address to listen on: loopback by default. Another address (e.g. 0.0.0.0:1883, every
+    /// interface) lets other hosts connect; the sink has no authentication.
+    #[arg(long, default_value = "127.0.0.1:1883")]
     pub listen: String,
     /// Worker threads (default: one per core).
     #[arg(long)]

@@ -56,7 +56,7 @@ pub(super) fn sink_options(args: &SinkArgs) -> Result<crate::sink::SinkOptions, 
     let listen = args.listen.parse().map_err(|_| {
         invalid(format!(
             "--listen {}: expected ADDRESS:PORT, e.g. 127.0.0.1:1883",
-            args.listen
+            super::shown(&args.listen)
         ))
     })?;
     let duration = |flag: &str, text: &Option<String>| -> Result<Option<Duration>, ConfigError> {
@@ -83,6 +83,7 @@ pub(super) fn sink_options(args: &SinkArgs) -> Result<crate::sink::SinkOptions, 
         quiet: args.quiet,
         tls: sink_tls(args)?,
         websocket: args.websocket,
+        ..crate::sink::SinkOptions::default()
     })
 }
 

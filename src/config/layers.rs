@@ -89,8 +89,8 @@ impl Raw {
         let shown = match (&self.value, self.key.secret) {
             (_, true) => None,
             (RawValue::Text(text), false) if text.is_empty() => Some("\"\"".to_string()),
-            (RawValue::Text(text), false) => Some(text.clone()),
-            (RawValue::Toml(value), false) => Some(value.to_string()),
+            (RawValue::Text(text), false) => Some(super::shown(text)),
+            (RawValue::Toml(value), false) => Some(super::shown(&value.to_string())),
         };
         self.describe_showing(shown)
     }

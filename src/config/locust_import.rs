@@ -16,8 +16,9 @@ pub const CONFIG_PY_FILE: &str = "config.py";
 /// Where the device tokens are written: one per line, as `tokens_file` reads them.
 pub const TOKENS_FILE: &str = "tokens.txt";
 
-/// Larger than any hand-written config.py: 20k tokens of 40 bytes is under 1 MiB.
-const MAX_CONFIG_PY_BYTES: u64 = 64 << 20;
+/// Larger than any hand-written config.py: 20k tokens of 40 bytes is under 1 MiB. With the
+/// parser's bound on values ([`super::pyliteral::MAX_VALUES`]) it bounds the import's memory.
+const MAX_CONFIG_PY_BYTES: u64 = 16 << 20;
 
 /// What was written, for the one-line report.
 #[derive(Debug)]
@@ -198,8 +199,10 @@ fn read_config_py(path: &Path, text: &str, out: &mut Output) -> Result<(), Confi
             }
             StatementKind::Other { .. } => continue, // imports and the like
         };
-        let wrong = |expected: &str| invalid(format!("{}: {name}: expected {expected}", at(line)));
-        let source = format!("{}: {name}", at(line));
+        let shown_name = super::shown(&name);
+        let wrong =
+            |expected: &str| invalid(format!("{}: {shown_name}: expected {expected}", at(line)));
+        let source = format!("{}: {shown_name}", at(line));
         match (name.as_str(), value) {
             ("tb_address", PyValue::Str(host)) => address = Some((line, host)),
             ("tb_address", _) => return Err(wrong("a string")),
@@ -232,8 +235,8 @@ fn read_config_py(path: &Path, text: &str, out: &mut Output) -> Result<(), Confi
                     toml::Value::String(TOKENS_FILE.to_string()),
                 );
             }
-            (other, _) => out.not_used.push(format!(
-                "{}: {other}: mqblast has no setting for it",
+            (_, _) => out.not_used.push(format!(
+                "{}: {shown_name}: mqblast has no setting for it",
                 at(line)
             )),
         }

@@ -192,6 +192,27 @@ where
     }
 }
 
+/// Most characters of a value echoed in a message.
+pub const MAX_SHOWN_CHARS: usize = 80;
+
+/// A value from outside (a host, a topic, a config value) as echoed in a one-line message:
+/// control characters escaped, and cut after [`MAX_SHOWN_CHARS`] characters with its length
+/// in bytes, so a 50 MB host is a line, not 50 MB of terminal.
+pub fn shown(value: &str) -> String {
+    let mut out = String::new();
+    for (count, c) in value.chars().enumerate() {
+        if count == MAX_SHOWN_CHARS {
+            out.push_str(&format!("... ({} bytes)", value.len()));
+            return out;
+        }
+        match c.is_control() {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
+    }
+    out
+}
+
 pub(super) fn invalid(message: String) -> ConfigError {
     ConfigError::Invalid(message)
 }

@@ -4,9 +4,13 @@
 //! with comments and trailing commas. Python is never run: anything else (imports, calls,
 //! arithmetic, f-strings) is reported as a statement that was not read.
 //!
-//! Bounds: nesting deeper than [`MAX_DEPTH`] is an error, not a stack overflow; the caller
-//! bounds the file size. Errors name the line.
+//! Bounds: nesting deeper than [`MAX_DEPTH`] is an error, not a stack overflow; tokens are
+//! lexed as the parser asks for them (never a list of every token of the file), and more than
+//! [`MAX_VALUES`] values in a file is an error, so memory is the values read and their text;
+//! the caller bounds the file size. Line ends are Python's: LF, CRLF and a lone CR. Errors
+//! name the line.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 /// Deepest nesting of lists, tuples and dicts read; a config.py nests two or three deep.
@@ -73,71 +77,170 @@ struct Token {
 }
 
 /// Every top-level statement of `text`, in order.
+///
+/// Memory: tokens are read one statement part at a time as the parser asks for them (a few
+/// of lookahead), never all at once, so what stays is the values read: at most
+/// [`MAX_VALUES`] of them, and their strings, no longer than the text.
 pub fn parse_module(text: &str) -> Result<Vec<Statement>, LiteralError> {
-    // Files saved on Windows: a byte-order mark and CRLF line ends, as Python accepts them.
-    let text = text
-        .strip_prefix('\u{feff}')
-        .unwrap_or(text)
-        .replace("\r\n", "\n");
-    let tokens = Lexer::new(&text).run()?;
+    let text = python_line_ends(text);
+    let mut lexer = Lexer::new(&text);
     let mut statements = Vec::new();
-    let mut start = 0;
-    while start < tokens.len() {
-        let end = tokens[start..]
-            .iter()
-            .position(|t| t.tok == Tok::Newline)
-            .map_or(tokens.len(), |at| start + at);
-        let line_tokens = &tokens[start..end];
-        start = end + 1;
-        let Some(first) = line_tokens.first() else {
+    let mut values = 0usize;
+    loop {
+        let mut stream = Stream {
+            lexer: &mut lexer,
+            ahead: VecDeque::new(),
+        };
+        let Some(first) = stream.token(0)? else {
+            if stream.at_end_of_file()? {
+                break;
+            }
+            stream.skip_statement()?;
             continue;
         };
-        if first.indented {
-            continue; // the body of a def/if/class reported with its header
+        let (line, indented) = (first.line, first.indented);
+        if indented {
+            stream.skip_statement()?; // the body of a def/if/class reported with its header
+            continue;
         }
-        statements.push(Statement {
-            line: first.line,
-            kind: statement(line_tokens)?,
-        });
+        let kind = statement(&mut stream, &mut values)?;
+        stream.skip_statement()?;
+        statements.push(Statement { line, kind });
     }
     Ok(statements)
 }
 
-fn statement(tokens: &[Token]) -> Result<StatementKind, LiteralError> {
-    let what = describe(tokens);
+/// Most values (strings, numbers, and each list, tuple and dict) read from one file: a
+/// config.py of 20,000 device tokens has 20,001. Bounds the parser's memory whatever the text.
+pub const MAX_VALUES: usize = 2_000_000;
+
+/// Python's line ends: a byte-order mark dropped, CRLF and a lone CR read as LF (Python reads
+/// source with universal newlines), in one copy.
+fn python_line_ends(text: &str) -> String {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\r') {
+        out.push_str(&rest[..at]);
+        out.push('\n');
+        rest = &rest[at + 1..];
+        if let Some(after) = rest.strip_prefix('\n') {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One statement's tokens, lexed as they are asked for; it ends at the statement's newline.
+struct Stream<'l, 'a> {
+    lexer: &'l mut Lexer<'a>,
+    /// Tokens lexed but not yet consumed (a few: lookahead).
+    ahead: VecDeque<Token>,
+}
+
+impl Stream<'_, '_> {
+    /// The statement's token `i` places ahead; None at its end (newline or end of file).
+    fn token(&mut self, i: usize) -> Result<Option<&Token>, LiteralError> {
+        // A newline, when lexed, is the last token ahead: nothing past it is read.
+        while self.ahead.len() <= i && self.ahead.back().is_none_or(|t| t.tok != Tok::Newline) {
+            match self.lexer.next_token()? {
+                Some(token) => self.ahead.push_back(token),
+                None => break,
+            }
+        }
+        Ok(self
+            .ahead
+            .iter()
+            .take_while(|t| t.tok != Tok::Newline)
+            .nth(i))
+    }
+
+    fn peek(&mut self) -> Result<Option<&Tok>, LiteralError> {
+        Ok(self.token(0)?.map(|t| &t.tok))
+    }
+
+    /// Consumes the next token of the statement (None at its end).
+    fn next(&mut self) -> Result<Option<Token>, LiteralError> {
+        if self.token(0)?.is_none() {
+            return Ok(None);
+        }
+        Ok(self.ahead.pop_front())
+    }
+
+    fn line(&mut self) -> usize {
+        match self.token(0) {
+            Ok(Some(t)) => t.line,
+            _ => self.lexer.line,
+        }
+    }
+
+    /// True when nothing is left in the file.
+    fn at_end_of_file(&mut self) -> Result<bool, LiteralError> {
+        if !self.ahead.is_empty() {
+            return Ok(false);
+        }
+        match self.lexer.next_token()? {
+            Some(token) => {
+                self.ahead.push_back(token);
+                Ok(false)
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// Drops the rest of the statement and its newline.
+    fn skip_statement(&mut self) -> Result<(), LiteralError> {
+        while let Some(token) = self.ahead.pop_front() {
+            if token.tok == Tok::Newline {
+                return Ok(());
+            }
+        }
+        while let Some(token) = self.lexer.next_token()? {
+            if token.tok == Tok::Newline {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn statement(stream: &mut Stream, values: &mut usize) -> Result<StatementKind, LiteralError> {
+    let what = describe(stream)?;
     let not_read = |why: &str| StatementKind::Other {
         what: what.clone(),
         why: why.to_string(),
     };
-    let (Some(Tok::Name(name)), Some(Tok::Op('='))) = (
-        tokens.first().map(|t| &t.tok),
-        tokens.get(1).map(|t| &t.tok),
-    ) else {
-        return Ok(not_read("not an assignment"));
+    let name = match (
+        stream.token(0)?.map(|t| t.tok.clone()),
+        stream.token(1)?.map(|t| t.tok.clone()),
+        stream.token(2)?.map(|t| t.tok.clone()),
+    ) {
+        (Some(Tok::Name(name)), Some(Tok::Op('=')), third) if third != Some(Tok::Op('=')) => name,
+        _ => return Ok(not_read("not an assignment")),
     };
-    if tokens.get(2).is_some_and(|t| t.tok == Tok::Op('=')) {
-        return Ok(not_read("not an assignment"));
-    }
-    let mut parser = Parser {
-        tokens: &tokens[2..],
-        at: 0,
-    };
+    stream.next()?;
+    stream.next()?;
+    let mut parser = Parser { stream, values };
     match parser.value(0) {
-        Ok(value) if parser.at == parser.tokens.len() => Ok(StatementKind::Assign {
-            name: name.clone(),
-            value,
-        }),
-        Ok(_) | Err(Refusal::NotLiteral) => Ok(not_read("the value is not a plain literal")),
+        Ok(value) => match parser.stream.peek()? {
+            None => Ok(StatementKind::Assign { name, value }),
+            Some(_) => Ok(not_read("the value is not a plain literal")),
+        },
+        Err(Refusal::NotLiteral) => Ok(not_read("the value is not a plain literal")),
         Err(Refusal::Fatal(err)) => Err(err),
     }
 }
 
 /// The statement's start, for messages: `import json`, `x = os.environ[...`.
-fn describe(tokens: &[Token]) -> String {
+fn describe(stream: &mut Stream) -> Result<String, LiteralError> {
     let mut text = String::new();
-    for token in tokens.iter().take(6) {
+    for i in 0..6 {
+        let Some(token) = stream.token(i)? else {
+            return Ok(text);
+        };
         let piece = match &token.tok {
-            Tok::Name(name) | Tok::Number(name) => name.clone(),
+            Tok::Name(name) | Tok::Number(name) => super::shown(name),
             Tok::Str(..) => "'...'".to_string(),
             Tok::Op(op) => op.to_string(),
             Tok::Newline => break,
@@ -147,10 +250,10 @@ fn describe(tokens: &[Token]) -> String {
         }
         text.push_str(&piece);
     }
-    if tokens.len() > 6 {
+    if stream.token(6)?.is_some() {
         text.push_str(" ...");
     }
-    text
+    Ok(text)
 }
 
 enum Refusal {
@@ -159,38 +262,53 @@ enum Refusal {
     Fatal(LiteralError),
 }
 
-struct Parser<'a> {
-    tokens: &'a [Token],
-    at: usize,
+impl From<LiteralError> for Refusal {
+    fn from(err: LiteralError) -> Refusal {
+        Refusal::Fatal(err)
+    }
 }
 
-impl Parser<'_> {
-    fn peek(&self) -> Option<&Tok> {
-        self.tokens.get(self.at).map(|t| &t.tok)
+struct Parser<'s, 'l, 'a> {
+    stream: &'s mut Stream<'l, 'a>,
+    /// Values read from the file so far, against [`MAX_VALUES`].
+    values: &'s mut usize,
+}
+
+impl Parser<'_, '_, '_> {
+    fn peek(&mut self) -> Result<Option<&Tok>, Refusal> {
+        Ok(self.stream.peek()?)
     }
 
-    fn next(&mut self) -> Option<Tok> {
-        let tok = self.tokens.get(self.at).map(|t| t.tok.clone());
-        self.at += 1;
-        tok
+    fn next(&mut self) -> Result<Option<Tok>, Refusal> {
+        Ok(self.stream.next()?.map(|t| t.tok))
     }
 
     fn value(&mut self, depth: usize) -> Result<PyValue, Refusal> {
         if depth > MAX_DEPTH {
-            let line = self.tokens.get(self.at).map_or(0, |t| t.line);
+            let line = self.stream.line();
             return Err(Refusal::Fatal(LiteralError {
                 line,
                 problem: format!("nested deeper than {MAX_DEPTH} levels"),
             }));
         }
-        match self.next().ok_or(Refusal::NotLiteral)? {
+        *self.values += 1;
+        if *self.values > MAX_VALUES {
+            let line = self.stream.line();
+            return Err(Refusal::Fatal(LiteralError {
+                line,
+                problem: format!(
+                    "more than {MAX_VALUES} values in the file, more than a config.py is read with"
+                ),
+            }));
+        }
+        match self.next()?.ok_or(Refusal::NotLiteral)? {
             Tok::Str(text, true) => self.more_strings(text),
             Tok::Number(text) => number(&text, false),
-            Tok::Op('-') => match self.next() {
+            Tok::Op('-') => match self.next()? {
                 Some(Tok::Number(text)) => number(&text, true),
                 _ => Err(Refusal::NotLiteral),
             },
-            Tok::Op('+') => match self.next() {
+            Tok::Op('+') => match self.next()? {
                 Some(Tok::Number(text)) => number(&text, false),
                 _ => Err(Refusal::NotLiteral),
             },
@@ -214,12 +332,13 @@ impl Parser<'_> {
 
     /// Adjacent string literals are one string, as in Python.
     fn more_strings(&mut self, mut text: String) -> Result<PyValue, Refusal> {
-        while let Some(Tok::Str(more, readable)) = self.peek().cloned() {
+        while let Some(Tok::Str(_, readable)) = self.peek()? {
             if !readable {
                 return Err(Refusal::NotLiteral);
             }
-            text.push_str(&more);
-            self.at += 1;
+            if let Some(Tok::Str(more, _)) = self.next()? {
+                text.push_str(&more);
+            }
         }
         Ok(PyValue::Str(text))
     }
@@ -229,12 +348,12 @@ impl Parser<'_> {
         let mut items = Vec::new();
         let mut comma = false;
         loop {
-            if self.peek() == Some(&Tok::Op(close)) {
-                self.at += 1;
+            if self.peek()? == Some(&Tok::Op(close)) {
+                self.next()?;
                 return Ok((items, comma));
             }
             items.push(self.value(depth + 1)?);
-            match self.next() {
+            match self.next()? {
                 Some(Tok::Op(',')) => comma = true,
                 Some(Tok::Op(c)) if c == close => return Ok((items, comma)),
                 _ => return Err(Refusal::NotLiteral),
@@ -245,16 +364,16 @@ impl Parser<'_> {
     fn dict(&mut self, depth: usize) -> Result<PyValue, Refusal> {
         let mut pairs = Vec::new();
         loop {
-            if self.peek() == Some(&Tok::Op('}')) {
-                self.at += 1;
+            if self.peek()? == Some(&Tok::Op('}')) {
+                self.next()?;
                 return Ok(PyValue::Dict(pairs));
             }
             let key = self.value(depth + 1)?;
-            if self.next() != Some(Tok::Op(':')) {
+            if self.next()? != Some(Tok::Op(':')) {
                 return Err(Refusal::NotLiteral); // a set, or a comprehension
             }
             pairs.push((key, self.value(depth + 1)?));
-            match self.next() {
+            match self.next()? {
                 Some(Tok::Op(',')) => {}
                 Some(Tok::Op('}')) => return Ok(PyValue::Dict(pairs)),
                 _ => return Err(Refusal::NotLiteral),
@@ -293,9 +412,11 @@ struct Lexer<'a> {
     line: usize,
     /// Open brackets with the line each was opened on; inside them newlines are spaces.
     open: Vec<(char, usize)>,
-    tokens: Vec<Token>,
+    /// Tokens lexed from the last character(s), not yet handed out (one or two).
+    pending: VecDeque<Token>,
     at_line_start: bool,
     indented: bool,
+    done: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -304,16 +425,17 @@ impl<'a> Lexer<'a> {
             chars: text.chars().peekable(),
             line: 1,
             open: Vec::new(),
-            tokens: Vec::new(),
+            pending: VecDeque::new(),
             at_line_start: true,
             indented: false,
+            done: false,
         }
     }
 
     fn push(&mut self, tok: Tok, line: usize) {
         let indented = self.at_line_start && self.indented;
         self.at_line_start = false;
-        self.tokens.push(Token {
+        self.pending.push_back(Token {
             tok,
             line,
             indented,
@@ -323,7 +445,7 @@ impl<'a> Lexer<'a> {
     fn end_line(&mut self) {
         if self.open.is_empty() {
             if !self.at_line_start {
-                self.tokens.push(Token {
+                self.pending.push_back(Token {
                     tok: Tok::Newline,
                     line: self.line,
                     indented: false,
@@ -341,47 +463,63 @@ impl<'a> Lexer<'a> {
         })
     }
 
-    fn run(mut self) -> Result<Vec<Token>, LiteralError> {
-        while let Some(c) = self.chars.next() {
-            match c {
-                '\n' => {
-                    self.end_line();
-                    self.line += 1;
-                }
-                ' ' | '\t' | '\r' | '\x0c' => {
-                    if self.at_line_start && self.open.is_empty() {
-                        self.indented = true;
-                    }
-                }
-                '#' => while self.chars.next_if(|&c| c != '\n').is_some() {},
-                '\\' if self.chars.peek() == Some(&'\n') => {
-                    self.chars.next();
-                    self.line += 1;
-                }
-                ';' => self.end_line(),
-                '\'' | '"' => self.string(c, String::new())?,
-                c if c.is_ascii_digit()
-                    || (c == '.' && self.chars.peek().is_some_and(|d| d.is_ascii_digit())) =>
-                {
-                    self.number(c)
-                }
-                c if c.is_alphabetic() || c == '_' => self.name(c)?,
-                '(' | '[' | '{' => {
-                    self.push(Tok::Op(c), self.line);
-                    self.open.push((c, self.line));
-                }
-                ')' | ']' | '}' => {
-                    self.open.pop();
-                    self.push(Tok::Op(c), self.line);
-                }
-                c => self.push(Tok::Op(c), self.line),
+    /// The next token; None at the end of the text (after its last newline).
+    fn next_token(&mut self) -> Result<Option<Token>, LiteralError> {
+        loop {
+            if let Some(token) = self.pending.pop_front() {
+                return Ok(Some(token));
             }
+            if self.done {
+                return Ok(None);
+            }
+            self.step()?;
         }
-        if let Some((bracket, line)) = self.open.last() {
-            return self.fail(*line, format!("'{bracket}' is never closed"));
+    }
+
+    /// Reads one character (and what it starts: a string, a name, a number).
+    fn step(&mut self) -> Result<(), LiteralError> {
+        let Some(c) = self.chars.next() else {
+            if let Some((bracket, line)) = self.open.last() {
+                return self.fail(*line, format!("'{bracket}' is never closed"));
+            }
+            self.end_line();
+            self.done = true;
+            return Ok(());
+        };
+        match c {
+            '\n' => {
+                self.end_line();
+                self.line += 1;
+            }
+            ' ' | '\t' | '\r' | '\x0c' => {
+                if self.at_line_start && self.open.is_empty() {
+                    self.indented = true;
+                }
+            }
+            '#' => while self.chars.next_if(|&c| c != '\n').is_some() {},
+            '\\' if self.chars.peek() == Some(&'\n') => {
+                self.chars.next();
+                self.line += 1;
+            }
+            ';' => self.end_line(),
+            '\'' | '"' => self.string(c, String::new())?,
+            c if c.is_ascii_digit()
+                || (c == '.' && self.chars.peek().is_some_and(|d| d.is_ascii_digit())) =>
+            {
+                self.number(c)
+            }
+            c if c.is_alphabetic() || c == '_' => self.name(c)?,
+            '(' | '[' | '{' => {
+                self.push(Tok::Op(c), self.line);
+                self.open.push((c, self.line));
+            }
+            ')' | ']' | '}' => {
+                self.open.pop();
+                self.push(Tok::Op(c), self.line);
+            }
+            c => self.push(Tok::Op(c), self.line),
         }
-        self.end_line();
-        Ok(self.tokens)
+        Ok(())
     }
 
     fn name(&mut self, first: char) -> Result<(), LiteralError> {
@@ -635,6 +773,45 @@ meta = {"a": [1, 2], 'b': {}}
             found[1],
             (2, "tokens".into(), PyValue::List(vec![s("a"), s("b")]))
         );
+    }
+
+    #[test]
+    fn a_lone_cr_ends_a_line_as_in_python() {
+        let text = "tb_address = 'tb'\rtokens = ['a',\r  'b']\rmqtt_qos = 1\r";
+        let found = assigns(text);
+        assert_eq!(found[0], (1, "tb_address".into(), s("tb")));
+        assert_eq!(
+            found[1],
+            (2, "tokens".into(), PyValue::List(vec![s("a"), s("b")]))
+        );
+        assert_eq!(found[2], (4, "mqtt_qos".into(), PyValue::Int(1)));
+        // A CR never ends up inside a one-line string: the string is unterminated there.
+        let err = parse_module("token = 'a\rb'\r").unwrap_err();
+        assert!(err.problem.contains("unterminated string"), "{err}");
+    }
+
+    #[test]
+    fn a_file_of_more_values_than_max_values_is_an_error_not_gigabytes() {
+        let mut text = String::from("x = [");
+        for _ in 0..MAX_VALUES {
+            text.push_str("0,");
+        }
+        text.push_str("]\n");
+        let err = parse_module(&text).unwrap_err();
+        assert!(err.problem.contains("more than 2000000 values"), "{err}");
+        assert_eq!(err.line, 1);
+        let fine = format!("x = [{}]\n", "0,".repeat(MAX_VALUES - 1));
+        assert!(parse_module(&fine).is_ok());
+    }
+
+    #[test]
+    fn a_statement_not_read_is_described_without_echoing_a_huge_name() {
+        let text = format!("{} = os.environ['X']\n", "n".repeat(10_000));
+        let statements = parse_module(&text).unwrap();
+        let StatementKind::Other { what, .. } = &statements[0].kind else {
+            panic!("{statements:?}");
+        };
+        assert!(what.len() < 200 && what.contains("(10000 bytes)"), "{what}");
     }
 
     #[test]

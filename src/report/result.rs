@@ -290,13 +290,17 @@ fn timeline_at(doc: &Value) -> Result<Vec<TimelineEntry>, String> {
         serde_json::from_value(timeline.clone()).map_err(|e| format!("timeline: {e}"))?;
     for entry in &entries {
         for metric in Metric::ALL {
-            entry
-                .histogram(metric)
-                .map_err(|e| format!("timeline second {}: {e}", entry.second))?;
+            entry.histogram(metric).map_err(|e| {
+                format!(
+                    "timeline second {}: {} histogram: {e}",
+                    entry.second,
+                    metric.key()
+                )
+            })?;
         }
         entry
             .lag_histogram()
-            .map_err(|e| format!("timeline second {}: {e}", entry.second))?;
+            .map_err(|e| format!("timeline second {}: lag histogram: {e}", entry.second))?;
     }
     Ok(entries)
 }

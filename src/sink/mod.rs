@@ -54,7 +54,18 @@ retained messages, no authentication. Do not point real devices at it.
 
 --ack-delay sends every PUBACK, PUBREC and PUBCOMP that long after the packet arrived \
 (a slow broker). --stall EVERY:FOR stops reading all sockets for FOR every EVERY (a stalled \
-broker); acks owed are sent after the stall.";
+broker); acks owed are sent after the stall.
+
+It listens on 127.0.0.1:1883 unless --listen names another address (0.0.0.0:1883: every \
+interface; anyone who can reach it can connect). Partial packets held between reads count \
+against one bound for all connections together, 64 MiB: a read that would take the total \
+past it closes that connection (counted, \"closed at the memory bound\" in the progress line); \
+the others are served on.";
+
+/// Bytes of partial packets (each connection's read leftover, counted by its capacity) all
+/// connections may hold together. A connection whose next partial packet would take the
+/// total past it is closed and counted ([`SinkTotals::over_memory`]); the others go on.
+pub const BUFFERED_MAX_BYTES: usize = 64 << 20;
 
 /// Delayed acks all workers may hold together (24 bytes each, allocated at start only when
 /// `--ack-delay` is set). At the bound a worker stops reading until acks fall due.
@@ -80,13 +91,15 @@ pub struct SinkOptions {
     pub tls: Option<SinkTls>,
     /// `--websocket`: speak MQTT over WebSocket (with `tls`: WebSocket over TLS).
     pub websocket: bool,
+    /// Bound on partial-packet bytes over all connections ([`BUFFERED_MAX_BYTES`]).
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for SinkOptions {
-    /// The MQTT port on every interface, one thread per core, no delay, no stall.
+    /// The MQTT port on loopback, one thread per core, no delay, no stall.
     fn default() -> SinkOptions {
         SinkOptions {
-            listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             threads: 0,
             ack_delay: Duration::ZERO,
             stall: None,
@@ -94,6 +107,7 @@ impl Default for SinkOptions {
             quiet: false,
             tls: None,
             websocket: false,
+            max_buffered_bytes: BUFFERED_MAX_BYTES,
         }
     }
 }
@@ -115,6 +129,11 @@ pub struct SinkTotals {
     pub subscribes: u64,
     /// Connections closed for malformed bytes or packets out of protocol.
     pub malformed: u64,
+    /// Connections closed because their partial packet would have taken the bytes all
+    /// connections hold past [`SinkOptions::max_buffered_bytes`].
+    pub over_memory: u64,
+    /// Partial-packet bytes held now over all connections (capacity of their read leftovers).
+    pub buffered_bytes: u64,
 }
 
 /// A sink running in this process. Dropping it stops it too.
@@ -146,6 +165,7 @@ impl SinkHandle {
         for counters in self.counters.iter() {
             counters.add_to(&mut sum);
         }
+        sum.buffered_bytes = self.shared.buffered_bytes.load(Ordering::Relaxed) as u64;
         sum
     }
 
@@ -194,6 +214,8 @@ pub fn start(opts: &SinkOptions) -> io::Result<SinkHandle> {
         ack_delay_ns: stall::duration_ns(opts.ack_delay),
         tls: opts.tls.clone(),
         websocket: opts.websocket,
+        max_buffered_bytes: opts.max_buffered_bytes,
+        buffered_bytes: Default::default(),
     });
     let mut handle = SinkHandle {
         addr: listener.local_addr()?,
@@ -313,6 +335,12 @@ fn progress_line(previous: &SinkTotals, current: &SinkTotals, interval: Duration
     );
     if current.malformed > 0 {
         line.push_str(&format!(" | {} closed as malformed", current.malformed));
+    }
+    if current.over_memory > 0 {
+        line.push_str(&format!(
+            " | {} closed at the memory bound",
+            current.over_memory
+        ));
     }
     line
 }

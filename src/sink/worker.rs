@@ -13,6 +13,10 @@
 //! - Read leftover (`Conn::rbuf`): only a partial packet is kept between reads, and the
 //!   decoder rejects a remaining length above [`mqtt::MAX_PACKET_BYTES`], so it never holds
 //!   more than one maximal frame. Over that, or on any malformed byte: close, count it.
+//!   Together, the leftovers of every connection of every worker (their capacity) stay within
+//!   `Shared::max_buffered_bytes`: a leftover is grown only after its growth is taken from
+//!   that budget, and a connection whose growth does not fit is closed and counted
+//!   (`over_memory`); its bytes go back to the budget when it closes.
 //! - Write buffer (`Conn::wbuf`): when unsent acks reach [`WBUF_HIGH_BYTES`] (the peer is not
 //!   reading), the worker first tries to write, then stops reading that connection until
 //!   the socket drains. Replies are never larger than the requests that caused them, so one
@@ -24,7 +28,7 @@
 
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +83,59 @@ pub(crate) struct Shared {
     pub tls: Option<super::tls::SinkTls>,
     /// `--websocket`: connections speak MQTT over WebSocket.
     pub websocket: bool,
+    /// Bound on the bytes of every connection's read leftover together.
+    pub max_buffered_bytes: usize,
+    /// Bytes of read leftovers held now (their capacity), over all workers.
+    pub buffered_bytes: AtomicUsize,
+}
+
+impl Shared {
+    /// Takes `bytes` from the leftover budget; false (nothing taken) when they do not fit.
+    fn take_buffered(&self, bytes: usize) -> bool {
+        let mut held = self.buffered_bytes.load(Ordering::Relaxed);
+        loop {
+            let Some(after) = held
+                .checked_add(bytes)
+                .filter(|&after| after <= self.max_buffered_bytes)
+            else {
+                return false;
+            };
+            match self.buffered_bytes.compare_exchange_weak(
+                held,
+                after,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => held = now,
+            }
+        }
+    }
+
+    fn give_back_buffered(&self, bytes: usize) {
+        self.buffered_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// A read leftover would grow past the bytes all connections may hold together.
+struct OverMemory;
+
+/// Why the bytes just read closed the connection.
+enum ConsumeError {
+    Protocol,
+    OverMemory,
+}
+
+impl From<ProtocolError> for ConsumeError {
+    fn from(_: ProtocolError) -> ConsumeError {
+        ConsumeError::Protocol
+    }
+}
+
+impl From<OverMemory> for ConsumeError {
+    fn from(_: OverMemory) -> ConsumeError {
+        ConsumeError::OverMemory
+    }
 }
 
 impl Shared {
@@ -103,6 +160,7 @@ pub(crate) struct WorkerCounters {
     bytes: AtomicU64,
     subscribes: AtomicU64,
     malformed: AtomicU64,
+    over_memory: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -116,6 +174,7 @@ impl WorkerCounters {
         }
         self.bytes.store(t.bytes, relaxed);
         self.subscribes.store(t.subscribes, relaxed);
+        self.over_memory.store(t.over_memory, relaxed);
         // Release: a reader that sees this count sees everything stored above.
         self.malformed.store(t.malformed, Ordering::Release);
     }
@@ -132,6 +191,7 @@ impl WorkerCounters {
         }
         sum.bytes += self.bytes.load(relaxed);
         sum.subscribes += self.subscribes.load(relaxed);
+        sum.over_memory += self.over_memory.load(relaxed);
     }
 }
 
@@ -145,7 +205,8 @@ struct Conn {
     /// `--websocket`: the WebSocket state of this connection.
     ws: Option<Box<crate::transport::Ws>>,
     generation: u32,
-    /// Bytes of a packet not yet complete, kept between reads.
+    /// Bytes of a packet not yet complete, kept between reads. Its capacity is taken from
+    /// the budget of all connections (`Shared::take_buffered`) before it grows.
     rbuf: Vec<u8>,
     /// Acks not yet written to the socket.
     wbuf: Vec<u8>,
@@ -369,7 +430,9 @@ impl Worker {
         conn.generation = conn.generation.wrapping_add(1);
         conn.connected = false;
         conn.read_blocked = false;
-        reset_buffer(&mut conn.rbuf);
+        let held = conn.rbuf.capacity();
+        conn.rbuf = Vec::new();
+        self.shared.give_back_buffered(held);
         reset_buffer(&mut conn.wbuf);
         self.totals.open_connections -= 1;
         self.free.push(slot as u32);
@@ -477,9 +540,16 @@ impl Worker {
                         self.close(slot);
                         break;
                     };
-                    if self.consume(slot, &scratch[..n], arrived_ns).is_err() {
-                        self.totals.malformed += 1;
-                        self.close(slot);
+                    match self.consume(slot, &scratch[..n], arrived_ns) {
+                        Ok(()) => {}
+                        Err(ConsumeError::Protocol) => {
+                            self.totals.malformed += 1;
+                            self.close(slot);
+                        }
+                        Err(ConsumeError::OverMemory) => {
+                            self.totals.over_memory += 1;
+                            self.close(slot);
+                        }
                     }
                     if closing && self.conns[slot].stream.is_some() {
                         self.flush(slot);
@@ -527,22 +597,51 @@ impl Worker {
     }
 
     /// Handle the bytes just read, after any partial packet kept from the previous read.
-    fn consume(&mut self, slot: usize, fresh: &[u8], now_ns: u64) -> Result<(), ProtocolError> {
+    fn consume(&mut self, slot: usize, fresh: &[u8], now_ns: u64) -> Result<(), ConsumeError> {
         let mut leftover = std::mem::take(&mut self.conns[slot].rbuf);
         let result = if leftover.is_empty() {
-            self.handle_packets(slot, fresh, now_ns).map(|used| {
-                leftover.extend_from_slice(&fresh[used..]);
-            })
+            self.handle_packets(slot, fresh, now_ns)
+                .map_err(ConsumeError::from)
+                .and_then(|used| {
+                    self.grow_leftover(&mut leftover, fresh.len() - used)?;
+                    leftover.extend_from_slice(&fresh[used..]);
+                    Ok(())
+                })
         } else {
-            leftover.extend_from_slice(fresh);
-            self.handle_packets(slot, &leftover, now_ns)
-                .map(|used| drop(leftover.drain(..used)))
+            match self.grow_leftover(&mut leftover, fresh.len()) {
+                Ok(()) => {
+                    leftover.extend_from_slice(fresh);
+                    self.handle_packets(slot, &leftover, now_ns)
+                        .map(|used| drop(leftover.drain(..used)))
+                        .map_err(ConsumeError::from)
+                }
+                Err(over) => Err(over.into()),
+            }
         };
         let conn = &mut self.conns[slot];
         if conn.stream.is_some() {
             conn.rbuf = leftover;
+        } else {
+            // Closed while handling (DISCONNECT): its leftover goes back to the budget here.
+            self.shared.give_back_buffered(leftover.capacity());
         }
         result
+    }
+
+    /// Makes room for `more` bytes in `leftover`, its growth taken from the budget of all
+    /// connections first. `reserve_exact` makes the capacity exactly what was taken.
+    fn grow_leftover(&self, leftover: &mut Vec<u8>, more: usize) -> Result<(), OverMemory> {
+        let needed = leftover.len() + more;
+        let before = leftover.capacity();
+        if needed <= before {
+            return Ok(());
+        }
+        if !self.shared.take_buffered(needed - before) {
+            return Err(OverMemory);
+        }
+        leftover.reserve_exact(more);
+        debug_assert_eq!(leftover.capacity(), needed);
+        Ok(())
     }
 
     /// Handle every whole packet at the front of `buf`; returns the bytes used.

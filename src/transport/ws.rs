@@ -30,8 +30,16 @@ const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 const FIN: u8 = 0b1000_0000;
 const MASK: u8 = 0b1000_0000;
-/// Close status: normal closure (section 7.4.1).
+/// Close status: normal closure (section 7.4.1); also our answer to a close without a code.
 const CLOSE_NORMAL: u16 = 1000;
+/// Close status: protocol error (section 7.4.1), our answer to a code no endpoint may send.
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// What [`Ws::close_received`] holds for a close frame without a status code (section
+/// 7.1.5); never sent (section 7.4.1).
+pub const CLOSE_NO_STATUS: u16 = 1005;
+/// Masking keys drawn from the OS's random source at a time: one `getrandom` per this many
+/// frames written, from a buffer inside the connection (no allocation).
+const MASKS_PER_DRAW: usize = 32;
 /// Control frames carry at most 125 bytes (section 5.5).
 const CONTROL_MAX_BYTES: usize = 125;
 /// Longest frame header: 2 + 8 (64-bit length) + 4 (mask key).
@@ -81,9 +89,13 @@ struct Upgrade {
 /// One connection's WebSocket state.
 pub struct Ws {
     upgrade: Option<Box<Upgrade>>,
-    /// Masking keys: xorshift64* seeded from the OS's secure random source per connection,
-    /// so keys are unpredictable to a proxy without a syscall per frame.
-    mask_state: u64,
+    /// Masking keys (section 5.3: unpredictable, from a strong source): bytes from the OS's
+    /// random source, drawn [`MASKS_PER_DRAW`] keys at a time so there is no syscall per
+    /// frame; `mask_next` is the next unused key (== `MASKS_PER_DRAW`: draw again).
+    mask_pool: [[u8; 4]; MASKS_PER_DRAW],
+    mask_next: usize,
+    /// Draws from the OS's random source so far (for tests).
+    mask_draws: u64,
     /// The header of the binary frame being written and how much of it went out.
     out_header: [u8; HEADER_MAX_BYTES],
     out_header_len: u8,
@@ -114,16 +126,14 @@ impl std::fmt::Debug for Ws {
 impl Ws {
     /// Start an upgrade of `path` on `host` (the Host header).
     pub fn new(host: &str, path: &str) -> Ws {
-        let mut seed = [0u8; 24];
+        let mut seed = [0u8; 16];
         fill_random(&mut seed);
-        let key = crate::stats::hdr_codec::base64_encode(&seed[..16]);
+        let key = crate::stats::hdr_codec::base64_encode(&seed);
         let mut request = String::with_capacity(256);
         let _ = write!(
             request,
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
         );
-        let mut mask_seed = [0u8; 8];
-        mask_seed.copy_from_slice(&seed[16..]);
         Ws {
             upgrade: Some(Box::new(Upgrade {
                 request: request.into_bytes(),
@@ -132,7 +142,9 @@ impl Ws {
                 expected_accept: accept_of(&key),
                 request_read: false,
             })),
-            mask_state: u64::from_le_bytes(mask_seed) | 1,
+            mask_pool: [[0; 4]; MASKS_PER_DRAW],
+            mask_next: MASKS_PER_DRAW,
+            mask_draws: 0,
             out_header: [0; HEADER_MAX_BYTES],
             out_header_len: 0,
             out_header_sent: 0,
@@ -208,10 +220,9 @@ impl Ws {
         if let Some((len, payload)) = events.ping {
             self.queue_control(OP_PONG, &payload[..len]);
         }
-        if let Some(code) = events.close {
+        if let Some((code, reply)) = events.close {
             self.close_received = Some(code);
-            // Echo the status code (section 5.5.1).
-            self.queue_control(OP_CLOSE, &code.to_be_bytes());
+            self.queue_control(OP_CLOSE, &reply.to_be_bytes());
         }
         Ok(n)
     }
@@ -251,14 +262,14 @@ impl Ws {
     }
 
     fn next_mask(&mut self) -> [u8; 4] {
-        // xorshift64*: full period over non-zero states.
-        let mut x = self.mask_state;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.mask_state = x;
-        let out = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        ((out >> 32) as u32).to_ne_bytes()
+        if self.mask_next == MASKS_PER_DRAW {
+            fill_random(self.mask_pool.as_flattened_mut());
+            self.mask_next = 0;
+            self.mask_draws += 1;
+        }
+        let key = self.mask_pool[self.mask_next];
+        self.mask_next += 1;
+        key
     }
 
     /// What to write next, in order: the pending upgrade request, or a control frame, the
@@ -393,6 +404,17 @@ fn mask(buf: &mut [u8], key: [u8; 4]) {
     }
 }
 
+/// The status code to answer a close that carried `received` with (section 5.5.1: echo it):
+/// 1002 for a code no endpoint may send (sections 7.4.1 and 7.4.2: under 1000, 1004, 1005,
+/// 1006, 1015, 1016-2999 unassigned, 5000 and above), the code itself otherwise. A close
+/// without a code is answered 1000 (1005 may not be sent).
+fn close_reply(received: u16) -> u16 {
+    match received {
+        1000..=1003 | 1007..=1014 | 3000..=4999 => received,
+        _ => CLOSE_PROTOCOL_ERROR,
+    }
+}
+
 fn fill_random(out: &mut [u8]) {
     use ring::rand::SecureRandom;
     if ring::rand::SystemRandom::new().fill(out).is_err() {
@@ -457,7 +479,8 @@ fn check_upgrade_response(head: &[u8], expected_accept: &str) -> Result<(), WsEr
 #[derive(Default)]
 struct Events {
     ping: Option<(usize, [u8; CONTROL_MAX_BYTES])>,
-    close: Option<u16>,
+    /// The status code received ([`CLOSE_NO_STATUS`] when none) and the one to answer.
+    close: Option<(u16, u16)>,
 }
 
 /// Server frame decoder; resumable at any byte.
@@ -607,12 +630,14 @@ impl Decoder {
                 events.ping = Some((self.control_len, payload));
             }
             OP_CLOSE => {
-                let code = match self.control_len {
-                    0 => 1005, // no status code present
+                events.close = Some(match self.control_len {
+                    0 => (CLOSE_NO_STATUS, CLOSE_NORMAL),
                     1 => return Err(WsError::Protocol("close frame with a 1-byte body")),
-                    _ => u16::from_be_bytes([self.control[0], self.control[1]]),
-                };
-                events.close = Some(code);
+                    _ => {
+                        let code = u16::from_be_bytes([self.control[0], self.control[1]]);
+                        (code, close_reply(code))
+                    }
+                });
             }
             _ => {}
         }
@@ -712,6 +737,79 @@ mod tests {
         let mut wbuf = Vec::new();
         let [control, _, _] = ws.chunks(&mut wbuf);
         assert_eq!(control[0], FIN | OP_CLOSE);
+    }
+
+    /// The status code of the close frame `ws` answers with (client side: unmasked here).
+    fn answered_close_code(ws: &mut Ws) -> u16 {
+        let mut wbuf = Vec::new();
+        let [control, _, _] = ws.chunks(&mut wbuf);
+        assert_eq!(control[0], FIN | OP_CLOSE);
+        assert_eq!(control[1], MASK | 2, "a 2-byte status code, masked");
+        let key = [control[2], control[3], control[4], control[5]];
+        u16::from_be_bytes([control[6] ^ key[0], control[7] ^ key[1]])
+    }
+
+    #[test]
+    fn an_empty_close_frame_is_answered_with_1000_never_1005() {
+        let mut ws = open_ws();
+        let mut buf = vec![FIN | OP_CLOSE, 0];
+        assert_eq!(ws.decode(&mut buf), Ok(0));
+        assert_eq!(ws.close_received, Some(CLOSE_NO_STATUS));
+        assert_eq!(answered_close_code(&mut ws), 1000);
+    }
+
+    #[test]
+    fn a_close_with_an_invalid_code_is_answered_with_1002_and_a_valid_one_echoed() {
+        for (received, answer) in [
+            (999, 1002),
+            (0, 1002),
+            (1004, 1002),
+            (1005, 1002),
+            (1006, 1002),
+            (1015, 1002),
+            (1016, 1002),
+            (2999, 1002),
+            (5000, 1002),
+            (1001, 1001),
+            (1011, 1011),
+            (3000, 3000),
+            (4999, 4999),
+        ] {
+            let mut ws = open_ws();
+            let [hi, lo] = u16::to_be_bytes(received);
+            let mut buf = vec![FIN | OP_CLOSE, 2, hi, lo];
+            assert_eq!(ws.decode(&mut buf), Ok(0));
+            assert_eq!(answered_close_code(&mut ws), answer, "close {received}");
+        }
+        // The sink's side answers the same, unmasked.
+        let mut server = Ws::server();
+        server.upgrade = None;
+        let mut buf = vec![FIN | OP_CLOSE, MASK, 1, 2, 3, 4];
+        assert_eq!(server.decode(&mut buf), Ok(0));
+        let mut wbuf = Vec::new();
+        let [control, _, _] = server.chunks(&mut wbuf);
+        assert_eq!(control, [FIN | OP_CLOSE, 2, 0x03, 0xe8]);
+    }
+
+    #[test]
+    fn masking_keys_come_from_the_os_random_source_in_batches() {
+        let mut ws = open_ws();
+        let mut keys = Vec::new();
+        for _ in 0..MASKS_PER_DRAW * 3 + 1 {
+            let mut wbuf = b"\x30\x03a/bxyz".to_vec();
+            let [_, header, _] = ws.chunks(&mut wbuf);
+            keys.push([header[2], header[3], header[4], header[5]]);
+            ws.advance(6 + 8);
+        }
+        // One draw per MASKS_PER_DRAW frames, and the keys are the bytes drawn.
+        assert_eq!(ws.mask_draws, 4);
+        assert_eq!(keys[3 * MASKS_PER_DRAW], ws.mask_pool[0]);
+        assert_eq!(
+            keys[2 * MASKS_PER_DRAW..3 * MASKS_PER_DRAW].len(),
+            MASKS_PER_DRAW
+        );
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert!(distinct.len() > keys.len() - 2, "{keys:?}");
     }
 
     #[test]

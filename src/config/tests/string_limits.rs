@@ -164,3 +164,27 @@ fn a_topic_template_is_rendered_with_the_widest_client_id() {
         "{error}"
     );
 }
+
+#[test]
+fn an_echoed_value_is_cut_to_80_characters_with_its_length_and_control_characters_escaped() {
+    use crate::config::shown;
+    assert_eq!(shown("broker.example:1883"), "broker.example:1883");
+    let huge = format!("{}\n{}", "h".repeat(100), "x".repeat(50 << 20));
+    let cut = shown(&huge);
+    assert_eq!(cut, format!("{}... ({} bytes)", "h".repeat(80), huge.len()));
+    assert_eq!(shown("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
+    assert_eq!(
+        shown(&"é".repeat(81)).chars().filter(|&c| c == 'é').count(),
+        80
+    );
+}
+
+#[test]
+fn a_huge_listen_address_is_not_echoed_whole() {
+    let listen = "1".repeat(100_000);
+    let err = match crate::config::parse_from(["mqblast", "sink", "--listen", &listen], &|_| None) {
+        Err(crate::config::ConfigError::Invalid(message)) => message,
+        other => panic!("{:?}", other.map(|_| ())),
+    };
+    assert!(err.len() < 200 && err.contains("(100000 bytes)"), "{err}");
+}
