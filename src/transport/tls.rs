@@ -268,9 +268,6 @@ fn client_config(
     config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     // Shared configs never resume: each client resumes with its own store (client_config).
     config.resumption = Resumption::disabled();
-    // After the handshake, records are sealed and opened with the traffic keys in the
-    // connection's own buffers (transport::record).
-    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
