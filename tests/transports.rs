@@ -409,6 +409,79 @@ fn insecure_connects_to_a_self_signed_broker_and_says_so() {
 }
 
 #[test]
+fn a_version_1_client_certificate_made_by_openssl_x509_req_is_accepted_by_mutual_tls() {
+    let broker = TlsBroker::start(0);
+    let text = common::tls::openssl_v1_client_cert(&broker.pki, "v1-device");
+    assert!(
+        text.contains("Version: 1 (0x0)"),
+        "not a v1 certificate:\n{text}"
+    );
+    let host = format!("mqtts://localhost:{}", broker.mtls);
+    let (ca, cert, key) = (
+        broker.pki.file("ca.pem"),
+        broker.pki.file("v1-device.pem"),
+        broker.pki.file("v1-device.key"),
+    );
+    counts_are_exact(
+        &broker,
+        &host,
+        "v1cert",
+        &["--cafile", &ca, "--cert", &cert, "--key", &key],
+    );
+    // The broker took the certificate as the client's identity (use_identity_as_username):
+    // device topics other than its own are refused by the ACL, its own is not.
+    let sub = broker.subscribe("devices/#", 1);
+    let dir = TempDir::new("v1");
+    let json = dir.file("out.json");
+    let flags = [
+        "-u",
+        "1",
+        "--messages",
+        "5",
+        "--interval",
+        "0",
+        "--qos",
+        "1",
+        "--topic",
+        "devices/v1-device/t",
+        "--cafile",
+        &ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ];
+    let (run, summary) = run_over(&host, &json, &flags);
+    run.assert_code(0);
+    assert_eq!(summary.u64("publish.ok"), 5);
+    assert_eq!(sub.settle(SETTLE, WAIT), 5, "{}", broker.log());
+}
+
+#[test]
+fn a_client_key_that_is_not_the_certificates_is_a_start_up_error_naming_the_files() {
+    let broker = TlsBroker::start(2);
+    let host = format!("mqtts://localhost:{}", broker.mtls);
+    let (cert, key) = (
+        broker.pki.file("device-0.pem"),
+        broker.pki.file("device-1.key"),
+    );
+    let ca = broker.pki.file("ca.pem");
+    let run = run_mqblast(
+        &[
+            "-H", &host, "-u", "1", "--cafile", &ca, "--cert", &cert, "--key", &key,
+        ],
+        RUN_LIMIT,
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("device-0.pem") && run.stderr.contains("device-1.key"),
+        "{}",
+        run.describe()
+    );
+    assert!(run.stderr.contains("do not match"), "{}", run.describe());
+}
+
+#[test]
 fn a_missing_device_certificate_is_a_start_up_error_naming_the_file() {
     let broker = TlsBroker::start(2);
     let host = format!("mqtts://localhost:{}", broker.mtls);
