@@ -1278,7 +1278,7 @@ fn interop_with_s_server(flags: &[&str], cipher: &str, tls13: bool) {
     let mut bulk = Vec::new();
     for i in 0..100 {
         bulk.extend_from_slice(format!("{i:04}:").as_bytes());
-        bulk.extend(std::iter::repeat(b'x').take(994));
+        bulk.extend(std::iter::repeat_n(b'x', 994));
         bulk.push(b'\n');
     }
     client.send(&bulk);
