@@ -68,10 +68,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Ports below the kernel's ephemeral range (32768 and up by default): the idle phase leaves
+# up to 10,000 client ports in TIME_WAIT there, and a run started within a minute of another
+# could pick one of them and see mosquitto fail to bind ("nothing listens on").
 free_port() {
     local port
     while :; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % 22000))
         port_in_use "$port" || { echo "$port"; return; }
     done
 }

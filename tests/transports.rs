@@ -409,6 +409,79 @@ fn insecure_connects_to_a_self_signed_broker_and_says_so() {
 }
 
 #[test]
+fn a_version_1_client_certificate_made_by_openssl_x509_req_is_accepted_by_mutual_tls() {
+    let broker = TlsBroker::start(0);
+    let text = common::tls::openssl_v1_client_cert(&broker.pki, "v1-device");
+    assert!(
+        text.contains("Version: 1 (0x0)"),
+        "not a v1 certificate:\n{text}"
+    );
+    let host = format!("mqtts://localhost:{}", broker.mtls);
+    let (ca, cert, key) = (
+        broker.pki.file("ca.pem"),
+        broker.pki.file("v1-device.pem"),
+        broker.pki.file("v1-device.key"),
+    );
+    counts_are_exact(
+        &broker,
+        &host,
+        "v1cert",
+        &["--cafile", &ca, "--cert", &cert, "--key", &key],
+    );
+    // The broker took the certificate as the client's identity (use_identity_as_username):
+    // device topics other than its own are refused by the ACL, its own is not.
+    let sub = broker.subscribe("devices/#", 1);
+    let dir = TempDir::new("v1");
+    let json = dir.file("out.json");
+    let flags = [
+        "-u",
+        "1",
+        "--messages",
+        "5",
+        "--interval",
+        "0",
+        "--qos",
+        "1",
+        "--topic",
+        "devices/v1-device/t",
+        "--cafile",
+        &ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ];
+    let (run, summary) = run_over(&host, &json, &flags);
+    run.assert_code(0);
+    assert_eq!(summary.u64("publish.ok"), 5);
+    assert_eq!(sub.settle(SETTLE, WAIT), 5, "{}", broker.log());
+}
+
+#[test]
+fn a_client_key_that_is_not_the_certificates_is_a_start_up_error_naming_the_files() {
+    let broker = TlsBroker::start(2);
+    let host = format!("mqtts://localhost:{}", broker.mtls);
+    let (cert, key) = (
+        broker.pki.file("device-0.pem"),
+        broker.pki.file("device-1.key"),
+    );
+    let ca = broker.pki.file("ca.pem");
+    let run = run_mqblast(
+        &[
+            "-H", &host, "-u", "1", "--cafile", &ca, "--cert", &cert, "--key", &key,
+        ],
+        RUN_LIMIT,
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("device-0.pem") && run.stderr.contains("device-1.key"),
+        "{}",
+        run.describe()
+    );
+    assert!(run.stderr.contains("do not match"), "{}", run.describe());
+}
+
+#[test]
 fn a_missing_device_certificate_is_a_start_up_error_naming_the_file() {
     let broker = TlsBroker::start(2);
     let host = format!("mqtts://localhost:{}", broker.mtls);
@@ -946,5 +1019,352 @@ fn a_broker_that_never_answers_the_client_hello_times_the_handshake_out() {
         2,
         "{:?}",
         summary.errors()
+    );
+}
+
+// ---- Interop with OpenSSL's own TLS server ----
+//
+// `openssl s_server` is a TLS stack mqblast shares no code with. It is not an MQTT broker,
+// so these tests drive mqblast's transport layer directly (the library's `Transport`, as a
+// worker's connection does): what the client writes comes out on s_server's stdout, what is
+// typed on s_server's stdin arrives at the client, and the stdin commands `K`/`k` make the
+// server update its keys, requesting (or not) that the client updates its own.
+
+/// `openssl s_server` on a free loopback port, its stdout and protocol trace collected.
+struct SServer {
+    child: std::process::Child,
+    port: u16,
+    stdout: Arc<Mutex<String>>,
+    trace: String,
+}
+
+impl SServer {
+    /// `flags` choose the protocol and cipher, e.g. `["-tls1_3", "-ciphersuites", ...]`.
+    fn start(pki: &common::tls::Pki, flags: &[&str]) -> SServer {
+        for _attempt in 0..5 {
+            let port = free_port();
+            let trace = pki.file(&format!("s_server-{port}.trace"));
+            let accept = format!("127.0.0.1:{port}");
+            let (cert, key) = (pki.file("server.pem"), pki.file("server.key"));
+            let mut child = std::process::Command::new(common::tls::openssl())
+                .args(["s_server", "-accept", &accept, "-naccept", "1"])
+                .args(["-cert", &cert, "-key", &key, "-msg", "-msgfile", &trace])
+                .args(flags)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("starting openssl s_server");
+            let stdout = Arc::new(Mutex::new(String::new()));
+            let mut pipe = child.stdout.take().unwrap();
+            let sink = Arc::clone(&stdout);
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&chunk[..n]));
+                }
+            });
+            let mut server = SServer {
+                child,
+                port,
+                stdout,
+                trace,
+            };
+            if server.wait_stdout("ACCEPT") {
+                return server;
+            }
+            let mut err = String::new();
+            let _ = server.child.kill();
+            if let Some(mut e) = server.child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            eprintln!("openssl s_server did not start, retrying: {err}");
+        }
+        panic!("openssl s_server failed to start 5 times");
+    }
+
+    fn wait_stdout(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < deadline {
+            if self.stdout.lock().unwrap().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// The end of s_server's stdout, for failure messages (the bulk lines are long).
+    fn stdout_tail(&self) -> String {
+        let out = self.stdout();
+        let chars: Vec<char> = out.chars().collect();
+        chars[chars.len().saturating_sub(1500)..].iter().collect()
+    }
+
+    /// Type a line on s_server's stdin: data for the client, or a command (`K`, `k`).
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The protocol messages s_server received (`<<<` lines of its `-msg` trace).
+    fn received_messages(&self) -> Vec<String> {
+        self.trace_lines("<<<")
+    }
+
+    /// Lines of the `-msg` trace starting with `direction` (`<<<` received, `>>>` sent).
+    fn trace_lines(&self, direction: &str) -> Vec<String> {
+        std::fs::read_to_string(&self.trace)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(direction))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Type `K` or `k` and wait until the server has sent its KeyUpdate. s_server takes a
+    /// command only at the start of what one read of its stdin returns and drops the rest
+    /// of that read, so nothing else is typed until the update went out.
+    fn update_keys(&mut self, command: &str) {
+        let sent = |s: &SServer| {
+            s.trace_lines(">>>")
+                .iter()
+                .filter(|l| l.contains("KeyUpdate"))
+                .count()
+        };
+        let before = sent(self);
+        self.type_line(command);
+        let deadline = std::time::Instant::now() + WAIT;
+        while sent(self) == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "s_server sent no KeyUpdate after {command:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client connection through mqblast's transport, driven by hand: flush what is queued,
+/// read what arrives, until a condition holds.
+struct Client {
+    transport: mqblast::transport::Transport,
+    stream: mio::net::TcpStream,
+    wbuf: Vec<u8>,
+    received: Vec<u8>,
+}
+
+impl Client {
+    fn connect(pki: &common::tls::Pki, port: u16) -> Client {
+        use mqblast::transport::{Dial, Scheme, TlsOptions, TlsSetup, Transport};
+        let opts = TlsOptions {
+            cafile: Some(pki.file("ca.pem").into()),
+            resume: true,
+            ..TlsOptions::default()
+        };
+        let setup = TlsSetup::load(&opts, &[(0, "")]).expect("TLS set-up");
+        let dial = Dial {
+            scheme: Scheme::Tls,
+            host: "localhost",
+            ws_path: "/mqtt",
+            tls: Some((&setup, setup.client_config(0))),
+        };
+        let transport = Transport::new(&dial).expect("TLS transport");
+        let std_stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        std_stream.set_nonblocking(true).unwrap();
+        let mut client = Client {
+            transport,
+            stream: mio::net::TcpStream::from_std(std_stream),
+            wbuf: Vec::new(),
+            received: Vec::new(),
+        };
+        assert!(client.pump_until("the TLS handshake", |c| c.transport.is_open()));
+        client
+    }
+
+    /// Flush and read until `done` holds; false when it did not within WAIT.
+    fn pump_until(&mut self, what: &str, done: impl Fn(&Client) -> bool) -> bool {
+        use mqblast::transport::ReadOutcome;
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            self.transport
+                .flush(&mut self.stream, &mut self.wbuf)
+                .expect("flush");
+            loop {
+                match self.transport.read(&mut self.stream, &mut buf) {
+                    ReadOutcome::Data { n, drained, .. } => {
+                        self.received.extend_from_slice(&buf[..n]);
+                        if drained {
+                            break;
+                        }
+                    }
+                    ReadOutcome::WouldBlock => break,
+                    other => panic!("waiting for {what}: {other:?}"),
+                }
+            }
+            if self.transport.wants_write() {
+                continue;
+            }
+            if done(self) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.wbuf.extend_from_slice(bytes);
+        assert!(self.pump_until("the write", |c| c.wbuf.is_empty()));
+    }
+
+    /// Wait for `needle` from `server` (whose output and trace a failure shows).
+    fn wait_received(&mut self, needle: &str, server: &SServer) {
+        let what = format!("{needle:?} from s_server");
+        let arrived = self.pump_until(&what, |c| {
+            String::from_utf8_lossy(&c.received).contains(needle)
+        });
+        assert!(
+            arrived,
+            "no {what} within {WAIT:?}; the client has {:?}\ns_server received: {:?}",
+            String::from_utf8_lossy(&self.received),
+            server.received_messages()
+        );
+    }
+}
+
+/// Lines both ways, a payload of many records, then a key update the server requests and one
+/// it does not, each followed by data both ways under the new keys. `cipher` is what
+/// s_server's "CIPHER is" line must name; `tls13` whether key updates apply.
+fn interop_with_s_server(flags: &[&str], cipher: &str, tls13: bool) {
+    let pki = common::tls::Pki::generate(0);
+    let mut server = SServer::start(&pki, flags);
+    let mut client = Client::connect(&pki, server.port);
+    client.send(b"hello from mqblast\n");
+    assert!(
+        server.wait_stdout("hello from mqblast\n"),
+        "{}",
+        server.stdout()
+    );
+    assert!(
+        server.stdout().contains(&format!("CIPHER is {cipher}")),
+        "{}",
+        server.stdout()
+    );
+    server.type_line("hello from s_server");
+    client.wait_received("hello from s_server\n", &server);
+
+    // 100 lines of 1,000 bytes: several full records in one flush.
+    let mut bulk = Vec::new();
+    for i in 0..100 {
+        bulk.extend_from_slice(format!("{i:04}:").as_bytes());
+        bulk.extend(std::iter::repeat_n(b'x', 994));
+        bulk.push(b'\n');
+    }
+    client.send(&bulk);
+    assert!(
+        server.wait_stdout(&format!("0099:{}\n", "x".repeat(994))),
+        "the last bulk line did not arrive"
+    );
+    let x_lines = server.stdout().matches(&"x".repeat(994)).count();
+    assert_eq!(x_lines, 100, "every bulk line arrives once");
+
+    if !tls13 {
+        return;
+    }
+    let updates_received = |s: &SServer| {
+        s.received_messages()
+            .iter()
+            .filter(|l| l.contains("KeyUpdate"))
+            .count()
+    };
+    assert_eq!(updates_received(&server), 0);
+    // `K`: the server updates its keys and requests that the client updates its own.
+    server.update_keys("K");
+    server.type_line("after the requested update");
+    client.wait_received("after the requested update\n", &server);
+    client.send(b"client after the requested update\n");
+    assert!(
+        server.wait_stdout("client after the requested update\n"),
+        "{}",
+        server.stdout_tail()
+    );
+    assert_eq!(
+        updates_received(&server),
+        1,
+        "the client answers a requested key update with its own: {:?}",
+        server.received_messages()
+    );
+    // `k`: the server updates its keys only; the client must follow but owes no update.
+    server.update_keys("k");
+    server.type_line("after the unrequested update");
+    client.wait_received("after the unrequested update\n", &server);
+    client.send(b"client after the unrequested update\n");
+    assert!(
+        server.wait_stdout("client after the unrequested update\n"),
+        "{}",
+        server.stdout_tail()
+    );
+    assert_eq!(
+        updates_received(&server),
+        1,
+        "{:?}",
+        server.received_messages()
+    );
+}
+
+#[test]
+fn interop_with_openssl_s_server_over_tls_1_3_with_aes_256_gcm_and_key_updates() {
+    interop_with_s_server(
+        &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"],
+        "TLS_AES_256_GCM_SHA384",
+        true,
+    );
+}
+
+#[test]
+fn interop_with_openssl_s_server_over_tls_1_3_with_chacha20_poly1305_and_key_updates() {
+    interop_with_s_server(
+        &["-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"],
+        "TLS_CHACHA20_POLY1305_SHA256",
+        true,
+    );
+}
+
+#[test]
+fn interop_with_openssl_s_server_over_tls_1_2_with_aes_128_gcm() {
+    interop_with_s_server(
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        false,
+    );
+}
+
+#[test]
+fn interop_with_openssl_s_server_over_tls_1_2_with_chacha20_poly1305() {
+    interop_with_s_server(
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"],
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        false,
     );
 }

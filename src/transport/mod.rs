@@ -6,34 +6,46 @@
 //! reading MQTT bytes out of its scratch buffer; the transport sits between those buffers and
 //! the socket:
 //!
-//! - write: TLS seals the whole pending batch in records of up to 16 KiB, in the
-//!   connection's own send buffer ([`record`]); WebSocket frames the batch as one binary
-//!   frame, masked in place ([`ws`]), written with one vectored write or sealed as above.
-//! - read: TLS opens records in place in the connection's receive buffer and copies the
-//!   plaintext into the engine's scratch buffer; WebSocket frames are decoded in place there;
-//!   what comes out is MQTT bytes.
+//! - write: TLS is rustls' own `ClientConnection`: the whole pending batch goes in with one
+//!   `writer().write` (rustls seals it in records of up to 16 KiB); WebSocket frames the batch
+//!   as one binary frame, masked in place ([`ws`]), written with one vectored write or one
+//!   vectored TLS write.
+//! - read: rustls reads the socket (`read_tls`), opens records (`process_new_packets`: also
+//!   tickets, key updates, alerts) and hands out plaintext into the engine's scratch buffer
+//!   (`reader`); WebSocket frames are decoded in place there; what comes out is MQTT bytes.
 //!
-//! Bounds per connection: TLS holds at most [`record::TX_BYTES_MAX`] of unsent ciphertext
-//! (beyond it the batch waits in the engine's write buffer, as on a full socket) and at most
-//! [`record::RX_BYTES_MAX`] of received ciphertext (a handshake flight, or one record and the
-//! start of the next); both start at 1 KiB and double only when a record does not fit.
+//! Record protection (nonces, sequence numbers, key updates, alerts) is rustls' alone. Its
+//! cost: rustls allocates a buffer for each record it seals and each it opens, so TLS
+//! allocates per message (plain TCP and WebSocket do not); `tests/zero_alloc.rs` states the
+//! figure and docs/BENCHMARKS.md the CPU cost, which measured as noise.
+//!
+//! Bounds per connection, all rustls': at most [`TLS_BUFFER_BYTES`] of unsent ciphertext
+//! (`set_buffer_limit`; beyond it the batch waits in the engine's write buffer, as on a full
+//! socket, and `writer().write` takes 0 bytes); received ciphertext in rustls' deframer
+//! buffer, at most one largest record (16 KiB + 2,048 + 5 bytes) or, while a handshake
+//! message is joined, 64 KiB (rustls refuses more: "message buffer full"); received plaintext
+//! at most 16 KiB before rustls stops reading the socket (`read_tls` refuses; here it is
+//! never called while plaintext is held, as every read hands the held plaintext out first).
 //! WebSocket state is about 300 bytes ([`ws`]).
 
-pub mod record;
 pub mod rx_stamp;
 pub mod tls;
 pub mod ws;
 
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, HandshakeKind};
 
-pub use record::TlsLink;
 pub use tls::{ClientCerts, TlsFailure, TlsOptions, TlsSetup};
 pub use ws::{Ws, WsError};
+
+/// Ciphertext rustls may hold unsent per connection (its `set_buffer_limit`); writes beyond
+/// it wait in the engine's write buffer until the socket drains.
+pub const TLS_BUFFER_BYTES: usize = 64 * 1024;
 
 /// How a broker is reached (from the host's scheme).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -115,9 +127,9 @@ pub struct Flushed {
 /// The layers a connection speaks over its socket.
 pub enum Transport {
     Tcp,
-    Tls(Box<TlsLink>),
+    Tls(Box<ClientConnection>),
     Ws(Box<Ws>),
-    Wss(Box<TlsLink>, Box<Ws>),
+    Wss(Box<ClientConnection>, Box<Ws>),
 }
 
 /// What a new transport needs: host name (SNI, Host header), path, TLS set-up and the
@@ -133,14 +145,17 @@ impl Transport {
     /// A fresh transport for one connection attempt (TLS: a new session, which offers a
     /// ticket from the config's cache when resumption is on).
     pub fn new(dial: &Dial<'_>) -> Result<Transport, String> {
-        let tls = || -> Result<Box<TlsLink>, String> {
+        let tls = || -> Result<Box<ClientConnection>, String> {
             let (setup, config) = dial.tls.as_ref().ok_or("TLS without a TLS set-up")?;
             let name = match &setup.server_name {
                 Some(name) => name.clone(),
                 None => ServerName::try_from(dial.host.to_string())
                     .map_err(|_| format!("{}: not a valid TLS server name", dial.host))?,
             };
-            Ok(Box::new(TlsLink::new(Arc::clone(config), name)?))
+            let mut conn =
+                ClientConnection::new(Arc::clone(config), name).map_err(|e| format!("TLS: {e}"))?;
+            conn.set_buffer_limit(Some(TLS_BUFFER_BYTES));
+            Ok(Box::new(conn))
         };
         let ws = || Box::new(Ws::new(dial.host, dial.ws_path));
         Ok(match dial.scheme {
@@ -162,7 +177,9 @@ impl Transport {
     /// The TLS session was resumed from a ticket.
     pub fn tls_resumed(&self) -> bool {
         match self {
-            Transport::Tls(t) | Transport::Wss(t, _) => t.resumed(),
+            Transport::Tls(t) | Transport::Wss(t, _) => {
+                t.handshake_kind() == Some(HandshakeKind::Resumed)
+            }
             _ => false,
         }
     }
@@ -187,13 +204,13 @@ impl Transport {
     pub fn read(&mut self, stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
         match self {
             Transport::Tcp => read_plain(stream, buf),
-            Transport::Tls(t) => t.read(stream, buf),
+            Transport::Tls(t) => read_tls(t, stream, buf),
             Transport::Ws(w) => {
                 let outcome = read_plain(stream, buf);
                 unwrap_ws(w, buf, outcome)
             }
             Transport::Wss(t, w) => {
-                let outcome = t.read(stream, buf);
+                let outcome = read_tls(t, stream, buf);
                 unwrap_ws(w, buf, outcome)
             }
         }
@@ -212,10 +229,12 @@ impl Transport {
 
     /// Before the socket is dropped: TLS says close_notify (one best-effort write), so the
     /// broker sees a clean close rather than an unexpected end of stream; after a record
-    /// failed to open, the fatal alert queued then goes instead.
+    /// failed to open, rustls sends no close_notify after the fatal alert it queued then.
     pub fn close(&mut self, stream: &mut TcpStream) {
         if let Transport::Tls(t) | Transport::Wss(t, _) = self {
-            t.close(stream);
+            t.send_close_notify();
+            let mut wrote = false;
+            let _ = drain_tls(t, stream, &mut wrote);
         }
     }
 
@@ -260,6 +279,75 @@ fn read_plain(stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => ReadOutcome::Io(errno(&e)),
         };
+    }
+}
+
+/// A reader that remembers whether the socket gave less than asked (it is then empty).
+struct Probe<'a> {
+    stream: &'a mut TcpStream,
+    short: bool,
+}
+
+impl Read for Probe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
+/// Plaintext rustls already holds first; else socket reads into rustls until one gives
+/// plaintext or the socket is empty. Handshake and post-handshake messages (tickets, key
+/// updates) are processed on the way; what rustls answers goes out with the next flush
+/// ([`Transport::wants_write`]).
+fn read_tls(t: &mut ClientConnection, stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
+    let mut drained = false;
+    loop {
+        match t.reader().read(buf) {
+            // close_notify, with nothing held.
+            Ok(0) => return ReadOutcome::Eof,
+            Ok(n) => {
+                return ReadOutcome::Data {
+                    n,
+                    drained: drained && n < buf.len(),
+                    stamp: None,
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // The socket ended without close_notify.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return ReadOutcome::Eof,
+            Err(e) => return ReadOutcome::Io(errno(&e)),
+        }
+        if drained {
+            // The socket is empty and what it gave held no application data.
+            return ReadOutcome::Data {
+                n: 0,
+                drained,
+                stamp: None,
+            };
+        }
+        let mut probe = Probe {
+            stream,
+            short: false,
+        };
+        match t.read_tls(&mut probe) {
+            Ok(0) => return ReadOutcome::Eof,
+            Ok(_) => drained = probe.short,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // rustls' own refusals ("message buffer full") carry no errno.
+            Err(e) if e.raw_os_error().is_none() => {
+                let f = TlsFailure::Other("receive buffer bound exceeded");
+                return ReadOutcome::Failed(LinkFailure::Tls(f));
+            }
+            Err(e) => return ReadOutcome::Io(errno(&e)),
+        }
+        if let Err(e) = t.process_new_packets() {
+            // rustls queued an alert telling the broker why; send it if the socket takes it.
+            let mut wrote = false;
+            let _ = drain_tls(t, stream, &mut wrote);
+            return ReadOutcome::Failed(LinkFailure::Tls(TlsFailure::from_error(&e)));
+        }
     }
 }
 
@@ -330,10 +418,32 @@ fn flush_plain(stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::Result<Flushed
     Ok(Flushed { wrote, empty: true })
 }
 
-fn flush_tls(t: &mut TlsLink, stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::Result<Flushed> {
+/// Write rustls' pending ciphertext to the socket. Ok(true) when none is left.
+fn drain_tls(
+    t: &mut ClientConnection,
+    stream: &mut TcpStream,
+    wrote: &mut bool,
+) -> io::Result<bool> {
+    while t.wants_write() {
+        match t.write_tls(stream) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => *wrote = true,
+            Err(e) if would_block(&e) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+fn flush_tls(
+    t: &mut ClientConnection,
+    stream: &mut TcpStream,
+    wbuf: &mut Vec<u8>,
+) -> io::Result<Flushed> {
     let mut wrote = false;
     loop {
-        if !t.drain(stream, &mut wrote)? {
+        if !drain_tls(t, stream, &mut wrote)? {
             return Ok(Flushed {
                 wrote,
                 empty: false,
@@ -345,9 +455,9 @@ fn flush_tls(t: &mut TlsLink, stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io:
                 empty: wbuf.is_empty(),
             });
         }
-        // The whole batch at once: sealed in records of up to 16 KiB, as much as the send
-        // bound allows.
-        let taken = t.seal(&[wbuf])?;
+        // The whole batch in one call: rustls seals it in records of up to 16 KiB, as much
+        // as its buffer limit allows (0 bytes when full: the socket must drain first).
+        let taken = t.writer().write(wbuf)?;
         if taken == 0 {
             return Ok(Flushed {
                 wrote,
@@ -390,14 +500,14 @@ pub fn flush_ws(w: &mut Ws, stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::R
 }
 
 fn flush_wss(
-    t: &mut TlsLink,
+    t: &mut ClientConnection,
     w: &mut Ws,
     stream: &mut TcpStream,
     wbuf: &mut Vec<u8>,
 ) -> io::Result<Flushed> {
     let mut wrote = false;
     loop {
-        if !t.drain(stream, &mut wrote)? {
+        if !drain_tls(t, stream, &mut wrote)? {
             return Ok(Flushed {
                 wrote,
                 empty: false,
@@ -417,7 +527,8 @@ fn flush_wss(
             });
         }
         // Frame header and payload sealed together.
-        let taken = t.seal(&[a, b, c])?;
+        let slices = [IoSlice::new(a), IoSlice::new(b), IoSlice::new(c)];
+        let taken = t.writer().write_vectored(&slices)?;
         if taken == 0 {
             return Ok(Flushed {
                 wrote,

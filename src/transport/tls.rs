@@ -22,6 +22,7 @@ use rustls::client::{
 use rustls::crypto::{ring as provider, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, Error, NamedGroup,
 };
@@ -261,17 +262,43 @@ fn client_config(
     };
     let mut config = match identity {
         None => builder.with_no_client_auth(),
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| format!("client certificate and key do not match or are unusable: {e}"))?,
+        Some((chain, key)) => {
+            let certified = certified_key(chain, key)?;
+            builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified)))
+        }
     };
     config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     // Shared configs never resume: each client resumes with its own store (client_config).
     config.resumption = Resumption::disabled();
-    // After the handshake, records are sealed and opened with the traffic keys in the
-    // connection's own buffers (transport::record).
-    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
+}
+
+/// Our own certificate and key, checked only for what is ours to check: that the key is
+/// usable and that it is the certificate's key.
+///
+/// Why not rustls' `with_client_auth_cert`: it checks the match by parsing the certificate
+/// with webpki, which takes X.509 v3 only, and `openssl x509 -req` without an extensions file
+/// writes v1, which brokers (mosquitto) accept. Validating the certificate is the broker's
+/// job; a client only sends it. So the certificate's public key is read with x509-parser,
+/// which reads v1 as well, and compared with the key's, as rustls compares them.
+fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<CertifiedKey, String> {
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("private key unusable: {e}"))?;
+    let leaf = chain.first().ok_or("no certificate in the chain")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|e| format!("the certificate cannot be read: {e}"))?;
+    // A key type whose public key rustls cannot derive is left to the broker, as rustls does.
+    if let Some(spki) = signing_key.public_key() {
+        if spki.as_ref() != cert.tbs_certificate.subject_pki.raw {
+            return Err("client certificate and key do not match".to_string());
+        }
+    }
+    Ok(CertifiedKey::new(chain, signing_key))
 }
 
 fn root_store(cafile: Option<&Path>) -> Result<rustls::RootCertStore, String> {

@@ -16,6 +16,71 @@ use rcgen::{
 
 use super::{find_program, free_port, Subscriber, TempDir};
 
+/// The openssl CLI (scripts/test.sh installs it), or a panic saying how to get it.
+pub fn openssl() -> std::path::PathBuf {
+    find_program("openssl").expect("openssl (scripts/test.sh installs it)")
+}
+
+fn run_openssl(args: &[&str]) -> String {
+    let out = Command::new(openssl())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A client certificate `{name}.pem`/`.key` with CN `name`, made the common way: an openssl
+/// key and request, signed by the test CA with `openssl x509 -req` and no extensions file,
+/// which writes an X.509 version 1 certificate. Returns `openssl x509 -text` of it.
+pub fn openssl_v1_client_cert(pki: &Pki, name: &str) -> String {
+    let (key, csr, cert) = (
+        pki.file(&format!("{name}.key")),
+        pki.file(&format!("{name}.csr")),
+        pki.file(&format!("{name}.pem")),
+    );
+    let subject = format!("/CN={name}");
+    run_openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        &subject,
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    let (ca, ca_key) = (pki.file("ca.pem"), pki.file("ca.key"));
+    let serial = pki.file("ca.srl");
+    run_openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAserial",
+        &serial,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        &cert,
+    ]);
+    run_openssl(&["x509", "-in", &cert, "-noout", "-text"])
+}
+
 /// A CA, a server certificate for localhost and 127.0.0.1, an expired one, a self-signed one,
 /// an unrelated CA, client certificates `device-{i}.pem`/`.key` with CN `device-{i}` and an
 /// expired client certificate `expired-device`, all written as PEM files into one directory.
@@ -58,6 +123,8 @@ impl Pki {
         };
         let root = ca("mqblast test CA");
         write("ca.pem", root.cert.pem());
+        // For certificates made the way users make theirs (openssl_v1_client_cert).
+        write("ca.key", root.key.serialize_pem());
         write("other-ca.pem", ca("some other CA").cert.pem());
 
         let sign = |params: CertificateParams, name: &str| {
