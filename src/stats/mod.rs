@@ -86,7 +86,9 @@ pub enum Metric {
     /// (DISCONNECT at stop or `--churn`, or closed by us), sampled with the session's duration;
     /// failed: lost after its CONNACK (OS error, closed by the broker, keep-alive timeout,
     /// protocol error). Every CONNACK starts one, so at the end `connect.ok` equals this row's
-    /// requests, and the `connect` row counts connect attempts only.
+    /// requests, and the `connect` row counts connect attempts only; except that acks for
+    /// packet ids nothing held (`Failure::StrayAck`) are counted here too, on a connection
+    /// that goes on.
     Connection = 5,
     /// The connect row split (TLS and WebSocket runs, and `mqblast conn`): TCP connect.
     ConnectTcp = 6,
