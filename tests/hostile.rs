@@ -167,9 +167,14 @@ fn hold_until_stopped(stop: &AtomicBool) {
 }
 
 fn run_against(peer: &Peer, label: &str, more: &[&str]) -> (Finished, Summary) {
+    run_at(&peer.addr(), label, more)
+}
+
+/// `run_against` for any listener at `addr`.
+fn run_at(addr: &str, label: &str, more: &[&str]) -> (Finished, Summary) {
     let dir = TempDir::new(label);
     let json = dir.file("summary.json");
-    let mut args = load_args(&peer.addr(), &json);
+    let mut args = load_args(addr, &json);
     // A `-r` in `more` replaces the harness's fast spawn rate.
     if let Some(at) = more.iter().position(|&a| a == "-r") {
         let base = args.iter().position(|a| a == "-r").unwrap();
@@ -341,4 +346,480 @@ fn a_qos0_run_ends_by_itself_when_the_broker_stops_reading() {
         summary.u64("publish.sent") > 0,
         "what was sent is still reported"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A recording peer: odd acknowledgements, late ones, and how each connection ended
+// ---------------------------------------------------------------------------------------------
+
+/// What the recording peer does beyond CONNACK and PINGRESP.
+#[derive(Clone, Copy)]
+enum Acks {
+    /// QoS 1: a PUBACK for id 60000 (never sent) right after the CONNACK, then every PUBLISH
+    /// acked twice (the second PUBACK a duplicate).
+    DoublePuback,
+    /// QoS 2: a PUBREC for id 60000 (never sent) right after the CONNACK; every PUBLISH gets
+    /// its PUBREC, and every PUBREL two PUBCOMPs (the second a duplicate).
+    DoublePubcomp,
+    /// QoS 2: the first PUBLISH's PUBREC is held until `after` more PUBLISHes arrived (long
+    /// past mqblast's `--timeout`); everything else is answered at once.
+    LatePubrec { after: u64 },
+    /// QoS 1: every PUBLISH acked, and a PINGRESP the client never asked for about every
+    /// 50 µs, so bytes are always arriving when the client closes.
+    AckAndChatter,
+}
+
+/// What the peer saw or did on one connection, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// A packet from mqblast: type (upper nibble) and packet id (0 when it has none).
+    Got(u8, u16),
+    /// A packet the peer sent: type and packet id.
+    Sent(u8, u16),
+    /// mqblast's end of the connection: an orderly close (FIN).
+    Fin,
+    /// mqblast's end of the connection: a reset (RST).
+    Reset,
+}
+
+/// A listener on a free loopback port answering every connection by `acks` and recording,
+/// per connection, what it saw. Stopped and joined on drop.
+struct RecordingPeer {
+    port: u16,
+    log: Arc<std::sync::Mutex<Vec<Vec<Seen>>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RecordingPeer {
+    fn start(acks: Acks) -> RecordingPeer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, log) = (stop.clone(), log.clone());
+            std::thread::spawn(move || {
+                let mut conns = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let conn = {
+                                let mut log = log.lock().unwrap();
+                                log.push(Vec::new());
+                                log.len() - 1
+                            };
+                            let (stop, log) = (stop.clone(), log.clone());
+                            conns.push(std::thread::spawn(move || {
+                                record(stream, acks, conn, &log, &stop)
+                            }));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+                for c in conns {
+                    let _ = c.join();
+                }
+            })
+        };
+        RecordingPeer {
+            port,
+            log,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Wait (at most 5 s) until every connection has ended, then return what each saw.
+    fn connections(&self) -> Vec<Vec<Seen>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            let open = log
+                .iter()
+                .any(|c| !matches!(c.last(), Some(Seen::Fin | Seen::Reset)));
+            if !open || std::time::Instant::now() > deadline {
+                return log;
+            }
+            drop(log);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for RecordingPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The packet id of a QoS 1/2 PUBLISH body, after its topic.
+fn publish_pkid(body: &[u8]) -> u16 {
+    let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
+    u16::from_be_bytes([body[2 + topic_len], body[3 + topic_len]])
+}
+
+fn record(
+    stream: TcpStream,
+    acks: Acks,
+    conn: usize,
+    log: &std::sync::Mutex<Vec<Vec<Seen>>>,
+    stop: &AtomicBool,
+) {
+    let note = |seen: Seen| log.lock().unwrap()[conn].push(seen);
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let writer = std::sync::Mutex::new(stream.try_clone().unwrap());
+    // Sends `times` copies of a packet in one write (so a duplicate ack arrives with the
+    // first, never after the client has finished).
+    let send_n = |kind: u8, pkid: u16, times: usize| {
+        let bytes = match kind {
+            packet::CONNACK => frame(packet::CONNACK << 4, &[0, 0]),
+            packet::PINGRESP => frame(packet::PINGRESP << 4, &[]),
+            _ => frame(kind << 4, &pkid.to_be_bytes()),
+        };
+        let ok = writer
+            .lock()
+            .unwrap()
+            .write_all(&bytes.repeat(times))
+            .is_ok();
+        if ok && kind != packet::PINGRESP {
+            for _ in 0..times {
+                note(Seen::Sent(kind, pkid));
+            }
+        }
+        ok
+    };
+    let send = |kind: u8, pkid: u16| send_n(kind, pkid, 1);
+    let ended = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if let Acks::AckAndChatter = acks {
+            scope.spawn(|| {
+                while !stop.load(Ordering::SeqCst) && !ended.load(Ordering::SeqCst) {
+                    if !send(packet::PINGRESP, 0) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            });
+        }
+        let mut stream = stream;
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 16 * 1024];
+        let mut held: Option<u16> = None;
+        let mut publishes_after_held = 0u64;
+        'conn: while !stop.load(Ordering::SeqCst) {
+            match stream.read(&mut chunk) {
+                Ok(0) => {
+                    note(Seen::Fin);
+                    break;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                    note(Seen::Reset);
+                    break;
+                }
+                Err(_) => break,
+            }
+            while let Some((header, body)) = take_packet(&mut buf) {
+                let kind = header >> 4;
+                let pkid = match kind {
+                    packet::PUBLISH if (header >> 1) & 0b11 > 0 => publish_pkid(&body),
+                    packet::PUBREL => u16::from_be_bytes([body[0], body[1]]),
+                    _ => 0,
+                };
+                note(Seen::Got(kind, pkid));
+                let sent = match (acks, kind) {
+                    (_, packet::CONNECT) => {
+                        send(packet::CONNACK, 0)
+                            && match acks {
+                                Acks::DoublePuback => send(packet::PUBACK, 60_000),
+                                Acks::DoublePubcomp => send(packet::PUBREC, 60_000),
+                                _ => true,
+                            }
+                    }
+                    (_, packet::PINGREQ) => send(packet::PINGRESP, 0),
+                    (Acks::DoublePuback, packet::PUBLISH) => send_n(packet::PUBACK, pkid, 2),
+                    (Acks::AckAndChatter, packet::PUBLISH) => send(packet::PUBACK, pkid),
+                    (Acks::DoublePubcomp, packet::PUBLISH) => send(packet::PUBREC, pkid),
+                    (Acks::DoublePubcomp, packet::PUBREL) => send_n(packet::PUBCOMP, pkid, 2),
+                    (Acks::LatePubrec { after }, packet::PUBLISH) => match held {
+                        None => {
+                            held = Some(pkid);
+                            true
+                        }
+                        Some(first) => {
+                            publishes_after_held += 1;
+                            send(packet::PUBREC, pkid)
+                                && (publishes_after_held != after || send(packet::PUBREC, first))
+                        }
+                    },
+                    (Acks::LatePubrec { .. }, packet::PUBREL) => send(packet::PUBCOMP, pkid),
+                    _ => true,
+                };
+                if !sent {
+                    break 'conn;
+                }
+            }
+        }
+        ended.store(true, Ordering::SeqCst);
+    });
+}
+
+/// How many of `seen` are `what`.
+fn count(seen: &[Seen], what: Seen) -> usize {
+    seen.iter().filter(|&&s| s == what).count()
+}
+
+/// Regression: the 16th timed-out publish of a connection ("every packet id of the in-flight
+/// window held") closed it, so a broker that stopped acknowledging saw every connection go
+/// away after 16 publishes. Timed-out publishes leave the window; publishing goes on.
+#[test]
+fn a_broker_that_stops_acknowledging_does_not_get_its_connections_closed_after_one_window() {
+    let broker = SilentBroker::start();
+    let dir = TempDir::new("silent-window");
+    let json = dir.file("summary.json");
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &[
+            "-u",
+            "2",
+            "--qos",
+            "1",
+            "--interval",
+            "5ms",
+            "--max-inflight",
+            "16",
+            "--timeout",
+            "200ms",
+            "-t",
+            "3s",
+            "--stop-timeout",
+            "200ms",
+        ],
+    );
+    let run = run_mqblast(&args, RUN_LIMIT);
+    let summary = Summary::read(&json, &run);
+    run.assert_code(1);
+    let sent = summary.u64("publish.sent");
+    assert!(
+        sent > 2 * 16 * 2,
+        "publishing stopped after a window or two: {sent} sent\n{}",
+        run.describe()
+    );
+    assert_eq!(
+        summary.errors_starting_with("connection closed"),
+        0,
+        "{:?}",
+        summary.errors()
+    );
+    assert_eq!(
+        summary.u64("connection.failures"),
+        0,
+        "{:?}",
+        summary.errors()
+    );
+    assert_eq!(summary.u64("connect.requests"), 2);
+    assert_eq!(
+        summary.errors_starting_with("publish timed out"),
+        sent,
+        "every publish timed out, none was lost: {:?}",
+        summary.errors()
+    );
+    assert_eq!(summary.u64("publish.failures"), sent);
+    assert_eq!(broker.publishes(), sent);
+}
+
+/// Regression: a duplicate PUBACK (or one for an id never sent) was a protocol error that
+/// closed the connection, and everything in flight behind it counted as lost.
+#[test]
+fn a_duplicate_or_unknown_puback_is_counted_and_the_connection_kept() {
+    let peer = RecordingPeer::start(Acks::DoublePuback);
+    let (run, summary) = run_at(
+        &peer.addr(),
+        "double-puback",
+        &[
+            "-u",
+            "1",
+            "--qos",
+            "1",
+            "--interval",
+            "0",
+            "--messages",
+            "100",
+        ],
+    );
+    run.assert_code(1);
+    assert_eq!(summary.u64("publish.ok"), 100, "{:?}", summary.errors());
+    assert_eq!(summary.u64("publish.failures"), 0, "{:?}", summary.errors());
+    assert_eq!(
+        summary.errors_starting_with("unexpected PUBACK (packet id not in flight)"),
+        101,
+        "{:?}",
+        summary.errors()
+    );
+    assert_eq!(summary.errors_starting_with("protocol error"), 0);
+    assert_eq!(summary.u64("connect.requests"), 1);
+    let conns = peer.connections();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(count(&conns[0], Seen::Got(packet::DISCONNECT, 0)), 1);
+}
+
+/// Regression: the same for QoS 2: a PUBREC for an id never sent is answered with PUBREL
+/// (the broker can end its flow) and counted; a duplicate PUBCOMP is counted; neither
+/// closes the connection. The PUBCOMP that answers our PUBREL for the stray id is expected
+/// and not counted.
+#[test]
+fn a_stray_pubrec_is_released_and_duplicate_pubcomps_are_counted_without_closing() {
+    let peer = RecordingPeer::start(Acks::DoublePubcomp);
+    let (run, summary) = run_at(
+        &peer.addr(),
+        "double-pubcomp",
+        &[
+            "-u",
+            "1",
+            "--qos",
+            "2",
+            "--interval",
+            "0",
+            "--messages",
+            "50",
+        ],
+    );
+    run.assert_code(1);
+    assert_eq!(summary.u64("publish.ok"), 50, "{:?}", summary.errors());
+    assert_eq!(summary.u64("publish.failures"), 0, "{:?}", summary.errors());
+    assert_eq!(
+        summary.errors_starting_with("unexpected PUBREC (packet id not in flight)"),
+        1,
+        "{:?}",
+        summary.errors()
+    );
+    // One duplicate per publish, and the second PUBCOMP for the stray id.
+    assert_eq!(
+        summary.errors_starting_with("unexpected PUBCOMP (packet id not in flight)"),
+        51,
+        "{:?}",
+        summary.errors()
+    );
+    assert_eq!(summary.errors_starting_with("protocol error"), 0);
+    assert_eq!(summary.u64("connect.requests"), 1);
+    let conns = peer.connections();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(count(&conns[0], Seen::Got(packet::PUBREL, 60_000)), 1);
+    assert_eq!(count(&conns[0], Seen::Got(packet::DISCONNECT, 0)), 1);
+}
+
+/// A PUBREC that comes long after its publish timed out is answered when it arrives, while
+/// the run goes on publishing, not when the run ends.
+#[test]
+fn a_late_pubrec_is_answered_when_it_arrives_not_at_the_end_of_the_run() {
+    let peer = RecordingPeer::start(Acks::LatePubrec { after: 30 });
+    // 30 publishes at 20 ms: the held PUBREC comes some 600 ms after its publish, three
+    // times the timeout, and some 2 s before the run ends.
+    let (run, summary) = run_at(
+        &peer.addr(),
+        "late-pubrec",
+        &[
+            "-u",
+            "1",
+            "--qos",
+            "2",
+            "--interval",
+            "20ms",
+            "--timeout",
+            "200ms",
+            "-t",
+            "3s",
+            "--stop-timeout",
+            "1s",
+        ],
+    );
+    run.assert_code(1);
+    assert_eq!(
+        summary.errors_starting_with("publish timed out"),
+        1,
+        "{:?}",
+        summary.errors()
+    );
+    let conns = peer.connections();
+    assert_eq!(conns.len(), 1, "{}", run.describe());
+    let seen = &conns[0];
+    let first = seen
+        .iter()
+        .find_map(|s| match s {
+            Seen::Got(packet::PUBLISH, pkid) => Some(*pkid),
+            _ => None,
+        })
+        .unwrap();
+    // The first publish's PUBREC was held: this is its only one, the late one.
+    let late = seen
+        .iter()
+        .position(|&s| s == Seen::Sent(packet::PUBREC, first))
+        .expect("the held PUBREC was sent");
+    let released = seen
+        .iter()
+        .position(|&s| s == Seen::Got(packet::PUBREL, first))
+        .expect("the late PUBREC got its PUBREL");
+    assert!(released > late);
+    let publishes_after = seen[released..]
+        .iter()
+        .filter(|s| matches!(s, Seen::Got(packet::PUBLISH, _)))
+        .count();
+    assert!(
+        publishes_after > 0,
+        "the PUBREL came only after the last publish: {seen:?}"
+    );
+}
+
+/// At the stop every connection sends DISCONNECT and then closes in order (FIN), even with
+/// bytes from the broker still arriving: closing a socket with unread bytes makes the kernel
+/// send a reset instead.
+#[test]
+fn connections_end_with_disconnect_and_a_fin_not_a_reset_while_the_broker_still_talks() {
+    let peer = RecordingPeer::start(Acks::AckAndChatter);
+    let (run, summary) = run_at(
+        &peer.addr(),
+        "chatter-stop",
+        &[
+            "-u",
+            "4",
+            "--qos",
+            "1",
+            "--interval",
+            "10ms",
+            "-t",
+            "1500ms",
+        ],
+    );
+    run.assert_code(0);
+    assert_eq!(summary.u64("connect.ok"), 4);
+    let conns = peer.connections();
+    assert_eq!(conns.len(), 4);
+    for (i, seen) in conns.iter().enumerate() {
+        let tail: Vec<_> = seen.iter().rev().take(2).rev().copied().collect();
+        assert_eq!(
+            tail,
+            [Seen::Got(packet::DISCONNECT, 0), Seen::Fin],
+            "connection {i} ended with {:?}",
+            &seen[seen.len().saturating_sub(6)..]
+        );
+    }
 }

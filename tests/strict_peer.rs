@@ -300,6 +300,59 @@ fn a_slow_broker_gets_a_pubrel_for_every_pubrec_and_no_reused_packet_id() {
     slow_broker_keeps_the_client_rules(2);
 }
 
+/// Regression: at the default window of 16, the 16th timed-out publish closed the connection
+/// ("every packet id of the in-flight window held"), so a slow broker saw a reconnect storm
+/// instead of load. Timed-out publishes now leave the window and keep their ids held: one
+/// connection publishes all 600, and the proxy sees no id reused while the broker holds it
+/// and every late PUBREC answered.
+fn slow_broker_at_the_default_window_keeps_the_connection(qos: u8) {
+    let broker = Mosquitto::start();
+    let proxy = StrictProxy::with_ack_delay(broker.port, Duration::from_millis(300));
+    let q = qos.to_string();
+    let (run, summary) = run_through(
+        &proxy,
+        "strict-slow-window",
+        &[
+            "-u",
+            "1",
+            "--qos",
+            &q,
+            "--interval",
+            "1ms",
+            "--messages",
+            "600",
+            "--timeout",
+            "100ms",
+        ],
+    );
+    proxy.assert_clean(&run);
+    assert_eq!(proxy.connections(), 1, "{}", proxy.report());
+    assert_eq!(
+        proxy.client_packets(kind::PUBLISH),
+        600,
+        "{}",
+        proxy.report()
+    );
+    assert_eq!(summary.u64("publish.sent"), 600, "{}", run.describe());
+    assert_eq!(
+        summary.u64("connection.failures"),
+        0,
+        "{:?}",
+        summary.errors()
+    );
+    assert_eq!(proxy.client_packets(kind::DISCONNECT), 1);
+}
+
+#[test]
+fn a_slow_broker_keeps_its_qos1_connection_past_sixteen_timeouts() {
+    slow_broker_at_the_default_window_keeps_the_connection(1);
+}
+
+#[test]
+fn a_slow_broker_keeps_its_qos2_connection_past_sixteen_timeouts() {
+    slow_broker_at_the_default_window_keeps_the_connection(2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The checker itself: it must not pass everything
 // ---------------------------------------------------------------------------------------------

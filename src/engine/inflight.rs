@@ -1,21 +1,47 @@
 //! The per-connection in-flight window: unacknowledged QoS 1/2 publishes, indexed by packet id.
 //!
 //! A fixed array of `window` slots, allocated once. Packet ids encode their slot
-//! (`pkid = generation * window + slot + 1`), so an acknowledgement finds its entry by
-//! arithmetic, not a search or a map (as rumqttc's `state.rs`).
+//! (`pkid = generation * window + slot + 1`, every generation that keeps the id within
+//! 1..=65535), so an acknowledgement finds its entry by arithmetic, not a search or a map (as
+//! rumqttc's `state.rs`). Between them the slots' generations cover the whole id space.
 //!
 //! A packet id belongs to its publish until the broker has finished with it [MQTT-2.3.1-2]:
 //! PUBACK at QoS 1, PUBCOMP at QoS 2. A publish that outlives `--timeout` is counted as timed
-//! out once (`expire_sent_before`) but keeps its slot, marked expired, until its late ack
-//! arrives or the connection closes; a late PUBREC still gets its PUBREL [MQTT-4.3.3-1]. An
-//! ack that matches no slot in the stage it is waiting for is the broker's protocol error.
+//! out once (`expire_sent_before`) and leaves the window: its slot takes new publishes at once,
+//! under ids that skip the ones still held. Its own id stays *held* (a bit in `held`) until
+//! its late ack arrives or the connection ends; a late PUBREC gets its PUBREL at once
+//! [MQTT-4.3.3-1] and the id stays held until the PUBCOMP.
 //!
-//! Bounds: at most `window` ids are held. When all of them are held the next message waits;
-//! it is never dropped. When all of them are held by expired publishes the broker has stopped
-//! acknowledging on this connection: `expired` says so and the worker closes it (a new
-//! connection starts a clean session, which frees every id).
+//! An ack for an id that no publish holds (a duplicate, or an id never sent) is `Ack::Stray`:
+//! the framing is intact, so the worker counts it by name and keeps the connection. A PUBREC
+//! for such an id is answered with PUBREL all the same (MQTT 5 gives that PUBREL reason 0x92,
+//! Packet Identifier not found; 3.1.1 section 4.3.3 has the sender answer every PUBREC), so the
+//! broker can end a flow it holds; its id is held until the PUBCOMP. An ack that contradicts
+//! the stage of a publish in flight (PUBCOMP before PUBREC) is `Ack::Unexpected`, a protocol
+//! error of the broker.
+//!
+//! Bounds: at most `window` publishes await an ack (when all slots are taken the next message
+//! waits; it is never dropped). Held ids live in a list of [`HELD_LIST_MAX`] ids (64 bytes),
+//! allocated at the connection's first timed-out publish or stray PUBREC; a connection that
+//! ever holds more at once moves them to a bitset of the whole id space (65,536 bits, 8 KiB).
+//! Both are dropped when the connection ends; a connection whose publishes never time out has
+//! neither. A broker 2 s late at 5 messages a second leaves about 10 ids held per connection,
+//! in the list; one that stopped acknowledging fills the bitset.
+//! A slot whose every id is held takes no publish until one of them is freed (with the
+//! default window of 16 that is after 4,095 held ids of that slot). When every id of the
+//! space is held the broker has stopped acknowledging on this connection:
+//! `all_ids_held` says so and the worker closes it (a new connection starts a clean
+//! session, which frees every id). A new allocation per message never happens: the held set
+//! lives until the connection ends, however often it empties.
 
-/// What an in-flight publish is waiting for.
+/// Packet ids in the space (1..=65535).
+const ID_SPACE: u32 = u16::MAX as u32;
+/// Words of the held-id bitset: one bit per id 0..=65535.
+const HELD_WORDS: usize = 65_536 / 64;
+/// Held ids kept in a plain list before the bitset is needed.
+pub const HELD_LIST_MAX: usize = 32;
+
+/// What an in-flight slot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Free,
@@ -23,6 +49,9 @@ pub enum Stage {
     AwaitAck,
     /// QoS 2 after PUBREC: PUBCOMP (a PUBREL was sent).
     AwaitComp,
+    /// No publish: every id of this slot is held by a timed-out publish. Freed (and back
+    /// among the free slots) when one of them is.
+    Exhausted,
 }
 
 /// What an acknowledgement did to the window.
@@ -30,12 +59,17 @@ pub enum Stage {
 pub enum Ack {
     /// The publish is complete; its scheduled time (ns since run start).
     Completed(u64),
-    /// QoS 2: PUBREC moved the publish to `AwaitComp` (or repeated it): send PUBREL.
+    /// QoS 2: PUBREC moved the publish to `AwaitComp` (or repeated it, or came late for a
+    /// timed-out publish): send PUBREL.
     Release,
-    /// The ack of a publish already counted as timed out: its id is free again (or, for a
-    /// late PUBREC, a PUBREL is owed: see `Ack::Release`), nothing is recorded.
+    /// The ack of a publish already counted as timed out: its id is free again, nothing is
+    /// recorded.
     Late,
-    /// No publish with this id waits for this ack: a protocol error of the broker.
+    /// No publish holds this id (a duplicate ack, or an id never sent). For a PUBREC a PUBREL
+    /// is owed all the same and the id is now held until its PUBCOMP.
+    Stray,
+    /// A publish holds this id but waits for another ack (PUBCOMP before PUBREC): a protocol
+    /// error of the broker.
     Unexpected,
 }
 
@@ -43,8 +77,6 @@ pub enum Ack {
 struct Slot {
     pkid: u16,
     stage: Stage,
-    /// Counted as timed out already; the id stays held until the broker acks it.
-    expired: bool,
     /// When the publish was scheduled (ns since run start): latency starts here.
     scheduled_ns: u64,
     /// When it was handed to the socket buffer (ns since run start): timeouts start here.
@@ -55,11 +87,16 @@ pub struct Inflight {
     slots: Box<[Slot]>,
     /// Free slot indexes (a stack, capacity `window`).
     free: Vec<u16>,
-    /// Held slots whose publish has expired.
-    expired: usize,
-    /// Generations per slot so that `pkid` stays within 1..=65535.
-    generations: u16,
+    /// Slots in `Stage::Exhausted`.
+    exhausted: usize,
+    /// The next generation each slot tries.
     next_generation: Box<[u16]>,
+    /// Ids held with no slot (timed-out publishes and answered stray PUBRECs, until the
+    /// broker's PUBACK/PUBCOMP): a list of at most `HELD_LIST_MAX` (capacity 0 until the first
+    /// one), or, once more were held at once, the bitset (and the list is unused).
+    held_list: Vec<u16>,
+    held_bits: Option<Box<[u64; HELD_WORDS]>>,
+    held_count: u32,
 }
 
 impl Inflight {
@@ -70,7 +107,6 @@ impl Inflight {
             Slot {
                 pkid: 0,
                 stage: Stage::Free,
-                expired: false,
                 scheduled_ns: 0,
                 sent_ns: 0
             };
@@ -79,40 +115,42 @@ impl Inflight {
         Inflight {
             slots: slots.into_boxed_slice(),
             free: (0..window).rev().collect(),
-            expired: 0,
-            generations: (u16::MAX / window).max(1),
+            exhausted: 0,
             next_generation: vec![0; window as usize].into_boxed_slice(),
+            held_list: Vec::new(),
+            held_bits: None,
+            held_count: 0,
         }
     }
 
-    /// Packet ids held (outstanding and expired).
-    pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
-    }
-
-    /// Publishes still waiting to be counted: held and not expired.
+    /// Publishes awaiting an ack (not yet counted as timed out): the window's use.
     pub fn outstanding(&self) -> usize {
-        self.len() - self.expired
+        self.slots.len() - self.free.len() - self.exhausted
     }
 
-    /// The window: most publishes in flight at once.
+    /// The window: most publishes awaiting an ack at once.
     pub fn window(&self) -> usize {
         self.slots.len()
     }
 
+    /// No publish awaits an ack and no id is held: the broker has finished with every id.
     pub fn is_empty(&self) -> bool {
-        self.free.len() == self.slots.len()
+        self.outstanding() == 0 && self.held_count == 0
     }
 
+    /// No slot can take a publish now.
     pub fn is_full(&self) -> bool {
         self.free.is_empty()
     }
 
-    /// Ids held by publishes that timed out. When they fill the window the connection may
-    /// use (all of it, or the broker's smaller Receive Maximum), the broker has stopped
-    /// acknowledging on it.
-    pub fn expired(&self) -> usize {
-        self.expired
+    /// Ids held by publishes that timed out (and answered stray PUBRECs).
+    pub fn held(&self) -> usize {
+        self.held_count as usize
+    }
+
+    /// Every id of 1..=65535 is held: the broker has stopped acknowledging on this connection.
+    pub fn all_ids_held(&self) -> bool {
+        self.held_count >= ID_SPACE
     }
 
     /// When the oldest publish still waiting to be counted was handed to the socket (None when
@@ -123,26 +161,116 @@ impl Inflight {
         }
         self.slots
             .iter()
-            .filter(|s| s.stage != Stage::Free && !s.expired)
+            .filter(|s| matches!(s.stage, Stage::AwaitAck | Stage::AwaitComp))
             .map(|s| s.sent_ns)
             .min()
     }
 
-    /// Take a slot for a new publish; returns its packet id, or None when the window is full.
+    /// Take a slot for a new publish; returns its packet id, or None when no slot is free.
     pub fn insert(&mut self, scheduled_ns: u64, sent_ns: u64) -> Option<u16> {
-        let slot = self.free.pop()? as usize;
+        while let Some(slot) = self.free.pop() {
+            let slot = slot as usize;
+            match self.next_id(slot) {
+                Some(pkid) => {
+                    self.slots[slot] = Slot {
+                        pkid,
+                        stage: Stage::AwaitAck,
+                        scheduled_ns,
+                        sent_ns,
+                    };
+                    return Some(pkid);
+                }
+                None => {
+                    self.slots[slot].stage = Stage::Exhausted;
+                    self.exhausted += 1;
+                }
+            }
+        }
+        None
+    }
+
+    /// Generations of `slot`: those whose id stays within the space.
+    fn generations(&self, slot: usize) -> u32 {
+        (ID_SPACE - 1 - slot as u32) / self.slots.len() as u32 + 1
+    }
+
+    /// The slot's next id that is not held, advancing its generation; None when all are.
+    /// Without held ids this is the first try.
+    fn next_id(&mut self, slot: usize) -> Option<u16> {
         let window = self.slots.len() as u32;
-        let generation = self.next_generation[slot];
-        self.next_generation[slot] = (generation + 1) % self.generations;
-        let pkid = (generation as u32 * window + slot as u32 + 1) as u16;
-        self.slots[slot] = Slot {
-            pkid,
-            stage: Stage::AwaitAck,
-            expired: false,
-            scheduled_ns,
-            sent_ns,
-        };
-        Some(pkid)
+        let generations = self.generations(slot);
+        let mut generation = u32::from(self.next_generation[slot]);
+        for _ in 0..generations {
+            let pkid = (generation * window + slot as u32 + 1) as u16;
+            generation = (generation + 1) % generations;
+            if !self.is_held(pkid) {
+                self.next_generation[slot] = generation as u16;
+                return Some(pkid);
+            }
+        }
+        None
+    }
+
+    fn is_held(&self, pkid: u16) -> bool {
+        match &self.held_bits {
+            Some(bits) => bits[pkid as usize / 64] & (1 << (pkid % 64)) != 0,
+            None => self.held_list.contains(&pkid),
+        }
+    }
+
+    /// Hold an id with no slot. Allocates the list at the connection's first held id, and the
+    /// bitset the first time more than `HELD_LIST_MAX` are held at once; never otherwise.
+    fn hold(&mut self, pkid: u16) {
+        if self.is_held(pkid) {
+            return;
+        }
+        self.held_count += 1;
+        if self.held_bits.is_none() {
+            if self.held_list.capacity() == 0 {
+                self.held_list = Vec::with_capacity(HELD_LIST_MAX);
+            }
+            if self.held_list.len() < HELD_LIST_MAX {
+                self.held_list.push(pkid);
+                return;
+            }
+            let mut bits = Box::new([0u64; HELD_WORDS]);
+            for &id in &self.held_list {
+                bits[id as usize / 64] |= 1 << (id % 64);
+            }
+            self.held_list = Vec::new();
+            self.held_bits = Some(bits);
+        }
+        if let Some(bits) = self.held_bits.as_mut() {
+            bits[pkid as usize / 64] |= 1 << (pkid % 64);
+        }
+    }
+
+    /// Free a held id; false when it was not held. Its slot, if it had run out of ids, takes
+    /// publishes again.
+    fn release_held(&mut self, pkid: u16) -> bool {
+        match self.held_bits.as_mut() {
+            Some(bits) => {
+                let (word, bit) = (pkid as usize / 64, 1u64 << (pkid % 64));
+                if bits[word] & bit == 0 {
+                    return false;
+                }
+                bits[word] &= !bit;
+            }
+            None => match self.held_list.iter().position(|&id| id == pkid) {
+                Some(at) => {
+                    self.held_list.swap_remove(at);
+                }
+                None => return false,
+            },
+        }
+        self.held_count -= 1;
+        let slot = (pkid as usize - 1) % self.slots.len();
+        if self.slots[slot].stage == Stage::Exhausted {
+            self.slots[slot].stage = Stage::Free;
+            self.exhausted -= 1;
+            self.free.push(slot as u16);
+        }
+        true
     }
 
     fn slot_of(&self, pkid: u16) -> Option<usize> {
@@ -151,13 +279,19 @@ impl Inflight {
         }
         let slot = (pkid as usize - 1) % self.slots.len();
         let s = &self.slots[slot];
-        (s.stage != Stage::Free && s.pkid == pkid).then_some(slot)
+        let in_flight = matches!(s.stage, Stage::AwaitAck | Stage::AwaitComp);
+        (in_flight && s.pkid == pkid).then_some(slot)
     }
 
-    /// The stage the publish with this id is in (`Free` when unknown).
+    /// The stage the publish with this id is in (`Free` when no publish awaits an ack for it).
     pub fn stage(&self, pkid: u16) -> Stage {
         self.slot_of(pkid)
             .map_or(Stage::Free, |s| self.slots[s].stage)
+    }
+
+    /// Whether a publish in flight or a held id has this packet id.
+    pub fn holds(&self, pkid: u16) -> bool {
+        pkid != 0 && (self.slot_of(pkid).is_some() || self.is_held(pkid))
     }
 
     /// QoS 1 PUBACK: completes a publish waiting for it.
@@ -166,59 +300,61 @@ impl Inflight {
     }
 
     /// QoS 2 PUBREC: the publish now waits for PUBCOMP and a PUBREL is owed. A repeated
-    /// PUBREC is answered again [MQTT-4.3.3-1]; an expired publish still gets its PUBREL.
+    /// PUBREC is answered again [MQTT-4.3.3-1]; a timed-out publish still gets its PUBREL. A
+    /// PUBREC for an id nobody holds is `Stray`: a PUBREL is owed too, and the id is held
+    /// until the broker's PUBCOMP.
     pub fn on_pubrec(&mut self, pkid: u16) -> Ack {
-        match self.slot_of(pkid) {
-            Some(s) => {
-                self.slots[s].stage = Stage::AwaitComp;
-                Ack::Release
-            }
-            None => Ack::Unexpected,
+        if let Some(s) = self.slot_of(pkid) {
+            self.slots[s].stage = Stage::AwaitComp;
+            return Ack::Release;
         }
+        if pkid == 0 {
+            return Ack::Stray;
+        }
+        if self.is_held(pkid) {
+            return Ack::Release;
+        }
+        self.hold(pkid);
+        Ack::Stray
     }
 
-    /// QoS 2 PUBCOMP: completes a publish whose PUBREC came first. A PUBCOMP for an id that
-    /// is not waiting for one (no PUBREC yet, or unknown) is `Unexpected`.
+    /// QoS 2 PUBCOMP: completes a publish whose PUBREC came first. A PUBCOMP for a publish
+    /// still waiting for its PUBREC is `Unexpected`.
     pub fn on_pubcomp(&mut self, pkid: u16) -> Ack {
         self.finish(pkid, Stage::AwaitComp)
     }
 
     fn finish(&mut self, pkid: u16, awaited: Stage) -> Ack {
         let Some(slot) = self.slot_of(pkid) else {
-            return Ack::Unexpected;
+            return if self.release_held(pkid) {
+                Ack::Late
+            } else {
+                Ack::Stray
+            };
         };
         let s = self.slots[slot];
         if s.stage != awaited {
             return Ack::Unexpected;
         }
-        self.release(slot);
-        if s.expired {
-            Ack::Late
-        } else {
-            Ack::Completed(s.scheduled_ns)
-        }
-    }
-
-    fn release(&mut self, slot: usize) {
-        if self.slots[slot].expired {
-            self.expired -= 1;
-        }
         self.slots[slot].stage = Stage::Free;
-        self.slots[slot].expired = false;
         self.free.push(slot as u16);
+        Ack::Completed(s.scheduled_ns)
     }
 
-    /// Mark every outstanding publish handed to the socket before `deadline_sent_ns` as
-    /// expired (its id stays held); returns how many expired now.
+    /// Count every publish handed to the socket before `deadline_sent_ns` as timed out: it
+    /// leaves the window and its id is held. Returns how many expired now.
     pub fn expire_sent_before(&mut self, deadline_sent_ns: u64) -> u32 {
         let mut expired = 0;
-        for s in self.slots.iter_mut() {
-            if s.stage != Stage::Free && !s.expired && s.sent_ns < deadline_sent_ns {
-                s.expired = true;
+        for slot in 0..self.slots.len() {
+            let s = self.slots[slot];
+            if matches!(s.stage, Stage::AwaitAck | Stage::AwaitComp) && s.sent_ns < deadline_sent_ns
+            {
+                self.hold(s.pkid);
+                self.slots[slot].stage = Stage::Free;
+                self.free.push(slot as u16);
                 expired += 1;
             }
         }
-        self.expired += expired as usize;
         expired
     }
 
@@ -227,15 +363,19 @@ impl Inflight {
         self.expire_sent_before(u64::MAX)
     }
 
-    /// Free every slot (the connection closed, so its session's ids are gone); returns how
-    /// many publishes were outstanding and not yet counted as expired.
+    /// Free every slot and held id (the connection closed, so its session's ids are gone);
+    /// returns how many publishes were outstanding and not yet counted as timed out.
     pub fn clear(&mut self) -> u32 {
         let outstanding = self.outstanding() as u32;
-        for slot in 0..self.slots.len() {
-            if self.slots[slot].stage != Stage::Free {
-                self.release(slot);
-            }
+        for s in self.slots.iter_mut() {
+            s.stage = Stage::Free;
         }
+        self.free.clear();
+        self.free.extend((0..self.slots.len() as u16).rev());
+        self.exhausted = 0;
+        self.held_list = Vec::new();
+        self.held_bits = None;
+        self.held_count = 0;
         outstanding
     }
 }
@@ -265,22 +405,95 @@ mod tests {
     }
 
     #[test]
-    fn a_timed_out_packet_id_stays_held_until_its_late_ack() {
+    fn a_timed_out_publish_leaves_the_window_but_its_id_stays_held_until_its_late_ack() {
         let mut w = Inflight::new(1);
         let old = w.insert(5, 5).unwrap();
         assert_eq!(w.expire_sent_before(6), 1);
         assert_eq!(w.expire_sent_before(7), 0, "counted once");
-        assert_eq!(w.outstanding(), 0);
-        assert!(w.is_full() && w.expired() == w.window());
-        assert_eq!(
-            w.insert(7, 7),
-            None,
-            "the id is not reused while the broker holds it"
+        assert_eq!((w.outstanding(), w.held()), (0, 1));
+        assert!(!w.is_full() && !w.is_empty());
+        let new = w.insert(7, 7).expect("the window has room again");
+        assert_ne!(
+            new, old,
+            "the held id is not reused while the broker holds it"
         );
         assert_eq!(w.on_puback(old), Ack::Late);
-        let new = w.insert(7, 7).unwrap();
-        assert_ne!(old, new);
         assert_eq!(w.on_puback(new), Ack::Completed(7));
+        assert!(w.is_empty());
+    }
+
+    /// Regression: with a window of 16, the 16th timed-out publish used to close the
+    /// connection (every id of the window held); now that takes the whole id space.
+    #[test]
+    fn only_a_whole_id_space_of_timed_out_publishes_stalls_the_connection() {
+        let mut w = Inflight::new(16);
+        let mut seen = vec![false; 65_536];
+        let mut sent = 0u32;
+        while let Some(pkid) = w.insert(0, 0) {
+            assert!(!seen[pkid as usize], "id {pkid} handed out while held");
+            seen[pkid as usize] = true;
+            sent += 1;
+            assert!(!w.all_ids_held());
+            if w.is_full() {
+                w.expire_all();
+            }
+        }
+        w.expire_all();
+        assert_eq!(sent, 65_535);
+        assert!(w.all_ids_held());
+        assert_eq!(w.outstanding(), 0);
+        assert_eq!(w.on_puback(40_000), Ack::Late);
+        assert!(!w.all_ids_held());
+        assert_eq!(
+            w.insert(1, 1),
+            Some(40_000),
+            "the one free id is used again"
+        );
+        assert_eq!(w.on_puback(40_000), Ack::Completed(1));
+    }
+
+    /// A duplicate ack can only be mistaken for a new publish's once its slot has used all
+    /// of its generations: at least 65,535 / window publishes later.
+    #[test]
+    fn an_id_comes_back_only_after_its_slot_used_every_generation() {
+        for window in [1u16, 3, 16, 1000] {
+            let mut w = Inflight::new(window);
+            let mut last_use = vec![None; 65_536];
+            for i in 0..200_000u64 {
+                let id = w.insert(i, i).unwrap();
+                if let Some(before) = last_use[id as usize] {
+                    assert!(
+                        i - before >= 65_535 / window as u64,
+                        "window {window}: id {id}"
+                    );
+                }
+                last_use[id as usize] = Some(i);
+                assert_eq!(w.on_puback(id), Ack::Completed(i));
+            }
+        }
+    }
+
+    #[test]
+    fn held_ids_move_from_the_list_to_the_bitset_and_stay_held() {
+        let mut w = Inflight::new(64);
+        let ids: Vec<u16> = (0..64).map(|i| w.insert(i, i).unwrap()).collect();
+        assert_eq!(w.expire_all(), 64);
+        assert_eq!(w.held(), 64);
+        assert!(w.held_bits.is_some(), "more than the list holds");
+        for &id in &ids {
+            assert!(w.holds(id));
+            assert!(!w.insert(0, 0).is_some_and(|new| ids.contains(&new)));
+        }
+        for &id in &ids {
+            assert_eq!(w.on_puback(id), Ack::Late);
+        }
+        assert_eq!(w.on_puback(ids[0]), Ack::Stray, "freed once");
+
+        let mut w = Inflight::new(4);
+        let id = w.insert(0, 0).unwrap();
+        w.expire_all();
+        assert!(w.held_bits.is_none() && w.held_list.capacity() == HELD_LIST_MAX);
+        assert_eq!(w.on_puback(id), Ack::Late);
     }
 
     #[test]
@@ -289,6 +502,7 @@ mod tests {
         let id = w.insert(1, 1).unwrap();
         w.expire_all();
         assert_eq!(w.on_pubrec(id), Ack::Release);
+        assert_eq!(w.on_pubrec(id), Ack::Release, "repeated: answered again");
         assert_eq!(w.on_pubcomp(id), Ack::Late);
         assert!(w.is_empty());
     }
@@ -299,11 +513,32 @@ mod tests {
         let id = w.insert(1, 1).unwrap();
         assert_eq!(w.on_pubcomp(id), Ack::Unexpected);
         assert_eq!(w.stage(id), Stage::AwaitAck, "the publish still waits");
-        assert_eq!(w.on_puback(id + 1), Ack::Unexpected, "an id never sent");
     }
 
     #[test]
-    fn clear_counts_only_what_was_not_expired_already() {
+    fn acks_for_ids_no_publish_holds_are_stray_and_change_nothing() {
+        let mut w = Inflight::new(2);
+        let id = w.insert(1, 1).unwrap();
+        assert_eq!(w.on_puback(id + 1), Ack::Stray, "an id never sent");
+        assert_eq!(w.on_pubcomp(9), Ack::Stray);
+        assert_eq!(w.on_puback(0), Ack::Stray);
+        assert_eq!(w.on_puback(id), Ack::Completed(1));
+        assert_eq!(w.on_puback(id), Ack::Stray, "a duplicate");
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_stray_pubrec_holds_its_id_until_the_pubcomp_of_our_pubrel() {
+        let mut w = Inflight::new(1);
+        assert_eq!(w.on_pubrec(1), Ack::Stray);
+        assert!(w.holds(1) && !w.is_empty());
+        assert_ne!(w.insert(0, 0), Some(1), "the broker holds id 1");
+        assert_eq!(w.on_pubcomp(1), Ack::Late);
+        assert!(!w.holds(1));
+    }
+
+    #[test]
+    fn clear_counts_only_what_was_not_expired_already_and_frees_held_ids() {
         let mut w = Inflight::new(4);
         w.insert(1, 1);
         w.insert(2, 2);
@@ -311,6 +546,7 @@ mod tests {
         assert_eq!(w.expire_sent_before(3), 2);
         assert_eq!(w.clear(), 1);
         assert!(w.is_empty());
+        assert_eq!(w.held(), 0);
     }
 
     #[test]

@@ -86,7 +86,9 @@ pub enum Metric {
     /// (DISCONNECT at stop or `--churn`, or closed by us), sampled with the session's duration;
     /// failed: lost after its CONNACK (OS error, closed by the broker, keep-alive timeout,
     /// protocol error). Every CONNACK starts one, so at the end `connect.ok` equals this row's
-    /// requests, and the `connect` row counts connect attempts only.
+    /// requests, and the `connect` row counts connect attempts only; except that acks for
+    /// packet ids nothing held (`Failure::StrayAck`) are counted here too, on a connection
+    /// that goes on.
     Connection = 5,
     /// The connect row split (TLS and WebSocket runs, and `mqblast conn`): TCP connect.
     ConnectTcp = 6,
@@ -202,9 +204,12 @@ pub enum Failure {
     LostBeforeConnack(i32),
     /// A publish got no acknowledgement within the timeout (or by the end of the stop timeout).
     AckTimeout,
-    /// Every packet id of the in-flight window was held by a timed-out publish: the broker
-    /// stopped acknowledging, so the connection was closed.
+    /// Every packet id (1..=65535) was held by a timed-out publish: the broker stopped
+    /// acknowledging, so the connection was closed.
     AckWindowStalled,
+    /// An acknowledgement for a packet id no publish of the connection held (a duplicate, or
+    /// an id never sent). Counted on the connection row; the connection is kept.
+    StrayAck(StrayAck),
     /// A publish could not be written within the timeout (the broker stopped reading); the
     /// connection was closed.
     WriteTimeout,
@@ -249,6 +254,33 @@ pub enum Failure {
 
 use crate::mqtt::reason::Named;
 
+/// Which acknowledgement named a packet id that nothing held (`Failure::StrayAck`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StrayAck {
+    PubAck,
+    PubRec,
+    PubComp,
+}
+
+impl StrayAck {
+    pub fn name(self) -> &'static str {
+        match self {
+            StrayAck::PubAck => "PUBACK",
+            StrayAck::PubRec => "PUBREC",
+            StrayAck::PubComp => "PUBCOMP",
+        }
+    }
+
+    /// The protocol error of this ack arriving for a publish that waits for another one.
+    pub fn out_of_order(self) -> &'static str {
+        match self {
+            StrayAck::PubAck => "PUBACK for a publish not waiting for one",
+            StrayAck::PubRec => "refusing PUBREC for a publish already past its PUBREC",
+            StrayAck::PubComp => "PUBCOMP for a packet id not waiting for one",
+        }
+    }
+}
+
 /// What to do when a connect fails at an operating-system limit ("" for other errors).
 fn connect_limit_hint(errno: i32) -> &'static str {
     match errno {
@@ -272,6 +304,7 @@ impl Failure {
             Failure::ConnectionLost(_)
             | Failure::Protocol(_)
             | Failure::AckWindowStalled
+            | Failure::StrayAck(_)
             | Failure::WriteTimeout
             | Failure::ServerDisconnect(_)
             | Failure::WebSocket(crate::transport::WsError::Closed(_)) => Metric::Connection,
@@ -333,8 +366,12 @@ impl Failure {
             }
             Failure::AckTimeout => "publish timed out: no acknowledgement".to_string(),
             Failure::AckWindowStalled => {
-                "connection closed: every packet id of the in-flight window held by an unacknowledged publish".to_string()
+                "connection closed: all 65,535 packet ids held by unacknowledged publishes".to_string()
             }
+            Failure::StrayAck(kind) => format!(
+                "unexpected {} (packet id not in flight): counted, connection kept",
+                kind.name()
+            ),
             Failure::WriteTimeout => {
                 "write timed out: the broker stopped reading for --timeout".to_string()
             }

@@ -12,6 +12,9 @@ use crate::transport::Transport;
 
 /// A check re-armed by its own handling comes back no sooner than this.
 const MIN_RECHECK_NS: u64 = 1_000;
+/// Reads (of this many bytes, on the stack) that drop what a closing connection received.
+const END_READS_MAX: usize = 16;
+const END_READ_BYTES: usize = 4096;
 
 impl Worker {
     /// The worker's tick: sample the connected count and ship stats when an interval is over.
@@ -130,10 +133,11 @@ impl Worker {
         }
     }
 
-    /// Count publishes unacknowledged for `--timeout` as timed out. Their packet ids stay
-    /// held until the broker acks them [MQTT-2.3.1-2]; a window held entirely by such ids
-    /// means the broker stopped acknowledging on this connection, which is closed (a new
-    /// session, with `--reconnect`, frees them).
+    /// Count publishes unacknowledged for `--timeout` as timed out. They leave the in-flight
+    /// window, so publishing goes on; their packet ids stay held until the broker acks them
+    /// [MQTT-2.3.1-2] and new publishes take other ids. Only when every id of the space is
+    /// held has the broker stopped acknowledging on this connection, which is then closed (a
+    /// new session, with `--reconnect`, frees them).
     fn expire_acks(&mut self, ci: usize, now: u64) {
         if self.conns[ci].inflight.outstanding() == 0 || now < self.timeout_ns {
             return;
@@ -146,9 +150,11 @@ impl Worker {
                 .fail_by(Failure::AckTimeout, self.conns[ci].client());
         }
         self.inflight_total -= expired as u64;
-        let c = &self.conns[ci];
-        if c.inflight.expired() >= c.send_window.min(c.inflight.window()) {
+        if self.conns[ci].inflight.all_ids_held() {
             self.close(ci, Some(Failure::AckWindowStalled));
+        } else if expired > 0 {
+            // The window has room again.
+            self.pump(ci, now);
         }
     }
 
@@ -211,10 +217,8 @@ impl Worker {
         }
         c.state = State::Closed;
         c.check_at_ns = u64::MAX;
-        if let Some(mut stream) = c.stream.take() {
-            c.transport.close(&mut stream);
-            let _ = self.poll.registry().deregister(&mut stream);
-        }
+        self.end_stream(ci);
+        let c = &mut self.conns[ci];
         c.transport = Transport::Tcp;
         c.return_wbuf(&mut self.pool);
         if c.is_subscriber() {
@@ -288,6 +292,31 @@ impl Worker {
         self.timers.push(Reverse((now, ci as u32)));
     }
 
+    /// Close the socket so that the broker reads an orderly end: whatever was flushed (the
+    /// DISCONNECT at a stop or a churn), then our FIN. Closing a socket with unread bytes in
+    /// its receive queue makes the kernel send a reset instead of the FIN, and a broker that
+    /// acks late (or a stray PINGRESP) leaves such bytes behind at any moment; so the write
+    /// side is shut first (the FIN then precedes any reset), and what already arrived is read
+    /// and dropped. Bound: [`END_READS_MAX`] reads of [`END_READ_BYTES`], on the stack, so a
+    /// peer that keeps sending cannot hold the worker here.
+    fn end_stream(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        let Some(mut stream) = c.stream.take() else {
+            return;
+        };
+        c.transport.close(&mut stream);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut sink = [0u8; END_READ_BYTES];
+        for _ in 0..END_READS_MAX {
+            match std::io::Read::read(&mut stream, &mut sink) {
+                Ok(n) if n > 0 => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                _ => break, // end of stream, WouldBlock or an error: nothing more to read
+            }
+        }
+        let _ = self.poll.registry().deregister(&mut stream);
+    }
+
     /// Take a stepped-down client out of the run until the user target takes it back.
     pub(super) fn park(&mut self, ci: usize) {
         self.conns[ci].return_wbuf(&mut self.pool);
@@ -304,10 +333,8 @@ impl Worker {
         if matches!(c.state, State::Connected | State::AwaitSuback) {
             self.connected -= 1;
         }
-        if let Some(mut stream) = c.stream.take() {
-            c.transport.close(&mut stream);
-            let _ = self.poll.registry().deregister(&mut stream);
-        }
+        self.end_stream(ci);
+        let c = &mut self.conns[ci];
         c.transport = Transport::Tcp;
         c.wbuf = Vec::new();
         c.rbuf = Vec::new();

@@ -29,7 +29,7 @@ impl Worker {
                 self.arm_timer(ci);
                 break;
             }
-            let window_full = c.inflight.is_full() || c.inflight.len() >= c.send_window;
+            let window_full = c.inflight.is_full() || c.inflight.outstanding() >= c.send_window;
             if (qos > 0 && window_full) || c.quota == 0 {
                 break;
             }
@@ -187,12 +187,21 @@ impl Worker {
     }
 
     /// Queue a small control packet. Publishes leave `Conn::control_reserve` bytes free for
-    /// these (a PUBREL for the whole window, a PINGREQ, a DISCONNECT), so they fit; were it
-    /// ever full, the packet is not queued and its timeout (ack or ping) reports the failure.
+    /// these (a PUBREL for the whole window, a PINGREQ, a DISCONNECT), so they fit. Late and
+    /// stray PUBRECs can ask for more PUBRELs than the window in one read: when the buffer is
+    /// that full it is flushed first; were it still full (the socket takes nothing), the
+    /// packet is not queued and its timeout (ack, ping or write) reports the failure.
     pub(super) fn reply(&mut self, ci: usize, encode: impl FnOnce(&mut Vec<u8>)) {
+        const ROOM: usize = 8;
         let c = &mut self.conns[ci];
         c.lend_wbuf(&mut self.pool);
-        if c.wbuf.capacity() - c.wbuf.len() >= 8 {
+        if c.wbuf.capacity() - c.wbuf.len() < ROOM {
+            let now = self.control.now_ns();
+            self.flush(ci, now);
+            self.conns[ci].lend_wbuf(&mut self.pool);
+        }
+        let c = &mut self.conns[ci];
+        if c.stream.is_some() && c.wbuf.capacity() - c.wbuf.len() >= ROOM {
             encode(&mut c.wbuf);
             self.mark_dirty(ci);
         }

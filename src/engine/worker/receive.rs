@@ -4,10 +4,13 @@
 use super::handshake::link_failure;
 use super::{ns_to_us, Worker};
 use crate::engine::conn::State;
-use crate::engine::inflight::Ack;
+use crate::engine::inflight::{Ack, Stage};
 use crate::mqtt::reason::{FAILURE_MIN, NO_MATCHING_SUBSCRIBERS};
-use crate::mqtt::{self, Packet};
-use crate::stats::{Failure, Metric};
+
+/// MQTT 5 PUBREL reason 0x92: Packet Identifier not found (section 3.6.2.1).
+const PACKET_ID_NOT_FOUND: u8 = 0x92;
+use crate::mqtt::{self, Packet, Version};
+use crate::stats::{Failure, Metric, StrayAck};
 use crate::transport::{ReadOutcome, TlsFailure, Transport};
 
 impl Worker {
@@ -129,33 +132,51 @@ impl Worker {
             } => self.on_connack(ci, code, properties, now),
             Packet::PubAck { pkid, reason } if self.plan.qos == 1 => {
                 let ack = self.conns[ci].inflight.on_puback(pkid);
-                self.on_ack(ci, ack, reason, now, "PUBACK for a packet id not in flight")
+                self.on_ack(ci, ack, reason, now, StrayAck::PubAck)
             }
             Packet::PubRec { pkid, reason } if self.plan.qos == 2 && reason >= FAILURE_MIN => {
                 // A refusing PUBREC ends the QoS 2 flow: no PUBREL (MQTT 5 section 4.3.3).
                 let ack = self.conns[ci].inflight.on_puback(pkid);
-                self.on_ack(ci, ack, reason, now, "PUBREC for a packet id not in flight")
+                self.on_ack(ci, ack, reason, now, StrayAck::PubRec)
             }
             Packet::PubRec { pkid, reason } if self.plan.qos == 2 => {
+                // Answered at once, late or stray alike (see `inflight`).
                 let ack = self.conns[ci].inflight.on_pubrec(pkid);
+                self.release(ci, pkid, ack);
                 if ack == Ack::Release {
-                    self.reply(ci, |out| mqtt::ack::encode_pubrel(out, pkid));
                     // Counted here: the PUBCOMP that completes it carries no such code.
                     self.unrouted += u64::from(reason == NO_MATCHING_SUBSCRIBERS);
                 }
-                self.on_ack(ci, ack, 0, now, "PUBREC for a packet id not in flight")
+                self.on_ack(ci, ack, 0, now, StrayAck::PubRec)
             }
             Packet::PubComp { pkid, reason } if self.plan.qos == 2 => {
                 // MQTT 5 PUBCOMP 0x92 (Packet Identifier not found): the broker had no state
                 // for the PUBREL, so the message may be lost: a failure, by name.
                 let ack = self.conns[ci].inflight.on_pubcomp(pkid);
-                self.on_ack(
-                    ci,
-                    ack,
-                    reason,
-                    now,
-                    "PUBCOMP for a packet id not waiting for one",
-                )
+                self.on_ack(ci, ack, reason, now, StrayAck::PubComp)
+            }
+            Packet::PubAck { pkid, .. }
+            | Packet::PubRec { pkid, .. }
+            | Packet::PubComp { pkid, .. } => {
+                // An ack of another QoS than the run's. For a publish of ours awaiting its
+                // ack the broker confused the flows: a protocol error. Otherwise it is stray:
+                // a PUBREC is answered and holds its id until the PUBCOMP, which frees it.
+                let (kind, what) = match packet {
+                    Packet::PubAck { .. } => (StrayAck::PubAck, "PUBACK for a QoS 2 publish"),
+                    Packet::PubRec { .. } => (StrayAck::PubRec, "PUBREC for a QoS 1 publish"),
+                    _ => (StrayAck::PubComp, "PUBCOMP for a QoS 1 publish"),
+                };
+                let inflight = &mut self.conns[ci].inflight;
+                if inflight.stage(pkid) != Stage::Free {
+                    return Err(Failure::Protocol(what));
+                }
+                let ack = match kind {
+                    StrayAck::PubAck => Ack::Stray,
+                    StrayAck::PubRec => inflight.on_pubrec(pkid),
+                    StrayAck::PubComp => inflight.on_pubcomp(pkid),
+                };
+                self.release(ci, pkid, ack);
+                self.on_ack(ci, ack, 0, now, kind)
             }
             Packet::PingResp => {
                 self.conns[ci].ping_sent_ns = None;
@@ -192,7 +213,7 @@ impl Worker {
         ack: Ack,
         reason: u8,
         now: u64,
-        unexpected: &'static str,
+        kind: StrayAck,
     ) -> Result<(), Failure> {
         match ack {
             Ack::Completed(_) if reason >= FAILURE_MIN => {
@@ -215,7 +236,17 @@ impl Worker {
             }
             Ack::Release => return Ok(()),
             Ack::Late => {}
-            Ack::Unexpected => return Err(Failure::Protocol(unexpected)),
+            Ack::Stray => {
+                // The framing is intact and nothing of ours changed: counted by name, and
+                // the connection goes on (its publishes in flight are not lost).
+                let client = self.conns[ci].client();
+                self.rec.fail_by(Failure::StrayAck(kind), client);
+                if self.conns[ci].inflight.all_ids_held() {
+                    return Err(Failure::AckWindowStalled);
+                }
+                return Ok(());
+            }
+            Ack::Unexpected => return Err(Failure::Protocol(kind.out_of_order())),
         }
         if self.conns[ci].churn_due {
             self.churn(ci, now);
@@ -223,6 +254,22 @@ impl Worker {
             self.pump(ci, now);
         }
         Ok(())
+    }
+
+    /// Answer a PUBREC with PUBREL: for a publish of ours (`Release`), or for an id no publish
+    /// holds (`Stray`: MQTT 5 says so with reason 0x92, Packet Identifier not found).
+    fn release(&mut self, ci: usize, pkid: u16, ack: Ack) {
+        if pkid == 0 {
+            return; // never a valid id [MQTT-2.3.1-1]: nothing to answer
+        }
+        match ack {
+            Ack::Release => self.reply(ci, |out| mqtt::ack::encode_pubrel(out, pkid)),
+            Ack::Stray if self.plan.mqtt_version == Version::V5 => self.reply(ci, |out| {
+                mqtt::v5::ack::encode_pubrel(out, pkid, PACKET_ID_NOT_FOUND)
+            }),
+            Ack::Stray => self.reply(ci, |out| mqtt::ack::encode_pubrel(out, pkid)),
+            _ => {}
+        }
     }
 
     /// Broker-to-client publishes: ack them (QoS 2: PUBREC now, PUBCOMP on PUBREL).
