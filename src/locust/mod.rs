@@ -33,6 +33,9 @@ pub struct Start {
     /// Where this worker's client indexes start: its index at the master times the most
     /// users a process holds, so two workers never share a client id (`{i}`).
     pub client_index_offset: u64,
+    /// This worker's part of the device tokens among the test's workers (see
+    /// [`options::token_shard`]); None: the whole list.
+    pub token_shard: Option<crate::shard::Shard>,
 }
 
 /// A test has ended (after its final snapshot was published); why it could not run, if so.
@@ -165,6 +168,7 @@ fn run_test(
     let mut plan = (hooks.plan_for)(&start.args).map_err(|e| (2, e))?;
     plan.users = start.users;
     plan.client_index_offset = start.client_index_offset;
+    take_token_share(&mut plan, start.token_shard).map_err(|e| (2, e))?;
     if let Some(rate) = start.spawn_rate {
         plan.spawn_rate = rate;
     }
@@ -191,6 +195,34 @@ fn run_test(
             .map_err(|e| (1, e))?;
     // The test's files carry what its brokers negotiated (MQTT 5), as a headless run's do.
     Ok((summary, negotiated.recorded_in(&plan)))
+}
+
+/// Two workers of one master must not use the same devices: each takes its part of the token
+/// list as `--shard K/N` does (K its place among the test's workers, N their number), and its
+/// users go round-robin over that part. A master that does not list its workers (one without
+/// `scripts/locust/mqblast_master.py`) leaves every worker the whole list, which is said.
+fn take_token_share(plan: &mut Plan, shard: Option<crate::shard::Shard>) -> Result<(), String> {
+    if plan.tokens.is_empty() {
+        return Ok(());
+    }
+    let Some(shard) = shard else {
+        eprintln!(
+            "mqblast: locust: the master did not list this worker among the test's workers ({}): every such worker uses the whole token list from its first token; run the master with scripts/locust/mqblast_master.py to split the tokens between workers",
+            options::WORKERS_OPTION
+        );
+        return Ok(());
+    };
+    let whole = std::mem::take(&mut plan.tokens);
+    plan.token_index_offset = crate::shard::range_of(whole.len() as u64, shard).start;
+    plan.tokens = crate::shard::tokens_of(&whole, shard)
+        .map_err(|problem| format!("the master's workers and this worker's tokens: {problem}"))?;
+    eprintln!(
+        "mqblast: locust: worker {shard} of the test: device tokens {}..={} of {}",
+        plan.token_index_offset + 1,
+        plan.token_index_offset + plan.tokens.len() as u64,
+        whole.len()
+    );
+    Ok(())
 }
 
 #[cfg(test)]
