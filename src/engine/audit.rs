@@ -239,6 +239,10 @@ pub struct SubscriberAudit {
     /// The drain cap ended while this subscriber was still connected: what it misses may be
     /// late rather than lost, and is reported as still arriving.
     pub cut_off: bool,
+    /// The subscriber lost its connection and reconnected (`--reconnect`): what it missed
+    /// meanwhile leaves gaps that are no evidence of the broker's queue (see
+    /// [`AuditSummary::skipped`]).
+    pub interrupted: bool,
 }
 
 impl SubscriberAudit {
@@ -247,6 +251,7 @@ impl SubscriberAudit {
             streams: vec![Stream::default(); publishers as usize].into_boxed_slice(),
             unique_total: 0,
             cut_off: false,
+            interrupted: false,
         }
     }
 
@@ -264,6 +269,7 @@ impl SubscriberAudit {
         }
         self.unique_total += other.unique_total;
         self.cut_off |= other.cut_off;
+        self.interrupted |= other.interrupted;
     }
 
     /// Record a message of publisher `publisher`; ids outside the run are ignored (None).
@@ -288,8 +294,14 @@ impl AuditSummary {
     /// Adds one subscriber's streams against `expected[p]` (per publisher, matching ones
     /// only, counted from the cut `cut_ns`).
     pub fn add_subscriber(&mut self, audit: &SubscriberAudit, expected: &[u64], cut_ns: u64) {
+        // Gaps are kept across a stats reset, so they are evidence only without one.
+        let evidence = !audit.cut_off && !audit.interrupted && !self.shared && cut_ns == 0;
         for (stream, &owed) in audit.streams.iter().zip(expected) {
             self.add_stream(stream, owed, audit.cut_off, cut_ns);
+            if evidence {
+                let missing = owed.saturating_sub(stream.counts_at(cut_ns).0);
+                self.skipped += stream.gaps.min(missing);
+            }
         }
     }
 
