@@ -137,6 +137,10 @@ fn a_subscriber_kicked_off_mid_run_is_reported_losing_what_was_published_after()
         summary.u64("audit.expected")
     );
     assert!(run.stderr.contains(&format!("{lost} lost")));
+    // Its losses are a tail after it left, not messages skipped mid-stream: no queue hint.
+    assert_eq!(summary.u64("audit.skipped"), 0);
+    assert!(summary.get("audit.hint").is_null());
+    assert!(!run.stderr.contains("Hint:"), "{}", run.stderr);
     run.assert_code(1);
 }
 
