@@ -947,3 +947,87 @@ fn two_workers_of_one_master_connect_as_distinct_devices_not_the_same_first_toke
     assert_eq!(ids.len(), USERS as usize, "distinct client ids: {ids:?}");
     assert_clean_master_log(&std::fs::read_to_string(&log).unwrap());
 }
+
+#[test]
+fn workers_with_per_device_certificates_connect_with_the_certificates_of_their_own_tokens() {
+    // mosquitto takes each client's user name from its certificate (use_identity_as_username)
+    // and lets device-N write only devices/device-N/t: a client with another device's
+    // certificate than its token's is disconnected at its first publish.
+    let broker = common::tls::TlsBroker::start(4);
+    let dir = TempDir::new("locust-certs");
+    let tokens_file = dir.file("tokens.txt");
+    std::fs::write(&tokens_file, "0\n1\n2\n3\n").unwrap();
+    let subscribers: Vec<common::Subscriber> = (0..4)
+        .map(|n| broker.subscribe(&format!("devices/device-{n}/t"), 1))
+        .collect();
+    let port = free_port();
+    let host = format!("mqtts://localhost:{}", broker.mtls);
+    let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
+    let master = headless_master(
+        &dir,
+        &master_file(),
+        port,
+        (2, 4, 4, 8),
+        &host,
+        &csv_prefix,
+        &log,
+        &[
+            "--mqtt-topic",
+            "devices/device-{token}/t",
+            "--mqtt-interval",
+            "200ms",
+        ],
+    );
+    let (master_port, ca, cert_dir) = (
+        port.to_string(),
+        broker.pki.file("ca.pem"),
+        broker.pki.file(""),
+    );
+    let jsons = [dir.file("w1.json"), dir.file("w2.json")];
+    let workers: Vec<Running> = jsons
+        .iter()
+        .map(|json| {
+            spawn(mqblast_command(&[
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                &master_port,
+                "--only-summary",
+                "--json",
+                json,
+                "--tokens-file",
+                &tokens_file,
+                // The TLS options need a TLS host of the worker's own; the master's wins.
+                "-H",
+                &host,
+                "--cafile",
+                &ca,
+                "--cert-dir",
+                &cert_dir,
+                "--cert-name",
+                "device-{token}.pem",
+                "--key-name",
+                "device-{token}.key",
+            ]))
+        })
+        .collect();
+    let master = master.wait(Duration::from_secs(120));
+    master.assert_code(0);
+    for worker in workers {
+        worker.wait(Duration::from_secs(60)).assert_code(0);
+    }
+    for json in &jsons {
+        let text = std::fs::read_to_string(json).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["publish"]["failures"], 0, "{json}: {text}");
+        assert_eq!(doc["connect"]["requests"], 2, "{json}: {text}");
+    }
+    for (n, subscriber) in subscribers.iter().enumerate() {
+        assert!(
+            subscriber.settle(Duration::from_millis(300), Duration::from_secs(10)) > 0,
+            "device-{n} published nothing of its own\n{}",
+            broker.log()
+        );
+    }
+}

@@ -169,6 +169,7 @@ fn run_test(
     plan.users = start.users;
     plan.client_index_offset = start.client_index_offset;
     take_token_share(&mut plan, start.token_shard).map_err(|e| (2, e))?;
+    per_device_certificates_again(&mut plan).map_err(|e| (2, e))?;
     if let Some(rate) = start.spawn_rate {
         plan.spawn_rate = rate;
     }
@@ -222,6 +223,34 @@ fn take_token_share(plan: &mut Plan, shard: Option<crate::shard::Shard>) -> Resu
         plan.token_index_offset + plan.tokens.len() as u64,
         whole.len()
     );
+    Ok(())
+}
+
+/// Certificates named per device (`--cert-dir` with `{i}`, `{token}`) were read for the
+/// worker's own plan, before the master placed it: read them again for the client indexes and
+/// tokens this test's clients really have, so each connects with its own device's files.
+fn per_device_certificates_again(plan: &mut Plan) -> Result<(), String> {
+    use crate::transport::tls::{ClientCerts, TlsSetup};
+    let transport = &mut plan.transport;
+    if transport.tls.is_none()
+        || !matches!(
+            transport.tls_options.client_certs,
+            ClientCerts::PerDevice { .. }
+        )
+    {
+        return Ok(());
+    }
+    let devices: Vec<(u64, &str)> = (0..u64::from(plan.users.max(plan.sub_users)))
+        .map(|local| {
+            let token = match plan.tokens.is_empty() {
+                true => "",
+                false => plan.tokens[(local % plan.tokens.len() as u64) as usize].as_str(),
+            };
+            (plan.client_index_offset + local, token)
+        })
+        .collect();
+    let setup = TlsSetup::load(&transport.tls_options, &devices)?;
+    transport.tls = Some(Arc::new(setup));
     Ok(())
 }
 
