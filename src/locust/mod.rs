@@ -213,6 +213,16 @@ fn take_token_share(plan: &mut Plan, shard: Option<crate::shard::Shard>) -> Resu
         );
         return Ok(());
     };
+    if (plan.tokens.len() as u64) < u64::from(shard.count) {
+        // No split gives every worker a token of its own; a test that ran before on shared
+        // tokens (one account for all) still runs.
+        eprintln!(
+            "mqblast: locust: {} device tokens cannot be split over the test's {} workers: every worker uses the whole token list from its first token",
+            plan.tokens.len(),
+            shard.count
+        );
+        return Ok(());
+    }
     let whole = std::mem::take(&mut plan.tokens);
     plan.token_index_offset = crate::shard::range_of(whole.len() as u64, shard).start;
     plan.tokens = crate::shard::tokens_of(&whole, shard)
@@ -257,6 +267,43 @@ fn per_device_certificates_again(plan: &mut Plan) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan_with_tokens(tokens: &str) -> Plan {
+        let dir = crate::config::tests::TestDir::new();
+        dir.plan(&["-H", "127.0.0.1:1883", "--tokens", tokens], &[])
+            .unwrap()
+    }
+
+    #[test]
+    fn each_worker_of_a_test_takes_its_own_slice_of_the_tokens_as_a_shard_does() {
+        use crate::shard::Shard;
+        let tokens = "t1,t2,t3,t4,t5";
+        let mut parts = Vec::new();
+        for index in 1..=2 {
+            let mut plan = plan_with_tokens(tokens);
+            take_token_share(&mut plan, Some(Shard { index, count: 2 })).unwrap();
+            let first = plan.client_index_offset;
+            parts.push((plan.tokens.clone(), plan.token_index_of(first)));
+        }
+        assert_eq!(
+            parts[0],
+            (vec!["t1".into(), "t2".into(), "t3".into()], Some(0))
+        );
+        assert_eq!(parts[1], (vec!["t4".into(), "t5".into()], Some(3)));
+        // Not listed by the master: the whole list, as before.
+        let mut plan = plan_with_tokens(tokens);
+        take_token_share(&mut plan, None).unwrap();
+        assert_eq!(plan.tokens.len(), 5);
+    }
+
+    #[test]
+    fn fewer_tokens_than_workers_leave_every_worker_the_whole_list_rather_than_no_test() {
+        let mut plan = plan_with_tokens("shared-account");
+        let shard = crate::shard::Shard { index: 2, count: 3 };
+        take_token_share(&mut plan, Some(shard)).unwrap();
+        assert_eq!(plan.tokens, vec!["shared-account".to_string()]);
+        assert_eq!(plan.token_index_offset, 0);
+    }
 
     #[test]
     fn a_panicking_protocol_thread_stops_the_load_it_steers() {
