@@ -341,7 +341,8 @@ fn losses_to_the_brokers_queue_limit_come_with_a_hint_naming_it_and_a_clean_run_
     let broker =
         Mosquitto::start_configured(None, "max_inflight_messages 10\nmax_queued_messages 10\n");
     let dir = TempDir::new("subs-queue-limit");
-    let (run, summary) = run_with_subscribers(&broker, &dir, "1", 20_000, &[]);
+    let html = dir.file("report.html");
+    let (run, summary) = run_with_subscribers(&broker, &dir, "1", 20_000, &["--html", &html]);
     let (lost, skipped) = (summary.u64("audit.lost"), summary.u64("audit.skipped"));
     assert!(
         lost > 0,
@@ -369,6 +370,11 @@ fn losses_to_the_brokers_queue_limit_come_with_a_hint_naming_it_and_a_clean_run_
         .expect("a verdict line");
     assert!(lines[verdict].ends_with("FAILED"), "{}", lines[verdict]);
     assert_eq!(lines.get(verdict + 1), Some(&hint));
+    let report = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        report.contains(&format!("<p>Hint: {skipped} of the {lost} lost messages")),
+        "no hint in the HTML report"
+    );
 
     // The same run against a broker without the limit: nothing lost, no hint.
     let broker = Mosquitto::start();
