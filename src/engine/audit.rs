@@ -462,6 +462,41 @@ mod tests {
         assert_eq!(audit.unique_total, 1);
     }
 
+    /// One subscriber of one publisher that published 1000: it got 1..=100 and 601..=1000
+    /// (the broker dropped 500 from the middle), `interrupted` and audited at `cut_ns`.
+    fn skipped_of(interrupted: bool, shared: bool, cut_ns: u64) -> (u64, u64) {
+        let mut audit = SubscriberAudit::new(1);
+        for seq in (1..=100).chain(601..=1000) {
+            audit.record(0, seq, M, Cut::WHOLE_RUN);
+        }
+        audit.interrupted = interrupted;
+        let mut summary = AuditSummary {
+            shared,
+            ..AuditSummary::default()
+        };
+        summary.add_subscriber(&audit, &[1000], cut_ns);
+        (summary.lost, summary.skipped)
+    }
+
+    #[test]
+    fn messages_dropped_mid_stream_are_skipped_only_with_evidence_the_queue_dropped_them() {
+        assert_eq!(skipped_of(false, false, 0), (500, 500));
+        // A subscriber that reconnected missed them while away.
+        assert_eq!(skipped_of(true, false, 0), (500, 0));
+        // Shared group members see gaps by design; after a reset the windows span the cut.
+        assert_eq!(skipped_of(false, true, 0).1, 0);
+        assert_eq!(skipped_of(false, false, 1).1, 0);
+        // A tail that never came is lost, not skipped; holes in the last window are not counted.
+        let mut tail = SubscriberAudit::new(1);
+        for seq in (1..=400).filter(|seq| *seq != 300) {
+            tail.record(0, seq, M, Cut::WHOLE_RUN);
+        }
+        let mut summary = AuditSummary::default();
+        summary.add_subscriber(&tail, &[1000], 0);
+        assert_eq!((summary.lost, summary.skipped), (601, 0));
+        assert_eq!(summary.hint(), None);
+    }
+
     #[test]
     fn the_verdict_line_names_every_count() {
         let mut summary = AuditSummary {
