@@ -46,6 +46,16 @@ fn connected_usernames(log: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Client ids of the clients mosquitto saw connect: `... as locust-3 (p2, c1, k60, ...`.
+fn connected_client_ids(log: &str) -> BTreeSet<String> {
+    log.lines()
+        .filter(|line| line.contains("New client connected"))
+        .filter_map(|line| line.split(" as ").nth(1))
+        .filter_map(|rest| rest.split(' ').next())
+        .map(String::from)
+        .collect()
+}
+
 /// `mqblast init --from-locust` in `dir` with at most `bytes` of address space: a parser
 /// whose memory grows past the bound aborts instead of answering.
 fn init_within(dir: &TempDir, address_space_bytes: u64) -> std::process::Output {
@@ -153,7 +163,8 @@ fn init_from_locust_writes_config_toml_naming_the_source_of_each_value() {
         "# pyproject.toml line 12: [tool.locust] only-summary\nonly_summary = 1",
         "# pyproject.toml line 9: [tool.locust] users\nusers = 20",
         "payload = \"data.json\"",
-        "config.py line 29: KEEPALIVE: mqblast has no setting for it",
+        "# config.py line 29: KEEPALIVE (seconds)\nkeep_alive = 60",
+        "# config.py line 30: CLIENT_ID_PREFIX (the prefix, then each client's index)\nclient_id = \"locust-{i}\"",
         "pyproject.toml line 7: [tool.locust] locustfile:",
     ] {
         assert!(config.contains(expected), "{expected:?} not in:\n{config}");
@@ -220,8 +231,19 @@ fn the_imported_project_runs_every_token_against_mosquitto() {
         subscriber.count(),
         run.describe()
     );
+    let log = broker.log();
     let expected: BTreeSet<String> = (1..=TOKENS).map(|n| format!("DW{n:08}")).collect();
-    assert_eq!(connected_usernames(&broker.log()), expected);
+    assert_eq!(connected_usernames(&log), expected);
+    // CLIENT_ID_PREFIX = 'locust-' became the client id template locust-{i}, keep-alive 60 s.
+    let ids = connected_client_ids(&log);
+    let ours: BTreeSet<String> = (0..TOKENS).map(|i| format!("locust-{i}")).collect();
+    assert!(ids.is_superset(&ours), "{ids:?}");
+    assert_eq!(
+        ids.len(),
+        TOKENS + 1,
+        "{ids:?} (ours and the test's subscriber)"
+    );
+    assert!(log.contains("k60, "), "{log}");
 
     // Where each setting came from: users from pyproject.toml, the rest from config.toml.
     let stderr = &run.stderr;
@@ -271,4 +293,37 @@ fn a_project_with_only_pyproject_toml_runs_with_its_locust_settings() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn init_from_locust_maps_keepalive_and_client_id_prefix_instead_of_calling_them_unknown() {
+    let dir = TempDir::new("locust-paho-settings");
+    dir.write("config.py", "KEEPALIVE = 30\nCLIENT_ID_PREFIX = 'rack7-'\n");
+    mqblast_in(&dir, &["init", "--from-locust"]).assert_code(0);
+    let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(config.contains("\nkeep_alive = 30\n"), "{config}");
+    assert!(config.contains("\nclient_id = \"rack7-{i}\"\n"), "{config}");
+    assert!(!config.contains("mqblast has no setting"), "{config}");
+    // That mqblast runs with them: the_imported_project_runs_every_token_against_mosquitto.
+
+    for (line, expected) in [
+        (
+            "KEEPALIVE = 70000\n",
+            "KEEPALIVE: expected whole seconds from 0 to 65535",
+        ),
+        (
+            "KEEPALIVE = '60'\n",
+            "KEEPALIVE: expected whole seconds from 0 to 65535",
+        ),
+        (
+            "CLIENT_ID_PREFIX = 'a{token}'\n",
+            "CLIENT_ID_PREFIX: expected a string without {, } or NUL",
+        ),
+    ] {
+        let dir = TempDir::new("locust-paho-bad");
+        dir.write("config.py", line);
+        mqblast_in(&dir, &["init", "--from-locust"])
+            .assert_usage_error(&["config.py line 1: ", expected]);
+        assert!(!dir.path().join("config.toml").exists());
+    }
 }

@@ -867,3 +867,167 @@ leave()
         worker.describe()
     );
 }
+
+/// (client id, user name) of every client mosquitto saw connect:
+/// `New client connected from ... as mqblast-3 (p2, c1, k60, u'DW00000004').`
+fn connected_clients(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .filter(|line| line.contains("New client connected"))
+        .filter_map(|line| {
+            let id = line.split(" as ").nth(1)?.split(' ').next()?;
+            let user = line.split("u'").nth(1)?.split('\'').next()?;
+            Some((id.to_string(), user.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn two_workers_of_one_master_connect_as_distinct_devices_not_the_same_first_tokens() {
+    const USERS: u32 = 20;
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("locust-devices");
+    let tokens: Vec<String> = (1..=USERS).map(|n| format!("DW{n:08}")).collect();
+    let tokens_file = dir.file("tokens.txt");
+    std::fs::write(&tokens_file, tokens.join("\n") + "\n").unwrap();
+    let port = free_port();
+    let host = format!("mqtt://{}", broker.addr());
+    let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
+    // A ramp of several spawn messages (5 users/s): the split does not depend on the count
+    // of a worker's first spawn.
+    let master = headless_master(
+        &dir,
+        &master_file(),
+        port,
+        (2, USERS, 5, 10),
+        &host,
+        &csv_prefix,
+        &log,
+        &["--mqtt-topic", "ld/{i}", "--mqtt-interval", "1s"],
+    );
+    let master_port = port.to_string();
+    let workers: Vec<Running> = (0..2)
+        .map(|_| {
+            spawn(mqblast_command(&[
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                &master_port,
+                "--only-summary",
+                "--tokens-file",
+                &tokens_file,
+            ]))
+        })
+        .collect();
+    let master = master.wait(Duration::from_secs(120));
+    master.assert_code(0);
+    let mut said = String::new();
+    for worker in workers {
+        let worker = worker.wait(Duration::from_secs(60));
+        worker.assert_code(0);
+        said.push_str(&worker.stderr);
+    }
+    // Each worker says its part, as a shard would have it.
+    assert!(
+        said.contains("worker 1/2 of the test: device tokens 1..=10 of 20"),
+        "{said}"
+    );
+    assert!(
+        said.contains("worker 2/2 of the test: device tokens 11..=20 of 20"),
+        "{said}"
+    );
+
+    let clients = connected_clients(&broker.log());
+    assert_eq!(clients.len(), USERS as usize, "{clients:?}");
+    let users: std::collections::BTreeSet<&str> =
+        clients.iter().map(|(_, user)| user.as_str()).collect();
+    let all: std::collections::BTreeSet<&str> = tokens.iter().map(String::as_str).collect();
+    assert_eq!(users, all, "2 workers x 10 users reach 20 devices");
+    let ids: std::collections::BTreeSet<&str> = clients.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids.len(), USERS as usize, "distinct client ids: {ids:?}");
+    assert_clean_master_log(&std::fs::read_to_string(&log).unwrap());
+}
+
+#[test]
+fn workers_with_per_device_certificates_connect_with_the_certificates_of_their_own_tokens() {
+    // mosquitto takes each client's user name from its certificate (use_identity_as_username)
+    // and lets device-N write only devices/device-N/t: a client with another device's
+    // certificate than its token's is disconnected at its first publish.
+    let broker = common::tls::TlsBroker::start(4);
+    let dir = TempDir::new("locust-certs");
+    let tokens_file = dir.file("tokens.txt");
+    std::fs::write(&tokens_file, "0\n1\n2\n3\n").unwrap();
+    let subscribers: Vec<common::Subscriber> = (0..4)
+        .map(|n| broker.subscribe(&format!("devices/device-{n}/t"), 1))
+        .collect();
+    let port = free_port();
+    let host = format!("mqtts://localhost:{}", broker.mtls);
+    let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
+    let master = headless_master(
+        &dir,
+        &master_file(),
+        port,
+        (2, 4, 4, 8),
+        &host,
+        &csv_prefix,
+        &log,
+        &[
+            "--mqtt-topic",
+            "devices/device-{token}/t",
+            "--mqtt-interval",
+            "200ms",
+        ],
+    );
+    let (master_port, ca, cert_dir) = (
+        port.to_string(),
+        broker.pki.file("ca.pem"),
+        broker.pki.file(""),
+    );
+    let jsons = [dir.file("w1.json"), dir.file("w2.json")];
+    let workers: Vec<Running> = jsons
+        .iter()
+        .map(|json| {
+            spawn(mqblast_command(&[
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                &master_port,
+                "--only-summary",
+                "--json",
+                json,
+                "--tokens-file",
+                &tokens_file,
+                // The TLS options need a TLS host of the worker's own; the master's wins.
+                "-H",
+                &host,
+                "--cafile",
+                &ca,
+                "--cert-dir",
+                &cert_dir,
+                "--cert-name",
+                "device-{token}.pem",
+                "--key-name",
+                "device-{token}.key",
+            ]))
+        })
+        .collect();
+    let master = master.wait(Duration::from_secs(120));
+    master.assert_code(0);
+    for worker in workers {
+        worker.wait(Duration::from_secs(60)).assert_code(0);
+    }
+    for json in &jsons {
+        let text = std::fs::read_to_string(json).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["publish"]["failures"], 0, "{json}: {text}");
+        assert_eq!(doc["connect"]["requests"], 2, "{json}: {text}");
+    }
+    for (n, subscriber) in subscribers.iter().enumerate() {
+        assert!(
+            subscriber.settle(Duration::from_millis(300), Duration::from_secs(10)) > 0,
+            "device-{n} published nothing of its own\n{}",
+            broker.log()
+        );
+    }
+}

@@ -137,6 +137,10 @@ fn a_subscriber_kicked_off_mid_run_is_reported_losing_what_was_published_after()
         summary.u64("audit.expected")
     );
     assert!(run.stderr.contains(&format!("{lost} lost")));
+    // Its losses are a tail after it left, not messages skipped mid-stream: no queue hint.
+    assert_eq!(summary.u64("audit.skipped"), 0);
+    assert!(summary.get("audit.hint").is_null());
+    assert!(!run.stderr.contains("Hint:"), "{}", run.stderr);
     run.assert_code(1);
 }
 
@@ -328,4 +332,57 @@ fn a_refused_subscription_is_a_subscribe_failure_with_its_reason() {
     assert_eq!(summary.u64("subscribe.failures"), 2);
     // Publishers still ran once every subscriber had settled.
     assert_eq!(summary.u64("publish.sent"), 50);
+}
+
+#[test]
+fn losses_to_the_brokers_queue_limit_come_with_a_hint_naming_it_and_a_clean_run_has_none() {
+    // mosquitto keeps 10 in flight and 10 queued per subscriber, then drops what comes in
+    // for it: 4 publishers at full speed outrun 2 subscribers.
+    let broker =
+        Mosquitto::start_configured(None, "max_inflight_messages 10\nmax_queued_messages 10\n");
+    let dir = TempDir::new("subs-queue-limit");
+    let html = dir.file("report.html");
+    let (run, summary) = run_with_subscribers(&broker, &dir, "1", 20_000, &["--html", &html]);
+    let (lost, skipped) = (summary.u64("audit.lost"), summary.u64("audit.skipped"));
+    assert!(
+        lost > 0,
+        "a 20-message queue at full speed lost nothing: {}",
+        run.describe()
+    );
+    assert!(
+        skipped > 0 && skipped <= lost,
+        "skipped {skipped} of {lost} lost"
+    );
+    run.assert_code(1);
+    let hint = summary.get("audit.hint").as_str().expect("audit.hint");
+    assert!(
+        hint.starts_with(&format!(
+            "Hint: {skipped} of the {lost} lost messages were skipped"
+        )),
+        "{hint}"
+    );
+    assert!(hint.contains("mosquitto max_queued_messages"), "{hint}");
+    // Said right under the verdict.
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let verdict = lines
+        .iter()
+        .position(|l| l.starts_with("Delivery audit:"))
+        .expect("a verdict line");
+    assert!(lines[verdict].ends_with("FAILED"), "{}", lines[verdict]);
+    assert_eq!(lines.get(verdict + 1), Some(&hint));
+    let report = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        report.contains(&format!("<p>Hint: {skipped} of the {lost} lost messages")),
+        "no hint in the HTML report"
+    );
+
+    // The same run against a broker without the limit: nothing lost, no hint.
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("subs-no-limit");
+    let (run, summary) = run_with_subscribers(&broker, &dir, "1", 20_000, &[]);
+    run.assert_code(0);
+    assert_eq!(summary.u64("audit.lost"), 0);
+    assert_eq!(summary.u64("audit.skipped"), 0);
+    assert!(summary.get("audit.hint").is_null());
+    assert!(!run.stderr.contains("Hint:"), "{}", run.stderr);
 }

@@ -16,6 +16,7 @@ on the workers' machines, and workers ignore such settings from it.
 """
 
 from locust import User, constant, events, task
+from locust.runners import MasterRunner
 
 
 @events.init_command_line_parser.add_listener
@@ -29,6 +30,18 @@ def _(parser):
     group.add_argument("--mqtt-max-inflight", type=str, default="", help="Unacknowledged publishes per user")
     group.add_argument("--mqtt-version", type=str, default="", help="MQTT version: 3.1.1 or 5")
     group.add_argument("--mqtt-request-type", type=str, default="", help='The "Type" column (default MQTT)')
+
+
+@events.test_start.add_listener
+def _(environment, **_kwargs):
+    """Lists the test's workers (their indexes at this master) in the spawn messages, so each
+    mqblast worker takes its own part of the device tokens, as `--shard K/N` does: K its place
+    in this list, N its length. Without it, every worker would use the tokens from the first."""
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner) or environment.parsed_options is None:
+        return
+    workers = runner.clients.ready + runner.clients.running + runner.clients.spawning
+    environment.parsed_options.mqblast_workers = sorted(runner.get_worker_index(w.id) for w in workers)
 
 
 class MqttUser(User):

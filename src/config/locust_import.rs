@@ -224,6 +224,21 @@ fn read_config_py(path: &Path, text: &str, out: &mut Output) -> Result<(), Confi
                 let source = format!("{source} (milliseconds)");
                 out.set("timeout", source, toml::Value::String(format!("{ms}ms")));
             }
+            ("KEEPALIVE", PyValue::Int(seconds @ 0..=65535)) => {
+                let source = format!("{source} (seconds)");
+                out.set("keep_alive", source, toml::Value::Integer(seconds));
+            }
+            ("KEEPALIVE", _) => return Err(wrong("whole seconds from 0 to 65535")),
+            ("CLIENT_ID_PREFIX", PyValue::Str(prefix)) if !prefix.contains(['{', '}', '\0']) => {
+                // paho's id was the prefix and a per-user suffix; the client index is ours.
+                let source = format!("{source} (the prefix, then each client's index)");
+                out.set(
+                    "client_id",
+                    source,
+                    toml::Value::String(format!("{prefix}{{i}}")),
+                );
+            }
+            ("CLIENT_ID_PREFIX", _) => return Err(wrong("a string without {, } or NUL")),
             ("device_tokens", value) => {
                 out.tokens = tokens(value).map_err(|problem| {
                     invalid(format!("{}: device_tokens: {problem}", at(line)))

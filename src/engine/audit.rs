@@ -239,6 +239,10 @@ pub struct SubscriberAudit {
     /// The drain cap ended while this subscriber was still connected: what it misses may be
     /// late rather than lost, and is reported as still arriving.
     pub cut_off: bool,
+    /// The subscriber lost its connection and reconnected (`--reconnect`): what it missed
+    /// meanwhile leaves gaps that are no evidence of the broker's queue (see
+    /// [`AuditSummary::skipped`]).
+    pub interrupted: bool,
 }
 
 impl SubscriberAudit {
@@ -247,6 +251,7 @@ impl SubscriberAudit {
             streams: vec![Stream::default(); publishers as usize].into_boxed_slice(),
             unique_total: 0,
             cut_off: false,
+            interrupted: false,
         }
     }
 
@@ -264,6 +269,7 @@ impl SubscriberAudit {
         }
         self.unique_total += other.unique_total;
         self.cut_off |= other.cut_off;
+        self.interrupted |= other.interrupted;
     }
 
     /// Record a message of publisher `publisher`; ids outside the run are ignored (None).
@@ -288,8 +294,14 @@ impl AuditSummary {
     /// Adds one subscriber's streams against `expected[p]` (per publisher, matching ones
     /// only, counted from the cut `cut_ns`).
     pub fn add_subscriber(&mut self, audit: &SubscriberAudit, expected: &[u64], cut_ns: u64) {
+        // Gaps are kept across a stats reset, so they are evidence only without one.
+        let evidence = !audit.cut_off && !audit.interrupted && !self.shared && cut_ns == 0;
         for (stream, &owed) in audit.streams.iter().zip(expected) {
             self.add_stream(stream, owed, audit.cut_off, cut_ns);
+            if evidence {
+                let missing = owed.saturating_sub(stream.counts_at(cut_ns).0);
+                self.skipped += stream.gaps.min(missing);
+            }
         }
     }
 
@@ -448,6 +460,41 @@ mod tests {
         assert!(audit.record(1, 1, M, Cut::WHOLE_RUN).is_some());
         assert!(audit.record(2, 1, M, Cut::WHOLE_RUN).is_none());
         assert_eq!(audit.unique_total, 1);
+    }
+
+    /// One subscriber of one publisher that published 1000: it got 1..=100 and 601..=1000
+    /// (the broker dropped 500 from the middle), `interrupted` and audited at `cut_ns`.
+    fn skipped_of(interrupted: bool, shared: bool, cut_ns: u64) -> (u64, u64) {
+        let mut audit = SubscriberAudit::new(1);
+        for seq in (1..=100).chain(601..=1000) {
+            audit.record(0, seq, M, Cut::WHOLE_RUN);
+        }
+        audit.interrupted = interrupted;
+        let mut summary = AuditSummary {
+            shared,
+            ..AuditSummary::default()
+        };
+        summary.add_subscriber(&audit, &[1000], cut_ns);
+        (summary.lost, summary.skipped)
+    }
+
+    #[test]
+    fn messages_dropped_mid_stream_are_skipped_only_with_evidence_the_queue_dropped_them() {
+        assert_eq!(skipped_of(false, false, 0), (500, 500));
+        // A subscriber that reconnected missed them while away.
+        assert_eq!(skipped_of(true, false, 0), (500, 0));
+        // Shared group members see gaps by design; after a reset the windows span the cut.
+        assert_eq!(skipped_of(false, true, 0).1, 0);
+        assert_eq!(skipped_of(false, false, 1).1, 0);
+        // A tail that never came is lost, not skipped; holes in the last window are not counted.
+        let mut tail = SubscriberAudit::new(1);
+        for seq in (1..=400).filter(|seq| *seq != 300) {
+            tail.record(0, seq, M, Cut::WHOLE_RUN);
+        }
+        let mut summary = AuditSummary::default();
+        summary.add_subscriber(&tail, &[1000], 0);
+        assert_eq!((summary.lost, summary.skipped), (601, 0));
+        assert_eq!(summary.hint(), None);
     }
 
     #[test]

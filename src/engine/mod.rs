@@ -208,6 +208,9 @@ fn run_with(
     if plan.verify && plan.sub_users > 0 {
         let audit = audit_summary(&plan, &control);
         eprintln!("{}", audit.verdict_line());
+        if let Some(hint) = audit.hint() {
+            eprintln!("{hint}");
+        }
         if let Some(live) = &summary.audit {
             // The merger's sum of what workers shipped is the same count, kept as it went.
             debug_assert_eq!(

@@ -33,6 +33,9 @@ pub struct Start {
     /// Where this worker's client indexes start: its index at the master times the most
     /// users a process holds, so two workers never share a client id (`{i}`).
     pub client_index_offset: u64,
+    /// This worker's part of the device tokens among the test's workers (see
+    /// [`options::token_shard`]); None: the whole list.
+    pub token_shard: Option<crate::shard::Shard>,
 }
 
 /// A test has ended (after its final snapshot was published); why it could not run, if so.
@@ -165,6 +168,8 @@ fn run_test(
     let mut plan = (hooks.plan_for)(&start.args).map_err(|e| (2, e))?;
     plan.users = start.users;
     plan.client_index_offset = start.client_index_offset;
+    take_token_share(&mut plan, start.token_shard).map_err(|e| (2, e))?;
+    per_device_certificates_again(&mut plan).map_err(|e| (2, e))?;
     if let Some(rate) = start.spawn_rate {
         plan.spawn_rate = rate;
     }
@@ -193,9 +198,112 @@ fn run_test(
     Ok((summary, negotiated.recorded_in(&plan)))
 }
 
+/// Two workers of one master must not use the same devices: each takes its part of the token
+/// list as `--shard K/N` does (K its place among the test's workers, N their number), and its
+/// users go round-robin over that part. A master that does not list its workers (one without
+/// `scripts/locust/mqblast_master.py`) leaves every worker the whole list, which is said.
+fn take_token_share(plan: &mut Plan, shard: Option<crate::shard::Shard>) -> Result<(), String> {
+    if plan.tokens.is_empty() {
+        return Ok(());
+    }
+    let Some(shard) = shard else {
+        eprintln!(
+            "mqblast: locust: the master did not list this worker among the test's workers ({}): every such worker uses the whole token list from its first token; run the master with scripts/locust/mqblast_master.py to split the tokens between workers",
+            options::WORKERS_OPTION
+        );
+        return Ok(());
+    };
+    if (plan.tokens.len() as u64) < u64::from(shard.count) {
+        // No split gives every worker a token of its own; a test that ran before on shared
+        // tokens (one account for all) still runs.
+        eprintln!(
+            "mqblast: locust: {} device tokens cannot be split over the test's {} workers: every worker uses the whole token list from its first token",
+            plan.tokens.len(),
+            shard.count
+        );
+        return Ok(());
+    }
+    let whole = std::mem::take(&mut plan.tokens);
+    plan.token_index_offset = crate::shard::range_of(whole.len() as u64, shard).start;
+    plan.tokens = crate::shard::tokens_of(&whole, shard)
+        .map_err(|problem| format!("the master's workers and this worker's tokens: {problem}"))?;
+    eprintln!(
+        "mqblast: locust: worker {shard} of the test: device tokens {}..={} of {}",
+        plan.token_index_offset + 1,
+        plan.token_index_offset + plan.tokens.len() as u64,
+        whole.len()
+    );
+    Ok(())
+}
+
+/// Certificates named per device (`--cert-dir` with `{i}`, `{token}`) were read for the
+/// worker's own plan, before the master placed it: read them again for the client indexes and
+/// tokens this test's clients really have, so each connects with its own device's files.
+fn per_device_certificates_again(plan: &mut Plan) -> Result<(), String> {
+    use crate::transport::tls::{ClientCerts, TlsSetup};
+    let transport = &mut plan.transport;
+    if transport.tls.is_none()
+        || !matches!(
+            transport.tls_options.client_certs,
+            ClientCerts::PerDevice { .. }
+        )
+    {
+        return Ok(());
+    }
+    let devices: Vec<(u64, &str)> = (0..u64::from(plan.users.max(plan.sub_users)))
+        .map(|local| {
+            let token = match plan.tokens.is_empty() {
+                true => "",
+                false => plan.tokens[(local % plan.tokens.len() as u64) as usize].as_str(),
+            };
+            (plan.client_index_offset + local, token)
+        })
+        .collect();
+    let setup = TlsSetup::load(&transport.tls_options, &devices)?;
+    transport.tls = Some(Arc::new(setup));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan_with_tokens(tokens: &str) -> Plan {
+        let dir = crate::config::tests::TestDir::new();
+        dir.plan(&["-H", "127.0.0.1:1883", "--tokens", tokens], &[])
+            .unwrap()
+    }
+
+    #[test]
+    fn each_worker_of_a_test_takes_its_own_slice_of_the_tokens_as_a_shard_does() {
+        use crate::shard::Shard;
+        let tokens = "t1,t2,t3,t4,t5";
+        let mut parts = Vec::new();
+        for index in 1..=2 {
+            let mut plan = plan_with_tokens(tokens);
+            take_token_share(&mut plan, Some(Shard { index, count: 2 })).unwrap();
+            let first = plan.client_index_offset;
+            parts.push((plan.tokens.clone(), plan.token_index_of(first)));
+        }
+        assert_eq!(
+            parts[0],
+            (vec!["t1".into(), "t2".into(), "t3".into()], Some(0))
+        );
+        assert_eq!(parts[1], (vec!["t4".into(), "t5".into()], Some(3)));
+        // Not listed by the master: the whole list, as before.
+        let mut plan = plan_with_tokens(tokens);
+        take_token_share(&mut plan, None).unwrap();
+        assert_eq!(plan.tokens.len(), 5);
+    }
+
+    #[test]
+    fn fewer_tokens_than_workers_leave_every_worker_the_whole_list_rather_than_no_test() {
+        let mut plan = plan_with_tokens("shared-account");
+        let shard = crate::shard::Shard { index: 2, count: 3 };
+        take_token_share(&mut plan, Some(shard)).unwrap();
+        assert_eq!(plan.tokens, vec!["shared-account".to_string()]);
+        assert_eq!(plan.token_index_offset, 0);
+    }
 
     #[test]
     fn a_panicking_protocol_thread_stops_the_load_it_steers() {

@@ -13,6 +13,7 @@
 use rmpv::Value;
 
 use super::msg::{field, printable};
+use crate::shard::Shard;
 
 /// `parsed_options` key -> mqblast flag.
 pub const MASTER_OPTIONS: &[(&str, &str)] = &[
@@ -119,6 +120,36 @@ pub fn headless_run_time_s(spawn: &Value) -> Option<f64> {
     (seconds > 0.0 && seconds.is_finite()).then_some(seconds)
 }
 
+/// The `parsed_options` key under which `scripts/locust/mqblast_master.py` lists the indexes of
+/// the workers a test started with (set on the master at `test_start`).
+pub const WORKERS_OPTION: &str = "mqblast_workers";
+
+/// Most worker indexes read from [`WORKERS_OPTION`]: far more workers than a master holds; a
+/// longer list is not used.
+pub const WORKERS_LISTED_MAX: usize = 100_000;
+
+/// This worker's part of the device tokens, as `--shard K/N` splits them: the master's list of
+/// the test's workers ([`WORKERS_OPTION`]) sorted, K the place of `index` in it, N its length.
+/// None when the master sent no usable list or does not list this worker (one that joined
+/// after the test started).
+pub fn token_shard(spawn: &Value, index: u64) -> Option<Shard> {
+    let listed = field(field(spawn, "parsed_options")?, WORKERS_OPTION)?.as_array()?;
+    if listed.len() > WORKERS_LISTED_MAX {
+        return None;
+    }
+    let mut indexes = listed
+        .iter()
+        .map(Value::as_u64)
+        .collect::<Option<Vec<u64>>>()?;
+    indexes.sort_unstable();
+    indexes.dedup();
+    let place = indexes.binary_search(&index).ok()?;
+    Some(Shard {
+        index: u32::try_from(place + 1).ok()?,
+        count: u32::try_from(indexes.len()).ok()?,
+    })
+}
+
 /// `{class name: users}` of a spawn, in the master's order; None when it is not such a map.
 pub fn user_classes(spawn: &Value) -> Option<Vec<(String, u64)>> {
     let map = field(spawn, "user_classes_count")?.as_map()?;
@@ -202,6 +233,27 @@ mod tests {
                 "--topic=--tokens-file=/etc/passwd"
             ]
         );
+    }
+
+    #[test]
+    fn two_workers_on_one_master_take_the_token_halves_as_two_shards_would() {
+        let listed = |indexes: Vec<Value>| {
+            spawn(
+                MapBuilder::new()
+                    .put(WORKERS_OPTION, Value::Array(indexes))
+                    .build(),
+            )
+        };
+        // Locust numbers workers from 0, with gaps when one left: places count, not numbers.
+        let workers = listed(vec![Value::from(7), Value::from(0)]);
+        assert_eq!(token_shard(&workers, 0), Some(Shard { index: 1, count: 2 }));
+        assert_eq!(token_shard(&workers, 7), Some(Shard { index: 2, count: 2 }));
+        // Not listed (joined later), no list, or a list that is not indexes: no split.
+        assert_eq!(token_shard(&workers, 3), None);
+        assert_eq!(token_shard(&spawn(Value::Map(vec![])), 0), None);
+        assert_eq!(token_shard(&listed(vec![Value::from("0")]), 0), None);
+        let huge = vec![Value::from(0); WORKERS_LISTED_MAX + 1];
+        assert_eq!(token_shard(&listed(huge), 0), None);
     }
 
     #[test]

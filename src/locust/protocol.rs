@@ -303,6 +303,7 @@ impl Protocol {
             users: target,
             spawn_rate,
             client_index_offset,
+            token_shard: options::token_shard(spawn, self.index),
         };
         match self.starts.try_send(start) {
             Ok(()) => {}

@@ -348,6 +348,10 @@ pub fn final_report(summary: &Summary) -> String {
     if let Some(audit) = summary.audit.as_ref().filter(|a| !a.running) {
         out.push_str(&audit.verdict_line());
         out.push('\n');
+        if let Some(hint) = audit.hint() {
+            out.push_str(&hint);
+            out.push('\n');
+        }
     }
     if !summary.missing_sources.is_empty() {
         out.push_str(&format!(

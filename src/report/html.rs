@@ -446,8 +446,11 @@ pub fn audit_section(s: &Summary) -> String {
         a.reordered.to_string(),
         a.subscribers.to_string(),
     ];
+    let hint = a
+        .hint()
+        .map_or(String::new(), |hint| format!("<p>{}</p>", escape(&hint)));
     format!(
-        "<h2>Delivery audit</h2><p>{}</p>{}",
+        "<h2>Delivery audit</h2><p>{}</p>{hint}{}",
         escape(&a.verdict_line()),
         table(&head, &[row], None)
     )

@@ -109,6 +109,7 @@ fn merged_audit(summaries: &[&Summary]) -> Option<AuditSummary> {
         total.still_arriving += a.still_arriving;
         total.duplicated += a.duplicated;
         total.reordered += a.reordered;
+        total.skipped += a.skipped;
         total.subscribers += a.subscribers;
     }
     Some(total)

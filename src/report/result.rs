@@ -183,6 +183,8 @@ fn audit_at(doc: &Value) -> Result<Option<AuditSummary>, String> {
         still_arriving: a.get("still_arriving").and_then(Value::as_u64).unwrap_or(0),
         duplicated: count("duplicated")?,
         reordered: count("reordered")?,
+        // Absent from results written before the hint existed: no evidence kept.
+        skipped: a.get("skipped").and_then(Value::as_u64).unwrap_or(0),
         subscribers: u32::try_from(count("subscribers")?)
             .map_err(|_| "audit.subscribers: out of range".to_string())?,
         publish_qos: narrow("publish_qos")?,

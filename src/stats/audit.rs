@@ -24,6 +24,13 @@ pub struct AuditSummary {
     pub still_arriving: u64,
     pub duplicated: u64,
     pub reordered: u64,
+    /// Of `lost`, the messages a subscriber missed while later messages of the same publisher
+    /// kept reaching it: the window (256 messages) slid past them unreceived and they never
+    /// came, on a subscriber whose connection was never interrupted. The broker dropped them
+    /// from the middle of a stream it went on delivering, as a per-subscriber queue limit does
+    /// when a subscriber falls behind. Counted for runs without a stats reset and without a
+    /// shared group (whose members see gaps by design); 0 otherwise. See [`Self::hint`].
+    pub skipped: u64,
     /// Subscribers audited (the ones that got their SUBACK).
     pub subscribers: u32,
     /// Publish QoS and subscription QoS; deliveries happen at the lower of the two.
@@ -142,6 +149,21 @@ impl AuditSummary {
         )
     }
 
+    /// Why messages were lost, when the audit has the evidence: lost messages that were
+    /// skipped (see [`Self::skipped`]) while later ones reached the same subscriber. Then the
+    /// likely cause is the broker's per-subscriber queue limit, named for the brokers that
+    /// have one. None for a run that lost nothing, or whose losses were not skipped ones (a
+    /// subscriber that lost its connection, or a tail that never came).
+    pub fn hint(&self) -> Option<String> {
+        if self.running || self.lost == 0 || self.skipped == 0 {
+            return None;
+        }
+        Some(format!(
+            "Hint: {} of the {} lost messages were skipped: later messages of the same publisher kept reaching the same subscriber (connected throughout), so the broker dropped what it had queued for subscribers that fell behind. The likely limit is the broker's per-subscriber queue: mosquitto max_queued_messages (1000 by default, 0 lifts it), EMQX mqtt.max_mqueue_len (1000 by default). Raise it, or publish slower (--interval) than subscribers read.",
+            self.skipped, self.lost
+        ))
+    }
+
     /// `(2 subscribers, shared)`: who the audit expected to receive.
     fn audience(&self) -> String {
         let plural = if self.subscribers == 1 { "" } else { "s" };
@@ -159,6 +181,8 @@ impl AuditSummary {
             "verdict": self.verdict(),
             "duplicated": self.duplicated,
             "reordered": self.reordered,
+            "skipped": self.skipped,
+            "hint": self.hint(),
             "subscribers": self.subscribers,
             "shared": self.shared,
             "publish_qos": self.publish_qos,
@@ -202,5 +226,46 @@ mod tests {
             ..shape
         };
         assert_eq!(shared.running(counts).expected, 40);
+    }
+
+    fn failed(lost: u64, skipped: u64) -> AuditSummary {
+        AuditSummary {
+            published: 100_000,
+            expected: 200_000,
+            delivered: 200_000 - lost,
+            lost,
+            skipped,
+            subscribers: 2,
+            publish_qos: 1,
+            subscribe_qos: 1,
+            ..AuditSummary::default()
+        }
+    }
+
+    #[test]
+    fn lost_messages_skipped_by_the_broker_get_a_hint_naming_its_queue_limit() {
+        let audit = failed(134_157, 130_000);
+        let hint = audit.hint().expect("a hint");
+        assert!(
+            hint.starts_with("Hint: 130000 of the 134157 lost messages were skipped"),
+            "{hint}"
+        );
+        assert!(hint.contains("mosquitto max_queued_messages"), "{hint}");
+        assert!(hint.contains("EMQX mqtt.max_mqueue_len"), "{hint}");
+        assert_eq!(audit.to_json()["hint"], serde_json::json!(hint));
+        assert_eq!(audit.to_json()["skipped"], 130_000);
+    }
+
+    #[test]
+    fn no_hint_without_loss_or_without_skipped_messages() {
+        for audit in [failed(0, 0), failed(10, 0)] {
+            assert_eq!(audit.hint(), None, "{audit:?}");
+            assert!(audit.to_json()["hint"].is_null());
+        }
+        let running = AuditSummary {
+            running: true,
+            ..failed(10, 10)
+        };
+        assert_eq!(running.hint(), None);
     }
 }

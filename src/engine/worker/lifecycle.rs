@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::time::Instant;
 
 use super::{ns_to_us, Drain, Worker, RECONNECT_FIRST_NS, RECONNECT_MAX_NS};
-use crate::engine::conn::State;
+use crate::engine::conn::{Role, State};
 use crate::mqtt;
 use crate::stats::{Failure, Metric};
 use crate::transport::Transport;
@@ -352,6 +352,12 @@ impl Worker {
     fn retry_later(&mut self, ci: usize, failure: Failure, now: u64) {
         let lost_subscriber = Some(Failure::SubscriberLost);
         self.settle_subscriber(ci, lost_subscriber, now);
+        // What a subscriber misses until it is back is no evidence of the broker's queue.
+        if let Role::Subscriber { slot } = self.conns[ci].role {
+            if let Some(audit) = self.audits.get_mut(slot as usize) {
+                audit.interrupted = true;
+            }
+        }
         let lost = self.conns[ci].inflight.clear();
         self.detach(ci);
         let c = &mut self.conns[ci];
