@@ -207,10 +207,12 @@ pub fn build_plan(
     Ok(plan)
 }
 
-/// Every setting whose winning value is not its default, with where it came from.
+/// Every setting whose winning value differs from its built-in default, with where it came
+/// from: a config.toml that repeats a default (the shipped one repeats 33) names none of them.
 fn setting_sources(layers: &Layers) -> Vec<SettingSource> {
     super::keys::setting_names()
         .filter_map(|name| layers.get(name))
+        .filter(|raw| !raw.equals_default())
         .filter_map(|raw| {
             Some(SettingSource {
                 name: raw.key.name,

@@ -291,6 +291,31 @@ impl Raw {
         Ok(resolve(self.base_dir(ctx), &text))
     }
 
+    /// Whether the value means the built-in default, however it is written (`users = 10`,
+    /// `keep_alive = "1m"` for "60s", `tokens = []` for unset), so the start banner names only
+    /// the settings that change something.
+    pub(super) fn equals_default(&self) -> bool {
+        let Some(default) = self.key.default else {
+            return matches!(&self.value, RawValue::Toml(toml::Value::Array(items)) if items.is_empty())
+                || self.is_blank();
+        };
+        let default = Raw {
+            key: self.key,
+            origin: Origin::Default,
+            value: RawValue::Text(default.to_string()),
+        };
+        if let (Ok(a), Ok(b)) = (self.boolean(), default.boolean()) {
+            return a == b;
+        }
+        if let (Ok(a), Ok(b)) = (self.float(), default.float()) {
+            return a == b;
+        }
+        if let (Ok(a), Ok(b)) = (self.duration(), default.duration()) {
+            return a == b;
+        }
+        matches!((self.text(), default.text()), (Ok(a), Ok(b)) if a == b)
+    }
+
     /// The empty string, which unsets optional settings (`--json ""`: no JSON file).
     pub(super) fn is_blank(&self) -> bool {
         matches!(&self.value, RawValue::Text(text) | RawValue::Toml(toml::Value::String(text)) if text.trim().is_empty())
