@@ -24,6 +24,13 @@ pub fn main() -> i32 {
             print!("{}", config::DEFAULT_CONFIG);
             0
         }
+        Ok(Command::PrintConfig(plan)) => {
+            for note in &plan.notes {
+                eprintln!("{note}");
+            }
+            print!("{}", config::render_effective(&plan));
+            0
+        }
         Err(ConfigError::Usage(e)) => e.exit(),
         Err(ConfigError::Invalid(msg)) => {
             eprintln!("mqblast: error: {msg}");

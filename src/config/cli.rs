@@ -15,16 +15,14 @@ use clap::{Args, Parser, Subcommand};
     // The last of a repeated flag wins (as argparse's): a Locust worker appends the master's
     // settings to its own command line.
     args_override_self = true,
-    // `-V` is `--mqtt-version` (as mosquitto_pub's `-V 5`); `--version` stays.
-    disable_version_flag = true,
+    // `-V`/`--version` print the version, as Locust's do; the MQTT version is
+    // `--mqtt-version` only.
     after_help = "Settings: built-in defaults < pyproject.toml [tool.locust] < config.toml < \
                   MQBLAST_* environment < flags. \
+                  `mqblast config` prints the effective settings and where each came from; \
                   `mqblast config --default` prints every setting with its documentation."
 )]
 pub struct Cli {
-    /// Print version
-    #[arg(long, action = clap::ArgAction::Version)]
-    pub version: Option<bool>,
     #[command(subcommand)]
     pub command: Option<CliCommand>,
     #[command(flatten)]
@@ -41,7 +39,8 @@ pub enum CliCommand {
     Run(RunArgs),
     /// Write the commented default configuration to ./config.toml (never overwrites).
     Init(InitArgs),
-    /// Print configuration.
+    /// Print the effective configuration (what a run with these flags would use, and where
+    /// each setting came from), or with --default the commented default config.toml.
     Config(ConfigArgs),
     #[command(about = crate::sink::ABOUT, long_about = crate::sink::LONG_ABOUT)]
     Sink(SinkArgs),
@@ -110,12 +109,15 @@ pub struct InitArgs {
     pub from_locust: Option<Vec<PathBuf>>,
 }
 
-/// `mqblast config` flags.
+/// `mqblast config` flags: every run flag (the configuration printed is the one a run with
+/// them would use), or `--default`.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Print the commented default config.toml.
-    #[arg(long, required = true)]
+    /// Print the commented default config.toml instead.
+    #[arg(long)]
     pub default: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Flags of `mqblast run`. Values stay text here: they are parsed with the same code as the
@@ -311,7 +313,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub ws_path: Option<String>,
     /// MQTT protocol version: 3.1.1 or 5 [default: 3.1.1] [env: MQBLAST_MQTT_VERSION]
-    #[arg(short = 'V', long, value_name = "VERSION")]
+    #[arg(long, value_name = "VERSION")]
     pub mqtt_version: Option<String>,
     /// Clean Start (MQTT 5) / Clean Session (3.1.1): true/false [default: true] [env: MQBLAST_CLEAN_START]
     #[arg(long, value_name = "BOOL")]

@@ -73,6 +73,7 @@ pub use build::build_plan;
 pub use cli::{Cli, CliCommand, ConfigArgs, ConnArgs, InitArgs, RunArgs, SinkArgs};
 pub use commands::write_default_config;
 use commands::{conn_plan, sink_options};
+pub use effective::render_effective;
 pub use keys::{env_var_names, setting_names};
 pub use locust_import::{import_locust, Imported};
 pub use tokens::parse_tokens_file;
@@ -90,6 +91,8 @@ pub enum Command {
     InitFromLocust(Vec<PathBuf>),
     /// Print [`DEFAULT_CONFIG`].
     PrintDefaultConfig,
+    /// Print the effective configuration of this plan ([`render_effective`]).
+    PrintConfig(Box<Plan>),
     /// Run the calibration sink.
     Sink(crate::sink::SinkOptions),
     /// Render reports from a saved result.
@@ -183,7 +186,12 @@ where
             from_locust: Some(files),
         })) => Ok(Command::InitFromLocust(files)),
         Some(CliCommand::Init(_)) => Ok(Command::Init),
-        Some(CliCommand::Config(_)) => Ok(Command::PrintDefaultConfig),
+        Some(CliCommand::Config(ConfigArgs { default: true, .. })) => {
+            Ok(Command::PrintDefaultConfig)
+        }
+        Some(CliCommand::Config(args)) => {
+            build_plan(&args.run, env, ctx).map(|plan| Command::PrintConfig(Box::new(plan)))
+        }
         Some(CliCommand::Sink(args)) => sink_options(&args).map(Command::Sink),
         Some(CliCommand::Report(args)) => Ok(Command::Report(args)),
         Some(CliCommand::Merge(args)) => Ok(Command::Merge(args)),
