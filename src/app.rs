@@ -100,6 +100,11 @@ fn run(plan: Plan) -> i32 {
     for note in &plan.notes {
         eprintln!("{note}");
     }
+    // Before the embedded broker and the first connect: a bad output path is a usage error.
+    if let Err(err) = config::check_outputs(&plan) {
+        eprintln!("mqblast: error: {err}");
+        return EXIT_USAGE;
+    }
     if plan.web.is_some() {
         return run_web(plan);
     }

@@ -343,3 +343,65 @@ fn web_with_shard_or_start_at_is_refused_in_one_line_naming_the_flag() {
         assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.describe());
     }
 }
+
+/// Each output flag with a path that cannot be created: exit 2 before any connect (mosquitto
+/// logs no client), one line naming the flag, the path and the OS error; no file or directory
+/// is left behind by the check of the good outputs given beside it.
+#[test]
+fn a_bad_output_path_is_refused_before_the_first_connect_not_after_the_run() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("bad-outputs");
+    let good_json = dir.file("fresh/dir/r.json");
+    let host = broker.addr();
+    for (flag, bad) in [
+        ("--json", "/proc/nope/r.json"),
+        ("--csv", "/proc/nope/run"),
+        ("--html", "/proc/nope/r.html"),
+        ("--hlog", "/proc/nope/r.hlog"),
+    ] {
+        let mut args = vec!["-H", host.as_str(), "-u", "2", "-t", "30s", flag, bad];
+        if flag != "--json" {
+            args.extend(["--json", good_json.as_str()]);
+        }
+        let run = run_mqblast(&args, LIMIT);
+        run.assert_usage_error(&[flag, "/proc/nope", "No such file or directory"]);
+        let errors: Vec<&str> = run.stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{}", run.describe());
+        assert!(run.elapsed < Duration::from_secs(20), "{}", run.describe());
+        assert!(
+            !std::path::Path::new(&dir.file("fresh")).exists(),
+            "the check left {} behind",
+            dir.file("fresh")
+        );
+    }
+    assert!(
+        !broker.log().contains("New client connected"),
+        "a client connected before the output paths were checked:\n{}",
+        broker.log()
+    );
+}
+
+/// A good output path in a directory that exists keeps nothing from the check: the run writes
+/// the file when it ends, and an existing file is neither truncated nor changed by the check.
+#[test]
+fn checking_the_output_paths_leaves_existing_files_as_they_were() {
+    let dir = TempDir::new("good-outputs");
+    let html = dir.write("old.html", "old report");
+    let run = run_mqblast(
+        &[
+            "-H",
+            "127.0.0.1:1",
+            "-u",
+            "1",
+            "-t",
+            "1s",
+            "--html",
+            &html,
+            "--csv",
+            "/proc/nope/x",
+        ],
+        LIMIT,
+    );
+    run.assert_usage_error(&["--csv"]);
+    assert_eq!(std::fs::read_to_string(&html).unwrap(), "old report");
+}

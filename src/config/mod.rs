@@ -54,6 +54,7 @@ mod keys;
 mod layers;
 mod locust_import;
 mod mqtt5;
+mod outputs;
 mod pyliteral;
 mod pyproject;
 mod resolve;
@@ -76,6 +77,7 @@ use commands::{conn_plan, sink_options};
 pub use effective::render_effective;
 pub use keys::{env_var_names, setting_names};
 pub use locust_import::{import_locust, Imported};
+pub use outputs::check_outputs;
 pub use tokens::parse_tokens_file;
 pub use values::{format_duration, parse_duration, parse_host, MAX_BIND_ADDRS};
 
