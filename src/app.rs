@@ -344,6 +344,7 @@ fn sources_note(plan: &Plan) -> String {
     use crate::plan::SourceLayer;
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let layers = [
+        SourceLayer::LocustConf,
         SourceLayer::Pyproject,
         SourceLayer::ConfigFile,
         SourceLayer::Env,
@@ -352,7 +353,7 @@ fn sources_note(plan: &Plan) -> String {
     for layer in layers {
         for source in plan.sources.iter().filter(|source| source.layer == layer) {
             let (group, item) = match source.layer {
-                SourceLayer::Pyproject | SourceLayer::ConfigFile => {
+                SourceLayer::LocustConf | SourceLayer::Pyproject | SourceLayer::ConfigFile => {
                     let (file, line) = source
                         .place
                         .rsplit_once(" line ")

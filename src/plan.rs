@@ -197,6 +197,8 @@ pub struct Plan {
 /// Which layer a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceLayer {
+    /// `~/.locust.conf`, `./locust.conf` or `--config FILE.conf`.
+    LocustConf,
     Pyproject,
     ConfigFile,
     Env,
@@ -209,7 +211,8 @@ pub struct SettingSource {
     /// The setting's config.toml name.
     pub name: &'static str,
     pub layer: SourceLayer,
-    /// `config.toml line 3`, `pyproject.toml line 5`, `MQBLAST_USERS`, `--users`.
+    /// `config.toml line 3`, `pyproject.toml line 5`, `locust.conf line 2`, `LOCUST_USERS`,
+    /// `MQBLAST_USERS`, `--users`.
     pub place: String,
 }
 

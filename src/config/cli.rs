@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use super::keys::KEYS;
+use super::layers::{Layer, Origin, Raw, RawValue};
+
 /// mqblast command line. Run flags are accepted without a subcommand (`run` is the default).
 #[derive(Debug, Parser)]
 #[command(
@@ -17,8 +20,9 @@ use clap::{Args, Parser, Subcommand};
     args_override_self = true,
     // `-V`/`--version` print the version, as Locust's do; the MQTT version is
     // `--mqtt-version` only.
-    after_help = "Settings: built-in defaults < pyproject.toml [tool.locust] < config.toml < \
-                  MQBLAST_* environment < flags. \
+    after_help = "Settings: built-in defaults < ~/.locust.conf < ./locust.conf < \
+                  pyproject.toml [tool.locust] < --config FILE.conf < config.toml < LOCUST_* \
+                  environment < MQBLAST_* environment < flags. \
                   `mqblast config` prints the effective settings and where each came from; \
                   `mqblast config --default` prints every setting with its documentation."
 )]
@@ -124,7 +128,8 @@ pub struct ConfigArgs {
 /// environment and config file values, so every source gets the same checks and messages.
 #[derive(Debug, Default, Args)]
 pub struct RunArgs {
-    /// Config file [default: ./config.toml if it exists] [env: MQBLAST_CONFIG]
+    /// Config file: config.toml, or a Locust config file (*.conf, read as Locust's --config)
+    /// [default: ./config.toml if it exists] [env: MQBLAST_CONFIG]
     #[arg(short = 'f', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Broker(s), comma-separated: mqtt://host:port (port 1883), mqtts:// or ssl:// (TLS, 8883), ws://host:port/path, wss://host:port/path, host:port or host [default: embedded broker; an empty value is refused] [env: MQBLAST_HOST]
@@ -381,13 +386,28 @@ pub(super) fn locust_flag_or_usage(err: clap::Error) -> super::ConfigError {
         "-l" => "list",
         long => long.strip_prefix("--").unwrap_or_default(),
     };
-    match super::pyproject::locust_only_note(long) {
+    match super::locust_keys::locust_only_note(long) {
         Some(note) => super::invalid(format!("{flag} is a Locust option: {note}")),
         None => super::ConfigError::Usage(err),
     }
 }
 
 impl RunArgs {
+    /// The flags given, as a layer (the highest).
+    pub(super) fn layer(&self) -> Layer {
+        let mut layer = Layer::default();
+        for key in KEYS {
+            if let Some(value) = self.value_of(key.name) {
+                layer.set(Raw {
+                    key,
+                    origin: Origin::Cli,
+                    value: RawValue::Text(value),
+                });
+            }
+        }
+        layer
+    }
+
     /// The flag's text for setting `name`, if given.
     pub(super) fn value_of(&self, name: &str) -> Option<String> {
         let text = match name {
