@@ -405,3 +405,68 @@ fn checking_the_output_paths_leaves_existing_files_as_they_were() {
     run.assert_usage_error(&["--csv"]);
     assert_eq!(std::fs::read_to_string(&html).unwrap(), "old report");
 }
+
+/// `--help` was one flat list of about 80 options, 13 lines over 160 columns: now grouped under
+/// headings as Locust's is, and wrapped at 100 columns even on a wider terminal.
+#[test]
+fn help_is_grouped_under_headings_and_no_line_is_over_100_columns() {
+    let mut cmd = mqblast_command(&["--help"]);
+    cmd.env("COLUMNS", "300");
+    let run = spawn(cmd).wait(LIMIT);
+    run.assert_code(0);
+    let headings: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| line.ends_with(':') && !line.starts_with(' '))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Commands:",
+            "Options:",
+            "Common options:",
+            "MQTT:",
+            "MQTT 5:",
+            "TLS and WebSocket:",
+            "Pacing and connections:",
+            "Subscribers and delivery audit:",
+            "Outputs:",
+            "Web UI:",
+            "Distributed:",
+        ],
+        "{}",
+        run.stdout
+    );
+    let long: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.chars().count() > 100)
+        .collect();
+    assert!(long.is_empty(), "lines over 100 columns: {long:#?}");
+    for flag in [
+        "--users",
+        "--mqtt-version",
+        "--cafile",
+        "--json",
+        "--web-port",
+        "--worker",
+    ] {
+        assert!(run.stdout.contains(flag), "{flag} missing from --help");
+    }
+}
+
+/// `-V` was the MQTT version, so `mqblast -V` said "a value is required"; as in Locust it
+/// prints the version, and exits 0.
+#[test]
+fn dash_v_prints_the_version_instead_of_a_value_is_required() {
+    for flag in ["-V", "--version"] {
+        let run = spawn(mqblast_command(&[flag])).wait(LIMIT);
+        run.assert_code(0);
+        assert_eq!(
+            run.stdout.trim(),
+            format!("mqblast {}", env!("CARGO_PKG_VERSION")),
+            "{}",
+            run.describe()
+        );
+    }
+}
