@@ -110,9 +110,9 @@ pub struct SinkArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Write ./config.toml (and ./tokens.txt) from a Locust project instead: its config.py
-    /// (read as data, never run) and pyproject.toml [tool.locust], in either order
-    /// [default: ./config.py ./pyproject.toml]
-    #[arg(long = "from-locust", value_name = "FILE", num_args = 0..=2)]
+    /// (read as data, never run), pyproject.toml [tool.locust] and locust.conf, in any order
+    /// [default: ./config.py ./pyproject.toml ./locust.conf]
+    #[arg(long = "from-locust", value_name = "FILE", num_args = 0..=3)]
     pub from_locust: Option<Vec<PathBuf>>,
 }
 

@@ -111,29 +111,53 @@ fn parse_line(line: &str) -> Result<Option<(String, RawValue)>, ()> {
     Ok(Some((key.to_string(), RawValue::Text(value.to_string()))))
 }
 
-/// Every line of `text` into a layer of settings and notes.
-pub(super) fn parse(path: PathBuf, which: LocustFile, text: &str) -> Result<Layer, ConfigError> {
-    let mut layer = Layer::default();
-    for (index, line) in text.lines().enumerate() {
+/// A line of a Locust config file: its number, the key as written and the value.
+pub(super) type ConfLine = (usize, String, RawValue);
+
+/// Every `key = value` line of `text`, in order; Err naming the first line that is not one.
+pub(super) fn conf_lines(path: &Path, text: &str) -> Result<Vec<ConfLine>, ConfigError> {
+    let mut lines = Vec::new();
+    // As Python reads a text file: LF, CRLF and a lone CR end lines; a byte-order mark is
+    // skipped (as in every file mqblast reads).
+    let text = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .replace("\r\n", "\n");
+    for (index, line) in text.split(['\n', '\r']).enumerate() {
         let number = index + 1;
-        let Some((written_key, value)) = parse_line(line).map_err(|()| {
+        let parsed = parse_line(line).map_err(|()| {
             invalid(format!(
                 "{} line {number}: not a Locust config line (expected key = value): {}",
                 path.display(),
                 super::shown(line.trim())
             ))
-        })?
-        else {
-            continue;
-        };
-        let option = written_key.trim_start_matches("--");
-        let as_toml = match &value {
-            RawValue::Toml(list) => list.clone(),
-            RawValue::Text(text) => toml::Value::String(text.clone()),
-        };
+        })?;
+        if let Some((written_key, value)) = parsed {
+            lines.push((number, written_key, value));
+        }
+    }
+    Ok(lines)
+}
+
+/// What a line's key becomes, through the mapping every Locust source shares. Keys are read
+/// dashed (`--spawn-rate`, `spawn_rate` and `spawn-rate` alike).
+pub(super) fn map_conf_key(written_key: &str, value: &RawValue) -> (String, Mapping) {
+    let option = written_key.trim_start_matches("--").replace('_', "-");
+    let as_toml = match value {
+        RawValue::Toml(list) => list.clone(),
+        RawValue::Text(text) => toml::Value::String(text.clone()),
+    };
+    let mapping = map_key(&option, &as_toml);
+    (option, mapping)
+}
+
+/// Every line of `text` into a layer of settings and notes.
+pub(super) fn parse(path: PathBuf, which: LocustFile, text: &str) -> Result<Layer, ConfigError> {
+    let mut layer = Layer::default();
+    for (number, written_key, value) in conf_lines(&path, text)? {
         let at = format!("{} line {number}: {written_key}", path.display());
-        match map_key(&option.replace('_', "-"), &as_toml) {
-            Mapping::Setting(key, value) => layer.set(Raw {
+        match map_conf_key(&written_key, &value) {
+            (_, Mapping::Setting(key, value)) => layer.set(Raw {
                 key,
                 origin: Origin::LocustConf {
                     which,
@@ -143,11 +167,11 @@ pub(super) fn parse(path: PathBuf, which: LocustFile, text: &str) -> Result<Laye
                 },
                 value,
             }),
-            Mapping::Note(note) => {
-                layer.note(option, format!("mqblast: note: {at}: {note}{SILENCE}"))
+            (option, Mapping::Note(note)) => {
+                layer.note(&option, format!("mqblast: note: {at}: {note}{SILENCE}"))
             }
-            Mapping::Unknown => layer.note(
-                option,
+            (option, Mapping::Unknown) => layer.note(
+                &option,
                 format!(
                     "mqblast: warning: {at}: not a Locust option mqblast knows; ignored{SILENCE}"
                 ),
@@ -155,4 +179,58 @@ pub(super) fn parse(path: PathBuf, which: LocustFile, text: &str) -> Result<Laye
         }
     }
     Ok(layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(text: &str) -> Vec<(usize, String, String)> {
+        conf_lines(Path::new("locust.conf"), text)
+            .unwrap()
+            .into_iter()
+            .map(|(line, key, value)| match value {
+                RawValue::Text(text) => (line, key, text),
+                RawValue::Toml(list) => (line, key, list.to_string()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_end_as_python_ends_them_and_a_bom_is_skipped() {
+        let expected = vec![
+            (1, "users".to_string(), "3".to_string()),
+            (2, "spawn-rate".to_string(), "2".to_string()),
+            (3, "headless".to_string(), "true".to_string()),
+        ];
+        assert_eq!(
+            keys("\u{feff}users = 3\r\nspawn-rate = 2\rheadless\n"),
+            expected
+        );
+    }
+
+    #[test]
+    fn values_are_cut_as_configargparse_cuts_them() {
+        let got = keys(
+            "a = \"quoted\"\nb: 'single'\nc = x # comment\nd = x#not-a-comment\ne =\n\
+             f = [x, 'y', z]\n--g 5\nh ; note\n",
+        );
+        let values: Vec<(&str, &str)> = got
+            .iter()
+            .map(|(_, k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("a", "quoted"),
+                ("b", "single"),
+                ("c", "x"),
+                ("d", "x#not-a-comment"),
+                ("e", ""),
+                ("f", "[\"x\", \"y\", \"z\"]"),
+                ("--g", "5"),
+                ("h", "true"),
+            ]
+        );
+    }
 }

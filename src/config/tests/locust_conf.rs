@@ -189,25 +189,41 @@ fn keys_without_an_mqblast_meaning_get_one_note_per_key_across_every_locust_sour
 }
 
 #[test]
-fn notes_for_keys_that_config_toml_lists_as_not_used_are_not_repeated_on_every_run() {
+fn notes_are_not_repeated_on_every_run_after_init_from_locust_wrote_them_down() {
     let dir = TestDir::new();
     dir.write(
         "pyproject.toml",
         "[tool.locust]\nlocustfile = \"mqtt.py\"\nusers = 3\n",
     );
-    dir.write("locust.conf", "expect-workers = 2\nprocesses = 4\n");
-    std::fs::remove_file(dir.0.join("locust.conf")).unwrap();
-    let written = import_locust(&[dir.0.join("pyproject.toml")], &dir.0).unwrap();
-    assert_eq!(written.config_toml, dir.0.join("config.toml"));
-    dir.write("locust.conf", "expect-workers = 2\nprocesses = 4\n");
-    let mut config = std::fs::read_to_string(dir.0.join("config.toml")).unwrap();
-    config.push_str("#   locust.conf line 1: expect-workers: not used\n");
+    dir.write(
+        "locust.conf",
+        "expect-workers = 2\nprocesses = 4\nspawn-rate = 2.5\nusers = 9\nheadless\n",
+    );
+    let before = dir.plan(&[], &[]).unwrap();
+    assert_eq!(before.notes.len(), 3, "{:#?}", before.notes);
+    import_locust(&[], &dir.0).unwrap();
+    let config = std::fs::read_to_string(dir.0.join("config.toml")).unwrap();
+    assert!(config.contains("spawn_rate = 2.5"), "{config}");
+    assert!(
+        config.contains("users = 3"),
+        "pyproject.toml wins over locust.conf: {config}"
+    );
+    assert!(config.contains("headless = true"), "{config}");
+    let plan = dir.plan(&[], &[]).unwrap();
+    assert_eq!((plan.users, plan.spawn_rate), (3, 2.5));
+    assert!(plan.notes.is_empty(), "{:#?}", plan.notes);
+    // A key added since is noted; one listed by hand is not.
+    dir.write(
+        "locust.conf",
+        "expect-workers = 2\nprocesses = 4\nloglevel = DEBUG\ntags = a\n",
+    );
+    let mut config = config;
+    config.push_str("#   locust.conf line 4: tags: not used\n");
     dir.write("config.toml", &config);
     let plan = dir.plan(&[], &[]).unwrap();
-    assert_eq!(plan.users, 3);
     assert_eq!(plan.notes.len(), 1, "{:#?}", plan.notes);
     assert!(
-        plan.notes[0].contains("locust.conf line 2: processes"),
+        plan.notes[0].contains("locust.conf line 3: loglevel"),
         "{:#?}",
         plan.notes
     );
