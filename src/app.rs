@@ -351,7 +351,14 @@ fn sources_note(plan: &Plan) -> String {
         SourceLayer::Flag,
     ];
     for layer in layers {
-        for source in plan.sources.iter().filter(|source| source.layer == layer) {
+        // Only values that change something: a file that repeats a default names none.
+        let changed = |source: &&crate::plan::SettingSource| !source.same_as_default;
+        for source in plan
+            .sources
+            .iter()
+            .filter(changed)
+            .filter(|s| s.layer == layer)
+        {
             let (group, item) = match source.layer {
                 SourceLayer::LocustConf | SourceLayer::Pyproject | SourceLayer::ConfigFile => {
                     let (file, line) = source

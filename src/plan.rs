@@ -188,7 +188,7 @@ pub struct Plan {
     pub web: Option<WebPlan>,
     /// `--worker`: join this Locust master and run the tests it asks for. None: not a worker.
     pub worker: Option<WorkerPlan>,
-    /// Where each setting that is not at its default came from, in settings-table order.
+    /// Where each setting that was set somewhere came from, in settings-table order.
     pub sources: Vec<SettingSource>,
     /// Lines to print before the run: `[tool.locust]` keys accepted but not used, or unknown.
     pub notes: Vec<String>,
@@ -214,6 +214,9 @@ pub struct SettingSource {
     /// `config.toml line 3`, `pyproject.toml line 5`, `locust.conf line 2`, `LOCUST_USERS`,
     /// `MQBLAST_USERS`, `--users`.
     pub place: String,
+    /// The value set there means the built-in default (`users = 10`): the banner's list of
+    /// settings leaves it out; where a value came from still names it.
+    pub same_as_default: bool,
 }
 
 /// Where the Locust master listens (`--master-host`, `--master-port`).

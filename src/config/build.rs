@@ -256,17 +256,18 @@ fn read_sources(
     })
 }
 
-/// Every setting whose winning value differs from its built-in default, with where it came
-/// from: a config.toml that repeats a default (the shipped one repeats 33) names none of them.
+/// Every setting set somewhere, with where it came from and whether its value is the built-in
+/// default's: a config.toml that repeats a default (the shipped one repeats 33) is listed in
+/// the banner with none of them.
 fn setting_sources(layers: &Layers) -> Vec<SettingSource> {
     super::keys::setting_names()
         .filter_map(|name| layers.get(name))
-        .filter(|raw| !raw.equals_default())
         .filter_map(|raw| {
             Some(SettingSource {
                 name: raw.key.name,
                 layer: raw.origin.source_layer()?,
                 place: raw.origin.place(raw.key),
+                same_as_default: raw.equals_default(),
             })
         })
         .collect()

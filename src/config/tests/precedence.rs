@@ -177,7 +177,18 @@ fn the_banner_does_not_list_the_shipped_config_tomls_default_values() {
     let dir = TestDir::new();
     dir.write("config.toml", DEFAULT_CONFIG);
     let plan = dir.plan(&[], &[]).unwrap();
-    let listed: Vec<&str> = plan.sources.iter().map(|source| source.name).collect();
+    // Where a value came from is still known (the banner's payload and timeout line).
+    let timeout = plan.sources.iter().find(|s| s.name == "timeout").unwrap();
+    assert!(
+        timeout.place.ends_with("config.toml line 111"),
+        "{timeout:?}"
+    );
+    let listed: Vec<&str> = plan
+        .sources
+        .iter()
+        .filter(|source| !source.same_as_default)
+        .map(|source| source.name)
+        .collect();
     assert!(listed.is_empty(), "listed as set: {listed:?}");
 }
 
@@ -191,6 +202,11 @@ fn the_banner_lists_values_that_differ_from_the_default_however_written() {
     let plan = dir
         .plan(&["--only-summary"], &[("MQBLAST_PIN", "owned")])
         .unwrap();
-    let listed: Vec<&str> = plan.sources.iter().map(|source| source.name).collect();
+    let listed: Vec<&str> = plan
+        .sources
+        .iter()
+        .filter(|source| !source.same_as_default)
+        .map(|source| source.name)
+        .collect();
     assert_eq!(listed, ["qos", "interval", "only_summary"]);
 }
