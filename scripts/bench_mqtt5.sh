@@ -58,9 +58,9 @@ trap 'exit 130' INT TERM
 # The flags of one variant.
 variant_args() {
     case "$1" in
-        3.1.1) echo "-V 3.1.1" ;;
-        5) echo "-V 5" ;;
-        5+alias) echo "-V 5 --topic-alias" ;;
+        3.1.1) echo "--mqtt-version 3.1.1" ;;
+        5) echo "--mqtt-version 5" ;;
+        5+alias) echo "--mqtt-version 5 --topic-alias" ;;
     esac
 }
 

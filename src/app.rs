@@ -24,6 +24,13 @@ pub fn main() -> i32 {
             print!("{}", config::DEFAULT_CONFIG);
             0
         }
+        Ok(Command::PrintConfig(plan)) => {
+            for note in &plan.notes {
+                eprintln!("{note}");
+            }
+            print!("{}", config::render_effective(&plan));
+            0
+        }
         Err(ConfigError::Usage(e)) => e.exit(),
         Err(ConfigError::Invalid(msg)) => {
             eprintln!("mqblast: error: {msg}");
@@ -92,6 +99,11 @@ fn run(plan: Plan) -> i32 {
     signals::install();
     for note in &plan.notes {
         eprintln!("{note}");
+    }
+    // Before the embedded broker and the first connect: a bad output path is a usage error.
+    if let Err(err) = config::check_outputs(&plan) {
+        eprintln!("mqblast: error: {err}");
+        return EXIT_USAGE;
     }
     if plan.web.is_some() {
         return run_web(plan);
@@ -332,15 +344,23 @@ fn sources_note(plan: &Plan) -> String {
     use crate::plan::SourceLayer;
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let layers = [
+        SourceLayer::LocustConf,
         SourceLayer::Pyproject,
         SourceLayer::ConfigFile,
         SourceLayer::Env,
         SourceLayer::Flag,
     ];
     for layer in layers {
-        for source in plan.sources.iter().filter(|source| source.layer == layer) {
+        // Only values that change something: a file that repeats a default names none.
+        let changed = |source: &&crate::plan::SettingSource| !source.same_as_default;
+        for source in plan
+            .sources
+            .iter()
+            .filter(changed)
+            .filter(|s| s.layer == layer)
+        {
             let (group, item) = match source.layer {
-                SourceLayer::Pyproject | SourceLayer::ConfigFile => {
+                SourceLayer::LocustConf | SourceLayer::Pyproject | SourceLayer::ConfigFile => {
                     let (file, line) = source
                         .place
                         .rsplit_once(" line ")

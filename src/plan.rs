@@ -188,7 +188,7 @@ pub struct Plan {
     pub web: Option<WebPlan>,
     /// `--worker`: join this Locust master and run the tests it asks for. None: not a worker.
     pub worker: Option<WorkerPlan>,
-    /// Where each setting that is not at its default came from, in settings-table order.
+    /// Where each setting that was set somewhere came from, in settings-table order.
     pub sources: Vec<SettingSource>,
     /// Lines to print before the run: `[tool.locust]` keys accepted but not used, or unknown.
     pub notes: Vec<String>,
@@ -197,6 +197,8 @@ pub struct Plan {
 /// Which layer a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceLayer {
+    /// `~/.locust.conf`, `./locust.conf` or `--config FILE.conf`.
+    LocustConf,
     Pyproject,
     ConfigFile,
     Env,
@@ -209,8 +211,12 @@ pub struct SettingSource {
     /// The setting's config.toml name.
     pub name: &'static str,
     pub layer: SourceLayer,
-    /// `config.toml line 3`, `pyproject.toml line 5`, `MQBLAST_USERS`, `--users`.
+    /// `config.toml line 3`, `pyproject.toml line 5`, `locust.conf line 2`, `LOCUST_USERS`,
+    /// `MQBLAST_USERS`, `--users`.
     pub place: String,
+    /// The value set there means the built-in default (`users = 10`): the banner's list of
+    /// settings leaves it out; where a value came from still names it.
+    pub same_as_default: bool,
 }
 
 /// Where the Locust master listens (`--master-host`, `--master-port`).

@@ -343,3 +343,130 @@ fn web_with_shard_or_start_at_is_refused_in_one_line_naming_the_flag() {
         assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.describe());
     }
 }
+
+/// Each output flag with a path that cannot be created: exit 2 before any connect (mosquitto
+/// logs no client), one line naming the flag, the path and the OS error; no file or directory
+/// is left behind by the check of the good outputs given beside it.
+#[test]
+fn a_bad_output_path_is_refused_before_the_first_connect_not_after_the_run() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("bad-outputs");
+    let good_json = dir.file("fresh/dir/r.json");
+    let host = broker.addr();
+    for (flag, bad) in [
+        ("--json", "/proc/nope/r.json"),
+        ("--csv", "/proc/nope/run"),
+        ("--html", "/proc/nope/r.html"),
+        ("--hlog", "/proc/nope/r.hlog"),
+    ] {
+        let mut args = vec!["-H", host.as_str(), "-u", "2", "-t", "30s", flag, bad];
+        if flag != "--json" {
+            args.extend(["--json", good_json.as_str()]);
+        }
+        let run = run_mqblast(&args, LIMIT);
+        run.assert_usage_error(&[flag, "/proc/nope", "No such file or directory"]);
+        let errors: Vec<&str> = run.stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{}", run.describe());
+        assert!(run.elapsed < Duration::from_secs(20), "{}", run.describe());
+        assert!(
+            !std::path::Path::new(&dir.file("fresh")).exists(),
+            "the check left {} behind",
+            dir.file("fresh")
+        );
+    }
+    assert!(
+        !broker.log().contains("New client connected"),
+        "a client connected before the output paths were checked:\n{}",
+        broker.log()
+    );
+}
+
+/// A good output path in a directory that exists keeps nothing from the check: the run writes
+/// the file when it ends, and an existing file is neither truncated nor changed by the check.
+#[test]
+fn checking_the_output_paths_leaves_existing_files_as_they_were() {
+    let dir = TempDir::new("good-outputs");
+    let html = dir.write("old.html", "old report");
+    let run = run_mqblast(
+        &[
+            "-H",
+            "127.0.0.1:1",
+            "-u",
+            "1",
+            "-t",
+            "1s",
+            "--html",
+            &html,
+            "--csv",
+            "/proc/nope/x",
+        ],
+        LIMIT,
+    );
+    run.assert_usage_error(&["--csv"]);
+    assert_eq!(std::fs::read_to_string(&html).unwrap(), "old report");
+}
+
+/// `--help` was one flat list of about 80 options, 13 lines over 160 columns: now grouped under
+/// headings as Locust's is, and wrapped at 100 columns even on a wider terminal.
+#[test]
+fn help_is_grouped_under_headings_and_no_line_is_over_100_columns() {
+    let mut cmd = mqblast_command(&["--help"]);
+    cmd.env("COLUMNS", "300");
+    let run = spawn(cmd).wait(LIMIT);
+    run.assert_code(0);
+    let headings: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| line.ends_with(':') && !line.starts_with(' '))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Commands:",
+            "Options:",
+            "Common options:",
+            "MQTT:",
+            "MQTT 5:",
+            "TLS and WebSocket:",
+            "Pacing and connections:",
+            "Subscribers and delivery audit:",
+            "Outputs:",
+            "Web UI:",
+            "Distributed:",
+        ],
+        "{}",
+        run.stdout
+    );
+    let long: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.chars().count() > 100)
+        .collect();
+    assert!(long.is_empty(), "lines over 100 columns: {long:#?}");
+    for flag in [
+        "--users",
+        "--mqtt-version",
+        "--cafile",
+        "--json",
+        "--web-port",
+        "--worker",
+    ] {
+        assert!(run.stdout.contains(flag), "{flag} missing from --help");
+    }
+}
+
+/// `-V` was the MQTT version, so `mqblast -V` said "a value is required"; as in Locust it
+/// prints the version, and exits 0.
+#[test]
+fn dash_v_prints_the_version_instead_of_a_value_is_required() {
+    for flag in ["-V", "--version"] {
+        let run = spawn(mqblast_command(&[flag])).wait(LIMIT);
+        run.assert_code(0);
+        assert_eq!(
+            run.stdout.trim(),
+            format!("mqblast {}", env!("CARGO_PKG_VERSION")),
+            "{}",
+            run.describe()
+        );
+    }
+}

@@ -22,7 +22,7 @@ use common::*;
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn v5_args(host: &str, json: &str, more: &[&str]) -> Vec<String> {
-    with(with(load_args(host, json), &["-V", "5"]), more)
+    with(with(load_args(host, json), &["--mqtt-version", "5"]), more)
 }
 
 #[test]
@@ -574,13 +574,13 @@ fn mqtt_5_settings_are_refused_under_3_1_1_naming_the_setting() {
             "127.0.0.1:1",
             "--user-properties",
             "a=b",
-            "-V",
+            "--mqtt-version",
             "3.1.1",
         ],
         LIMIT,
     );
     run.assert_usage_error(&["--user-properties", "--mqtt-version 5"]);
-    let run = run_mqblast(&["-H", "127.0.0.1:1", "-V", "4.0"], LIMIT);
+    let run = run_mqblast(&["-H", "127.0.0.1:1", "--mqtt-version", "4.0"], LIMIT);
     run.assert_usage_error(&["expected 3.1.1 or 5"]);
 }
 
@@ -594,7 +594,7 @@ fn conn_holds_mqtt_5_connections_with_keep_alive_pings() {
         "conn",
         "-H",
         &host,
-        "-V",
+        "--mqtt-version",
         "5",
         "-u",
         "20",
@@ -946,7 +946,7 @@ fn the_brokers_server_keep_alive_replaces_ours_so_idle_connections_survive() {
         "conn",
         "-H",
         &host,
-        "-V",
+        "--mqtt-version",
         "5",
         "-u",
         "3",

@@ -675,7 +675,7 @@ fn mqblast_under_mqtt_5_into_the_sink_counts_every_message() {
         let args = [
             "-H",
             &host,
-            "-V",
+            "--mqtt-version",
             "5",
             "-u",
             "4",

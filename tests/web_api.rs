@@ -514,7 +514,7 @@ fn a_web_test_under_mqtt5_records_what_the_broker_negotiated_like_a_headless_run
         &broker.addr(),
         "-u",
         "2",
-        "-V",
+        "--mqtt-version",
         "5",
         "--max-inflight",
         "7",

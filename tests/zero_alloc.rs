@@ -294,7 +294,7 @@ fn qos1_publish_loop_over_websocket_over_tls_allocates_a_bounded_number_per_mess
 /// MQTT 5 with every per-message feature on: publish properties baked into the frame, topic
 /// aliases (the aliased frame after the first publish), reason-code acks.
 const V5_EVERYTHING: [&str; 12] = [
-    "-V",
+    "--mqtt-version",
     "5",
     "--topic-alias",
     "--user-properties",

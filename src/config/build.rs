@@ -1,9 +1,15 @@
 //! Low args -> high args: every setting is resolved through the layers and validated, once,
 //! into the immutable [`Plan`] the rest of the program trusts.
 
+use std::path::PathBuf;
+
 use super::effective::effective_config;
-use super::file::load_config_file;
-use super::layers::{Layers, Raw};
+use super::env::{env_value, locust_layer, mqblast_layer};
+use super::file::{load_config_file, ConfigFile};
+use super::layers::{resolve, Layer, Layers, LocustFile, Raw};
+use super::locust_conf::{
+    is_locust_conf, load_locust_conf, HOME_LOCUST_CONF_FILE, LOCUST_CONF_FILE,
+};
 use super::mqtt5::resolve_mqtt5;
 use super::pyproject::load_pyproject;
 use super::resolve::*;
@@ -17,7 +23,7 @@ use super::tokens::resolve_tokens;
 use super::transport::{load_tls, resolve_transport};
 use super::web::resolve_web;
 use super::worker::resolve_worker;
-use super::{invalid, ConfigError, Context, RunArgs};
+use super::{invalid, ConfigError, Context, RunArgs, CONFIG_ENV};
 use crate::plan::{Plan, SettingSource};
 
 /// Resolve every setting through the layers and validate it into a [`Plan`].
@@ -27,12 +33,8 @@ pub fn build_plan(
     env: &dyn Fn(&str) -> Option<String>,
     ctx: &Context,
 ) -> Result<Plan, ConfigError> {
-    let layers = Layers {
-        args,
-        env,
-        file: load_config_file(args, env, ctx)?,
-        pyproject: load_pyproject(ctx)?,
-    };
+    let sources = read_sources(args, env, ctx)?;
+    let layers = &sources.layers;
     let get = |name: &str| layers.get(name);
     let required =
         |name: &str| get(name).ok_or_else(|| invalid(format!("{name}: no value and no default")));
@@ -192,22 +194,71 @@ pub fn build_plan(
         v5,
         web,
         worker,
-        sources: setting_sources(&layers),
+        sources: setting_sources(layers),
         notes: layers
-            .pyproject
-            .as_ref()
-            .map(|pyproject| pyproject.notes.clone())
-            .unwrap_or_default()
+            .notes(&sources.acknowledged)
             .into_iter()
             .chain(notes)
             .collect(),
     };
-    let config_file = layers.file.as_ref().map(|file| file.path.as_path());
+    let config_file = sources.config_file.as_deref();
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
     Ok(plan)
 }
 
-/// Every setting whose winning value is not its default, with where it came from.
+/// Every source, read into its layer, stacked in precedence order.
+struct Sources {
+    layers: Layers,
+    /// mqblast's config file (config.toml), if one was read.
+    config_file: Option<PathBuf>,
+    /// Locust keys its "Not used" list names: their notes are not repeated.
+    acknowledged: Vec<String>,
+}
+
+/// Read every source, lowest first: ~/.locust.conf, ./locust.conf, pyproject.toml
+/// [tool.locust], `--config FILE.conf`, config.toml, `LOCUST_*`, `MQBLAST_*`, flags (the order
+/// the `layers` module documents). `-f/--config` (or `MQBLAST_CONFIG`) naming a `*.conf` file
+/// is Locust's `--config`; ./config.toml is still read then.
+fn read_sources(
+    args: &RunArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    ctx: &Context,
+) -> Result<Sources, ConfigError> {
+    let named = args
+        .config
+        .as_ref()
+        .map(|path| resolve(&ctx.cwd, &path.to_string_lossy()))
+        .or_else(|| env_value(env, CONFIG_ENV).map(|path| resolve(&ctx.cwd, &path)));
+    let (named_locust, named_config) = match named {
+        Some(path) if is_locust_conf(&path) => (Some(path), None),
+        other => (None, other),
+    };
+    let mut stack: Vec<Layer> = Vec::new();
+    if let Some(home) = env_value(env, "HOME") {
+        let path = PathBuf::from(home).join(HOME_LOCUST_CONF_FILE);
+        stack.extend(load_locust_conf(path, LocustFile::Home, false)?);
+    }
+    let cwd_conf = ctx.cwd.join(LOCUST_CONF_FILE);
+    stack.extend(load_locust_conf(cwd_conf, LocustFile::Cwd, false)?);
+    stack.extend(load_pyproject(ctx)?.map(|pyproject| pyproject.layer()));
+    if let Some(path) = named_locust {
+        stack.extend(load_locust_conf(path, LocustFile::Named, true)?);
+    }
+    let file: Option<ConfigFile> = load_config_file(named_config, ctx)?;
+    stack.extend(file.as_ref().map(ConfigFile::layer));
+    stack.push(locust_layer(env));
+    stack.push(mqblast_layer(env));
+    stack.push(args.layer());
+    Ok(Sources {
+        layers: Layers::new(stack),
+        config_file: file.as_ref().map(|file| file.path.clone()),
+        acknowledged: file.map(|file| file.acknowledged).unwrap_or_default(),
+    })
+}
+
+/// Every setting set somewhere, with where it came from and whether its value is the built-in
+/// default's: a config.toml that repeats a default (the shipped one repeats 33) is listed in
+/// the banner with none of them.
 fn setting_sources(layers: &Layers) -> Vec<SettingSource> {
     super::keys::setting_names()
         .filter_map(|name| layers.get(name))
@@ -216,6 +267,7 @@ fn setting_sources(layers: &Layers) -> Vec<SettingSource> {
                 name: raw.key.name,
                 layer: raw.origin.source_layer()?,
                 place: raw.origin.place(raw.key),
+                same_as_default: raw.equals_default(),
             })
         })
         .collect()

@@ -158,3 +158,32 @@ fn pairs(list: &[(String, String)]) -> Vec<String> {
         .map(|(name, value)| format!("{name}={value}"))
         .collect()
 }
+
+/// `mqblast config`: the effective configuration as config.toml text, every setting in the
+/// settings table's order, each with where its value came from; unset ones commented out.
+/// Secrets stay redacted, as in the result file.
+pub fn render_effective(plan: &Plan) -> String {
+    let config = &plan.effective_config;
+    let mut text = format!(
+        "# mqblast {}: effective configuration (config file: {})\n",
+        env!("CARGO_PKG_VERSION"),
+        config["config_file"].as_str().unwrap_or("none")
+    );
+    for name in super::keys::setting_names() {
+        let source = plan
+            .sources
+            .iter()
+            .find(|source| source.name == name)
+            .map_or("default", |source| source.place.as_str());
+        let value = config.get(name).unwrap_or(&serde_json::Value::Null);
+        let line = match (value, toml::Value::try_from(value)) {
+            (serde_json::Value::Null, _) | (_, Err(_)) => format!("# {name} = (unset)"),
+            (serde_json::Value::Array(items), _) if items.is_empty() => {
+                format!("# {name} = (unset)")
+            }
+            (_, Ok(value)) => format!("{name} = {value}"),
+        };
+        text.push_str(&format!("{line:<48} # {source}\n"));
+    }
+    text
+}

@@ -1,19 +1,22 @@
 //! Reading config.toml: TOML syntax errors and unknown or repeated keys are reported with
-//! the file name and line, and each value remembers its line for later errors.
+//! the file name and line, and each value remembers its line for later errors. It also reads
+//! the file's "Not used" list (as `mqblast init --from-locust` writes it): the Locust keys
+//! named there have been seen, and their notes are not printed again on every run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::cli::RunArgs;
 use super::keys::{find_key, setting_names, Key};
-use super::layers::{env_value, resolve, Origin, Raw, RawValue};
-use super::{invalid, ConfigError, Context, CONFIG_ENV, DEFAULT_CONFIG_FILE};
+use super::layers::{Layer, Origin, Raw, RawValue};
+use super::{invalid, ConfigError, Context, DEFAULT_CONFIG_FILE};
 
 /// A parsed config file: each known setting with its line.
 pub(super) struct ConfigFile {
     pub(super) path: PathBuf,
     /// setting name -> (key as written, line, value)
     pub(super) entries: BTreeMap<&'static str, (String, usize, toml::Value)>,
+    /// Locust keys listed under a `# Not used:` comment: their notes are not repeated.
+    pub(super) acknowledged: Vec<String>,
 }
 
 impl ConfigFile {
@@ -42,7 +45,22 @@ impl ConfigFile {
             }
             entries.insert(key.name, (written_key, line, spanned.into_inner()));
         }
-        Ok(ConfigFile { path, entries })
+        Ok(ConfigFile {
+            path,
+            entries,
+            acknowledged: not_used_keys(text),
+        })
+    }
+
+    /// The file's settings as a layer.
+    pub(super) fn layer(&self) -> Layer {
+        let mut layer = Layer::default();
+        for key in self.entries.keys().filter_map(|name| find_key(name)) {
+            if let Some(raw) = self.get(key) {
+                layer.set(raw);
+            }
+        }
+        layer
     }
 
     pub(super) fn get(&self, key: &'static Key) -> Option<Raw> {
@@ -86,16 +104,41 @@ pub(super) fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> Conf
     }
 }
 
+/// The Locust keys named in the comment lines under `# Not used:` (each line as
+/// `mqblast init --from-locust` writes it: `#   FILE line N: [tool.locust] KEY: why`, or
+/// `#   FILE line N: KEY: why` for locust.conf), dashed as Locust names them.
+fn not_used_keys(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut in_list = false;
+    for line in text.lines().map(str::trim) {
+        let Some(comment) = line.strip_prefix('#') else {
+            in_list = false;
+            continue;
+        };
+        if comment.trim().eq_ignore_ascii_case("not used:") {
+            in_list = true;
+            continue;
+        }
+        let Some((_, after_line)) = comment.split_once(" line ").filter(|_| in_list) else {
+            continue;
+        };
+        // `N: [tool.locust] KEY: why` or `N: KEY: why`
+        let Some((_, rest)) = after_line.split_once(": ") else {
+            continue;
+        };
+        let rest = rest.strip_prefix("[tool.locust] ").unwrap_or(rest);
+        if let Some((key, _)) = rest.split_once(':') {
+            keys.push(key.trim().trim_start_matches('-').replace('_', "-"));
+        }
+    }
+    keys
+}
+
+/// `named` (from `-f/--config` or `MQBLAST_CONFIG`), else ./config.toml when it exists.
 pub(super) fn load_config_file(
-    args: &RunArgs,
-    env: &dyn Fn(&str) -> Option<String>,
+    named: Option<PathBuf>,
     ctx: &Context,
 ) -> Result<Option<ConfigFile>, ConfigError> {
-    let named = args
-        .config
-        .as_ref()
-        .map(|path| resolve(&ctx.cwd, &path.to_string_lossy()))
-        .or_else(|| env_value(env, CONFIG_ENV).map(|path| resolve(&ctx.cwd, &path)));
     let explicit = named.is_some();
     if let Some(path) = named
         .as_ref()

@@ -1,22 +1,46 @@
-//! defaults < pyproject.toml [tool.locust] < config file < environment < command line, resolved
-//! per setting. A value keeps its origin ([`Raw`]) until it is parsed, so every error can say
-//! where it came from.
+//! The layers, merged per setting: every source (flags, the environment, config.toml,
+//! pyproject.toml, Locust's config files) yields the same [`Layer`], and [`Layers`] stacks them
+//! in precedence order; nothing here knows how a source is read. A value keeps its origin
+//! ([`Raw`]) until it is parsed, so every error can say where it came from.
+//!
+//! The order, lowest first, is Locust's own among Locust's sources, with mqblast's around it:
+//! defaults < ~/.locust.conf < ./locust.conf < pyproject.toml [tool.locust] < a Locust config
+//! file named by `--config FILE.conf` < mqblast's config file (config.toml) < `LOCUST_*`
+//! environment < `MQBLAST_*` environment < command line.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::cli::RunArgs;
-use super::file::ConfigFile;
 use super::keys::{find_key, Key, BARE_SECONDS_MAX};
-use super::pyproject::Pyproject;
 use super::values::{check_mqtt_string_len, check_no_nul, parse_duration, DURATION_FORMS};
 use super::{invalid, ConfigError, Context};
+
+/// Which of Locust's ini-style config files a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LocustFile {
+    /// `~/.locust.conf`
+    Home,
+    /// `./locust.conf`
+    Cwd,
+    /// `--config FILE.conf`
+    Named,
+}
 
 /// Where a value came from; higher layers win.
 #[derive(Debug, Clone)]
 pub(super) enum Origin {
     Default,
+    /// A Locust config file (`locust.conf` syntax); `written_key` as written (`spawn-rate`).
+    LocustConf {
+        which: LocustFile,
+        path: PathBuf,
+        line: usize,
+        written_key: String,
+    },
+    /// A `LOCUST_*` environment variable (Locust's own name for it: `LOCUST_MODE_WORKER`).
+    LocustEnv(&'static str),
     /// pyproject.toml's `[tool.locust]` table; `written_key` as Locust spells it (`spawn-rate`).
     Pyproject {
         path: PathBuf,
@@ -33,13 +57,27 @@ pub(super) enum Origin {
 }
 
 impl Origin {
+    /// The layer's rank in the precedence order (see the module comment).
     pub(super) fn layer(&self) -> u8 {
         match self {
             Origin::Default => 0,
-            Origin::Pyproject { .. } => 1,
-            Origin::File { .. } => 2,
-            Origin::Env => 3,
-            Origin::Cli => 4,
+            Origin::LocustConf {
+                which: LocustFile::Home,
+                ..
+            } => 1,
+            Origin::LocustConf {
+                which: LocustFile::Cwd,
+                ..
+            } => 2,
+            Origin::Pyproject { .. } => 3,
+            Origin::LocustConf {
+                which: LocustFile::Named,
+                ..
+            } => 4,
+            Origin::File { .. } => 5,
+            Origin::LocustEnv(_) => 6,
+            Origin::Env => 7,
+            Origin::Cli => 8,
         }
     }
 
@@ -48,21 +86,25 @@ impl Origin {
         use crate::plan::SourceLayer;
         Some(match self {
             Origin::Default => return None,
+            Origin::LocustConf { .. } => SourceLayer::LocustConf,
             Origin::Pyproject { .. } => SourceLayer::Pyproject,
             Origin::File { .. } => SourceLayer::ConfigFile,
-            Origin::Env => SourceLayer::Env,
+            Origin::Env | Origin::LocustEnv(_) => SourceLayer::Env,
             Origin::Cli => SourceLayer::Flag,
         })
     }
 
     /// Short, for the start banner: `--users`, `MQBLAST_USERS`, `config.toml line 3`,
-    /// `pyproject.toml line 5`, `default`.
+    /// `pyproject.toml line 5`, `locust.conf line 2`, `LOCUST_USERS`, `default`.
     pub(super) fn place(&self, key: &Key) -> String {
         match self {
             Origin::Default => "default".to_string(),
-            Origin::Pyproject { path, line, .. } | Origin::File { path, line, .. } => {
+            Origin::Pyproject { path, line, .. }
+            | Origin::File { path, line, .. }
+            | Origin::LocustConf { path, line, .. } => {
                 format!("{} line {line}", path.display())
             }
+            Origin::LocustEnv(var) => var.to_string(),
             Origin::Env => key.env.to_string(),
             Origin::Cli => key.flag.to_string(),
         }
@@ -107,6 +149,20 @@ impl Raw {
             (Origin::Cli, None) => self.key.flag.to_string(),
             (Origin::Env, Some(text)) => format!("{}={text}", self.key.env),
             (Origin::Env, None) => self.key.env.to_string(),
+            (Origin::LocustEnv(var), Some(text)) => format!("{var}={text}"),
+            (Origin::LocustEnv(var), None) => var.to_string(),
+            (
+                Origin::LocustConf {
+                    path,
+                    line,
+                    written_key,
+                    ..
+                },
+                shown,
+            ) => match shown {
+                Some(text) => format!("{} line {line}: {written_key} = {text}", path.display()),
+                None => format!("{} line {line}: {written_key}", path.display()),
+            },
             (
                 Origin::Pyproject {
                     path,
@@ -291,6 +347,31 @@ impl Raw {
         Ok(resolve(self.base_dir(ctx), &text))
     }
 
+    /// Whether the value means the built-in default, however it is written (`users = 10`,
+    /// `keep_alive = "1m"` for "60s", `tokens = []` for unset), so the start banner names only
+    /// the settings that change something.
+    pub(super) fn equals_default(&self) -> bool {
+        let Some(default) = self.key.default else {
+            return matches!(&self.value, RawValue::Toml(toml::Value::Array(items)) if items.is_empty())
+                || self.is_blank();
+        };
+        let default = Raw {
+            key: self.key,
+            origin: Origin::Default,
+            value: RawValue::Text(default.to_string()),
+        };
+        if let (Ok(a), Ok(b)) = (self.boolean(), default.boolean()) {
+            return a == b;
+        }
+        if let (Ok(a), Ok(b)) = (self.float(), default.float()) {
+            return a == b;
+        }
+        if let (Ok(a), Ok(b)) = (self.duration(), default.duration()) {
+            return a == b;
+        }
+        matches!((self.text(), default.text()), (Ok(a), Ok(b)) if a == b)
+    }
+
     /// The empty string, which unsets optional settings (`--json ""`: no JSON file).
     pub(super) fn is_blank(&self) -> bool {
         matches!(&self.value, RawValue::Text(text) | RawValue::Toml(toml::Value::String(text)) if text.trim().is_empty())
@@ -306,46 +387,86 @@ pub(super) fn resolve(base: &Path, path: &str) -> PathBuf {
     }
 }
 
-/// The five sources, consulted per setting.
-pub(super) struct Layers<'a> {
-    pub(super) args: &'a RunArgs,
-    pub(super) env: &'a dyn Fn(&str) -> Option<String>,
-    pub(super) file: Option<ConfigFile>,
-    pub(super) pyproject: Option<Pyproject>,
+/// A note about a key accepted but not used, or not known: printed once per key.
+#[derive(Debug, Clone)]
+pub(super) struct Note {
+    /// The key as Locust names it (`expect-workers`), so that one key set in several places
+    /// gets one note.
+    pub(super) key: String,
+    /// The line to print.
+    pub(super) line: String,
 }
 
-impl Layers<'_> {
-    /// The winning value of a setting: command line, else environment, else config file, else
-    /// pyproject.toml, else default.
-    pub(super) fn get(&self, name: &str) -> Option<Raw> {
-        let key = find_key(name)?;
-        let text = |origin, text: String| Raw {
-            key,
-            origin,
-            value: RawValue::Text(text),
-        };
-        if let Some(value) = self.args.value_of(name) {
-            return Some(text(Origin::Cli, value));
-        }
-        let env = match key.empty_env_is_a_value {
-            true => (self.env)(key.env),
-            false => env_value(self.env, key.env),
-        };
-        if let Some(value) = env {
-            return Some(text(Origin::Env, value));
-        }
-        if let Some(raw) = self.file.as_ref().and_then(|file| file.get(key)) {
-            return Some(raw);
-        }
-        if let Some(raw) = self.pyproject.as_ref().and_then(|file| file.get(key)) {
-            return Some(raw);
-        }
-        key.default
-            .map(|default| text(Origin::Default, default.to_string()))
+/// One source's settings: what every source yields, whatever its syntax.
+#[derive(Debug, Default)]
+pub(super) struct Layer {
+    values: BTreeMap<&'static str, Raw>,
+    pub(super) notes: Vec<Note>,
+}
+
+impl Layer {
+    /// Set a value; a later one for the same setting replaces it (the sources that refuse a
+    /// repeated key do so before they get here).
+    pub(super) fn set(&mut self, raw: Raw) {
+        self.values.insert(raw.key.name, raw);
+    }
+
+    pub(super) fn get(&self, key: &Key) -> Option<&Raw> {
+        self.values.get(key.name)
+    }
+
+    pub(super) fn note(&mut self, key: &str, line: String) {
+        self.notes.push(Note {
+            key: key.trim_start_matches('-').replace('_', "-"),
+            line,
+        });
     }
 }
 
-/// An environment variable, treating an empty value as unset.
-pub(super) fn env_value(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    env(name).filter(|value| !value.is_empty())
+/// The layers, lowest precedence first, consulted per setting.
+pub(super) struct Layers {
+    stack: Vec<Layer>,
+}
+
+impl Layers {
+    /// `stack` in precedence order, lowest first.
+    pub(super) fn new(stack: Vec<Layer>) -> Layers {
+        Layers { stack }
+    }
+
+    /// The winning value of a setting: the highest layer that sets it, else the default.
+    pub(super) fn get(&self, name: &str) -> Option<Raw> {
+        let key = find_key(name)?;
+        if let Some(raw) = self.stack.iter().rev().find_map(|layer| layer.get(key)) {
+            return Some(raw.clone());
+        }
+        key.default.map(|default| Raw {
+            key,
+            origin: Origin::Default,
+            value: RawValue::Text(default.to_string()),
+        })
+    }
+
+    /// The notes of every layer, one per key (the highest layer's), minus the keys in
+    /// `acknowledged` (those config.toml lists as not used).
+    pub(super) fn notes(&self, acknowledged: &[String]) -> Vec<String> {
+        // The highest layer that notes a key keeps its note; printed lowest layer first.
+        let mut winner: BTreeMap<&str, usize> = BTreeMap::new();
+        for (rank, layer) in self.stack.iter().enumerate() {
+            for note in &layer.notes {
+                winner.insert(&note.key, rank);
+            }
+        }
+        let mut lines = Vec::new();
+        for (rank, layer) in self.stack.iter().enumerate() {
+            for note in &layer.notes {
+                let known = acknowledged.contains(&note.key);
+                if !known && winner.get(note.key.as_str()) == Some(&rank) {
+                    winner.remove(note.key.as_str());
+                    lines.push(note.line.clone());
+                }
+            }
+        }
+        lines
+    }
 }

@@ -1,11 +1,13 @@
 //! `mqblast init --from-locust`: writes config.toml (and tokens.txt) from the Locust + paho
-//! script's config.py and pyproject.toml `[tool.locust]` table, so a user moves over with one
+//! script's config.py, pyproject.toml `[tool.locust]` table and locust.conf, so a user moves over with one
 //! command. config.py is read as data ([`super::pyliteral`]), never run. Each written value
 //! has a comment above it naming the file and line it came from; assignments mqblast has no
 //! use for are listed as not used. Nothing existing is overwritten.
 
 use std::path::{Path, PathBuf};
 
+use super::layers::RawValue;
+use super::locust_conf::{conf_lines, is_locust_conf, map_conf_key, LOCUST_CONF_FILE};
 use super::pyliteral::{parse_module, PyValue, StatementKind};
 use super::pyproject::{locust_table, locust_value, map_key, Mapping, PYPROJECT_FILE};
 use super::{invalid, ConfigError, DEFAULT_CONFIG_FILE, DEFAULT_PAYLOAD_FILE};
@@ -65,7 +67,8 @@ impl Output {
 pub fn import_locust(files: &[PathBuf], out_dir: &Path) -> Result<Imported, ConfigError> {
     let is_toml = |f: &&PathBuf| f.extension().is_some_and(|e| e == "toml");
     let named_toml = files.iter().find(is_toml);
-    let named_py = files.iter().find(|f| !is_toml(f));
+    let named_conf = files.iter().find(|f| is_locust_conf(f));
+    let named_py = files.iter().find(|f| !is_toml(f) && !is_locust_conf(f));
     let config_py = named_py
         .cloned()
         .unwrap_or_else(|| out_dir.join(CONFIG_PY_FILE));
@@ -81,6 +84,14 @@ pub fn import_locust(files: &[PathBuf], out_dir: &Path) -> Result<Imported, Conf
     if let Some(text) = read_optional(&pyproject, named_toml.is_some())? {
         read_pyproject(&pyproject, &text, &mut out)?;
         read.push(pyproject);
+    }
+    // Below pyproject.toml, as in Locust: read second, so a key pyproject.toml sets wins.
+    let locust_conf = named_conf
+        .cloned()
+        .unwrap_or_else(|| out_dir.join(LOCUST_CONF_FILE));
+    if let Some(text) = read_optional(&locust_conf, named_conf.is_some())? {
+        read_locust_conf(&locust_conf, &text, &mut out)?;
+        read.push(locust_conf);
     }
     let mut from_py = Output::default();
     // Without a config.py, a pyproject.toml alone is enough.
@@ -180,6 +191,43 @@ fn read_pyproject(path: &Path, text: &str, out: &mut Output) -> Result<(), Confi
         }
     }
     Ok(())
+}
+
+/// locust.conf's lines, each as a config.toml value (typed where it reads as a number or a
+/// boolean), or as a "Not used" line: the same mapping and notes as a run reads it with.
+fn read_locust_conf(path: &Path, text: &str, out: &mut Output) -> Result<(), ConfigError> {
+    for (line, written_key, value) in conf_lines(path, text)? {
+        let source = format!("{} line {line}: {written_key}", path.display());
+        match map_conf_key(&written_key, &value) {
+            (_, Mapping::Setting(key, RawValue::Toml(list))) => out.set(key.name, source, list),
+            (_, Mapping::Setting(key, RawValue::Text(text))) => {
+                out.set(key.name, source, typed(&text))
+            }
+            (_, Mapping::Note(note)) => out.not_used.push(format!("{source}: {note}")),
+            (_, Mapping::Unknown) => out
+                .not_used
+                .push(format!("{source}: not a Locust option mqblast knows")),
+        }
+    }
+    Ok(())
+}
+
+/// A locust.conf value as config.toml would write it: `3` an integer, `2.5` a float, `true`
+/// a boolean, anything else a string.
+fn typed(text: &str) -> toml::Value {
+    let trimmed = text.trim();
+    if let Ok(n) = trimmed.parse::<i64>() {
+        return toml::Value::Integer(n);
+    }
+    match trimmed.parse::<f64>() {
+        Ok(x) if x.is_finite() => return toml::Value::Float(x),
+        _ => {}
+    }
+    match trimmed.to_ascii_lowercase().as_str() {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(text.to_string()),
+    }
 }
 
 fn read_config_py(path: &Path, text: &str, out: &mut Output) -> Result<(), ConfigError> {

@@ -1,21 +1,25 @@
-//! pyproject.toml [tool.locust] + config.toml + MQBLAST_* environment + command line -> a
-//! validated [`Plan`].
+//! Locust's config files and environment, pyproject.toml [tool.locust], config.toml, MQBLAST_*
+//! environment and command line -> a validated [`Plan`].
 //!
 //! All validation lives here, once, so the rest of the program trusts the plan (ripgrep's
 //! "low args -> high args"). Every setting has one name used in four places: the config.toml
 //! key (`spawn_rate`), the environment variable (`MQBLAST_SPAWN_RATE`), the flag
-//! (`--spawn-rate`, Locust's name where Locust has one) and the built-in default. The layers are
-//! resolved per setting, highest first: command line, environment, config file, pyproject.toml's
-//! `[tool.locust]` table (`pyproject`, read as Locust reads it), default. Values
-//! are kept with their origin until they are parsed, so every error is one line that says where
-//! the bad value came from: `config.toml line 7: qos = 3: must be 0, 1 or 2`,
-//! `MQBLAST_QOS=3: ...`, `--qos 3: ...`.
+//! (`--spawn-rate`, Locust's name where Locust has one) and the built-in default; Locust's own
+//! sources name it as Locust does (`spawn-rate`, `LOCUST_SPAWN_RATE`). The layers are resolved
+//! per setting, lowest first: default, `~/.locust.conf`, `./locust.conf`, pyproject.toml's
+//! `[tool.locust]`, `--config FILE.conf` (Locust's order among its own), config.toml,
+//! `LOCUST_*`, `MQBLAST_*`, command line. Values are kept with their origin until they are
+//! parsed, so every error is one line that says where the bad value came from:
+//! `config.toml line 7: qos = 3: must be 0, 1 or 2`, `MQBLAST_QOS=3: ...`, `--qos 3: ...`.
 //!
-//! The files of this module follow that path: `cli` (flags as text) and `file` (config.toml)
-//! feed `layers` (one winning `layers::Raw` per setting, from the table in `keys`); `build`
-//! turns them into the plan with the validators in `resolve`, `templates`, `tokens`,
-//! `subscribers` and `sharding`; `values` holds the value syntax shared with other
-//! commands; `effective` records what was used, secrets redacted.
+//! The files of this module follow that path, one way: each source yields the same
+//! `layers::Layer`: `cli` (flags as text), `env` (both environments), `file` (config.toml),
+//! `pyproject` and `locust_conf` (Locust's files, through the shared key mapping in
+//! `locust_keys`); `layers` merges them and knows none of them; `build` reads the sources and
+//! turns the winning values into the plan with the validators in `resolve`, `templates`,
+//! `tokens`, `subscribers` and `sharding`; `values` holds the value syntax shared with other
+//! commands; `effective` records what was used, secrets redacted; `outputs` checks the output
+//! files can be written before a run starts.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -49,11 +53,15 @@ mod build;
 mod cli;
 mod commands;
 mod effective;
+mod env;
 mod file;
 mod keys;
 mod layers;
+mod locust_conf;
 mod locust_import;
+mod locust_keys;
 mod mqtt5;
+mod outputs;
 mod pyliteral;
 mod pyproject;
 mod resolve;
@@ -73,8 +81,10 @@ pub use build::build_plan;
 pub use cli::{Cli, CliCommand, ConfigArgs, ConnArgs, InitArgs, RunArgs, SinkArgs};
 pub use commands::write_default_config;
 use commands::{conn_plan, sink_options};
+pub use effective::render_effective;
 pub use keys::{env_var_names, setting_names};
 pub use locust_import::{import_locust, Imported};
+pub use outputs::check_outputs;
 pub use tokens::parse_tokens_file;
 pub use values::{format_duration, parse_duration, parse_host, MAX_BIND_ADDRS};
 
@@ -90,6 +100,8 @@ pub enum Command {
     InitFromLocust(Vec<PathBuf>),
     /// Print [`DEFAULT_CONFIG`].
     PrintDefaultConfig,
+    /// Print the effective configuration of this plan ([`render_effective`]).
+    PrintConfig(Box<Plan>),
     /// Run the calibration sink.
     Sink(crate::sink::SinkOptions),
     /// Render reports from a saved result.
@@ -183,7 +195,12 @@ where
             from_locust: Some(files),
         })) => Ok(Command::InitFromLocust(files)),
         Some(CliCommand::Init(_)) => Ok(Command::Init),
-        Some(CliCommand::Config(_)) => Ok(Command::PrintDefaultConfig),
+        Some(CliCommand::Config(ConfigArgs { default: true, .. })) => {
+            Ok(Command::PrintDefaultConfig)
+        }
+        Some(CliCommand::Config(args)) => {
+            build_plan(&args.run, env, ctx).map(|plan| Command::PrintConfig(Box::new(plan)))
+        }
         Some(CliCommand::Sink(args)) => sink_options(&args).map(Command::Sink),
         Some(CliCommand::Report(args)) => Ok(Command::Report(args)),
         Some(CliCommand::Merge(args)) => Ok(Command::Merge(args)),

@@ -857,19 +857,22 @@ pub const MQBLAST: &str = env!("CARGO_BIN_EXE_mqblast");
 /// How long any single mqblast run may take before the harness kills it (and the test fails).
 pub const RUN_LIMIT: Duration = Duration::from_secs(120);
 
-/// A `mqblast` command with piped output and no inherited `MQBLAST_*` variables, so a
-/// developer's environment cannot change what a test runs.
+/// A `mqblast` command with piped output and no inherited `MQBLAST_*` or `LOCUST_*` variables
+/// nor `HOME` (no ~/.locust.conf), so a developer's environment cannot change what a test runs.
 pub fn mqblast_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
     let mut cmd = Command::new(MQBLAST);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Locust's sources too: a developer's LOCUST_* variables or ~/.locust.conf would set users.
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MQBLAST_") {
+        let name = key.to_string_lossy();
+        if name.starts_with("MQBLAST_") || name.starts_with("LOCUST_") {
             cmd.env_remove(key);
         }
     }
+    cmd.env_remove("HOME");
     cmd
 }
 

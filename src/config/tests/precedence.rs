@@ -171,3 +171,47 @@ fn only_an_absent_host_selects_the_embedded_broker_and_an_empty_one_is_refused()
         )
     );
 }
+
+#[test]
+fn the_banner_does_not_list_the_shipped_config_tomls_default_values() {
+    let dir = TestDir::new();
+    dir.write("config.toml", DEFAULT_CONFIG);
+    let plan = dir.plan(&[], &[]).unwrap();
+    // Where a value came from is still known (the banner's payload and timeout line).
+    let timeout = plan.sources.iter().find(|s| s.name == "timeout").unwrap();
+    let line = DEFAULT_CONFIG
+        .lines()
+        .position(|l| l.starts_with("timeout = "))
+        .unwrap()
+        + 1;
+    assert!(
+        timeout.place.ends_with(&format!("config.toml line {line}")),
+        "{timeout:?}"
+    );
+    let listed: Vec<&str> = plan
+        .sources
+        .iter()
+        .filter(|source| !source.same_as_default)
+        .map(|source| source.name)
+        .collect();
+    assert!(listed.is_empty(), "listed as set: {listed:?}");
+}
+
+#[test]
+fn the_banner_lists_values_that_differ_from_the_default_however_written() {
+    let dir = TestDir::new();
+    dir.write(
+        "config.toml",
+        "users = 10\nkeep_alive = \"1m\"\nspawn_rate = 10.0\nqos = 2\ninterval = \"500ms\"\n",
+    );
+    let plan = dir
+        .plan(&["--only-summary"], &[("MQBLAST_PIN", "owned")])
+        .unwrap();
+    let listed: Vec<&str> = plan
+        .sources
+        .iter()
+        .filter(|source| !source.same_as_default)
+        .map(|source| source.name)
+        .collect();
+    assert_eq!(listed, ["qos", "interval", "only_summary"]);
+}

@@ -158,7 +158,7 @@ fn client_ids_must_be_non_empty_and_distinct_per_client() {
         "--client-id \"\": must not be empty (under --mqtt-version 5 an empty id lets the broker assign one)"
     );
     assert!(dir
-        .plan(&["--client-id", "", "-u", "3", "-V", "5"], &[])
+        .plan(&["--client-id", "", "-u", "3", "--mqtt-version", "5"], &[])
         .is_ok());
     assert!(dir.error(&["--client-id", "dev"], &[]).contains("add {i}"));
     assert!(dir
@@ -199,29 +199,40 @@ fn mqtt_5_settings_are_checked_and_refused_under_3_1_1() {
     assert!(dir
         .error(&["--topic-alias"], &[])
         .contains("is an MQTT 5 setting: add --mqtt-version 5"));
-    assert!(dir.error(&["-V", "6"], &[]).contains("expected 3.1.1 or 5"));
     assert!(dir
-        .error(&["-V", "5", "--retain-handling", "3"], &[])
+        .error(&["--mqtt-version", "6"], &[])
+        .contains("expected 3.1.1 or 5"));
+    assert!(dir
+        .error(&["--mqtt-version", "5", "--retain-handling", "3"], &[])
         .contains("expected 0 (send retained messages)"));
     assert!(dir
-        .error(&["-V", "5", "--subscription-id", "0"], &[])
+        .error(&["--mqtt-version", "5", "--subscription-id", "0"], &[])
         .contains("between 1 and 268435455"));
     assert!(dir
-        .error(&["-V", "5", "--maximum-packet-size", "2000000"], &[])
+        .error(
+            &["--mqtt-version", "5", "--maximum-packet-size", "2000000"],
+            &[]
+        )
         .contains("the largest packet mqblast reads"));
     assert!(dir
-        .error(&["-V", "5", "--user-properties", "novalue"], &[])
+        .error(
+            &["--mqtt-version", "5", "--user-properties", "novalue"],
+            &[]
+        )
         .contains("expected name=value"));
     assert!(dir
-        .error(&["-V", "5", "--connect-properties", "a={seq}"], &[])
+        .error(
+            &["--mqtt-version", "5", "--connect-properties", "a={seq}"],
+            &[]
+        )
         .contains("unknown placeholder {seq}"));
     assert!(dir
-        .error(&["-V", "5", "--session-expiry", "1.5s"], &[])
+        .error(&["--mqtt-version", "5", "--session-expiry", "1.5s"], &[])
         .contains("whole seconds"));
     let plan = dir
         .plan(
             &[
-                "-V",
+                "--mqtt-version",
                 "5",
                 "--user-properties",
                 "a=1,b={i}",
@@ -249,7 +260,10 @@ fn mqtt_version_comes_from_the_environment_and_a_flag_overrides_it() {
     let plan = dir.plan(&[], &[("MQBLAST_MQTT_VERSION", "5")]).unwrap();
     assert_eq!(plan.mqtt_version, crate::mqtt::Version::V5);
     let plan = dir
-        .plan(&["-V", "3.1.1"], &[("MQBLAST_MQTT_VERSION", "5")])
+        .plan(
+            &["--mqtt-version", "3.1.1"],
+            &[("MQBLAST_MQTT_VERSION", "5")],
+        )
         .unwrap();
     assert_eq!(plan.mqtt_version, crate::mqtt::Version::V311);
 }
