@@ -21,9 +21,13 @@ use crate::stats::{hdr_codec, ErrorExample, Metric, MetricSummary, Source, Summa
 
 /// Version of the result file layout; bump when a field changes meaning. 2: `connect` counts
 /// connect attempts only, connections lost after their CONNACK are on the new `connection`
-/// row, and `error_details` name example clients. Files of version 1 still load (their
-/// `connect` row keeps its old meaning: it also counted lost connections).
-pub const FORMAT_VERSION: u64 = 2;
+/// row, and `error_details` name example clients. 3: the top-level `requests` and `failures`
+/// (and each source's) are the Aggregated row's, the request rows listed in
+/// `aggregated_rows` only; the connect phases and `reconnect` (`breakdown_rows`) and the
+/// sessions (`connection`, summed up in `connections`) are no longer added in. Files of
+/// versions 1 and 2 still load (their stored totals keep their old meaning; every report
+/// recomputes Aggregated from the rows).
+pub const FORMAT_VERSION: u64 = 3;
 
 /// Writes the summary, with the effective configuration under `config`, to `path`.
 pub fn write_json(path: &Path, summary: &Summary, effective_config: &Value) -> io::Result<()> {
@@ -38,7 +42,7 @@ pub fn write_json(path: &Path, summary: &Summary, effective_config: &Value) -> i
 /// else 0 (Locust's default `--exit-code-on-error`).
 pub fn exit_code(summary: &Summary) -> i32 {
     let audit_failed = summary.audit.as_ref().is_some_and(|a| !a.passed());
-    i32::from(summary.failures() > 0 || audit_failed)
+    i32::from(summary.any_failure() || audit_failed)
 }
 
 /// The JSON document `write_json` writes.
@@ -106,6 +110,41 @@ fn add_subscriber_fields(doc: &mut Value, summary: &Summary) {
     if let Some(audit) = &summary.audit {
         fields.insert("audit".into(), audit.to_json());
     }
+    let keys = |keep: fn(&MetricSummary) -> bool| {
+        let rows = summary.metrics.iter().filter(|m| keep(m));
+        rows.map(|m| json!(m.metric.key())).collect::<Vec<_>>()
+    };
+    fields.insert(
+        "aggregated_rows".into(),
+        Value::Array(keys(MetricSummary::is_request_row)),
+    );
+    fields.insert(
+        "breakdown_rows".into(),
+        Value::Array(keys(MetricSummary::is_breakdown_row)),
+    );
+    let sessions = summary.metric(Metric::Connection);
+    if sessions.requests > 0 {
+        fields.insert("connections".into(), connections_json(sessions));
+    }
+}
+
+/// The connections section: sessions ended by us (`closed`) or lost, and how long the closed
+/// ones lasted, in seconds (the `connection` object holds the same as a row, histogram
+/// included).
+fn connections_json(sessions: &MetricSummary) -> Value {
+    let h = &sessions.latency_us;
+    let s = |us: u64| us as f64 / 1e6;
+    json!({
+        "ended": sessions.requests,
+        "closed": sessions.ok,
+        "lost": sessions.failures,
+        "session_s": {
+            "mean": if h.is_empty() { 0.0 } else { h.mean() / 1e6 },
+            "min": s(quantile_us(h, 0.0)),
+            "p50": s(quantile_us(h, 0.5)),
+            "max": s(quantile_us(h, 1.0)),
+        },
+    })
 }
 
 /// Seconds since the Unix epoch (0 before it).
