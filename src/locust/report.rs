@@ -514,6 +514,39 @@ mod tests {
         assert_eq!(report.total.requests, 0);
     }
 
+    /// Regression: the master's Aggregated added the connect phases and the sessions to the
+    /// connects (2 connects read as 6 requests).
+    #[test]
+    fn connect_phases_and_sessions_are_sent_apart_from_the_aggregated_entry() {
+        let mut reporter = Reporter::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let mut run = summary(&[1_000], 0, Vec::new());
+        let mut add = |metric: Metric, name: &str, samples: &[u64], failures: u64| {
+            let m = &mut run.metrics[metric.index()];
+            for us in samples {
+                m.latency_us.record(*us).unwrap();
+            }
+            m.name = name.to_string();
+            m.ok = m.latency_us.len();
+            m.failures = failures;
+            m.requests = m.ok + failures;
+        };
+        add(Metric::ConnectTcp, "connect:tcp", &[300, 400], 0);
+        add(Metric::Connection, "connection", &[2_000_000], 1);
+        let report = reporter.report(&run, 1_700_000_003.0);
+        assert_eq!(
+            report.total.requests,
+            2 + 1,
+            "connects and the publish only"
+        );
+        let method_of = |name: &str| {
+            let entry = report.entries.iter().find(|e| e.name == name);
+            entry.map(|e| (e.method.clone(), e.requests))
+        };
+        assert_eq!(method_of("connect"), Some(("MQTT".into(), 2)));
+        assert_eq!(method_of("connect:tcp"), Some(("MQTT part".into(), 2)));
+        assert_eq!(method_of("connection"), Some(("MQTT session".into(), 2)));
+    }
+
     #[test]
     fn the_stats_message_has_every_key_locust_reads_unguarded() {
         let mut reporter = Reporter::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));

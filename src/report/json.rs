@@ -439,6 +439,62 @@ mod tests {
         assert_eq!(exit_code(&summary(1)), 1);
     }
 
+    /// A run with connect phases and sessions: 2 connects (each also a `connect:tcp`),
+    /// 1000 publishes, 2 sessions of which one was lost.
+    fn summary_with_phases_and_a_lost_session() -> Summary {
+        let mut s = summary(0);
+        s.metrics[Metric::ConnectTcp.index()] =
+            metric(Metric::ConnectTcp, "connect:tcp", histogram([300, 400]), 0);
+        s.metrics[Metric::Connection.index()] =
+            metric(Metric::Connection, "connection", histogram([2_000_000]), 1);
+        s
+    }
+
+    /// Regression: the Aggregated totals added the connect phases and the sessions to the
+    /// requests (2 connects read as 2 + 2 + 2 requests).
+    #[test]
+    fn json_totals_count_requests_once_and_sessions_apart() {
+        let doc = summary_json(&summary_with_phases_and_a_lost_session(), &Value::Null);
+        assert_eq!(doc["requests"], json!(1002));
+        assert_eq!(doc["failures"], json!(0));
+        assert_eq!(doc["aggregated_rows"], json!(["connect", "publish"]));
+        assert_eq!(doc["breakdown_rows"], json!(["connect_tcp"]));
+        assert_eq!(doc["connections"]["ended"], json!(2));
+        assert_eq!(doc["connections"]["lost"], json!(1));
+        assert_eq!(doc["connect_tcp"]["requests"], json!(2), "the row is kept");
+    }
+
+    #[test]
+    fn a_lost_connection_still_fails_the_run() {
+        let s = summary_with_phases_and_a_lost_session();
+        assert_eq!(s.failures(), 0, "a lost session is no failed request");
+        assert_eq!(exit_code(&s), 1);
+    }
+
+    /// A version 2 file (totals that added every row, no `aggregated_rows`) still loads,
+    /// and its reports add up the request rows only.
+    #[test]
+    fn a_format_2_result_still_loads_and_its_aggregated_counts_requests_only() {
+        let mut doc = summary_json(&summary_with_phases_and_a_lost_session(), &Value::Null);
+        let fields = doc.as_object_mut().unwrap();
+        fields.insert("format_version".into(), json!(2));
+        fields.insert("requests".into(), json!(1006));
+        for key in [
+            "aggregated_rows",
+            "breakdown_rows",
+            "connections",
+            "sources",
+        ] {
+            fields.remove(key);
+        }
+        let loaded = crate::report::result::from_json(&doc).expect("a version 2 file loads");
+        let s = &loaded.summary;
+        assert_eq!(s.requests(), 1002);
+        assert_eq!(s.sources[0].requests, 1002);
+        assert_eq!(s.metric(Metric::ConnectTcp).requests, 2);
+        assert_eq!(s.connections_lost(), 1);
+    }
+
     #[test]
     fn base64_matches_rfc_4648_test_vectors() {
         for (input, expected) in [
