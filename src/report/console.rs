@@ -423,8 +423,10 @@ pub fn final_report(summary: &Summary) -> String {
     }
     out.push('\n');
     out.push_str(&percentile_table(&rows, &total));
-    if !breakdown.is_empty() {
-        out.push_str(&percentile_table_of(&breakdown, None));
+    let breakdown_percentiles = percentile_table_of(&breakdown, None);
+    if !breakdown_percentiles.is_empty() {
+        out.push('\n');
+        out.push_str(&breakdown_percentiles);
     }
     out.push('\n');
     let connections = connections_section(summary);

@@ -435,7 +435,9 @@ fn live(session: &Session) -> Value {
             .collect();
         json!({
             "charts": charts,
-            "stats": html::stats_table(&s.summary) + &html::percentile_table(&s.summary),
+            "stats": html::stats_table(&s.summary)
+                + &html::percentile_table(&s.summary)
+                + &html::connections_section(&s.summary),
             "failures": html::failures_table(&s.summary),
             "audit": html::audit_section(&s.summary),
         })
