@@ -48,7 +48,7 @@ fn a_run_writes_every_report_and_report_merge_and_compare_work_from_the_saved_re
     let (_, second) = run_to(&broker, &dir, "b");
     let publishes = first["publish"]["requests"].as_u64().unwrap();
     assert!(publishes > 100, "{first}");
-    assert_eq!(first["format_version"], 2);
+    assert_eq!(first["format_version"], 3);
     assert!(first["timeline"][0]["publish_hdr"].is_string());
 
     // CSVs with Locust's header; the stats file holds the final count.

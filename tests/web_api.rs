@@ -330,6 +330,14 @@ fn metrics_parse_as_prometheus_text_with_requests_users_latency_and_lag() {
     assert_eq!(value("mqblast_connected_users", None), Some(3.0));
     assert_eq!(value("mqblast_target_users", None), Some(3.0));
     assert!(value("mqblast_requests_total", Some(("name", "publish:"))).unwrap() > 0.0);
+    let kind_of = |name: &str| {
+        let sample = samples
+            .iter()
+            .find(|(n, l, _)| n == "mqblast_requests_total" && l["name"] == name);
+        sample.map(|(_, l, _)| l["kind"].clone())
+    };
+    assert_eq!(kind_of("connect").as_deref(), Some("request"));
+    assert_eq!(kind_of("connection").as_deref(), Some("session"));
     assert_eq!(types["mqblast_publish_latency_seconds"], "summary");
     assert!(value(
         "mqblast_publish_latency_seconds",

@@ -5,11 +5,14 @@
 //! closed seconds of the timeline as the per-second maps, and failure reasons by occurrence.
 //! The Aggregated entry (`stats_total`) is the sum of the entries it sends, built from them.
 //!
-//! Mapping: every row of our table becomes an entry (method = the request type, `MQTT`;
-//! name = the row's name). Failed requests carry no response time, so they are Locust's
-//! "none" requests (`num_none_requests`), left out of its averages and percentiles as ours
-//! are. The `connection` row's samples are session lengths, not response times: it is sent
-//! with its counts only, as our own Aggregated row leaves its times out.
+//! Mapping: every request row of our table becomes an entry (method = the request type,
+//! `MQTT`; name = the row's name), and `stats_total` (the master's Aggregated) is their sum.
+//! Failed requests carry no response time, so they are Locust's "none" requests
+//! (`num_none_requests`), left out of its averages and percentiles as ours are. Rows that are
+//! not requests of their own are sent as entries of their own type, outside the total, so
+//! the master lists them apart as our reports do: the connect phases and `reconnect` as
+//! `{type} part` ([`PART_SUFFIX`]), the `connection` row (sessions; counts only, its samples
+//! are session lengths) as `{type} session` ([`SESSION_SUFFIX`]).
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,7 +22,22 @@ use rmpv::Value;
 
 use super::bucket;
 use super::msg::{int_map, MapBuilder};
-use crate::stats::{new_histogram, Metric, Summary, TimelineEntry, N_METRICS};
+use crate::stats::{new_histogram, Metric, RowKind, Summary, TimelineEntry, N_METRICS};
+
+/// Appended to the request type in the method of a breakdown entry (`MQTT part`).
+pub const PART_SUFFIX: &str = " part";
+/// Appended to the request type in the method of the sessions entry (`MQTT session`).
+pub const SESSION_SUFFIX: &str = " session";
+
+/// The method (Locust's "Type") of `metric`'s entry: the request type for request rows,
+/// marked for the rows outside the total.
+fn method_of(request_type: &str, metric: Metric) -> String {
+    match metric.kind() {
+        RowKind::Request => request_type.to_string(),
+        RowKind::Breakdown => format!("{request_type}{PART_SUFFIX}"),
+        RowKind::Sessions => format!("{request_type}{SESSION_SUFFIX}"),
+    }
+}
 
 /// What one entry of a report holds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -196,9 +214,12 @@ impl Reporter {
             ..Report::default()
         };
         for metric in Metric::ALL {
-            let entry = self.entry(summary, metric, &per_second, now);
+            let mut entry = self.entry(summary, metric, &per_second, now);
             if entry.requests > 0 || entry.failures > 0 {
-                report.total.add(&entry);
+                if metric.is_request() {
+                    report.total.add(&entry);
+                }
+                entry.method = method_of(&summary.request_type, metric);
                 report.entries.push(entry);
             }
         }
@@ -281,7 +302,7 @@ impl Reporter {
             self.errors.insert(key, error.count);
             out.push(ErrorDelta {
                 name: summary.metric(error.metric).name.clone(),
-                method: summary.request_type.clone(),
+                method: method_of(&summary.request_type, error.metric),
                 error: error.reason.clone(),
                 occurrences: error.count - before,
                 first_seen: start + error.first_seen_s as f64,
@@ -491,6 +512,39 @@ mod tests {
         let report = reporter.report(&later, 1_700_000_009.0);
         assert!(report.entries.is_empty() && report.errors.is_empty());
         assert_eq!(report.total.requests, 0);
+    }
+
+    /// Regression: the master's Aggregated added the connect phases and the sessions to the
+    /// connects (2 connects read as 6 requests).
+    #[test]
+    fn connect_phases_and_sessions_are_sent_apart_from_the_aggregated_entry() {
+        let mut reporter = Reporter::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let mut run = summary(&[1_000], 0, Vec::new());
+        let mut add = |metric: Metric, name: &str, samples: &[u64], failures: u64| {
+            let m = &mut run.metrics[metric.index()];
+            for us in samples {
+                m.latency_us.record(*us).unwrap();
+            }
+            m.name = name.to_string();
+            m.ok = m.latency_us.len();
+            m.failures = failures;
+            m.requests = m.ok + failures;
+        };
+        add(Metric::ConnectTcp, "connect:tcp", &[300, 400], 0);
+        add(Metric::Connection, "connection", &[2_000_000], 1);
+        let report = reporter.report(&run, 1_700_000_003.0);
+        assert_eq!(
+            report.total.requests,
+            2 + 1,
+            "connects and the publish only"
+        );
+        let method_of = |name: &str| {
+            let entry = report.entries.iter().find(|e| e.name == name);
+            entry.map(|e| (e.method.clone(), e.requests))
+        };
+        assert_eq!(method_of("connect"), Some(("MQTT".into(), 2)));
+        assert_eq!(method_of("connect:tcp"), Some(("MQTT part".into(), 2)));
+        assert_eq!(method_of("connection"), Some(("MQTT session".into(), 2)));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::stats::{new_histogram, ErrorCount, Summary};
+use crate::stats::{new_histogram, ErrorCount, Metric, MetricSummary, Summary};
 
 /// Locust's `STATS_TYPE_WIDTH`.
 pub const STATS_TYPE_WIDTH: usize = 8;
@@ -123,8 +123,25 @@ fn push_line(out: &mut String, line: &str) {
 /// The stats table: header, separator, rows sorted by name, separator, the total row.
 /// Pass whole-run rates for the final table and current rates for the live one.
 pub fn stats_table(rows: &[Row<'_>], total: &Row<'_>) -> String {
+    table_of(rows, Some(total))
+}
+
+/// Title of the breakdown table.
+pub const BREAKDOWN_TITLE: &str =
+    "Breakdown (parts of the connect requests above, not in Aggregated)";
+
+/// The breakdown table: the connect phases and reconnects in the stats table's layout,
+/// without a total (each is part of a `connect` already counted); empty without rows.
+pub fn breakdown_table(rows: &[Row<'_>]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!("{BREAKDOWN_TITLE}\n{}", table_of(rows, None))
+}
+
+fn table_of(rows: &[Row<'_>], total: Option<&Row<'_>>) -> String {
     let mut all = sorted(rows);
-    all.push(total);
+    all.extend(total);
     let w = widths(&all, STATS_NAME_WIDTH - STATS_TYPE_WIDTH + 4, 7, 12);
     let (tw, nw, rw, fw) = (w.type_w, w.name_w, w.reqs_w, w.fails_w);
     let mut out = String::new();
@@ -138,12 +155,17 @@ pub fn stats_table(rows: &[Row<'_>], total: &Row<'_>) -> String {
         .map(dashes)
         .join("|");
     push_line(&mut out, &separator);
-    let (last, body) = all.split_last().unwrap_or((&total, &[]));
+    let body = match total {
+        Some(_) => &all[..all.len() - 1],
+        None => &all[..],
+    };
     for row in body {
         push_line(&mut out, &stats_row(row, &w));
     }
     push_line(&mut out, &separator);
-    push_line(&mut out, &stats_row(last, &w));
+    if let Some(total) = total {
+        push_line(&mut out, &stats_row(total, &w));
+    }
     out
 }
 
@@ -168,12 +190,21 @@ fn stats_row(row: &Row<'_>, w: &Widths) -> String {
 /// The "Response time percentiles" table (milliseconds). Rows without successful requests
 /// are left out, as Locust does.
 pub fn percentile_table(rows: &[Row<'_>], total: &Row<'_>) -> String {
+    percentile_table_of(rows, Some(total))
+}
+
+/// The percentile table of `rows`, with `total` below them; without a total it is the
+/// breakdown's ("Breakdown response time percentiles"), empty when no row has times.
+pub fn percentile_table_of(rows: &[Row<'_>], total: Option<&Row<'_>>) -> String {
     let body: Vec<&Row<'_>> = sorted(rows)
         .into_iter()
         .filter(|r| !r.latency_us.is_empty())
         .collect();
+    if total.is_none() && body.is_empty() {
+        return String::new();
+    }
     let mut all = body.clone();
-    all.push(total);
+    all.extend(total);
     let w = widths(&all, STATS_NAME_WIDTH, 0, 0);
     let reqs_w = all
         .iter()
@@ -183,7 +214,10 @@ pub fn percentile_table(rows: &[Row<'_>], total: &Row<'_>) -> String {
         .max(6);
     let (tw, nw) = (w.type_w, w.name_w);
 
-    let mut out = String::from("Response time percentiles\n");
+    let mut out = String::from(match total {
+        Some(_) => "Response time percentiles\n",
+        None => "Breakdown response time percentiles (not in Aggregated)\n",
+    });
     let mut header = format!("{:<tw$} {:<nw$} {:>8}", "Type", "Name", PERCENTILES[0].1);
     for (_, label) in &PERCENTILES[1..] {
         let _ = write!(header, " {label:>6}");
@@ -204,7 +238,7 @@ pub fn percentile_table(rows: &[Row<'_>], total: &Row<'_>) -> String {
         push_line(&mut out, &percentile_row(row, tw, nw, reqs_w));
     }
     push_line(&mut out, &separator);
-    if !total.latency_us.is_empty() {
+    if let Some(total) = total.filter(|t| !t.latency_us.is_empty()) {
         push_line(&mut out, &percentile_row(total, tw, nw, reqs_w));
     }
     out
@@ -288,21 +322,26 @@ pub fn aggregate<'a>(histograms: impl IntoIterator<Item = &'a Histogram<u64>>) -
     sum
 }
 
-/// The histograms of the rows whose samples are response times (the Aggregated row's).
+/// The histograms of the request rows (the Aggregated row's).
 pub fn response_times(summary: &Summary) -> impl Iterator<Item = &Histogram<u64>> {
-    summary
-        .metrics
-        .iter()
-        .filter(|m| m.metric.is_response_time())
-        .map(|m| &m.latency_us)
+    summary.request_rows().map(|m| &m.latency_us)
 }
 
-/// Rows of a summary with whole-run rates.
+/// Request rows of a summary with whole-run rates (what Aggregated adds up).
 pub fn summary_rows(summary: &Summary) -> Vec<Row<'_>> {
+    rows_where(summary, MetricSummary::is_request_row)
+}
+
+/// Breakdown rows of a summary (connect phases, reconnects) with whole-run rates.
+pub fn breakdown_rows(summary: &Summary) -> Vec<Row<'_>> {
+    rows_where(summary, MetricSummary::is_breakdown_row)
+}
+
+fn rows_where(summary: &Summary, keep: fn(&MetricSummary) -> bool) -> Vec<Row<'_>> {
     summary
         .metrics
         .iter()
-        .filter(|m| m.requests > 0 || m.metric.always_shown())
+        .filter(|m| keep(m))
         .map(|m| Row {
             type_label: &summary.request_type,
             name: &m.name,
@@ -328,16 +367,73 @@ pub fn total_row<'a>(rows: &[Row<'_>], aggregated: &'a Histogram<u64>) -> Row<'a
     }
 }
 
-/// The end-of-run report: stats (whole-run rates), percentiles, errors, generator health.
+/// The heading of the end-of-run report, which tells the final tables from the live ones.
+pub const FINAL_HEADING: &str = "Final stats (whole run; req/s over the whole run)";
+
+/// Seconds, with a decimal below 100 s (`2.5 s`, `360 s`).
+fn format_s(us: u64) -> String {
+    let s = us as f64 / 1e6;
+    if s < 100.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{s:.0} s")
+    }
+}
+
+/// The connections section: established connections (sessions) are no requests, so they are
+/// reported here rather than as a row: how many ended by our choice, how many were lost, and
+/// how long they lasted. Empty when no connection was established.
+pub fn connections_section(summary: &Summary) -> String {
+    let m = summary.metric(Metric::Connection);
+    if m.requests == 0 {
+        return String::new();
+    }
+    let h = &m.latency_us;
+    let mut out = format!(
+        "Connections: {} sessions ended: {} closed by mqblast, {} lost",
+        m.requests, m.ok, m.failures
+    );
+    if !h.is_empty() {
+        let _ = write!(
+            out,
+            "; session length (closed ones) avg {}, min {}, median {}, max {}",
+            format_s(h.mean() as u64),
+            format_s(quantile_us(h, 0.0)),
+            format_s(quantile_us(h, 0.5)),
+            format_s(quantile_us(h, 1.0)),
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// The end-of-run report: stats (whole-run rates), the breakdown of connects, percentiles,
+/// connections, errors, generator health.
 pub fn final_report(summary: &Summary) -> String {
     let rows = summary_rows(summary);
     let aggregated = aggregate(response_times(summary));
     let total = total_row(&rows, &aggregated);
+    let breakdown = breakdown_rows(summary);
     let name_of = |error: &ErrorCount| summary.metric(error.metric).name.clone();
-    let mut out = stats_table(&rows, &total);
+    let mut out = format!("{FINAL_HEADING}\n");
+    out.push_str(&stats_table(&rows, &total));
+    if !breakdown.is_empty() {
+        out.push('\n');
+        out.push_str(&breakdown_table(&breakdown));
+    }
     out.push('\n');
     out.push_str(&percentile_table(&rows, &total));
+    let breakdown_percentiles = percentile_table_of(&breakdown, None);
+    if !breakdown_percentiles.is_empty() {
+        out.push('\n');
+        out.push_str(&breakdown_percentiles);
+    }
     out.push('\n');
+    let connections = connections_section(summary);
+    if !connections.is_empty() {
+        out.push_str(&connections);
+        out.push('\n');
+    }
     out.push_str(&error_report(
         &summary.errors,
         &summary.request_type,

@@ -9,6 +9,13 @@
 //! The history has one row set per second of the timeline; as in Locust, its percentile columns
 //! are the whole-run-so-far percentiles for the Aggregated row, and with `--csv-full-history`
 //! every row's percentiles are the current ones (that second's own histogram).
+//!
+//! As in Locust, where every row is a request, the stats files hold the request rows only and
+//! Aggregated is their sum. What is not a request of its own goes to a fifth file,
+//! `PREFIX_breakdown.csv`, in the stats file's columns: the connect phases (`connect:tcp`,
+//! `connect:mqtt`...) and `reconnect`, each also counted on the `connect` row, and the
+//! `connection` row (sessions: ended by us = requests - failures, lost = failures; its times
+//! are session lengths).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -66,9 +73,16 @@ pub const EXCEPTIONS_COLUMNS: &[&str] = &["Count", "Message", "Traceback", "Node
 /// Locust's name of the total row.
 const AGGREGATED: &str = "Aggregated";
 
-/// The four files' paths for `prefix`: stats, stats_history, failures, exceptions.
-pub fn paths(prefix: &Path) -> [PathBuf; 4] {
-    ["stats", "stats_history", "failures", "exceptions"].map(|suffix| {
+/// The files' paths for `prefix`: stats, stats_history, failures, exceptions, breakdown.
+pub fn paths(prefix: &Path) -> [PathBuf; 5] {
+    [
+        "stats",
+        "stats_history",
+        "failures",
+        "exceptions",
+        "breakdown",
+    ]
+    .map(|suffix| {
         let mut name = prefix.as_os_str().to_owned();
         name.push(format!("_{suffix}.csv"));
         PathBuf::from(name)
@@ -82,6 +96,7 @@ pub fn write_csv(prefix: &Path, summary: &Summary, full_history: bool) -> Result
         history_csv(summary, full_history)?,
         failures_csv(summary),
         row(EXCEPTIONS_COLUMNS.iter().copied()),
+        breakdown_csv(summary),
     ];
     for (path, text) in paths(prefix).iter().zip(contents) {
         std::fs::write(path, text)
@@ -163,22 +178,43 @@ fn header_with_percentiles(before: &[&str], after: &[&str]) -> String {
         .chain(after.iter().copied()))
 }
 
-/// Metrics with requests, sorted by name as Locust sorts its entries.
+/// Request rows with requests, sorted by name as Locust sorts its entries.
 fn reported(summary: &Summary) -> Vec<&MetricSummary> {
     let mut metrics: Vec<&MetricSummary> =
-        summary.metrics.iter().filter(|m| m.requests > 0).collect();
+        summary.request_rows().filter(|m| m.requests > 0).collect();
     metrics.sort_by(|a, b| a.name.cmp(&b.name));
     metrics
 }
 
-/// `PREFIX_stats.csv`: one row per metric, then Aggregated; final whole-run numbers.
+/// `PREFIX_breakdown.csv`: the breakdown rows (connect phases, `reconnect`) and the
+/// `connection` row (sessions), sorted by name, in the stats file's columns, no total.
+pub fn breakdown_csv(summary: &Summary) -> String {
+    let mut out = header_with_percentiles(STATS_COLUMNS, &[]);
+    let mut rows: Vec<&MetricSummary> = summary
+        .metrics
+        .iter()
+        .filter(|m| !m.metric.is_request() && m.requests > 0)
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    for m in rows {
+        out.push_str(&stats_row(
+            &summary.request_type,
+            &m.name,
+            (m.requests, m.failures),
+            &m.latency_us,
+            (m.rps, m.fail_per_s),
+        ));
+    }
+    out
+}
+
+/// `PREFIX_stats.csv`: one row per request metric, then Aggregated (their sum); final
+/// whole-run numbers.
 pub fn stats_csv(summary: &Summary) -> String {
     let mut out = header_with_percentiles(STATS_COLUMNS, &[]);
     let mut total = new_histogram();
     for m in reported(summary) {
-        if m.metric.is_response_time() {
-            let _ = total.add(&m.latency_us);
-        }
+        let _ = total.add(&m.latency_us);
         out.push_str(&stats_row(
             &summary.request_type,
             &m.name,
@@ -188,8 +224,7 @@ pub fn stats_csv(summary: &Summary) -> String {
         ));
     }
     let rates = summary
-        .metrics
-        .iter()
+        .request_rows()
         .fold((0.0, 0.0), |(r, f), m| (r + m.rps, f + m.fail_per_s));
     out.push_str(&stats_row(
         "",
@@ -255,7 +290,7 @@ pub fn history_csv(summary: &Summary, full_history: bool) -> Result<String, Stri
         let timestamp = (start_s + entry.second as f64).floor() as u64;
         let mut second_total = new_histogram();
         let (mut requests, mut failures) = (0, 0);
-        for metric in Metric::ALL {
+        for metric in Metric::ALL.into_iter().filter(|m| m.is_request()) {
             let h = entry
                 .histogram(metric)
                 .map_err(|e| format!("timeline second {}: {e}", entry.second))?;

@@ -17,7 +17,7 @@ use super::console::{self, format_ms, quantile_us, PERCENTILES};
 use super::json::unix_s;
 use super::result::RunResult;
 use super::svg::{escape, line_chart, Series, XAxis, PALETTE};
-use crate::stats::{new_histogram, Metric, Summary};
+use crate::stats::{new_histogram, Metric, MetricSummary, Summary};
 
 pub const STYLE: &str = "\
 :root{--fg:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--card:#fff;--accent:#2563eb;--bad:#dc2626}\
@@ -57,6 +57,7 @@ pub fn render(result: &RunResult) -> String {
     body.push_str(&partial_banner(s));
     body.push_str(&stats_table(s));
     body.push_str(&percentile_table(s));
+    body.push_str(&connections_section(s));
     body.push_str(&audit_section(s));
     body.push_str(&failures_table(s));
     body.push_str(&sources_table(s));
@@ -330,6 +331,8 @@ fn aggregated(s: &Summary) -> Histogram<u64> {
     total
 }
 
+/// The request statistics: the request rows and Aggregated (their sum), then the breakdown
+/// of the connects (phases, reconnects; not in Aggregated) when the run has one.
 pub fn stats_table(s: &Summary) -> String {
     let row = |t: &str, name: &str, req: u64, fail: u64, h: &Histogram<u64>, rps: f64, fps: f64| {
         let q = |q| format_ms(quantile_us(h, q) as f64);
@@ -346,25 +349,27 @@ pub fn stats_table(s: &Summary) -> String {
             format!("{fps:.2}"),
         ]
     };
-    let rows: Vec<Vec<String>> = s
-        .metrics
-        .iter()
-        .filter(|m| m.requests > 0 || m.metric.always_shown())
-        .map(|m| {
-            row(
-                &s.request_type,
-                &m.name,
-                m.requests,
-                m.failures,
-                &m.latency_us,
-                m.rps,
-                m.fail_per_s,
-            )
-        })
-        .collect();
+    let rows_of = |keep: fn(&MetricSummary) -> bool| -> Vec<Vec<String>> {
+        s.metrics
+            .iter()
+            .filter(|m| keep(m))
+            .map(|m| {
+                row(
+                    &s.request_type,
+                    &m.name,
+                    m.requests,
+                    m.failures,
+                    &m.latency_us,
+                    m.rps,
+                    m.fail_per_s,
+                )
+            })
+            .collect()
+    };
+    let rows = rows_of(MetricSummary::is_request_row);
     let total_h = aggregated(s);
-    let rps: f64 = s.metrics.iter().map(|m| m.rps).sum();
-    let fps: f64 = s.metrics.iter().map(|m| m.fail_per_s).sum();
+    let rps: f64 = s.request_rows().map(|m| m.rps).sum();
+    let fps: f64 = s.request_rows().map(|m| m.fail_per_s).sum();
     let total = row(
         "",
         "Aggregated",
@@ -386,12 +391,22 @@ pub fn stats_table(s: &Summary) -> String {
         "req/s",
         "failures/s",
     ];
-    format!(
+    let mut out = format!(
         "<h2>Request statistics</h2>{}",
         table(&head, &rows, Some(total))
-    )
+    );
+    let breakdown = rows_of(MetricSummary::is_breakdown_row);
+    if !breakdown.is_empty() {
+        out.push_str(&format!(
+            "<h2>{}</h2>{}",
+            console::BREAKDOWN_TITLE,
+            table(&head, &breakdown, None)
+        ));
+    }
+    out
 }
 
+/// Response time percentiles of the request rows and Aggregated, then of the breakdown.
 pub fn percentile_table(s: &Summary) -> String {
     let row = |t: &str, name: &str, h: &Histogram<u64>| {
         let mut cells = vec![t.to_string(), name.to_string()];
@@ -403,19 +418,42 @@ pub fn percentile_table(s: &Summary) -> String {
         cells.push(h.len().to_string());
         cells
     };
-    let rows: Vec<Vec<String>> = s
-        .metrics
-        .iter()
-        .filter(|m| !m.latency_us.is_empty())
-        .map(|m| row(&s.request_type, &m.name, &m.latency_us))
-        .collect();
+    let rows_of = |keep: fn(&MetricSummary) -> bool| -> Vec<Vec<String>> {
+        s.metrics
+            .iter()
+            .filter(|m| keep(m) && !m.latency_us.is_empty())
+            .map(|m| row(&s.request_type, &m.name, &m.latency_us))
+            .collect()
+    };
+    let rows = rows_of(MetricSummary::is_request_row);
     let total = row("", "Aggregated", &aggregated(s));
     let mut head = vec!["Type", "Name"];
     head.extend(PERCENTILES.iter().map(|&(_, label)| label));
     head.push("# samples");
-    format!(
+    let mut out = format!(
         "<h2>Response time percentiles (ms)</h2>{}",
         table(&head, &rows, Some(total))
+    );
+    let breakdown = rows_of(MetricSummary::is_breakdown_row);
+    if !breakdown.is_empty() {
+        out.push_str(&format!(
+            "<h2>Breakdown response time percentiles (ms)</h2>{}",
+            table(&head, &breakdown, None)
+        ));
+    }
+    out
+}
+
+/// The connections section: sessions ended by us or lost, and how long they lasted; empty
+/// when no connection was established.
+pub fn connections_section(s: &Summary) -> String {
+    let text = console::connections_section(s);
+    if text.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<h2>Connections</h2><p class=\"connections\">{}</p>",
+        escape(text.trim_end())
     )
 }
 

@@ -21,9 +21,13 @@ use crate::stats::{hdr_codec, ErrorExample, Metric, MetricSummary, Source, Summa
 
 /// Version of the result file layout; bump when a field changes meaning. 2: `connect` counts
 /// connect attempts only, connections lost after their CONNACK are on the new `connection`
-/// row, and `error_details` name example clients. Files of version 1 still load (their
-/// `connect` row keeps its old meaning: it also counted lost connections).
-pub const FORMAT_VERSION: u64 = 2;
+/// row, and `error_details` name example clients. 3: the top-level `requests` and `failures`
+/// (and each source's) are the Aggregated row's, the request rows listed in
+/// `aggregated_rows` only; the connect phases and `reconnect` (`breakdown_rows`) and the
+/// sessions (`connection`, summed up in `connections`) are no longer added in. Files of
+/// versions 1 and 2 still load (their stored totals keep their old meaning; every report
+/// recomputes Aggregated from the rows).
+pub const FORMAT_VERSION: u64 = 3;
 
 /// Writes the summary, with the effective configuration under `config`, to `path`.
 pub fn write_json(path: &Path, summary: &Summary, effective_config: &Value) -> io::Result<()> {
@@ -38,7 +42,7 @@ pub fn write_json(path: &Path, summary: &Summary, effective_config: &Value) -> i
 /// else 0 (Locust's default `--exit-code-on-error`).
 pub fn exit_code(summary: &Summary) -> i32 {
     let audit_failed = summary.audit.as_ref().is_some_and(|a| !a.passed());
-    i32::from(summary.failures() > 0 || audit_failed)
+    i32::from(summary.any_failure() || audit_failed)
 }
 
 /// The JSON document `write_json` writes.
@@ -106,6 +110,41 @@ fn add_subscriber_fields(doc: &mut Value, summary: &Summary) {
     if let Some(audit) = &summary.audit {
         fields.insert("audit".into(), audit.to_json());
     }
+    let keys = |keep: fn(&MetricSummary) -> bool| {
+        let rows = summary.metrics.iter().filter(|m| keep(m));
+        rows.map(|m| json!(m.metric.key())).collect::<Vec<_>>()
+    };
+    fields.insert(
+        "aggregated_rows".into(),
+        Value::Array(keys(MetricSummary::is_request_row)),
+    );
+    fields.insert(
+        "breakdown_rows".into(),
+        Value::Array(keys(MetricSummary::is_breakdown_row)),
+    );
+    let sessions = summary.metric(Metric::Connection);
+    if sessions.requests > 0 {
+        fields.insert("connections".into(), connections_json(sessions));
+    }
+}
+
+/// The connections section: sessions ended by us (`closed`) or lost, and how long the closed
+/// ones lasted, in seconds (the `connection` object holds the same as a row, histogram
+/// included).
+fn connections_json(sessions: &MetricSummary) -> Value {
+    let h = &sessions.latency_us;
+    let s = |us: u64| us as f64 / 1e6;
+    json!({
+        "ended": sessions.requests,
+        "closed": sessions.ok,
+        "lost": sessions.failures,
+        "session_s": {
+            "mean": if h.is_empty() { 0.0 } else { h.mean() / 1e6 },
+            "min": s(quantile_us(h, 0.0)),
+            "p50": s(quantile_us(h, 0.5)),
+            "max": s(quantile_us(h, 1.0)),
+        },
+    })
 }
 
 /// Seconds since the Unix epoch (0 before it).
@@ -398,6 +437,62 @@ mod tests {
     fn exit_code_is_one_when_anything_failed() {
         assert_eq!(exit_code(&summary(0)), 0);
         assert_eq!(exit_code(&summary(1)), 1);
+    }
+
+    /// A run with connect phases and sessions: 2 connects (each also a `connect:tcp`),
+    /// 1000 publishes, 2 sessions of which one was lost.
+    fn summary_with_phases_and_a_lost_session() -> Summary {
+        let mut s = summary(0);
+        s.metrics[Metric::ConnectTcp.index()] =
+            metric(Metric::ConnectTcp, "connect:tcp", histogram([300, 400]), 0);
+        s.metrics[Metric::Connection.index()] =
+            metric(Metric::Connection, "connection", histogram([2_000_000]), 1);
+        s
+    }
+
+    /// Regression: the Aggregated totals added the connect phases and the sessions to the
+    /// requests (2 connects read as 2 + 2 + 2 requests).
+    #[test]
+    fn json_totals_count_requests_once_and_sessions_apart() {
+        let doc = summary_json(&summary_with_phases_and_a_lost_session(), &Value::Null);
+        assert_eq!(doc["requests"], json!(1002));
+        assert_eq!(doc["failures"], json!(0));
+        assert_eq!(doc["aggregated_rows"], json!(["connect", "publish"]));
+        assert_eq!(doc["breakdown_rows"], json!(["connect_tcp"]));
+        assert_eq!(doc["connections"]["ended"], json!(2));
+        assert_eq!(doc["connections"]["lost"], json!(1));
+        assert_eq!(doc["connect_tcp"]["requests"], json!(2), "the row is kept");
+    }
+
+    #[test]
+    fn a_lost_connection_still_fails_the_run() {
+        let s = summary_with_phases_and_a_lost_session();
+        assert_eq!(s.failures(), 0, "a lost session is no failed request");
+        assert_eq!(exit_code(&s), 1);
+    }
+
+    /// A version 2 file (totals that added every row, no `aggregated_rows`) still loads,
+    /// and its reports add up the request rows only.
+    #[test]
+    fn a_format_2_result_still_loads_and_its_aggregated_counts_requests_only() {
+        let mut doc = summary_json(&summary_with_phases_and_a_lost_session(), &Value::Null);
+        let fields = doc.as_object_mut().unwrap();
+        fields.insert("format_version".into(), json!(2));
+        fields.insert("requests".into(), json!(1006));
+        for key in [
+            "aggregated_rows",
+            "breakdown_rows",
+            "connections",
+            "sources",
+        ] {
+            fields.remove(key);
+        }
+        let loaded = crate::report::result::from_json(&doc).expect("a version 2 file loads");
+        let s = &loaded.summary;
+        assert_eq!(s.requests(), 1002);
+        assert_eq!(s.sources[0].requests, 1002);
+        assert_eq!(s.metric(Metric::ConnectTcp).requests, 2);
+        assert_eq!(s.connections_lost(), 1);
     }
 
     #[test]

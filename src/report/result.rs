@@ -313,14 +313,15 @@ fn sources_at(
     duration_s: f64,
     metrics: &[MetricSummary],
 ) -> Result<Vec<Source>, String> {
+    let request_rows = || metrics.iter().filter(|m| m.metric.is_request());
     let Some(list) = doc.get("sources") else {
         return Ok(vec![Source {
             label: String::new(),
             host: String::new(),
             started_at,
             duration_s,
-            requests: metrics.iter().map(|m| m.requests).sum(),
-            failures: metrics.iter().map(|m| m.failures).sum(),
+            requests: request_rows().map(|m| m.requests).sum(),
+            failures: request_rows().map(|m| m.failures).sum(),
         }]);
     };
     let items = list.as_array().ok_or("\"sources\": expected a list")?;

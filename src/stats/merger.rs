@@ -21,7 +21,8 @@ pub use super::summary::Summary;
 use super::timeline::TimelineBuilder;
 use super::{
     new_histogram, ClientNamer, ClientRef, ErrorCount, ErrorExample, Failure, Interval, Metric,
-    MetricSummary, Source, TimelineEntry, MAX_ERROR_EXAMPLES, MAX_FAILURE_KINDS, N_METRICS,
+    MetricSummary, RowKind, Source, TimelineEntry, MAX_ERROR_EXAMPLES, MAX_FAILURE_KINDS,
+    N_METRICS,
 };
 use crate::plan::Plan;
 use crate::report::console;
@@ -86,6 +87,10 @@ pub fn metric_names_of(plan: &Plan) -> [String; N_METRICS] {
     let (sub_qos, filter) = (plan.sub_qos, &plan.sub_topic);
     names[Metric::Subscribe.index()] = format!("subscribe:{sub_qos}:{filter}");
     names[Metric::EndToEnd.index()] = format!("e2e:{sub_qos}:{filter}");
+    if plan.connect_only {
+        // `mqblast conn` never publishes: no publish row (an empty name is no row).
+        names[Metric::Publish.index()] = String::new();
+    }
     names
 }
 
@@ -300,32 +305,43 @@ impl Merger {
         }
     }
 
-    /// The live stats table: whole-run counts and times, current rates.
+    /// The live stats table: whole-run counts and times, current rates. Aggregated adds the
+    /// request rows only; the connect phases and reconnects follow as a breakdown.
     fn live_table(&mut self, now: Instant) -> String {
         let mut rows = Vec::with_capacity(N_METRICS);
+        let mut breakdown = Vec::new();
         let (mut total_rps, mut total_fail_per_s) = (0.0, 0.0);
         self.aggregated_us.reset();
         for metric in Metric::ALL {
             let m = metric.index();
-            let empty = self.latency_us[m].is_empty() && self.failures[m] == 0;
-            if empty && !metric.always_shown() {
+            let requests = self.latency_us[m].len() + self.failures[m];
+            let name = &self.cfg.metric_names[m];
+            let shown = match metric.kind() {
+                RowKind::Request => requests > 0 || (metric.always_shown() && !name.is_empty()),
+                RowKind::Breakdown => requests > 0,
+                RowKind::Sessions => false,
+            };
+            if !shown {
                 continue;
             }
             let (rps, fail_per_s) = self.timeline.current_rates(now, metric);
-            total_rps += rps;
-            total_fail_per_s += fail_per_s;
-            if metric.is_response_time() {
-                let _ = self.aggregated_us.add(&self.latency_us[m]);
-            }
-            rows.push(console::Row {
+            let row = console::Row {
                 type_label: &self.cfg.request_type,
-                name: &self.cfg.metric_names[m],
-                requests: self.latency_us[m].len() + self.failures[m],
+                name,
+                requests,
                 failures: self.failures[m],
                 latency_us: &self.latency_us[m],
                 rps,
                 fail_per_s,
-            });
+            };
+            if metric.is_request() {
+                total_rps += rps;
+                total_fail_per_s += fail_per_s;
+                let _ = self.aggregated_us.add(&self.latency_us[m]);
+                rows.push(row);
+            } else {
+                breakdown.push(row);
+            }
         }
         let total = console::Row {
             type_label: "",
@@ -336,7 +352,9 @@ impl Merger {
             rps: total_rps,
             fail_per_s: total_fail_per_s,
         };
-        console::stats_table(&rows, &total)
+        let mut table = console::stats_table(&rows, &total);
+        table.push_str(&console::breakdown_table(&breakdown));
+        table
     }
 
     /// Honour a reset request, then publish a snapshot of the run so far.
@@ -443,8 +461,9 @@ impl Merger {
             .map(|e| e.connected_users)
             .max()
             .unwrap_or(0);
-        let requests = metrics.iter().map(|m| m.requests).sum();
-        let failures = metrics.iter().map(|m| m.failures).sum();
+        let request_rows = || metrics.iter().filter(|m| m.metric.is_request());
+        let requests = request_rows().map(|m| m.requests).sum();
+        let failures = request_rows().map(|m| m.failures).sum();
         let host = host_name();
         let sources = vec![Source {
             label: host.clone(),

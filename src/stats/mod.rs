@@ -163,6 +163,29 @@ impl Metric {
         })
     }
 
+    /// What the row is to the Aggregated row: independent requests (covered by it), a
+    /// breakdown of requests counted on another row (the connect phases, `reconnect`), or
+    /// the sessions of established connections (`connection`), which are no requests.
+    pub fn kind(self) -> RowKind {
+        match self {
+            Metric::Connect | Metric::Publish | Metric::Subscribe | Metric::EndToEnd => {
+                RowKind::Request
+            }
+            Metric::Reconnect
+            | Metric::ConnectTcp
+            | Metric::ConnectTlsFull
+            | Metric::ConnectTlsResumed
+            | Metric::ConnectWs
+            | Metric::ConnectMqtt => RowKind::Breakdown,
+            Metric::Connection => RowKind::Sessions,
+        }
+    }
+
+    /// Whether the row counts independent requests, the rows Aggregated adds up.
+    pub fn is_request(self) -> bool {
+        self.kind() == RowKind::Request
+    }
+
     /// Whether the row's samples are response times. The `connection` row's are session
     /// durations (seconds to hours): the Aggregated row leaves them out of its times, or
     /// its mean and maximum would describe sessions rather than responses.
@@ -175,6 +198,21 @@ impl Metric {
     pub fn always_shown(self) -> bool {
         matches!(self, Metric::Connect | Metric::Publish)
     }
+}
+
+/// What a row is to the Aggregated row (see [`Metric::kind`]). As in Locust, where every
+/// row is a request, Aggregated adds the request rows only: a connect's phases are parts of
+/// that connect, a `reconnect` is also a `connect`, and a session is no request at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    /// Independent requests: `connect`, `publish`, `subscribe`, `e2e`.
+    Request,
+    /// Parts or views of requests counted on another row: `connect:tcp`, `connect:mqtt`...,
+    /// `reconnect` (each is also a `connect`). Shown apart, outside Aggregated.
+    Breakdown,
+    /// `connection`: established connections, ended by us (ok) or lost (failed), with their
+    /// session lengths. Reported in a section of its own.
+    Sessions,
 }
 
 /// A client named by a failure: its global client index (with `--shard`, its index in the
@@ -444,6 +482,25 @@ mod tests {
                 std::io::Error::from_raw_os_error(libc::ECONNRESET)
             )
         );
+    }
+
+    #[test]
+    fn only_connect_publish_subscribe_and_e2e_are_requests_that_aggregated_adds_up() {
+        let requests: Vec<Metric> = Metric::ALL.into_iter().filter(|m| m.is_request()).collect();
+        assert_eq!(
+            requests,
+            [
+                Metric::Connect,
+                Metric::Publish,
+                Metric::Subscribe,
+                Metric::EndToEnd
+            ]
+        );
+        for part in Metric::CONNECT_PARTS {
+            assert_eq!(part.kind(), RowKind::Breakdown);
+        }
+        assert_eq!(Metric::Reconnect.kind(), RowKind::Breakdown);
+        assert_eq!(Metric::Connection.kind(), RowKind::Sessions);
     }
 
     #[test]

@@ -27,6 +27,20 @@ pub struct MetricSummary {
 }
 
 impl MetricSummary {
+    /// Whether the row appears among the request rows of a report: a request row with
+    /// requests, or `connect` and `publish` even when empty (a plain publish run always
+    /// prints both). A row whose name is empty is not part of the run (`mqblast conn` has no
+    /// publish row).
+    pub fn is_request_row(&self) -> bool {
+        self.metric.is_request()
+            && (self.requests > 0 || (self.metric.always_shown() && !self.name.is_empty()))
+    }
+
+    /// Whether the row appears in the breakdown (connect phases, reconnects): when it has any.
+    pub fn is_breakdown_row(&self) -> bool {
+        self.metric.kind() == super::RowKind::Breakdown && self.requests > 0
+    }
+
     /// Failed share of the requests, 0.0 to 1.0.
     pub fn fail_ratio(&self) -> f64 {
         if self.requests == 0 {
@@ -128,14 +142,31 @@ impl Summary {
         &self.metrics[metric.index()]
     }
 
-    /// Failed requests of all metrics.
+    /// Failed requests: the Aggregated row's failures (request rows only, see
+    /// [`super::RowKind`]).
     pub fn failures(&self) -> u64 {
-        self.metrics.iter().map(|m| m.failures).sum()
+        self.request_rows().map(|m| m.failures).sum()
     }
 
-    /// Requests of all metrics.
+    /// Requests: the Aggregated row's count (request rows only; connect phases, reconnects
+    /// and sessions are not requests of their own).
     pub fn requests(&self) -> u64 {
-        self.metrics.iter().map(|m| m.requests).sum()
+        self.request_rows().map(|m| m.requests).sum()
+    }
+
+    /// Established connections lost after their CONNACK (the `connection` row's failures).
+    pub fn connections_lost(&self) -> u64 {
+        self.metric(Metric::Connection).failures
+    }
+
+    /// Whether anything failed: a request, or an established connection lost.
+    pub fn any_failure(&self) -> bool {
+        self.failures() > 0 || self.connections_lost() > 0
+    }
+
+    /// The rows of independent requests (what Aggregated adds up).
+    pub fn request_rows(&self) -> impl Iterator<Item = &MetricSummary> {
+        self.metrics.iter().filter(|m| m.metric.is_request())
     }
 
     /// Failure counts by reason text (reasons of different metrics never share a text).

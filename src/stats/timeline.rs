@@ -224,15 +224,29 @@ impl TimelineBuilder {
         Some(open.counts[metric.index()])
     }
 
-    /// The live "current" rate of `metric`: (requests/s, failures/s) averaged over the ten
-    /// seconds `[now - 11, now - 1)`, which are complete by now. This is Locust's window
-    /// `[t - 12, t - 2)` in Locust's labelling, where second `s` covers `[s, s + 1)`.
+    /// The latest second every worker has shipped (0: none yet). Its counts are complete:
+    /// a worker ships each second once, on the grid, so nothing more arrives for it.
+    fn complete_through(&self) -> u64 {
+        let seen = (self.closed.len() + self.open.len()) as u64;
+        let shipped = self.worker_second.iter().copied().min().unwrap_or(u64::MAX);
+        shipped.min(seen)
+    }
+
+    /// The live "current" rate of `metric`: (requests/s, failures/s), Locust's `current_rps`:
+    /// the average of the per-second counts over the last ten seconds, never before the
+    /// run's start (Locust: `[max(t - 12, start), t - 2)`, averaged over the seconds in it).
+    /// Locust holds back the last two seconds because its workers report every 3 s; ours
+    /// ship every second, so the window ends at the latest second every worker has shipped
+    /// (not at `now - 1`): at the first live table, after 2 s, the first second counts.
     pub fn current_rates(&self, now: Instant, metric: Metric) -> (f64, f64) {
         let now_s = now.saturating_duration_since(self.started_at).as_secs();
-        let from = now_s.saturating_sub(11).max(1);
-        let to = now_s.saturating_sub(1);
+        let through = self.complete_through().min(now_s.max(1));
+        if through == 0 {
+            return (0.0, 0.0);
+        }
+        let from = through.saturating_sub(9).max(1);
         let (mut requests, mut failures, mut seconds) = (0u64, 0u64, 0u64);
-        for second in from..to {
+        for second in from..=through {
             let counts = self.counts(second, metric).unwrap_or_default();
             requests += counts.ok + counts.failures;
             failures += counts.failures;
@@ -393,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn current_rates_average_the_ten_complete_seconds_before_the_last_one() {
+    fn current_rates_average_the_last_ten_seconds_every_worker_has_shipped() {
         let start = Instant::now();
         let mut timeline = TimelineBuilder::new(1, start);
         for second in 1..=20u64 {
@@ -402,10 +416,44 @@ mod tests {
             iv.failure_kinds = 1;
             timeline.absorb(&iv);
         }
-        // At t = 20.4 s: seconds 9..=18 -> ok 9..=18 (+1 failure each) = 135 + 10 requests.
+        // At t = 20.4 s, seconds 11..=20 are shipped: ok 11..=20 (+1 failure each) = 155 + 10.
         let (rps, fail_per_s) = timeline.current_rates(at(start, 20_400), Metric::Publish);
-        assert_eq!((rps, fail_per_s), (14.5, 1.0));
-        let (early_rps, _) = timeline.current_rates(at(start, 1_500), Metric::Publish);
-        assert_eq!(early_rps, 0.0);
+        assert_eq!((rps, fail_per_s), (16.5, 1.0));
+    }
+
+    /// Regression: the first live table (at 2 s) always read `req/s 0.00`, since the window
+    /// ended a second before now, and a burst in the first second was then divided by the
+    /// seconds after it one by one (5.00, 2.50, 1.67 for 10 connects) as Locust's window
+    /// grew from the start.
+    #[test]
+    fn the_first_live_table_rates_what_flowed_in_the_first_second() {
+        let start = Instant::now();
+        let mut timeline = TimelineBuilder::new(2, start);
+        assert_eq!(
+            timeline.current_rates(at(start, 900), Metric::Publish),
+            (0.0, 0.0)
+        );
+        timeline.absorb(&interval(0, at(start, 1_000), &[50; 10], 1));
+        assert_eq!(
+            timeline.current_rates(at(start, 2_000), Metric::Publish),
+            (0.0, 0.0),
+            "worker 1 has not shipped its first second: nothing is complete"
+        );
+        timeline.absorb(&interval(1, at(start, 1_001), &[50; 6], 1));
+        assert_eq!(
+            timeline.current_rates(at(start, 2_000), Metric::Publish),
+            (16.0, 0.0),
+            "the first second, complete, is the whole window"
+        );
+        for second in 2..=3u64 {
+            for worker in 0..2 {
+                timeline.absorb(&interval(worker, at(start, second * 1000), &[], 1));
+            }
+        }
+        assert_eq!(
+            timeline.current_rates(at(start, 4_000), Metric::Publish),
+            (16.0 / 3.0, 0.0),
+            "seconds 1 to 3, as Locust averages its window from the start"
+        );
     }
 }

@@ -258,16 +258,28 @@ pub fn requests(session: &Session) -> Value {
     let snapshot = session.steering.snapshot();
     let snapshot = snapshot.as_deref();
     let mut rows = Vec::new();
+    let mut breakdown = Vec::new();
     let mut aggregated = new_histogram();
     let (mut total_requests, mut total_failures) = (0u64, 0u64);
     let (mut current_rps, mut current_fail) = (0.0, 0.0);
     if let Some(s) = snapshot {
         for metric in Metric::ALL {
             let m = s.summary.metric(metric);
-            if m.requests == 0 && !metric.always_shown() {
+            let (rps, fail) = s.current[metric.index()];
+            if m.is_breakdown_row() {
+                // Parts of the connects above: shown apart, outside Aggregated.
+                breakdown.push(row(
+                    &s.summary.request_type,
+                    &m.name,
+                    m.requests,
+                    m.failures,
+                    &m.latency_us,
+                    (rps, fail),
+                ));
+            }
+            if !m.is_request_row() {
                 continue;
             }
-            let (rps, fail) = s.current[metric.index()];
             rows.push(row(
                 &s.summary.request_type,
                 &m.name,
@@ -280,9 +292,7 @@ pub fn requests(session: &Session) -> Value {
             total_failures += m.failures;
             current_rps += rps;
             current_fail += fail;
-            if metric.is_response_time() {
-                let _ = aggregated.add(&m.latency_us);
-            }
+            let _ = aggregated.add(&m.latency_us);
         }
     }
     let total = (current_rps, current_fail);
@@ -300,8 +310,15 @@ pub fn requests(session: &Session) -> Value {
     };
     let publish = snapshot.map(|s| &s.summary.metric(Metric::Publish).latency_us);
     let p = |q: f64| publish.map_or(0.0, |h| quantile_ms(h, q));
+    let connections = snapshot.map(|s| s.summary.metric(Metric::Connection));
     json!({
         "stats": rows,
+        "breakdown": breakdown,
+        "connections": {
+            "ended": connections.map_or(0, |m| m.requests),
+            "closed": connections.map_or(0, |m| m.ok),
+            "lost": connections.map_or(0, |m| m.failures),
+        },
         "errors": errors(snapshot),
         "total_rps": current_rps,
         "total_fail_per_sec": current_fail,
@@ -418,7 +435,9 @@ fn live(session: &Session) -> Value {
             .collect();
         json!({
             "charts": charts,
-            "stats": html::stats_table(&s.summary) + &html::percentile_table(&s.summary),
+            "stats": html::stats_table(&s.summary)
+                + &html::percentile_table(&s.summary)
+                + &html::connections_section(&s.summary),
             "failures": html::failures_table(&s.summary),
             "audit": html::audit_section(&s.summary),
         })

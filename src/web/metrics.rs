@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 
 use super::session::Session;
 use crate::stats::audit::AuditSummary;
-use crate::stats::Metric;
+use crate::stats::{Metric, RowKind};
 
 const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
 
@@ -49,13 +49,14 @@ pub fn render(session: &Session) -> String {
         &mut out,
         "mqblast_requests_total",
         "counter",
-        "Requests per row of the statistics table (ok + failed).",
+        "Requests per row of the statistics table (ok + failed); the Aggregated row is the sum over kind=\"request\" (kind=\"breakdown\": connect phases and reconnects, each also a connect; kind=\"session\": established connections).",
     );
-    for m in &summary.metrics {
+    for m in summary.metrics.iter().filter(|m| !m.name.is_empty()) {
         let _ = writeln!(
             out,
-            "mqblast_requests_total{{name=\"{}\"}} {}",
+            "mqblast_requests_total{{name=\"{}\",kind=\"{}\"}} {}",
             label(&m.name),
+            kind_label(m.metric),
             m.requests
         );
     }
@@ -65,11 +66,12 @@ pub fn render(session: &Session) -> String {
         "counter",
         "Failed requests per row.",
     );
-    for m in &summary.metrics {
+    for m in summary.metrics.iter().filter(|m| !m.name.is_empty()) {
         let _ = writeln!(
             out,
-            "mqblast_failures_total{{name=\"{}\"}} {}",
+            "mqblast_failures_total{{name=\"{}\",kind=\"{}\"}} {}",
             label(&m.name),
+            kind_label(m.metric),
             m.failures
         );
     }
@@ -163,6 +165,15 @@ fn label(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// The `kind` label of a row: what it is to the Aggregated row (see `RowKind`).
+fn kind_label(metric: Metric) -> &'static str {
+    match metric.kind() {
+        RowKind::Request => "request",
+        RowKind::Breakdown => "breakdown",
+        RowKind::Sessions => "session",
+    }
 }
 
 #[cfg(test)]
