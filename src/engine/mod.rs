@@ -202,6 +202,10 @@ fn run_with(
     let mut summary = merger
         .join()
         .map_err(|_| "the merger thread panicked".to_string())?;
+    if steering.is_some() {
+        // A steered test ends at the user target it was steered to, not the one it started at.
+        summary.target_users = control.users.ramp().target;
+    }
     for line in mqtt5_notes(&plan, &control) {
         eprintln!("{line}");
     }
