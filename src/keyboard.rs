@@ -28,8 +28,8 @@ pub const HEADROOM_USERS: u32 = 1_000;
 /// How long the key reader waits for a key before it checks whether the run is over.
 const POLL_MS: libc::c_int = 100;
 
-/// The terminal mode saved before cbreak mode, for the panic hook.
-static SAVED_MODE: Mutex<Option<libc::termios>> = Mutex::new(None);
+/// The terminal and its mode saved before cbreak mode, for the panic hook.
+static SAVED_MODE: Mutex<Option<(libc::c_int, libc::termios)>> = Mutex::new(None);
 static PANIC_HOOK: Once = Once::new();
 
 /// The plan's run, steerable from the keyboard when stdin is a terminal in the foreground;
@@ -42,7 +42,11 @@ pub fn run(
     if !stdin_is_foreground_terminal() {
         return engine::run_negotiated(plan, addrs, stop_signals);
     }
-    let capacity = reserved_users(&plan);
+    // Under --messages the user count is fixed (the engine refuses changes, with why).
+    let capacity = match plan.messages {
+        Some(_) => plan.users,
+        None => reserved_users(&plan),
+    };
     let steering = Steering::new();
     let keyboard = Keyboard::start(Arc::clone(&steering), plan.spawn_rate);
     if keyboard.is_some() {
@@ -202,7 +206,7 @@ impl CbreakMode {
         cbreak.c_cc[libc::VMIN] = 1;
         cbreak.c_cc[libc::VTIME] = 0;
         install_panic_hook();
-        *lock_saved() = Some(saved);
+        *lock_saved() = Some((fd, saved));
         if set_mode(fd, &cbreak).is_err() {
             *lock_saved() = None;
             return None;
@@ -238,7 +242,7 @@ fn set_mode(fd: libc::c_int, mode: &libc::termios) -> Result<(), ()> {
     }
 }
 
-fn lock_saved() -> std::sync::MutexGuard<'static, Option<libc::termios>> {
+fn lock_saved() -> std::sync::MutexGuard<'static, Option<(libc::c_int, libc::termios)>> {
     match SAVED_MODE.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
@@ -252,8 +256,8 @@ fn install_panic_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if let Ok(saved) = SAVED_MODE.try_lock() {
-                if let Some(mode) = saved.as_ref() {
-                    let _ = set_mode(libc::STDIN_FILENO, mode);
+                if let Some((fd, mode)) = saved.as_ref() {
+                    let _ = set_mode(*fd, mode);
                 }
             }
             previous(info);
@@ -275,6 +279,57 @@ mod tests {
         assert_eq!(target_after(b'W', u32::MAX), Some(u32::MAX));
         assert_eq!(target_after(b'x', 5), None);
         assert_eq!(target_after(b'\n', 5), None);
+    }
+
+    /// A pseudo-terminal's two ends (the test reads the mode from the slave end).
+    fn pty() -> (libc::c_int, libc::c_int) {
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty fills two descriptors; the rest may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        (master, slave)
+    }
+
+    fn local_flags(fd: libc::c_int) -> libc::tcflag_t {
+        // SAFETY: termios is plain data filled by tcgetattr.
+        let mut mode: libc::termios = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::tcgetattr(fd, &mut mode) }, 0);
+        mode.c_lflag
+    }
+
+    #[test]
+    fn a_panic_restores_the_terminal_mode_whether_it_unwinds_through_the_guard_or_not() {
+        let (master, slave) = pty();
+        let cooked = local_flags(slave);
+        assert_ne!(cooked & libc::ICANON, 0);
+        // Unwinding through the guard (a panic on the thread that holds it).
+        let unwound = std::panic::catch_unwind(|| {
+            let _mode = CbreakMode::enter(slave).expect("cbreak mode");
+            assert_eq!(local_flags(slave) & (libc::ICANON | libc::ECHO), 0);
+            panic!("a panic while the keys are read");
+        });
+        assert!(unwound.is_err());
+        assert_eq!(local_flags(slave), cooked, "restored by the guard");
+        // A panic on another thread (a worker's): the hook restores it, the guard still held.
+        let mode = CbreakMode::enter(slave).expect("cbreak mode");
+        let worker = std::thread::spawn(|| panic!("a worker panics"));
+        assert!(worker.join().is_err());
+        assert_eq!(local_flags(slave), cooked, "restored by the panic hook");
+        drop(mode);
+        assert_eq!(local_flags(slave), cooked);
+        // SAFETY: both descriptors are this test's own.
+        unsafe {
+            libc::close(master);
+            libc::close(slave);
+        }
     }
 
     #[test]

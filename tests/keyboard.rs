@@ -213,3 +213,29 @@ fn keys_on_a_stdin_that_is_not_a_terminal_steer_nothing() {
         broker.log()
     );
 }
+
+#[test]
+fn a_terminal_run_with_a_fixed_message_count_refuses_keys_and_restores_the_terminal_at_its_end() {
+    let broker = common::Mosquitto::start();
+    let mut pty = open_pty();
+    let before = local_flags(&pty);
+    let args = load(&broker);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run_time = args.len() - 3;
+    args[run_time] = "3s";
+    args.extend(["--messages", "100000"]);
+    let run = spawn_on_pty(&pty, &args);
+    wait_for_log(&broker, CONNECTED, 2);
+    pty.master.write_all(b"W").unwrap();
+    // The run ends by itself at its run time: the normal way out.
+    let done = run.wait(common::RUN_LIMIT);
+    done.assert_code(0);
+    for line in [
+        "mqblast: keys: w/W add 1/10 users, s/S remove 1/10 (up to 2 users)",
+        "mqblast: keys: W: refused: --messages splits a fixed count",
+    ] {
+        assert!(done.stderr.contains(line), "{line:?}:\n{}", done.describe());
+    }
+    assert_eq!(broker.log().matches(CONNECTED).count(), 2);
+    assert_eq!(local_flags(&pty), before, "restored at the run's end");
+}
