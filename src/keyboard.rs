@@ -47,7 +47,8 @@ pub fn run(
         Some(_) => plan.users,
         None => reserved_users(&plan),
     };
-    let steering = Steering::new();
+    // Keys only steer: no live snapshots to copy every second of a long run.
+    let steering = Steering::without_snapshots();
     let keyboard = Keyboard::start(Arc::clone(&steering), plan.spawn_rate);
     if keyboard.is_some() {
         eprintln!("mqblast: keys: w/W add 1/10 users, s/S remove 1/10 (up to {capacity} users)");

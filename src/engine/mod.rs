@@ -161,8 +161,10 @@ fn run_with(
     )
     .with_client_names(client_namer(Arc::clone(&plan)));
     let merger = match steering {
-        Some(steering) => merger.with_live_board(Arc::clone(steering.board())),
-        None => merger,
+        Some(steering) if steering.wants_snapshots() => {
+            merger.with_live_board(Arc::clone(steering.board()))
+        }
+        _ => merger,
     };
     let merger = thread::Builder::new()
         .name("mqblast-merger".into())
