@@ -287,7 +287,6 @@ fn run_one(session: &Session, request: StartRequest, hooks: &Hooks<'_>) -> i32 {
     let addrs = match (hooks.resolve)(&plan) {
         Ok(addrs) => addrs,
         Err(msg) => {
-            session.lock().1 = true;
             session.ended();
             session.journal.exception(
                 &format!("the test could not start: {msg}"),
