@@ -126,8 +126,9 @@ fn run(plan: Plan) -> i32 {
         }
     }
     let plan = Arc::new(plan);
+    // Steerable from the keyboard when stdin is a terminal (`keyboard`).
     let (summary, negotiated) =
-        match engine::run_negotiated(Arc::clone(&plan), addrs, &signals::received) {
+        match crate::keyboard::run(Arc::clone(&plan), addrs, &signals::received) {
             Ok(run) => run,
             Err(msg) => {
                 eprintln!("mqblast: error: {msg}");
@@ -286,7 +287,8 @@ fn wait_for_start(plan: &Plan, start_at_ms: u64) -> Result<(), i32> {
 fn broker_addrs(plan: &Plan) -> Result<Vec<SocketAddr>, String> {
     if plan.hosts.is_empty() {
         let max_payload = 1 << 20;
-        let addr = broker::start(plan.users as usize + 16, max_payload)?;
+        let users = plan.users.max(crate::keyboard::reserved_users(plan));
+        let addr = broker::start(users as usize + 16, max_payload)?;
         eprintln!("mqblast: no --host given: started the embedded broker (rumqttd) on {addr}");
         return Ok(vec![addr]);
     }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod broker;
 pub mod config;
 pub mod engine;
+pub mod keyboard;
 pub mod limits;
 pub mod locust;
 pub mod mqtt;

@@ -862,3 +862,165 @@ fn a_prompt_client_behind_nineteen_stalled_ones_is_answered_within_the_read_time
     web.running.signal(libc::SIGINT);
     web.running.wait(WAIT);
 }
+
+/// The lines of `/logs` (Locust's `{"master": [...]}`).
+fn log_lines(web: &common::web::WebRun) -> Vec<String> {
+    let logs = web.get("/logs").json();
+    logs["master"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no master log: {logs}"))
+        .iter()
+        .map(|line| line.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn after_stop_the_users_and_the_report_header_keep_the_last_target_and_every_change_is_logged() {
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let web = start_web(&["-H", &host, "-u", "3", "-r", "50", "--interval", "100ms"]);
+    let started = web.post_form("/swarm", "user_count=3&spawn_rate=50&run_time=");
+    assert_eq!(started.status, 200, "{}", started.body);
+    web.wait_for(WAIT, |s| s["user_count"] == 3);
+    assert_eq!(
+        web.post_form("/swarm", "user_count=6&spawn_rate=50").status,
+        200
+    );
+    web.wait_for(WAIT, |s| s["user_count"] == 6);
+    let refused = web.post_form("/swarm", "user_count=999999999&spawn_rate=50");
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(web.post_form("/stats/reset", "").status, 200);
+    assert_eq!(web.post_form("/stop", "").status, 200);
+    let stopped = web.wait_for(WAIT, |s| s["state"] == "stopped");
+
+    assert_eq!(
+        stopped["target_user_count"], 6,
+        "the last target, not the 3 it started at"
+    );
+    let page = web.get("/");
+    assert!(
+        page.body.contains("id=\"user_count\" value=\"6\""),
+        "the users field keeps 6"
+    );
+    let report = web.get("/stats/report");
+    assert!(
+        report.body.contains(" · 6 users · "),
+        "the report header says 6 users"
+    );
+    let result = web.get("/stats/result.json").json();
+    assert_eq!(result["users"], 6, "the test ended at 6 users");
+    assert_eq!(result["config"]["users"], 3, "as configured at its start");
+
+    let lines = log_lines(&web);
+    let expected = [
+        "test started: 3 users at 50/s",
+        "users 3 -> 6 at 50/s",
+        "users 999999999 refused: ",
+        "statistics reset (Reset stats)",
+        "test stopped (Stop) at 6 users",
+        "test ended at 6 users",
+    ];
+    let mut at = 0;
+    for needle in expected {
+        let found = lines[at..]
+            .iter()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?} not logged in order: {lines:#?}"));
+        assert!(lines[at + found].starts_with('['), "timestamped");
+        at += found + 1;
+    }
+    web.running.signal(libc::SIGINT);
+    let done = web.running.wait(WAIT);
+    for needle in expected {
+        assert!(
+            done.stderr.contains(&format!("mqblast: web: {needle}")),
+            "{needle:?} on the console:\n{}",
+            done.stderr
+        );
+    }
+}
+
+#[test]
+fn reset_stats_keeps_the_charts_history_of_the_running_test() {
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let web = start_web(&["-H", &host, "-u", "2", "-r", "50", "--interval", "100ms"]);
+    assert_eq!(
+        web.post_form("/swarm", "user_count=2&run_time=").status,
+        200
+    );
+    let seconds = |web: &common::web::WebRun| web.get("/ui/live").json()["chart_seconds"].as_u64();
+    let deadline = std::time::Instant::now() + WAIT;
+    while seconds(&web) < Some(3) {
+        assert!(std::time::Instant::now() < deadline, "no 3 s of charts");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = seconds(&web).unwrap();
+    assert_eq!(web.post_form("/stats/reset", "").status, 200);
+    // The merger applies the reset within a second; the charts keep what they showed.
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = seconds(&web).unwrap();
+        assert!(
+            now >= before,
+            "the charts lost their history: {now} < {before}"
+        );
+    }
+    let stats = web.get("/stats/requests").json();
+    assert!(
+        row_requests(&stats, "connect") == 0,
+        "the statistics themselves start over: {stats}"
+    );
+    assert_eq!(web.post_form("/stop", "").status, 200);
+    web.wait_for(WAIT, |s| s["state"] == "stopped");
+    assert!(seconds(&web).unwrap() > before, "kept after the stop too");
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}
+
+#[test]
+fn a_test_that_cannot_start_is_listed_in_exceptions_and_their_csv() {
+    let web = start_web(&["-u", "1", "-r", "50"]);
+    let empty = web.get("/exceptions/csv");
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.body, "Count,Message,Traceback,Nodes\r\n");
+    let started = web.post_form("/swarm", "user_count=1&host=nonexistent.invalid:1883");
+    assert_eq!(started.status, 200, "{}", started.body);
+    let deadline = std::time::Instant::now() + WAIT;
+    let exceptions = loop {
+        let reply = web.get("/exceptions").json();
+        if reply["exceptions"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            break reply;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exception: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let first = &exceptions["exceptions"][0];
+    assert_eq!(first["count"], 1);
+    assert_eq!(first["nodes"], "local");
+    let msg = first["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with(
+            "the test could not start: cannot resolve broker host nonexistent.invalid:1883"
+        ),
+        "{msg}"
+    );
+    let csv = web.get("/exceptions/csv").body;
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("Count,Message,Traceback,Nodes"));
+    let row = lines.next().unwrap_or_default();
+    assert!(row.starts_with("1,") && row.ends_with(",local"), "{row}");
+    assert_eq!(lines.next(), None, "one exception: {csv}");
+    assert_eq!(web.get("/ui/live").json()["exception_count"], 1);
+    assert!(log_lines(&web)
+        .iter()
+        .any(|l| l.contains("error: the test could not start")));
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}

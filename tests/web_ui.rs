@@ -317,3 +317,88 @@ fn the_web_ui_in_chromium_starts_a_test_raises_users_to_20_stops_and_downloads_t
     web.running.signal(libc::SIGINT);
     web.running.wait(WAIT);
 }
+
+#[test]
+fn the_web_ui_after_stop_keeps_the_last_users_and_shows_the_logs_and_exceptions_views() {
+    let chromium =
+        common::find_program("chromium").or_else(|| common::find_program("chromium-browser"));
+    let driver = common::find_program("chromedriver");
+    let (Some(chromium), Some(_)) = (chromium, driver) else {
+        if std::env::var("MQBLAST_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+            panic!("chromium or chromedriver not found (scripts/test.sh installs them)");
+        }
+        eprintln!("SKIPPED: no chromium/chromedriver on PATH (scripts/test.sh installs them)");
+        return;
+    };
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let web = start_web(&["-H", &host, "-u", "2", "-r", "50", "--interval", "100ms"]);
+    let profile = common::TempDir::new("webui-chromium-logs");
+    let browser = Browser::start(&chromium.display().to_string(), profile.path());
+    browser.open(&format!("{}/", web.base));
+    let value = |b: &Browser, id: &str| {
+        b.script(&format!("return document.getElementById('{id}').value;"))
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    browser.click("#start");
+    browser.wait_until("2 connected users", |b| b.text("users") == "2");
+    browser.type_into("#user_count", "4");
+    browser.click("#start");
+    browser.wait_until("4 connected users", |b| b.text("users") == "4");
+    let points = |b: &Browser| {
+        b.script("return document.querySelectorAll('#charts svg').length;")
+            .as_u64()
+            .unwrap_or(0)
+    };
+    browser.wait_until("charts", |b| points(b) > 0);
+    browser.click("#logs_view summary");
+    browser.wait_until("the start logged", |b| {
+        b.text("logs").contains("test started")
+    });
+    browser.click("#reset");
+    browser.wait_until("the reset logged", |b| {
+        b.text("logs").contains("statistics reset")
+    });
+    assert!(
+        points(&browser) > 0,
+        "the charts are still drawn after the reset"
+    );
+    browser.click("#stop");
+    browser.wait_until("stopped", |b| b.text("state") == "stopped");
+    assert_eq!(
+        value(&browser, "user_count"),
+        "4",
+        "the field keeps the last target"
+    );
+    browser.wait_until("the stop logged", |b| {
+        let logs = b.text("logs");
+        logs.contains("users 2 -> 4 at 50/s") && logs.contains("test stopped (Stop) at 4 users")
+    });
+
+    // A reload keeps it too (the page is rendered with the target the test ended at).
+    browser.open(&format!("{}/", web.base));
+    browser.wait_until("stopped after reload", |b| b.text("state") == "stopped");
+    assert_eq!(value(&browser, "user_count"), "4");
+
+    browser.click("#exceptions_view summary");
+    assert_eq!(browser.text("exception_count"), "0");
+    let headers = browser.script(
+        "return Array.from(document.querySelectorAll('#exceptions_view th')).map(t => t.textContent).join(',');",
+    );
+    assert_eq!(headers, "Count,Message,Traceback,Nodes");
+    let link = browser.script(
+        "var r = new XMLHttpRequest(); r.open('GET', '/exceptions/csv', false); r.send(); return [r.status, r.responseText];",
+    );
+    assert_eq!(link[0], 200);
+    assert_eq!(link[1], "Count,Message,Traceback,Nodes\r\n");
+
+    let console = browser.log("browser");
+    let errors: Vec<&Value> = console.iter().filter(|e| e["level"] == "SEVERE").collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    drop(browser);
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}

@@ -161,8 +161,10 @@ fn run_with(
     )
     .with_client_names(client_namer(Arc::clone(&plan)));
     let merger = match steering {
-        Some(steering) => merger.with_live_board(Arc::clone(steering.board())),
-        None => merger,
+        Some(steering) if steering.wants_snapshots() => {
+            merger.with_live_board(Arc::clone(steering.board()))
+        }
+        _ => merger,
     };
     let merger = thread::Builder::new()
         .name("mqblast-merger".into())
@@ -202,6 +204,10 @@ fn run_with(
     let mut summary = merger
         .join()
         .map_err(|_| "the merger thread panicked".to_string())?;
+    if steering.is_some() {
+        // A steered test ends at the user target it was steered to, not the one it started at.
+        summary.target_users = control.users.ramp().target;
+    }
     for line in mqtt5_notes(&plan, &control) {
         eprintln!("{line}");
     }

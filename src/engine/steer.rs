@@ -19,6 +19,9 @@ pub const RESERVED_USERS_MAX: u32 = 10_000;
 pub struct Steering {
     current: Mutex<Option<Arc<Control>>>,
     board: Arc<LiveBoard>,
+    /// Whether the merger publishes a snapshot every second (a face that shows the run);
+    /// one that only steers (the keyboard) spares a long run that copy.
+    snapshots: bool,
 }
 
 impl Steering {
@@ -26,7 +29,23 @@ impl Steering {
         Arc::new(Steering {
             current: Mutex::new(None),
             board: LiveBoard::new(),
+            snapshots: true,
         })
+    }
+
+    /// A steering for a face that changes users and stops, and reads no live snapshots
+    /// (only the final result is published).
+    pub fn without_snapshots() -> Arc<Steering> {
+        Arc::new(Steering {
+            current: Mutex::new(None),
+            board: LiveBoard::new(),
+            snapshots: false,
+        })
+    }
+
+    /// Whether the merger of a steered run publishes live snapshots.
+    pub fn wants_snapshots(&self) -> bool {
+        self.snapshots
     }
 
     /// Where the merger of each steered run publishes its snapshots.

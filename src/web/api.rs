@@ -99,6 +99,17 @@ pub fn route(session: &Session, head: &Head, body: &[u8]) -> Reply {
         }),
         "/stats/report" if get => report(session, query),
         "/stats/result.json" if get => result_json(session),
+        "/logs" if get => Reply::json(
+            200,
+            &json!({"master": session.journal.lines(), "workers": {}}),
+        ),
+        "/exceptions" if get => exceptions(session),
+        "/exceptions/csv" if get => Reply::with(
+            200,
+            "text/csv; charset=utf-8",
+            session.journal.exceptions_csv(),
+        )
+        .download("exceptions.csv"),
         "/metrics" if get => Reply::with(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
@@ -115,6 +126,9 @@ pub fn route(session: &Session, head: &Head, body: &[u8]) -> Reply {
         | "/stats/history/csv"
         | "/stats/report"
         | "/stats/result.json"
+        | "/logs"
+        | "/exceptions"
+        | "/exceptions/csv"
         | "/metrics" => not_allowed(method, path),
         _ => Reply::error(404, &format!("no such path: {path}")),
     }
@@ -163,7 +177,7 @@ fn swarm_with(session: &Session, request: StartRequest) -> Reply {
     if let Some((ramp, _)) = steering.ramp() {
         let users = request.users.unwrap_or(ramp.target);
         let rate = request.spawn_rate.unwrap_or(ramp.spawn_rate);
-        return match steering.set_users(users, rate) {
+        return match session.change_users(users, rate) {
             Ok(()) => Reply::json(
                 200,
                 &json!({"success": true, "message": format!("Changed to {users} users at {rate}/s")}),
@@ -182,14 +196,14 @@ fn swarm_with(session: &Session, request: StartRequest) -> Reply {
 }
 
 fn stop(session: &Session) -> Reply {
-    match session.steering.stop() {
+    match session.stop() {
         true => Reply::json(200, &json!({"success": true, "message": "Test stopped"})),
         false => Reply::error(409, "no test is running"),
     }
 }
 
 fn reset(session: &Session) -> Reply {
-    match session.steering.reset_stats() {
+    match session.reset_stats() {
         true => Reply::json(200, &json!({"success": true, "message": "Stats reset"})),
         false => Reply::error(409, "no test is running"),
     }
@@ -210,11 +224,26 @@ fn csv_reply(session: &Session, file: &str, render: impl Fn(&Summary) -> String)
     }
 }
 
-/// The current run's result document (reused by the HTML report).
+/// The current run's result document (reused by the HTML report): while a test runs, with
+/// its user target as it is now.
 fn result_of(session: &Session) -> Option<(RunResult, String)> {
     let snapshot = session.steering.snapshot()?;
     let config = session.plan().effective_config.clone();
-    RunResult::round_trip(snapshot.summary.clone(), config).ok()
+    let mut summary = snapshot.summary.clone();
+    if let Some((ramp, _)) = session.steering.ramp() {
+        summary.target_users = ramp.target;
+    }
+    RunResult::round_trip(summary, config).ok()
+}
+
+/// Locust's `/exceptions`: count, message, traceback and nodes of each kept exception.
+fn exceptions(session: &Session) -> Reply {
+    let (kept, not_kept) = session.journal.exceptions();
+    let rows: Vec<Value> = kept
+        .iter()
+        .map(|e| json!({"count": e.count, "msg": e.message, "traceback": e.traceback, "nodes": e.nodes}))
+        .collect();
+    Reply::json(200, &json!({"exceptions": rows, "not_kept": not_kept}))
 }
 
 fn report(session: &Session, query: &str) -> Reply {
@@ -329,7 +358,7 @@ pub fn requests(session: &Session) -> Value {
         },
         "state": state,
         "user_count": snapshot.map_or(0, |s| s.connected_users),
-        "target_user_count": target_users(session),
+        "target_user_count": session.target_users(),
         "reserved_users": session.steering.ramp().map_or(0, |(_, reserved)| reserved),
         "schedule_lag_p99_ms": snapshot.map_or(0.0, |s| quantile_ms(&s.summary.lag_us, 0.99)),
         "schedule_lag_max_ms": snapshot.map_or(0.0, |s| match s.summary.lag_us.is_empty() {
@@ -337,14 +366,6 @@ pub fn requests(session: &Session) -> Value {
             false => ms(s.summary.lag_us.max()),
         }),
     })
-}
-
-/// The running test's user target, or the last/configured plan's users.
-fn target_users(session: &Session) -> u32 {
-    match session.steering.ramp() {
-        Some((ramp, _)) => ramp.target,
-        None => session.plan().users,
-    }
 }
 
 fn row(
@@ -426,21 +447,31 @@ fn errors(snapshot: Option<&Snapshot>) -> Vec<Value> {
 /// rendered by the same code as the HTML report.
 fn live(session: &Session) -> Value {
     let snapshot = session.steering.snapshot();
-    let sections = snapshot.as_deref().map(|s| {
-        let charts: String = html::charts(&s.summary)
-            .into_iter()
-            .map(|(caption, svg)| {
-                format!("<figure><figcaption>{caption}</figcaption>{svg}</figure>")
+    let charted = snapshot.as_ref().map(|s| session.charted(s));
+    let sections = snapshot
+        .as_deref()
+        .zip(charted.as_ref())
+        .map(|(s, charted)| {
+            let charts: String = html::charts(charted)
+                .into_iter()
+                .map(|(caption, svg)| {
+                    format!("<figure><figcaption>{caption}</figcaption>{svg}</figure>")
+                })
+                .collect();
+            json!({
+                "charts": charts,
+                "stats": html::stats_table(&s.summary)
+                    + &html::percentile_table(&s.summary)
+                    + &html::connections_section(&s.summary),
+                "failures": html::failures_table(&s.summary),
+                "audit": html::audit_section(&s.summary),
             })
-            .collect();
-        json!({
-            "charts": charts,
-            "stats": html::stats_table(&s.summary)
-                + &html::percentile_table(&s.summary)
-                + &html::connections_section(&s.summary),
-            "failures": html::failures_table(&s.summary),
-            "audit": html::audit_section(&s.summary),
-        })
-    });
-    json!({"requests": requests(session), "sections": sections})
+        });
+    let exceptions = session.journal.exceptions();
+    json!({
+        "requests": requests(session),
+        "sections": sections,
+        "chart_seconds": charted.as_ref().map_or(0, |s| s.timeline.len()),
+        "exception_count": exceptions.0.iter().map(|e| e.count).sum::<u64>() + exceptions.1,
+    })
 }

@@ -14,12 +14,14 @@
 mod api;
 mod guard;
 mod http;
+mod journal;
 mod metrics;
 mod page;
 mod params;
 mod server;
 mod session;
 
+pub use journal::{Journal, LOG_LINES_MAX};
 pub use server::serve;
 pub use session::{run_session, Hooks, Session, StartRequest};
 

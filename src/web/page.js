@@ -5,6 +5,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   let running = false;
+  let lastState = "";
 
   function say(text) { $("message").textContent = text || ""; }
 
@@ -50,7 +51,16 @@
     $("fails").textContent = fixed(r.total_fail_per_sec, 1);
     $("ratio").textContent = fixed(r.fail_ratio * 100, 2) + "%";
     $("lag").textContent = fixed(r.schedule_lag_p99_ms, 2);
+    // After a test, the form keeps the users it ended at (as Locust's does).
+    const active = ["spawning", "running", "stopping"];
+    if (r.state === "stopped" && active.includes(lastState)) {
+      $("user_count").value = r.target_user_count;
+    }
+    lastState = r.state;
     showForm(r.state);
+    $("exception_count").textContent = live.exception_count;
+    if ($("logs_view").open) { refreshLogs(); }
+    if ($("exceptions_view").open) { refreshExceptions(); }
     const s = live.sections;
     if (s) {
       $("charts").innerHTML = s.charts;
@@ -59,6 +69,40 @@
       $("audit").innerHTML = s.audit;
     }
   }
+
+  async function getJson(path) {
+    try {
+      const response = await fetch(path, { cache: "no-store" });
+      return response.ok ? await response.json() : null;
+    } catch (e) { return null; }
+  }
+
+  // Text from the server goes in as text, never as markup.
+  async function refreshLogs() {
+    const logs = await getJson("/logs");
+    if (logs) { $("logs").textContent = logs.master.join("\n"); }
+  }
+
+  async function refreshExceptions() {
+    const reply = await getJson("/exceptions");
+    if (!reply) { return; }
+    const body = $("exceptions");
+    body.replaceChildren();
+    for (const e of reply.exceptions) {
+      const tr = document.createElement("tr");
+      for (const value of [e.count, e.msg, e.traceback, e.nodes]) {
+        const td = document.createElement("td");
+        td.textContent = String(value);
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+  }
+
+  $("logs_view").addEventListener("toggle", () => { if ($("logs_view").open) { refreshLogs(); } });
+  $("exceptions_view").addEventListener("toggle", () => {
+    if ($("exceptions_view").open) { refreshExceptions(); }
+  });
 
   $("swarm").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -24,7 +24,7 @@ pub fn html(session: &Session) -> String {
         .replace("__STYLE__", STYLE)
         .replace("__SCRIPT__", SCRIPT)
         .replace("__HOST__", &escape(&host))
-        .replace("__USERS__", &plan.users.to_string())
+        .replace("__USERS__", &session.target_users().to_string())
         .replace("__SPAWN_RATE__", &plan.spawn_rate.to_string())
         .replace("__RUN_TIME__", &escape(&run_time))
         .replace("__TOPIC__", &escape(&plan.topic))

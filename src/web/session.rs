@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use crate::engine::control::STOPPING;
+use super::journal::Journal;
+use crate::engine::control::{Refused, STOPPING};
 use crate::engine::steer::{self, Steering};
 use crate::plan::{HostPort, Plan};
-use crate::stats::Summary;
+use crate::stats::live::Snapshot;
+use crate::stats::{Summary, TimelineEntry};
 
 /// How often the session loop checks for Ctrl-C and the autoquit deadline between tests.
 const IDLE_TICK: Duration = Duration::from_millis(100);
@@ -41,6 +43,42 @@ pub struct Session {
     started: AtomicBool,
     /// The plan of the test running or last run, and whether one ever finished.
     current: Mutex<(Arc<Plan>, bool)>,
+    /// Every start, user change, reset and stop, and the tool's own errors.
+    pub journal: Arc<Journal>,
+    /// The charts' history from before the running test's stats resets.
+    charts: Mutex<ChartHistory>,
+}
+
+/// What the page's charts keep across stats resets, as Locust's UI keeps its charts: the
+/// timeline shown before the last reset (seconds since the test's start) and where the
+/// timeline since the reset starts. At most one entry per second of the test, as the
+/// result's own timeline; cleared when a test starts.
+#[derive(Default)]
+struct ChartHistory {
+    before: Vec<TimelineEntry>,
+    offset_s: u64,
+    /// The snapshot current at the reset: until the merger publishes a newer one, it still
+    /// shows the timeline now in `before`.
+    stale: Option<Arc<Snapshot>>,
+}
+
+impl ChartHistory {
+    /// The timeline to chart: what came before the resets, then `snapshot`'s.
+    fn timeline(&self, snapshot: &Arc<Snapshot>) -> Vec<TimelineEntry> {
+        let mut all = self.before.clone();
+        if self
+            .stale
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, snapshot))
+        {
+            return all;
+        }
+        all.extend(snapshot.summary.timeline.iter().map(|e| TimelineEntry {
+            second: e.second + self.offset_s,
+            ..e.clone()
+        }));
+        all
+    }
 }
 
 impl Session {
@@ -53,8 +91,80 @@ impl Session {
             base,
             starts,
             started: AtomicBool::new(false),
+            journal: Journal::new(),
+            charts: Mutex::new(ChartHistory::default()),
         });
+        session.journal.record_panics();
         (session, rx)
+    }
+
+    /// Change the running test's users and spawn rate (logged, refusals too).
+    pub fn change_users(&self, users: u32, spawn_rate: f64) -> Result<(), Refused> {
+        let before = self.steering.ramp().map(|(ramp, _)| ramp.target);
+        let changed = self.steering.set_users(users, spawn_rate);
+        match (&changed, before) {
+            (Ok(()), Some(before)) => self
+                .journal
+                .log(&format!("users {before} -> {users} at {spawn_rate}/s")),
+            (Ok(()), None) => {}
+            (Err(refused), _) => self
+                .journal
+                .log(&format!("users {users} refused: {}", refused.0)),
+        }
+        changed
+    }
+
+    /// Stop the running test (logged); false when none runs.
+    pub fn stop(&self) -> bool {
+        let target = self.steering.ramp().map(|(ramp, _)| ramp.target);
+        let stopped = self.steering.stop();
+        if let (true, Some(target)) = (stopped, target) {
+            self.journal
+                .log(&format!("test stopped (Stop) at {target} users"));
+        }
+        stopped
+    }
+
+    /// Start the running test's statistics over (logged); the charts keep their history.
+    pub fn reset_stats(&self) -> bool {
+        let Some(control) = self.steering.running() else {
+            return false;
+        };
+        {
+            let mut charts = lock(&self.charts);
+            let snapshot = self.steering.snapshot();
+            if let Some(snapshot) = &snapshot {
+                charts.before = charts.timeline(snapshot);
+            }
+            let next_s = charts.before.last().map_or(0, |e| e.second + 1);
+            charts.offset_s = (control.now_ns() / 1_000_000_000).max(next_s);
+            charts.stale = snapshot;
+        }
+        let reset = self.steering.reset_stats();
+        if reset {
+            self.journal.log("statistics reset (Reset stats)");
+        }
+        reset
+    }
+
+    /// The latest snapshot's summary with the charts' history from before the resets.
+    pub fn charted(&self, snapshot: &Arc<Snapshot>) -> Summary {
+        let mut summary = snapshot.summary.clone();
+        summary.timeline = lock(&self.charts).timeline(snapshot);
+        summary
+    }
+
+    /// The running test's user target; after a test, the target it ended at; before any,
+    /// the configured users.
+    pub fn target_users(&self) -> u32 {
+        if let Some((ramp, _)) = self.steering.ramp() {
+            return ramp.target;
+        }
+        let finished = self.lock().1;
+        match (finished, self.steering.snapshot()) {
+            (true, Some(snapshot)) if !snapshot.running => snapshot.summary.target_users,
+            _ => self.plan().users,
+        }
     }
 
     /// Start a test, or refuse with the reason (one is running or about to).
@@ -125,10 +235,14 @@ impl Session {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (Arc<Plan>, bool)> {
-        match self.current.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.current)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -169,19 +283,23 @@ fn run_one(session: &Session, request: StartRequest, hooks: &Hooks<'_>) -> i32 {
     let plan = Arc::new(plan_for(&session.base, &request));
     // Not "stopped" until this test has its result (a previous test's does not count).
     *session.lock() = (Arc::clone(&plan), false);
+    *lock(&session.charts) = ChartHistory::default();
     let addrs = match (hooks.resolve)(&plan) {
         Ok(addrs) => addrs,
         Err(msg) => {
             session.ended();
-            eprintln!("mqblast: error: {msg}");
+            session.journal.exception(
+                &format!("the test could not start: {msg}"),
+                "starting a test: resolving its broker",
+            );
             return 1;
         }
     };
     let capacity = steer::reserved_users(plan.users, plan.sub_users, plan.hosts.is_empty());
-    eprintln!(
-        "mqblast: web: test started: {} users at {}/s ({capacity} reserved)",
+    session.journal.log(&format!(
+        "test started: {} users at {}/s ({capacity} reserved)",
         plan.users, plan.spawn_rate
-    );
+    ));
     let result = crate::engine::run_steered(
         Arc::clone(&plan),
         addrs,
@@ -196,13 +314,19 @@ fn run_one(session: &Session, request: StartRequest, hooks: &Hooks<'_>) -> i32 {
             *session.lock() = (Arc::clone(&plan), true);
             // The next start may be accepted while this one's files are written: it waits
             // in the channel (of one) until the loop is back.
+            session
+                .journal
+                .log(&format!("test ended at {} users", summary.target_users));
             session.ended();
             (hooks.finish)(summary, &plan)
         }
         Err(msg) => {
             session.lock().1 = true;
             session.ended();
-            eprintln!("mqblast: error: {msg}");
+            session.journal.exception(
+                &format!("the test could not run: {msg}"),
+                "running a test: starting its threads",
+            );
             1
         }
     }
