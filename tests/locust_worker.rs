@@ -581,8 +581,9 @@ fn the_old_scripts_own_locustfile_drives_an_mqblast_worker() {
 
 /// What every scripted master below starts with: pyzmq's ROUTER (from the Locust virtualenv)
 /// on `sys.argv[1]`, the worker's `client_ready` answered with `ack`, and helpers: `send`,
-/// `recv`, `wait_for(pred)` (answers heartbeats, prints exceptions, until a message matches)
-/// and `beats(seconds)` (the heartbeat states and stops seen meanwhile).
+/// `recv`, `wait_for(pred)` (answers heartbeats, prints exceptions, until a message matches),
+/// `published` (a predicate: a stats report with a publish in it) and `beats(seconds)` (the
+/// heartbeat states and stops seen meanwhile).
 const SCRIPTED_MASTER_PRELUDE: &str = r#"
 import sys, time, zmq, msgpack
 port = int(sys.argv[1])
@@ -618,6 +619,11 @@ def beats(seconds):
         if kind in ("client_stopped", "client_ready"):
             seen.append(kind)
     return seen
+def published(kind, data):
+    """A stats report with a publish in it: the test's load really ran (on a loaded machine
+    the first connect may come seconds after the state turned "running")."""
+    return kind == "stats" and any(
+        e["name"].startswith("publish") and e["num_requests"] > 0 for e in data["stats"])
 def leave():
     send("quit", None)
     wait_for(lambda k, d: k == "quit")
@@ -671,6 +677,7 @@ for ts, run_time in ((1.0, 1e300), (2.0, 1e19)):
         "stop_timeout": None, "parsed_options": {"headless": True, "run_time": run_time,
         "mqtt_topic": "hr/{i}", "mqtt_interval": "200ms"}})
     wait_for(lambda k, d: k == "heartbeat" and d["state"] == "running")
+    wait_for(published)
     send("stop", None)
     wait_for(lambda k, d: k == "client_stopped")
     wait_for(lambda k, d: k == "client_ready")
@@ -713,7 +720,7 @@ send("spawn", {{"timestamp": 1.0, "user_classes_count": {{"A": 2}}, "host": host
     "parsed_options": {{"mqtt_tokens_file": "{tokens}", "mqtt_payload": "{payload}",
     "mqtt_topic": "lf/{{i}}", "mqtt_interval": "200ms"}}}})
 wait_for(lambda k, d: k == "heartbeat" and d["state"] == "running")
-beats(1.5)
+wait_for(published)
 send("stop", None)
 wait_for(lambda k, d: k == "client_stopped")
 leave()
