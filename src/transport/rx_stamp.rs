@@ -165,6 +165,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
         assert!(enable(client.as_raw_fd()));
+        wait_until_reads_are_stamped(&mut server, &client);
         let start = Instant::now();
         let mut clock = RealClock::default();
         clock.sample(|| 0);
@@ -173,7 +174,9 @@ mod tests {
         let read_ns = start.elapsed().as_nanos() as u64;
         let mut buf = [0u8; 16];
         let (n, stamp) = recv(client.as_raw_fd(), &mut buf).unwrap();
-        assert_eq!(&buf[..n], b"\x40\x02\x00\x01");
+        // Probe bytes still in flight may come first.
+        let packet = buf[..n].trim_ascii_start();
+        assert_eq!(packet, b"\x40\x02\x00\x01");
         let arrived = clock.arrival_ns(stamp, read_ns);
         assert!(stamp.is_some(), "the kernel attached no timestamp");
         // The stamp is from before the 50 ms sleep ended; the sleep is a lower bound on the
@@ -182,6 +185,28 @@ mod tests {
             read_ns - arrived >= 50_000_000,
             "arrived {arrived} read {read_ns}"
         );
+    }
+
+    /// Linux turns receive timestamps on for the whole stack from a work queue after the
+    /// first socket asks (`net_enable_timestamp`): on a loaded machine the first packets after
+    /// `enable` may arrive before that and carry no stamp (the engine then uses the read time).
+    /// Probe until a read is stamped, for at most 30 s.
+    fn wait_until_reads_are_stamped(server: &mut TcpStream, client: &TcpStream) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut buf = [0u8; 16];
+        loop {
+            server.write_all(b" ").unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+            match recv(client.as_raw_fd(), &mut buf) {
+                Ok((n, Some(_))) if n >= 1 => return,
+                Ok(_) => {}
+                Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the kernel attached no timestamp in 30 s"
+            );
+        }
     }
 
     #[test]
