@@ -20,7 +20,8 @@
 # "32"), BENCH_QOS (default "0 1"), BENCH_THREADS (mqblast workers, default "1 2"),
 # BENCH_TARGETS (default "sink mosquitto"), SINK_THREADS (default 1), MQBLAST (default
 # target/release/mqblast, built with `cargo build --release` if missing), BENCH_EXTRA_ARGS
-# (appended to every mqblast run).
+# (appended to every mqblast run), FLOOR_WINDOW (default 16; set it to the --max-inflight given
+# in BENCH_EXTRA_ARGS), FLOOR=off skips the floor runs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -100,6 +101,13 @@ children_cpu() {
 }
 
 source scripts/lib/median.sh
+source scripts/lib/floor.sh
+FLOOR="${FLOOR:-on}"
+FLOOR_WINDOW="${FLOOR_WINDOW:-16}"
+if [ "$FLOOR" = on ]; then
+    build_floors
+    PAYLOAD_BYTES=$(payload_bytes data.json)
+fi
 
 command -v bc >/dev/null 2>&1 || install_packages bc
 
@@ -115,7 +123,7 @@ for target in $TARGETS; do
 for qos in $QOS_LIST; do
   for threads in $THREADS_LIST; do
     for users in $USERS_LIST; do
-        : > "$WORK/rps"; : > "$WORK/gen"; : > "$WORK/broker"; : > "$WORK/wall"
+        : > "$WORK/rps"; : > "$WORK/gen"; : > "$WORK/broker"; : > "$WORK/wall"; : > "$WORK/floor"
         for run in $(seq 1 "$RUNS"); do
             json="$WORK/run.json"
             rm -f "$json"
@@ -150,8 +158,19 @@ for qos in $QOS_LIST; do
             echo "$rps" >> "$WORK/rps"; echo "$gen" >> "$WORK/gen"
             echo "$broker" >> "$WORK/broker"; echo "$wall" >> "$WORK/wall"
             log "$target qos $qos threads $threads users $users run $run: $rps msg/s, mqblast ${gen} us/msg, $target ${broker} us/msg, wall ${wall} s"
+            if [ "$FLOOR" = on ] && [ "$qos" = 1 ]; then
+                floor_line=$("$FLOOR_DIR/floor_tp" 127.0.0.1 "$PORT" "$users" "$FLOOR_WINDOW" "$MESSAGES" "$PAYLOAD_BYTES")
+                floor_us=$(echo "$floor_line" | awk '{ for (i = 1; i < NF; i++) if ($i == "cpu_us_per_msg") print $(i + 1) }')
+                echo "$floor_us" >> "$WORK/floor"
+                log "$target qos $qos users $users run $run: floor_tp $floor_line"
+            fi
         done
-        ROWS+=("| $target | $qos | $threads | $users | $MESSAGES | $RUNS | $(median < "$WORK/rps" | xargs printf '%.0f') | $(median < "$WORK/gen" | xargs printf '%.3f') | $(median < "$WORK/broker" | xargs printf '%.3f') | $(median < "$WORK/wall" | xargs printf '%.2f') |")
+        floor_med=-; x_floor=-
+        if [ -s "$WORK/floor" ]; then
+            floor_med=$(median < "$WORK/floor" | xargs printf '%.3f')
+            x_floor=$(ratio "$(median < "$WORK/gen")" "$floor_med")
+        fi
+        ROWS+=("| $target | $qos | $threads | $users | $MESSAGES | $RUNS | $(median < "$WORK/rps" | xargs printf '%.0f') | $(median < "$WORK/gen" | xargs printf '%.3f') | $(median < "$WORK/broker" | xargs printf '%.3f') | $(median < "$WORK/wall" | xargs printf '%.2f') | $floor_med | $x_floor |")
     done
   done
 done
@@ -162,6 +181,6 @@ echo "### mqblast into the sink and into mosquitto on loopback"
 echo
 echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $("$MQBLAST" --version 2>/dev/null || echo mqblast), sink with $SINK_THREADS thread(s), mosquitto without subscribers; medians of $RUNS runs."
 echo
-echo "| target | QoS | mqblast threads | users | messages | runs | msg/s | mqblast CPU us / msg | target CPU us / msg | wall s |"
-echo "|---|----:|----:|------:|---------:|-----:|------:|------------------------:|--------------------------:|-------:|"
+echo "| target | QoS | mqblast threads | users | messages | runs | msg/s | mqblast CPU us / msg | target CPU us / msg | wall s | floor CPU us / msg | x floor |"
+echo "|---|----:|----:|------:|---------:|-----:|------:|------------------------:|--------------------------:|-------:|------:|-----:|"
 printf '%s\n' "${ROWS[@]}"

@@ -16,6 +16,11 @@
 #   lag p50/p99/max      schedule lag, us (how late the generator sent; the truth of its clock)
 #   pub p50/p99/max      publish latency (PUBLISH -> ack), us
 #   worst_s      the second with the largest schedule lag, and that lag in ms
+#   floor_us_msg QoS 1: CPU per message of benches/floor/floor.c (the least a client can spend
+#                on this workload: one send and one ack read per message) with the same users,
+#                interval and payload size over as many steady seconds, run right after
+#                each mqblast run on the same broker
+#   x_floor      cpu_us_msg / floor_us_msg
 #
 # Why it exists: "how many devices at 1 msg/s can the broker take" is the test users run most,
 # and on that path the generator's own lateness must be measured, not assumed. Figures in
@@ -23,7 +28,8 @@
 #
 # Environment: USERS, INTERVAL, QOS, DURATION_S (60), RUNS (3), NEIGHBOUR (off|on), PIN (the
 # --pin rule, default mqblast's), CONNECT_RATE (2000), BIND (127.0.0.2-127.0.0.9: more source
-# ports than one address has), THREADS, MQBLAST (target/release/mqblast), EXTRA (more flags).
+# ports than one address has), THREADS, MQBLAST (target/release/mqblast), EXTRA (more flags),
+# FLOOR (on|off, default on: the floor runs of QoS 1).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -39,6 +45,8 @@ BIND="${BIND-127.0.0.2-127.0.0.9}"
 THREADS="${THREADS:-}"
 MQBLAST="${MQBLAST:-target/release/mqblast}"
 EXTRA="${EXTRA:-}"
+FLOOR="${FLOOR:-on}"
+[ "$QOS" = 1 ] || FLOOR=off
 
 log() { echo "capacity: $*" >&2; }
 command -v jq >/dev/null 2>&1 || { log "needs jq"; exit 1; }
@@ -115,6 +123,31 @@ one_run() {
 }
 
 source scripts/lib/median.sh
+source scripts/lib/floor.sh
+
+# INTERVAL in whole milliseconds, for the floor program ("1s", "500ms", "1.5s").
+interval_ms() {
+    case "$1" in
+        *ms) echo "${1%ms}" ;;
+        *s) awk -v s="${1%s}" 'BEGIN { printf "%d\n", s * 1000 }' ;;
+        *) log "INTERVAL $1: give a unit (ms or s) for the floor run"; exit 1 ;;
+    esac
+}
+
+# One floor run over as many seconds as mqblast's steady part: prints its CPU us per message
+# over its steady part (all connections up), or "-".
+floor_run() {
+    local seconds=$(( DURATION_S - 1 - (USERS / CONNECT_RATE + 1 + 2) )) line
+    [ "$seconds" -ge 3 ] || seconds=3
+    line=$("$FLOOR_DIR/floor" 127.0.0.1 "$PORT" "$USERS" "$(interval_ms "$INTERVAL")" "$seconds" "$PAYLOAD_BYTES" 2>&1) || true
+    log "floor: $line"
+    echo "$line" | awk '{ for (i = 1; i < NF; i++) if ($i == "us/msg") { print $(i + 1); exit } }' | grep . || echo -
+}
+
+if [ "$FLOOR" = on ]; then
+    build_floors
+    PAYLOAD_BYTES=$(payload_bytes data.json)
+fi
 
 start_mosquitto capacity.sh
 if [ "$NEIGHBOUR" = on ]; then
@@ -122,17 +155,27 @@ if [ "$NEIGHBOUR" = on ]; then
     HOG_PID=$!
 fi
 log "$USERS users x 1/$INTERVAL, QoS $QOS, ${DURATION_S}s, neighbour $NEIGHBOUR, pin ${PIN:-default}, $RUNS runs"
-header="run cpu_us_msg sys_pct rss_b_conn ramp_s connect_p99_ms lag_p50_us lag_p99_us lag_max_us pub_p50_us pub_p99_us pub_max_us worst_second failures"
+header="run cpu_us_msg sys_pct rss_b_conn ramp_s connect_p99_ms lag_p50_us lag_p99_us lag_max_us pub_p50_us pub_p99_us pub_max_us worst_second failures floor_us_msg x_floor"
 echo "$header"
 : > "$WORK/rows"
 for run in $(seq 1 "$RUNS"); do
     row=$(one_run)
-    echo "$run $row" | tee -a "$WORK/rows"
+    floor_us=-
+    if [ "$FLOOR" = on ]; then
+        sleep 2
+        floor_us=$(floor_run)
+    fi
+    echo "$run $row $floor_us $(ratio "${row%% *}" "$floor_us")" | tee -a "$WORK/rows"
     sleep 2
 done
 printf "median"
-for col in $(seq 2 14); do
+for col in $(seq 2 16); do
     if [ "$col" -eq 13 ]; then printf " -"; continue; fi
-    printf " %s" "$(awk -v c="$col" '{ print $c }' "$WORK/rows" | median)"
+    if [ "$col" -eq 16 ]; then
+        # The ratio of the medians, not the median of the ratios.
+        printf " %s" "$(ratio "$(awk '{ print $2 }' "$WORK/rows" | median)" "$(awk '{ print $15 }' "$WORK/rows" | grep -v '^-$' | median)")"
+        continue
+    fi
+    printf " %s" "$(awk -v c="$col" '{ print $c }' "$WORK/rows" | grep -v '^-$' | median)"
 done
 echo
