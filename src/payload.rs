@@ -523,7 +523,7 @@ fn v5_frame(
 /// order `Payload::parse` listed them).
 fn write_value(value: &Value, vars: &ClientVars<'_>, out: &mut Vec<u8>, laid_out: &mut BodyFields) {
     match value {
-        Value::String(text) if fields::is_field(text) => write_field(out, laid_out),
+        Value::String(text) if fields::is_field(text) => write_field(text, out, laid_out),
         Value::String(text) if text.contains('{') => write_json(out, &render(text, vars)),
         Value::String(text) => write_json(out, text),
         Value::Array(items) => {
@@ -552,11 +552,13 @@ fn write_value(value: &Value, vars: &ClientVars<'_>, out: &mut Vec<u8>, laid_out
     }
 }
 
-/// Lay out the next per-message field at the end of `out`, with its initial value.
-fn write_field(out: &mut Vec<u8>, laid_out: &mut BodyFields) {
+/// Lay out the next per-message field (written as `text` in the payload) at the end of
+/// `out`, with its initial value.
+fn write_field(text: &str, out: &mut Vec<u8>, laid_out: &mut BodyFields) {
     let Some(field) = laid_out.fields.get(laid_out.at.len()).copied() else {
-        // `Payload::parse` listed every field `is_field` finds; a string it did not list
-        // is written as the text it is.
+        // `Payload::parse` listed every field `is_field` finds, so this does not happen; were
+        // one missing, its text would be sent as written rather than break the JSON.
+        write_json(out, text);
         return;
     };
     let at = out.len();
