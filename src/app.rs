@@ -63,8 +63,15 @@ fn init_from_locust(files: &[std::path::PathBuf]) -> i32 {
                 Some(path) => format!(" and {} ({} tokens)", path.display(), done.token_count),
                 None => String::new(),
             };
+            let payload = match &done.payload_file {
+                Some(path) => format!(" and {}", path.display()),
+                None => String::new(),
+            };
+            for note in &done.notes {
+                eprintln!("mqblast: note: {note}");
+            }
             eprintln!(
-                "mqblast: wrote {}{tokens} from {}; check it, then run `mqblast`",
+                "mqblast: wrote {}{tokens}{payload} from {}; check it, then run `mqblast`",
                 done.config_toml.display(),
                 read.join(" and ")
             );

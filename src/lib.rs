@@ -21,5 +21,7 @@ pub mod shard;
 pub mod signals;
 pub mod sink;
 pub mod stats;
+pub mod token_template;
 pub mod transport;
 pub mod web;
+pub mod workload;

@@ -3,19 +3,27 @@
 //! Each client gets one frame per payload object (data.json may be an array used in rotation),
 //! built once when the client is created. Per message the engine copies the frame into the
 //! connection's write buffer and patches the packet identifier and the per-message fields
-//! (sequence number, timestamp) in place, at fixed width, so the JSON stays valid and nothing
-//! is allocated.
+//! (sequence number, timestamp, random values) in place, at fixed width, so the JSON stays
+//! valid and nothing is allocated.
 //!
 //! Placeholders:
 //! - per client, anywhere inside string values and in the topic / client id templates: `{i}`
 //!   (client index), `{token}` (device token), `{client_id}` (resolved client id). Resolved once
 //!   per client by [`render`] / [`build_frames`]. Other `{...}` text in payload strings is kept
 //!   as written (payloads may legitimately contain braces).
-//! - per message, only as a whole string value: `"{seq}"` (the client's message sequence
-//!   number, from 1) and `"{ts}"` (epoch milliseconds at send time). They become JSON numbers,
-//!   right-aligned in a fixed-width field padded with leading spaces (JSON allows whitespace
-//!   before a number; leading zeros would be invalid). `{seq}` is 10 characters wide and wraps
-//!   modulo 10^10; `{ts}` is 13 characters wide (13 digits until the year 2286).
+//! - per message, only as a whole string value (they become JSON numbers or booleans, written
+//!   right-aligned in a fixed-width field padded with leading spaces; JSON allows whitespace
+//!   before a value, leading zeros would be invalid); see [`crate::workload::fields`]:
+//!   - `"{seq}"`: the client's message sequence number, from 1; 10 characters, modulo 10^10;
+//!   - `"{ts}"`: epoch milliseconds at send time; 13 characters (13 digits until the year 2286);
+//!   - `"{int:MIN..MAX}"`: a random integer, both ends included;
+//!   - `"{float:MIN..MAX:D}"`: a random number with D decimals (`{float:20.0..30.0:2}`);
+//!   - `"{bool:P}"`: `true` with probability P (`{bool:0.98}`);
+//!   - `|alarm=V` after the arguments (`"{int:50..99|alarm=10}"`): the value written instead
+//!     when the message is an alarm (`Frame::write_message`'s `alarm`).
+//!
+//!   Random values come from a generator per frame, seeded from the client index; at most
+//!   [`MAX_FIELDS_PER_OBJECT`] fields per payload object.
 //!
 //! End-to-end marker (only when the run has subscribers or `--e2e`): each payload object gets
 //! one more member, last, `"_mqb":"PPPPPPPPSSSSSSSSSSSSTTTTTTTTTTTTTTTT"`: the publisher's
@@ -24,13 +32,17 @@
 //! width, lower case hex, so the JSON stays valid, the user's members stay as they are, and a subscriber
 //! finds it at a fixed distance from the end of the payload ([`find_marker`]) without parsing.
 
+use std::cell::Cell;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::mqtt::publish::{self, PublishLayout};
 use crate::mqtt::{v5, Version};
 use crate::plan::Plan;
+use crate::workload::fields::{self, Field, Rng};
+pub use crate::workload::fields::{SEQ_WIDTH, TS_WIDTH};
 
 /// The default payload, built into the binary so a bare `mqblast` works in an empty directory.
 pub const DEFAULT_DATA_JSON: &str = include_str!("../data.json");
@@ -38,15 +50,11 @@ pub const DEFAULT_DATA_JSON: &str = include_str!("../data.json");
 /// How the built-in payload is named in messages and in the effective configuration.
 pub const BUILTIN_SOURCE: &str = "built-in data.json";
 
-/// Width of the `{seq}` field; the sequence number wraps modulo 10^SEQ_WIDTH.
-pub const SEQ_WIDTH: usize = 10;
-
-/// Width of the `{ts}` field: epoch milliseconds have 13 digits from 2001 to 2286.
-pub const TS_WIDTH: usize = 13;
-
-/// Most `{seq}` / `{ts}` fields one payload object may hold: the patch list of a frame is a
-/// fixed array, so patching never walks a heap structure.
-pub const MAX_FIELDS_PER_OBJECT: usize = 8;
+/// Most per-message fields one payload object may hold: the `industrial-plc` preset's
+/// largest (999 data points and `ts`) fits. Each frame keeps a list of their offsets
+/// (4 bytes each), allocated once when the frame is built; their descriptions are shared by
+/// every client's frame of the object. Patching walks that fixed list, never a growing one.
+pub const MAX_FIELDS_PER_OBJECT: usize = 1024;
 
 /// Member name of the end-to-end marker.
 pub const E2E_KEY: &str = "_mqb";
@@ -143,10 +151,23 @@ pub const MAX_PAYLOAD_BYTES: usize = 268_435_455 - 65_537 - 2;
 /// The parsed payload file: one or more JSON objects used in rotation.
 #[derive(Debug, Clone)]
 pub struct Payload {
-    /// The file as named in messages ("data.json", or [`BUILTIN_SOURCE`]).
+    /// The file as named in messages ("data.json", [`BUILTIN_SOURCE`], "preset smart-meter").
     source: String,
     /// Always at least one; each is a JSON object.
     objects: Vec<Value>,
+    /// Each object's per-message fields in document order (the order [`build_frames`] meets
+    /// them), parsed once and shared by every client's frames.
+    fields: Vec<Arc<[Field]>>,
+    /// The built-in preset this payload is, if it is one.
+    preset: Option<PresetRef>,
+}
+
+/// A built-in payload named by `--payload NAME` (see [`crate::workload::presets`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresetRef {
+    pub name: &'static str,
+    /// `--datapoints` of a preset that has them (industrial-plc).
+    pub datapoints: Option<u32>,
 }
 
 impl Payload {
@@ -171,13 +192,38 @@ impl Payload {
                 "{source}: the array is empty: give at least one object"
             ));
         }
-        for (index, object) in objects.iter().enumerate() {
-            check_object(source, index, objects.len(), object)?;
-        }
+        let fields = objects
+            .iter()
+            .enumerate()
+            .map(|(index, object)| check_object(source, index, objects.len(), object))
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Payload {
             source: source.to_string(),
             objects,
+            fields,
+            preset: None,
         })
+    }
+
+    /// This payload as the built-in preset `preset` (named so in the effective configuration).
+    pub fn into_preset(mut self, preset: PresetRef) -> Payload {
+        self.preset = Some(preset);
+        self
+    }
+
+    /// The preset this payload is, if it is one.
+    pub fn preset(&self) -> Option<PresetRef> {
+        self.preset
+    }
+
+    /// How the effective configuration writes this payload: the preset's name, or the file.
+    pub fn setting(&self) -> &str {
+        self.preset.map_or(&self.source, |preset| preset.name)
+    }
+
+    /// Per-message fields of object `object` (in rotation order), in document order.
+    pub fn fields_of(&self, object: usize) -> &[Field] {
+        self.fields.get(object).map_or(&[], |fields| fields)
     }
 
     /// Read and parse a payload file.
@@ -226,64 +272,19 @@ pub struct ClientVars<'a> {
     pub client_id: &'a str,
 }
 
-/// Which per-message value a patch writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Seq,
-    Ts,
-}
-
-/// One fixed-width field of a frame, rewritten for every message.
-#[derive(Debug, Clone, Copy)]
-struct Patch {
-    /// Offset of the field from the frame start.
-    at: u32,
-    width: u8,
-    field: Field,
-}
-
-const NO_PATCH: Patch = Patch {
-    at: 0,
-    width: 0,
-    field: Field::Seq,
-};
-
-/// The fixed-capacity patch list of one frame.
-#[derive(Debug, Clone, Copy)]
-struct Patches {
-    items: [Patch; MAX_FIELDS_PER_OBJECT],
-    count: u8,
-}
-
-impl Patches {
-    fn new() -> Patches {
-        Patches {
-            items: [NO_PATCH; MAX_FIELDS_PER_OBJECT],
-            count: 0,
-        }
-    }
-
-    /// Record a field; payloads with more fields than fit were rejected by `Payload::parse`.
-    fn push(&mut self, patch: Patch) {
-        if let Some(slot) = self.items.get_mut(self.count as usize) {
-            *slot = patch;
-            self.count += 1;
-        }
-    }
-
-    fn as_slice(&self) -> &[Patch] {
-        &self.items[..self.count as usize]
-    }
-}
-
 /// One client's PUBLISH frame for one payload object.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// The encoded PUBLISH packet with packet id 0 and zeroed per-message fields.
+    /// The encoded PUBLISH packet with packet id 0 and initial per-message fields.
     bytes: Box<[u8]>,
     /// Offset of the 2-byte packet identifier (None at QoS 0).
     pkid_at: Option<u32>,
-    patches: Patches,
+    /// The object's per-message fields, shared by every client's frame of it.
+    fields: Arc<[Field]>,
+    /// Offset of each field (same order) from the frame start: this client's, fixed at build.
+    field_at: Box<[u32]>,
+    /// The generator of this frame's random values, advanced by every message.
+    rng: Cell<Rng>,
     /// Offset of the end-to-end marker's sequence digits (None: unmarked payload).
     e2e_seq_at: Option<u32>,
     /// MQTT 5 `--topic-alias`: the same message with an empty topic and the alias, used
@@ -291,15 +292,27 @@ pub struct Frame {
     aliased: Option<Box<Frame>>,
 }
 
+/// The per-message fields of one payload object as [`write_value`] laid them out in its
+/// serialized body.
+struct BodyFields {
+    fields: Arc<[Field]>,
+    /// Offsets from the body start, in the order of `fields`.
+    at: Vec<u32>,
+    seed: u64,
+}
+
 impl Frame {
-    /// Append this frame to `out` with its packet id, sequence number and timestamp patched.
-    /// Allocation-free when `out` has capacity for `self.len()` more bytes.
+    /// Append this frame to `out` with its packet id, sequence number and timestamp patched
+    /// (no end-to-end time, no alarm). Allocation-free when `out` has capacity for
+    /// `self.len()` more bytes.
     pub fn write_into(&self, out: &mut Vec<u8>, pkid: u16, seq: u64, now_epoch_ms: u64) {
-        self.write_message(out, pkid, seq, now_epoch_ms, 0);
+        self.write_message(out, pkid, seq, now_epoch_ms, 0, false);
     }
 
-    /// [`Frame::write_into`], also stamping the end-to-end marker (if the frame has one)
-    /// with `seq` and `sent_ns` (see [`e2e_now_ns`]).
+    /// Append this frame to `out` with its packet id and per-message fields written: `seq`,
+    /// `now_epoch_ms`, fresh random values, or each field's alarm value where it has one when
+    /// `alarm` is set; and the end-to-end marker (if the frame has one) stamped with `seq` and
+    /// `sent_ns` (see [`e2e_now_ns`]). Allocation-free when `out` has room for `self.len()`.
     #[inline]
     pub fn write_message(
         &self,
@@ -308,6 +321,7 @@ impl Frame {
         seq: u64,
         now_epoch_ms: u64,
         sent_ns: u64,
+        alarm: bool,
     ) {
         let start = out.len();
         out.extend_from_slice(&self.bytes);
@@ -315,14 +329,13 @@ impl Frame {
         if let Some(at) = self.pkid_at {
             crate::mqtt::publish::patch_pkid(frame, at as usize, pkid);
         }
-        for patch in self.patches.as_slice() {
-            let value = match patch.field {
-                Field::Seq => seq,
-                Field::Ts => now_epoch_ms,
-            };
-            let at = patch.at as usize;
-            write_number_padded(&mut frame[at..at + patch.width as usize], value);
+        let mut rng = self.rng.get();
+        for (field, &at) in self.fields.iter().zip(self.field_at.iter()) {
+            let at = at as usize;
+            let value = &mut frame[at..at + usize::from(field.width)];
+            field.write(value, &mut rng, seq, now_epoch_ms, alarm);
         }
+        self.rng.set(rng);
         if let Some(at) = self.e2e_seq_at {
             let at = at as usize;
             write_hex(&mut frame[at..at + E2E_SEQ_HEX], seq);
@@ -351,7 +364,7 @@ impl Frame {
         self.bytes.is_empty()
     }
 
-    /// The frame as built (packet id 0, per-message fields at 0).
+    /// The frame as built (packet id 0, per-message fields at their initial values).
     pub fn template_bytes(&self) -> &[u8] {
         &self.bytes
     }
@@ -359,18 +372,16 @@ impl Frame {
     fn new(
         bytes: Vec<u8>,
         layout: PublishLayout,
-        body_patches: Patches,
+        body: &BodyFields,
         e2e_seq_at: Option<usize>,
     ) -> Frame {
-        let mut patches = body_patches;
-        let count = patches.count as usize;
-        for patch in &mut patches.items[..count] {
-            patch.at += layout.payload_at as u32;
-        }
+        let payload_at = layout.payload_at as u32;
         Frame {
             bytes: bytes.into_boxed_slice(),
             pkid_at: layout.pkid_at.map(|at| at as u32),
-            patches,
+            fields: Arc::clone(&body.fields),
+            field_at: body.at.iter().map(|at| at + payload_at).collect(),
+            rng: Cell::new(Rng::new(body.seed)),
             e2e_seq_at: e2e_seq_at.map(|at| (at + layout.payload_at) as u32),
             aliased: None,
         }
@@ -440,22 +451,35 @@ pub fn build_frames(plan: &Plan, vars: &ClientVars<'_>) -> Vec<Frame> {
     plan.payload
         .objects
         .iter()
-        .map(|object| {
+        .zip(&plan.payload.fields)
+        .enumerate()
+        .map(|(n, (object, fields))| {
             body.clear();
-            let mut patches = Patches::new();
-            write_value(object, vars, &mut body, &mut patches);
+            let mut laid_out = BodyFields {
+                fields: Arc::clone(fields),
+                at: Vec::with_capacity(fields.len()),
+                seed: fields::seed_for(RUN_SEED, vars.index, n as u64),
+            };
+            write_value(object, vars, &mut body, &mut laid_out);
             let e2e_seq_at = plan.e2e.then(|| append_marker(&mut body, vars.index));
             match plan.mqtt_version {
                 Version::V311 => {
                     let mut bytes = Vec::with_capacity(body.len() + topic.len() + 9);
                     let layout = publish::encode(&mut bytes, &topic, plan.qos, false, 0, &body);
-                    Frame::new(bytes, layout, patches, e2e_seq_at)
+                    Frame::new(bytes, layout, &laid_out, e2e_seq_at)
                 }
-                Version::V5 => v5_frame(plan, &topic, &user_properties, &body, patches, e2e_seq_at),
+                Version::V5 => {
+                    v5_frame(plan, &topic, &user_properties, &body, laid_out, e2e_seq_at)
+                }
             }
         })
         .collect()
 }
+
+/// The run's seed for the value fields' generators. The run-wide `--seed` belongs to the
+/// global rate (issue 19, item 5); until a plan carries one, every run uses this one, so a
+/// client's values are reproducible from its index alone.
+const RUN_SEED: u64 = 0;
 
 /// The topic alias every `--topic-alias` connection uses (one topic per client).
 pub const TOPIC_ALIAS: u16 = 1;
@@ -467,7 +491,7 @@ fn v5_frame(
     topic: &str,
     user_properties: &[(String, String)],
     body: &[u8],
-    patches: Patches,
+    mut laid_out: BodyFields,
     e2e_seq_at: Option<usize>,
 ) -> Frame {
     let mut properties = v5::publish::PublishProperties {
@@ -477,35 +501,38 @@ fn v5_frame(
         topic_alias: plan.v5.topic_alias.then_some(TOPIC_ALIAS),
         user_properties,
     };
-    let encode = |topic: &str, properties: &v5::publish::PublishProperties<'_>| {
+    let encode = |topic: &str,
+                  properties: &v5::publish::PublishProperties<'_>,
+                  laid_out: &BodyFields| {
         let mut bytes = Vec::with_capacity(body.len() + topic.len() + 9 + properties.block_len());
         let layout = v5::publish::encode(&mut bytes, topic, plan.qos, false, 0, properties, body);
-        Frame::new(bytes, layout, patches, e2e_seq_at)
+        Frame::new(bytes, layout, laid_out, e2e_seq_at)
     };
-    let mut frame = encode(topic, &properties);
+    let mut frame = encode(topic, &properties, &laid_out);
     if plan.v5.topic_alias {
         properties.topic_alias = Some(TOPIC_ALIAS);
-        frame.aliased = Some(Box::new(encode("", &properties)));
+        // Its own generator: it sends every message after the first of each connection.
+        laid_out.seed = !laid_out.seed;
+        frame.aliased = Some(Box::new(encode("", &properties, &laid_out)));
     }
     frame
 }
 
 /// Serialize `value` compactly (as `serde_json::to_vec`, keys in file order), rendering
-/// per-client placeholders and recording the offsets of the per-message fields.
-fn write_value(value: &Value, vars: &ClientVars<'_>, out: &mut Vec<u8>, patches: &mut Patches) {
+/// per-client placeholders and recording the offsets of the per-message fields (met in the
+/// order `Payload::parse` listed them).
+fn write_value(value: &Value, vars: &ClientVars<'_>, out: &mut Vec<u8>, laid_out: &mut BodyFields) {
     match value {
-        Value::String(text) => match per_message_field(text) {
-            Some(field) => write_field_placeholder(field, out, patches),
-            None if text.contains('{') => write_json(out, &render(text, vars)),
-            None => write_json(out, text),
-        },
+        Value::String(text) if fields::is_field(text) => write_field(text, out, laid_out),
+        Value::String(text) if text.contains('{') => write_json(out, &render(text, vars)),
+        Value::String(text) => write_json(out, text),
         Value::Array(items) => {
             out.push(b'[');
             for (n, item) in items.iter().enumerate() {
                 if n > 0 {
                     out.push(b',');
                 }
-                write_value(item, vars, out, patches);
+                write_value(item, vars, out, laid_out);
             }
             out.push(b']');
         }
@@ -517,7 +544,7 @@ fn write_value(value: &Value, vars: &ClientVars<'_>, out: &mut Vec<u8>, patches:
                 }
                 write_json(out, key);
                 out.push(b':');
-                write_value(item, vars, out, patches);
+                write_value(item, vars, out, laid_out);
             }
             out.push(b'}');
         }
@@ -525,62 +552,24 @@ fn write_value(value: &Value, vars: &ClientVars<'_>, out: &mut Vec<u8>, patches:
     }
 }
 
+/// Lay out the next per-message field (written as `text` in the payload) at the end of
+/// `out`, with its initial value.
+fn write_field(text: &str, out: &mut Vec<u8>, laid_out: &mut BodyFields) {
+    let Some(field) = laid_out.fields.get(laid_out.at.len()).copied() else {
+        // `Payload::parse` listed every field `is_field` finds, so this does not happen; were
+        // one missing, its text would be sent as written rather than break the JSON.
+        write_json(out, text);
+        return;
+    };
+    let at = out.len();
+    out.resize(at + usize::from(field.width), b' ');
+    field.write_initial(&mut out[at..]);
+    laid_out.at.push(at as u32);
+}
+
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("serializing a JSON value into a Vec cannot fail");
 }
-
-fn write_field_placeholder(field: Field, out: &mut Vec<u8>, patches: &mut Patches) {
-    let width = match field {
-        Field::Seq => SEQ_WIDTH,
-        Field::Ts => TS_WIDTH,
-    };
-    let at = out.len();
-    out.resize(at + width, b' ');
-    write_number_padded(&mut out[at..], 0);
-    patches.push(Patch {
-        at: at as u32,
-        width: width as u8,
-        field,
-    });
-}
-
-fn per_message_field(text: &str) -> Option<Field> {
-    match text {
-        "{seq}" => Some(Field::Seq),
-        "{ts}" => Some(Field::Ts),
-        _ => None,
-    }
-}
-
-/// Write `value` modulo 10^width right-aligned in `field`, padded with leading spaces.
-/// Digits by hand: this runs for every message.
-#[inline]
-fn write_number_padded(field: &mut [u8], value: u64) {
-    let mut rest = match POW10.get(field.len()) {
-        Some(&modulus) => value % modulus,
-        None => value,
-    };
-    let mut end = field.len();
-    while end > 0 {
-        end -= 1;
-        field[end] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    field[..end].fill(b' ');
-}
-
-const POW10: [u64; 20] = {
-    let mut table = [1u64; 20];
-    let mut n = 1;
-    while n < 20 {
-        table[n] = table[n - 1] * 10;
-        n += 1;
-    }
-    table
-};
 
 /// One line: `file: line L column C: problem`.
 fn json_error_line(source: &str, err: &serde_json::Error) -> String {
@@ -605,9 +594,15 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// Reject what would be silently wrong at run time: non-objects in the rotation, `{seq}` or
-/// `{ts}` inside a longer string, too many per-message fields, oversized objects.
-fn check_object(source: &str, index: usize, count: usize, object: &Value) -> Result<(), String> {
+/// Reject what would be silently wrong at run time: non-objects in the rotation, malformed
+/// per-message fields, fields inside a longer string, too many fields, oversized objects.
+/// Returns the object's fields in document order.
+fn check_object(
+    source: &str,
+    index: usize,
+    count: usize,
+    object: &Value,
+) -> Result<Arc<[Field]>, String> {
     let mut path = if count == 1 && object.is_object() {
         String::from("$")
     } else {
@@ -619,40 +614,42 @@ fn check_object(source: &str, index: usize, count: usize, object: &Value) -> Res
             kind_of(object)
         ));
     }
-    let mut fields = 0;
-    check_strings(source, object, &mut path, &mut fields)?;
-    if fields > MAX_FIELDS_PER_OBJECT {
-        return Err(format!(
-            "{source}: {path}: {fields} \"{{seq}}\"/\"{{ts}}\" fields, at most {MAX_FIELDS_PER_OBJECT} per object"
-        ));
-    }
+    let mut found = Vec::new();
+    check_strings(object, &mut path, &mut found)
+        .map_err(|problem| format!("{source}: {problem}"))?;
     let size = serde_json::to_vec(object).map(|v| v.len()).unwrap_or(0);
     if size > MAX_PAYLOAD_BYTES {
         return Err(format!(
             "{source}: {path}: {size} bytes serialized, more than an MQTT packet can carry ({MAX_PAYLOAD_BYTES})"
         ));
     }
-    Ok(())
+    Ok(found.into())
 }
 
-fn check_strings(
-    source: &str,
-    value: &Value,
-    path: &mut String,
-    fields: &mut usize,
-) -> Result<(), String> {
+/// Walk `value` in serialization order, collecting its per-message fields into `found`;
+/// `path` (`$.a[2].b`) names the value in errors.
+fn check_strings(value: &Value, path: &mut String, found: &mut Vec<Field>) -> Result<(), String> {
     match value {
-        Value::String(text) if per_message_field(text).is_some() => *fields += 1,
-        Value::String(text) if text.contains("{seq}") || text.contains("{ts}") => {
-            return Err(format!(
-                "{source}: {path}: {text:?}: {{seq}} and {{ts}} must be the whole string value (they become numbers)"
-            ));
-        }
+        Value::String(text) => match fields::parse(text) {
+            Some(Ok(field)) if found.len() < MAX_FIELDS_PER_OBJECT => found.push(field),
+            Some(Ok(_)) => {
+                return Err(format!(
+                    "{path}: more than {MAX_FIELDS_PER_OBJECT} per-message fields in one object"
+                ))
+            }
+            Some(Err(problem)) => return Err(format!("{path}: {problem}")),
+            None if fields::mentioned_inside(text) => {
+                return Err(format!(
+                    "{path}: {text:?}: per-message fields ({{seq}}, {{ts}}, {{int:..}}, {{float:..}}, {{bool:..}}) must be the whole string value (they become numbers or booleans)"
+                ));
+            }
+            None => {}
+        },
         Value::Array(items) => {
             for (n, item) in items.iter().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{n}]"));
-                check_strings(source, item, path, fields)?;
+                check_strings(item, path, found)?;
                 path.truncate(len);
             }
         }
@@ -661,7 +658,7 @@ fn check_strings(
                 let len = path.len();
                 path.push('.');
                 path.push_str(key);
-                check_strings(source, item, path, fields)?;
+                check_strings(item, path, found)?;
                 path.truncate(len);
             }
         }
@@ -765,10 +762,20 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn too_many_per_message_fields_are_rejected() {
-        let fields: Vec<String> = (0..9).map(|n| format!("\"f{n}\":\"{{seq}}\"")).collect();
-        let err = Payload::parse("d.json", &format!("{{{}}}", fields.join(","))).unwrap_err();
-        assert!(err.contains("at most 8 per object"), "{err}");
+    fn too_many_per_message_fields_are_rejected_and_the_bound_itself_is_accepted() {
+        let object = |count: usize| {
+            let fields: Vec<String> = (0..count)
+                .map(|n| format!("\"f{n}\":\"{{int:0..9}}\""))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        };
+        let err = Payload::parse("d.json", &object(MAX_FIELDS_PER_OBJECT + 1)).unwrap_err();
+        assert_eq!(
+            err,
+            "d.json: $.f1024: more than 1024 per-message fields in one object"
+        );
+        let payload = Payload::parse("d.json", &object(MAX_FIELDS_PER_OBJECT)).unwrap();
+        assert_eq!(payload.fields_of(0).len(), MAX_FIELDS_PER_OBJECT);
     }
 
     #[test]
@@ -795,26 +802,6 @@ pub(crate) mod tests {
         );
         assert_eq!(unknown_placeholder("a/{i}/{token}/{", &allowed), None);
         assert_eq!(unknown_placeholder("{}{ x}", &allowed), None);
-    }
-
-    #[test]
-    fn numbers_are_right_aligned_and_space_padded() {
-        let mut field = [0u8; 10];
-        write_number_padded(&mut field, 42);
-        assert_eq!(&field, b"        42");
-        write_number_padded(&mut field, 0);
-        assert_eq!(&field, b"         0");
-        write_number_padded(&mut field, 9_999_999_999);
-        assert_eq!(&field, b"9999999999");
-    }
-
-    #[test]
-    fn seq_wraps_modulo_ten_to_the_tenth() {
-        let mut field = [0u8; SEQ_WIDTH];
-        write_number_padded(&mut field, 10_000_000_005);
-        assert_eq!(&field, b"         5");
-        write_number_padded(&mut field, u64::MAX);
-        assert_eq!(&field, b"3709551615");
     }
 
     #[test]
@@ -959,7 +946,7 @@ pub(crate) mod tests {
         };
         let frames = build_frames(&plan, &vars);
         let mut out = Vec::with_capacity(frames[0].len());
-        frames[0].write_message(&mut out, 7, 5, 1, 0x0123_4567_89ab_cdef);
+        frames[0].write_message(&mut out, 7, 5, 1, 0x0123_4567_89ab_cdef, false);
         let body = &out[out.iter().position(|&b| b == b'{').unwrap()..];
         let value: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(value["temp"], 5);
@@ -977,6 +964,148 @@ pub(crate) mod tests {
                 sent_ns: 0x0123_4567_89ab_cdef
             }
         );
+    }
+
+    /// Client `index`'s MQTT 3.1.1 frames for `payload`.
+    fn client_frames(payload: Payload, index: u64, e2e: bool) -> Vec<Frame> {
+        let mut plan = crate::config::tests::plan_with_payload(payload, 1, "t");
+        plan.e2e = e2e;
+        let vars = ClientVars {
+            index,
+            token: "",
+            client_id: "c",
+        };
+        build_frames(&plan, &vars)
+    }
+
+    /// The payload of message `seq` written by an MQTT 3.1.1 `frame`, decoded and parsed.
+    fn message(frame: &Frame, seq: u64, ts: u64, alarm: bool) -> Value {
+        message_of(Version::V311, frame, seq, ts, alarm)
+    }
+
+    fn message_of(version: Version, frame: &Frame, seq: u64, ts: u64, alarm: bool) -> Value {
+        let mut out = Vec::with_capacity(frame.len());
+        frame.write_message(&mut out, 1, seq, ts, 0, alarm);
+        let Ok(Some((crate::mqtt::Packet::Publish { payload, .. }, used))) = version.decode(&out)
+        else {
+            panic!("message {seq} does not decode as a PUBLISH: {out:02X?}");
+        };
+        assert_eq!(used, out.len());
+        serde_json::from_slice(payload).unwrap_or_else(|err| {
+            panic!(
+                "message {seq} is not JSON ({err}): {}",
+                String::from_utf8_lossy(payload)
+            )
+        })
+    }
+
+    fn number(value: &Value) -> f64 {
+        value
+            .as_f64()
+            .unwrap_or_else(|| panic!("{value} is not a number"))
+    }
+
+    #[test]
+    fn every_smart_meter_message_parses_with_its_values_in_range_and_its_ts() {
+        let payload = crate::workload::presets::preset("smart-meter", None).unwrap();
+        let frames = client_frames(payload, 3, false);
+        let mut leaks = 0;
+        for seq in 1..=20_000u64 {
+            let ts = 1_700_000_000_000 + seq;
+            let body = message(&frames[0], seq, ts, false);
+            assert_eq!(body["ts"], ts);
+            let values = &body["values"];
+            let pulses = number(&values["pulseCounter"]);
+            assert!((0.0..=999_999.0).contains(&pulses) && pulses.fract() == 0.0);
+            let battery = number(&values["batteryLevel"]);
+            assert!((50.0..=99.0).contains(&battery), "{battery}");
+            leaks += usize::from(values["leakage"] == true);
+        }
+        // 98% of 20,000 is 19,600, standard deviation 20: 19,450..19,750 is 7.5 sigma wide.
+        assert!((19_450..=19_750).contains(&leaks), "{leaks}");
+    }
+
+    #[test]
+    fn every_tracker_and_plc_message_parses_with_its_values_in_range() {
+        let ranges = [
+            ("latitude", -90.0, 90.0),
+            ("longitude", -180.0, 180.0),
+            ("speed", 0.0, 100.0),
+            ("fuel", 0.0, 99.0),
+            ("batteryLevel", 50.0, 99.0),
+        ];
+        let tracker = crate::workload::presets::preset("smart-tracker", None).unwrap();
+        let frames = client_frames(tracker, 0, true);
+        for seq in 1..=5_000 {
+            let body = message(&frames[0], seq, 1_700_000_000_000, false);
+            for (key, lo, hi) in ranges {
+                let value = number(&body["values"][key]);
+                assert!((lo..=hi).contains(&value), "{key} {value}");
+            }
+            assert!(body[E2E_KEY].is_string(), "the marker stays last and valid");
+        }
+        let plc = crate::workload::presets::preset("industrial-plc", Some(999)).unwrap();
+        let frames = client_frames(plc, 0, false);
+        for seq in 1..=200 {
+            let body = message(&frames[0], seq, 1_700_000_000_000, false);
+            let values = body["values"].as_object().unwrap();
+            assert_eq!(values.len(), 999);
+            assert!(values.values().all(|v| (0.0..=100.0).contains(&number(v))));
+        }
+    }
+
+    #[test]
+    fn an_alarm_message_writes_the_alarm_value_and_the_next_one_does_not() {
+        let payload = crate::workload::presets::preset("smart-meter", None).unwrap();
+        let frames = client_frames(payload, 0, false);
+        for seq in 1..=100 {
+            let alarm = message(&frames[0], seq, 1, true);
+            assert_eq!(alarm["values"]["batteryLevel"], 10);
+            let normal = message(&frames[0], seq, 1, false);
+            assert!(number(&normal["values"]["batteryLevel"]) >= 50.0);
+        }
+    }
+
+    #[test]
+    fn clients_draw_different_values_and_each_is_reproducible() {
+        let text = r#"{"v":"{int:0..1000000000}"}"#;
+        let draws = |index| {
+            let frames = client_frames(Payload::parse("d", text).unwrap(), index, false);
+            (1..=5)
+                .map(|seq| message(&frames[0], seq, 0, false)["v"].clone())
+                .collect::<Vec<Value>>()
+        };
+        assert_eq!(draws(1), draws(1));
+        assert_ne!(draws(1), draws(2));
+        let first = draws(1);
+        assert!(
+            first.windows(2).any(|pair| pair[0] != pair[1]),
+            "values change"
+        );
+    }
+
+    #[test]
+    fn value_fields_keep_a_rotation_and_mqtt_5_topic_alias_frames_valid() {
+        let text = r#"[{"a":"{float:-1..1:3}","s":"{seq}"},{"b":"{bool:0.5|alarm=true}"}]"#;
+        let payload = Payload::parse("d", text).unwrap();
+        let mut plan = crate::config::tests::plan_with_payload(payload, 1, "t");
+        plan.mqtt_version = Version::V5;
+        plan.v5.topic_alias = true;
+        let vars = ClientVars {
+            index: 0,
+            token: "",
+            client_id: "c",
+        };
+        let frames = build_frames(&plan, &vars);
+        for frame in [&frames[0], frames[0].for_alias(true)] {
+            for seq in 1..=500 {
+                let body = message_of(Version::V5, frame, seq, 0, false);
+                assert!((-1.0..=1.0).contains(&number(&body["a"])));
+                assert_eq!(body["s"], seq);
+            }
+        }
+        let alarm = message_of(Version::V5, frames[1].for_alias(true), 1, 0, true);
+        assert_eq!(alarm["b"], true);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! once ("low args" -> "high args", as ripgrep does). Everything after that trusts it: the
 //! engine, the merger and the reports never re-validate or re-read configuration.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use crate::mqtt::Version;
 use crate::payload::Payload;
 use crate::shard::Shard;
+use crate::token_template::IndexedTokens;
 use crate::transport::{Scheme, TransportPlan};
 
 /// One broker address as the user wrote it (`mqtts://host:port/path`); resolved when the run
@@ -101,8 +103,10 @@ pub struct Plan {
     /// Publish acknowledgement timeout, and CONNECT -> CONNACK timeout.
     pub timeout: Duration,
     /// Device access tokens, used as MQTT usernames round-robin (ThingsBoard style).
-    /// Empty: use `username` for every client.
+    /// Empty: use `username` for every client (or `token_template`'s when it is set).
     pub tokens: Vec<String>,
+    /// `--tokens-template`: device tokens named by index (then `tokens` is empty).
+    pub token_template: Option<IndexedTokens>,
     pub username: Option<String>,
     pub password: Option<String>,
     /// MQTT keep-alive in seconds (0 disables PINGREQ).
@@ -286,35 +290,51 @@ impl Plan {
         crate::mqtt::subscribe::filter_matches(&self.sub_topic, publish_topic)
     }
 
+    /// Whether clients use device tokens (a list or a template) as their user names.
+    pub fn has_tokens(&self) -> bool {
+        !self.tokens.is_empty() || self.token_template.is_some()
+    }
+
     /// MQTT username of client `index`: its device token when tokens are configured.
-    pub fn username_for(&self, index: u64) -> Option<&str> {
-        if self.tokens.is_empty() {
-            self.username.as_deref()
-        } else {
+    pub fn username_for(&self, index: u64) -> Option<Cow<'_, str>> {
+        if self.has_tokens() {
             Some(self.token_for(index))
+        } else {
+            self.username.as_deref().map(Cow::Borrowed)
         }
     }
 
     /// Device token of client `index` ("" when none), for templates. Round-robin over this
     /// process's tokens from its first client, so a shard whose tokens and clients are the same
-    /// slice of the whole gives client i the token it would have had unsharded.
-    pub fn token_for(&self, index: u64) -> &str {
-        if self.tokens.is_empty() {
-            return "";
-        }
-        &self.tokens[self.local_token_slot(index)]
+    /// slice of the whole gives client i the token it would have had unsharded; rendered from
+    /// the index with a token template.
+    pub fn token_for(&self, index: u64) -> Cow<'_, str> {
+        let local = index.saturating_sub(self.client_index_offset);
+        token_of_local(&self.tokens, self.token_template.as_ref(), local)
     }
 
     /// Position in the configured token list (before any `--shard` split) of the token client
     /// `index` uses; None without tokens. Reports name a device by this, never by its token.
     pub fn token_index_of(&self, index: u64) -> Option<u64> {
-        (!self.tokens.is_empty())
-            .then(|| self.token_index_offset + self.local_token_slot(index) as u64)
-    }
-
-    /// Index into this process's `tokens` of client `index`'s token (tokens not empty).
-    fn local_token_slot(&self, index: u64) -> usize {
         let local = index.saturating_sub(self.client_index_offset);
-        (local % self.tokens.len() as u64) as usize
+        if let Some(indexed) = &self.token_template {
+            return Some(indexed.position_of(local));
+        }
+        (!self.tokens.is_empty())
+            .then(|| self.token_index_offset + (local % self.tokens.len() as u64))
+    }
+}
+
+/// The token of this process's client `local` (its index less `client_index_offset`): from
+/// the template, or round-robin over `tokens`; "" without either.
+pub fn token_of_local<'t>(
+    tokens: &'t [String],
+    template: Option<&IndexedTokens>,
+    local: u64,
+) -> Cow<'t, str> {
+    match template {
+        Some(indexed) => Cow::Owned(indexed.token_of(local)),
+        None if tokens.is_empty() => Cow::Borrowed(""),
+        None => Cow::Borrowed(&tokens[(local % tokens.len() as u64) as usize]),
     }
 }

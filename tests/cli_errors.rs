@@ -470,3 +470,24 @@ fn dash_v_prints_the_version_instead_of_a_value_is_required() {
         );
     }
 }
+
+#[test]
+fn a_tokens_template_without_its_index_or_with_a_bad_width_is_a_usage_error() {
+    run(&["--tokens-template", "DW"]).assert_usage_error(&["--tokens-template DW: has no {i}"]);
+    run(&["--tokens-template", "DW{i:8}"]).assert_usage_error(&["--tokens-template", "{i:8}"]);
+}
+
+#[test]
+fn a_tokens_template_with_a_token_list_is_a_usage_error_naming_both() {
+    run(&["--tokens", "a", "--tokens-template", "DW{i:08}"]).assert_usage_error(&[
+        "--tokens-template DW{i:08} and --tokens: give a tokens template or a token list, not both",
+    ]);
+}
+
+#[test]
+fn datapoints_beyond_the_bound_or_without_the_plc_preset_are_usage_errors() {
+    run(&["--payload", "industrial-plc", "--datapoints", "1000"])
+        .assert_usage_error(&["--datapoints 1000: must be 1 to 999"]);
+    run(&["--payload", "smart-meter", "--datapoints", "10"])
+        .assert_usage_error(&["--datapoints 10: only the industrial-plc payload has data points"]);
+}

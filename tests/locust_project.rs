@@ -185,6 +185,43 @@ fn init_from_locust_writes_config_toml_naming_the_source_of_each_value() {
 }
 
 #[test]
+fn init_from_locust_writes_a_numeric_ts_as_the_send_time_and_says_so() {
+    let dir = project("locust-ts");
+    dir.write(
+        "data.json",
+        "{\"ts\": 1700000000000, \"values\": {\"speed\": 42.7}}\n",
+    );
+    let run = mqblast_in(&dir, &["init", "--from-locust"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("mqblast: note: data.json: \"ts\" is a number: the old script replaced it with each message's send time; data.mqblast.json has \"ts\": \"{ts}\" instead"),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr.contains("and data.mqblast.json from"),
+        "{}",
+        run.describe()
+    );
+    let stamped = std::fs::read_to_string(dir.path().join("data.mqblast.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&stamped).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!({"ts": "{ts}", "values": {"speed": 42.7}})
+    );
+    let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(
+        config.contains("payload = \"data.mqblast.json\""),
+        "{config}"
+    );
+    let original = std::fs::read_to_string(dir.path().join("data.json")).unwrap();
+    assert!(
+        original.contains("1700000000000"),
+        "data.json is left as it was"
+    );
+}
+
+#[test]
 fn the_imported_project_runs_every_token_against_mosquitto() {
     let broker = Mosquitto::start();
     let subscriber = broker.subscribe("v1/lptrk/gps", 1);

@@ -907,21 +907,18 @@ fn connected_clients(log: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn two_workers_of_one_master_connect_as_distinct_devices_not_the_same_first_tokens() {
-    const USERS: u32 = 20;
+/// A headless master running `USERS` users over two mqblast workers given `tokens` flags, for
+/// ten seconds; returns what the workers printed and the (client id, user name) of every
+/// client the broker saw connect.
+fn two_workers_with_tokens(dir: &TempDir, tokens: &[&str]) -> (String, Vec<(String, String)>) {
     let broker = Mosquitto::start();
-    let dir = TempDir::new("locust-devices");
-    let tokens: Vec<String> = (1..=USERS).map(|n| format!("DW{n:08}")).collect();
-    let tokens_file = dir.file("tokens.txt");
-    std::fs::write(&tokens_file, tokens.join("\n") + "\n").unwrap();
     let port = free_port();
     let host = format!("mqtt://{}", broker.addr());
     let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
     // A ramp of several spawn messages (5 users/s): the split does not depend on the count
     // of a worker's first spawn.
     let master = headless_master(
-        &dir,
+        dir,
         &master_file(),
         port,
         (2, USERS, 5, 10),
@@ -933,16 +930,16 @@ fn two_workers_of_one_master_connect_as_distinct_devices_not_the_same_first_toke
     let master_port = port.to_string();
     let workers: Vec<Running> = (0..2)
         .map(|_| {
-            spawn(mqblast_command(&[
+            let mut args = vec![
                 "--worker",
                 "--master-host",
                 "127.0.0.1",
                 "--master-port",
                 &master_port,
                 "--only-summary",
-                "--tokens-file",
-                &tokens_file,
-            ]))
+            ];
+            args.extend_from_slice(tokens);
+            spawn(mqblast_command(&args))
         })
         .collect();
     let master = master.wait(Duration::from_secs(120));
@@ -953,6 +950,31 @@ fn two_workers_of_one_master_connect_as_distinct_devices_not_the_same_first_toke
         worker.assert_code(0);
         said.push_str(&worker.stderr);
     }
+    assert_clean_master_log(&std::fs::read_to_string(&log).unwrap());
+    (said, connected_clients(&broker.log()))
+}
+
+/// Users of the two-worker token tests.
+const USERS: u32 = 20;
+
+/// Every client connected once, with its own client id, as one of `devices`.
+fn assert_each_device_once(clients: &[(String, String)], devices: &[String]) {
+    assert_eq!(clients.len(), USERS as usize, "{clients:?}");
+    let users: std::collections::BTreeSet<&str> =
+        clients.iter().map(|(_, user)| user.as_str()).collect();
+    let all: std::collections::BTreeSet<&str> = devices.iter().map(String::as_str).collect();
+    assert_eq!(users, all, "2 workers x 10 users reach 20 devices");
+    let ids: std::collections::BTreeSet<&str> = clients.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids.len(), USERS as usize, "distinct client ids: {ids:?}");
+}
+
+#[test]
+fn two_workers_of_one_master_connect_as_distinct_devices_not_the_same_first_tokens() {
+    let dir = TempDir::new("locust-devices");
+    let tokens: Vec<String> = (1..=USERS).map(|n| format!("DW{n:08}")).collect();
+    let tokens_file = dir.file("tokens.txt");
+    std::fs::write(&tokens_file, tokens.join("\n") + "\n").unwrap();
+    let (said, clients) = two_workers_with_tokens(&dir, &["--tokens-file", &tokens_file]);
     // Each worker says its part, as a shard would have it.
     assert!(
         said.contains("worker 1/2 of the test: device tokens 1..=10 of 20"),
@@ -962,16 +984,30 @@ fn two_workers_of_one_master_connect_as_distinct_devices_not_the_same_first_toke
         said.contains("worker 2/2 of the test: device tokens 11..=20 of 20"),
         "{said}"
     );
+    assert_each_device_once(&clients, &tokens);
+}
 
-    let clients = connected_clients(&broker.log());
-    assert_eq!(clients.len(), USERS as usize, "{clients:?}");
-    let users: std::collections::BTreeSet<&str> =
-        clients.iter().map(|(_, user)| user.as_str()).collect();
-    let all: std::collections::BTreeSet<&str> = tokens.iter().map(String::as_str).collect();
-    assert_eq!(users, all, "2 workers x 10 users reach 20 devices");
-    let ids: std::collections::BTreeSet<&str> = clients.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids.len(), USERS as usize, "distinct client ids: {ids:?}");
-    assert_clean_master_log(&std::fs::read_to_string(&log).unwrap());
+#[test]
+fn two_workers_of_one_master_with_a_tokens_template_use_every_device_once() {
+    let dir = TempDir::new("locust-template");
+    let template = ["--tokens-template", "DW{i:08}", "--tokens-start", "1"];
+    let (said, clients) = two_workers_with_tokens(&dir, &template);
+    // Interleaved: the master gives each worker half the users, so together they use the
+    // first 20 devices.
+    assert!(
+        said.contains(
+            "worker 1/2 of the test: device tokens DW00000001, DW00000003, DW00000005, ..."
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "worker 2/2 of the test: device tokens DW00000002, DW00000004, DW00000006, ..."
+        ),
+        "{said}"
+    );
+    let devices: Vec<String> = (1..=USERS).map(|n| format!("DW{n:08}")).collect();
+    assert_each_device_once(&clients, &devices);
 }
 
 #[test]

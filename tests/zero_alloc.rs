@@ -170,6 +170,32 @@ fn scheduled_qos1_publishing_with_batched_wakeups_allocates_nothing_per_message(
     );
 }
 
+/// Payload presets: every message draws fresh random values into its frame (61 fields for
+/// industrial-plc's 60 data points and ts) with a generator held in the frame, and the users'
+/// tokens come from a template (rendered at connect, never per message).
+#[test]
+fn qos1_publish_loop_with_a_preset_payload_allocates_nothing_per_message() {
+    let plc = [
+        "--payload",
+        "industrial-plc",
+        "--tokens-template",
+        "DW{i:08}",
+    ];
+    assert_eq!(
+        steady_state_allocations_with("1", 60_000, 10_000, 55_000, &plc),
+        0
+    );
+}
+
+#[test]
+fn qos0_publish_loop_with_the_smart_meter_preset_allocates_nothing_per_message() {
+    let meter = ["--payload", "smart-meter"];
+    assert_eq!(
+        steady_state_allocations_with("0", 200_000, 40_000, 190_000, &meter),
+        0
+    );
+}
+
 #[test]
 fn qos0_publish_loop_allocates_nothing_per_message_after_warm_up() {
     assert_eq!(steady_state_allocations("0", 300_000, 50_000, 290_000), 0);

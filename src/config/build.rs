@@ -16,15 +16,16 @@ use super::resolve::*;
 use super::sharding::{resolve_shard, resolve_start_at};
 use super::subscribers::resolve_subscribers;
 use super::templates::{
-    check_rendered_lengths, check_rendered_pairs, longest_token, resolve_client_id, resolve_topic,
-    Widest,
+    check_rendered_lengths, check_rendered_pairs, check_template_in_topic, longest_token,
+    resolve_client_id, resolve_topic, widest_templated_token, Widest,
 };
-use super::tokens::resolve_tokens;
+use super::tokens::{resolve_device_tokens, DeviceTokens};
 use super::transport::{load_tls, resolve_transport};
 use super::web::resolve_web;
 use super::worker::resolve_worker;
 use super::{invalid, ConfigError, Context, RunArgs, CONFIG_ENV};
-use crate::plan::{Plan, SettingSource};
+use crate::plan::{token_of_local, Plan, SettingSource};
+use crate::token_template::IndexedTokens;
 
 /// Resolve every setting through the layers and validate it into a [`Plan`].
 /// `ctx.open_files_limit` decides whether the users fit in this process.
@@ -65,14 +66,26 @@ pub fn build_plan(
         (_, raw) => resolve_run_time(raw, messages.or(live.then_some(0)))?,
     };
     let qos = resolve_qos(&required("qos")?)?;
-    let (tokens, tokens_file) = resolve_tokens(get("tokens"), get("tokens_file"), ctx)?;
+    let DeviceTokens {
+        tokens,
+        tokens_file,
+        template: token_template,
+    } = resolve_device_tokens(&get, ctx)?;
     let topic_raw = required("topic")?;
     let topic = resolve_topic(&topic_raw, &tokens)?;
+    if let Some((template, _)) = &token_template {
+        check_template_in_topic(&topic_raw, &topic, template)?;
+    }
     let client_id_raw = required("client_id")?;
     let (mqtt_version, clean_start, v5) = resolve_mqtt5(&get)?;
     let server_assigns_ids = mqtt_version == crate::mqtt::Version::V5;
-    let client_id = resolve_client_id(&client_id_raw, users, &tokens, server_assigns_ids)?;
-    let payload = resolve_payload(get("payload"), ctx)?;
+    // A template names a distinct device for every user.
+    let distinct_tokens = match &token_template {
+        Some(_) => u64::MAX,
+        None => tokens.len() as u64,
+    };
+    let client_id = resolve_client_id(&client_id_raw, users, distinct_tokens, server_assigns_ids)?;
+    let payload = resolve_payload(get("payload"), get("datapoints"), ctx)?;
     let interval = required("interval")?.duration()?;
     let max_inflight = resolve_max_inflight(&required("max_inflight")?)?;
     let timeout = positive_duration(&required("timeout")?)?;
@@ -80,7 +93,7 @@ pub fn build_plan(
     let password_raw = get("password");
     let password = password_raw.as_ref().map(Raw::mqtt_string).transpose()?;
     if let Some(raw) = &password_raw {
-        if username.is_none() && tokens.is_empty() {
+        if username.is_none() && tokens.is_empty() && token_template.is_none() {
             return Err(raw.fail(
                 "a password needs a user name (--username) or device tokens: mqblast sends a password only with a user name",
             ));
@@ -96,7 +109,10 @@ pub fn build_plan(
     let request_type = non_empty_text(&required("request_type")?)?;
     let start_at_epoch_ms = resolve_start_at(get("start_at"))?;
     let total_users = users;
-    let widest_token = longest_token(&tokens).to_string();
+    let widest_token = match &token_template {
+        Some((template, start)) => widest_templated_token(template, *start),
+        None => longest_token(&tokens).to_string(),
+    };
     let part = resolve_shard(get("shard"), users, messages, spawn_rate, tokens)?;
     let (users, messages, spawn_rate, tokens) =
         (part.users, part.messages, part.spawn_rate, part.tokens);
@@ -133,16 +149,24 @@ pub fn build_plan(
         .transpose()?;
     let mut transport = resolve_transport(&get, ctx, &hosts)?;
     let offset = part.client_index_offset;
-    let devices: Vec<(u64, &str)> = (0..u64::from(users.max(subs.users)))
-        .map(|local| {
-            let local_token = match tokens.is_empty() {
-                true => "",
-                false => tokens[(local % tokens.len() as u64) as usize].as_str(),
-            };
-            (offset + local, local_token)
-        })
-        .collect();
-    load_tls(&mut transport, &hosts, &devices)?;
+    let token_template =
+        token_template.map(|(template, start)| IndexedTokens::new(template, start, offset));
+    {
+        let device_tokens: Vec<(u64, std::borrow::Cow<'_, str>)> =
+            (0..u64::from(users.max(subs.users)))
+                .map(|local| {
+                    (
+                        offset + local,
+                        token_of_local(&tokens, token_template.as_ref(), local),
+                    )
+                })
+                .collect();
+        let devices: Vec<(u64, &str)> = device_tokens
+            .iter()
+            .map(|(index, token)| (*index, &**token))
+            .collect();
+        load_tls(&mut transport, &hosts, &devices)?;
+    }
 
     let mut plan = Plan {
         hosts,
@@ -158,6 +182,7 @@ pub fn build_plan(
         max_inflight,
         timeout,
         tokens,
+        token_template,
         username,
         password,
         keep_alive_s,

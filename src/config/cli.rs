@@ -191,9 +191,13 @@ pub struct RunArgs {
     /// Topic template with {i}, {token}, {client_id} [default: v1/devices/me/telemetry] [env: MQBLAST_TOPIC]
     #[arg(long, value_name = "TEMPLATE", help_heading = "MQTT")]
     pub topic: Option<String>,
-    /// JSON payload file: an object or an array of objects [default: ./data.json, else built-in] [env: MQBLAST_PAYLOAD]
-    #[arg(long, value_name = "FILE", help_heading = "MQTT")]
+    /// JSON payload file (an object or an array of objects), or a preset: smart-meter,
+    /// smart-tracker, industrial-plc (a file of such a name: ./NAME) [default: ./data.json, else built-in] [env: MQBLAST_PAYLOAD]
+    #[arg(long, value_name = "FILE|PRESET", help_heading = "MQTT")]
     pub payload: Option<String>,
+    /// Data points (keys line000..) of --payload industrial-plc, 1 to 999 [default: 60] [env: MQBLAST_DATAPOINTS]
+    #[arg(long, value_name = "N", help_heading = "MQTT")]
+    pub datapoints: Option<String>,
     /// Acknowledgement and CONNACK timeout [default: 10s] [env: MQBLAST_TIMEOUT]
     #[arg(long, value_name = "DURATION", help_heading = "MQTT")]
     pub timeout: Option<String>,
@@ -203,6 +207,13 @@ pub struct RunArgs {
     /// File with one device token per line (# comments allowed) [env: MQBLAST_TOKENS_FILE]
     #[arg(long, value_name = "FILE", help_heading = "MQTT")]
     pub tokens_file: Option<String>,
+    /// Device tokens named by index, as ThingsBoard's performance tests name them: DW{i:08}
+    /// gives DW00000000, DW00000001, ... (instead of --tokens/--tokens-file) [env: MQBLAST_TOKENS_TEMPLATE]
+    #[arg(long, value_name = "TEMPLATE", help_heading = "MQTT")]
+    pub tokens_template: Option<String>,
+    /// Number of the first device --tokens-template names (ThingsBoard's DEVICE_START_IDX) [default: 0] [env: MQBLAST_TOKENS_START]
+    #[arg(long, value_name = "N", help_heading = "MQTT")]
+    pub tokens_start: Option<String>,
     /// Client id template with {i}, {token} [default: mqblast-{i}] [env: MQBLAST_CLIENT_ID]
     #[arg(long, value_name = "TEMPLATE", help_heading = "MQTT")]
     pub client_id: Option<String>,
@@ -471,11 +482,14 @@ impl RunArgs {
             "qos" => &self.qos,
             "topic" => &self.topic,
             "payload" => &self.payload,
+            "datapoints" => &self.datapoints,
             "interval" => &self.interval,
             "max_inflight" => &self.max_inflight,
             "timeout" => &self.timeout,
             "tokens" => &self.tokens,
             "tokens_file" => &self.tokens_file,
+            "tokens_template" => &self.tokens_template,
+            "tokens_start" => &self.tokens_start,
             "client_id" => &self.client_id,
             "username" => &self.username,
             "password" => &self.password,

@@ -46,7 +46,7 @@ pub(super) fn effective_config(
         "messages": plan.messages,
         "qos": plan.qos,
         "topic": plan.topic,
-        "payload": plan.payload.source(),
+        "payload": plan.payload.setting(),
         "interval": format_duration(plan.interval),
         "max_inflight": plan.max_inflight,
         "timeout": format_duration(plan.timeout),
@@ -103,8 +103,40 @@ pub(super) fn effective_config(
     }
     if let Some(settings) = config.as_object_mut() {
         settings.extend(web_settings(plan));
+        settings.extend(preset_settings(plan));
     }
-    config
+    in_settings_order(config)
+}
+
+/// The settings in the settings table's order (`config_file` first), whichever object
+/// above each was written in.
+fn in_settings_order(config: serde_json::Value) -> serde_json::Value {
+    let serde_json::Value::Object(mut all) = config else {
+        return config;
+    };
+    let mut ordered = serde_json::Map::new();
+    for name in std::iter::once("config_file").chain(super::keys::setting_names()) {
+        if let Some(value) = all.remove(name) {
+            ordered.insert(name.to_string(), value);
+        }
+    }
+    ordered.extend(all);
+    serde_json::Value::Object(ordered)
+}
+
+/// The preset's data points and the tokens template (a further object, for the `json!`
+/// recursion limit). The template is shown: the tokens it names are its public scheme.
+fn preset_settings(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
+    let template = plan.token_template.as_ref();
+    let settings = json!({
+        "datapoints": plan.payload.preset().and_then(|preset| preset.datapoints),
+        "tokens_template": template.map(|t| t.template.as_str()),
+        "tokens_start": template.map_or(0, |t| t.start),
+    });
+    match settings {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
 }
 
 /// The protocol version and MQTT 5 settings (a second object: one `json!` of every setting

@@ -74,6 +74,8 @@ pub(super) const KEYS: &[Key] = &[
         "v1/devices/me/telemetry",
     ),
     key("payload", "--payload", "MQBLAST_PAYLOAD"),
+    // Unset means the preset's own default (60); only `industrial-plc` takes it.
+    key("datapoints", "--datapoints", "MQBLAST_DATAPOINTS"),
     bare_seconds_capped(with_default(
         key("interval", "--interval", "MQBLAST_INTERVAL"),
         "1s",
@@ -88,6 +90,15 @@ pub(super) const KEYS: &[Key] = &[
     )),
     secret(key("tokens", "--tokens", "MQBLAST_TOKENS")),
     key("tokens_file", "--tokens-file", "MQBLAST_TOKENS_FILE"),
+    key(
+        "tokens_template",
+        "--tokens-template",
+        "MQBLAST_TOKENS_TEMPLATE",
+    ),
+    with_default(
+        key("tokens_start", "--tokens-start", "MQBLAST_TOKENS_START"),
+        "0",
+    ),
     with_default(
         key("client_id", "--client-id", "MQBLAST_CLIENT_ID"),
         "mqblast-{i}",

@@ -18,6 +18,9 @@ pub const CONFIG_PY_FILE: &str = "config.py";
 /// Where the device tokens are written: one per line, as `tokens_file` reads them.
 pub const TOKENS_FILE: &str = "tokens.txt";
 
+/// Where data.json is written again when its `ts` is a number: with `"ts": "{ts}"`.
+pub const STAMPED_PAYLOAD_FILE: &str = "data.mqblast.json";
+
 /// Larger than any hand-written config.py: 20k tokens of 40 bytes is under 1 MiB. With the
 /// parser's bound on values ([`super::pyliteral::MAX_VALUES`]) it bounds the import's memory.
 const MAX_CONFIG_PY_BYTES: u64 = 16 << 20;
@@ -28,7 +31,11 @@ pub struct Imported {
     pub config_toml: PathBuf,
     pub tokens_file: Option<PathBuf>,
     pub token_count: usize,
+    /// data.json written again with `"ts": "{ts}"` ([`STAMPED_PAYLOAD_FILE`]), if it was.
+    pub payload_file: Option<PathBuf>,
     pub read: Vec<PathBuf>,
+    /// Lines for the user about what was changed on the way (`mqblast: note: ...`).
+    pub notes: Vec<String>,
 }
 
 /// One config.toml setting to write, with the comment naming its source.
@@ -111,30 +118,86 @@ pub fn import_locust(files: &[PathBuf], out_dir: &Path) -> Result<Imported, Conf
         }
     }
     let payload = config_py.with_file_name(DEFAULT_PAYLOAD_FILE);
+    let mut stamped = None;
+    let mut notes = Vec::new();
     if payload.is_file() && !from_py.entries.iter().any(|e| e.name == "payload") {
         let shown = relative_to(&payload, out_dir);
-        from_py.set(
-            "payload",
-            format!("{} (the payload next to {})", shown, config_py.display()),
-            toml::Value::String(shown),
-        );
+        let text = read_optional(&payload, true)?.unwrap_or_default();
+        match stamp_ts(&text) {
+            Some(stamped_text) => {
+                let path = out_dir.join(STAMPED_PAYLOAD_FILE);
+                refuse_existing(&path)?;
+                let written = relative_to(&path, out_dir);
+                notes.push(format!(
+                    "{shown}: \"ts\" is a number: the old script replaced it with each message's send time; {written} has \"ts\": \"{{ts}}\" instead (stamped per message), so ThingsBoard does not store every point at one time"
+                ));
+                from_py.set(
+                    "payload",
+                    format!(
+                        "{shown} (next to {}) with its numeric \"ts\" written as \"{{ts}}\", the send time of each message",
+                        config_py.display()
+                    ),
+                    toml::Value::String(written),
+                );
+                stamped = Some((path, stamped_text));
+            }
+            None => from_py.set(
+                "payload",
+                format!("{} (the payload next to {})", shown, config_py.display()),
+                toml::Value::String(shown),
+            ),
+        }
     }
     let token_count = from_py.tokens.len();
+    if token_count > 0 {
+        refuse_existing(&tokens_path)?;
+    }
     let tokens_file = match token_count {
         0 => None,
         _ => {
-            refuse_existing(&tokens_path)?;
             write_new(&tokens_path, &tokens_text(&from_py.tokens, &config_py))?;
             Some(tokens_path)
         }
+    };
+    let payload_file = match stamped {
+        Some((path, text)) => {
+            write_new(&path, &text)?;
+            Some(path)
+        }
+        None => None,
     };
     write_new(&config_toml, &render(&from_py, &read))?;
     Ok(Imported {
         config_toml,
         tokens_file,
         token_count,
+        payload_file,
         read,
+        notes,
     })
+}
+
+/// data.json with every numeric top-level `ts` (of the object, or of each object of an
+/// array) replaced by `"{ts}"`; None when there is none (or the file is not JSON: the run
+/// names that problem). The old script overwrote `ts` with the send time; sent as written,
+/// every message would carry the file's one time and ThingsBoard would store every point there.
+fn stamp_ts(text: &str) -> Option<String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let mut stamped = false;
+    let mut stamp = |object: &mut serde_json::Value| {
+        if let Some(ts) = object.get_mut("ts").filter(|ts| ts.is_number()) {
+            *ts = serde_json::Value::String("{ts}".to_string());
+            stamped = true;
+        }
+    };
+    match &mut value {
+        serde_json::Value::Array(items) => items.iter_mut().for_each(&mut stamp),
+        object => stamp(object),
+    }
+    let mut out = serde_json::to_string_pretty(&value).ok()?;
+    out.push('\n');
+    stamped.then_some(out)
 }
 
 fn refuse_existing(path: &Path) -> Result<(), ConfigError> {

@@ -11,6 +11,7 @@ use super::{invalid, ConfigError, Context, DEFAULT_PAYLOAD_FILE, DEFAULT_RUN_TIM
 use crate::limits::RESERVED_FDS;
 use crate::payload::Payload;
 use crate::plan::HostPort;
+use crate::workload::presets;
 
 /// No host at all: the embedded broker. An explicitly empty one (`-H ""`, `MQBLAST_HOST=`,
 /// `host = ""` or `[]`) is refused: it is a typo or an unset shell variable far more often
@@ -107,9 +108,23 @@ pub(super) fn resolve_qos(raw: &Raw) -> Result<u8, ConfigError> {
     }
 }
 
-/// An explicitly named payload must exist; the default ./data.json falls back to the
-/// built-in copy.
-pub(super) fn resolve_payload(raw: Option<Raw>, ctx: &Context) -> Result<Payload, ConfigError> {
+/// The payload: a preset's name (`smart-meter`, `smart-tracker`, `industrial-plc`; a file of
+/// that name is `./smart-meter`), or a file. An explicitly named file must exist; the default
+/// ./data.json falls back to the built-in copy. `datapoints` sizes `industrial-plc` and is
+/// refused with any other payload (it would change nothing).
+pub(super) fn resolve_payload(
+    raw: Option<Raw>,
+    datapoints: Option<Raw>,
+    ctx: &Context,
+) -> Result<Payload, ConfigError> {
+    let text = raw.as_ref().map(Raw::text).transpose()?;
+    let preset = text.as_deref().filter(|text| presets::is_preset(text));
+    let datapoints = datapoints
+        .map(|raw| resolve_datapoints(&raw, preset))
+        .transpose()?;
+    if let Some(payload) = preset.and_then(|name| presets::preset(name, datapoints)) {
+        return Ok(payload);
+    }
     if let Some(raw) = raw {
         return Payload::load(&raw.path(ctx)?).map_err(invalid);
     }
@@ -118,6 +133,24 @@ pub(super) fn resolve_payload(raw: Option<Raw>, ctx: &Context) -> Result<Payload
         Payload::load(&default_path).map_err(invalid)
     } else {
         Ok(Payload::builtin())
+    }
+}
+
+/// `--datapoints N`: 1 to [`presets::MAX_DATAPOINTS`], only with `industrial-plc`.
+fn resolve_datapoints(raw: &Raw, preset: Option<&str>) -> Result<u32, ConfigError> {
+    if preset != Some(presets::INDUSTRIAL_PLC) {
+        return Err(raw.fail(format!(
+            "only the {} payload has data points (--payload {})",
+            presets::INDUSTRIAL_PLC,
+            presets::INDUSTRIAL_PLC
+        )));
+    }
+    match raw.whole() {
+        Ok(points @ 1..) if points <= u64::from(presets::MAX_DATAPOINTS) => Ok(points as u32),
+        _ => Err(raw.fail(format!(
+            "must be 1 to {} (ThingsBoard's own bound; the frame grows by 29 bytes a point)",
+            presets::MAX_DATAPOINTS
+        ))),
     }
 }
 

@@ -5,6 +5,7 @@ use super::layers::Raw;
 use super::values::{check_mqtt_string_len, check_no_nul};
 use super::ConfigError;
 use crate::payload::{self, ClientVars};
+use crate::token_template::TokenTemplate;
 
 pub(super) const TOPIC_PLACEHOLDERS: [&str; 3] = ["{i}", "{token}", "{client_id}"];
 pub(super) const CLIENT_ID_PLACEHOLDERS: [&str; 2] = ["{i}", "{token}"];
@@ -29,6 +30,21 @@ pub(super) fn resolve_topic(raw: &Raw, tokens: &[String]) -> Result<String, Conf
     Ok(topic)
 }
 
+/// A topic with `{token}` must not get a wildcard from the tokens template's text.
+pub(super) fn check_template_in_topic(
+    raw: &Raw,
+    topic: &str,
+    template: &TokenTemplate,
+) -> Result<(), ConfigError> {
+    let literal = template.literal_parts();
+    if topic.contains("{token}") && literal.iter().any(|part| part.contains(['+', '#'])) {
+        return Err(raw.fail(
+            "uses {token}, and the tokens template contains + or #, which a topic must not",
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn check_placeholders(
     raw: &Raw,
     template: &str,
@@ -43,12 +59,13 @@ pub(super) fn check_placeholders(
     }
 }
 
-/// `server_assigns_ids`: MQTT 5, where an empty client id asks the broker to assign one
-/// (Assigned Client Identifier in CONNACK, kept for the client's reconnects).
+/// `distinct_tokens`: how many different device tokens the users get (u64::MAX with a tokens
+/// template: one each). `server_assigns_ids`: MQTT 5, where an empty client id asks the broker
+/// to assign one (Assigned Client Identifier in CONNACK, kept for the client's reconnects).
 pub(super) fn resolve_client_id(
     raw: &Raw,
     users: u32,
-    tokens: &[String],
+    distinct_tokens: u64,
     server_assigns_ids: bool,
 ) -> Result<String, ConfigError> {
     let client_id = raw.text()?;
@@ -62,7 +79,7 @@ pub(super) fn resolve_client_id(
     }
     check_no_nul(&client_id).map_err(|problem| raw.fail_at_source(problem))?;
     check_placeholders(raw, &client_id, &CLIENT_ID_PLACEHOLDERS)?;
-    let unique_per_token = client_id.contains("{token}") && tokens.len() >= users as usize;
+    let unique_per_token = client_id.contains("{token}") && distinct_tokens >= u64::from(users);
     if users > 1 && !client_id.contains("{i}") && !unique_per_token {
         return Err(raw.fail(
             "clients would share client ids, and the broker disconnects the older session: add {i}",
@@ -100,6 +117,12 @@ pub(super) fn longest_token(tokens: &[String]) -> &str {
         .map(String::as_str)
         .max_by_key(|token| token.len())
         .unwrap_or("")
+}
+
+/// A token at least as long as any a tokens template renders for this plan: the numbers of
+/// a plan (start + index, index below 2^32) have at most as many digits as this one's.
+pub(super) fn widest_templated_token(template: &TokenTemplate, start: u64) -> String {
+    template.render(start.saturating_add(u64::from(u32::MAX)))
 }
 
 /// Refuse templates that could render longer than an MQTT string: the encoders would panic

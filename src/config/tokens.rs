@@ -1,11 +1,78 @@
 //! Device tokens (MQTT user names), from `tokens` or `tokens_file`, whichever is set on the
-//! higher layer; never echoed in messages.
+//! higher layer, never echoed in messages; or named by index from `tokens_template` (and
+//! `tokens_start`), an alternative to both.
 
 use std::path::PathBuf;
 
 use super::layers::Raw;
 use super::values::{check_mqtt_string_len, check_no_nul};
 use super::{invalid, ConfigError, Context};
+use crate::token_template::{self, TokenTemplate};
+
+/// How the devices are named: a token list (`tokens`, `tokens_file`) or a template.
+pub(super) struct DeviceTokens {
+    pub(super) tokens: Vec<String>,
+    pub(super) tokens_file: Option<PathBuf>,
+    /// `tokens_template` and `tokens_start`, when the template is what names the devices.
+    pub(super) template: Option<(TokenTemplate, u64)>,
+}
+
+/// The template or the list, whichever is set on the higher layer; both on one layer is a
+/// usage error naming both. `tokens_start` needs a template somewhere.
+pub(super) fn resolve_device_tokens(
+    get: &dyn Fn(&str) -> Option<Raw>,
+    ctx: &Context,
+) -> Result<DeviceTokens, ConfigError> {
+    let template = get("tokens_template").filter(|raw| !raw.is_blank());
+    // `tokens_start = 0` (the shipped config.toml) means nothing without a template.
+    let start = get("tokens_start").filter(|raw| !raw.equals_default());
+    if let (Some(start), None) = (&start, &template) {
+        return Err(start.fail(
+            "needs a tokens template (--tokens-template 'DW{i:08}'): it is the number of the first device the template names",
+        ));
+    }
+    let listed = [get("tokens"), get("tokens_file")]
+        .into_iter()
+        .flatten()
+        .filter(|raw| !raw.is_blank())
+        .max_by_key(|raw| raw.origin.layer());
+    let template = match (template, listed) {
+        (Some(template), Some(listed)) if template.origin.layer() == listed.origin.layer() => {
+            return Err(invalid(format!(
+                "{} and {}: give a tokens template or a token list, not both",
+                template.describe(),
+                listed.describe()
+            )));
+        }
+        (Some(template), Some(listed)) if template.origin.layer() < listed.origin.layer() => None,
+        (template, _) => template,
+    };
+    let Some(template) = template else {
+        let (tokens, tokens_file) = resolve_tokens(get("tokens"), get("tokens_file"), ctx)?;
+        return Ok(DeviceTokens {
+            tokens,
+            tokens_file,
+            template: None,
+        });
+    };
+    let parsed =
+        TokenTemplate::parse(&template.text()?).map_err(|problem| template.fail(problem))?;
+    let start = match get("tokens_start") {
+        Some(raw) => {
+            let start = raw.whole()?;
+            if start > token_template::MAX_START {
+                return Err(raw.fail(format!("at most {}", token_template::MAX_START)));
+            }
+            start
+        }
+        None => 0,
+    };
+    Ok(DeviceTokens {
+        tokens: Vec::new(),
+        tokens_file: None,
+        template: Some((parsed, start)),
+    })
+}
 
 /// Tokens come from `tokens` or `tokens_file`, whichever is set on the higher layer.
 pub(super) fn resolve_tokens(

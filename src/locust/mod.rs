@@ -203,6 +203,21 @@ fn run_test(
 /// users go round-robin over that part. A master that does not list its workers (one without
 /// `scripts/locust/mqblast_master.py`) leaves every worker the whole list, which is said.
 fn take_token_share(plan: &mut Plan, shard: Option<crate::shard::Shard>) -> Result<(), String> {
+    if let Some(indexed) = &mut plan.token_template {
+        indexed.share_for_worker(shard);
+        let which = match shard {
+            Some(shard) => format!("worker {shard} of the test"),
+            None => format!(
+                "the master did not list this worker among the test's workers ({}): every such worker uses the devices from the first",
+                options::WORKERS_OPTION
+            ),
+        };
+        eprintln!(
+            "mqblast: locust: {which}: device tokens {}",
+            indexed.describe_first()
+        );
+        return Ok(());
+    }
     if plan.tokens.is_empty() {
         return Ok(());
     }
@@ -250,14 +265,17 @@ fn per_device_certificates_again(plan: &mut Plan) -> Result<(), String> {
     {
         return Ok(());
     }
-    let devices: Vec<(u64, &str)> = (0..u64::from(plan.users.max(plan.sub_users)))
-        .map(|local| {
-            let token = match plan.tokens.is_empty() {
-                true => "",
-                false => plan.tokens[(local % plan.tokens.len() as u64) as usize].as_str(),
-            };
-            (plan.client_index_offset + local, token)
-        })
+    let owned: Vec<(u64, std::borrow::Cow<'_, str>)> =
+        (0..u64::from(plan.users.max(plan.sub_users)))
+            .map(|local| {
+                let token =
+                    crate::plan::token_of_local(&plan.tokens, plan.token_template.as_ref(), local);
+                (plan.client_index_offset + local, token)
+            })
+            .collect();
+    let devices: Vec<(u64, &str)> = owned
+        .iter()
+        .map(|(index, token)| (*index, &**token))
         .collect();
     let setup = TlsSetup::load(&transport.tls_options, &devices)?;
     transport.tls = Some(Arc::new(setup));

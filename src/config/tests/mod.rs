@@ -11,6 +11,7 @@ mod errors;
 mod locust_conf;
 mod nul_characters;
 mod precedence;
+mod presets;
 mod pyproject;
 mod resources;
 mod shards;

@@ -52,7 +52,7 @@ fn shards_split_the_tokens_and_keep_each_clients_token() {
     assert_eq!(second.tokens, vec!["t3", "t4"]);
     assert_eq!(second.client_index_offset, 3);
     assert_eq!(second.token_for(3), "t3");
-    assert_eq!(second.username_for(4), Some("t4"));
+    assert_eq!(second.username_for(4).as_deref(), Some("t4"));
     // Reports name a token by its position in the whole list, whatever the shard.
     assert_eq!(second.token_index_of(3), Some(3));
     assert_eq!(second.token_index_of(4), Some(4));

@@ -11,7 +11,7 @@ fn tokens_are_read_from_the_flag_or_the_file() {
     dir.write("tokens.txt", "\u{feff}# devices\nA1\n\n  B2  \r\n# end\n");
     let plan = dir.plan(&["--tokens-file", "tokens.txt"], &[]).unwrap();
     assert_eq!(plan.tokens, vec!["A1", "B2"]);
-    assert_eq!(plan.username_for(3), Some("B2"));
+    assert_eq!(plan.username_for(3).as_deref(), Some("B2"));
 }
 
 #[test]

@@ -11,9 +11,10 @@ use crate::plan::Plan;
 /// A publisher connection with its frames, built once.
 pub(super) fn publisher(plan: &Plan, index: u64, addrs: &[SocketAddr]) -> Conn {
     let client_id = client_id_of(plan, index);
+    let token = plan.token_for(index);
     let vars = ClientVars {
         index,
-        token: plan.token_for(index),
+        token: &token,
         client_id: &client_id,
     };
     let frames = payload::build_frames(plan, &vars);
@@ -38,9 +39,10 @@ pub(super) fn source_of(plan: &Plan, index: u64) -> Option<std::net::IpAddr> {
 
 /// Resolve the client id template for client `index`.
 pub fn client_id_of(plan: &Plan, index: u64) -> String {
+    let token = plan.token_for(index);
     let vars = ClientVars {
         index,
-        token: plan.token_for(index),
+        token: &token,
         client_id: "",
     };
     payload::render(&plan.client_id, &vars)

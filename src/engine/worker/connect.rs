@@ -98,9 +98,10 @@ impl Worker {
             c.lend_wbuf(&mut self.pool);
         }
         let user_properties = connect_properties(&plan, c.index, &client_id);
+        let username = plan.username_for(c.index);
         let connect = mqtt::v5::connect::Connect {
             client_id: &client_id,
-            username: plan.username_for(c.index),
+            username: username.as_deref(),
             password: plan.password.as_deref().map(str::as_bytes),
             keep_alive_s: plan.keep_alive_s,
             clean_start: plan.clean_start,

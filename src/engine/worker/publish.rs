@@ -72,7 +72,8 @@ impl Worker {
         c.lend_wbuf(&mut self.pool);
         let sent_ns = payload::e2e_now_ns(self.control.start_epoch_ns, start_ns);
         let frame = c.frames[c.next_frame].for_alias(c.alias_set);
-        frame.write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns);
+        // No alarm schedule yet: the global rate's alarms (issue 19, item 5) decide this.
+        frame.write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns, false);
         c.alias_set = true;
         c.next_frame = (c.next_frame + 1) % c.frames.len();
         c.next_due_ns += self.interval_ns;

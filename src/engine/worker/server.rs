@@ -96,9 +96,10 @@ pub(super) fn connect_properties(
     if plan.v5.connect_user_properties.is_empty() {
         return Vec::new();
     }
+    let token = plan.token_for(index);
     let vars = crate::payload::ClientVars {
         index,
-        token: plan.token_for(index),
+        token: &token,
         client_id,
     };
     crate::payload::render_pairs(&plan.v5.connect_user_properties, &vars)

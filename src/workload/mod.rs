@@ -1,0 +1,5 @@
+//! Streams, presets, gateway batching, answers: what a simulated device sends and answers,
+//! compiled into frames and paces the engine uses.
+
+pub mod fields;
+pub mod presets;

@@ -1,0 +1,337 @@
+//! Payload presets and device tokens named by index, against a real mosquitto: what an
+//! independent subscriber receives from `--payload smart-meter` / `industrial-plc` parses as
+//! JSON with every value in its range and `ts` stamped per message, and the users of
+//! `--tokens-template 'DW{i:08}'` log in to the broker as ThingsBoard's devices.
+//!
+//! Why it exists: values are patched into pre-serialised frames at fixed widths; one byte off
+//! and every message is invalid JSON that ThingsBoard drops. And a token template that names
+//! the wrong devices makes every connection a CONNACK 5. Both are only proven by what the
+//! broker and a separate client see.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+
+/// (topic, payload) of every message received, in arrival order.
+type Received = Vec<(String, Vec<u8>)>;
+
+/// A QoS 0 subscriber that keeps every (topic, payload) it receives, on a thread; subscribed
+/// (SUBACK received) before `start` returns. Hand-written packets, no mqblast code.
+struct Collector {
+    got: Arc<Mutex<Received>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl Collector {
+    fn start(port: u16, filter: &str) -> Collector {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("collector: connect");
+        stream
+            .write_all(&connect_packet("presets-collector", None))
+            .unwrap();
+        let mut buf = Vec::new();
+        let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
+        assert_eq!((header >> 4, body.get(1)), (packet::CONNACK, Some(&0)));
+        let mut subscribe = 1u16.to_be_bytes().to_vec();
+        subscribe.extend_from_slice(&(filter.len() as u16).to_be_bytes());
+        subscribe.extend_from_slice(filter.as_bytes());
+        subscribe.push(0);
+        stream.write_all(&frame(0b1000_0010, &subscribe)).unwrap();
+        let (header, _) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
+        assert_eq!(header >> 4, packet::SUBACK);
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (got, stop) = (Arc::clone(&got), Arc::clone(&stop));
+            std::thread::spawn(move || collect(stream, buf, &got, &stop))
+        };
+        Collector {
+            got,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The messages received once `n` have arrived and no more came for half a second
+    /// (bounded by `timeout`): exactly `n` is what a correct run delivers.
+    fn settle(&self, n: usize, timeout: Duration) -> Received {
+        let deadline = Instant::now() + timeout;
+        let mut last = (0, Instant::now());
+        while Instant::now() < deadline {
+            let count = self.got.lock().unwrap().len();
+            if count != last.0 {
+                last = (count, Instant::now());
+            } else if count >= n && last.1.elapsed() > Duration::from_millis(500) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            if let Ok(Err(e)) = thread.join() {
+                eprintln!("collector: {e}");
+            }
+        }
+    }
+}
+
+fn collect(
+    mut stream: TcpStream,
+    mut buf: Vec<u8>,
+    got: &Mutex<Received>,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::SeqCst) {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err("the broker closed the connection".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(format!("read: {e}")),
+        }
+        while let Some((header, body)) = take_packet(&mut buf) {
+            if header >> 4 != packet::PUBLISH {
+                return Err(format!("unexpected packet {header:#04x}"));
+            }
+            // QoS 0 (the subscription's): topic, then the payload.
+            let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+            let topic = String::from_utf8_lossy(&body[2..2 + topic_len]).into_owned();
+            let payload = body[2 + topic_len..].to_vec();
+            got.lock().unwrap().push((topic, payload));
+        }
+    }
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn parse(payload: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(payload)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(payload)))
+}
+
+fn in_range(value: &serde_json::Value, lo: f64, hi: f64, what: &str) -> f64 {
+    let number = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: {value} is not a number"));
+    assert!(
+        (lo..=hi).contains(&number),
+        "{what}: {number} outside {lo}..{hi}"
+    );
+    number
+}
+
+/// Per device (topic), the `ts` of its messages in arrival order: never decreasing, and not
+/// one time for all (they were sent over seconds), all within the run's wall-clock window.
+fn assert_ts_stamped_per_message(messages: &[(String, serde_json::Value)], window_ms: (u64, u64)) {
+    let mut by_device: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for (topic, body) in messages {
+        let ts = body["ts"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("ts: {}", body["ts"]));
+        assert!(
+            (window_ms.0..=window_ms.1).contains(&ts),
+            "ts {ts} outside the run {window_ms:?}"
+        );
+        by_device.entry(topic).or_default().push(ts);
+    }
+    for (device, stamps) in by_device {
+        assert!(
+            stamps.windows(2).all(|pair| pair[0] <= pair[1]),
+            "{device}: ts went back: {stamps:?}"
+        );
+        assert!(
+            stamps.last() > stamps.first(),
+            "{device}: one ts for every message: {stamps:?}"
+        );
+    }
+}
+
+#[test]
+fn every_smart_meter_message_is_json_with_values_in_range_and_its_own_ts() {
+    let broker = Mosquitto::start();
+    let collector = Collector::start(broker.port, "presets/+/meter");
+    let dir = TempDir::new("presets-meter");
+    let json = dir.file("summary.json");
+    let (users, messages) = (4, 80);
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &[
+            "-u",
+            &users.to_string(),
+            "--messages",
+            &messages.to_string(),
+            "--interval",
+            "100ms",
+            "--qos",
+            "1",
+            "--topic",
+            "presets/{i}/meter",
+            "--payload",
+            "smart-meter",
+        ],
+    );
+    let started_ms = now_ms();
+    let run = run_mqblast(&args, RUN_LIMIT);
+    let ended_ms = now_ms();
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("payload preset smart-meter (--payload)"),
+        "the banner names the preset:\n{}",
+        run.describe()
+    );
+    let summary = Summary::read(&json, &run);
+    assert_eq!(
+        summary.u64("publish.requests"),
+        messages,
+        "{}",
+        summary.text()
+    );
+    assert_eq!(summary.get("config")["payload"], "smart-meter");
+
+    let got = collector.settle(messages as usize, Duration::from_secs(30));
+    assert_eq!(got.len(), messages as usize, "every message, once");
+    let mut parsed = Vec::new();
+    let mut leaks = 0;
+    for (topic, payload) in &got {
+        let body = parse(payload);
+        let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["ts", "values"], "{body}");
+        let values = &body["values"];
+        let pulses = in_range(&values["pulseCounter"], 0.0, 999_999.0, "pulseCounter");
+        assert_eq!(pulses.fract(), 0.0, "an integer");
+        in_range(&values["batteryLevel"], 50.0, 99.0, "batteryLevel");
+        let leakage = values["leakage"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("leakage: {}", values["leakage"]));
+        leaks += usize::from(leakage);
+        parsed.push((topic.clone(), body));
+    }
+    let devices: BTreeSet<&str> = got.iter().map(|(topic, _)| topic.as_str()).collect();
+    assert_eq!(devices.len(), users, "{devices:?}");
+    assert!(leaks > 0, "true 98% of the time: {leaks} of {messages}");
+    assert_ts_stamped_per_message(&parsed, (started_ms.saturating_sub(1000), ended_ms + 1000));
+}
+
+#[test]
+fn every_industrial_plc_message_carries_its_data_points_in_range() {
+    let broker = Mosquitto::start();
+    let collector = Collector::start(broker.port, "presets/+/plc");
+    let dir = TempDir::new("presets-plc");
+    let json = dir.file("summary.json");
+    let (points, messages) = (250, 30);
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &[
+            "-u",
+            "3",
+            "--messages",
+            &messages.to_string(),
+            "--interval",
+            "100ms",
+            "--qos",
+            "0",
+            "--topic",
+            "presets/{i}/plc",
+            "--payload",
+            "industrial-plc",
+            "--datapoints",
+            &points.to_string(),
+        ],
+    );
+    let started_ms = now_ms();
+    let run = run_mqblast(&args, RUN_LIMIT);
+    let ended_ms = now_ms();
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    assert_eq!(summary.get("config")["datapoints"], points);
+
+    let got = collector.settle(messages, Duration::from_secs(30));
+    assert_eq!(got.len(), messages, "every QoS 0 message on loopback");
+    let mut parsed = Vec::new();
+    for (topic, payload) in &got {
+        let body = parse(payload);
+        let values = body["values"].as_object().unwrap();
+        assert_eq!(values.len(), points);
+        for n in 0..points {
+            let key = format!("line{n:03}");
+            in_range(&values[&key], 0.0, 100.0, &key);
+        }
+        parsed.push((topic.clone(), body));
+    }
+    assert_ts_stamped_per_message(&parsed, (started_ms.saturating_sub(1000), ended_ms + 1000));
+}
+
+/// User names of the clients mosquitto saw connect: `... as mqblast-3 (p2, c1, k60, u'DW..').`
+fn connected_usernames(log: &str) -> BTreeSet<String> {
+    log.lines()
+        .filter(|line| line.contains("New client connected"))
+        .filter_map(|line| line.split("u'").nth(1))
+        .filter_map(|rest| rest.split('\'').next())
+        .map(String::from)
+        .collect()
+}
+
+/// A run of `users` users (`more` flags added) with tokens from `DW{i:08}` from 1 against a
+/// broker that knows only DW00000001..=DW00000006; returns the user names it saw.
+fn templated_run(users: &str, more: &[&str]) -> BTreeSet<String> {
+    let devices: Vec<String> = (1..=6).map(|n| format!("DW{n:08}")).collect();
+    let listed: Vec<&str> = devices.iter().map(String::as_str).collect();
+    let broker = Mosquitto::start_with_auth(&listed, SHARED_PASSWORD);
+    let dir = TempDir::new("presets-tokens");
+    let json = dir.file("summary.json");
+    let mut flags = vec![
+        "-u",
+        users,
+        "--tokens-template",
+        "DW{i:08}",
+        "--tokens-start",
+        "1",
+        "--password",
+        SHARED_PASSWORD,
+        "--messages",
+        "6",
+        "--interval",
+        "50ms",
+    ];
+    flags.extend_from_slice(more);
+    let run = run_mqblast(&with(load_args(&broker.addr(), &json), &flags), RUN_LIMIT);
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    assert_eq!(summary.u64("connect.failures"), 0, "{}", summary.text());
+    assert_eq!(summary.get("config")["tokens_template"], "DW{i:08}");
+    connected_usernames(&broker.log())
+}
+
+#[test]
+fn tokens_template_users_log_in_as_thingsboards_devices_and_shards_take_their_own() {
+    let names = |range: std::ops::RangeInclusive<u32>| -> BTreeSet<String> {
+        range.map(|n| format!("DW{n:08}")).collect()
+    };
+    assert_eq!(templated_run("3", &[]), names(1..=3));
+    // The second of two shards of six users: client indexes 3..6, devices 4..=6.
+    assert_eq!(templated_run("6", &["--shard", "2/2"]), names(4..=6));
+}
