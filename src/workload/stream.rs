@@ -136,6 +136,20 @@ impl StreamPlan {
     }
 }
 
+/// Each stream's share of a user's messages as its pace asks (mean rates over their sum);
+/// None for all when a stream is unpaced (it takes whatever the window allows).
+pub fn configured_shares(streams: &[StreamPlan]) -> Vec<Option<f64>> {
+    let rates: Option<Vec<f64>> = streams.iter().map(|s| s.pace.mean_rate_per_s()).collect();
+    let Some(rates) = rates else {
+        return vec![None; streams.len()];
+    };
+    let sum: f64 = rates.iter().sum();
+    rates
+        .iter()
+        .map(|rate| (sum > 0.0).then(|| rate / sum))
+        .collect()
+}
+
 /// The row name of the single-stream settings, as Locust's MQTT users name publishes:
 /// `publish:{qos}:{topic template}`.
 pub fn single_row_name(qos: u8, topic: &str) -> String {
@@ -270,11 +284,9 @@ impl Streams {
     pub fn next_due(&self) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
         for (index, slot) in self.slots.iter().enumerate() {
-            let due = if slot.pace.is_unpaced() {
-                0
-            } else {
-                slot.due_ns
-            };
+            // An unpaced stream's due time is its last send: unpaced streams take turns,
+            // and a paced one goes first once its due time has come.
+            let due = slot.due_ns;
             if best.is_none_or(|(best_due, _)| due < best_due) {
                 best = Some((due, index));
             }
