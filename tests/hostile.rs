@@ -28,6 +28,10 @@ enum Script {
     PubcompWithoutPubrec,
     /// Answers CONNECT, then never reads again.
     ConnackThenStopReading,
+    /// Writes CONNACK a byte at a time and every PUBACK in two halves, a pause between the
+    /// writes, so mqblast's reads end inside packets (and a read may finish one packet and
+    /// start the next).
+    Trickle,
 }
 
 /// A listener on a free loopback port running `script` on every connection, until dropped.
@@ -132,6 +136,12 @@ fn answer(stream: &mut TcpStream, script: Script, header: u8, body: &[u8]) -> bo
             let _ = stream.write_all(&connack);
             false
         }
+        (Script::Trickle, packet::CONNECT) => trickle(stream, &connack, 1),
+        (Script::Trickle, packet::PUBLISH) if (header >> 1) & 0b11 == 1 => {
+            let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
+            let pkid = &body[2 + topic_len..4 + topic_len];
+            trickle(stream, &frame(packet::PUBACK << 4, pkid), 2)
+        }
         (_, packet::CONNECT) => stream.write_all(&connack).is_ok(),
         (Script::PubcompWithoutPubrec, packet::PUBLISH) if (header >> 1) & 0b11 == 2 => {
             let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
@@ -141,6 +151,16 @@ fn answer(stream: &mut TcpStream, script: Script, header: u8, body: &[u8]) -> bo
         (_, packet::PINGREQ) => stream.write_all(&frame(packet::PINGRESP << 4, &[])).is_ok(),
         _ => true,
     }
+}
+
+/// Write `bytes` in pieces of `piece` bytes with a pause after each, each its own segment.
+fn trickle(stream: &mut TcpStream, bytes: &[u8], piece: usize) -> bool {
+    let _ = stream.set_nodelay(true);
+    bytes.chunks(piece).all(|part| {
+        let ok = stream.write_all(part).is_ok();
+        std::thread::sleep(Duration::from_millis(1));
+        ok
+    })
 }
 
 /// TCP_CORK: hold partial segments until uncorked (or until a FIN is queued behind them).
@@ -222,6 +242,32 @@ fn a_close_that_arrives_with_the_connack_is_reported_as_a_lost_connection() {
         "a closed connection's publishes are lost, not timed out: {:?}",
         summary.errors()
     );
+}
+
+/// Reads that end inside a packet: the split packet is completed from the next read and
+/// the rest of that read decoded where it lies, so every ack counts once and nothing is
+/// taken for a protocol error.
+#[test]
+fn acks_split_across_reads_are_each_counted_once() {
+    let peer = Peer::start(Script::Trickle);
+    let (run, summary) = run_against(
+        &peer,
+        "trickle",
+        &[
+            "-u",
+            "2",
+            "--qos",
+            "1",
+            "--interval",
+            "0",
+            "--messages",
+            "300",
+        ],
+    );
+    run.assert_code(0);
+    assert_eq!(summary.u64("publish.ok"), 300, "{:?}", summary.errors());
+    assert_eq!(summary.u64("publish.failures"), 0, "{:?}", summary.errors());
+    assert_eq!(summary.u64("connect.ok"), 2, "{:?}", summary.errors());
 }
 
 #[test]

@@ -64,7 +64,9 @@ pub struct Conn {
     /// are queued (capacity 0 = none lent). A lent buffer has the pool's fixed capacity: when a
     /// frame does not fit, the message waits for the socket to drain; nothing is dropped.
     pub wbuf: Vec<u8>,
-    /// The tail of a packet that arrived incompletely; empty (unallocated) almost always.
+    /// The head of the one packet the last read split (never more than that packet). A
+    /// publisher's has 32 bytes from its CONNECT (an ack fits); a subscriber's is sized for
+    /// a read at its SUBSCRIBE.
     pub rbuf: Vec<u8>,
     /// The streams this client publishes: per stream its pre-serialized frames (used in
     /// rotation), its pace and its next due time (`workload::stream`).

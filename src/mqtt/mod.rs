@@ -102,6 +102,18 @@ impl Version {
 /// so a misbehaving peer can never make a connection buffer grow without limit.
 pub const MAX_PACKET_BYTES: usize = 1 << 20;
 
+/// The whole length of the packet whose first bytes are `head` (fixed header: type byte and
+/// remaining length), once they are enough to tell; `None` while they are not, or when the
+/// remaining length is malformed or above [`MAX_PACKET_BYTES`] (the decoder names those).
+pub fn packet_len(head: &[u8]) -> Option<usize> {
+    match packet::read_remaining_length(head.get(1..)?) {
+        Ok(Some((remaining, varint_bytes))) if remaining <= MAX_PACKET_BYTES => {
+            Some(1 + varint_bytes + remaining)
+        }
+        _ => None,
+    }
+}
+
 /// Largest value the 1-4 byte remaining-length varint can carry (section 2.2.3).
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
 
@@ -260,6 +272,22 @@ mod tests {
         let mut out = Vec::new();
         write_remaining_length(&mut out, remaining_len);
         out
+    }
+
+    #[test]
+    fn packet_len_reads_the_fixed_header_once_it_is_complete() {
+        assert_eq!(packet_len(&[]), None);
+        assert_eq!(packet_len(&[0x40]), None);
+        assert_eq!(packet_len(&[0x40, 0x02]), Some(4));
+        assert_eq!(packet_len(&[0xd0, 0x00]), Some(2));
+        assert_eq!(packet_len(&[0x30, 0x80]), None);
+        assert_eq!(packet_len(&[0x30, 0x80, 0x01]), Some(131));
+        assert_eq!(packet_len(&[0x30, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(
+            packet_len(&[0x30, 0xff, 0xff, 0x7f]),
+            None,
+            "above MAX_PACKET_BYTES"
+        );
     }
 
     #[test]

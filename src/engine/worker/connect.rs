@@ -18,6 +18,10 @@ use crate::mqtt::v5::properties::{self as props, Properties};
 use crate::stats::{Failure, Metric};
 use crate::transport::rx_stamp;
 
+/// Capacity of a publisher's `rbuf` from its CONNECT: the longest ack a read may split,
+/// without properties (32 bytes a connection, 64 with the allocator's overhead).
+const SPLIT_ACK_BYTES: usize = 32;
+
 impl Worker {
     /// A client's spawn time came: connect now, or at its `--connect-rate` slot.
     pub(super) fn spawn_due(&mut self, ci: usize, now: u64) {
@@ -96,6 +100,10 @@ impl Worker {
             c.wbuf = Vec::with_capacity(c.write_capacity(plan.max_inflight));
         } else {
             c.lend_wbuf(&mut self.pool);
+            // Room for an ack a read splits, made now rather than at the first split (which
+            // may come at any message): acks are 2 to 5 bytes under 3.1.1, more only with
+            // MQTT 5 properties (then `rbuf` grows once, to that packet's size).
+            c.rbuf.reserve(SPLIT_ACK_BYTES);
         }
         let user_properties = connect_properties(&plan, c.index, &client_id);
         let username = plan.username_for(c.index);

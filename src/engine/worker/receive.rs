@@ -81,7 +81,9 @@ impl Worker {
         self.lose(ci, errno);
     }
 
-    /// Decode the bytes just read, after any partial packet kept from the last read.
+    /// Decode the bytes just read, after any partial packet kept from the last read. Only the
+    /// packet the last read split is completed in `rbuf` (the rest of the read is decoded where
+    /// it lies), so `rbuf` holds at most one packet and a read is never copied whole.
     fn consume(&mut self, ci: usize, fresh: &[u8], now: u64) -> Result<(), Failure> {
         if fresh.is_empty() {
             return Ok(());
@@ -90,20 +92,39 @@ impl Worker {
             not_mqtt_answer(fresh)?;
         }
         let mut partial = std::mem::take(&mut self.conns[ci].rbuf);
-        let result = if partial.is_empty() {
-            let used = self.decode_all(ci, fresh, now)?;
-            partial.extend_from_slice(&fresh[used..]);
-            Ok(())
-        } else {
-            partial.extend_from_slice(fresh);
-            let used = self.decode_all(ci, &partial, now)?;
-            partial.drain(..used);
-            Ok(())
-        };
+        let result = self.consume_after(ci, &mut partial, fresh, now);
         if let Some(c) = self.conns.get_mut(ci) {
             c.rbuf = partial;
         }
         result
+    }
+
+    fn consume_after(
+        &mut self,
+        ci: usize,
+        partial: &mut Vec<u8>,
+        mut fresh: &[u8],
+        now: u64,
+    ) -> Result<(), Failure> {
+        if !partial.is_empty() {
+            let take = rest_of_split_packet(partial, fresh).min(fresh.len());
+            partial.extend_from_slice(&fresh[..take]);
+            fresh = &fresh[take..];
+            let used = self.decode_all(ci, partial, now)?;
+            if !self.conns[ci].is_open() {
+                return Ok(());
+            }
+            partial.drain(..used);
+            if !partial.is_empty() {
+                // Still incomplete: then the whole read went into it.
+                return Ok(());
+            }
+        }
+        let used = self.decode_all(ci, fresh, now)?;
+        if self.conns[ci].is_open() {
+            partial.extend_from_slice(&fresh[used..]);
+        }
+        Ok(())
     }
 
     /// Handle every whole packet at the front of `buf`; returns the bytes used.
@@ -319,5 +340,22 @@ fn not_mqtt_answer(first: &[u8]) -> Result<(), Failure> {
             "the broker answered with HTTP: this is a WebSocket port (use ws://)",
         )),
         _ => Ok(()),
+    }
+}
+
+/// How many bytes of `fresh` complete the packet whose first bytes are `partial`: its whole
+/// length less what `partial` holds, once the fixed header (type byte and remaining length)
+/// can be read from the two together; all of `fresh` while it cannot (then `fresh` is at most
+/// a few bytes) or when the header is malformed (the decoder then names the error).
+fn rest_of_split_packet(partial: &[u8], fresh: &[u8]) -> usize {
+    let mut head = [0u8; 5];
+    let have = partial.len().min(5);
+    head[..have].copy_from_slice(&partial[..have]);
+    let more = (5 - have).min(fresh.len());
+    head[have..have + more].copy_from_slice(&fresh[..more]);
+    let head = &head[..have + more];
+    match crate::mqtt::packet_len(head) {
+        Some(total) => total.saturating_sub(partial.len()),
+        None => fresh.len(),
     }
 }
