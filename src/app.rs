@@ -105,6 +105,15 @@ fn run(plan: Plan) -> i32 {
         eprintln!("mqblast: error: {err}");
         return EXIT_USAGE;
     }
+    if plan.gateway.is_some() {
+        // The settings and the frames exist (`mqblast config --gateway` shows them); the
+        // worker does not schedule device slots yet, and a run that published plain telemetry
+        // instead would be a lie.
+        eprintln!(
+            "mqblast: error: --gateway: gateway runs are not supported by the engine yet (the settings are checked: mqblast config --gateway ... shows them)"
+        );
+        return EXIT_USAGE;
+    }
     if plan.web.is_some() {
         return run_web(plan);
     }

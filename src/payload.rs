@@ -274,6 +274,86 @@ impl Patches {
     fn as_slice(&self) -> &[Patch] {
         &self.items[..self.count as usize]
     }
+
+    /// Write this message's values into the fields of `bytes` (offsets relative to it).
+    #[inline]
+    fn apply(&self, bytes: &mut [u8], seq: u64, now_epoch_ms: u64) {
+        for patch in self.as_slice() {
+            let value = match patch.field {
+                Field::Seq => seq,
+                Field::Ts => now_epoch_ms,
+            };
+            let at = patch.at as usize;
+            write_number_padded(&mut bytes[at..at + patch.width as usize], value);
+        }
+    }
+}
+
+/// A JSON value serialized once, with its per-message fields, for messages that are put
+/// together from several parts (a gateway message holds one fragment per device). Per
+/// message it is copied and its fields patched in place, as a [`Frame`]'s payload is.
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    /// The value as `serde_json::to_vec` writes it, per-message fields at 0.
+    bytes: Box<[u8]>,
+    /// Offsets relative to the fragment's start.
+    patches: Patches,
+}
+
+impl Fragment {
+    /// Serialize `value`, resolving per-client placeholders with `vars`. The value must have
+    /// passed the checks a payload object passes (at most [`MAX_FIELDS_PER_OBJECT`] fields).
+    pub fn build(value: &Value, vars: &ClientVars<'_>) -> Fragment {
+        let mut bytes = Vec::new();
+        let mut patches = Patches::new();
+        write_value(value, vars, &mut bytes, &mut patches);
+        Fragment {
+            bytes: bytes.into_boxed_slice(),
+            patches,
+        }
+    }
+
+    /// Append the fragment to `out` with `seq` and the time patched in. Allocation-free when
+    /// `out` has room for `self.len()` more bytes.
+    #[inline]
+    pub fn write_into(&self, out: &mut Vec<u8>, seq: u64, now_epoch_ms: u64) {
+        let start = out.len();
+        out.extend_from_slice(&self.bytes);
+        self.patches.apply(&mut out[start..], seq, now_epoch_ms);
+    }
+
+    /// Length in bytes (the same for every message: the fields have fixed widths).
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false for a serialized JSON value.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// Whether any string in `value` uses a per-client placeholder (`{i}`, `{token}`,
+/// `{client_id}`): if none does, the value serializes the same for every client.
+pub fn uses_client_placeholders(value: &Value) -> bool {
+    match value {
+        Value::String(text) => ["{i}", "{token}", "{client_id}"]
+            .iter()
+            .any(|placeholder| text.contains(placeholder)),
+        Value::Array(items) => items.iter().any(uses_client_placeholders),
+        Value::Object(map) => map.values().any(uses_client_placeholders),
+        _ => false,
+    }
+}
+
+/// Number of per-message fields (`"{seq}"`, `"{ts}"` string values) in `value`.
+pub fn message_field_count(value: &Value) -> usize {
+    match value {
+        Value::String(text) => usize::from(per_message_field(text).is_some()),
+        Value::Array(items) => items.iter().map(message_field_count).sum(),
+        Value::Object(map) => map.values().map(message_field_count).sum(),
+        _ => 0,
+    }
 }
 
 /// One client's PUBLISH frame for one payload object.
@@ -315,14 +395,7 @@ impl Frame {
         if let Some(at) = self.pkid_at {
             crate::mqtt::publish::patch_pkid(frame, at as usize, pkid);
         }
-        for patch in self.patches.as_slice() {
-            let value = match patch.field {
-                Field::Seq => seq,
-                Field::Ts => now_epoch_ms,
-            };
-            let at = patch.at as usize;
-            write_number_padded(&mut frame[at..at + patch.width as usize], value);
-        }
+        self.patches.apply(frame, seq, now_epoch_ms);
         if let Some(at) = self.e2e_seq_at {
             let at = at as usize;
             write_hex(&mut frame[at..at + E2E_SEQ_HEX], seq);

@@ -12,6 +12,7 @@ use crate::mqtt::Version;
 use crate::payload::Payload;
 use crate::shard::Shard;
 use crate::transport::{Scheme, TransportPlan};
+use crate::workload::gateway::GatewayPlan;
 
 /// One broker address as the user wrote it (`mqtts://host:port/path`); resolved when the run
 /// starts.
@@ -188,6 +189,9 @@ pub struct Plan {
     pub web: Option<WebPlan>,
     /// `--worker`: join this Locust master and run the tests it asks for. None: not a worker.
     pub worker: Option<WorkerPlan>,
+    /// `--gateway`: each user is a gateway connection carrying this many devices, in this
+    /// mode. None: each user is one device.
+    pub gateway: Option<GatewayPlan>,
     /// Where each setting that was set somewhere came from, in settings-table order.
     pub sources: Vec<SettingSource>,
     /// Lines to print before the run: `[tool.locust]` keys accepted but not used, or unknown.

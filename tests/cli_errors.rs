@@ -433,6 +433,7 @@ fn help_is_grouped_under_headings_and_no_line_is_over_100_columns() {
             "Outputs:",
             "Web UI:",
             "Distributed:",
+            "Gateways:",
         ],
         "{}",
         run.stdout
@@ -469,4 +470,15 @@ fn dash_v_prints_the_version_instead_of_a_value_is_required() {
             run.describe()
         );
     }
+}
+
+#[test]
+fn gateway_conflicts_exit_2_naming_the_settings() {
+    run(&["--gateway", "--devices-per-gateway", "0"])
+        .assert_usage_error(&["--devices-per-gateway 0", "at least 1 device"]);
+    run(&["--gateway", "--sub-users", "1"]).assert_usage_error(&["--gateway", "--sub-users 1"]);
+    run(&["--gateway-mode", "batched"]).assert_usage_error(&["--gateway-mode", "add --gateway"]);
+    let dir = TempDir::new("cli-gateway");
+    let config = dir.write("gw.toml", "gateway = true\n\ndevice_name = \"meter\"\n");
+    run(&["-f", &config]).assert_usage_error(&["line 3", "device_name", "{i}"]);
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::effective::effective_config;
 use super::env::{env_value, locust_layer, mqblast_layer};
 use super::file::{load_config_file, ConfigFile};
+use super::gateway::{resolve_gateway, GatewayContext};
 use super::layers::{resolve, Layer, Layers, LocustFile, Raw};
 use super::locust_conf::{
     is_locust_conf, load_locust_conf, HOME_LOCUST_CONF_FILE, LOCUST_CONF_FILE,
@@ -115,6 +116,17 @@ pub fn build_plan(
     let connect_rate = resolve_connect_rate(get("connect_rate"))?
         .map(|rate| crate::shard::spawn_rate_of(rate, users.into(), total_users.into()));
     let subs = resolve_subscribers(&get, users, qos, &topic)?;
+    let gateway = resolve_gateway(
+        &get,
+        &GatewayContext {
+            users,
+            total_users,
+            live,
+            payload: &payload,
+            payload_raw: get("payload"),
+            sub_users: subs.users,
+        },
+    )?;
     let widest = Widest {
         index: (u64::from(total_users) + u64::from(subs.users)).saturating_sub(1),
         token: &widest_token,
@@ -194,6 +206,7 @@ pub fn build_plan(
         v5,
         web,
         worker,
+        gateway,
         sources: setting_sources(layers),
         notes: layers
             .notes(&sources.acknowledged)
