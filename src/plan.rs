@@ -287,6 +287,27 @@ pub struct WebPlan {
 }
 
 impl Plan {
+    /// The name of each stream row, by row index (what the recorders and the merger keep a
+    /// row for): the streams', then with `--gateway` the rows of its `v1/gateway/connect` and
+    /// `v1/gateway/disconnect` messages ([`Plan::gateway_rows`]).
+    pub fn row_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.streams.iter().map(|s| s.name.clone()).collect();
+        if self.gateway.is_some() && !names.is_empty() {
+            names.push(crate::workload::gateway::CONNECT_ROW.to_string());
+            names.push(crate::workload::gateway::DISCONNECT_ROW.to_string());
+        }
+        names
+    }
+
+    /// With `--gateway`: the rows (connect, disconnect) of the announcements, after the
+    /// streams' rows.
+    pub fn gateway_rows(&self) -> Option<(u8, u8)> {
+        let first = u8::try_from(self.streams.len()).ok()?;
+        self.gateway
+            .as_ref()
+            .map(|_| (first, first.saturating_add(1)))
+    }
+
     /// The subscription is a shared one (`$share/group/...`): the group, not each
     /// subscriber, is owed every message.
     pub fn shared_subscription(&self) -> bool {

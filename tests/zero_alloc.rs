@@ -180,6 +180,33 @@ fn qos2_publish_loop_allocates_nothing_per_message_after_warm_up() {
     assert_eq!(steady_state_allocations("2", 60_000, 10_000, 55_000), 0);
 }
 
+#[test]
+fn per_point_gateway_loop_allocates_nothing_per_message_after_warm_up() {
+    // 4 gateways x 20 devices: announcements, then one message per device point, each
+    // device on its own clock (a heap taken from and refilled per message).
+    let more = ["--gateway", "--devices-per-gateway", "20"];
+    assert_eq!(
+        steady_state_allocations_with("1", 100_000, 20_000, 90_000, &more),
+        0
+    );
+}
+
+#[test]
+fn batched_gateway_loop_allocates_nothing_per_message_after_warm_up() {
+    // The devices due together folded into one message, written straight into the buffer.
+    let more = [
+        "--gateway",
+        "--devices-per-gateway",
+        "50",
+        "--gateway-mode",
+        "batched",
+    ];
+    assert_eq!(
+        steady_state_allocations_with("0", 60_000, 10_000, 55_000, &more),
+        0
+    );
+}
+
 /// With subscribers on a busy machine a connection can reach a new peak after warm-up: more
 /// publishers with bytes queued at once than before (the write pool lends one more buffer, its
 /// stated bound is one per connection) or a first packet split across two reads (its partial

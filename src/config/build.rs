@@ -128,15 +128,16 @@ pub fn build_plan(
         .map(|rate| crate::shard::spawn_rate_of(rate, users.into(), total_users.into()));
     // The subscribers' default filter follows the first stream's topic.
     let subs = resolve_subscribers(&get, users, qos, &streams[0].topic)?;
+    let mut streams = streams;
     let gateway = resolve_gateway(
         &get,
-        &GatewayContext {
+        &mut GatewayContext {
             users,
             total_users,
             live,
-            payload: &payload,
             payload_raw: get("payload"),
             sub_users: subs.users,
+            streams: &mut streams,
         },
     )?;
     let widest = Widest {
@@ -229,6 +230,10 @@ pub fn build_plan(
             .chain(notes)
             .collect(),
     };
+    if plan.gateway.is_some() {
+        // What the gateway publishes on, for the banner and the web UI.
+        plan.topic = crate::workload::gateway::TELEMETRY_TOPIC.to_string();
+    }
     let config_file = sources.config_file.as_deref();
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
     Ok(plan)

@@ -4,11 +4,12 @@
 
 use super::layers::{Origin, Raw};
 use super::{invalid, ConfigError};
-use crate::payload::{Payload, MAX_FIELDS_PER_OBJECT, MAX_PAYLOAD_BYTES};
+use crate::payload::{MAX_FIELDS_PER_OBJECT, MAX_PAYLOAD_BYTES};
 use crate::workload::gateway::{
     point_field_count, point_value, DeviceLayout, GatewayMode, GatewayPlan, NameTemplate,
     PointKind, MAX_DEVICES_PER_GATEWAY, MAX_DEVICES_PER_PROCESS, MAX_DEVICE_NAME_BYTES,
 };
+use crate::workload::stream::{StreamKind, StreamPlan};
 
 /// The device settings, meaningful only with `gateway = true`.
 const DEVICE_SETTINGS: [&str; 4] = [
@@ -26,17 +27,20 @@ pub(super) struct GatewayContext<'a> {
     pub(super) total_users: u32,
     /// A web UI or Locust-worker run: its user count changes while it runs.
     pub(super) live: bool,
-    pub(super) payload: &'a Payload,
     /// The payload setting, to name it in errors (None: the default payload).
     pub(super) payload_raw: Option<Raw>,
     pub(super) sub_users: u32,
+    /// The run's streams: a gateway's point streams once resolved (see [`resolve_gateway`]).
+    pub(super) streams: &'a mut [StreamPlan],
 }
 
-/// `gateway = true`: the validated settings; otherwise None, and any device setting given
-/// is an error (it would silently do nothing).
+/// `gateway = true`: the validated settings, and the streams made the gateway's point
+/// streams (telemetry and attributes only, on `v1/gateway/*`, rows named `gateway telemetry`
+/// and `gateway attributes` unless named); otherwise None, and any device setting given is
+/// an error (it would silently do nothing).
 pub(super) fn resolve_gateway(
     get: &dyn Fn(&str) -> Option<Raw>,
-    ctx: &GatewayContext<'_>,
+    ctx: &mut GatewayContext<'_>,
 ) -> Result<Option<GatewayPlan>, ConfigError> {
     let gateway_raw = get("gateway");
     let on = gateway_raw.as_ref().map(Raw::boolean).transpose()?;
@@ -81,7 +85,7 @@ pub(super) fn resolve_gateway(
             "device {last_number}'s name would be {widest} bytes, more than {MAX_DEVICE_NAME_BYTES} (ThingsBoard's limit)"
         )));
     }
-    check_payload(ctx)?;
+    gateway_streams(&gateway_raw, ctx)?;
     let layout = match ctx.live {
         true => DeviceLayout::Blocks,
         false => DeviceLayout::Interleaved {
@@ -149,29 +153,70 @@ fn refuse_conflicts(
     Ok(())
 }
 
+/// Every stream must be one a gateway sends for its devices (telemetry, attributes) and its
+/// payload must make points that fit. The streams then name the gateway's topics and rows.
+fn gateway_streams(gateway: &Raw, ctx: &mut GatewayContext<'_>) -> Result<(), ConfigError> {
+    for (index, stream) in ctx.streams.iter_mut().enumerate() {
+        let what = match stream.declared {
+            true => format!("stream {} ({})", index + 1, stream.name),
+            false => "the payload".to_string(),
+        };
+        let kind = match stream.kind {
+            StreamKind::Telemetry => PointKind::Telemetry,
+            StreamKind::Attributes => PointKind::Attributes,
+            other => {
+                return Err(invalid(format!(
+                "{} with {what}: kind {}: a gateway sends telemetry and attributes for its devices",
+                gateway.describe(),
+                other.name()
+            )))
+            }
+        };
+        let default_topic = stream.kind.default_topic().unwrap_or_default();
+        if stream.declared && stream.topic != default_topic {
+            return Err(invalid(format!(
+                "{} with {what}: topic {}: a gateway publishes on {}",
+                gateway.describe(),
+                super::shown(&stream.topic),
+                kind.topic()
+            )));
+        }
+        let named = stream.declared && stream.name != StreamPlan::default_name(stream.kind, "");
+        check_points(&what, kind, stream, ctx.payload_raw.as_ref())?;
+        if !named {
+            stream.name = kind.row_name().to_string();
+        }
+        stream.topic = kind.topic().to_string();
+    }
+    Ok(())
+}
+
 /// Every payload object must make a point that fits: its per-message fields (plus the
 /// telemetry `ts`) within [`MAX_FIELDS_PER_OBJECT`], its size within a PUBLISH with a name.
-fn check_payload(ctx: &GatewayContext<'_>) -> Result<(), ConfigError> {
-    let source = ctx.payload.source();
-    let name = match &ctx.payload_raw {
-        Some(raw) => raw.source(),
-        None => "payload".to_string(),
+fn check_points(
+    what: &str,
+    kind: PointKind,
+    stream: &StreamPlan,
+    payload_raw: Option<&Raw>,
+) -> Result<(), ConfigError> {
+    let source = stream.payload.source();
+    let name = match (stream.declared, payload_raw) {
+        (false, Some(raw)) => raw.source(),
+        _ => what.to_string(),
     };
-    for (index, object) in ctx.payload.objects().iter().enumerate() {
-        for kind in [PointKind::Telemetry, PointKind::Attributes] {
-            let fields = point_field_count(kind, object);
-            if fields > MAX_FIELDS_PER_OBJECT {
-                return Err(invalid(format!(
-                    "{name}: {source}: object {index}: as a gateway point it has {fields} \"{{seq}}\"/\"{{ts}}\" fields (its ts included), at most {MAX_FIELDS_PER_OBJECT}"
-                )));
-            }
-            let size = serde_json::to_vec(&point_value(kind, object)).map_or(0, |v| v.len());
-            // The name (escaped: up to 6 bytes per byte, and quotes) and the braces around it.
-            if size + 6 * MAX_DEVICE_NAME_BYTES + 8 > MAX_PAYLOAD_BYTES {
-                return Err(invalid(format!(
-                    "{name}: {source}: object {index}: {size} bytes as a gateway point, more than an MQTT packet can carry"
-                )));
-            }
+    for (index, object) in stream.payload.objects().iter().enumerate() {
+        let fields = point_field_count(kind, object);
+        if fields > MAX_FIELDS_PER_OBJECT {
+            return Err(invalid(format!(
+                "{name}: {source}: object {index}: as a gateway point it has {fields} per-message fields (its ts included), at most {MAX_FIELDS_PER_OBJECT}"
+            )));
+        }
+        let size = serde_json::to_vec(&point_value(kind, object)).map_or(0, |v| v.len());
+        // The name (escaped: up to 6 bytes per byte, and quotes) and the braces around it.
+        if size + 6 * MAX_DEVICE_NAME_BYTES + 8 > MAX_PAYLOAD_BYTES {
+            return Err(invalid(format!(
+                "{name}: {source}: object {index}: {size} bytes as a gateway point, more than an MQTT packet can carry"
+            )));
         }
     }
     Ok(())

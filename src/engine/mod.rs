@@ -179,7 +179,7 @@ fn run_with(
     let mut workers = Vec::with_capacity(threads);
     let mut wakers = Vec::with_capacity(threads);
     for (w, recycle_rx) in recycle_rxs.into_iter().enumerate() {
-        let streams = plan.streams.len();
+        let streams = plan.row_names().len();
         let rec =
             stats::Recorder::with_streams(w, data_tx.clone(), recycle_rx, control.start, streams);
         let clients = clients_of(control.users.capacity().max(plan.users), threads, w);

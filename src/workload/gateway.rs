@@ -40,6 +40,10 @@
 //!   that is sent alone.
 //! - [`MAX_DEVICE_NAME_BYTES`] bytes per device name (ThingsBoard's name column is 255).
 
+mod session;
+
+pub use session::{DeviceClocks, GatewaySession};
+
 use serde_json::{Map, Value};
 
 use crate::mqtt::{self, v5, Version};
@@ -67,6 +71,11 @@ pub const MAX_DEVICE_NAME_BYTES: usize = 255;
 pub const DEFAULT_DEVICE_NAME: &str = "DW{i:08}";
 /// Widest zero-padded number a name template may ask for (`u64::MAX` has 20 digits).
 const MAX_NUMBER_WIDTH: usize = 20;
+
+/// The row of the `v1/gateway/connect` messages in every report.
+pub const CONNECT_ROW: &str = "gateway connect";
+/// The row of the `v1/gateway/disconnect` messages in every report.
+pub const DISCONNECT_ROW: &str = "gateway disconnect";
 
 /// How device points become MQTT messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +119,14 @@ impl PointKind {
         match self {
             PointKind::Telemetry => TELEMETRY_TOPIC,
             PointKind::Attributes => ATTRIBUTES_TOPIC,
+        }
+    }
+
+    /// The row name of a stream of this kind that was given no name of its own.
+    pub fn row_name(self) -> &'static str {
+        match self {
+            PointKind::Telemetry => "gateway telemetry",
+            PointKind::Attributes => "gateway attributes",
         }
     }
 }
@@ -333,6 +350,7 @@ impl Header {
 #[derive(Debug, Clone)]
 struct Points {
     kind: PointKind,
+    qos: u8,
     header: Header,
     /// Fragments per payload object; per device (device-major) when `per_device`, else one
     /// set shared by every device.
@@ -353,17 +371,21 @@ impl Points {
 }
 
 /// One device point that is due: which device, which payload object (its rotation; taken
-/// modulo the number of objects) and its sequence number (`{seq}`).
+/// modulo the number of objects), its sequence number (`{seq}`) and when it was due (ns
+/// since the run's start; the writer does not use it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Due {
     pub slot: u32,
     pub object: u32,
     pub seq: u64,
+    pub due_ns: u64,
 }
 
 /// A gateway connection's messages, serialized once (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct GatewayFrames {
+    /// QoS of the connect and disconnect messages.
+    connect_qos: u8,
     connect: Header,
     disconnect: Header,
     /// Every device's name as a JSON string (quotes included), back to back...
@@ -378,16 +400,17 @@ const DEVICE_OPEN: &[u8] = b"{\"device\":";
 
 impl GatewayFrames {
     /// Build gateway `vars.index`'s frames: its devices' names and, for each point stream
-    /// (kind and payload), every device's fragments. Payload strings are rendered per device:
-    /// `{i}` is the device number, `{token}` the device name, `{client_id}` the gateway's.
+    /// (kind, payload and QoS), every device's fragments. Connect and disconnect messages go
+    /// at the plan's `qos`. Payload strings are rendered per device: `{i}` is the device
+    /// number, `{token}` the device name, `{client_id}` the gateway's.
     pub fn build(
         plan: &Plan,
         gateway: &GatewayPlan,
         vars: &ClientVars<'_>,
-        streams: &[(PointKind, &Payload)],
+        streams: &[(PointKind, &Payload, u8)],
     ) -> GatewayFrames {
         let user_properties = payload::render_pairs(&plan.v5.user_properties, vars);
-        let spec = HeaderSpec {
+        let mut spec = HeaderSpec {
             qos: plan.qos,
             version: plan.mqtt_version,
             properties: v5::publish::PublishProperties {
@@ -411,9 +434,12 @@ impl GatewayFrames {
             serde_json::to_writer(&mut names, name).expect("a string serializes");
             name_ends.push(names.len() as u32);
         }
+        let connect = Header::build(&spec, CONNECT_TOPIC);
+        let disconnect = Header::build(&spec, DISCONNECT_TOPIC);
         let streams = streams
             .iter()
-            .map(|&(kind, payload)| {
+            .map(|&(kind, payload, qos)| {
+                spec.qos = qos;
                 let per_device = payload
                     .objects()
                     .iter()
@@ -439,6 +465,7 @@ impl GatewayFrames {
                 };
                 Points {
                     kind,
+                    qos,
                     header: Header::build(&spec, kind.topic()),
                     fragments,
                     objects: payload.len(),
@@ -447,8 +474,9 @@ impl GatewayFrames {
             })
             .collect();
         GatewayFrames {
-            connect: Header::build(&spec, CONNECT_TOPIC),
-            disconnect: Header::build(&spec, DISCONNECT_TOPIC),
+            connect_qos: plan.qos,
+            connect,
+            disconnect,
             names,
             name_ends,
             streams,
@@ -468,6 +496,16 @@ impl GatewayFrames {
     /// The kind of point stream `stream`.
     pub fn stream_kind(&self, stream: usize) -> PointKind {
         self.streams[stream].kind
+    }
+
+    /// The QoS of point stream `stream`.
+    pub fn stream_qos(&self, stream: usize) -> u8 {
+        self.streams[stream].qos
+    }
+
+    /// The QoS of the connect and disconnect messages.
+    pub fn connect_qos(&self) -> u8 {
+        self.connect_qos
     }
 
     /// Device `slot`'s name as a JSON string, quotes included.
@@ -529,6 +567,12 @@ impl GatewayFrames {
         (count, payload_len)
     }
 
+    /// The most bytes a message of stream `stream` takes beyond its payload (fixed header
+    /// with the longest remaining length, topic, packet id, properties).
+    pub fn header_bytes_max(&self, stream: usize) -> usize {
+        1 + 4 + self.streams[stream].header.variable.len()
+    }
+
     /// Bytes of the message [`GatewayFrames::write_points`] writes for the same arguments.
     pub fn points_len(&self, stream: usize, due: &[Due], max_payload_bytes: usize) -> usize {
         let (_, payload_len) = self.fold(stream, due, max_payload_bytes);
@@ -571,6 +615,22 @@ impl GatewayFrames {
         count
     }
 
+    /// The largest message this gateway may write in `mode`: a single point or a connect
+    /// message, or in `batched` mode a batch of [`MAX_BATCH_PAYLOAD_BYTES`] of payload.
+    pub fn largest_message_len(&self, mode: GatewayMode) -> usize {
+        let single = self.largest_single_len();
+        match mode {
+            GatewayMode::PerPoint => single,
+            GatewayMode::Batched => {
+                let batch = self
+                    .streams
+                    .iter()
+                    .map(|points| points.header.message_len(MAX_BATCH_PAYLOAD_BYTES));
+                batch.max().unwrap_or(0).max(single)
+            }
+        }
+    }
+
     /// The largest single-point message of any stream and device, and the largest connect
     /// message: what a write buffer must hold at least.
     pub fn largest_single_len(&self) -> usize {
@@ -583,6 +643,7 @@ impl GatewayFrames {
                         slot,
                         object,
                         seq: 0,
+                        due_ns: 0,
                     }];
                     largest = largest.max(self.points_len(stream, &due, 0));
                 }

@@ -190,3 +190,55 @@ fn a_connection_storm_with_gateway_is_refused() {
     let err = dir.error(&["conn", "--gateway"], &[]);
     assert!(err.starts_with("mqblast conn with --gateway: "), "{err}");
 }
+
+#[test]
+fn gateway_streams_are_its_telemetry_and_attributes_on_its_topics_and_rows() {
+    let dir = TestDir::new();
+    let plan = dir.plan(&["--gateway"], &[]).unwrap();
+    assert_eq!(plan.streams.len(), 1);
+    assert_eq!(plan.streams[0].name, "gateway telemetry");
+    assert_eq!(plan.streams[0].topic, "v1/gateway/telemetry");
+    assert_eq!(
+        plan.row_names(),
+        ["gateway telemetry", "gateway connect", "gateway disconnect"]
+    );
+    assert_eq!(plan.gateway_rows(), Some((1, 2)));
+    let args = [
+        "--gateway",
+        "--stream",
+        "telemetry,interval=1s",
+        "--stream",
+        "attributes,name=firmware,interval=30s",
+    ];
+    let plan = dir.plan(&args, &[]).unwrap();
+    let rows: Vec<(&str, &str)> = plan
+        .streams
+        .iter()
+        .map(|s| (s.name.as_str(), s.topic.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("gateway telemetry", "v1/gateway/telemetry"),
+            ("firmware", "v1/gateway/attributes")
+        ]
+    );
+    assert_eq!(TestDir::new().plan(&[], &[]).unwrap().gateway_rows(), None);
+}
+
+#[test]
+fn a_gateway_stream_of_another_kind_or_topic_is_refused_naming_it() {
+    let dir = TestDir::new();
+    let err = dir.error(&["--gateway", "--stream", "publish,topic=a/b"], &[]);
+    assert!(
+        err.starts_with("--gateway true with stream 1 (a/b): kind publish: a gateway sends telemetry and attributes"),
+        "{err}"
+    );
+    let err = dir.error(&["--gateway", "--stream", "telemetry,topic=t/{i}"], &[]);
+    assert!(
+        err.contains(
+            "stream 1 (telemetry): topic t/{i}: a gateway publishes on v1/gateway/telemetry"
+        ),
+        "{err}"
+    );
+}

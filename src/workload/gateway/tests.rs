@@ -27,7 +27,7 @@ fn frames(qos: u8, gateway: &GatewayPlan, index: u64, payload_text: &str) -> Gat
         &plan(qos),
         gateway,
         index,
-        &[(PointKind::Telemetry, &payload)],
+        &[(PointKind::Telemetry, &payload, qos)],
     )
 }
 
@@ -35,7 +35,7 @@ fn frames_of(
     plan: &Plan,
     gateway: &GatewayPlan,
     index: u64,
-    streams: &[(PointKind, &Payload)],
+    streams: &[(PointKind, &Payload, u8)],
 ) -> GatewayFrames {
     let vars = ClientVars {
         index,
@@ -78,6 +78,7 @@ fn due(slots: std::ops::Range<u32>, seq: u64) -> Vec<Due> {
             slot,
             object: 0,
             seq,
+            due_ns: 0,
         })
         .collect()
 }
@@ -232,6 +233,7 @@ fn a_per_point_telemetry_message_is_thingsboards_gateway_form() {
         slot: 1,
         object: 0,
         seq: 42,
+        due_ns: 0,
     }];
     let folded = frames.write_points(&mut out, 0, 0, &one, 1_733_450_000_123, 0);
     assert_eq!(folded, 1);
@@ -262,6 +264,7 @@ fn many_messages_of_every_device_parse_with_their_own_seq_and_ts() {
                 slot,
                 object: 0,
                 seq,
+                due_ns: 0,
             }];
             frames.write_points(&mut out, (seq % 65_535 + 1) as u16, 0, &point, ts, 0);
             expected.push((gateway.device_name(3, slot), seq, ts));
@@ -355,7 +358,12 @@ fn a_point_bigger_than_the_bound_goes_alone() {
 fn attributes_are_the_values_object_per_device_without_ts() {
     let gateway = gateway_plan(2, DeviceLayout::Interleaved { gateways: 1 });
     let payload = Payload::parse("a.json", r#"{"fw":"1.{i}","n":"{seq}","ts":"{ts}"}"#).unwrap();
-    let frames = frames_of(&plan(0), &gateway, 0, &[(PointKind::Attributes, &payload)]);
+    let frames = frames_of(
+        &plan(0),
+        &gateway,
+        0,
+        &[(PointKind::Attributes, &payload, 0)],
+    );
     assert_eq!(frames.stream_kind(0), PointKind::Attributes);
     let mut out = Vec::new();
     frames.write_points(&mut out, 0, 0, &due(0..2, 3), 5, MAX_BATCH_PAYLOAD_BYTES);
@@ -376,6 +384,7 @@ fn a_payload_rotation_gives_each_device_the_object_asked_for() {
             slot: 1,
             object,
             seq: 1,
+            due_ns: 0,
         }];
         let mut out = Vec::new();
         frames.write_points(&mut out, 0, 0, &point, 1, 0);
@@ -406,7 +415,7 @@ fn mqtt_5_messages_carry_the_plans_publish_properties() {
     plan.v5.user_properties = vec![("gw".into(), "{client_id}".into())];
     let gateway = gateway_plan(2, DeviceLayout::Interleaved { gateways: 1 });
     let payload = Payload::parse("d", r#"{"a":"{seq}"}"#).unwrap();
-    let frames = frames_of(&plan, &gateway, 0, &[(PointKind::Telemetry, &payload)]);
+    let frames = frames_of(&plan, &gateway, 0, &[(PointKind::Telemetry, &payload, 1)]);
     let mut out = Vec::new();
     frames.write_connect(&mut out, 3, 0);
     frames.write_points(&mut out, 4, 0, &due(0..2, 8), 9, MAX_BATCH_PAYLOAD_BYTES);
