@@ -548,19 +548,11 @@ impl Worker {
 /// What the batching rules are sized from: the shortest wait any stream puts between two
 /// of its messages, and the highest QoS a stream publishes at (a plan without streams, as
 /// `mqblast conn`'s: its interval and QoS settings).
+///
+/// A gateway's devices each keep their stream's pace, so the rules are the same: a point
+/// may leave 1% of its own interval early, however many devices share the connection.
 fn fastest_pace(plan: &Plan) -> (std::time::Duration, u8) {
-    // A per-point gateway sends each of its D devices' points apart: D times as often.
-    let devices = match &plan.gateway {
-        Some(g) if g.mode == crate::workload::gateway::GatewayMode::PerPoint => {
-            u64::from(g.devices_per_gateway.max(1))
-        }
-        _ => 1,
-    };
-    let gap_ns = plan
-        .streams
-        .iter()
-        .map(|s| s.pace.shortest_gap_ns() / devices)
-        .min();
+    let gap_ns = plan.streams.iter().map(|s| s.pace.shortest_gap_ns()).min();
     let qos = plan.streams.iter().map(|s| s.qos).max();
     match (gap_ns, qos) {
         (Some(gap_ns), Some(qos)) => (std::time::Duration::from_nanos(gap_ns), qos),
