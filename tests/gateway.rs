@@ -411,3 +411,88 @@ fn batched_gateways_fold_the_devices_due_together_into_few_messages() {
         "each device at its pace: {points:?}"
     );
 }
+
+#[test]
+fn gateways_stepped_down_live_say_goodbye_for_their_devices_before_they_disconnect() {
+    use mqblast::config::{self, Command};
+    use mqblast::engine::{self, steer::Steering};
+    use std::sync::Arc;
+
+    let broker = Mosquitto::start();
+    let platform = Platform::start(broker.port);
+    let host = broker.addr();
+    let args = [
+        "mqblast",
+        "run",
+        "-H",
+        &host,
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "--gateway",
+        "--devices-per-gateway",
+        "5",
+        "--interval",
+        "100ms",
+        "--qos",
+        "1",
+        "--threads",
+        "2",
+        "--only-summary",
+    ];
+    let plan = match config::parse_from(args, &|_: &str| None) {
+        Ok(Command::Run(plan)) => Arc::new(*plan),
+        _ => panic!("test arguments must parse to a run"),
+    };
+    let addr = host.parse().expect("mosquitto address");
+    let steering = Steering::new();
+    let run = {
+        let steering = Arc::clone(&steering);
+        std::thread::spawn(move || {
+            engine::run_steered(plan, vec![addr], &|| 0, &steering, 8)
+                .expect("run")
+                .0
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while steering.running().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    steering.set_users(2, 100.0).expect("lower to 2 gateways");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(steering.stop(), "a running test stops");
+    let summary = run.join().expect("the run thread ends");
+    let received = platform.settle(Duration::from_millis(500), Duration::from_secs(20));
+    let devices = Devices::of(&received);
+
+    // 4 gateways x 5 devices, device i on gateway i % 4: the two stepped down said goodbye for
+    // theirs when they left, the others at the stop; nobody sent a point after its goodbye.
+    assert_eq!(devices.events.len(), 20);
+    devices.assert_announced_once_around_the_points();
+    let rows = &summary.streams;
+    let ok_of = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.ok);
+    assert_eq!(ok_of("gateway connect"), Some(20));
+    assert_eq!(ok_of("gateway disconnect"), Some(20));
+    let telemetry = rows.iter().find(|r| r.name == "gateway telemetry").unwrap();
+    let points: usize = devices.points().values().sum();
+    assert_eq!(telemetry.points, Some(points as u64));
+    assert_eq!(telemetry.failures, 0);
+    // The stepped-down gateways' devices (2 and 3 mod 4) sent for about half the run.
+    let of_gateway = |g: usize| -> usize {
+        (0..5)
+            .map(|k| devices.points()[format!("DW{:08}", k * 4 + g).as_str()])
+            .sum()
+    };
+    assert!(
+        of_gateway(3) < of_gateway(0),
+        "{} points before the step-down, {} to the end",
+        of_gateway(3),
+        of_gateway(0)
+    );
+}
