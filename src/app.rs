@@ -350,6 +350,22 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
         + &shard_note(plan)
         + &tls_note(plan)
         + &streams_note(plan)
+        + &gateway_note(plan)
+}
+
+/// `--gateway`, one line: `gateways: 10 devices each (DW00000000 ..., 100 in all),
+/// per-point`; empty without.
+fn gateway_note(plan: &Plan) -> String {
+    let Some(gateway) = &plan.gateway else {
+        return String::new();
+    };
+    let devices = u64::from(plan.users) * u64::from(gateway.devices_per_gateway);
+    let first = gateway.device_name(plan.client_index_offset, 0);
+    format!(
+        "\nmqblast: gateways: {} devices each ({first} ..., {devices} in this process), {}; rows gateway connect / disconnect count the announcements",
+        gateway.devices_per_gateway,
+        gateway.mode.name()
+    )
 }
 
 /// The declared streams, one line: `streams: telemetry (v1/devices/me/telemetry, QoS 1,

@@ -272,6 +272,102 @@ pub struct ClientVars<'a> {
     pub client_id: &'a str,
 }
 
+/// A JSON value serialized once, with its per-message fields, for messages that are put
+/// together from several parts (a gateway message holds one fragment per device). Per
+/// message it is copied and its fields written in place, as a [`Frame`]'s payload is.
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    /// The value as `serde_json::to_vec` writes it, per-message fields at their initial values.
+    bytes: Box<[u8]>,
+    /// The value's per-message fields, in document order.
+    fields: Arc<[Field]>,
+    /// Offset of each field (same order) from the fragment's start.
+    field_at: Box<[u32]>,
+    /// The generator of this fragment's random values, advanced by every message.
+    rng: Cell<Rng>,
+}
+
+impl Fragment {
+    /// Serialize `value`, resolving per-client placeholders with `vars`. The value must have
+    /// passed the checks a payload object passes (at most [`MAX_FIELDS_PER_OBJECT`] fields);
+    /// its random values are seeded from the client (device) index, as a frame's are.
+    pub fn build(value: &Value, vars: &ClientVars<'_>) -> Fragment {
+        let mut found = Vec::new();
+        let mut path = String::from("$");
+        // Checked when the payload was parsed; a field that failed here is sent as its text.
+        let _ = check_strings(value, &mut path, &mut found);
+        let seed = fields::seed_for(RUN_SEED, vars.index, 0);
+        let mut laid_out = BodyFields {
+            fields: found.into(),
+            at: Vec::new(),
+            seed,
+        };
+        let mut bytes = Vec::new();
+        write_value(value, vars, &mut bytes, &mut laid_out);
+        Fragment {
+            bytes: bytes.into_boxed_slice(),
+            fields: laid_out.fields,
+            field_at: laid_out.at.into_boxed_slice(),
+            rng: Cell::new(Rng::new(seed)),
+        }
+    }
+
+    /// Append the fragment to `out` with `seq`, the time and fresh random values written
+    /// (no alarm values: the global rate's alarms go to device frames). Allocation-free when
+    /// `out` has room for `self.len()` more bytes.
+    #[inline]
+    pub fn write_into(&self, out: &mut Vec<u8>, seq: u64, now_epoch_ms: u64) {
+        let start = out.len();
+        out.extend_from_slice(&self.bytes);
+        let bytes = &mut out[start..];
+        let mut rng = self.rng.get();
+        for (field, &at) in self.fields.iter().zip(self.field_at.iter()) {
+            let at = at as usize;
+            field.write(
+                &mut bytes[at..at + usize::from(field.width)],
+                &mut rng,
+                seq,
+                now_epoch_ms,
+                false,
+            );
+        }
+        self.rng.set(rng);
+    }
+
+    /// Length in bytes (the same for every message: the fields have fixed widths).
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false for a serialized JSON value.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// Whether any string in `value` uses a per-client placeholder (`{i}`, `{token}`,
+/// `{client_id}`): if none does, the value serializes the same for every client.
+pub fn uses_client_placeholders(value: &Value) -> bool {
+    match value {
+        Value::String(text) => ["{i}", "{token}", "{client_id}"]
+            .iter()
+            .any(|placeholder| text.contains(placeholder)),
+        Value::Array(items) => items.iter().any(uses_client_placeholders),
+        Value::Object(map) => map.values().any(uses_client_placeholders),
+        _ => false,
+    }
+}
+
+/// Number of per-message fields (`"{seq}"`, `"{ts}"`, `"{int:..}"`, ... string values) in `value`.
+pub fn message_field_count(value: &Value) -> usize {
+    match value {
+        Value::String(text) => usize::from(fields::is_field(text)),
+        Value::Array(items) => items.iter().map(message_field_count).sum(),
+        Value::Object(map) => map.values().map(message_field_count).sum(),
+        _ => 0,
+    }
+}
+
 /// One client's PUBLISH frame for one payload object.
 #[derive(Debug, Clone)]
 pub struct Frame {

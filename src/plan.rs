@@ -14,6 +14,7 @@ use crate::payload::Payload;
 use crate::shard::Shard;
 use crate::token_template::IndexedTokens;
 use crate::transport::{Scheme, TransportPlan};
+use crate::workload::gateway::GatewayPlan;
 use crate::workload::stream::StreamPlan;
 
 /// One broker address as the user wrote it (`mqtts://host:port/path`); resolved when the run
@@ -200,6 +201,9 @@ pub struct Plan {
     pub web: Option<WebPlan>,
     /// `--worker`: join this Locust master and run the tests it asks for. None: not a worker.
     pub worker: Option<WorkerPlan>,
+    /// `--gateway`: each user is a gateway connection carrying this many devices, in this
+    /// mode. None: each user is one device.
+    pub gateway: Option<GatewayPlan>,
     /// Where each setting that was set somewhere came from, in settings-table order.
     pub sources: Vec<SettingSource>,
     /// Lines to print before the run: `[tool.locust]` keys accepted but not used, or unknown.
@@ -287,6 +291,27 @@ pub struct WebPlan {
 }
 
 impl Plan {
+    /// The name of each stream row, by row index (what the recorders and the merger keep a
+    /// row for): the streams', then with `--gateway` the rows of its `v1/gateway/connect` and
+    /// `v1/gateway/disconnect` messages ([`Plan::gateway_rows`]).
+    pub fn row_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.streams.iter().map(|s| s.name.clone()).collect();
+        if self.gateway.is_some() && !names.is_empty() {
+            names.push(crate::workload::gateway::CONNECT_ROW.to_string());
+            names.push(crate::workload::gateway::DISCONNECT_ROW.to_string());
+        }
+        names
+    }
+
+    /// With `--gateway`: the rows (connect, disconnect) of the announcements, after the
+    /// streams' rows.
+    pub fn gateway_rows(&self) -> Option<(u8, u8)> {
+        let first = u8::try_from(self.streams.len()).ok()?;
+        self.gateway
+            .as_ref()
+            .map(|_| (first, first.saturating_add(1)))
+    }
+
     /// The subscription is a shared one (`$share/group/...`): the group, not each
     /// subscriber, is owed every message.
     pub fn shared_subscription(&self) -> bool {

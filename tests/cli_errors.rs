@@ -433,6 +433,7 @@ fn help_is_grouped_under_headings_and_no_line_is_over_100_columns() {
             "Outputs:",
             "Web UI:",
             "Distributed:",
+            "Gateways:",
         ],
         "{}",
         run.stdout
@@ -490,4 +491,15 @@ fn datapoints_beyond_the_bound_or_without_the_plc_preset_are_usage_errors() {
         .assert_usage_error(&["--datapoints 1000: must be 1 to 999"]);
     run(&["--payload", "smart-meter", "--datapoints", "10"])
         .assert_usage_error(&["--datapoints 10: only the industrial-plc payload has data points"]);
+}
+
+#[test]
+fn gateway_conflicts_exit_2_naming_the_settings() {
+    run(&["--gateway", "--devices-per-gateway", "0"])
+        .assert_usage_error(&["--devices-per-gateway 0", "at least 1 device"]);
+    run(&["--gateway", "--sub-users", "1"]).assert_usage_error(&["--gateway", "--sub-users 1"]);
+    run(&["--gateway-mode", "batched"]).assert_usage_error(&["--gateway-mode", "add --gateway"]);
+    let dir = TempDir::new("cli-gateway");
+    let config = dir.write("gw.toml", "gateway = true\n\ndevice_name = \"meter\"\n");
+    run(&["-f", &config]).assert_usage_error(&["line 3", "device_name", "{i}"]);
 }

@@ -117,7 +117,13 @@ fn allocations_over(
     let merger = Merger::new(config, 1, data_rx, recycle_txs);
     let merger = std::thread::spawn(move || merger.run());
     let recycle_rx = recycle_rxs.into_iter().next().unwrap();
-    let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start, plan.streams.len());
+    let rec = stats::Recorder::new(
+        0,
+        data_tx,
+        recycle_rx,
+        control.start,
+        plan.row_names().len(),
+    );
     let clients = clients_of(plan.users, 1, 0);
     let (worker, waker) = Worker::new(
         0,
@@ -148,7 +154,12 @@ fn allocations_over(
     // Every publish was recorded on its stream's row, and the rows add up to the publish row.
     let publish = summary.metric(mqblast::stats::Metric::Publish);
     let per_stream: u64 = summary.streams.iter().map(|row| row.requests).sum();
-    assert_eq!(publish.requests, plan.messages.unwrap_or(0));
+    // A gateway's announcements (its rows after the streams') are not among `--messages`.
+    let announcements: u64 = summary.streams[plan.streams.len()..]
+        .iter()
+        .map(|row| row.requests)
+        .sum();
+    assert_eq!(publish.requests - announcements, plan.messages.unwrap_or(0));
     assert_eq!(per_stream, publish.requests);
     let received = summary.metric(mqblast::stats::Metric::EndToEnd).ok;
     assert_eq!(
@@ -211,6 +222,17 @@ fn qos2_publish_loop_allocates_nothing_per_message_after_warm_up() {
     assert_eq!(steady_state_allocations("2", 60_000, 10_000, 55_000), 0);
 }
 
+#[test]
+fn per_point_gateway_loop_allocates_nothing_per_message_after_warm_up() {
+    // 4 gateways x 20 devices: announcements, then one message per device point, each
+    // device on its own clock (a heap taken from and refilled per message).
+    let more = ["--gateway", "--devices-per-gateway", "20"];
+    assert_eq!(
+        steady_state_allocations_with("1", 100_000, 20_000, 90_000, &more),
+        0
+    );
+}
+
 /// Three streams per user with different paces and QoS (one unpaced at QoS 1, Locust's
 /// between at QoS 0, constant pacing at QoS 2): the stream slots, their paces' random draws,
 /// the per-stream rows and the acks routed by each publish's QoS allocate nothing either.
@@ -226,6 +248,22 @@ fn three_streams_of_mixed_qos_and_paces_allocate_nothing_per_message() {
     ];
     assert_eq!(
         steady_state_allocations_with("1", 100_000, 20_000, 90_000, &more),
+        0
+    );
+}
+
+#[test]
+fn batched_gateway_loop_allocates_nothing_per_message_after_warm_up() {
+    // The devices due together folded into one message, written straight into the buffer.
+    let more = [
+        "--gateway",
+        "--devices-per-gateway",
+        "50",
+        "--gateway-mode",
+        "batched",
+    ];
+    assert_eq!(
+        steady_state_allocations_with("0", 60_000, 10_000, 55_000, &more),
         0
     );
 }
@@ -426,7 +464,13 @@ fn resized_run_allocations() -> (u64, u64) {
     let merger = Merger::new(config, 1, data_rx, recycle_txs);
     let merger = std::thread::spawn(move || merger.run());
     let recycle_rx = recycle_rxs.into_iter().next().unwrap();
-    let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start, plan.streams.len());
+    let rec = stats::Recorder::new(
+        0,
+        data_tx,
+        recycle_rx,
+        control.start,
+        plan.row_names().len(),
+    );
     let clients = clients_of(RESIZE_RESERVED_USERS, 1, 0);
     let (worker, waker) = Worker::new(
         0,

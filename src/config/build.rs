@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::effective::effective_config;
 use super::env::{env_value, locust_layer, mqblast_layer};
 use super::file::{load_config_file, ConfigFile};
+use super::gateway::{resolve_gateway, GatewayContext};
 use super::layers::{resolve, Layer, Layers, LocustFile, Raw};
 use super::locust_conf::{
     is_locust_conf, load_locust_conf, HOME_LOCUST_CONF_FILE, LOCUST_CONF_FILE,
@@ -143,6 +144,18 @@ pub fn build_plan(
         .map(|rate| crate::shard::spawn_rate_of(rate, users.into(), total_users.into()));
     // The subscribers' default filter follows the first stream's topic.
     let subs = resolve_subscribers(&get, users, qos, &streams[0].topic)?;
+    let mut streams = streams;
+    let gateway = resolve_gateway(
+        &get,
+        &mut GatewayContext {
+            users,
+            total_users,
+            live,
+            payload_raw: get("payload"),
+            sub_users: subs.users,
+            streams: &mut streams,
+        },
+    )?;
     let widest = Widest {
         index: (u64::from(total_users) + u64::from(subs.users)).saturating_sub(1),
         token: &widest_token,
@@ -234,6 +247,7 @@ pub fn build_plan(
         v5,
         web,
         worker,
+        gateway,
         sources: setting_sources(layers),
         notes: layers
             .notes(&sources.acknowledged)
@@ -241,6 +255,10 @@ pub fn build_plan(
             .chain(notes)
             .collect(),
     };
+    if plan.gateway.is_some() {
+        // What the gateway publishes on, for the banner and the web UI.
+        plan.topic = crate::workload::gateway::TELEMETRY_TOPIC.to_string();
+    }
     let config_file = sources.config_file.as_deref();
     plan.effective_config = effective_config(&plan, config_file, tokens_file.as_deref());
     Ok(plan)

@@ -439,6 +439,21 @@ pub struct RunArgs {
     /// Wait until this wall-clock time (milliseconds since the Unix epoch) before connecting, so several hosts start together; more than 1 s in the past is an error [env: MQBLAST_START_AT]
     #[arg(long, value_name = "EPOCH_MS", help_heading = "Distributed")]
     pub start_at: Option<String>,
+    /// Each user is a ThingsBoard gateway connection carrying --devices-per-gateway devices: v1/gateway/connect per device, then v1/gateway/telemetry, v1/gateway/disconnect at stop [env: MQBLAST_GATEWAY]
+    #[arg(long, help_heading = "Gateways")]
+    pub gateway: bool,
+    /// Devices each gateway carries, 1 to 10000; device i belongs to gateway i % users [default: 10] [env: MQBLAST_DEVICES_PER_GATEWAY]
+    #[arg(long, value_name = "N", help_heading = "Gateways")]
+    pub devices_per_gateway: Option<String>,
+    /// per-point (one message per device point, as ThingsBoard's performance tests) or batched (the devices due together in one message, as ThingsBoard's IoT Gateway) [default: per-point] [env: MQBLAST_GATEWAY_MODE]
+    #[arg(long, value_name = "MODE", help_heading = "Gateways")]
+    pub gateway_mode: Option<String>,
+    /// Device name template with {i} or {i:08} (the device number) [default: DW{i:08}, the device token ThingsBoard's tool creates] [env: MQBLAST_DEVICE_NAME]
+    #[arg(long, value_name = "TEMPLATE", help_heading = "Gateways")]
+    pub device_name: Option<String>,
+    /// Number of the first device, as ThingsBoard's DEVICE_START_IDX [default: 0] [env: MQBLAST_DEVICE_START]
+    #[arg(long, value_name = "N", help_heading = "Gateways")]
+    pub device_start: Option<String>,
 }
 
 /// clap's error, or for a Locust option mqblast does not take (`--master`, `-T`, ...) one line
@@ -578,6 +593,11 @@ impl RunArgs {
             "hlog" => &self.hlog,
             "html" => &self.html,
             "csv_full_history" => return self.csv_full_history.then(|| "true".to_string()),
+            "gateway" => return self.gateway.then(|| "true".to_string()),
+            "devices_per_gateway" => &self.devices_per_gateway,
+            "gateway_mode" => &self.gateway_mode,
+            "device_name" => &self.device_name,
+            "device_start" => &self.device_start,
             _ => return None,
         };
         text.clone()

@@ -33,6 +33,11 @@ pub(super) fn conn_plan(
     args.run.messages = None;
     args.run.run_time = Some("1s".into()); // replaced below, once users and rate are known
     let mut plan = build_plan(&args.run, env, ctx)?;
+    if plan.gateway.is_some() {
+        return Err(invalid(
+            "mqblast conn with --gateway: a connection storm publishes nothing, and a gateway announces its devices by publishing (v1/gateway/connect); use mqblast run --gateway".to_string(),
+        ));
+    }
     // Bounded by the slowest spawn rate: at most u32::MAX users x 1,000 s, which fits.
     let ramp = Duration::from_secs_f64(f64::from(plan.users) / plan.spawn_rate);
     let run_time = ramp

@@ -117,6 +117,7 @@ pub(super) fn effective_config(
     if let Some(settings) = config.as_object_mut() {
         settings.extend(web_settings(plan));
         settings.extend(preset_settings(plan));
+        settings.extend(gateway_settings(plan));
     }
     in_settings_order(config)
 }
@@ -145,6 +146,23 @@ fn preset_settings(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
         "datapoints": plan.payload.preset().and_then(|preset| preset.datapoints),
         "tokens_template": template.map(|t| t.template.as_str()),
         "tokens_start": template.map_or(0, |t| t.start),
+    });
+    match settings {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The gateway settings (a separate object, as the web UI's). Without `--gateway` the device
+/// settings are unset: they mean nothing then.
+fn gateway_settings(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
+    let gateway = plan.gateway.as_ref();
+    let settings = json!({
+        "gateway": gateway.is_some(),
+        "devices_per_gateway": gateway.map(|g| g.devices_per_gateway),
+        "gateway_mode": gateway.map(|g| g.mode.name()),
+        "device_name": gateway.map(|g| g.device_name.as_str()),
+        "device_start": gateway.map(|g| g.device_start),
     });
     match settings {
         serde_json::Value::Object(map) => map,

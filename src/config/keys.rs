@@ -271,6 +271,27 @@ pub(super) const KEYS: &[Key] = &[
         key("master_port", "--master-port", "MQBLAST_MASTER_PORT"),
         "5557",
     ),
+    with_default(key("gateway", "--gateway", "MQBLAST_GATEWAY"), "false"),
+    with_default(
+        key(
+            "devices_per_gateway",
+            "--devices-per-gateway",
+            "MQBLAST_DEVICES_PER_GATEWAY",
+        ),
+        "10",
+    ),
+    with_default(
+        key("gateway_mode", "--gateway-mode", "MQBLAST_GATEWAY_MODE"),
+        "per-point",
+    ),
+    with_default(
+        key("device_name", "--device-name", "MQBLAST_DEVICE_NAME"),
+        crate::workload::gateway::DEFAULT_DEVICE_NAME,
+    ),
+    with_default(
+        key("device_start", "--device-start", "MQBLAST_DEVICE_START"),
+        "0",
+    ),
 ];
 
 pub(super) fn find_key(name: &str) -> Option<&'static Key> {

@@ -55,6 +55,7 @@ mod commands;
 mod effective;
 mod env;
 mod file;
+mod gateway;
 mod keys;
 mod layers;
 mod locust_conf;

@@ -16,6 +16,7 @@ use mio::net::TcpStream;
 use super::inflight::Inflight;
 use crate::stats::ClientRef;
 use crate::transport::Transport;
+use crate::workload::gateway::{GatewayMode, GatewaySession};
 use crate::workload::stream::Streams;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,9 @@ pub struct Conn {
     /// The streams this client publishes: per stream its pre-serialized frames (used in
     /// rotation), its pace and its next due time (`workload::stream`).
     pub streams: Streams,
+    /// `--gateway`: the gateway's frames and device schedule (its streams' slots then carry
+    /// only their paces, and their due times mirror the device clocks). None: one device.
+    pub gateway: Option<Box<GatewaySession>>,
     /// The QoS flows of its streams: bit q set when one publishes at QoS q (acks are routed
     /// by it when no publish in flight names the QoS).
     pub qos_mask: u8,
@@ -175,6 +179,7 @@ impl Conn {
             wbuf: Vec::new(),
             rbuf: Vec::new(),
             streams,
+            gateway: None,
             qos_mask,
             inflight: Inflight::new(max_inflight),
             seq: 0,
@@ -246,8 +251,24 @@ impl Conn {
         if self.is_subscriber() {
             return SUBSCRIBER_WBUF_BYTES + 512;
         }
+        if let Some(gateway) = &self.gateway {
+            return self.gateway_capacity(gateway, max_inflight);
+        }
         let frame_max = self.streams.largest_frame_bytes();
         frame_max * (max_inflight.clamp(1, 64) as usize) + self.control_reserve()
+    }
+
+    /// A gateway's write buffer: a window of its largest single messages (capped at 64, as
+    /// for a device), and in `batched` mode room for two whole batches, so a batch can be
+    /// written while the previous one drains. A batch folds what fits in what is left.
+    fn gateway_capacity(&self, gateway: &GatewaySession, max_inflight: u16) -> usize {
+        let single = gateway.largest_single_len();
+        let window = single * (max_inflight.clamp(1, 64) as usize);
+        let batches = match gateway.mode {
+            GatewayMode::PerPoint => 0,
+            GatewayMode::Batched => 2 * gateway.frames.largest_message_len(gateway.mode),
+        };
+        window.max(batches) + self.control_reserve()
     }
 
     /// Bytes publishes never use, so control packets always fit: a PUBREL (4 bytes) for every

@@ -83,6 +83,8 @@ struct Slot {
     sent_ns: u64,
     /// The stream it belongs to (its stats row).
     stream: u8,
+    /// Device points it carries (a gateway's message; 0 otherwise). Fits the slot's padding.
+    points: u16,
 }
 
 pub struct Inflight {
@@ -99,6 +101,8 @@ pub struct Inflight {
     held_list: Vec<u16>,
     held_bits: Option<Box<[u64; HELD_WORDS]>>,
     held_count: u32,
+    /// The device points of the publish the last `Ack::Completed` was for.
+    completed_points: u16,
 }
 
 impl Inflight {
@@ -112,6 +116,7 @@ impl Inflight {
                 scheduled_ns: 0,
                 sent_ns: 0,
                 stream: 0,
+                points: 0,
             };
             window as usize
         ];
@@ -123,6 +128,7 @@ impl Inflight {
             held_list: Vec::new(),
             held_bits: None,
             held_count: 0,
+            completed_points: 0,
         }
     }
 
@@ -182,6 +188,7 @@ impl Inflight {
                         scheduled_ns,
                         sent_ns,
                         stream,
+                        points: 0,
                     };
                     return Some(pkid);
                 }
@@ -288,6 +295,19 @@ impl Inflight {
         (in_flight && s.pkid == pkid).then_some(slot)
     }
 
+    /// Record that the publish in flight with this id carries `points` device points (a
+    /// gateway's message); read back with [`Inflight::completed_points`] when it completes.
+    pub fn set_points(&mut self, pkid: u16, points: u16) {
+        if let Some(slot) = self.slot_of(pkid) {
+            self.slots[slot].points = points;
+        }
+    }
+
+    /// The device points of the publish the last `Ack::Completed` completed.
+    pub fn completed_points(&self) -> u16 {
+        self.completed_points
+    }
+
     /// The stream of the publish in flight with this id (None when no publish awaits an ack
     /// for it).
     pub fn stream_of(&self, pkid: u16) -> Option<u8> {
@@ -349,6 +369,7 @@ impl Inflight {
         }
         self.slots[slot].stage = Stage::Free;
         self.free.push(slot as u16);
+        self.completed_points = s.points;
         Ack::Completed(s.scheduled_ns, s.stream)
     }
 
@@ -613,5 +634,22 @@ mod tests {
             "a repeated PUBREC is answered again"
         );
         assert_eq!(w.on_pubcomp(id), Ack::Completed(1, 0));
+    }
+
+    #[test]
+    fn a_completed_publish_gives_back_the_device_points_it_carried() {
+        let mut w = Inflight::new(4);
+        let a = w.insert(1, 1, 0).unwrap();
+        let b = w.insert(2, 2, 0).unwrap();
+        w.set_points(a, 40);
+        assert_eq!(w.on_puback(b), Ack::Completed(2, 0));
+        assert_eq!(w.completed_points(), 0, "a publish without points");
+        assert_eq!(w.on_puback(a), Ack::Completed(1, 0));
+        assert_eq!(w.completed_points(), 40);
+        assert_eq!(
+            std::mem::size_of::<Slot>(),
+            24,
+            "the points fit the slot's padding"
+        );
     }
 }

@@ -114,7 +114,11 @@ pub fn run_steered(
             );
             control
         }
-        None => Control::with_users(plan.users, capacity, plan.spawn_rate),
+        None => Control::with_users(
+            plan.users,
+            gateway_capacity(&plan, capacity),
+            plan.spawn_rate,
+        ),
     };
     steering.board().clear();
     steering.attach(&control);
@@ -124,6 +128,19 @@ pub fn run_steered(
         publish_final(steering, summary);
     }
     run
+}
+
+/// The users a steerable run reserves, for gateways no more than keep the process within
+/// `MAX_DEVICES_PER_PROCESS` devices (every reserved client's devices are built at start),
+/// and never fewer than its users (which the configuration checked).
+fn gateway_capacity(plan: &Plan, capacity: u32) -> u32 {
+    use crate::workload::gateway::MAX_DEVICES_PER_PROCESS;
+    let Some(gateway) = &plan.gateway else {
+        return capacity;
+    };
+    let gateways = MAX_DEVICES_PER_PROCESS / u64::from(gateway.devices_per_gateway.max(1));
+    let gateways = u32::try_from(gateways).unwrap_or(u32::MAX);
+    capacity.min(gateways).max(plan.users)
 }
 
 /// The finished run's result replaces its live snapshots: downloads after the stop get the
@@ -179,7 +196,7 @@ fn run_with(
     let mut workers = Vec::with_capacity(threads);
     let mut wakers = Vec::with_capacity(threads);
     for (w, recycle_rx) in recycle_rxs.into_iter().enumerate() {
-        let streams = plan.streams.len();
+        let streams = plan.row_names().len();
         let rec = stats::Recorder::new(w, data_tx.clone(), recycle_rx, control.start, streams);
         let clients = clients_of(control.users.capacity().max(plan.users), threads, w);
         let (worker, waker) = Worker::new(
@@ -452,5 +469,31 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, (0..10).collect::<Vec<_>>());
         assert_eq!(clients_of(10, 3, 0), vec![0, 3, 6, 9]);
+    }
+
+    #[test]
+    fn a_live_gateway_run_reserves_no_more_gateways_than_the_device_bound_allows() {
+        let mut plan =
+            crate::config::tests::plan_with_payload(crate::payload::Payload::builtin(), 1, "t");
+        assert_eq!(gateway_capacity(&plan, 10_000), 10_000, "not a gateway run");
+        plan.gateway = Some(crate::workload::gateway::GatewayPlan {
+            devices_per_gateway: 10_000,
+            mode: crate::workload::gateway::GatewayMode::PerPoint,
+            device_name: crate::workload::gateway::NameTemplate::parse("d{i}").unwrap(),
+            device_start: 0,
+            layout: crate::workload::gateway::DeviceLayout::Blocks,
+        });
+        plan.users = 10;
+        assert_eq!(
+            gateway_capacity(&plan, 10_000),
+            500,
+            "5,000,000 devices / 10,000"
+        );
+        plan.users = 600;
+        assert_eq!(
+            gateway_capacity(&plan, 10_000),
+            600,
+            "never below the users"
+        );
     }
 }

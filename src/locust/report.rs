@@ -476,6 +476,7 @@ mod tests {
                 rps: 0.0,
                 fail_per_s: 0.0,
                 latency_us,
+                points: None,
             }
         });
         let errors = (failures > 0)

@@ -210,30 +210,57 @@ pub fn breakdown_csv(summary: &Summary) -> String {
 
 /// `PREFIX_stats.csv`: one row per request metric, then Aggregated (their sum); final
 /// whole-run numbers.
+///
+/// A run with gateways has one more column, last, [`POINTS_COLUMN`]: the device points the
+/// row's successful messages carried (empty for rows that carry none: connect, the gateway's
+/// connect and disconnect rows), Aggregated their sum. Files of other runs keep Locust's
+/// columns exactly.
 pub fn stats_csv(summary: &Summary) -> String {
-    let mut out = header_with_percentiles(STATS_COLUMNS, &[]);
+    let gateway = summary.streams.iter().any(|s| s.points.is_some());
+    let after: &[&str] = if gateway { &[POINTS_COLUMN] } else { &[] };
+    let mut out = header_with_percentiles(STATS_COLUMNS, after);
     let mut total = new_histogram();
+    let points_cell = |points: Option<u64>| match (gateway, points) {
+        (false, _) => None,
+        (true, points) => Some(points.map(|p| p.to_string()).unwrap_or_default()),
+    };
     for m in reported(summary) {
         let _ = total.add(&m.latency_us);
-        out.push_str(&stats_row(
+        let mut line = stats_row(
             &summary.request_type,
             &m.name,
             (m.requests, m.failures),
             &m.latency_us,
             (m.rps, m.fail_per_s),
-        ));
+        );
+        with_cell(&mut line, points_cell(m.points));
+        out.push_str(&line);
     }
     let rates = summary
         .request_rows()
         .fold((0.0, 0.0), |(r, f), m| (r + m.rps, f + m.fail_per_s));
-    out.push_str(&stats_row(
+    let mut line = stats_row(
         "",
         AGGREGATED,
         (summary.requests(), summary.failures()),
         &total,
         rates,
-    ));
+    );
+    let all_points = summary.streams.iter().filter_map(|s| s.points).sum::<u64>();
+    with_cell(&mut line, points_cell(Some(all_points)));
+    out.push_str(&line);
     out
+}
+
+/// The stats file's extra column of a run with gateways.
+pub const POINTS_COLUMN: &str = "Device Points";
+
+/// Append one more (numeric, never quoted) cell to a record, before its line end.
+fn with_cell(line: &mut String, cell: Option<String>) {
+    if let Some(cell) = cell {
+        let end = line.trim_end_matches(['\r', '\n']).len();
+        line.insert_str(end, &format!(",{cell}"));
+    }
 }
 
 fn stats_row(

@@ -228,6 +228,10 @@ fn metric_fields(metric: &MetricSummary) -> Map<String, Value> {
     fields.insert("rps".into(), json!(metric.rps));
     fields.insert("fail_per_s".into(), json!(metric.fail_per_s));
     fields.insert("latency_us".into(), latency);
+    if let Some(points) = metric.points {
+        // A gateway's point row: the device points its successful messages carried.
+        fields.insert("points".into(), json!(points));
+    }
     fields
 }
 
@@ -283,6 +287,7 @@ mod tests {
             rps: (ok + failures) as f64 / 10.0,
             fail_per_s: failures as f64 / 10.0,
             latency_us,
+            points: None,
         }
     }
 
@@ -370,6 +375,28 @@ mod tests {
             missing_sources: Vec::new(),
             audit: None,
         }
+    }
+
+    #[test]
+    fn a_gateway_point_row_keeps_its_device_points_through_the_result_file() {
+        let mut s = summary(0);
+        let mut telemetry = metric(Metric::Publish, "gateway telemetry", histogram(1..=10), 0);
+        telemetry.points = Some(250);
+        let connect = metric(Metric::Publish, "gateway connect", histogram(1..=5), 0);
+        s.streams = vec![telemetry, connect];
+        let doc = summary_json(&s, &json!({}));
+        assert_eq!(doc["streams"][0]["points"], json!(250));
+        assert!(doc["streams"][1].get("points").is_none(), "not a point row");
+        let (read, _) = crate::report::result::RunResult::round_trip(s, json!({})).unwrap();
+        let points: Vec<Option<u64>> = read.summary.streams.iter().map(|r| r.points).collect();
+        assert_eq!(points, [Some(250), None]);
+        let input = |label: &str| crate::report::merge::Input {
+            label: label.to_string(),
+            result: read.clone(),
+        };
+        let merged = crate::report::merge::merge(vec![input("a"), input("b")]).unwrap();
+        let points: Vec<Option<u64>> = merged.summary.streams.iter().map(|r| r.points).collect();
+        assert_eq!(points, [Some(500), None], "merged results add their points");
     }
 
     #[test]

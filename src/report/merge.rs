@@ -215,6 +215,11 @@ fn added(parts: &[&MetricSummary], metric: Metric, duration_s: f64) -> MetricSum
         rps: per_s(requests),
         fail_per_s: per_s(failures),
         latency_us: add_all(parts.iter().map(|m| &m.latency_us)),
+        // A point row of any input is one in the merge (its points add up).
+        points: parts
+            .iter()
+            .filter_map(|m| m.points)
+            .reduce(|a, b| a.saturating_add(b)),
     }
 }
 

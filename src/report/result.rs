@@ -164,6 +164,7 @@ fn empty_metric(metric: Metric) -> MetricSummary {
         rps: 0.0,
         fail_per_s: 0.0,
         latency_us: crate::stats::new_histogram(),
+        points: None,
     }
 }
 
@@ -227,6 +228,15 @@ fn row_at(m: &Value, metric: Metric, key: &str) -> Result<MetricSummary, String>
         rps: f64_at(m, "rps").map_err(prefixed)?,
         fail_per_s: f64_at(m, "fail_per_s").map_err(prefixed)?,
         latency_us: hdr_at(m, "latency_us").map_err(prefixed)?,
+        // Only a gateway's point rows have it (and only in results written since).
+        points: match m.get("points") {
+            None => None,
+            Some(points) => Some(
+                points
+                    .as_u64()
+                    .ok_or_else(|| prefixed("points: expected a count".into()))?,
+            ),
+        },
     })
 }
 

@@ -37,9 +37,12 @@ pub struct MergerConfig {
     pub request_type: String,
     /// The table's "Name" column per metric, indexed by `Metric::index()`.
     pub metric_names: [String; N_METRICS],
-    /// The name of each stream row, by stream (`Plan::streams`); empty: no stream rows, the
+    /// The name of each stream row, by stream (`Plan::row_names`); empty: no stream rows, the
     /// `publish` row is shown.
     pub stream_names: Vec<String>,
+    /// The stream rows that carry device points (a gateway's point streams), by stream;
+    /// missing entries are false.
+    pub point_rows: Vec<bool>,
     pub target_users: u32,
     /// Print only the final report, not the live table.
     pub only_summary: bool,
@@ -58,7 +61,13 @@ impl MergerConfig {
         MergerConfig {
             request_type: plan.request_type.clone(),
             metric_names: metric_names_of(plan),
-            stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
+            stream_names: plan.row_names(),
+            point_rows: plan
+                .row_names()
+                .iter()
+                .enumerate()
+                .map(|(row, _)| plan.gateway.is_some() && row < plan.streams.len())
+                .collect(),
             target_users: plan.users,
             only_summary: plan.only_summary,
             qos: plan.qos,
@@ -160,6 +169,8 @@ pub struct Merger {
     failures: [u64; N_METRICS],
     /// The stream rows: latency and failures by stream.
     stream_latency_us: Vec<Histogram<u64>>,
+    /// Device points of each stream row (gateway point rows; 0 elsewhere).
+    stream_points: Vec<u64>,
     stream_failures: Vec<u64>,
     /// Count, first and last second seen and example clients, per failure reason and stream
     /// (0 for failures of other rows).
@@ -205,6 +216,7 @@ impl Merger {
             failures: [0; N_METRICS],
             stream_latency_us: (0..streams).map(|_| new_histogram()).collect(),
             stream_failures: vec![0; streams],
+            stream_points: vec![0; streams],
             errors: HashMap::new(),
             name_client: Box::new(name_by_index),
             overflow: [0; N_METRICS],
@@ -285,6 +297,7 @@ impl Merger {
                 let _ = latency_us.add(part);
             }
             self.stream_failures[stream] += interval.failures_of_stream(stream);
+            self.stream_points[stream] += interval.points.get(stream).copied().unwrap_or(0);
             let overflowed = interval.overflow_streams.get(stream).copied().unwrap_or(0);
             if overflowed > 0 {
                 let (count, seen) = &mut self.stream_overflow[stream];
@@ -451,6 +464,7 @@ impl Merger {
             histogram.reset();
         }
         self.stream_failures.fill(0);
+        self.stream_points.fill(0);
         self.stream_overflow.fill((0, (u64::MAX, 0)));
         self.errors.clear();
         self.sent = 0;
@@ -511,6 +525,7 @@ impl Merger {
                 rps: per_s(ok + failures),
                 fail_per_s: per_s(failures),
                 latency_us,
+                points: None,
             }
         };
         let metrics = Metric::ALL.map(|metric| {
@@ -521,8 +536,10 @@ impl Merger {
             .into_iter()
             .zip(&self.cfg.stream_names)
             .zip(&self.stream_failures)
-            .map(|((latency_us, name), &failures)| {
+            .enumerate()
+            .map(|(row, ((latency_us, name), &failures))| {
                 let ok = latency_us.len();
+                let carries_points = self.cfg.point_rows.get(row).copied().unwrap_or(false);
                 MetricSummary {
                     metric: Metric::Publish,
                     name: name.clone(),
@@ -532,6 +549,7 @@ impl Merger {
                     rps: per_s(ok + failures),
                     fail_per_s: per_s(failures),
                     latency_us,
+                    points: carries_points.then(|| self.stream_points[row]),
                 }
             })
             .collect();
@@ -687,6 +705,7 @@ mod tests {
             request_type: "MQTT".to_string(),
             metric_names: metric_names(1, "v1/devices/me/telemetry"),
             stream_names: Vec::new(),
+            point_rows: Vec::new(),
             target_users: 2,
             only_summary: true,
             qos: 1,

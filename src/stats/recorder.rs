@@ -82,6 +82,9 @@ pub struct Interval {
     pub overflow: [u64; N_METRICS],
     /// Of `overflow[Publish]`, those of each stream.
     pub overflow_streams: Box<[u64]>,
+    /// Device points carried by each stream row's successful publishes (gateway rows; 0
+    /// elsewhere).
+    pub points: Box<[u64]>,
     /// Publishes handed to the socket (all QoS).
     pub sent: u64,
     /// Clients of this worker holding an accepted connection at `at`.
@@ -114,6 +117,7 @@ impl Interval {
             examples: [Examples::EMPTY; MAX_FAILURE_KINDS],
             overflow: [0; N_METRICS],
             overflow_streams: vec![0; streams].into_boxed_slice(),
+            points: vec![0; streams].into_boxed_slice(),
             sent: 0,
             connected: 0,
             audit: LiveAudit::default(),
@@ -130,6 +134,7 @@ impl Interval {
         self.failure_kinds = 0;
         self.overflow = [0; N_METRICS];
         self.overflow_streams.fill(0);
+        self.points.fill(0);
         self.sent = 0;
         self.connected = 0;
         self.last = false;
@@ -279,6 +284,15 @@ impl Recorder {
         let clamped_us = latency_us.clamp(1, LATENCY_MAX_US);
         if let Some(histogram) = self.current.streams.get_mut(stream as usize) {
             histogram.saturating_record(clamped_us);
+        }
+    }
+
+    /// `points` device points carried by a successful publish of stream row `stream` (a
+    /// gateway's message). A row beyond the plan's is not recorded.
+    #[inline]
+    pub fn points(&mut self, stream: u8, points: u64) {
+        if let Some(count) = self.current.points.get_mut(stream as usize) {
+            *count += points;
         }
     }
 

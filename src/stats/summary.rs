@@ -24,6 +24,9 @@ pub struct MetricSummary {
     pub fail_per_s: f64,
     /// Latencies of the successful requests, microseconds.
     pub latency_us: Histogram<u64>,
+    /// A gateway's point rows: the device points its successful messages carried (in
+    /// `batched` mode several per message). None for every other row.
+    pub points: Option<u64>,
 }
 
 impl MetricSummary {

@@ -8,6 +8,7 @@
 //! may be ThingsBoard's presets ([`presets`]) with per-message value fields ([`fields`]).
 
 pub mod fields;
+pub mod gateway;
 pub mod pace;
 pub mod presets;
 pub mod stream;

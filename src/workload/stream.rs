@@ -209,6 +209,22 @@ impl StreamSlot {
         }
     }
 
+    /// Stream `stream` of `plan` for a gateway connection: its pace and QoS only, no frames
+    /// (the gateway's own are `workload::gateway`'s; the worker sets `due_ns` from its device
+    /// clocks and never asks this slot for a frame).
+    pub fn build_unframed(plan: &Plan, stream: usize) -> StreamSlot {
+        let spec = &plan.streams[stream];
+        StreamSlot {
+            stream: u8::try_from(stream).unwrap_or(u8::MAX),
+            qos: spec.qos,
+            pace: spec.pace,
+            matches: false,
+            frames: Box::new([]),
+            next_frame: 0,
+            due_ns: 0,
+        }
+    }
+
     /// The frame of the next message.
     #[inline]
     pub fn frame(&self) -> &Frame {
@@ -252,7 +268,10 @@ impl Streams {
     /// never publishes).
     pub fn build(plan: &Plan, vars: &ClientVars<'_>) -> Streams {
         let slots = (0..plan.streams.len().min(MAX_STREAMS))
-            .map(|stream| StreamSlot::build(plan, stream, vars))
+            .map(|stream| match plan.gateway {
+                Some(_) => StreamSlot::build_unframed(plan, stream),
+                None => StreamSlot::build(plan, stream, vars),
+            })
             .collect();
         Streams {
             slots,
@@ -297,6 +316,14 @@ impl Streams {
             }
         }
         best.map(|(_, index)| index)
+    }
+
+    /// Set slot `index`'s next due time (a gateway's slot mirrors its device clocks).
+    #[inline]
+    pub fn set_due_ns(&mut self, index: usize, due_ns: u64) {
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.due_ns = due_ns;
+        }
     }
 
     /// The slot `index` after a send at `sent_ns` (see [`StreamSlot::advance`]).

@@ -8,6 +8,7 @@ use super::*;
 use crate::payload::Payload;
 
 mod errors;
+mod gateway;
 mod locust_conf;
 mod nul_characters;
 mod precedence;

@@ -5,9 +5,12 @@
 use std::net::SocketAddr;
 
 use crate::engine::conn::{Conn, Role};
+use crate::payload::Payload;
 use crate::payload::{self, ClientVars};
 use crate::plan::Plan;
-use crate::workload::stream::Streams;
+use crate::workload::gateway::{GatewayFrames, GatewaySession, PointKind};
+use crate::workload::pace::PaceRng;
+use crate::workload::stream::{StreamKind, Streams};
 
 /// A publisher connection with its streams' frames, built once.
 pub(super) fn publisher(plan: &Plan, index: u64, addrs: &[SocketAddr]) -> Conn {
@@ -29,8 +32,43 @@ pub(super) fn publisher(plan: &Plan, index: u64, addrs: &[SocketAddr]) -> Conn {
         plan.max_inflight,
     );
     conn.role = Role::Publisher { matches };
+    conn.gateway = gateway_session(plan, &vars);
     conn
 }
+
+/// `--gateway`: the client's gateway frames (every device's name and points) and device
+/// clocks, built once.
+fn gateway_session(plan: &Plan, vars: &ClientVars<'_>) -> Option<Box<GatewaySession>> {
+    let gateway = plan.gateway.as_ref()?;
+    let streams: Vec<(PointKind, &Payload, u8)> = plan
+        .streams
+        .iter()
+        .map(|s| {
+            let kind = match s.kind {
+                StreamKind::Attributes => PointKind::Attributes,
+                _ => PointKind::Telemetry,
+            };
+            (kind, &s.payload, s.qos)
+        })
+        .collect();
+    let objects: Vec<u32> = plan
+        .streams
+        .iter()
+        .map(|s| s.payload.len() as u32)
+        .collect();
+    let frames = GatewayFrames::build(plan, gateway, vars, &streams);
+    // Its own generator (the streams' draws stay theirs), seeded like them per client.
+    let rng = PaceRng::for_client(plan.pace_seed ^ GATEWAY_SEED_SALT, vars.index);
+    Some(Box::new(GatewaySession::new(
+        frames,
+        gateway.mode,
+        &objects,
+        rng,
+    )))
+}
+
+/// Mixed into the run's seed for the device clocks' random paces.
+const GATEWAY_SEED_SALT: u64 = 0x6761_7465_7761_7921;
 
 /// `--bind`: the source address of client `index` (None: the OS chooses).
 pub(super) fn source_of(plan: &Plan, index: u64) -> Option<std::net::IpAddr> {

@@ -146,6 +146,8 @@ impl Worker {
         let c = &mut self.conns[ci];
         c.state = State::Connected;
         c.streams.start(now);
+        self.start_gateway(ci, now);
+        let c = &mut self.conns[ci];
         let latency_ns = now.saturating_sub(c.connect_started_ns);
         c.backoff_ns = 0;
         c.connected_at_ns = now;

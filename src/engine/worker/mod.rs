@@ -26,6 +26,7 @@
 mod clients;
 mod connect;
 mod farewell;
+mod gateway;
 mod handshake;
 mod lifecycle;
 mod publish;
@@ -353,7 +354,7 @@ impl Worker {
         self.conns.iter().all(|c| {
             c.state != State::Connected
                 || c.is_subscriber()
-                || (c.wbuf.is_empty() && c.inflight.is_empty())
+                || (c.wbuf.is_empty() && c.inflight.is_empty() && gateway_gone(c))
         })
     }
 
@@ -370,6 +371,8 @@ impl Worker {
                 State::Connecting | State::Handshaking | State::AwaitConnack => {
                     self.close(ci, Some(Failure::ConnectAborted))
                 }
+                // A gateway's devices say goodbye before its DISCONNECT (`gateway`).
+                State::Connected if self.conns[ci].gateway.is_some() => self.pump(ci, now),
                 _ => {}
             }
         }
@@ -545,6 +548,9 @@ impl Worker {
 /// What the batching rules are sized from: the shortest wait any stream puts between two
 /// of its messages, and the highest QoS a stream publishes at (a plan without streams, as
 /// `mqblast conn`'s: its interval and QoS settings).
+///
+/// A gateway's devices each keep their stream's pace, so the rules are the same: a point
+/// may leave 1% of its own interval early, however many devices share the connection.
 fn fastest_pace(plan: &Plan) -> (std::time::Duration, u8) {
     let gap_ns = plan.streams.iter().map(|s| s.pace.shortest_gap_ns()).min();
     let qos = plan.streams.iter().map(|s| s.qos).max();
@@ -552,6 +558,12 @@ fn fastest_pace(plan: &Plan) -> (std::time::Duration, u8) {
         (Some(gap_ns), Some(qos)) => (std::time::Duration::from_nanos(gap_ns), qos),
         _ => (plan.interval, plan.qos),
     }
+}
+
+/// A gateway connection has said goodbye for every device it announced (true for any other
+/// connection).
+fn gateway_gone(c: &Conn) -> bool {
+    c.gateway.as_ref().is_none_or(|g| g.farewell_done())
 }
 
 fn errno(e: &io::Error) -> i32 {

@@ -14,6 +14,9 @@ impl Worker {
     /// the client's share of the message limit allow, in the order its streams are due. At
     /// every bound the message waits; none is dropped.
     pub(super) fn pump(&mut self, ci: usize, now: u64) {
+        if self.conns[ci].gateway.is_some() {
+            return self.pump_gateway(ci, now);
+        }
         if self.conns[ci].state != State::Connected
             || self.drain != Drain::No
             || self.plan.connect_only
@@ -98,7 +101,7 @@ impl Worker {
     }
 
     /// Wake for the connection's next due message at `due_ns`, unless a wakeup is armed.
-    fn arm_timer(&mut self, ci: usize, due_ns: u64) {
+    pub(super) fn arm_timer(&mut self, ci: usize, due_ns: u64) {
         let c = &mut self.conns[ci];
         if c.timer_at_ns == u64::MAX {
             c.timer_at_ns = due_ns;
@@ -114,7 +117,7 @@ impl Worker {
         }
     }
 
-    fn mark_ready(&mut self, ci: usize) {
+    pub(super) fn mark_ready(&mut self, ci: usize) {
         let c = &mut self.conns[ci];
         if !c.ready {
             c.ready = true;

@@ -279,6 +279,11 @@ impl Worker {
                 };
                 let latency_us = ns_to_us(acked_ns.saturating_sub(scheduled_ns));
                 self.rec.publish_ok(stream, latency_us);
+                // A gateway's message: the device points it carried (0 for any other).
+                let points = self.conns[ci].inflight.completed_points();
+                if points > 0 {
+                    self.rec.points(stream, u64::from(points));
+                }
                 self.unrouted += u64::from(reason == NO_MATCHING_SUBSCRIBERS);
             }
             Ack::Release => return Ok(()),

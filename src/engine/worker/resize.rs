@@ -90,6 +90,13 @@ impl Worker {
         if c.inflight.outstanding() > 0 && now < c.retire_deadline_ns {
             return;
         }
+        // A gateway's devices say goodbye first (bounded by the same deadline).
+        if !self.gateway_said_goodbye(ci, now) && now < self.conns[ci].retire_deadline_ns {
+            return;
+        }
+        if self.conns[ci].inflight.outstanding() > 0 && now < self.conns[ci].retire_deadline_ns {
+            return;
+        }
         let client = self.conns[ci].client();
         let rec = &mut self.rec;
         let expired = self.conns[ci].inflight.clear(|stream| {
