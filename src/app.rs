@@ -324,20 +324,41 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
         stop.push(format!("{m} messages"));
     }
     format!(
-        "mqblast {}: {} users at {}/s -> {} | QoS {} | topic {} | interval {:?} | {} threads ({}) | stop after {}",
+        "mqblast {}: {} users at {}/s -> {} | QoS {} | topic {} | {} | {} threads ({}) | stop after {}",
         env!("CARGO_PKG_VERSION"),
         plan.users,
         plan.spawn_rate,
         target.join(","),
         plan.qos,
         plan.topic,
-        plan.interval,
+        pace_note(plan),
         plan.threads,
         pin_note(plan),
         stop.join(" or "),
     ) + &protocol_note(plan)
         + &shard_note(plan)
         + &tls_note(plan)
+}
+
+/// How users are paced: the per-user interval, or the global rate with its order and alarms.
+fn pace_note(plan: &Plan) -> String {
+    use crate::workload::rate::RateOrder;
+    let Some(rate) = &plan.rate else {
+        return format!("interval {:?}", plan.interval);
+    };
+    let order = match rate.order {
+        RateOrder::Sequential => "sequential".to_string(),
+        RateOrder::Random => format!("random, seed {}", rate.seed),
+    };
+    let alarms = match (rate.alarms_per_s, rate.alarm_storm) {
+        (0, _) => String::new(),
+        (n, None) => format!(", alarms {n}/s"),
+        (n, Some(storm)) => format!(", alarms {n}/s in seconds {storm}"),
+    };
+    format!(
+        "rate {} msg/s over {} devices ({order}{alarms})",
+        rate.messages_per_s, rate.devices
+    )
 }
 
 /// The banner's second line: which settings came from where (defaults unnamed), the payload

@@ -12,6 +12,7 @@ use crate::mqtt::Version;
 use crate::payload::Payload;
 use crate::shard::Shard;
 use crate::transport::{Scheme, TransportPlan};
+use crate::workload::rate::RatePlan;
 
 /// One broker address as the user wrote it (`mqtts://host:port/path`); resolved when the run
 /// starts.
@@ -95,7 +96,11 @@ pub struct Plan {
     /// The payload objects (data.json), with their per-message patch fields.
     pub payload: Payload,
     /// Per-user publish interval. Zero: publish as fast as the in-flight window allows.
+    /// Not used under a global rate (`rate`).
     pub interval: Duration,
+    /// `--rate`: N messages per second across every user of the run, each device publishing
+    /// at its places in the rate's schedule instead of every `interval`.
+    pub rate: Option<RatePlan>,
     /// Per-connection bound on unacknowledged QoS 1/2 publishes (1..=65535).
     pub max_inflight: u16,
     /// Publish acknowledgement timeout, and CONNECT -> CONNACK timeout.
@@ -275,6 +280,16 @@ pub struct WebPlan {
 }
 
 impl Plan {
+    /// How long a user waits between two publishes: `interval`, or under a global rate the
+    /// D/N seconds a device waits on average (what the engine's wakeup batching is sized by).
+    /// Zero: as fast as the in-flight window allows.
+    pub fn publish_pace(&self) -> Duration {
+        match &self.rate {
+            Some(rate) => rate.mean_device_interval(),
+            None => self.interval,
+        }
+    }
+
     /// The subscription is a shared one (`$share/group/...`): the group, not each
     /// subscriber, is owed every message.
     pub fn shared_subscription(&self) -> bool {

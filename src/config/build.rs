@@ -12,6 +12,7 @@ use super::locust_conf::{
 };
 use super::mqtt5::resolve_mqtt5;
 use super::pyproject::load_pyproject;
+use super::rate::resolve_rate;
 use super::resolve::*;
 use super::sharding::{resolve_shard, resolve_start_at};
 use super::subscribers::resolve_subscribers;
@@ -73,7 +74,10 @@ pub fn build_plan(
     let server_assigns_ids = mqtt_version == crate::mqtt::Version::V5;
     let client_id = resolve_client_id(&client_id_raw, users, &tokens, server_assigns_ids)?;
     let payload = resolve_payload(get("payload"), ctx)?;
-    let interval = required("interval")?.duration()?;
+    let interval_raw = required("interval")?;
+    let interval = interval_raw.duration()?;
+    // Spread over every user of the run: a shard sends its own devices' part of it.
+    let rate = resolve_rate(&get, &interval_raw, u64::from(users))?;
     let max_inflight = resolve_max_inflight(&required("max_inflight")?)?;
     let timeout = positive_duration(&required("timeout")?)?;
     let username = get("username").map(|raw| raw.mqtt_string()).transpose()?;
@@ -155,6 +159,7 @@ pub fn build_plan(
         client_id,
         payload,
         interval,
+        rate,
         max_inflight,
         timeout,
         tokens,

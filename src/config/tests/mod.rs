@@ -12,6 +12,7 @@ mod locust_conf;
 mod nul_characters;
 mod precedence;
 mod pyproject;
+mod rate;
 mod resources;
 mod shards;
 mod string_limits;
