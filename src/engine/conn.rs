@@ -75,7 +75,11 @@ pub struct Conn {
     /// a limit). At zero it stops publishing; the others are not affected.
     pub quota: u64,
     /// Scheduled time of the next publish (ns since run start); latency starts there.
+    /// `u64::MAX`: never (set by `worker::due`).
     pub next_due_ns: u64,
+    /// `next_due_ns` is no publish but the end of the global rate's look-ahead: when it comes,
+    /// the schedule is asked again (`worker::due`).
+    pub rate_recheck: bool,
     pub connect_started_ns: u64,
     pub last_write_ns: u64,
     /// Since when queued bytes have been waiting for a socket that takes none (ns since run
@@ -175,6 +179,7 @@ impl Conn {
             seq: 0,
             quota: u64::MAX,
             next_due_ns: 0,
+            rate_recheck: false,
             connect_started_ns: 0,
             last_write_ns: 0,
             write_blocked_since_ns: None,

@@ -114,6 +114,16 @@ pub fn run_steered(
             );
             control
         }
+        // The rate's schedule spreads its messages over the devices the test started with:
+        // users may leave and come back, not be added beyond them.
+        None if plan.rate.is_some() => {
+            let control = Control::with_users(plan.users, plan.users, plan.spawn_rate);
+            control.users.bound_by(format!(
+                "--rate spreads its messages over the {} users this test started with: the user count may go down and back up to them, not beyond (start a new test with more users)",
+                plan.users
+            ));
+            control
+        }
         None => Control::with_users(plan.users, capacity, plan.spawn_rate),
     };
     steering.board().clear();

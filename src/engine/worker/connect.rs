@@ -136,12 +136,12 @@ impl Worker {
         self.honour_connack(ci, &server)?;
         let c = &mut self.conns[ci];
         c.state = State::Connected;
-        c.next_due_ns = now;
         let latency_ns = now.saturating_sub(c.connect_started_ns);
         c.backoff_ns = 0;
         c.connected_at_ns = now;
         let reconnected_after_ns = c.lost_at_ns.take().map(|lost| now.saturating_sub(lost));
         self.connected += 1;
+        self.set_first_due(ci, now);
         self.rec.ok(Metric::Connect, ns_to_us(latency_ns));
         self.record_part(ci, Metric::ConnectMqtt, now);
         if let Some(after_ns) = reconnected_after_ns {

@@ -17,7 +17,8 @@
 //! (`engine::drain`).
 //!
 //! The loop and what it owns are here; the `impl Worker` blocks for each concern live beside
-//! it: `connect` (spawn pacing, CONNECT/CONNACK), `server` (what an MQTT 5 CONNACK says and
+//! it: `connect` (spawn pacing, CONNECT/CONNACK), `due` (when a publisher is next due: the
+//! interval or the global rate), `server` (what an MQTT 5 CONNACK says and
 //! what the plan needs of it), `publish` (the schedule, message shares and write
 //! path), `receive` (reading, decoding, acks), `subscribe` (subscribers and their audit),
 //! `lifecycle` (timeouts, keep-alive, closing, reconnect, churn) and `clients` (building
@@ -25,6 +26,7 @@
 
 mod clients;
 mod connect;
+mod due;
 mod farewell;
 mod handshake;
 mod lifecycle;
@@ -56,6 +58,7 @@ use crate::plan::Plan;
 use crate::precise_poll::{Fired, PrecisePoll};
 use crate::stats::{Failure, Recorder};
 use crate::transport::rx_stamp::RealClock;
+use crate::workload::rate::RateSchedule;
 use clients::{publisher, quota_of, source_of};
 use wakeup::Batching;
 
@@ -132,7 +135,11 @@ pub struct Worker {
     live: u32,
     published: u64,
     drain: Drain,
+    /// The per-user pace (`Plan::publish_pace`): `--interval`, or the mean time between a
+    /// device's messages under a global rate. Zero: as fast as the window allows.
     interval_ns: u64,
+    /// `--rate`: the schedule each device's publishes follow (`due`); None: every interval.
+    rate: Option<RateSchedule>,
     timeout_ns: u64,
     /// With `--messages`: publishers of this worker that still have a share to publish and
     /// are not closed. At zero this worker's part of the limit is done.
@@ -233,7 +240,13 @@ impl Worker {
             .unwrap_or(0);
         let threads = plan.threads.max(1);
         let audited = plan.verify && plan.sub_users > 0;
-        let batching = Batching::of(plan.interval, plan.qos, !sub_clients.is_empty());
+        let batching = Batching::of(plan.publish_pace(), plan.qos, !sub_clients.is_empty());
+        let rate = plan
+            .rate
+            .as_ref()
+            .map(RateSchedule::new)
+            .transpose()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("--rate: {e}")))?;
         let worker = Worker {
             pool: WritePool::new(buffer_bytes, n),
             pacer: ConnectPacer::new(plan.connect_rate, threads),
@@ -242,7 +255,8 @@ impl Worker {
             waiter: PrecisePoll::new(EVENTS),
             live: n as u32,
             conns,
-            interval_ns: plan.interval.as_nanos() as u64,
+            interval_ns: u64::try_from(plan.publish_pace().as_nanos()).unwrap_or(u64::MAX),
+            rate,
             quota_holders,
             timeout_ns: plan.timeout.as_nanos() as u64,
             plan,

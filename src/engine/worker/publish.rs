@@ -29,6 +29,10 @@ impl Worker {
                 self.arm_timer(ci);
                 break;
             }
+            if c.rate_recheck {
+                self.recheck_due(ci);
+                continue;
+            }
             let window_full = c.inflight.is_full() || c.inflight.outstanding() >= c.send_window;
             if (qos > 0 && window_full) || c.quota == 0 {
                 break;
@@ -75,7 +79,6 @@ impl Worker {
         frame.write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns);
         c.alias_set = true;
         c.next_frame = (c.next_frame + 1) % c.frames.len();
-        c.next_due_ns += self.interval_ns;
         c.last_write_ns = now;
         let lag_us = ns_to_us(now.saturating_sub(scheduled_ns));
         self.rec.lag(lag_us);
@@ -86,6 +89,7 @@ impl Worker {
             self.count_publish(ci, start_ns);
         }
         self.published += 1;
+        self.set_next_due(ci, scheduled_ns);
         self.mark_dirty(ci);
         if qos > 0 && first_outstanding {
             // Its ack timeout is the connection's earliest deadline unless one is armed sooner.
@@ -95,7 +99,8 @@ impl Worker {
 
     fn arm_timer(&mut self, ci: usize) {
         let c = &mut self.conns[ci];
-        if c.timer_at_ns == u64::MAX {
+        // `u64::MAX`: never due again (`due`); nothing to wake for.
+        if c.timer_at_ns == u64::MAX && c.next_due_ns != u64::MAX {
             c.timer_at_ns = c.next_due_ns;
             self.timers.push(Reverse((c.next_due_ns, ci as u32)));
         }
