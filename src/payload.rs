@@ -486,7 +486,7 @@ pub fn build_frames_of(plan: &Plan, spec: &FrameSpec<'_>, vars: &ClientVars<'_>)
             let mut laid_out = BodyFields {
                 fields: Arc::clone(fields),
                 at: Vec::with_capacity(fields.len()),
-                seed: fields::seed_for(RUN_SEED, vars.index, n as u64),
+                seed: fields::seed_for(plan.seed, vars.index, n as u64),
             };
             write_value(object, vars, &mut body, &mut laid_out);
             let e2e_seq_at = plan.e2e.then(|| append_marker(&mut body, vars.index));
@@ -508,11 +508,6 @@ pub fn build_frames_of(plan: &Plan, spec: &FrameSpec<'_>, vars: &ClientVars<'_>)
         })
         .collect()
 }
-
-/// The run's seed for the value fields' generators. The run-wide `--seed` belongs to the
-/// global rate (issue 19, item 5); until a plan carries one, every run uses this one, so a
-/// client's values are reproducible from its index alone.
-const RUN_SEED: u64 = 0;
 
 /// The topic alias every `--topic-alias` connection uses (one topic per client).
 pub const TOPIC_ALIAS: u16 = 1;

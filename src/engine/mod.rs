@@ -106,16 +106,7 @@ pub fn run_steered(
     steering: &steer::Steering,
     capacity: u32,
 ) -> Result<(Summary, Negotiated), String> {
-    let control = match plan.messages {
-        Some(_) => {
-            let control = Control::with_users(plan.users, plan.users, plan.spawn_rate);
-            control.users.lock(
-                "--messages splits a fixed count over the users it started with: the user count of this test cannot change (use --run-time instead)".to_string(),
-            );
-            control
-        }
-        None => Control::with_users(plan.users, capacity, plan.spawn_rate),
-    };
+    let control = steered_control(&plan, capacity);
     steering.board().clear();
     steering.attach(&control);
     let run = run_with(plan, addrs, stop_signals, control, Some(steering));
@@ -124,6 +115,32 @@ pub fn run_steered(
         publish_final(steering, summary);
     }
     run
+}
+
+/// The control plane of a steered run: `capacity` users reserved, or none beyond the plan's
+/// under `--messages` (the count is fixed) and `--rate` (users may go down and back up, not
+/// beyond the devices the rate is spread over), with the reason a refusal gives.
+fn steered_control(plan: &Plan, capacity: u32) -> Arc<Control> {
+    match plan.messages {
+        Some(_) => {
+            let control = Control::with_users(plan.users, plan.users, plan.spawn_rate);
+            control.users.lock(
+                "--messages splits a fixed count over the users it started with: the user count of this test cannot change (use --run-time instead)".to_string(),
+            );
+            control
+        }
+        // The rate's schedule spreads its messages over the devices the test started with:
+        // users may leave and come back, not be added beyond them.
+        None if plan.rate.is_some() => {
+            let control = Control::with_users(plan.users, plan.users, plan.spawn_rate);
+            control.users.bound_by(format!(
+                "--rate spreads its messages over the {} users this test started with: the user count may go down and back up to them, not beyond (start a new test with more users)",
+                plan.users
+            ));
+            control
+        }
+        None => Control::with_users(plan.users, capacity, plan.spawn_rate),
+    }
 }
 
 /// The finished run's result replaces its live snapshots: downloads after the stop get the
@@ -452,5 +469,28 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, (0..10).collect::<Vec<_>>());
         assert_eq!(clients_of(10, 3, 0), vec![0, 3, 6, 9]);
+    }
+
+    #[test]
+    fn under_a_rate_users_go_down_and_back_up_but_not_beyond_the_rates_devices() {
+        let dir = crate::config::tests::TestDir::new();
+        let plan = dir.plan(&["-u", "10", "--rate", "50"], &[]).unwrap();
+        let control = steered_control(&plan, 1_000);
+        assert!(control.users.set(4, 10.0, 0, 0).is_ok());
+        assert!(control.users.set(10, 10.0, 0, 0).is_ok());
+        let refused = control.users.set(11, 10.0, 0, 0).unwrap_err();
+        assert!(
+            refused
+                .0
+                .contains("--rate spreads its messages over the 10 users"),
+            "{}",
+            refused.0
+        );
+        // Without a rate the reserve is the limit.
+        let plan = dir.plan(&["-u", "10"], &[]).unwrap();
+        assert!(steered_control(&plan, 1_000)
+            .users
+            .set(11, 10.0, 0, 0)
+            .is_ok());
     }
 }

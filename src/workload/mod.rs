@@ -10,4 +10,5 @@
 pub mod fields;
 pub mod pace;
 pub mod presets;
+pub mod rate;
 pub mod stream;

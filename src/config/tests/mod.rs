@@ -13,6 +13,7 @@ mod nul_characters;
 mod precedence;
 mod presets;
 mod pyproject;
+mod rate;
 mod resources;
 mod shards;
 mod streams;
