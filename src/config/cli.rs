@@ -313,7 +313,7 @@ pub struct RunArgs {
     /// Time between two publishes of a user; 0 = as fast as the in-flight window allows [default: 1s] [env: MQBLAST_INTERVAL]
     #[arg(long, value_name = "DURATION", help_heading = "Pacing and connections")]
     pub interval: Option<String>,
-    /// A stream of every user, repeatable: KIND[,key=value...], KIND one of telemetry, attributes, publish (topic=... required); keys name, topic, payload (file or inline JSON), qos, and one pace: interval=5s, between=1s..3s (Locust's between) or constant_pacing=2s. Each stream is its own row; unset keys take --payload, --qos, --interval. E.g. --stream telemetry,interval=1s --stream attributes,interval=30s,payload=attrs.json [default: one telemetry stream of --topic, --payload, --qos, --interval] [env: MQBLAST_STREAM, definitions separated by ;]
+    /// A stream of every user, repeatable: KIND[,key=value...], KIND one of telemetry, attributes, publish (topic=... required); keys name, topic, payload (file or inline JSON), qos, and one pace: interval=5s, between=1s..3s (Locust's between), constant_pacing=2s or, under --rate, weight=N (a share of the rate). Each stream is its own row; unset keys take --payload, --qos, --interval. E.g. --stream telemetry,interval=1s --stream attributes,interval=30s,payload=attrs.json [default: one telemetry stream of --topic, --payload, --qos, --interval] [env: MQBLAST_STREAM, definitions separated by ;]
     #[arg(
         long = "stream",
         value_name = "KIND[,KEY=VALUE...]",
@@ -327,7 +327,7 @@ pub struct RunArgs {
     /// With --rate: each second's messages go to the next devices in order (sequential) or to devices drawn at random without repeats within a second (random) [default: sequential] [env: MQBLAST_RATE_ORDER]
     #[arg(long, value_name = "ORDER", help_heading = "Pacing and connections")]
     pub rate_order: Option<String>,
-    /// With --rate-order random: the seed of the draw; every shard and worker of a run uses the same [default: 0] [env: MQBLAST_SEED]
+    /// The run's seed: the random rate order's draw, the payload's random values and the streams' between waits; every shard and worker of a run uses the same [default: 0] [env: MQBLAST_SEED]
     #[arg(long, value_name = "N", help_heading = "Pacing and connections")]
     pub seed: Option<String>,
     /// With --rate: the first N messages of each second (of the alarm storm) carry the payload's alarm value [default: 0] [env: MQBLAST_ALARMS_PER_SECOND]

@@ -148,7 +148,8 @@ pub(super) fn streams_json(streams: &[StreamPlan], run_payload: &Payload) -> ser
             };
             fields.insert("payload".into(), json.into());
         } else if source != run_payload.source() {
-            fields.insert("payload".into(), source.into());
+            // A preset reads back by its name (`smart-meter`), a file by its path.
+            fields.insert("payload".into(), s.payload.setting().into());
         }
         fields.insert("qos".into(), s.qos.into());
         let (key, value) = match s.pace {
