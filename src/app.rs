@@ -332,10 +332,12 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
     }
     let what = match plan.streams.iter().filter(|s| s.declared).count() {
         0 => format!(
-            "QoS {} | topic {} | interval {:?}",
-            plan.qos, plan.topic, plan.interval
+            "QoS {} | topic {} | {}",
+            plan.qos,
+            plan.topic,
+            pace_note(plan)
         ),
-        streams => format!("{streams} streams per user (below)"),
+        streams => format!("{streams} streams per user (below){}", rate_note(plan)),
     };
     format!(
         "mqblast {}: {} users at {}/s -> {} | {what} | {} threads ({}) | stop after {}",
@@ -389,6 +391,35 @@ fn streams_note(plan: &Plan) -> String {
         })
         .collect();
     format!("\nmqblast: streams per user: {}", streams.join(" | "))
+}
+
+/// How users are paced: the per-user interval, or the global rate with its order and alarms.
+fn pace_note(plan: &Plan) -> String {
+    match &plan.rate {
+        Some(_) => rate_note(plan).trim_start_matches(" | ").to_string(),
+        None => format!("interval {:?}", plan.interval),
+    }
+}
+
+/// The global rate with its order and alarms (` | rate ...`); empty without a rate.
+fn rate_note(plan: &Plan) -> String {
+    use crate::workload::rate::RateOrder;
+    let Some(rate) = &plan.rate else {
+        return String::new();
+    };
+    let order = match rate.order {
+        RateOrder::Sequential => "sequential".to_string(),
+        RateOrder::Random => format!("random, seed {}", rate.seed),
+    };
+    let alarms = match (rate.alarms_per_s, rate.alarm_storm) {
+        (0, _) => String::new(),
+        (n, None) => format!(", alarms {n}/s"),
+        (n, Some(storm)) => format!(", alarms {n}/s in seconds {storm}"),
+    };
+    format!(
+        " | rate {} msg/s over {} devices ({order}{alarms})",
+        rate.messages_per_s, rate.devices
+    )
 }
 
 /// The banner's second line: which settings came from where (defaults unnamed), the payload

@@ -42,10 +42,11 @@ pub fn run(
     if !stdin_is_foreground_terminal() {
         return engine::run_negotiated(plan, addrs, stop_signals);
     }
-    // Under --messages the user count is fixed (the engine refuses changes, with why).
-    let capacity = match plan.messages {
-        Some(_) => plan.users,
-        None => reserved_users(&plan),
+    // Under --messages the user count is fixed, under --rate it is bounded by the users the
+    // rate is spread over (the engine refuses changes beyond, with why).
+    let capacity = match (plan.messages, &plan.rate) {
+        (None, None) => reserved_users(&plan),
+        _ => plan.users,
     };
     // Keys only steer: no live snapshots to copy every second of a long run.
     let steering = Steering::without_snapshots();

@@ -290,13 +290,14 @@ pub struct Fragment {
 impl Fragment {
     /// Serialize `value`, resolving per-client placeholders with `vars`. The value must have
     /// passed the checks a payload object passes (at most [`MAX_FIELDS_PER_OBJECT`] fields);
-    /// its random values are seeded from the client (device) index, as a frame's are.
-    pub fn build(value: &Value, vars: &ClientVars<'_>) -> Fragment {
+    /// its random values are seeded from the run's seed and the client (device) index, as a
+    /// frame's are.
+    pub fn build(value: &Value, vars: &ClientVars<'_>, run_seed: u64) -> Fragment {
         let mut found = Vec::new();
         let mut path = String::from("$");
         // Checked when the payload was parsed; a field that failed here is sent as its text.
         let _ = check_strings(value, &mut path, &mut found);
-        let seed = fields::seed_for(RUN_SEED, vars.index, 0);
+        let seed = fields::seed_for(run_seed, vars.index, 0);
         let mut laid_out = BodyFields {
             fields: found.into(),
             at: Vec::new(),
@@ -582,7 +583,7 @@ pub fn build_frames_of(plan: &Plan, spec: &FrameSpec<'_>, vars: &ClientVars<'_>)
             let mut laid_out = BodyFields {
                 fields: Arc::clone(fields),
                 at: Vec::with_capacity(fields.len()),
-                seed: fields::seed_for(RUN_SEED, vars.index, n as u64),
+                seed: fields::seed_for(plan.seed, vars.index, n as u64),
             };
             write_value(object, vars, &mut body, &mut laid_out);
             let e2e_seq_at = plan.e2e.then(|| append_marker(&mut body, vars.index));
@@ -604,11 +605,6 @@ pub fn build_frames_of(plan: &Plan, spec: &FrameSpec<'_>, vars: &ClientVars<'_>)
         })
         .collect()
 }
-
-/// The run's seed for the value fields' generators. The run-wide `--seed` belongs to the
-/// global rate (issue 19, item 5); until a plan carries one, every run uses this one, so a
-/// client's values are reproducible from its index alone.
-const RUN_SEED: u64 = 0;
 
 /// The topic alias every `--topic-alias` connection uses (one topic per client).
 pub const TOPIC_ALIAS: u16 = 1;

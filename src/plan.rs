@@ -15,6 +15,7 @@ use crate::shard::Shard;
 use crate::token_template::IndexedTokens;
 use crate::transport::{Scheme, TransportPlan};
 use crate::workload::gateway::GatewayPlan;
+use crate::workload::rate::RatePlan;
 use crate::workload::stream::StreamPlan;
 
 /// One broker address as the user wrote it (`mqtts://host:port/path`); resolved when the run
@@ -99,14 +100,19 @@ pub struct Plan {
     /// The payload objects (data.json), with their per-message patch fields.
     pub payload: Payload,
     /// Per-user publish interval. Zero: publish as fast as the in-flight window allows.
+    /// Not used under a global rate (`rate`).
     pub interval: Duration,
     /// What every user sends: one stream per row of the reports, at most
     /// [`crate::workload::stream::MAX_STREAMS`]. Without `[[stream]]` / `--stream`, the one
     /// stream of `topic`, `payload`, `qos` and `interval` above; empty for `mqblast conn`.
     pub streams: Vec<StreamPlan>,
-    /// Seed of the streams' random paces (`between`): each client draws from a generator
-    /// seeded with it and its index, so the same plan draws the same waits.
-    pub pace_seed: u64,
+    /// The run's seed (`--seed`): the streams' random paces (`between`) and the payload's
+    /// value fields (each client draws from generators seeded with it and its index, so the
+    /// same plan draws the same waits and values), and the global rate's random order.
+    pub seed: u64,
+    /// `--rate`: N messages per second across every user of the run, each device publishing
+    /// at its places in the rate's schedule instead of every `interval`.
+    pub rate: Option<RatePlan>,
     /// Per-connection bound on unacknowledged QoS 1/2 publishes (1..=65535).
     pub max_inflight: u16,
     /// Publish acknowledgement timeout, and CONNECT -> CONNACK timeout.
@@ -310,6 +316,16 @@ impl Plan {
         self.gateway
             .as_ref()
             .map(|_| (first, first.saturating_add(1)))
+    }
+
+    /// How long a user waits between two publishes: `interval`, or under a global rate the
+    /// D/N seconds a device waits on average (what the engine's wakeup batching is sized by).
+    /// Zero: as fast as the in-flight window allows.
+    pub fn publish_pace(&self) -> Duration {
+        match &self.rate {
+            Some(rate) => rate.mean_device_interval(),
+            None => self.interval,
+        }
     }
 
     /// The subscription is a shared one (`$share/group/...`): the group, not each

@@ -236,6 +236,83 @@ fn every_smart_meter_message_is_json_with_values_in_range_and_its_own_ts() {
     assert_ts_stamped_per_message(&parsed, (started_ms.saturating_sub(1000), ended_ms + 1000));
 }
 
+/// Alarms of the global rate, as ThingsBoard's performance tests make them: under `--rate N
+/// --alarms-per-second K --alarm-storm START..END` the first K messages of each second of the
+/// storm carry the preset's alarm value (smart-meter: `batteryLevel` 10), every other message
+/// a value in 50..99. Counted by the independent collector: exactly K x (END - START) alarms
+/// in all, none outside the storm; and per second, the alarms grouped by their `ts` (whole
+/// seconds from the first alarm's, rounded, so a send up to half a second late on a loaded
+/// machine stays in its second) hold exactly K each.
+#[test]
+fn the_rates_alarms_are_k_per_second_of_the_storm_and_none_outside_it() {
+    let broker = Mosquitto::start();
+    let collector = Collector::start(broker.port, "alarms/+/meter");
+    let dir = TempDir::new("presets-alarms");
+    let json = dir.file("summary.json");
+    // 20 devices at 40 msg/s: each second's first messages go to devices 0, 1, 2 (sequential
+    // order), connected long before the storm starts at second 2.
+    let (rate, alarms_per_s, storm) = (40u64, 3usize, (2u64, 5u64));
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &[
+            "-u",
+            "20",
+            "-r",
+            "100000",
+            "--rate",
+            &rate.to_string(),
+            "--alarms-per-second",
+            &alarms_per_s.to_string(),
+            "--alarm-storm",
+            &format!("{}..{}", storm.0, storm.1),
+            "-t",
+            "7s",
+            "--qos",
+            "1",
+            "--topic",
+            "alarms/{i}/meter",
+            "--payload",
+            "smart-meter",
+        ],
+    );
+    let run = run_mqblast(&args, RUN_LIMIT);
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    let published = summary.u64("publish.ok");
+    assert!(
+        published >= rate * 5,
+        "a 7 s run at {rate}/s published {published}:\n{}",
+        run.describe()
+    );
+    let got = collector.settle(published as usize, Duration::from_secs(30));
+    assert_eq!(got.len() as u64, published, "every message, once");
+    let mut alarm_ts = Vec::new();
+    for (_, payload) in &got {
+        let body = parse(payload);
+        let battery = &body["values"]["batteryLevel"];
+        if battery.as_u64() == Some(10) {
+            alarm_ts.push(body["ts"].as_u64().expect("ts"));
+        } else {
+            in_range(battery, 50.0, 99.0, "batteryLevel");
+        }
+    }
+    let seconds = (storm.1 - storm.0) as usize;
+    assert_eq!(
+        alarm_ts.len(),
+        alarms_per_s * seconds,
+        "{alarms_per_s} alarms in each of the storm's {seconds} s: {alarm_ts:?}\n{}",
+        run.describe()
+    );
+    alarm_ts.sort_unstable();
+    let first = alarm_ts[0];
+    let mut per_second: BTreeMap<u64, usize> = BTreeMap::new();
+    for ts in &alarm_ts {
+        *per_second.entry((ts - first + 500) / 1000).or_default() += 1;
+    }
+    let expected: BTreeMap<u64, usize> = (0..seconds as u64).map(|s| (s, alarms_per_s)).collect();
+    assert_eq!(per_second, expected, "alarms by ts: {alarm_ts:?}");
+}
+
 #[test]
 fn every_industrial_plc_message_carries_its_data_points_in_range() {
     let broker = Mosquitto::start();

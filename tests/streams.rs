@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{free_port, load_args, run_mqblast, with, Finished, Mosquitto, TempDir};
+use common::{free_port, load_args, run_mqblast, with, Finished, Mosquitto, Subscriber, TempDir};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -127,6 +127,69 @@ fn each_stream_row_counts_what_the_broker_delivered_on_its_topic() {
         assert_eq!(sub.error(), None);
         assert_eq!(sub.not_json(), 0);
     }
+}
+
+/// Under `--rate` two weighted streams share each device's turns by their weights (3:1), each
+/// device's counts within one message of the exact split, counted by independent subscribers
+/// (one per device and stream topic); a paced stream beside them keeps its own pace.
+#[test]
+fn weighted_streams_share_each_devices_rate_turns_in_the_ratio_of_their_weights() {
+    let broker = Mosquitto::start();
+    let users = 4;
+    let subs: Vec<[Subscriber; 3]> = (0..users)
+        .map(|i| ["a", "b", "c"].map(|s| broker.subscribe(&format!("w/{i}/{s}"), 1)))
+        .collect();
+    let dir = TempDir::new("streams-weights");
+    let json = dir.file("result.json");
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &[
+            "-u",
+            &users.to_string(),
+            "-r",
+            "100000",
+            "--rate",
+            "40",
+            "-t",
+            "4s",
+            "--stream",
+            "publish,name=a,topic=w/{i}/a,weight=3",
+            "--stream",
+            "publish,name=b,topic=w/{i}/b,weight=1",
+            "--stream",
+            "publish,name=c,topic=w/{i}/c,interval=1s",
+        ],
+    );
+    let run = run_mqblast(&args, LIMIT);
+    assert_ok(&run);
+    let rows = json_streams(&load(&json));
+    let quiet = Duration::from_secs(1);
+    let mut delivered = [0u64; 3];
+    for (device, device_subs) in subs.iter().enumerate() {
+        let [a, b, c] = [0, 1, 2].map(|n| device_subs[n].settle(quiet, LIMIT));
+        let turns = a + b;
+        assert!(
+            turns >= 10,
+            "device {device}: {turns} rate turns in 4 s at 10/s"
+        );
+        // a = 3/4 of the turns, within one message.
+        assert!(
+            (4 * a).abs_diff(3 * turns) <= 4,
+            "device {device}: a {a}, b {b}: not 3:1 within one message"
+        );
+        assert!(
+            (1..=6).contains(&c),
+            "device {device}: c {c} at 1/s beside the rate"
+        );
+        for (n, count) in [a, b, c].into_iter().enumerate() {
+            delivered[n] += count;
+        }
+    }
+    let requests: Vec<u64> = rows.iter().map(|(_, requests, _)| *requests).collect();
+    assert_eq!(
+        requests, delivered,
+        "the rows count what the broker delivered: {rows:?}"
+    );
 }
 
 #[test]

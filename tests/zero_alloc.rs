@@ -213,6 +213,29 @@ fn qos0_publish_loop_with_the_smart_meter_preset_allocates_nothing_per_message()
 }
 
 #[test]
+fn globally_rated_publishing_in_random_order_allocates_nothing_per_message() {
+    // --rate 5,000/s over 50 devices in random order: every publish asks the schedule for the
+    // device's next place (seeded permutations, no tables). `--interval 1s` puts the interval
+    // back to its default, which a rate accepts; the later flags override -u 4 --interval 0.
+    let more = [
+        "-u",
+        "50",
+        "--interval",
+        "1s",
+        "--rate",
+        "5000",
+        "--rate-order",
+        "random",
+        "--seed",
+        "3",
+    ];
+    assert_eq!(
+        steady_state_allocations_with("1", 12_000, 2_000, 11_000, &more),
+        0
+    );
+}
+
+#[test]
 fn qos0_publish_loop_allocates_nothing_per_message_after_warm_up() {
     assert_eq!(steady_state_allocations("0", 300_000, 50_000, 290_000), 0);
 }

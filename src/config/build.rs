@@ -13,6 +13,7 @@ use super::locust_conf::{
 };
 use super::mqtt5::resolve_mqtt5;
 use super::pyproject::load_pyproject;
+use super::rate::resolve_rate;
 use super::resolve::*;
 use super::sharding::{resolve_shard, resolve_start_at};
 use super::streams::{check_stream_topics, resolve_streams, RunDefaults, StreamLines};
@@ -90,12 +91,18 @@ pub fn build_plan(
     };
     let client_id = resolve_client_id(&client_id_raw, users, distinct_tokens, server_assigns_ids)?;
     let payload = resolve_payload(get("payload"), get("datapoints"), ctx)?;
-    let interval = required("interval")?.duration()?;
+    let interval_raw = required("interval")?;
+    let interval = interval_raw.duration()?;
+    // The run's seed: the paces' jitter, the value fields and the rate's random order.
+    let seed = required("seed")?.whole()?;
+    // Spread over every user of the run: a shard sends its own devices' part of it.
+    let rate = resolve_rate(&get, &interval_raw, u64::from(users), seed)?;
     let run = RunSettings {
         topic: (&topic_raw, &topic),
         payload: &payload,
         qos,
         interval,
+        rate: rate.as_ref().map(|_| required("rate")).transpose()?,
         tokens: &tokens,
     };
     let streams = resolve_run_streams(&get, &sources.stream_lines, &run, ctx)?;
@@ -206,7 +213,8 @@ pub fn build_plan(
         payload,
         interval,
         streams,
-        pace_seed: 0,
+        seed,
+        rate,
         max_inflight,
         timeout,
         tokens,
@@ -271,6 +279,8 @@ struct RunSettings<'a> {
     payload: &'a crate::payload::Payload,
     qos: u8,
     interval: std::time::Duration,
+    /// The global rate's setting, when one is set: streams without a pace take a share of it.
+    rate: Option<Raw>,
     tokens: &'a [String],
 }
 
@@ -286,7 +296,12 @@ fn resolve_run_streams(
     let defaults = RunDefaults {
         payload: run.payload,
         qos: run.qos,
-        pace: Pace::interval(run.interval),
+        // Under a rate a stream without a pace of its own takes one share of the rate.
+        pace: match run.rate {
+            Some(_) => Pace::Weight { weight: 1 },
+            None => Pace::interval(run.interval),
+        },
+        rated: run.rate.is_some(),
         tokens: run.tokens,
     };
     let streams = resolve_streams(stream_raw.as_ref(), lines, &defaults, ctx)?;
@@ -305,6 +320,14 @@ fn resolve_run_streams(
         return Err(invalid(format!(
             "{} with {}: the topic setting is the single stream's; with streams, each stream has its own topic (topic = ... in its definition)",
             topic_raw.describe(),
+            stream_raw.source()
+        )));
+    }
+    let weighted = streams.iter().any(|stream| stream.pace.weight() > 0);
+    if let (Some(rate_raw), false, Some(stream_raw)) = (&run.rate, weighted, &stream_raw) {
+        return Err(invalid(format!(
+            "{} with {}: every stream has a pace of its own, so no stream would follow the rate; give a stream a weight (weight = N) or leave its pace out",
+            rate_raw.describe(),
             stream_raw.source()
         )));
     }

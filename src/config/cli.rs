@@ -313,7 +313,7 @@ pub struct RunArgs {
     /// Time between two publishes of a user; 0 = as fast as the in-flight window allows [default: 1s] [env: MQBLAST_INTERVAL]
     #[arg(long, value_name = "DURATION", help_heading = "Pacing and connections")]
     pub interval: Option<String>,
-    /// A stream of every user, repeatable: KIND[,key=value...], KIND one of telemetry, attributes, publish (topic=... required); keys name, topic, payload (file or inline JSON), qos, and one pace: interval=5s, between=1s..3s (Locust's between) or constant_pacing=2s. Each stream is its own row; unset keys take --payload, --qos, --interval. E.g. --stream telemetry,interval=1s --stream attributes,interval=30s,payload=attrs.json [default: one telemetry stream of --topic, --payload, --qos, --interval] [env: MQBLAST_STREAM, definitions separated by ;]
+    /// A stream of every user, repeatable: KIND[,key=value...], KIND one of telemetry, attributes, publish (topic=... required); keys name, topic, payload (file or inline JSON), qos, and one pace: interval=5s, between=1s..3s (Locust's between), constant_pacing=2s or, under --rate, weight=N (a share of the rate). Each stream is its own row; unset keys take --payload, --qos, --interval. E.g. --stream telemetry,interval=1s --stream attributes,interval=30s,payload=attrs.json [default: one telemetry stream of --topic, --payload, --qos, --interval] [env: MQBLAST_STREAM, definitions separated by ;]
     #[arg(
         long = "stream",
         value_name = "KIND[,KEY=VALUE...]",
@@ -321,6 +321,25 @@ pub struct RunArgs {
         help_heading = "Pacing and connections"
     )]
     pub stream: Vec<String>,
+    /// Global rate: messages per second across all users (ThingsBoard's MESSAGES_PER_SECOND), spread evenly over each second; replaces --interval [env: MQBLAST_RATE]
+    #[arg(long, value_name = "PER_S", help_heading = "Pacing and connections")]
+    pub rate: Option<String>,
+    /// With --rate: each second's messages go to the next devices in order (sequential) or to devices drawn at random without repeats within a second (random) [default: sequential] [env: MQBLAST_RATE_ORDER]
+    #[arg(long, value_name = "ORDER", help_heading = "Pacing and connections")]
+    pub rate_order: Option<String>,
+    /// The run's seed: the random rate order's draw, the payload's random values and the streams' between waits; every shard and worker of a run uses the same [default: 0] [env: MQBLAST_SEED]
+    #[arg(long, value_name = "N", help_heading = "Pacing and connections")]
+    pub seed: Option<String>,
+    /// With --rate: the first N messages of each second (of the alarm storm) carry the payload's alarm value [default: 0] [env: MQBLAST_ALARMS_PER_SECOND]
+    #[arg(long, value_name = "N", help_heading = "Pacing and connections")]
+    pub alarms_per_second: Option<String>,
+    /// With --alarms-per-second: the seconds with alarms, START..END from the start of publishing, END exclusive [default: every second] [env: MQBLAST_ALARM_STORM]
+    #[arg(
+        long,
+        value_name = "START..END",
+        help_heading = "Pacing and connections"
+    )]
+    pub alarm_storm: Option<String>,
     /// Unacknowledged publishes per connection, 1 to 65535 [default: 16] [env: MQBLAST_MAX_INFLIGHT]
     #[arg(long, value_name = "N", help_heading = "Pacing and connections")]
     pub max_inflight: Option<String>,
@@ -517,6 +536,11 @@ impl RunArgs {
             "payload" => &self.payload,
             "datapoints" => &self.datapoints,
             "interval" => &self.interval,
+            "rate" => &self.rate,
+            "rate_order" => &self.rate_order,
+            "seed" => &self.seed,
+            "alarms_per_second" => &self.alarms_per_second,
+            "alarm_storm" => &self.alarm_storm,
             "max_inflight" => &self.max_inflight,
             "timeout" => &self.timeout,
             "tokens" => &self.tokens,

@@ -48,6 +48,11 @@ pub(super) fn effective_config(
         "topic": plan.topic,
         "payload": plan.payload.setting(),
         "interval": format_duration(plan.interval),
+    });
+    if let Some(all) = config.as_object_mut() {
+        all.extend(rate_settings(plan));
+    }
+    let rest = json!({
         "max_inflight": plan.max_inflight,
         "timeout": format_duration(plan.timeout),
         "tokens": tokens,
@@ -80,15 +85,10 @@ pub(super) fn effective_config(
         "reconnect": plan.reconnect,
         "churn": plan.churn.map(format_duration),
     });
-    if let Some(settings) = config.as_object_mut() {
-        // After `interval`, in settings-table order (one `json!` of every setting exceeds the
-        // macro's recursion limit).
-        let at = settings
-            .keys()
-            .position(|key| key == "interval")
-            .map_or(0, |at| at + 1);
-        settings.shift_insert(
-            at,
+    if let (Some(all), serde_json::Value::Object(rest)) = (config.as_object_mut(), rest) {
+        all.extend(rest);
+        // Placed by `in_settings_order` below, after `interval`.
+        all.insert(
             "stream".into(),
             super::streams::streams_json(&plan.streams, &plan.payload),
         );
@@ -163,6 +163,23 @@ fn gateway_settings(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
         "gateway_mode": gateway.map(|g| g.mode.name()),
         "device_name": gateway.map(|g| g.device_name.as_str()),
         "device_start": gateway.map(|g| g.device_start),
+    });
+    match settings {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The global rate's settings (`workload::rate`): the interval's place in the table, with
+/// the defaults of its companions when no rate is set.
+fn rate_settings(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
+    let rate = plan.rate.as_ref();
+    let settings = json!({
+        "rate": rate.map(|r| r.messages_per_s),
+        "rate_order": rate.map_or("sequential", |r| r.order.name()),
+        "seed": rate.map_or(0, |r| r.seed),
+        "alarms_per_second": rate.map_or(0, |r| r.alarms_per_s),
+        "alarm_storm": rate.and_then(|r| r.alarm_storm).map(|storm| storm.to_string()),
     });
     match settings {
         serde_json::Value::Object(map) => map,

@@ -150,6 +150,12 @@ fn refuse_conflicts(
     if let Some(e2e) = get("e2e").filter(|raw| raw.boolean().unwrap_or(false)) {
         return Err(both(&e2e, why_no_marker));
     }
+    if let Some(rate) = get("rate").filter(given) {
+        return Err(both(
+            &rate,
+            "the global rate spreads over connections, not yet over a gateway's devices; give each device its pace with --interval",
+        ));
+    }
     Ok(())
 }
 

@@ -81,6 +81,21 @@ pub(super) const KEYS: &[Key] = &[
         "1s",
     )),
     key("stream", "--stream", "MQBLAST_STREAM"),
+    key("rate", "--rate", "MQBLAST_RATE"),
+    with_default(
+        key("rate_order", "--rate-order", "MQBLAST_RATE_ORDER"),
+        "sequential",
+    ),
+    with_default(key("seed", "--seed", "MQBLAST_SEED"), "0"),
+    with_default(
+        key(
+            "alarms_per_second",
+            "--alarms-per-second",
+            "MQBLAST_ALARMS_PER_SECOND",
+        ),
+        "0",
+    ),
+    key("alarm_storm", "--alarm-storm", "MQBLAST_ALARM_STORM"),
     with_default(
         key("max_inflight", "--max-inflight", "MQBLAST_MAX_INFLIGHT"),
         "16",

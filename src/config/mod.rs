@@ -65,6 +65,7 @@ mod mqtt5;
 mod outputs;
 mod pyliteral;
 mod pyproject;
+mod rate;
 mod resolve;
 mod sharding;
 mod streams;

@@ -17,7 +17,7 @@ use super::templates::Widest;
 use super::values::{check_mqtt_string_len, check_no_nul, format_duration, parse_duration};
 use super::{invalid, shown, ConfigError, Context};
 use crate::payload::{self, ClientVars, Payload};
-use crate::workload::pace::{duration_ns, Pace};
+use crate::workload::pace::{duration_ns, Pace, WEIGHT_MAX};
 use crate::workload::stream::{StreamKind, StreamPlan, MAX_NAME_CHARS, MAX_STREAMS};
 
 /// How an inline payload's source reads (after the stream: `stream 2 inline payload`).
@@ -54,6 +54,8 @@ pub(super) struct RunDefaults<'a> {
     pub(super) payload: &'a Payload,
     pub(super) qos: u8,
     pub(super) pace: Pace,
+    /// A global rate is set: a stream may take a `weight` of it.
+    pub(super) rated: bool,
     pub(super) tokens: &'a [String],
 }
 
@@ -124,6 +126,7 @@ pub fn pace_text(pace: &Pace) -> String {
         Pace::Interval { interval_ns } => format!("interval {}", text(interval_ns)),
         Pace::Between { min_ns, max_ns } => format!("between {}..{}", text(min_ns), text(max_ns)),
         Pace::ConstantPacing { pace_ns } => format!("constant_pacing {}", text(pace_ns)),
+        Pace::Weight { weight } => format!("weight {weight}"),
     }
 }
 
@@ -145,7 +148,8 @@ pub(super) fn streams_json(streams: &[StreamPlan], run_payload: &Payload) -> ser
             };
             fields.insert("payload".into(), json.into());
         } else if source != run_payload.source() {
-            fields.insert("payload".into(), source.into());
+            // A preset reads back by its name (`smart-meter`), a file by its path.
+            fields.insert("payload".into(), s.payload.setting().into());
         }
         fields.insert("qos".into(), s.qos.into());
         let (key, value) = match s.pace {
@@ -154,6 +158,7 @@ pub(super) fn streams_json(streams: &[StreamPlan], run_payload: &Payload) -> ser
                 ("between", serde_json::json!([text(min_ns), text(max_ns)]))
             }
             Pace::ConstantPacing { pace_ns } => ("constant_pacing", text(pace_ns).into()),
+            Pace::Weight { weight } => ("weight", weight.into()),
         };
         fields.insert(key.into(), value);
         serde_json::Value::Object(fields)
@@ -337,7 +342,7 @@ impl Definition {
             Some(field) => field.qos()?,
             None => defaults.qos,
         };
-        let pace = self.pace()?.unwrap_or(defaults.pace);
+        let pace = self.pace(defaults.rated)?.unwrap_or(defaults.pace);
         let what = format!("stream {}", self.number);
         let payload = match self.field("payload") {
             Some(field) => field.payload(base_dir, &what)?,
@@ -425,8 +430,8 @@ impl Definition {
         Ok(topic)
     }
 
-    /// The stream's own pace, if it names one.
-    fn pace(&self) -> Result<Option<Pace>, ConfigError> {
+    /// The stream's own pace, if it names one; a `weight` only under a global rate (`rated`).
+    fn pace(&self, rated: bool) -> Result<Option<Pace>, ConfigError> {
         if let Some(field) = self.field("interval") {
             let interval_ns = duration_ns(field.duration()?);
             return Ok(Some(Pace::Interval { interval_ns }));
@@ -455,7 +460,13 @@ impl Definition {
             }));
         }
         if let Some(field) = self.field("weight") {
-            field.whole()?;
+            let weight = field.whole()?;
+            if rated {
+                return match u32::try_from(weight) {
+                    Ok(weight @ 1..=WEIGHT_MAX) => Ok(Some(Pace::Weight { weight })),
+                    _ => Err(field.fail(format!("must be 1 to {WEIGHT_MAX}"))),
+                };
+            }
             return Err(field.fail(
                 "a weight is a share of the global rate (rate, --rate), and none is set: give the stream an interval, between or constant_pacing",
             ));

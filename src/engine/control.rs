@@ -61,6 +61,9 @@ pub struct UserTarget {
     ramp: Mutex<Ramp>,
     /// Why this run's user count cannot change (set once, before workers start).
     locked: OnceLock<String>,
+    /// Why the capacity is what it is, when not the open-files limit (set once, before
+    /// workers start): said when a change beyond it is refused.
+    capacity_reason: OnceLock<String>,
 }
 
 /// One change of the user target: clients `from..target` (process-local indexes) connect at
@@ -113,12 +116,19 @@ impl UserTarget {
                 start_ns: None,
             }),
             locked: OnceLock::new(),
+            capacity_reason: OnceLock::new(),
         }
     }
 
     /// Refuse every later change with `reason`.
     pub fn lock(&self, reason: String) {
         let _ = self.locked.set(reason);
+    }
+
+    /// Say `reason` when a change beyond the capacity is refused (instead of the open-files
+    /// limit).
+    pub fn bound_by(&self, reason: String) {
+        let _ = self.capacity_reason.set(reason);
     }
 
     /// Bumped on every change; workers follow when it differs from what they saw.
@@ -154,10 +164,13 @@ impl UserTarget {
             return Err(Refused(reason.clone()));
         }
         if users > self.capacity {
-            return Err(Refused(format!(
-                "{users} users do not fit: this run reserved {} (the open-files limit bounds it; raise `ulimit -n` and start again)",
-                self.capacity
-            )));
+            return Err(Refused(match self.capacity_reason.get() {
+                Some(reason) => format!("{users} users do not fit: {reason}"),
+                None => format!(
+                    "{users} users do not fit: this run reserved {} (the open-files limit bounds it; raise `ulimit -n` and start again)",
+                    self.capacity
+                ),
+            }));
         }
         if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
             return Err(Refused(format!(

@@ -106,20 +106,7 @@ pub fn run_steered(
     steering: &steer::Steering,
     capacity: u32,
 ) -> Result<(Summary, Negotiated), String> {
-    let control = match plan.messages {
-        Some(_) => {
-            let control = Control::with_users(plan.users, plan.users, plan.spawn_rate);
-            control.users.lock(
-                "--messages splits a fixed count over the users it started with: the user count of this test cannot change (use --run-time instead)".to_string(),
-            );
-            control
-        }
-        None => Control::with_users(
-            plan.users,
-            gateway_capacity(&plan, capacity),
-            plan.spawn_rate,
-        ),
-    };
+    let control = steered_control(&plan, capacity);
     steering.board().clear();
     steering.attach(&control);
     let run = run_with(plan, addrs, stop_signals, control, Some(steering));
@@ -141,6 +128,36 @@ fn gateway_capacity(plan: &Plan, capacity: u32) -> u32 {
     let gateways = MAX_DEVICES_PER_PROCESS / u64::from(gateway.devices_per_gateway.max(1));
     let gateways = u32::try_from(gateways).unwrap_or(u32::MAX);
     capacity.min(gateways).max(plan.users)
+}
+
+/// The control plane of a steered run: `capacity` users reserved, or none beyond the plan's
+/// under `--messages` (the count is fixed) and `--rate` (users may go down and back up, not
+/// beyond the devices the rate is spread over), with the reason a refusal gives.
+fn steered_control(plan: &Plan, capacity: u32) -> Arc<Control> {
+    match plan.messages {
+        Some(_) => {
+            let control = Control::with_users(plan.users, plan.users, plan.spawn_rate);
+            control.users.lock(
+                "--messages splits a fixed count over the users it started with: the user count of this test cannot change (use --run-time instead)".to_string(),
+            );
+            control
+        }
+        // The rate's schedule spreads its messages over the devices the test started with:
+        // users may leave and come back, not be added beyond them.
+        None if plan.rate.is_some() => {
+            let control = Control::with_users(plan.users, plan.users, plan.spawn_rate);
+            control.users.bound_by(format!(
+                "--rate spreads its messages over the {} users this test started with: the user count may go down and back up to them, not beyond (start a new test with more users)",
+                plan.users
+            ));
+            control
+        }
+        None => Control::with_users(
+            plan.users,
+            gateway_capacity(plan, capacity),
+            plan.spawn_rate,
+        ),
+    }
 }
 
 /// The finished run's result replaces its live snapshots: downloads after the stop get the
@@ -495,5 +512,28 @@ mod tests {
             600,
             "never below the users"
         );
+    }
+
+    #[test]
+    fn under_a_rate_users_go_down_and_back_up_but_not_beyond_the_rates_devices() {
+        let dir = crate::config::tests::TestDir::new();
+        let plan = dir.plan(&["-u", "10", "--rate", "50"], &[]).unwrap();
+        let control = steered_control(&plan, 1_000);
+        assert!(control.users.set(4, 10.0, 0, 0).is_ok());
+        assert!(control.users.set(10, 10.0, 0, 0).is_ok());
+        let refused = control.users.set(11, 10.0, 0, 0).unwrap_err();
+        assert!(
+            refused
+                .0
+                .contains("--rate spreads its messages over the 10 users"),
+            "{}",
+            refused.0
+        );
+        // Without a rate the reserve is the limit.
+        let plan = dir.plan(&["-u", "10"], &[]).unwrap();
+        assert!(steered_control(&plan, 1_000)
+            .users
+            .set(11, 10.0, 0, 0)
+            .is_ok());
     }
 }

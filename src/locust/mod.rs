@@ -169,6 +169,7 @@ fn run_test(
     plan.users = start.users;
     plan.client_index_offset = start.client_index_offset;
     take_token_share(&mut plan, start.token_shard).map_err(|e| (2, e))?;
+    take_rate_share(&mut plan, start.token_shard).map_err(|e| (2, e))?;
     per_device_certificates_again(&mut plan).map_err(|e| (2, e))?;
     if let Some(rate) = start.spawn_rate {
         plan.spawn_rate = rate;
@@ -251,6 +252,47 @@ fn take_token_share(plan: &mut Plan, shard: Option<crate::shard::Shard>) -> Resu
     Ok(())
 }
 
+/// Workers of one master do not know each other's users, so under `--rate` each runs its
+/// part of the rate over its own users: the messages per second (and alarms per second) split
+/// as `--shard` splits a count, K its place among the test's workers and N their number, each
+/// worker's users its devices in client-index order. A master that does not list its workers
+/// leaves every worker the whole rate, which is said.
+fn take_rate_share(plan: &mut Plan, shard: Option<crate::shard::Shard>) -> Result<(), String> {
+    use crate::shard::share_of;
+    let Some(rate) = plan.rate.as_mut() else {
+        return Ok(());
+    };
+    rate.devices = u64::from(plan.users);
+    rate.first_device_index = plan.client_index_offset;
+    match shard {
+        Some(shard) => {
+            let whole = rate.messages_per_s;
+            rate.messages_per_s = share_of(whole, shard);
+            rate.alarms_per_s = share_of(rate.alarms_per_s, shard);
+            if rate.messages_per_s == 0 {
+                return Err(format!(
+                    "--rate {whole} cannot be split over the test's {} workers: each needs at least 1 message per second",
+                    shard.count
+                ));
+            }
+            eprintln!(
+                "mqblast: locust: worker {shard} of the test: {} of the {whole} messages per second, over its {} users",
+                rate.messages_per_s, plan.users
+            );
+        }
+        None => eprintln!(
+            "mqblast: locust: the master did not list this worker among the test's workers ({}): this worker runs the whole --rate over its own users; run the master with scripts/locust/mqblast_master.py to split it between workers",
+            options::WORKERS_OPTION
+        ),
+    }
+    crate::workload::rate::RateSchedule::new(rate).map_err(|e| format!("--rate: {e}"))?;
+    let share = rate.messages_per_s;
+    if let Some(settings) = plan.effective_config.as_object_mut() {
+        settings.insert("rate".into(), share.into());
+    }
+    Ok(())
+}
+
 /// Certificates named per device (`--cert-dir` with `{i}`, `{token}`) were read for the
 /// worker's own plan, before the master placed it: read them again for the client indexes and
 /// tokens this test's clients really have, so each connects with its own device's files.
@@ -321,6 +363,50 @@ mod tests {
         take_token_share(&mut plan, Some(shard)).unwrap();
         assert_eq!(plan.tokens, vec!["shared-account".to_string()]);
         assert_eq!(plan.token_index_offset, 0);
+    }
+
+    #[test]
+    fn each_worker_of_a_test_runs_its_share_of_the_rate_over_its_own_users() {
+        use crate::shard::Shard;
+        let mut shares = Vec::new();
+        for index in 1..=3 {
+            let dir = crate::config::tests::TestDir::new();
+            let mut plan = dir
+                .plan(
+                    &[
+                        "-H",
+                        "127.0.0.1:1883",
+                        "--rate",
+                        "100",
+                        "--alarms-per-second",
+                        "4",
+                    ],
+                    &[],
+                )
+                .unwrap();
+            // What `run_test` sets from the master's spawn before the share is taken.
+            plan.users = 7;
+            plan.client_index_offset = u64::from(index) * 10_000;
+            take_rate_share(&mut plan, Some(Shard { index, count: 3 })).unwrap();
+            let rate = plan.rate.unwrap();
+            assert_eq!(
+                (rate.devices, rate.first_device_index),
+                (7, plan.client_index_offset)
+            );
+            assert_eq!(plan.effective_config["rate"], rate.messages_per_s);
+            shares.push((rate.messages_per_s, rate.alarms_per_s));
+        }
+        assert_eq!(shares, [(34, 2), (33, 1), (33, 1)]);
+        // More workers than messages per second: one would have none.
+        let dir = crate::config::tests::TestDir::new();
+        let mut plan = dir
+            .plan(&["-H", "127.0.0.1:1883", "--rate", "2"], &[])
+            .unwrap();
+        let err = take_rate_share(&mut plan, Some(Shard { index: 3, count: 3 })).unwrap_err();
+        assert!(
+            err.contains("--rate 2 cannot be split over the test's 3 workers"),
+            "{err}"
+        );
     }
 
     #[test]

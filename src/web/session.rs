@@ -337,6 +337,10 @@ pub fn plan_for(base: &Plan, request: &StartRequest) -> Plan {
     let mut plan = base.clone();
     if let Some(users) = request.users {
         plan.users = users;
+        // A global rate is spread over the users the test starts with.
+        if let Some(rate) = plan.rate.as_mut() {
+            rate.devices = u64::from(users);
+        }
     }
     if let Some(rate) = request.spawn_rate {
         plan.spawn_rate = rate;

@@ -453,7 +453,9 @@ impl GatewayFrames {
                     payload
                         .objects()
                         .iter()
-                        .map(|object| Fragment::build(&point_value(kind, object), &device_vars))
+                        .map(|object| {
+                            Fragment::build(&point_value(kind, object), &device_vars, plan.seed)
+                        })
                         .collect()
                 };
                 let fragments = match per_device {

@@ -11,4 +11,5 @@ pub mod fields;
 pub mod gateway;
 pub mod pace;
 pub mod presets;
+pub mod rate;
 pub mod stream;

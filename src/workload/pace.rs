@@ -12,6 +12,11 @@
 //!   previous one was due, but never before the previous send (a late send is followed by at
 //!   most one message at once, not a burst that catches up as `interval` does).
 //!
+//! - `weight = N`: a share of the global rate (`--rate`, [`super::rate`]): the rate's schedule
+//!   gives the device's turns and the connection's weighted streams share them in proportion
+//!   to their weights ([`super::stream::Streams`] holds the turn), so this pace has no due time
+//!   of its own.
+//!
 //! Randomness comes from [`PaceRng`], one per connection: a SplitMix64 generator (8 bytes of
 //! state, no allocation) seeded from the run's seed and the client index, so a run is
 //! reproducible and no two devices share a sequence.
@@ -27,7 +32,13 @@ pub enum Pace {
     Between { min_ns: u64, max_ns: u64 },
     /// Due `pace_ns` after the previous message was due, never before the previous send.
     ConstantPacing { pace_ns: u64 },
+    /// A share of the device's turns in the global rate's schedule (1..=[`WEIGHT_MAX`]).
+    Weight { weight: u32 },
 }
+
+/// Largest `weight`: the weighted round-robin sums at most 32 of them in an `i64`, and a
+/// share finer than one in a million of a device's messages means nothing.
+pub const WEIGHT_MAX: u32 = 1_000_000;
 
 impl Pace {
     /// The fixed-rate pace of `interval` (the single-stream `interval` setting).
@@ -37,35 +48,47 @@ impl Pace {
         }
     }
 
+    /// The share of the global rate this pace takes (0: a pace of its own).
+    pub fn weight(&self) -> u32 {
+        match *self {
+            Pace::Weight { weight } => weight,
+            _ => 0,
+        }
+    }
+
     /// No pace: every message is due at once (`interval = 0`).
     pub fn is_unpaced(&self) -> bool {
         matches!(self, Pace::Interval { interval_ns: 0 })
     }
 
-    /// The shortest wait this pace can put between two messages (0 when unpaced): what the
-    /// worker's batching rules are sized from.
-    pub fn shortest_gap_ns(&self) -> u64 {
-        match *self {
+    /// The shortest wait this pace can put between two messages (0 when unpaced; None for a
+    /// weight, whose gaps are the global rate's): what the worker's batching rules are sized
+    /// from.
+    pub fn shortest_gap_ns(&self) -> Option<u64> {
+        Some(match *self {
             Pace::Interval { interval_ns } => interval_ns,
             Pace::Between { min_ns, .. } => min_ns,
             Pace::ConstantPacing { pace_ns } => pace_ns,
-        }
+            Pace::Weight { .. } => return None,
+        })
     }
 
     /// Mean messages per second of one stream on this pace (None when unpaced: as many as
-    /// the broker takes).
+    /// the broker takes; None for a weight, whose rate is a share of the device's).
     pub fn mean_rate_per_s(&self) -> Option<f64> {
         let mean_ns = match *self {
             Pace::Interval { interval_ns: 0 } => return None,
             Pace::Interval { interval_ns } => interval_ns as f64,
             Pace::Between { min_ns, max_ns } => (min_ns as f64 + max_ns as f64) / 2.0,
             Pace::ConstantPacing { pace_ns } => pace_ns as f64,
+            Pace::Weight { .. } => return None,
         };
         (mean_ns > 0.0).then(|| 1e9 / mean_ns)
     }
 
     /// When the message after one due at `due_ns` and sent at `sent_ns` is due (ns since the
-    /// run's start). Saturating: a due time never wraps, it stops at the end of time.
+    /// run's start). Saturating: a due time never wraps, it stops at the end of time. A
+    /// weight's due time is the rate's turn, which the connection's streams hold: unchanged.
     #[inline]
     pub fn next_due_ns(&self, due_ns: u64, sent_ns: u64, rng: &mut PaceRng) -> u64 {
         match *self {
@@ -75,6 +98,7 @@ impl Pace {
                 .max(sent_ns)
                 .saturating_add(rng.uniform_ns(min_ns, max_ns)),
             Pace::ConstantPacing { pace_ns } => due_ns.saturating_add(pace_ns).max(sent_ns),
+            Pace::Weight { .. } => due_ns,
         }
     }
 }

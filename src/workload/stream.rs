@@ -9,6 +9,13 @@
 //! single-stream settings describe keeps the row name mqblast always gave the publishes,
 //! `publish:{qos}:{topic}`, so outputs of runs without streams read as before.
 //!
+//! Under a global rate (`--rate`) the streams with a `weight` share the device's turns in the
+//! rate's schedule: the worker sets the connection's next turn ([`Streams::set_rate_due`]),
+//! and a smooth weighted round-robin (nginx's: each weighted stream gains its weight per turn,
+//! the one with the most credit takes the turn and gives back the sum of the weights) picks the
+//! stream that takes it. Over any run of turns each stream's count is within one of its exact
+//! share, with no allocation and no randomness. Streams with their own pace keep it beside them.
+//!
 //! Bounds: at most [`MAX_STREAMS`] streams per user (a connection's slots are a boxed slice
 //! scanned per send: 32 slots are a few cache lines), row names of at most
 //! [`MAX_NAME_CHARS`] characters.
@@ -188,8 +195,11 @@ pub struct StreamSlot {
     pub matches: bool,
     frames: Box<[Frame]>,
     next_frame: u32,
-    /// When the next message is due (ns since the run's start); latency starts there.
+    /// When the next message is due (ns since the run's start); latency starts there. For a
+    /// weighted stream, the connection's next rate turn (`u64::MAX`: none).
     pub due_ns: u64,
+    /// A weighted stream's round-robin credit (0 for the others).
+    credit: i64,
 }
 
 impl StreamSlot {
@@ -206,6 +216,7 @@ impl StreamSlot {
             frames: frames.into_boxed_slice(),
             next_frame: 0,
             due_ns: 0,
+            credit: 0,
         }
     }
 
@@ -222,6 +233,7 @@ impl StreamSlot {
             frames: Box::new([]),
             next_frame: 0,
             due_ns: 0,
+            credit: 0,
         }
     }
 
@@ -247,6 +259,12 @@ impl StreamSlot {
         }
     }
 
+    /// A share of the global rate's turns (`weight = N`), not a pace of its own.
+    #[inline]
+    pub fn is_weighted(&self) -> bool {
+        self.pace.weight() > 0
+    }
+
     /// After a send at `sent_ns`: the next frame of the rotation, the next due time.
     #[inline]
     pub fn advance(&mut self, sent_ns: u64, rng: &mut PaceRng) {
@@ -261,6 +279,11 @@ impl StreamSlot {
 pub struct Streams {
     slots: Box<[StreamSlot]>,
     rng: PaceRng,
+    /// The weighted stream that takes the next rate turn; None without weighted streams.
+    rate_pick: Option<u8>,
+    /// The next rate turn is no turn but the end of the rate's look-ahead: when it comes, the
+    /// worker asks the schedule again instead of sending (`engine::worker::due`).
+    rate_recheck: bool,
 }
 
 impl Streams {
@@ -273,10 +296,14 @@ impl Streams {
                 None => StreamSlot::build(plan, stream, vars),
             })
             .collect();
-        Streams {
+        let mut streams = Streams {
             slots,
-            rng: PaceRng::for_client(plan.pace_seed, vars.index),
-        }
+            rng: PaceRng::for_client(plan.seed, vars.index),
+            rate_pick: None,
+            rate_recheck: false,
+        };
+        streams.start(0);
+        streams
     }
 
     /// No streams: a subscriber, or `mqblast conn`.
@@ -284,6 +311,8 @@ impl Streams {
         Streams {
             slots: Box::new([]),
             rng: PaceRng::for_client(0, 0),
+            rate_pick: None,
+            rate_recheck: false,
         }
     }
 
@@ -295,19 +324,80 @@ impl Streams {
         &self.slots[index]
     }
 
-    /// Every stream's first message is due at `now_ns` (a connect, or a reconnect).
+    /// Every paced stream's first message is due at `now_ns` (a connect, or a reconnect); the
+    /// weighted streams wait for [`Streams::set_rate_due`], and their round-robin starts over.
     pub fn start(&mut self, now_ns: u64) {
         for slot in self.slots.iter_mut() {
-            slot.due_ns = now_ns;
+            slot.credit = 0;
+            slot.due_ns = match slot.is_weighted() {
+                true => u64::MAX,
+                false => now_ns,
+            };
+        }
+        self.rate_recheck = false;
+        self.rate_pick = None;
+        self.pick_rate_turn();
+    }
+
+    /// Whether any stream takes a share of the global rate.
+    pub fn has_weighted(&self) -> bool {
+        self.rate_pick.is_some()
+    }
+
+    /// The connection's next rate turn (`u64::MAX`: none), for its weighted streams;
+    /// `recheck`: the time is the end of the rate's look-ahead, not a turn.
+    pub fn set_rate_due(&mut self, due_ns: u64, recheck: bool) {
+        for slot in self.slots.iter_mut().filter(|slot| slot.is_weighted()) {
+            slot.due_ns = due_ns;
+        }
+        self.rate_recheck = recheck;
+    }
+
+    /// The connection's next rate turn (`u64::MAX`: none, or no weighted stream).
+    pub fn rate_due_ns(&self) -> u64 {
+        match self.rate_pick {
+            Some(pick) => self.slots[usize::from(pick)].due_ns,
+            None => u64::MAX,
         }
     }
 
+    /// Whether slot `index` is due for a look at the rate's schedule rather than a send.
+    #[inline]
+    pub fn is_rate_recheck(&self, index: usize) -> bool {
+        self.rate_recheck && self.slots[index].is_weighted()
+    }
+
+    /// Smooth weighted round-robin: the weighted stream that takes the next turn.
+    fn pick_rate_turn(&mut self) {
+        let mut total: i64 = 0;
+        let mut best: Option<usize> = None;
+        for index in 0..self.slots.len() {
+            let weight = i64::from(self.slots[index].pace.weight());
+            if weight == 0 {
+                continue;
+            }
+            total += weight;
+            self.slots[index].credit += weight;
+            if best.is_none_or(|b| self.slots[index].credit > self.slots[b].credit) {
+                best = Some(index);
+            }
+        }
+        if let Some(best) = best {
+            self.slots[best].credit -= total;
+        }
+        self.rate_pick = best.and_then(|best| u8::try_from(best).ok());
+    }
+
     /// The slot whose next message is due first (the lowest index among equals, so streams
-    /// due together leave in their configured order); None without streams.
+    /// due together leave in their configured order; of the weighted streams, the one whose
+    /// turn it is); None without streams.
     #[inline]
     pub fn next_due(&self) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
         for (index, slot) in self.slots.iter().enumerate() {
+            if slot.is_weighted() && self.rate_pick != Some(index as u8) {
+                continue;
+            }
             // An unpaced stream's due time is its last send: unpaced streams take turns,
             // and a paced one goes first once its due time has come.
             let due = slot.due_ns;
@@ -330,6 +420,9 @@ impl Streams {
     #[inline]
     pub fn advance(&mut self, index: usize, sent_ns: u64) {
         self.slots[index].advance(sent_ns, &mut self.rng);
+        if self.slots[index].is_weighted() {
+            self.pick_rate_turn();
+        }
     }
 
     /// The largest frame of any stream (the write buffer holds a window of them).
@@ -478,5 +571,61 @@ mod tests {
         streams.advance(0, 100);
         assert_eq!(streams.slot(0).frame().template_bytes(), &first[..]);
         assert_eq!(streams.next_due(), Some(0));
+    }
+
+    #[test]
+    fn weighted_streams_share_the_rate_turns_by_weight_and_a_paced_one_keeps_its_pace() {
+        let second = 1_000_000_000;
+        let plan = plan_with_streams(&[
+            Pace::Weight { weight: 3 },
+            Pace::Interval {
+                interval_ns: 10 * second,
+            },
+            Pace::Weight { weight: 2 },
+        ]);
+        let mut streams = Streams::build(&plan, &vars());
+        streams.start(0);
+        assert!(streams.has_weighted());
+        assert_eq!(
+            streams.next_due(),
+            Some(1),
+            "no turn yet: only the paced stream"
+        );
+        let mut counts = [0u64; 3];
+        // One rate turn per second for 100 s.
+        for turn in 1..=100u64 {
+            streams.set_rate_due(turn * second, false);
+            loop {
+                let index = streams.next_due().unwrap();
+                let due = streams.slot(index).due_ns;
+                if due > turn * second {
+                    break;
+                }
+                assert!(!streams.is_rate_recheck(index));
+                counts[index] += 1;
+                streams.advance(index, due);
+                if streams.slot(index).is_weighted() {
+                    streams.set_rate_due(u64::MAX, false);
+                }
+            }
+            let weighted = counts[0] + counts[2];
+            assert_eq!(weighted, turn, "every turn is taken, once");
+            for (index, weight) in [(0, 3), (2, 2)] {
+                let exact = turn * weight;
+                assert!(
+                    (counts[index] * 5).abs_diff(exact) < 5,
+                    "turn {turn}: stream {index} has {} of {turn} turns, weight {weight} of 5",
+                    counts[index]
+                );
+            }
+        }
+        assert_eq!(
+            counts,
+            [60, 11, 40],
+            "the paced stream sent at 0, 10, ..., 100 s"
+        );
+        streams.set_rate_due(7, true);
+        let index = streams.next_due().unwrap();
+        assert!(streams.is_rate_recheck(index) && streams.slot(index).is_weighted());
     }
 }

@@ -14,6 +14,7 @@ mod nul_characters;
 mod precedence;
 mod presets;
 mod pyproject;
+mod rate;
 mod resources;
 mod shards;
 mod streams;

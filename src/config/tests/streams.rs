@@ -332,3 +332,48 @@ fn topic_alias_needs_a_single_stream() {
         "{err}"
     );
 }
+
+#[test]
+fn under_a_rate_weights_are_shares_and_a_stream_without_a_pace_takes_one() {
+    let dir = TestDir::new();
+    let plan = dir
+        .plan(
+            &[
+                "--rate",
+                "10",
+                "--stream",
+                "telemetry,weight=3",
+                "--stream",
+                "attributes",
+                "--stream",
+                "publish,topic=t/{i},between=1s..3s",
+            ],
+            &[],
+        )
+        .unwrap();
+    let paces: Vec<Pace> = plan.streams.iter().map(|s| s.pace).collect();
+    assert_eq!(
+        paces,
+        [
+            Pace::Weight { weight: 3 },
+            Pace::Weight { weight: 1 },
+            Pace::Between {
+                min_ns: 1_000_000_000,
+                max_ns: 3_000_000_000
+            }
+        ]
+    );
+    // The single stream of a rated run is one weighted stream.
+    let single = dir.plan(&["--rate", "10"], &[]).unwrap();
+    assert_eq!(single.streams[0].pace, Pace::Weight { weight: 1 });
+    let err = dir.error(&["--rate", "10", "--stream", "telemetry,weight=0"], &[]);
+    assert_eq!(
+        err,
+        "--stream telemetry,weight=0: weight = 0: must be 1 to 1000000"
+    );
+    let err = dir.error(&["--rate", "10", "--stream", "telemetry,interval=2s"], &[]);
+    assert!(
+        err.starts_with("--rate 10 with --stream: every stream has a pace of its own"),
+        "{err}"
+    );
+}

@@ -58,7 +58,7 @@ fn gateway_session(plan: &Plan, vars: &ClientVars<'_>) -> Option<Box<GatewaySess
         .collect();
     let frames = GatewayFrames::build(plan, gateway, vars, &streams);
     // Its own generator (the streams' draws stay theirs), seeded like them per client.
-    let rng = PaceRng::for_client(plan.pace_seed ^ GATEWAY_SEED_SALT, vars.index);
+    let rng = PaceRng::for_client(plan.seed ^ GATEWAY_SEED_SALT, vars.index);
     Some(Box::new(GatewaySession::new(
         frames,
         gateway.mode,

@@ -153,6 +153,7 @@ impl Worker {
         c.connected_at_ns = now;
         let reconnected_after_ns = c.lost_at_ns.take().map(|lost| now.saturating_sub(lost));
         self.connected += 1;
+        self.set_first_due(ci, now);
         self.rec.ok(Metric::Connect, ns_to_us(latency_ns));
         self.record_part(ci, Metric::ConnectMqtt, now);
         if let Some(after_ns) = reconnected_after_ns {

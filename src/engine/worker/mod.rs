@@ -17,7 +17,8 @@
 //! (`engine::drain`).
 //!
 //! The loop and what it owns are here; the `impl Worker` blocks for each concern live beside
-//! it: `connect` (spawn pacing, CONNECT/CONNACK), `server` (what an MQTT 5 CONNACK says and
+//! it: `connect` (spawn pacing, CONNECT/CONNACK), `due` (when a publisher is next due: the
+//! interval or the global rate), `server` (what an MQTT 5 CONNACK says and
 //! what the plan needs of it), `publish` (the schedule, message shares and write
 //! path), `receive` (reading, decoding, acks), `subscribe` (subscribers and their audit),
 //! `lifecycle` (timeouts, keep-alive, closing, reconnect, churn) and `clients` (building
@@ -25,6 +26,7 @@
 
 mod clients;
 mod connect;
+mod due;
 mod farewell;
 mod gateway;
 mod handshake;
@@ -57,6 +59,7 @@ use crate::plan::Plan;
 use crate::precise_poll::{Fired, PrecisePoll};
 use crate::stats::{Failure, Recorder};
 use crate::transport::rx_stamp::RealClock;
+use crate::workload::rate::RateSchedule;
 use clients::{publisher, quota_of, source_of};
 use wakeup::Batching;
 
@@ -133,6 +136,9 @@ pub struct Worker {
     live: u32,
     published: u64,
     drain: Drain,
+    /// `--rate`: the schedule whose turns each device's weighted streams share (`due`);
+    /// None: every stream follows its own pace.
+    rate: Option<RateSchedule>,
     timeout_ns: u64,
     /// With `--messages`: publishers of this worker that still have a share to publish and
     /// are not closed. At zero this worker's part of the limit is done.
@@ -235,6 +241,12 @@ impl Worker {
         let audited = plan.verify && plan.sub_users > 0;
         let (pace, qos) = fastest_pace(&plan);
         let batching = Batching::of(pace, qos, !sub_clients.is_empty());
+        let rate = plan
+            .rate
+            .as_ref()
+            .map(RateSchedule::new)
+            .transpose()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("--rate: {e}")))?;
         let worker = Worker {
             pool: WritePool::new(buffer_bytes, n),
             pacer: ConnectPacer::new(plan.connect_rate, threads),
@@ -243,6 +255,7 @@ impl Worker {
             waiter: PrecisePoll::new(EVENTS),
             live: n as u32,
             conns,
+            rate,
             quota_holders,
             timeout_ns: plan.timeout.as_nanos() as u64,
             plan,
@@ -552,7 +565,13 @@ impl Worker {
 /// A gateway's devices each keep their stream's pace, so the rules are the same: a point
 /// may leave 1% of its own interval early, however many devices share the connection.
 fn fastest_pace(plan: &Plan) -> (std::time::Duration, u8) {
-    let gap_ns = plan.streams.iter().map(|s| s.pace.shortest_gap_ns()).min();
+    // A weighted stream's gaps are the global rate's: its mean time between a device's turns.
+    let rate_gap_ns = u64::try_from(plan.publish_pace().as_nanos()).unwrap_or(u64::MAX);
+    let gap_ns = plan
+        .streams
+        .iter()
+        .map(|s| s.pace.shortest_gap_ns().unwrap_or(rate_gap_ns))
+        .min();
     let qos = plan.streams.iter().map(|s| s.qos).max();
     match (gap_ns, qos) {
         (Some(gap_ns), Some(qos)) => (std::time::Duration::from_nanos(gap_ns), qos),

@@ -37,6 +37,10 @@ impl Worker {
                 self.arm_timer(ci, slot.due_ns);
                 break;
             }
+            if c.streams.is_rate_recheck(index) {
+                self.recheck_due(ci);
+                continue;
+            }
             // The window is the connection's, shared by its QoS 1/2 streams.
             let window_full = c.inflight.is_full() || c.inflight.outstanding() >= c.send_window;
             if (qos > 0 && window_full) || c.quota == 0 {
@@ -57,10 +61,13 @@ impl Worker {
 
     /// Publish the next message of stream slot `index` of connection `ci`.
     fn publish_one(&mut self, ci: usize, index: usize, now: u64, epoch_ms: u64) {
-        let c = &mut self.conns[ci];
-        let slot = c.streams.slot(index);
+        let slot = self.conns[ci].streams.slot(index);
         let (qos, stream, matches) = (slot.qos, slot.stream, slot.matches);
         let scheduled_ns = slot.scheduled_ns(now);
+        // A rate turn: the schedule says whether it is an alarm, and when the next one comes.
+        let rate_turn = slot.is_weighted();
+        let alarm = rate_turn && self.is_alarm(ci, scheduled_ns);
+        let c = &mut self.conns[ci];
         // Latency starts at the schedule, or at the send when that was earlier (the early
         // window, `wakeup`): whichever is earlier, so no latency is ever under-reported.
         let start_ns = scheduled_ns.min(now);
@@ -79,8 +86,7 @@ impl Worker {
         c.lend_wbuf(&mut self.pool);
         let sent_ns = payload::e2e_now_ns(self.control.start_epoch_ns, start_ns);
         let frame = c.streams.slot(index).frame().for_alias(c.alias_set);
-        // No alarm schedule yet: the global rate's alarms (issue 19, item 5) decide this.
-        frame.write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns, false);
+        frame.write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns, alarm);
         c.alias_set = true;
         c.streams.advance(index, now);
         c.last_write_ns = now;
@@ -93,6 +99,9 @@ impl Worker {
             self.count_publish(ci, start_ns, matches);
         }
         self.published += 1;
+        if rate_turn {
+            self.set_next_due(ci, scheduled_ns);
+        }
         self.mark_dirty(ci);
         if qos > 0 && first_outstanding {
             // Its ack timeout is the connection's earliest deadline unless one is armed sooner.
@@ -103,7 +112,8 @@ impl Worker {
     /// Wake for the connection's next due message at `due_ns`, unless a wakeup is armed.
     pub(super) fn arm_timer(&mut self, ci: usize, due_ns: u64) {
         let c = &mut self.conns[ci];
-        if c.timer_at_ns == u64::MAX {
+        // `u64::MAX`: never due again (`due`); nothing to wake for.
+        if c.timer_at_ns == u64::MAX && due_ns != u64::MAX {
             c.timer_at_ns = due_ns;
             self.timers.push(Reverse((due_ns, ci as u32)));
         }

@@ -170,7 +170,7 @@ impl GatewaySession {
         self.farewell = None;
         for (clock, pace) in self.clocks.iter_mut().zip(paces) {
             let spread_ns = match self.mode {
-                GatewayMode::PerPoint => pace.shortest_gap_ns(),
+                GatewayMode::PerPoint => pace.shortest_gap_ns().unwrap_or(0),
                 GatewayMode::Batched => 0,
             };
             clock.start(start_ns, spread_ns);

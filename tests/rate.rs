@@ -1,0 +1,410 @@
+//! `--rate N` against a real mosquitto, counted at the broker: N messages per second across all
+//! users, whatever their number, and bad rate settings refused with exit 2.
+//!
+//! Why it exists: the schedule's arithmetic is unit-tested (src/workload/rate.rs); this proves
+//! the engine follows it on real sockets. A subscriber that shares no code with mqblast stamps
+//! each delivery as it arrives and reads the device from the topic (`rate/{i}`).
+//!
+//! Tolerances, stated for a loaded 2-core machine (mqblast, mosquitto, the subscriber and other
+//! builds sharing the cores), every run bounded at 10 s of load:
+//! - exact: the broker delivered exactly what mqblast reports as published (acked at QoS 1,
+//!   written at QoS 0);
+//! - the rate: each device is owed N/D messages per second it is connected (it misses the
+//!   places that come before its connect), so the deliveries are within 2% of N/D x the
+//!   device-seconds connected (mqblast's sessions: ended x mean length). This is counted, not
+//!   timed, so late deliveries at the ends of the run do not move it. The total is at most
+//!   N x the 10 s run (+2%) and at least N x 8 s (a loaded machine takes up to a second or so
+//!   to connect 200 devices);
+//! - every whole second from the first arrival of the last device to connect (every device is
+//!   in the run from then on, which must be at least half the run) holds between 50% and 150%
+//!   of N, by arrival time: a stall of a few hundred ms moves messages between seconds, none
+//!   may starve a second or pile up twice its share;
+//! - sequential order: every device sends its share, give or take 2 messages (the slots it
+//!   missed while connecting, and the one that straddles the stop).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const USERS: u64 = 200;
+const RATE: u64 = 500;
+const RUN_S: u64 = 10;
+const LIMIT: Duration = Duration::from_secs(60);
+/// The subscriber keeps at most this many arrivals (a 10 s run at 500/s is 5,000).
+const ARRIVALS_MAX: usize = 100_000;
+
+/// A subscriber recording (arrival time, device) for every PUBLISH on `rate/{i}`, acking
+/// QoS 1 so the broker keeps sending. Stopped on drop.
+struct Arrivals {
+    seen: Arc<Mutex<Vec<(Instant, u64)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl Arrivals {
+    fn start(port: u16) -> Arrivals {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+        stream.set_nodelay(true).unwrap();
+        stream
+            .write_all(&connect_packet("rate-test-arrivals", None))
+            .unwrap();
+        let mut buf = Vec::new();
+        let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
+        assert_eq!((header >> 4, body.get(1)), (packet::CONNACK, Some(&0)));
+        let filter = b"rate/#";
+        let mut subscribe = vec![0, 1, 0, filter.len() as u8];
+        subscribe.extend_from_slice(filter);
+        subscribe.push(1);
+        stream.write_all(&frame(0b1000_0010, &subscribe)).unwrap();
+        let (header, _) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
+        assert_eq!(header >> 4, packet::SUBACK);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
+            std::thread::spawn(move || receive(stream, buf, &seen, &stop))
+        };
+        Arrivals {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.seen.lock().unwrap().len() as u64
+    }
+
+    /// Wait until `n` arrived (false after `timeout`), then a little longer for any excess.
+    fn wait_for(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.count() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        self.count() >= n
+    }
+
+    fn take(mut self) -> Vec<(Instant, u64)> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            if let Err(e) = thread.join().unwrap() {
+                panic!("the subscriber failed: {e}");
+            }
+        }
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+impl Drop for Arrivals {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn receive(
+    mut stream: TcpStream,
+    mut buf: Vec<u8>,
+    seen: &Mutex<Vec<(Instant, u64)>>,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::SeqCst) {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err("the broker closed the connection".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(format!("read: {e}")),
+        }
+        let now = Instant::now();
+        let mut acks = Vec::new();
+        while let Some((header, body)) = take_packet(&mut buf) {
+            if header >> 4 != packet::PUBLISH {
+                return Err(format!("unexpected packet {header:#04x}"));
+            }
+            let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+            let topic = std::str::from_utf8(&body[2..2 + topic_len]).map_err(|e| e.to_string())?;
+            let device = topic
+                .strip_prefix("rate/")
+                .and_then(|i| i.parse::<u64>().ok())
+                .ok_or_else(|| format!("unexpected topic {topic:?}"))?;
+            if (header >> 1) & 0b11 == 1 {
+                let at = 2 + topic_len;
+                acks.extend_from_slice(&frame(packet::PUBACK << 4, &body[at..at + 2]));
+            }
+            let mut seen = seen.lock().unwrap();
+            if seen.len() < ARRIVALS_MAX {
+                seen.push((now, device));
+            }
+        }
+        stream.write_all(&acks).map_err(|e| format!("write: {e}"))?;
+    }
+    Ok(())
+}
+
+/// What one rated run published and for how long its devices were connected.
+struct Ran {
+    arrivals: Vec<(Instant, u64)>,
+    /// mqblast's own count of published messages (acked at QoS 1, written at QoS 0).
+    published: u64,
+    /// Seconds the devices were connected, all sessions together (mqblast's connections
+    /// section: sessions ended x their mean length).
+    connected_s: f64,
+    run: Finished,
+}
+
+/// One bounded `--rate` run of USERS users at RATE/s for RUN_S seconds.
+fn rated_run(qos: &str, more: &[&str]) -> Ran {
+    let broker = Mosquitto::start();
+    let arrivals = Arrivals::start(broker.port);
+    let dir = TempDir::new("rate");
+    let json = dir.file("summary.json");
+    let users = USERS.to_string();
+    let rate = RATE.to_string();
+    let run_time = format!("{RUN_S}s");
+    let mut args = load_args(&broker.addr(), &json);
+    args.extend(
+        [
+            "-u",
+            users.as_str(),
+            "-r",
+            "100000",
+            "--rate",
+            rate.as_str(),
+            "-t",
+            run_time.as_str(),
+            "--qos",
+            qos,
+            "--topic",
+            "rate/{i}",
+        ]
+        .map(String::from),
+    );
+    args.extend(more.iter().map(|s| s.to_string()));
+    let run = run_mqblast(&args, LIMIT);
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    let published = match qos {
+        "0" => summary.u64("publish.sent"),
+        _ => summary.u64("publish.ok"),
+    };
+    assert!(
+        arrivals.wait_for(published, Duration::from_secs(15)),
+        "the broker delivered {} of the {published} messages mqblast published:\n{}",
+        arrivals.count(),
+        run.describe()
+    );
+    let connected_s =
+        summary.u64("connections.ended") as f64 * summary.f64("connections.session_s.mean");
+    Ran {
+        arrivals: arrivals.take(),
+        published,
+        connected_s,
+        run,
+    }
+}
+
+/// The tolerances of the module comment, for any order.
+fn assert_the_rate_held(ran: &Ran) {
+    let (arrivals, run) = (&ran.arrivals, &ran.run);
+    let total = arrivals.len() as u64;
+    assert_eq!(
+        total,
+        ran.published,
+        "the broker delivered what mqblast reports, exactly:\n{}",
+        run.describe()
+    );
+    assert!(
+        (RATE * (RUN_S - 2)..=RATE * RUN_S * 102 / 100).contains(&total),
+        "{total} messages in a {RUN_S} s run at {RATE}/s:\n{}",
+        run.describe()
+    );
+    // Each device is owed N/D messages per second it is connected.
+    let owed = RATE as f64 / USERS as f64 * ran.connected_s;
+    assert!(
+        (total as f64 - owed).abs() <= 0.02 * owed,
+        "{total} messages, while {:.1} device-seconds connected at {RATE}/s over {USERS} devices owe {owed:.0}: not within 2%:\n{}",
+        ran.connected_s,
+        run.describe()
+    );
+    let mut first_of: BTreeMap<u64, Instant> = BTreeMap::new();
+    for &(at, device) in arrivals {
+        first_of.entry(device).or_insert(at);
+    }
+    assert_eq!(first_of.len() as u64, USERS, "every device sent its part");
+    // From the first message of the last device to connect, every device is in the run.
+    let all_in = *first_of.values().max().unwrap();
+    let last = arrivals.iter().map(|a| a.0).max().unwrap();
+    assert!(
+        last - all_in >= Duration::from_secs(RUN_S / 2),
+        "the devices took {:?} of the {RUN_S} s run to connect:\n{}",
+        Duration::from_secs(RUN_S).saturating_sub(last - all_in),
+        run.describe()
+    );
+    let mut per_second: BTreeMap<u64, u64> = BTreeMap::new();
+    for (at, _) in arrivals.iter().filter(|a| a.0 >= all_in) {
+        *per_second.entry((*at - all_in).as_secs()).or_default() += 1;
+    }
+    let last_second = (last - all_in).as_secs();
+    for (&second, &count) in per_second.range(..last_second) {
+        assert!(
+            (RATE / 2..=RATE * 3 / 2).contains(&count),
+            "second {second} (from when every device was in) held {count} messages, not within 50%..150% of {RATE}: {per_second:?}\n{}",
+            run.describe()
+        );
+    }
+}
+
+/// Sequential order: each device sent its share (total / users), give or take 2.
+fn assert_every_device_sent_its_share(arrivals: &[(Instant, u64)]) {
+    let mut per_device: BTreeMap<u64, u64> = BTreeMap::new();
+    for (_, device) in arrivals {
+        *per_device.entry(*device).or_default() += 1;
+    }
+    let share = arrivals.len() as u64 / USERS;
+    for (device, count) in &per_device {
+        assert!(
+            count.abs_diff(share) <= 2,
+            "device {device} sent {count}, its share is {share}: {per_device:?}"
+        );
+    }
+}
+
+#[test]
+fn a_ten_second_rate_at_qos_1_lands_n_per_second_at_the_broker_from_every_device() {
+    let ran = rated_run("1", &[]);
+    assert!(
+        ran.run
+            .stderr
+            .contains("rate 500 msg/s over 200 devices (sequential)"),
+        "the banner names the rate:\n{}",
+        ran.run.describe()
+    );
+    assert_the_rate_held(&ran);
+    assert_every_device_sent_its_share(&ran.arrivals);
+}
+
+#[test]
+fn a_ten_second_rate_at_qos_0_lands_n_per_second_at_the_broker_from_every_device() {
+    let ran = rated_run("0", &[]);
+    assert_the_rate_held(&ran);
+    assert_every_device_sent_its_share(&ran.arrivals);
+}
+
+#[test]
+fn a_ten_second_rate_in_random_order_lands_n_per_second_at_the_broker() {
+    let ran = rated_run("1", &["--rate-order", "random", "--seed", "7"]);
+    assert!(
+        ran.run.stderr.contains("(random, seed 7)"),
+        "the banner names the order and seed:\n{}",
+        ran.run.describe()
+    );
+    assert_the_rate_held(&ran);
+}
+
+#[test]
+fn devices_that_reconnect_keep_their_places_in_the_rate() {
+    // Every connection is recycled 4 s after it connected (DISCONNECT, connect again at once),
+    // twice in the run and not near its end (a reconnect cut by the stop would count as an
+    // aborted connect): each device comes back as the same device and takes its schedule up
+    // again, so the rate holds over the time the devices were connected and the sequential
+    // shares stay even, less the places that fell into reconnects.
+    let ran = rated_run("1", &["--churn", "4s"]);
+    assert_the_rate_held(&ran);
+    let mut per_device: BTreeMap<u64, u64> = BTreeMap::new();
+    for (_, device) in &ran.arrivals {
+        *per_device.entry(*device).or_default() += 1;
+    }
+    let share = ran.arrivals.len() as u64 / USERS;
+    // Each of its two reconnects may cost a device a place more than a plain run.
+    for (device, count) in &per_device {
+        assert!(
+            count.abs_diff(share) <= 4,
+            "device {device} sent {count}, its share is {share}: {per_device:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad settings: exit 2, naming the keys (a dead broker and a 1 s run bound a wrong acceptance)
+// ---------------------------------------------------------------------------------------------
+
+fn refused(args: &[&str], needles: &[&str]) {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend([
+        "-H".to_string(),
+        format!("127.0.0.1:{}", free_port()),
+        "-t".into(),
+        "1s".into(),
+        "--headless".into(),
+    ]);
+    run_mqblast(&all, Duration::from_secs(30)).assert_usage_error(needles);
+}
+
+#[test]
+fn a_rate_with_an_explicit_interval_exits_2_naming_both() {
+    refused(
+        &["--rate", "100", "--interval", "2s"],
+        &["--rate 100", "--interval 2s"],
+    );
+}
+
+#[test]
+fn a_rate_of_zero_or_below_exits_2_naming_it() {
+    refused(&["--rate", "0"], &["--rate 0", "1 to 1000000000"]);
+    refused(&["--rate=-5"], &["--rate -5", "whole number"]);
+}
+
+#[test]
+fn alarms_without_a_rate_or_above_it_exit_2_naming_the_keys() {
+    refused(
+        &["--alarms-per-second", "5"],
+        &["--alarms-per-second 5", "rate"],
+    );
+    refused(
+        &["--rate", "10", "--alarms-per-second", "11"],
+        &["--alarms-per-second 11", "--rate 10"],
+    );
+}
+
+#[test]
+fn a_storm_that_ends_before_it_starts_exits_2_naming_it() {
+    refused(
+        &[
+            "--rate",
+            "10",
+            "--alarms-per-second",
+            "1",
+            "--alarm-storm",
+            "120..60",
+        ],
+        &["--alarm-storm 120..60", "ends before it starts"],
+    );
+}
+
+#[test]
+fn bad_rate_settings_in_config_toml_exit_2_with_the_line() {
+    let dir = TempDir::new("rate-config");
+    let config = dir.write(
+        "config.toml",
+        "users = 5\nrate = 50\nrate_order = \"shuffled\"\n",
+    );
+    refused(
+        &["-f", &config],
+        &["line 3", "rate_order", "sequential or random"],
+    );
+}
