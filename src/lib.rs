@@ -23,3 +23,4 @@ pub mod sink;
 pub mod stats;
 pub mod transport;
 pub mod web;
+pub mod workload;

@@ -80,6 +80,47 @@ impl Version {
         }
     }
 
+    /// Bytes of [`Version::encode_answer`]'s frame for a topic of `topic_len` bytes and a
+    /// payload of `payload_len` bytes.
+    pub fn answer_len(self, topic_len: usize, payload_len: usize) -> usize {
+        let remaining_len = self.answer_remaining_len(topic_len, payload_len);
+        1 + remaining_length_bytes(remaining_len) + remaining_len
+    }
+
+    fn answer_remaining_len(self, topic_len: usize, payload_len: usize) -> usize {
+        // Topic length prefix, topic, (MQTT 5) an empty property block, payload.
+        2 + topic_len + usize::from(self == Version::V5) + payload_len
+    }
+
+    /// Append a QoS 0 PUBLISH without properties whose topic is `topic_head` followed by
+    /// `topic_tail` (an answer: its response topic's prefix and the request's id), written
+    /// piece by piece so no topic string is built. Allocates only if `out` lacks the room
+    /// ([`Version::answer_len`]). Section 3.3 of either version; MQTT 5 adds the property
+    /// length 0 after the topic (QoS 0: no packet identifier).
+    ///
+    /// # Panics
+    /// If the topic exceeds 65 535 bytes or the packet the remaining-length limit.
+    pub fn encode_answer(
+        self,
+        out: &mut Vec<u8>,
+        topic_head: &[u8],
+        topic_tail: &[u8],
+        payload: &[u8],
+    ) {
+        let topic_len = topic_head.len() + topic_tail.len();
+        let topic_len_prefix = u16::try_from(topic_len)
+            .unwrap_or_else(|_| panic!("MQTT topic of {topic_len} bytes exceeds 65535"));
+        out.push(0b0011_0000);
+        write_remaining_length(out, self.answer_remaining_len(topic_len, payload.len()));
+        out.extend_from_slice(&topic_len_prefix.to_be_bytes());
+        out.extend_from_slice(topic_head);
+        out.extend_from_slice(topic_tail);
+        if self == Version::V5 {
+            out.push(0);
+        }
+        out.extend_from_slice(payload);
+    }
+
     /// `3.1.1` or `5`, as `--mqtt-version` takes it.
     pub fn label(self) -> &'static str {
         match self {
@@ -293,6 +334,43 @@ mod tests {
         let mut out = Vec::new();
         write_prefixed(&mut out, b"MQTT");
         assert_eq!(out, [0x00, 0x04, b'M', b'Q', b'T', b'T']);
+    }
+
+    #[test]
+    fn an_answer_is_a_qos_0_publish_that_both_codecs_read_in_both_versions() {
+        let payload = vec![b'x'; 200];
+        for version in [Version::V311, Version::V5] {
+            let mut out = Vec::new();
+            version.encode_answer(&mut out, b"v1/devices/me/rpc/response/", b"42", &payload);
+            assert_eq!(out.len(), version.answer_len(29, payload.len()));
+            let (packet, used) = version.decode(&out).unwrap().unwrap();
+            assert_eq!(used, out.len());
+            match packet {
+                Packet::Publish {
+                    qos,
+                    topic,
+                    payload: p,
+                    ..
+                } => {
+                    assert_eq!(qos, 0);
+                    assert_eq!(topic, b"v1/devices/me/rpc/response/42");
+                    assert_eq!(p, &payload[..]);
+                }
+                other => panic!("{other:?}"),
+            }
+            let theirs_topic_payload = match version {
+                Version::V311 => match oracle::read(&out).unwrap() {
+                    oracle::Packet::Publish(p) => (p.topic, p.payload.to_vec()),
+                    other => panic!("{other:?}"),
+                },
+                Version::V5 => match oracle::v5::read(&out).unwrap() {
+                    oracle::v5::Packet::Publish(p) => (p.topic, p.payload.to_vec()),
+                    other => panic!("{other:?}"),
+                },
+            };
+            assert_eq!(theirs_topic_payload.0, "v1/devices/me/rpc/response/42");
+            assert_eq!(theirs_topic_payload.1, payload);
+        }
     }
 
     #[test]
