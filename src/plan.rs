@@ -12,6 +12,7 @@ use crate::mqtt::Version;
 use crate::payload::Payload;
 use crate::shard::Shard;
 use crate::transport::{Scheme, TransportPlan};
+use crate::workload::responder::ResponderPlan;
 
 /// One broker address as the user wrote it (`mqtts://host:port/path`); resolved when the run
 /// starts.
@@ -175,6 +176,8 @@ pub struct Plan {
     /// `--churn`: each publisher disconnects this long after connecting (once its in-flight
     /// publishes are acknowledged) and connects again at once, to measure session set-up.
     pub churn: Option<Duration>,
+    /// `--rpc-responder`: every device answers server-side RPC (delay, answer). None: off.
+    pub rpc_responder: Option<ResponderPlan>,
     /// TLS configs (loaded once, shared or per device) and the WebSocket path.
     pub transport: TransportPlan,
     /// `--mqtt-version`: the codec every connection speaks.

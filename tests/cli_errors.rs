@@ -429,6 +429,7 @@ fn help_is_grouped_under_headings_and_no_line_is_over_100_columns() {
             "MQTT 5:",
             "TLS and WebSocket:",
             "Pacing and connections:",
+            "ThingsBoard workloads:",
             "Subscribers and delivery audit:",
             "Outputs:",
             "Web UI:",
@@ -469,4 +470,17 @@ fn dash_v_prints_the_version_instead_of_a_value_is_required() {
             run.describe()
         );
     }
+}
+
+/// The RPC responder's answer and delay are checked before anything starts: exit 2, naming
+/// the flag.
+#[test]
+fn a_bad_rpc_response_or_delay_exits_2_naming_the_flag() {
+    let run = run_mqblast(
+        &["--rpc-responder", "--rpc-response", "{\"status\":"],
+        LIMIT,
+    );
+    run.assert_usage_error(&["--rpc-response", "inline JSON is not JSON"]);
+    let run = run_mqblast(&["--rpc-responder", "--rpc-response-delay", "2h"], LIMIT);
+    run.assert_usage_error(&["--rpc-response-delay 2h: must be at most 1h"]);
 }

@@ -13,6 +13,7 @@ use super::locust_conf::{
 use super::mqtt5::resolve_mqtt5;
 use super::pyproject::load_pyproject;
 use super::resolve::*;
+use super::responder::resolve_responder;
 use super::sharding::{resolve_shard, resolve_start_at};
 use super::subscribers::resolve_subscribers;
 use super::templates::{
@@ -131,6 +132,8 @@ pub fn build_plan(
     let churn = get("churn")
         .map(|raw| positive_duration(&raw))
         .transpose()?;
+    let (rpc_responder, responder_notes) = resolve_responder(&get, ctx)?;
+    notes.extend(responder_notes);
     let mut transport = resolve_transport(&get, ctx, &hosts)?;
     let offset = part.client_index_offset;
     let devices: Vec<(u64, &str)> = (0..u64::from(users.max(subs.users)))
@@ -188,6 +191,7 @@ pub fn build_plan(
         connect_only: false,
         reconnect,
         churn,
+        rpc_responder,
         transport,
         mqtt_version,
         clean_start,

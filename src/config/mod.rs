@@ -65,6 +65,7 @@ mod outputs;
 mod pyliteral;
 mod pyproject;
 mod resolve;
+mod responder;
 mod sharding;
 mod subscribers;
 mod templates;

@@ -13,6 +13,7 @@ mod nul_characters;
 mod precedence;
 mod pyproject;
 mod resources;
+mod responder;
 mod shards;
 mod string_limits;
 mod subcommands;
