@@ -330,21 +330,49 @@ fn banner(plan: &Plan, addrs: &[SocketAddr]) -> String {
     if let Some(m) = plan.messages {
         stop.push(format!("{m} messages"));
     }
+    let what = match plan.streams.iter().filter(|s| s.declared).count() {
+        0 => format!(
+            "QoS {} | topic {} | interval {:?}",
+            plan.qos, plan.topic, plan.interval
+        ),
+        streams => format!("{streams} streams per user (below)"),
+    };
     format!(
-        "mqblast {}: {} users at {}/s -> {} | QoS {} | topic {} | interval {:?} | {} threads ({}) | stop after {}",
+        "mqblast {}: {} users at {}/s -> {} | {what} | {} threads ({}) | stop after {}",
         env!("CARGO_PKG_VERSION"),
         plan.users,
         plan.spawn_rate,
         target.join(","),
-        plan.qos,
-        plan.topic,
-        plan.interval,
         plan.threads,
         pin_note(plan),
         stop.join(" or "),
     ) + &protocol_note(plan)
         + &shard_note(plan)
         + &tls_note(plan)
+        + &streams_note(plan)
+}
+
+/// The declared streams, one line: `streams: telemetry (v1/devices/me/telemetry, QoS 1,
+/// interval 1s) | ...`; empty without `[[stream]]`/`--stream` (the first line says it all).
+fn streams_note(plan: &Plan) -> String {
+    if !plan.streams.iter().any(|s| s.declared) {
+        return String::new();
+    }
+    let streams: Vec<String> = plan
+        .streams
+        .iter()
+        .map(|s| {
+            format!(
+                "{} ({}, QoS {}, {}, payload {})",
+                s.name,
+                s.topic,
+                s.qos,
+                config::pace_text(&s.pace),
+                s.payload.source()
+            )
+        })
+        .collect();
+    format!("\nmqblast: streams per user: {}", streams.join(" | "))
 }
 
 /// The banner's second line: which settings came from where (defaults unnamed), the payload

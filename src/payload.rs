@@ -432,12 +432,40 @@ pub fn unknown_placeholder<'t>(template: &'t str, allowed: &[&str]) -> Option<&'
     None
 }
 
-/// Build a client's frames (one per payload object, in rotation order).
+/// What one stream publishes: the topic template, the payload objects and the QoS. The
+/// single-stream settings of a plan are one ([`FrameSpec::of_plan`]); each stream of
+/// `workload::stream` is another.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameSpec<'a> {
+    pub topic: &'a str,
+    pub payload: &'a Payload,
+    pub qos: u8,
+}
+
+impl<'a> FrameSpec<'a> {
+    /// The plan's single-stream settings (`topic`, `payload`, `qos`).
+    pub fn of_plan(plan: &'a Plan) -> FrameSpec<'a> {
+        FrameSpec {
+            topic: &plan.topic,
+            payload: &plan.payload,
+            qos: plan.qos,
+        }
+    }
+}
+
+/// Build a client's frames for the plan's single-stream settings (one per payload object,
+/// in rotation order).
 pub fn build_frames(plan: &Plan, vars: &ClientVars<'_>) -> Vec<Frame> {
-    let topic = render(&plan.topic, vars);
+    build_frames_of(plan, &FrameSpec::of_plan(plan), vars)
+}
+
+/// Build a client's frames of one stream (one per payload object, in rotation order), with
+/// the plan's protocol version, MQTT 5 properties and end-to-end marker.
+pub fn build_frames_of(plan: &Plan, spec: &FrameSpec<'_>, vars: &ClientVars<'_>) -> Vec<Frame> {
+    let topic = render(spec.topic, vars);
     let user_properties = render_pairs(&plan.v5.user_properties, vars);
     let mut body = Vec::new();
-    plan.payload
+    spec.payload
         .objects
         .iter()
         .map(|object| {
@@ -448,10 +476,17 @@ pub fn build_frames(plan: &Plan, vars: &ClientVars<'_>) -> Vec<Frame> {
             match plan.mqtt_version {
                 Version::V311 => {
                     let mut bytes = Vec::with_capacity(body.len() + topic.len() + 9);
-                    let layout = publish::encode(&mut bytes, &topic, plan.qos, false, 0, &body);
+                    let layout = publish::encode(&mut bytes, &topic, spec.qos, false, 0, &body);
                     Frame::new(bytes, layout, patches, e2e_seq_at)
                 }
-                Version::V5 => v5_frame(plan, &topic, &user_properties, &body, patches, e2e_seq_at),
+                Version::V5 => v5_frame(
+                    plan,
+                    (&topic, spec.qos),
+                    &user_properties,
+                    &body,
+                    patches,
+                    e2e_seq_at,
+                ),
             }
         })
         .collect()
@@ -464,7 +499,7 @@ pub const TOPIC_ALIAS: u16 = 1;
 /// sets the alias (topic and alias) holding the one that uses it (empty topic and alias).
 fn v5_frame(
     plan: &Plan,
-    topic: &str,
+    (topic, qos): (&str, u8),
     user_properties: &[(String, String)],
     body: &[u8],
     patches: Patches,
@@ -479,7 +514,7 @@ fn v5_frame(
     };
     let encode = |topic: &str, properties: &v5::publish::PublishProperties<'_>| {
         let mut bytes = Vec::with_capacity(body.len() + topic.len() + 9 + properties.block_len());
-        let layout = v5::publish::encode(&mut bytes, topic, plan.qos, false, 0, properties, body);
+        let layout = v5::publish::encode(&mut bytes, topic, qos, false, 0, properties, body);
         Frame::new(bytes, layout, patches, e2e_seq_at)
     };
     let mut frame = encode(topic, &properties);

@@ -13,6 +13,7 @@ use crate::payload::Payload;
 use crate::shard::Shard;
 use crate::transport::{Scheme, TransportPlan};
 use crate::workload::responder::ResponderPlan;
+use crate::workload::stream::StreamPlan;
 
 /// One broker address as the user wrote it (`mqtts://host:port/path`); resolved when the run
 /// starts.
@@ -97,6 +98,13 @@ pub struct Plan {
     pub payload: Payload,
     /// Per-user publish interval. Zero: publish as fast as the in-flight window allows.
     pub interval: Duration,
+    /// What every user sends: one stream per row of the reports, at most
+    /// [`crate::workload::stream::MAX_STREAMS`]. Without `[[stream]]` / `--stream`, the one
+    /// stream of `topic`, `payload`, `qos` and `interval` above; empty for `mqblast conn`.
+    pub streams: Vec<StreamPlan>,
+    /// Seed of the streams' random paces (`between`): each client draws from a generator
+    /// seeded with it and its index, so the same plan draws the same waits.
+    pub pace_seed: u64,
     /// Per-connection bound on unacknowledged QoS 1/2 publishes (1..=65535).
     pub max_inflight: u16,
     /// Publish acknowledgement timeout, and CONNECT -> CONNACK timeout.

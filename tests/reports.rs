@@ -59,6 +59,7 @@ fn run_of(samples: &[Sample], failures: &[Failed], offset_s: u64, seconds: u64) 
     let cfg = MergerConfig {
         request_type: "MQTT".to_string(),
         metric_names: metric_names(1, "v1/devices/me/telemetry"),
+        stream_names: Vec::new(),
         target_users: 10,
         only_summary: true,
         qos: 1,

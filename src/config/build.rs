@@ -15,6 +15,7 @@ use super::pyproject::load_pyproject;
 use super::resolve::*;
 use super::responder::resolve_responder;
 use super::sharding::{resolve_shard, resolve_start_at};
+use super::streams::{check_stream_topics, resolve_streams, RunDefaults, StreamLines};
 use super::subscribers::resolve_subscribers;
 use super::templates::{
     check_rendered_lengths, check_rendered_pairs, longest_token, resolve_client_id, resolve_topic,
@@ -26,6 +27,8 @@ use super::web::resolve_web;
 use super::worker::resolve_worker;
 use super::{invalid, ConfigError, Context, RunArgs, CONFIG_ENV};
 use crate::plan::{Plan, SettingSource};
+use crate::workload::pace::Pace;
+use crate::workload::stream::StreamPlan;
 
 /// Resolve every setting through the layers and validate it into a [`Plan`].
 /// `ctx.open_files_limit` decides whether the users fit in this process.
@@ -75,6 +78,14 @@ pub fn build_plan(
     let client_id = resolve_client_id(&client_id_raw, users, &tokens, server_assigns_ids)?;
     let payload = resolve_payload(get("payload"), ctx)?;
     let interval = required("interval")?.duration()?;
+    let run = RunSettings {
+        topic: (&topic_raw, &topic),
+        payload: &payload,
+        qos,
+        interval,
+        tokens: &tokens,
+    };
+    let streams = resolve_run_streams(&get, &sources.stream_lines, &run, ctx)?;
     let max_inflight = resolve_max_inflight(&required("max_inflight")?)?;
     let timeout = positive_duration(&required("timeout")?)?;
     let username = get("username").map(|raw| raw.mqtt_string()).transpose()?;
@@ -115,13 +126,15 @@ pub fn build_plan(
     // A shard paces its share of the connect rate, in proportion to its users (as spawn_rate).
     let connect_rate = resolve_connect_rate(get("connect_rate"))?
         .map(|rate| crate::shard::spawn_rate_of(rate, users.into(), total_users.into()));
-    let subs = resolve_subscribers(&get, users, qos, &topic)?;
+    // The subscribers' default filter follows the first stream's topic.
+    let subs = resolve_subscribers(&get, users, qos, &streams[0].topic)?;
     let widest = Widest {
         index: (u64::from(total_users) + u64::from(subs.users)).saturating_sub(1),
         token: &widest_token,
         has_subscribers: subs.users > 0,
     };
     check_rendered_lengths((&topic_raw, &topic), (&client_id_raw, &client_id), &widest)?;
+    check_stream_topics(&streams, &client_id, &widest)?;
     for (name, pairs) in [
         ("user_properties", &v5.user_properties),
         ("connect_properties", &v5.connect_user_properties),
@@ -158,6 +171,8 @@ pub fn build_plan(
         client_id,
         payload,
         interval,
+        streams,
+        pace_seed: 0,
         max_inflight,
         timeout,
         tokens,
@@ -210,6 +225,61 @@ pub fn build_plan(
     Ok(plan)
 }
 
+/// The single-stream settings, which are the one stream without `[[stream]]`, and what
+/// streams take when they do not say (payload, QoS, interval).
+struct RunSettings<'a> {
+    topic: (&'a Raw, &'a str),
+    payload: &'a crate::payload::Payload,
+    qos: u8,
+    interval: std::time::Duration,
+    tokens: &'a [String],
+}
+
+/// The streams of every user: the `[[stream]]` tables or `--stream` definitions, else the one
+/// stream of the single-stream settings.
+fn resolve_run_streams(
+    get: &dyn Fn(&str) -> Option<Raw>,
+    lines: &StreamLines,
+    run: &RunSettings<'_>,
+    ctx: &Context,
+) -> Result<Vec<StreamPlan>, ConfigError> {
+    let stream_raw = get("stream");
+    let defaults = RunDefaults {
+        payload: run.payload,
+        qos: run.qos,
+        pace: Pace::interval(run.interval),
+        tokens: run.tokens,
+    };
+    let streams = resolve_streams(stream_raw.as_ref(), lines, &defaults, ctx)?;
+    let (topic_raw, topic) = run.topic;
+    if streams.is_empty() {
+        let payload = run.payload.clone();
+        return Ok(vec![StreamPlan::single(
+            topic,
+            payload,
+            run.qos,
+            defaults.pace,
+        )]);
+    }
+    let explicit_topic = topic_raw.origin.source_layer().is_some() && !topic_raw.equals_default();
+    if let (true, Some(stream_raw)) = (explicit_topic, &stream_raw) {
+        return Err(invalid(format!(
+            "{} with {}: the topic setting is the single stream's; with streams, each stream has its own topic (topic = ... in its definition)",
+            topic_raw.describe(),
+            stream_raw.source()
+        )));
+    }
+    if streams.len() > 1 {
+        if let Some(raw) = get("topic_alias").filter(|raw| raw.boolean().unwrap_or(false)) {
+            return Err(raw.fail(format!(
+                "one topic alias per connection, and {} streams: --topic-alias needs a single stream",
+                streams.len()
+            )));
+        }
+    }
+    Ok(streams)
+}
+
 /// Every source, read into its layer, stacked in precedence order.
 struct Sources {
     layers: Layers,
@@ -217,6 +287,8 @@ struct Sources {
     config_file: Option<PathBuf>,
     /// Locust keys its "Not used" list names: their notes are not repeated.
     acknowledged: Vec<String>,
+    /// The lines of config.toml's `[[stream]]` keys.
+    stream_lines: StreamLines,
 }
 
 /// Read every source, lowest first: ~/.locust.conf, ./locust.conf, pyproject.toml
@@ -256,6 +328,10 @@ fn read_sources(
     Ok(Sources {
         layers: Layers::new(stack),
         config_file: file.as_ref().map(|file| file.path.clone()),
+        stream_lines: file
+            .as_ref()
+            .map(|file| file.stream_lines.clone())
+            .unwrap_or_default(),
         acknowledged: file.map(|file| file.acknowledged).unwrap_or_default(),
     })
 }

@@ -302,6 +302,14 @@ pub struct RunArgs {
     /// Time between two publishes of a user; 0 = as fast as the in-flight window allows [default: 1s] [env: MQBLAST_INTERVAL]
     #[arg(long, value_name = "DURATION", help_heading = "Pacing and connections")]
     pub interval: Option<String>,
+    /// A stream of every user, repeatable: KIND[,key=value...], KIND one of telemetry, attributes, publish (topic=... required); keys name, topic, payload (file or inline JSON), qos, and one pace: interval=5s, between=1s..3s (Locust's between) or constant_pacing=2s. Each stream is its own row; unset keys take --payload, --qos, --interval. E.g. --stream telemetry,interval=1s --stream attributes,interval=30s,payload=attrs.json [default: one telemetry stream of --topic, --payload, --qos, --interval] [env: MQBLAST_STREAM, definitions separated by ;]
+    #[arg(
+        long = "stream",
+        value_name = "KIND[,KEY=VALUE...]",
+        action = clap::ArgAction::Append,
+        help_heading = "Pacing and connections"
+    )]
+    pub stream: Vec<String>,
     /// Unacknowledged publishes per connection, 1 to 65535 [default: 16] [env: MQBLAST_MAX_INFLIGHT]
     #[arg(long, value_name = "N", help_heading = "Pacing and connections")]
     pub max_inflight: Option<String>,
@@ -458,6 +466,16 @@ impl RunArgs {
     pub(super) fn layer(&self) -> Layer {
         let mut layer = Layer::default();
         for key in KEYS {
+            if key.name == "stream" && !self.stream.is_empty() {
+                // Repeated, so a list: each definition keeps its own commas.
+                let specs = self.stream.iter().cloned().map(toml::Value::String);
+                layer.set(Raw {
+                    key,
+                    origin: Origin::Cli,
+                    value: RawValue::Toml(toml::Value::Array(specs.collect())),
+                });
+                continue;
+            }
             if let Some(value) = self.value_of(key.name) {
                 layer.set(Raw {
                     key,

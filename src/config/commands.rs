@@ -40,6 +40,8 @@ pub(super) fn conn_plan(
         .ok_or_else(|| invalid(format!("--hold {hold_text}: too long after the ramp")))?;
     plan.run_time = Some(run_time);
     plan.connect_only = true;
+    // Nothing is published: no stream, so no stream row.
+    plan.streams.clear();
     plan.sub_users = 0;
     plan.e2e = false;
     plan.verify = false;

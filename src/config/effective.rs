@@ -80,6 +80,19 @@ pub(super) fn effective_config(
         "reconnect": plan.reconnect,
         "churn": plan.churn.map(format_duration),
     });
+    if let Some(settings) = config.as_object_mut() {
+        // After `interval`, in settings-table order (one `json!` of every setting exceeds the
+        // macro's recursion limit).
+        let at = settings
+            .keys()
+            .position(|key| key == "interval")
+            .map_or(0, |at| at + 1);
+        settings.shift_insert(
+            at,
+            "stream".into(),
+            super::streams::streams_json(&plan.streams, &plan.payload),
+        );
+    }
     let transport = json!({
         "cafile": path(tls.cafile.as_deref()),
         "insecure": tls.insecure,

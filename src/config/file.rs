@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::keys::{find_key, setting_names, Key};
 use super::layers::{Layer, Origin, Raw, RawValue};
+use super::streams::StreamLines;
 use super::{invalid, ConfigError, Context, DEFAULT_CONFIG_FILE};
 
 /// A parsed config file: each known setting with its line.
@@ -17,6 +18,8 @@ pub(super) struct ConfigFile {
     pub(super) entries: BTreeMap<&'static str, (String, usize, toml::Value)>,
     /// Locust keys listed under a `# Not used:` comment: their notes are not repeated.
     pub(super) acknowledged: Vec<String>,
+    /// The lines of the keys of each `[[stream]]` table.
+    pub(super) stream_lines: StreamLines,
 }
 
 impl ConfigFile {
@@ -49,6 +52,7 @@ impl ConfigFile {
             path,
             entries,
             acknowledged: not_used_keys(text),
+            stream_lines: stream_lines(text),
         })
     }
 
@@ -75,6 +79,49 @@ impl ConfigFile {
             value: RawValue::Toml(value.clone()),
         })
     }
+}
+
+/// Where each key of each `[[stream]]` table was written (tables in order; "" is the table's
+/// header). Empty when `stream` is not a list of tables (the plan builder reports that).
+fn stream_lines(text: &str) -> StreamLines {
+    type Table = BTreeMap<String, toml::Spanned<toml::Value>>;
+    #[derive(serde::Deserialize)]
+    struct Streams {
+        stream: Option<Vec<Table>>,
+    }
+    let Ok(Streams {
+        stream: Some(tables),
+    }) = toml::from_str::<Streams>(text)
+    else {
+        return Vec::new();
+    };
+    let headers: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let code = line.split('#').next().unwrap_or("");
+            code.split_whitespace().collect::<String>() == "[[stream]]"
+        })
+        .map(|(index, _)| index + 1)
+        .collect();
+    // `stream = [{...}]` (inline) has no headers: each table is then located by its keys.
+    let use_headers = headers.len() == tables.len();
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(n, table)| {
+            let mut lines: BTreeMap<String, usize> = table
+                .into_iter()
+                .map(|(key, value)| (key, line_of(text, value.span().start)))
+                .collect();
+            let first_key = lines.values().min().copied();
+            let header = headers.get(n).copied().filter(|_| use_headers);
+            if let Some(line) = header.or(first_key) {
+                lines.insert(String::new(), line);
+            }
+            lines
+        })
+        .collect()
 }
 
 pub(super) fn line_of(text: &str, offset: usize) -> usize {

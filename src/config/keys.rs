@@ -78,6 +78,7 @@ pub(super) const KEYS: &[Key] = &[
         key("interval", "--interval", "MQBLAST_INTERVAL"),
         "1s",
     )),
+    key("stream", "--stream", "MQBLAST_STREAM"),
     with_default(
         key("max_inflight", "--max-inflight", "MQBLAST_MAX_INFLIGHT"),
         "16",

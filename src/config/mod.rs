@@ -67,6 +67,7 @@ mod pyproject;
 mod resolve;
 mod responder;
 mod sharding;
+mod streams;
 mod subscribers;
 mod templates;
 mod tokens;
@@ -86,6 +87,7 @@ pub use effective::render_effective;
 pub use keys::{env_var_names, setting_names};
 pub use locust_import::{import_locust, Imported};
 pub use outputs::check_outputs;
+pub use streams::pace_text;
 pub use tokens::parse_tokens_file;
 pub use values::{format_duration, parse_duration, parse_host, MAX_BIND_ADDRS};
 

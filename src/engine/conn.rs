@@ -1,4 +1,5 @@
-//! One client's connection: its state, buffers, frames, in-flight window and schedule.
+//! One client's connection: its state, buffers, streams (frames and schedule) and in-flight
+//! window.
 //!
 //! Plain data owned by one worker; the I/O and the state transitions live in `worker.rs`.
 //!
@@ -13,9 +14,9 @@ use std::net::{IpAddr, SocketAddr};
 use mio::net::TcpStream;
 
 use super::inflight::Inflight;
-use crate::payload::Frame;
 use crate::stats::ClientRef;
 use crate::transport::Transport;
+use crate::workload::stream::Streams;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -65,17 +66,18 @@ pub struct Conn {
     pub wbuf: Vec<u8>,
     /// The tail of a packet that arrived incompletely; empty (unallocated) almost always.
     pub rbuf: Vec<u8>,
-    /// Pre-serialized PUBLISH frames, used in rotation.
-    pub frames: Vec<Frame>,
-    pub next_frame: usize,
+    /// The streams this client publishes: per stream its pre-serialized frames (used in
+    /// rotation), its pace and its next due time (`workload::stream`).
+    pub streams: Streams,
+    /// The QoS flows of its streams: bit q set when one publishes at QoS q (acks are routed
+    /// by it when no publish in flight names the QoS).
+    pub qos_mask: u8,
     pub inflight: Inflight,
     /// Sequence number of the last message published (the first is 1).
     pub seq: u64,
     /// Messages this client may still publish: its share of `--messages` (`u64::MAX` without
     /// a limit). At zero it stops publishing; the others are not affected.
     pub quota: u64,
-    /// Scheduled time of the next publish (ns since run start); latency starts there.
-    pub next_due_ns: u64,
     pub connect_started_ns: u64,
     pub last_write_ns: u64,
     /// Since when queued bytes have been waiting for a socket that takes none (ns since run
@@ -157,9 +159,10 @@ impl Conn {
         index: u64,
         addr: SocketAddr,
         source: Option<IpAddr>,
-        frames: Vec<Frame>,
+        streams: Streams,
         max_inflight: u16,
     ) -> Conn {
+        let qos_mask = streams.qos_mask();
         Conn {
             index,
             addr,
@@ -169,12 +172,11 @@ impl Conn {
             tls_config: None,
             wbuf: Vec::new(),
             rbuf: Vec::new(),
-            frames,
-            next_frame: 0,
+            streams,
+            qos_mask,
             inflight: Inflight::new(max_inflight),
             seq: 0,
             quota: u64::MAX,
-            next_due_ns: 0,
             connect_started_ns: 0,
             last_write_ns: 0,
             write_blocked_since_ns: None,
@@ -210,7 +212,7 @@ impl Conn {
 
     /// A subscriber connection (no publish frames).
     pub fn subscriber(index: u64, addr: SocketAddr, source: Option<IpAddr>, slot: u32) -> Conn {
-        let mut conn = Conn::new(index, addr, source, Vec::new(), 1);
+        let mut conn = Conn::new(index, addr, source, Streams::none(), 1);
         conn.role = Role::Subscriber { slot };
         conn
     }
@@ -242,7 +244,7 @@ impl Conn {
         if self.is_subscriber() {
             return SUBSCRIBER_WBUF_BYTES + 512;
         }
-        let frame_max = self.frames.iter().map(Frame::len).max().unwrap_or(0);
+        let frame_max = self.streams.largest_frame_bytes();
         frame_max * (max_inflight.clamp(1, 64) as usize) + self.control_reserve()
     }
 
@@ -263,14 +265,15 @@ impl Conn {
         )
     }
 
-    /// Whether the next frame fits. With no buffer lent it does: a pool buffer is at least
-    /// `write_capacity` bytes, which holds any of this connection's frames.
+    /// Whether the next frame of stream slot `slot` fits. With no buffer lent it does: a
+    /// pool buffer is at least `write_capacity` bytes, which holds any of this connection's
+    /// frames.
     #[inline]
-    pub fn frame_fits(&self) -> bool {
-        let Some(frame) = self.frames.get(self.next_frame) else {
+    pub fn frame_fits(&self, slot: usize) -> bool {
+        let Some(slot) = self.streams.slots().get(slot) else {
             return false;
         };
-        let need = frame.len() + self.control_reserve();
+        let need = slot.frame().len() + self.control_reserve();
         self.wbuf.capacity() == 0 || self.wbuf.capacity() - self.wbuf.len() >= need
     }
 

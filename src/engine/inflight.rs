@@ -57,8 +57,8 @@ pub enum Stage {
 /// What an acknowledgement did to the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ack {
-    /// The publish is complete; its scheduled time (ns since run start).
-    Completed(u64),
+    /// The publish is complete: its scheduled time (ns since run start) and its stream.
+    Completed(u64, u8),
     /// QoS 2: PUBREC moved the publish to `AwaitComp` (or repeated it, or came late for a
     /// timed-out publish): send PUBREL.
     Release,
@@ -81,6 +81,8 @@ struct Slot {
     scheduled_ns: u64,
     /// When it was handed to the socket buffer (ns since run start): timeouts start here.
     sent_ns: u64,
+    /// The stream it belongs to (its stats row).
+    stream: u8,
 }
 
 pub struct Inflight {
@@ -108,7 +110,8 @@ impl Inflight {
                 pkid: 0,
                 stage: Stage::Free,
                 scheduled_ns: 0,
-                sent_ns: 0
+                sent_ns: 0,
+                stream: 0,
             };
             window as usize
         ];
@@ -166,8 +169,9 @@ impl Inflight {
             .min()
     }
 
-    /// Take a slot for a new publish; returns its packet id, or None when no slot is free.
-    pub fn insert(&mut self, scheduled_ns: u64, sent_ns: u64) -> Option<u16> {
+    /// Take a slot for a new publish of `stream`; returns its packet id, or None when no slot
+    /// is free.
+    pub fn insert(&mut self, scheduled_ns: u64, sent_ns: u64, stream: u8) -> Option<u16> {
         while let Some(slot) = self.free.pop() {
             let slot = slot as usize;
             match self.next_id(slot) {
@@ -177,6 +181,7 @@ impl Inflight {
                         stage: Stage::AwaitAck,
                         scheduled_ns,
                         sent_ns,
+                        stream,
                     };
                     return Some(pkid);
                 }
@@ -283,6 +288,12 @@ impl Inflight {
         (in_flight && s.pkid == pkid).then_some(slot)
     }
 
+    /// The stream of the publish in flight with this id (None when no publish awaits an ack
+    /// for it).
+    pub fn stream_of(&self, pkid: u16) -> Option<u8> {
+        self.slot_of(pkid).map(|s| self.slots[s].stream)
+    }
+
     /// The stage the publish with this id is in (`Free` when no publish awaits an ack for it).
     pub fn stage(&self, pkid: u16) -> Stage {
         self.slot_of(pkid)
@@ -338,12 +349,17 @@ impl Inflight {
         }
         self.slots[slot].stage = Stage::Free;
         self.free.push(slot as u16);
-        Ack::Completed(s.scheduled_ns)
+        Ack::Completed(s.scheduled_ns, s.stream)
     }
 
     /// Count every publish handed to the socket before `deadline_sent_ns` as timed out: it
-    /// leaves the window and its id is held. Returns how many expired now.
-    pub fn expire_sent_before(&mut self, deadline_sent_ns: u64) -> u32 {
+    /// leaves the window and its id is held; `expired(stream)` is called for each. Returns
+    /// how many expired now.
+    pub fn expire_sent_before(
+        &mut self,
+        deadline_sent_ns: u64,
+        mut expired_of: impl FnMut(u8),
+    ) -> u32 {
         let mut expired = 0;
         for slot in 0..self.slots.len() {
             let s = self.slots[slot];
@@ -353,21 +369,27 @@ impl Inflight {
                 self.slots[slot].stage = Stage::Free;
                 self.free.push(slot as u16);
                 expired += 1;
+                expired_of(s.stream);
             }
         }
         expired
     }
 
-    /// Expire every outstanding publish (the stop timeout ran out); returns how many.
-    pub fn expire_all(&mut self) -> u32 {
-        self.expire_sent_before(u64::MAX)
+    /// Expire every outstanding publish (the stop timeout ran out), calling `expired(stream)`
+    /// for each; returns how many.
+    pub fn expire_all(&mut self, expired_of: impl FnMut(u8)) -> u32 {
+        self.expire_sent_before(u64::MAX, expired_of)
     }
 
-    /// Free every slot and held id (the connection closed, so its session's ids are gone);
-    /// returns how many publishes were outstanding and not yet counted as timed out.
-    pub fn clear(&mut self) -> u32 {
+    /// Free every slot and held id (the connection closed, so its session's ids are gone),
+    /// calling `lost(stream)` for each publish that was outstanding and not yet counted as
+    /// timed out; returns how many there were.
+    pub fn clear(&mut self, mut lost: impl FnMut(u8)) -> u32 {
         let outstanding = self.outstanding() as u32;
         for s in self.slots.iter_mut() {
+            if matches!(s.stage, Stage::AwaitAck | Stage::AwaitComp) {
+                lost(s.stream);
+            }
             s.stage = Stage::Free;
         }
         self.free.clear();
@@ -387,38 +409,38 @@ mod tests {
     #[test]
     fn acks_complete_the_publish_with_their_packet_id() {
         let mut w = Inflight::new(4);
-        let a = w.insert(10, 11).unwrap();
-        let b = w.insert(20, 21).unwrap();
+        let a = w.insert(10, 11, 0).unwrap();
+        let b = w.insert(20, 21, 0).unwrap();
         assert_ne!(a, b);
-        assert_eq!(w.on_puback(b), Ack::Completed(20));
-        assert_eq!(w.on_puback(a), Ack::Completed(10));
+        assert_eq!(w.on_puback(b), Ack::Completed(20, 0));
+        assert_eq!(w.on_puback(a), Ack::Completed(10, 0));
         assert!(w.is_empty());
     }
 
     #[test]
     fn a_full_window_refuses_the_next_publish() {
         let mut w = Inflight::new(2);
-        assert!(w.insert(0, 0).is_some());
-        assert!(w.insert(0, 0).is_some());
+        assert!(w.insert(0, 0, 0).is_some());
+        assert!(w.insert(0, 0, 0).is_some());
         assert!(w.is_full());
-        assert_eq!(w.insert(0, 0), None);
+        assert_eq!(w.insert(0, 0, 0), None);
     }
 
     #[test]
     fn a_timed_out_publish_leaves_the_window_but_its_id_stays_held_until_its_late_ack() {
         let mut w = Inflight::new(1);
-        let old = w.insert(5, 5).unwrap();
-        assert_eq!(w.expire_sent_before(6), 1);
-        assert_eq!(w.expire_sent_before(7), 0, "counted once");
+        let old = w.insert(5, 5, 0).unwrap();
+        assert_eq!(w.expire_sent_before(6, |_| {}), 1);
+        assert_eq!(w.expire_sent_before(7, |_| {}), 0, "counted once");
         assert_eq!((w.outstanding(), w.held()), (0, 1));
         assert!(!w.is_full() && !w.is_empty());
-        let new = w.insert(7, 7).expect("the window has room again");
+        let new = w.insert(7, 7, 0).expect("the window has room again");
         assert_ne!(
             new, old,
             "the held id is not reused while the broker holds it"
         );
         assert_eq!(w.on_puback(old), Ack::Late);
-        assert_eq!(w.on_puback(new), Ack::Completed(7));
+        assert_eq!(w.on_puback(new), Ack::Completed(7, 0));
         assert!(w.is_empty());
     }
 
@@ -429,27 +451,27 @@ mod tests {
         let mut w = Inflight::new(16);
         let mut seen = vec![false; 65_536];
         let mut sent = 0u32;
-        while let Some(pkid) = w.insert(0, 0) {
+        while let Some(pkid) = w.insert(0, 0, 0) {
             assert!(!seen[pkid as usize], "id {pkid} handed out while held");
             seen[pkid as usize] = true;
             sent += 1;
             assert!(!w.all_ids_held());
             if w.is_full() {
-                w.expire_all();
+                w.expire_all(|_| {});
             }
         }
-        w.expire_all();
+        w.expire_all(|_| {});
         assert_eq!(sent, 65_535);
         assert!(w.all_ids_held());
         assert_eq!(w.outstanding(), 0);
         assert_eq!(w.on_puback(40_000), Ack::Late);
         assert!(!w.all_ids_held());
         assert_eq!(
-            w.insert(1, 1),
+            w.insert(1, 1, 0),
             Some(40_000),
             "the one free id is used again"
         );
-        assert_eq!(w.on_puback(40_000), Ack::Completed(1));
+        assert_eq!(w.on_puback(40_000), Ack::Completed(1, 0));
     }
 
     /// A duplicate ack can only be mistaken for a new publish's once its slot has used all
@@ -460,7 +482,7 @@ mod tests {
             let mut w = Inflight::new(window);
             let mut last_use = vec![None; 65_536];
             for i in 0..200_000u64 {
-                let id = w.insert(i, i).unwrap();
+                let id = w.insert(i, i, 0).unwrap();
                 if let Some(before) = last_use[id as usize] {
                     assert!(
                         i - before >= 65_535 / window as u64,
@@ -468,7 +490,7 @@ mod tests {
                     );
                 }
                 last_use[id as usize] = Some(i);
-                assert_eq!(w.on_puback(id), Ack::Completed(i));
+                assert_eq!(w.on_puback(id), Ack::Completed(i, 0));
             }
         }
     }
@@ -476,13 +498,13 @@ mod tests {
     #[test]
     fn held_ids_move_from_the_list_to_the_bitset_and_stay_held() {
         let mut w = Inflight::new(64);
-        let ids: Vec<u16> = (0..64).map(|i| w.insert(i, i).unwrap()).collect();
-        assert_eq!(w.expire_all(), 64);
+        let ids: Vec<u16> = (0..64).map(|i| w.insert(i, i, 0).unwrap()).collect();
+        assert_eq!(w.expire_all(|_| {}), 64);
         assert_eq!(w.held(), 64);
         assert!(w.held_bits.is_some(), "more than the list holds");
         for &id in &ids {
             assert!(w.holds(id));
-            assert!(!w.insert(0, 0).is_some_and(|new| ids.contains(&new)));
+            assert!(!w.insert(0, 0, 0).is_some_and(|new| ids.contains(&new)));
         }
         for &id in &ids {
             assert_eq!(w.on_puback(id), Ack::Late);
@@ -490,8 +512,8 @@ mod tests {
         assert_eq!(w.on_puback(ids[0]), Ack::Stray, "freed once");
 
         let mut w = Inflight::new(4);
-        let id = w.insert(0, 0).unwrap();
-        w.expire_all();
+        let id = w.insert(0, 0, 0).unwrap();
+        w.expire_all(|_| {});
         assert!(w.held_bits.is_none() && w.held_list.capacity() == HELD_LIST_MAX);
         assert_eq!(w.on_puback(id), Ack::Late);
     }
@@ -499,8 +521,8 @@ mod tests {
     #[test]
     fn a_late_pubrec_is_still_released() {
         let mut w = Inflight::new(2);
-        let id = w.insert(1, 1).unwrap();
-        w.expire_all();
+        let id = w.insert(1, 1, 0).unwrap();
+        w.expire_all(|_| {});
         assert_eq!(w.on_pubrec(id), Ack::Release);
         assert_eq!(w.on_pubrec(id), Ack::Release, "repeated: answered again");
         assert_eq!(w.on_pubcomp(id), Ack::Late);
@@ -510,7 +532,7 @@ mod tests {
     #[test]
     fn pubcomp_before_pubrec_is_a_protocol_error() {
         let mut w = Inflight::new(2);
-        let id = w.insert(1, 1).unwrap();
+        let id = w.insert(1, 1, 0).unwrap();
         assert_eq!(w.on_pubcomp(id), Ack::Unexpected);
         assert_eq!(w.stage(id), Stage::AwaitAck, "the publish still waits");
     }
@@ -518,11 +540,11 @@ mod tests {
     #[test]
     fn acks_for_ids_no_publish_holds_are_stray_and_change_nothing() {
         let mut w = Inflight::new(2);
-        let id = w.insert(1, 1).unwrap();
+        let id = w.insert(1, 1, 0).unwrap();
         assert_eq!(w.on_puback(id + 1), Ack::Stray, "an id never sent");
         assert_eq!(w.on_pubcomp(9), Ack::Stray);
         assert_eq!(w.on_puback(0), Ack::Stray);
-        assert_eq!(w.on_puback(id), Ack::Completed(1));
+        assert_eq!(w.on_puback(id), Ack::Completed(1, 0));
         assert_eq!(w.on_puback(id), Ack::Stray, "a duplicate");
         assert!(w.is_empty());
     }
@@ -532,7 +554,7 @@ mod tests {
         let mut w = Inflight::new(1);
         assert_eq!(w.on_pubrec(1), Ack::Stray);
         assert!(w.holds(1) && !w.is_empty());
-        assert_ne!(w.insert(0, 0), Some(1), "the broker holds id 1");
+        assert_ne!(w.insert(0, 0, 0), Some(1), "the broker holds id 1");
         assert_eq!(w.on_pubcomp(1), Ack::Late);
         assert!(!w.holds(1));
     }
@@ -540,11 +562,11 @@ mod tests {
     #[test]
     fn clear_counts_only_what_was_not_expired_already_and_frees_held_ids() {
         let mut w = Inflight::new(4);
-        w.insert(1, 1);
-        w.insert(2, 2);
-        w.insert(9, 9);
-        assert_eq!(w.expire_sent_before(3), 2);
-        assert_eq!(w.clear(), 1);
+        w.insert(1, 1, 0);
+        w.insert(2, 2, 0);
+        w.insert(9, 9, 0);
+        assert_eq!(w.expire_sent_before(3, |_| {}), 2);
+        assert_eq!(w.clear(|_| {}), 1);
         assert!(w.is_empty());
         assert_eq!(w.held(), 0);
     }
@@ -554,9 +576,9 @@ mod tests {
         for window in [1u16, 3, 16, 1000, 65535] {
             let mut w = Inflight::new(window);
             for i in 0..200_000u64 {
-                let id = w.insert(i, i).unwrap();
+                let id = w.insert(i, i, 0).unwrap();
                 assert_ne!(id, 0);
-                assert_eq!(w.on_puback(id), Ack::Completed(i));
+                assert_eq!(w.on_puback(id), Ack::Completed(i, 0));
             }
         }
     }
@@ -564,7 +586,7 @@ mod tests {
     #[test]
     fn qos2_waits_for_pubcomp_after_pubrec() {
         let mut w = Inflight::new(2);
-        let id = w.insert(1, 1).unwrap();
+        let id = w.insert(1, 1, 0).unwrap();
         assert_eq!(w.on_pubrec(id), Ack::Release);
         assert_eq!(w.stage(id), Stage::AwaitComp);
         assert_eq!(
@@ -572,6 +594,6 @@ mod tests {
             Ack::Release,
             "a repeated PUBREC is answered again"
         );
-        assert_eq!(w.on_pubcomp(id), Ack::Completed(1));
+        assert_eq!(w.on_pubcomp(id), Ack::Completed(1, 0));
     }
 }

@@ -129,12 +129,17 @@ pub fn run_steered(
 /// The finished run's result replaces its live snapshots: downloads after the stop get the
 /// complete result, audit included.
 fn publish_final(steering: &steer::Steering, summary: &Summary) {
-    let current = steering
-        .snapshot()
+    let latest = steering.snapshot();
+    let current = latest
+        .as_ref()
         .map_or([(0.0, 0.0); stats::N_METRICS], |s| s.current);
+    let current_streams = latest
+        .map(|s| s.current_streams.clone())
+        .unwrap_or_default();
     steering.board().publish(stats::live::Snapshot {
         summary: summary.clone(),
         current,
+        current_streams,
         connected_users: 0,
         running: false,
     });
@@ -174,7 +179,9 @@ fn run_with(
     let mut workers = Vec::with_capacity(threads);
     let mut wakers = Vec::with_capacity(threads);
     for (w, recycle_rx) in recycle_rxs.into_iter().enumerate() {
-        let rec = stats::Recorder::new(w, data_tx.clone(), recycle_rx, control.start);
+        let streams = plan.streams.len();
+        let rec =
+            stats::Recorder::with_streams(w, data_tx.clone(), recycle_rx, control.start, streams);
         let clients = clients_of(control.users.capacity().max(plan.users), threads, w);
         let (worker, waker) = Worker::new(
             w,
@@ -283,7 +290,8 @@ pub fn mqtt5_notes(plan: &Plan, control: &Control) -> Vec<String> {
 fn audit_shape(plan: &Plan) -> stats::audit::AuditShape {
     stats::audit::AuditShape {
         subscribers: plan.sub_users,
-        publish_qos: plan.qos,
+        // The weakest guarantee any stream publishes with (what the audit may expect).
+        publish_qos: plan.streams.iter().map(|s| s.qos).min().unwrap_or(plan.qos),
         subscribe_qos: plan.sub_qos,
         shared: plan.shared_subscription(),
     }

@@ -6,7 +6,8 @@
 //! The Aggregated entry (`stats_total`) is the sum of the entries it sends, built from them.
 //!
 //! Mapping: every request row of our table becomes an entry (method = the request type,
-//! `MQTT`; name = the row's name), and `stats_total` (the master's Aggregated) is their sum.
+//! `MQTT`; name = the row's name; one entry per stream, in place of `publish`), and
+//! `stats_total` (the master's Aggregated) is their sum.
 //! Failed requests carry no response time, so they are Locust's "none" requests
 //! (`num_none_requests`), left out of its averages and percentiles as ours are. Rows that are
 //! not requests of their own are sent as entries of their own type, outside the total, so
@@ -174,14 +175,34 @@ fn error_key(error: &ErrorDelta) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A row of the report: a metric's, or a stream's (the stream rows stand in for `publish`
+/// when the run has them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowRef {
+    Metric(Metric),
+    Stream(usize),
+}
+
+impl RowRef {
+    /// Index of the row's reported state: metrics first, then streams.
+    fn slot(self) -> usize {
+        match self {
+            RowRef::Metric(metric) => metric.index(),
+            RowRef::Stream(stream) => N_METRICS + stream,
+        }
+    }
+}
+
 /// What was already reported of the run in progress.
 pub struct Reporter {
     started_at: SystemTime,
+    /// Per row ([`RowRef::slot`]): the histogram and (ok, failed) counts reported so far.
     latency: Vec<Histogram<u64>>,
     /// Scratch for one row's interval histogram.
     interval: Histogram<u64>,
-    counts: [(u64, u64); N_METRICS],
-    errors: BTreeMap<(usize, String), u64>,
+    counts: Vec<(u64, u64)>,
+    /// Reported occurrences per (metric, stream row, reason).
+    errors: BTreeMap<(usize, Option<usize>, String), u64>,
     /// Timeline seconds already in per-second maps.
     seconds_done: u64,
     last_report: f64,
@@ -194,7 +215,7 @@ impl Reporter {
             started_at,
             latency: (0..N_METRICS).map(|_| new_histogram()).collect(),
             interval: new_histogram(),
-            counts: [(0, 0); N_METRICS],
+            counts: vec![(0, 0); N_METRICS],
             errors: BTreeMap::new(),
             seconds_done: 0,
             last_report: unix(started_at),
@@ -208,14 +229,22 @@ impl Reporter {
     /// What `summary` (the same run, later) adds to what was reported; remembers it as reported.
     pub fn report(&mut self, summary: &Summary, now: f64) -> Report {
         let start = unix(self.started_at);
-        let per_second = self.per_second(&summary.timeline, start, now);
+        let streams = summary.streams.len();
+        let per_second = self.per_second(&summary.timeline, streams, start, now);
         let mut report = Report {
             start_time: self.last_report,
             ..Report::default()
         };
-        for metric in Metric::ALL {
-            let mut entry = self.entry(summary, metric, &per_second, now);
+        let rows = Metric::ALL.into_iter().flat_map(|metric| {
+            match metric == Metric::Publish && !summary.streams.is_empty() {
+                true => (0..summary.streams.len()).map(RowRef::Stream).collect(),
+                false => vec![RowRef::Metric(metric)],
+            }
+        });
+        for row in rows {
+            let mut entry = self.entry(summary, row, &per_second, now);
             if entry.requests > 0 || entry.failures > 0 {
+                let metric = row_of(summary, row).metric;
                 if metric.is_request() {
                     report.total.add(&entry);
                 }
@@ -231,15 +260,14 @@ impl Reporter {
     }
 
     /// One row's difference since the last report.
-    fn entry(
-        &mut self,
-        summary: &Summary,
-        metric: Metric,
-        per_second: &PerSecond,
-        now: f64,
-    ) -> Entry {
-        let row = summary.metric(metric);
-        let i = metric.index();
+    fn entry(&mut self, summary: &Summary, at: RowRef, per_second: &PerSecond, now: f64) -> Entry {
+        let row = row_of(summary, at);
+        let metric = row.metric;
+        let i = at.slot();
+        while self.counts.len() <= i {
+            self.counts.push((0, 0));
+            self.latency.push(new_histogram());
+        }
         let (ok_before, failed_before) = self.counts[i];
         let ok = row.ok.saturating_sub(ok_before);
         let failures = row.failures.saturating_sub(failed_before);
@@ -272,19 +300,25 @@ impl Reporter {
             // Session lengths (or nothing timed): counts only.
             entry.none_requests = entry.requests;
         }
-        per_second.fill(metric, &mut entry, now);
+        per_second.fill(at, &mut entry, now);
         entry
     }
 
     /// Closed seconds of the timeline not reported yet, as unix-second maps.
-    fn per_second(&mut self, timeline: &[TimelineEntry], start: f64, now: f64) -> PerSecond {
+    fn per_second(
+        &mut self,
+        timeline: &[TimelineEntry],
+        streams: usize,
+        start: f64,
+        now: f64,
+    ) -> PerSecond {
         let mut out = PerSecond::default();
         let done = self.seconds_done;
         for second in timeline.iter().filter(|s| s.second > done) {
             let key = (start + second.second.saturating_sub(1) as f64)
                 .floor()
                 .min(now.floor()) as u64;
-            out.seconds.push((key, SecondCounts::of(second)));
+            out.seconds.push((key, SecondCounts::of(second, streams)));
             self.seconds_done = self.seconds_done.max(second.second);
         }
         out
@@ -294,14 +328,14 @@ impl Reporter {
     fn errors_since(&mut self, summary: &Summary, start: f64) -> Vec<ErrorDelta> {
         let mut out = Vec::new();
         for error in &summary.errors {
-            let key = (error.metric.index(), error.reason.clone());
+            let key = (error.metric.index(), error.stream, error.reason.clone());
             let before = self.errors.get(&key).copied().unwrap_or(0);
             if error.count <= before {
                 continue;
             }
             self.errors.insert(key, error.count);
             out.push(ErrorDelta {
-                name: summary.metric(error.metric).name.clone(),
+                name: summary.row_of(error).name.clone(),
                 method: method_of(&summary.request_type, error.metric),
                 error: error.reason.clone(),
                 occurrences: error.count - before,
@@ -319,39 +353,53 @@ struct PerSecond {
     seconds: Vec<(u64, SecondCounts)>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct SecondCounts {
     publish: (u64, u64),
     connect: (u64, u64),
     e2e: (u64, u64),
     connection: (u64, u64),
+    /// Each stream row's, by stream.
+    streams: Vec<(u64, u64)>,
 }
 
 impl SecondCounts {
-    fn of(entry: &TimelineEntry) -> SecondCounts {
+    fn of(entry: &TimelineEntry, streams: usize) -> SecondCounts {
         SecondCounts {
             publish: (entry.publish_ok, entry.publish_failures),
             connect: (entry.connect_ok, entry.connect_failures),
             e2e: (entry.e2e_ok, 0),
             connection: (entry.connection_ok, entry.connection_failures),
+            streams: (0..streams).map(|s| entry.stream_counts(s)).collect(),
         }
+    }
+}
+
+/// The row `at` of `summary`.
+fn row_of(summary: &Summary, at: RowRef) -> &crate::stats::MetricSummary {
+    match at {
+        RowRef::Metric(metric) => summary.metric(metric),
+        RowRef::Stream(stream) => &summary.streams[stream],
     }
 }
 
 impl PerSecond {
     /// The row's per-second maps: from the timeline where it keeps the row, otherwise the
     /// whole difference in the current second.
-    fn fill(&self, metric: Metric, entry: &mut Entry, now: f64) {
-        let pick = |c: &SecondCounts| match metric {
-            Metric::Publish => Some(c.publish),
-            Metric::Connect => Some(c.connect),
-            Metric::EndToEnd => Some(c.e2e),
-            Metric::Connection => Some(c.connection),
-            _ => None,
+    fn fill(&self, at: RowRef, entry: &mut Entry, now: f64) {
+        let pick = |c: &SecondCounts| match at {
+            RowRef::Metric(Metric::Publish) => Some(c.publish),
+            RowRef::Metric(Metric::Connect) => Some(c.connect),
+            RowRef::Metric(Metric::EndToEnd) => Some(c.e2e),
+            RowRef::Metric(Metric::Connection) => Some(c.connection),
+            RowRef::Metric(_) => None,
+            RowRef::Stream(stream) => c.streams.get(stream).copied(),
         };
         let kept = matches!(
-            metric,
-            Metric::Publish | Metric::Connect | Metric::EndToEnd | Metric::Connection
+            at,
+            RowRef::Metric(
+                Metric::Publish | Metric::Connect | Metric::EndToEnd | Metric::Connection
+            ) | RowRef::Stream(_)
         );
         if !kept {
             if entry.requests > 0 {
@@ -432,6 +480,7 @@ mod tests {
         });
         let errors = (failures > 0)
             .then(|| ErrorCount {
+                stream: None,
                 metric: Metric::Publish,
                 reason: "publish timed out: no acknowledgement".into(),
                 count: failures,
@@ -442,6 +491,7 @@ mod tests {
             .into_iter()
             .collect();
         Summary {
+            streams: Vec::new(),
             request_type: "MQTT".into(),
             qos: 1,
             started_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),

@@ -327,31 +327,33 @@ pub fn response_times(summary: &Summary) -> impl Iterator<Item = &Histogram<u64>
     summary.request_rows().map(|m| &m.latency_us)
 }
 
-/// Request rows of a summary with whole-run rates (what Aggregated adds up).
+/// Request rows of a summary with whole-run rates (what Aggregated adds up): one per
+/// stream in place of `publish`.
 pub fn summary_rows(summary: &Summary) -> Vec<Row<'_>> {
-    rows_where(summary, MetricSummary::is_request_row)
+    let rows = summary.request_rows().filter(|m| m.is_request_row());
+    rows_of(summary, rows)
 }
 
 /// Breakdown rows of a summary (connect phases, reconnects) with whole-run rates.
 pub fn breakdown_rows(summary: &Summary) -> Vec<Row<'_>> {
-    rows_where(summary, MetricSummary::is_breakdown_row)
+    let rows = summary.metrics.iter().filter(|m| m.is_breakdown_row());
+    rows_of(summary, rows)
 }
 
-fn rows_where(summary: &Summary, keep: fn(&MetricSummary) -> bool) -> Vec<Row<'_>> {
-    summary
-        .metrics
-        .iter()
-        .filter(|m| keep(m))
-        .map(|m| Row {
-            type_label: &summary.request_type,
-            name: &m.name,
-            requests: m.requests,
-            failures: m.failures,
-            latency_us: &m.latency_us,
-            rps: m.rps,
-            fail_per_s: m.fail_per_s,
-        })
-        .collect()
+fn rows_of<'a>(
+    summary: &'a Summary,
+    rows: impl Iterator<Item = &'a MetricSummary>,
+) -> Vec<Row<'a>> {
+    rows.map(|m| Row {
+        type_label: &summary.request_type,
+        name: &m.name,
+        requests: m.requests,
+        failures: m.failures,
+        latency_us: &m.latency_us,
+        rps: m.rps,
+        fail_per_s: m.fail_per_s,
+    })
+    .collect()
 }
 
 /// The total row of `rows`, over `aggregated` (the sum of their histograms).
@@ -414,7 +416,7 @@ pub fn final_report(summary: &Summary) -> String {
     let aggregated = aggregate(response_times(summary));
     let total = total_row(&rows, &aggregated);
     let breakdown = breakdown_rows(summary);
-    let name_of = |error: &ErrorCount| summary.metric(error.metric).name.clone();
+    let name_of = |error: &ErrorCount| summary.row_of(error).name.clone();
     let mut out = format!("{FINAL_HEADING}\n");
     out.push_str(&stats_table(&rows, &total));
     if !breakdown.is_empty() {
@@ -603,6 +605,7 @@ mod tests {
         use crate::stats::{Failure, Metric};
         let errors = [
             ErrorCount {
+                stream: None,
                 metric: Metric::Publish,
                 reason: Failure::AckTimeout.describe(),
                 count: 12,
@@ -611,6 +614,7 @@ mod tests {
                 examples: Vec::new(),
             },
             ErrorCount {
+                stream: None,
                 metric: Metric::Connect,
                 reason: Failure::ConnectTimeout.describe(),
                 count: 3,
@@ -646,6 +650,7 @@ mod tests {
             token_index,
         };
         let refused = ErrorCount {
+            stream: None,
             metric: Metric::Connect,
             reason: Failure::ConnackRefused(5).describe(),
             count: 2,
@@ -654,6 +659,7 @@ mod tests {
             examples: vec![example("dev-2", Some(2)), example("dev-5", Some(5))],
         };
         let lost = ErrorCount {
+            stream: None,
             metric: Metric::Connection,
             reason: Failure::ConnectionLost(0).describe(),
             count: 4,

@@ -283,32 +283,39 @@ impl Running {
 pub fn history_csv(summary: &Summary, full_history: bool) -> Result<String, String> {
     let mut out = header_with_percentiles(HISTORY_COLUMNS, HISTORY_TOTAL_COLUMNS);
     let start_s = unix_s(summary.started_at);
-    let mut per_metric: Vec<Running> = Metric::ALL.iter().map(|_| Running::new()).collect();
+    // One running total per history row: the request metrics, then the stream rows.
+    let rows = history_rows(summary);
+    let mut running: Vec<Running> = rows.iter().map(|_| Running::new()).collect();
     let mut total = Running::new();
     let names = reported(summary);
     for entry in &summary.timeline {
         let timestamp = (start_s + entry.second as f64).floor() as u64;
         let mut second_total = new_histogram();
         let (mut requests, mut failures) = (0, 0);
-        for metric in Metric::ALL.into_iter().filter(|m| m.is_request()) {
-            let h = entry
-                .histogram(metric)
-                .map_err(|e| format!("timeline second {}: {e}", entry.second))?;
-            let (ok, failed) = counts(entry, metric);
-            let run = &mut per_metric[metric.index()];
+        for (row, run) in rows.iter().zip(running.iter_mut()) {
+            let at_second = |e: String| format!("timeline second {}: {e}", entry.second);
+            let (h, (ok, failed)) = match row.stream {
+                Some(stream) => (
+                    entry.stream_histogram(stream).map_err(at_second)?,
+                    entry.stream_counts(stream),
+                ),
+                None => (
+                    entry.histogram(row.row.metric).map_err(at_second)?,
+                    counts(entry, row.row.metric),
+                ),
+            };
             run.requests += ok + failed;
             run.failures += failed;
             let _ = run.latency_us.add(&h);
             let _ = second_total.add(&h);
             requests += ok + failed;
             failures += failed;
-            let m = summary.metric(metric);
-            if full_history && names.iter().any(|n| n.metric == metric) {
+            if full_history && names.iter().any(|n| std::ptr::eq(*n, row.row)) {
                 let cells = HistoryCells {
                     timestamp,
                     users: entry.connected_users,
                     type_label: &summary.request_type,
-                    name: &m.name,
+                    name: &row.row.name,
                     now: (ok + failed, failed),
                     percentiles_of: &h,
                 };
@@ -334,6 +341,28 @@ pub fn history_csv(summary: &Summary, full_history: bool) -> Result<String, Stri
         out.push_str(&history_row(&cells, &total));
     }
     Ok(out)
+}
+
+/// A request row of the history: a metric's row, or stream `stream`'s.
+struct HistoryRow<'a> {
+    row: &'a MetricSummary,
+    stream: Option<usize>,
+}
+
+/// The request rows in table order: the stream rows in place of `publish` when the result
+/// has them.
+fn history_rows(summary: &Summary) -> Vec<HistoryRow<'_>> {
+    let streams = summary.streams.iter().enumerate();
+    summary
+        .request_rows()
+        .map(|row| HistoryRow {
+            row,
+            stream: streams
+                .clone()
+                .find(|(_, s)| std::ptr::eq(*s, row))
+                .map(|(n, _)| n),
+        })
+        .collect()
 }
 
 /// Ok and failed counts of `metric` in one timeline second.
@@ -394,13 +423,13 @@ pub fn failures_csv(summary: &Summary) -> String {
     let mut out = row(FAILURES_COLUMNS.iter().copied());
     let start_s = unix_s(summary.started_at);
     let mut errors: Vec<_> = summary.errors.iter().collect();
-    let name_of = |metric: Metric| summary.metric(metric).name.as_str();
-    errors.sort_by(|a, b| (name_of(a.metric), &a.reason).cmp(&(name_of(b.metric), &b.reason)));
+    let name_of = |error: &ErrorCount| summary.row_of(error).name.as_str();
+    errors.sort_by(|a, b| (name_of(a), &a.reason).cmp(&(name_of(b), &b.reason)));
     for error in errors {
         let seen = |s: u64| ((start_s + s as f64).floor() as u64).to_string();
         out.push_str(&row_owned(&[
             summary.request_type.clone(),
-            name_of(error.metric).to_string(),
+            name_of(error).to_string(),
             error.reason.clone(),
             error.count.to_string(),
             seen(error.first_seen_s),

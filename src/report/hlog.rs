@@ -2,7 +2,9 @@
 //! in the standard format that HdrHistogram's log readers, `HistogramLogProcessor` and
 //! HistogramLogAnalyzer load, so latency over time can be studied with the usual tools.
 //!
-//! Tags: `publish`, `connect` and `lag` (schedule lag). Values are microseconds; the
+//! Tags: `publish`, `connect` and `lag` (schedule lag), and in runs of two or more streams one
+//! per stream, `stream:NAME` (its row name, with commas and white space as `_`, which tags
+//! cannot hold). Values are microseconds; the
 //! `Interval_Max` column is divided by 1000 (milliseconds), as the header says. Timestamps are
 //! seconds since `BaseTime` (= `StartTime` = the run's start), each interval one second long.
 
@@ -32,11 +34,17 @@ pub fn write_hlog(path: &std::path::Path, summary: &Summary) -> Result<(), Strin
 pub fn hlog_bytes(summary: &Summary) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
+    let stream_tags = stream_tags(summary);
     {
+        let tags: Vec<&str> = TAGS
+            .iter()
+            .copied()
+            .chain(stream_tags.iter().map(String::as_str))
+            .collect();
         let comment = format!(
             "[Logged with mqblast {}; values in microseconds, Interval_Max in milliseconds; tags: {}]",
             env!("CARGO_PKG_VERSION"),
-            TAGS.join(", ")
+            tags.join(", ")
         );
         IntervalLogWriterBuilder::new()
             .add_comment(&comment)
@@ -58,8 +66,36 @@ pub fn hlog_bytes(summary: &Summary) -> Result<Vec<u8>, String> {
                 .write_histogram(&histogram, start, Duration::from_secs(1), Tag::new(tag))
                 .map_err(|e| format!("second {}: {e}", entry.second))?;
         }
+        for (stream, tag) in stream_tags.iter().enumerate() {
+            let histogram = entry
+                .stream_histogram(stream)
+                .map_err(|e| format!("timeline second {}: {e}", entry.second))?;
+            writer
+                .write_histogram(&histogram, start, Duration::from_secs(1), Tag::new(tag))
+                .map_err(|e| format!("second {}: {e}", entry.second))?;
+        }
     }
     Ok(out)
+}
+
+/// `stream:NAME` per stream row, in runs of two or more streams (with one, `publish` is it).
+fn stream_tags(summary: &Summary) -> Vec<String> {
+    if summary.streams.len() < 2 {
+        return Vec::new();
+    }
+    let allowed = |c: char| !(c == ',' || c.is_whitespace());
+    summary
+        .streams
+        .iter()
+        .map(|row| {
+            let name: String = row
+                .name
+                .chars()
+                .map(|c| if allowed(c) { c } else { '_' })
+                .collect();
+            format!("stream:{name}")
+        })
+        .collect()
 }
 
 /// One second's histograms in [`TAGS`] order.

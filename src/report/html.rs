@@ -56,6 +56,7 @@ pub fn render(result: &RunResult) -> String {
     body.push_str("</div>");
     body.push_str(&partial_banner(s));
     body.push_str(&stats_table(s));
+    body.push_str(&ratio_table(s, &[]));
     body.push_str(&percentile_table(s));
     body.push_str(&connections_section(s));
     body.push_str(&audit_section(s));
@@ -350,8 +351,7 @@ pub fn stats_table(s: &Summary) -> String {
         ]
     };
     let rows_of = |keep: fn(&MetricSummary) -> bool| -> Vec<Vec<String>> {
-        s.metrics
-            .iter()
+        s.rows()
             .filter(|m| keep(m))
             .map(|m| {
                 row(
@@ -419,8 +419,7 @@ pub fn percentile_table(s: &Summary) -> String {
         cells
     };
     let rows_of = |keep: fn(&MetricSummary) -> bool| -> Vec<Vec<String>> {
-        s.metrics
-            .iter()
+        s.rows()
             .filter(|m| keep(m) && !m.latency_us.is_empty())
             .map(|m| row(&s.request_type, &m.name, &m.latency_us))
             .collect()
@@ -442,6 +441,46 @@ pub fn percentile_table(s: &Summary) -> String {
         ));
     }
     out
+}
+
+/// "Current ratio", as Locust's tab of that name: each stream's share of the users'
+/// messages, measured (its requests over all the stream rows'), and, when `configured` gives
+/// them (the web UI, from the plan's paces), the shares the paces ask for. Empty for runs of
+/// fewer than two streams.
+pub fn ratio_table(s: &Summary, configured: &[Option<f64>]) -> String {
+    if s.streams.len() < 2 {
+        return String::new();
+    }
+    let all: u64 = s.streams.iter().map(|m| m.requests).sum();
+    let percent = |share: f64| format!("{:.1}%", share * 100.0);
+    let with_configured = !configured.is_empty();
+    let rows: Vec<Vec<String>> = s
+        .streams
+        .iter()
+        .enumerate()
+        .map(|(stream, m)| {
+            let mut row = vec![s.request_type.clone(), m.name.clone()];
+            if with_configured {
+                let share = configured.get(stream).copied().flatten();
+                row.push(share.map_or("as fast as allowed".to_string(), percent));
+            }
+            row.push(m.requests.to_string());
+            row.push(match all {
+                0 => "-".to_string(),
+                all => percent(m.requests as f64 / all as f64),
+            });
+            row
+        })
+        .collect();
+    let mut head = vec!["Type", "Name"];
+    if with_configured {
+        head.push("Configured share");
+    }
+    head.extend(["Messages", "Share of messages"]);
+    format!(
+        "<h2>Current ratio</h2><p>Each stream's share of the users' messages.</p>{}",
+        table(&head, &rows, None)
+    )
 }
 
 /// The connections section: sessions ended by us or lost, and how long they lasted; empty
@@ -504,7 +543,7 @@ pub fn failures_table(s: &Summary) -> String {
         .map(|e| {
             vec![
                 s.request_type.clone(),
-                s.metric(e.metric).name.clone(),
+                s.row_of(e).name.clone(),
                 e.count.to_string(),
                 format!("{} s", e.first_seen_s),
                 format!("{} s", e.last_seen_s),

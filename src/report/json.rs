@@ -26,7 +26,10 @@ use crate::stats::{hdr_codec, ErrorExample, Metric, MetricSummary, Source, Summa
 /// `aggregated_rows` only; the connect phases and `reconnect` (`breakdown_rows`) and the
 /// sessions (`connection`, summed up in `connections`) are no longer added in. Files of
 /// versions 1 and 2 still load (their stored totals keep their old meaning; every report
-/// recomputes Aggregated from the rows).
+/// recomputes Aggregated from the rows). Files of version 3 may also carry `streams` (one row
+/// per stream of the users, in the `publish` row's shape; `publish` is their sum and the
+/// reports show them in its place) and `error_details[].stream`/`stream_name` (the row of a
+/// publish failure); files without them read as one `publish` row, as before.
 pub const FORMAT_VERSION: u64 = 3;
 
 /// Writes the summary, with the effective configuration under `config`, to `path`.
@@ -70,6 +73,7 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
         "failures": summary.failures(),
         "connect": metric_fields(summary.metric(Metric::Connect)),
         "publish": publish,
+        "streams": summary.streams.iter().map(|s| Value::Object(metric_fields(s))).collect::<Vec<_>>(),
         "errors": errors,
         "error_details": error_details(summary),
         "schedule_lag_us": {
@@ -172,14 +176,21 @@ fn error_details(summary: &Summary) -> Vec<Value> {
         .errors
         .iter()
         .map(|e| {
-            json!({
+            let mut detail = json!({
                 "metric": e.metric.key(),
                 "reason": e.reason,
                 "count": e.count,
                 "first_seen_s": e.first_seen_s,
                 "last_seen_s": e.last_seen_s,
                 "examples": e.examples.iter().map(example_json).collect::<Vec<_>>(),
-            })
+            });
+            if let (Some(stream), Some(fields)) = (e.stream, detail.as_object_mut()) {
+                // The index of its row in `streams`, and the row's name for readers.
+                fields.insert("stream".into(), json!(stream));
+                let name = summary.streams.get(stream).map(|row| row.name.as_str());
+                fields.insert("stream_name".into(), json!(name));
+            }
+            detail
         })
         .collect()
 }
@@ -278,6 +289,7 @@ mod tests {
     fn summary(publish_failures: u64) -> Summary {
         let errors = if publish_failures > 0 {
             vec![ErrorCount {
+                stream: None,
                 metric: Metric::Publish,
                 reason: Failure::AckTimeout.describe(),
                 count: publish_failures,
@@ -292,6 +304,7 @@ mod tests {
             Vec::new()
         };
         Summary {
+            streams: Vec::new(),
             request_type: "MQTT".to_string(),
             qos: 1,
             started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
@@ -328,6 +341,7 @@ mod tests {
             lag_us: histogram([10, 20, 5000]),
             sent: 1000 + publish_failures,
             timeline: vec![TimelineEntry {
+                streams: Vec::new(),
                 second: 1,
                 publish_ok: 1000,
                 publish_failures,

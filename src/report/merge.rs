@@ -45,13 +45,15 @@ pub fn merge(inputs: Vec<Input>) -> Result<RunResult, String> {
     let summaries: Vec<&Summary> = inputs.iter().map(|i| &i.result.summary).collect();
     let base = summaries[0];
     let metrics = Metric::ALL.map(|metric| merged_metric(&summaries, metric, duration_s));
-    let timeline = merged_timeline(&summaries, &offsets_s)?;
+    let streams = StreamMap::of(&summaries);
+    let timeline = merged_timeline(&summaries, &offsets_s, &streams)?;
     let summary = Summary {
         request_type: base.request_type.clone(),
         qos: base.qos,
         started_at: start,
         duration_s,
-        errors: merged_errors(&summaries, &offsets_s),
+        errors: merged_errors(&summaries, &offsets_s, &streams),
+        streams: streams.rows(&summaries, duration_s),
         lag_us: add_all(summaries.iter().map(|s| &s.lag_us)),
         sent: summaries.iter().map(|s| s.sent).sum(),
         max_connected_users: timeline
@@ -115,8 +117,81 @@ fn merged_audit(summaries: &[&Summary]) -> Option<AuditSummary> {
     Some(total)
 }
 
+/// The merged stream rows: the inputs' stream rows of the same name added up, in the order
+/// the names first appear. An input without stream rows (written before streams existed)
+/// that published contributes its `publish` row as the stream row of that name, so the
+/// stream rows still add up to the merged `publish` row. No input with stream rows: none.
+struct StreamMap {
+    names: Vec<String>,
+    /// Per input, the merged index of each of its stream rows.
+    to_merged: Vec<Vec<usize>>,
+}
+
+impl StreamMap {
+    fn of(summaries: &[&Summary]) -> StreamMap {
+        let mut map = StreamMap {
+            names: Vec::new(),
+            to_merged: Vec::new(),
+        };
+        if summaries.iter().all(|s| s.streams.is_empty()) {
+            map.to_merged = vec![Vec::new(); summaries.len()];
+            return map;
+        }
+        for summary in summaries {
+            let indexes = Self::rows_of(summary)
+                .iter()
+                .map(|row| match map.names.iter().position(|n| *n == row.name) {
+                    Some(at) => at,
+                    None => {
+                        map.names.push(row.name.clone());
+                        map.names.len() - 1
+                    }
+                })
+                .collect();
+            map.to_merged.push(indexes);
+        }
+        map
+    }
+
+    /// An input's stream rows: its own, else its publish row when it published.
+    fn rows_of(summary: &Summary) -> &[MetricSummary] {
+        let publish = summary.metric(Metric::Publish);
+        match (summary.streams.is_empty(), publish.requests > 0) {
+            (false, _) => &summary.streams,
+            (true, true) => std::slice::from_ref(publish),
+            (true, false) => &[],
+        }
+    }
+
+    fn rows(&self, summaries: &[&Summary], duration_s: f64) -> Vec<MetricSummary> {
+        (0..self.names.len())
+            .map(|merged| {
+                let parts: Vec<&MetricSummary> = summaries
+                    .iter()
+                    .zip(&self.to_merged)
+                    .flat_map(|(summary, map)| {
+                        let rows = Self::rows_of(summary);
+                        map.iter()
+                            .zip(rows)
+                            .filter(move |(&to, _)| to == merged)
+                            .map(|(_, row)| row)
+                    })
+                    .collect();
+                let mut row = added(&parts, Metric::Publish, duration_s);
+                row.name = self.names[merged].clone();
+                row
+            })
+            .collect()
+    }
+}
+
 fn merged_metric(summaries: &[&Summary], metric: Metric, duration_s: f64) -> MetricSummary {
     let parts: Vec<&MetricSummary> = summaries.iter().map(|s| s.metric(metric)).collect();
+    added(&parts, metric, duration_s)
+}
+
+/// Rows of one metric added up (the name of the first that has requests).
+fn added(parts: &[&MetricSummary], metric: Metric, duration_s: f64) -> MetricSummary {
     let requests: u64 = parts.iter().map(|m| m.requests).sum();
     let failures: u64 = parts.iter().map(|m| m.failures).sum();
     let per_s = |n: u64| {
@@ -131,9 +206,9 @@ fn merged_metric(summaries: &[&Summary], metric: Metric, duration_s: f64) -> Met
         name: parts
             .iter()
             .find(|m| m.requests > 0)
-            .unwrap_or(&parts[0])
-            .name
-            .clone(),
+            .or(parts.first())
+            .map(|m| m.name.clone())
+            .unwrap_or_default(),
         requests,
         failures,
         ok: parts.iter().map(|m| m.ok).sum(),
@@ -145,16 +220,26 @@ fn merged_metric(summaries: &[&Summary], metric: Metric, duration_s: f64) -> Met
 
 /// Same (metric, reason) summed; first/last seen on the merged clock; example clients the
 /// union of the inputs' (in input order, each once, at most `MAX_ERROR_EXAMPLES`).
-fn merged_errors(summaries: &[&Summary], offsets_s: &[u64]) -> Vec<ErrorCount> {
-    let mut by_reason: BTreeMap<(usize, String), ErrorCount> = BTreeMap::new();
-    for (summary, &offset) in summaries.iter().zip(offsets_s) {
+fn merged_errors(
+    summaries: &[&Summary],
+    offsets_s: &[u64],
+    streams: &StreamMap,
+) -> Vec<ErrorCount> {
+    let mut by_reason: BTreeMap<(usize, Option<usize>, String), ErrorCount> = BTreeMap::new();
+    for ((summary, &offset), to_merged) in summaries.iter().zip(offsets_s).zip(&streams.to_merged) {
         for e in &summary.errors {
-            let key = (e.metric.index(), e.reason.clone());
+            // A publish failure of an input without stream rows is its one stream's.
+            let stream = match (e.metric, e.stream) {
+                (Metric::Publish, stream) => to_merged.get(stream.unwrap_or(0)).copied(),
+                _ => None,
+            };
+            let key = (e.metric.index(), stream, e.reason.clone());
             let merged = by_reason.entry(key).or_insert_with(|| ErrorCount {
                 count: 0,
                 first_seen_s: u64::MAX,
                 last_seen_s: 0,
                 examples: Vec::new(),
+                stream,
                 ..e.clone()
             });
             for example in &e.examples {
@@ -176,14 +261,15 @@ fn merged_errors(summaries: &[&Summary], offsets_s: &[u64]) -> Vec<ErrorCount> {
 fn merged_timeline(
     summaries: &[&Summary],
     offsets_s: &[u64],
+    streams: &StreamMap,
 ) -> Result<Vec<crate::stats::TimelineEntry>, String> {
     let mut seconds: BTreeMap<u64, timeline_entry::Accumulator> = BTreeMap::new();
-    for (summary, &offset) in summaries.iter().zip(offsets_s) {
+    let count = streams.names.len();
+    for ((summary, &offset), to_merged) in summaries.iter().zip(offsets_s).zip(&streams.to_merged) {
         for entry in &summary.timeline {
-            seconds
-                .entry(entry.second + offset)
-                .or_default()
-                .add(entry)?;
+            let second = seconds.entry(entry.second + offset).or_default();
+            second.add(entry)?;
+            second.add_streams(entry, to_merged, count)?;
         }
     }
     let last = seconds.keys().next_back().copied().unwrap_or(0);

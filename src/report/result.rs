@@ -75,7 +75,9 @@ pub fn from_json(doc: &Value) -> Result<RunResult, String> {
             metrics[metric.index()] = metric_at(doc, metric)?;
         }
     }
+    let streams = streams_at(doc)?;
     let summary = Summary {
+        streams,
         request_type: str_at(doc, "request_type")?.to_string(),
         qos: u8::try_from(u64_at(doc, "qos")?).map_err(|_| "qos: out of range".to_string())?,
         started_at,
@@ -196,7 +198,25 @@ fn audit_at(doc: &Value) -> Result<Option<AuditSummary>, String> {
 
 fn metric_at(doc: &Value, metric: Metric) -> Result<MetricSummary, String> {
     let key = metric.key();
-    let m = field(doc, key)?;
+    row_at(field(doc, key)?, metric, key)
+}
+
+/// `streams`: the stream rows (absent from results written before streams existed, and from
+/// runs that never published).
+fn streams_at(doc: &Value) -> Result<Vec<MetricSummary>, String> {
+    let Some(list) = doc.get("streams") else {
+        return Ok(Vec::new());
+    };
+    let items = list.as_array().ok_or("\"streams\": expected a list")?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| row_at(item, Metric::Publish, &format!("streams[{n}]")))
+        .collect()
+}
+
+/// One row's fields; `key` names it in errors.
+fn row_at(m: &Value, metric: Metric, key: &str) -> Result<MetricSummary, String> {
     let prefixed = |e: String| format!("{key}.{e}");
     Ok(MetricSummary {
         metric,
@@ -226,6 +246,7 @@ fn errors_at(doc: &Value) -> Result<Vec<ErrorCount>, String> {
         .iter()
         .map(|(reason, count)| ErrorCount {
             metric: metric_of_reason(reason),
+            stream: None,
             reason: reason.clone(),
             count: count.as_u64().unwrap_or(0),
             first_seen_s: 0,
@@ -242,8 +263,16 @@ fn error_at(item: &Value) -> Result<ErrorCount, String> {
         Some(metric) => metric,
         None => return Err(format!("error_details.metric: unknown metric {key:?}")),
     };
+    let stream = match item.get("stream") {
+        None | Some(Value::Null) => None,
+        Some(_) => {
+            let index = u64_at(item, "stream").map_err(prefixed)?;
+            Some(usize::try_from(index).map_err(|_| "error_details.stream: out of range")?)
+        }
+    };
     Ok(ErrorCount {
         metric,
+        stream,
         reason: str_at(item, "reason").map_err(prefixed)?.to_string(),
         count: u64_at(item, "count").map_err(prefixed)?,
         first_seen_s: u64_at(item, "first_seen_s").unwrap_or(0),

@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::stats::timeline::encode_or_empty;
+use crate::stats::timeline::{encode_or_empty, StreamSecond};
 use crate::stats::{new_histogram, Metric, TimelineEntry, N_METRICS};
 
 /// The sum of the entries of one merged second.
@@ -11,6 +11,8 @@ pub struct Accumulator {
     entry: TimelineEntry,
     latency_us: [Histogram<u64>; N_METRICS],
     lag_us: Histogram<u64>,
+    /// The merged stream rows' histograms, by merged stream (`entry.streams` holds counts).
+    stream_latency_us: Vec<Histogram<u64>>,
 }
 
 impl Default for Accumulator {
@@ -38,9 +40,11 @@ impl Default for Accumulator {
                 e2e_p99_us: 0,
                 connection_ok: 0,
                 connection_failures: 0,
+                streams: Vec::new(),
             },
             latency_us: std::array::from_fn(|_| new_histogram()),
             lag_us: new_histogram(),
+            stream_latency_us: Vec::new(),
         }
     }
 }
@@ -66,6 +70,35 @@ impl Accumulator {
         Ok(())
     }
 
+    /// Add `other`'s stream rows: its stream `i` is merged stream `to_merged[i]`; `streams`
+    /// merged streams in all (rows are kept per second only when there are two or more).
+    pub fn add_streams(
+        &mut self,
+        other: &TimelineEntry,
+        to_merged: &[usize],
+        streams: usize,
+    ) -> Result<(), String> {
+        if streams < 2 {
+            return Ok(());
+        }
+        while self.entry.streams.len() < streams {
+            self.entry.streams.push(StreamSecond {
+                ok: 0,
+                failures: 0,
+                hdr: String::new(),
+            });
+            self.stream_latency_us.push(new_histogram());
+        }
+        for (stream, &merged) in to_merged.iter().enumerate() {
+            let (ok, failures) = other.stream_counts(stream);
+            let row = &mut self.entry.streams[merged];
+            row.ok += ok;
+            row.failures += failures;
+            let _ = self.stream_latency_us[merged].add(&other.stream_histogram(stream)?);
+        }
+        Ok(())
+    }
+
     pub fn finish(mut self, second: u64) -> TimelineEntry {
         let q = |h: &Histogram<u64>, quantile: f64| {
             if h.is_empty() {
@@ -87,6 +120,9 @@ impl Accumulator {
         self.entry.connect_hdr = encode_or_empty(&self.latency_us[Metric::Connect.index()]);
         self.entry.publish_hdr = encode_or_empty(publish);
         self.entry.lag_hdr = encode_or_empty(&self.lag_us);
+        for (row, latency) in self.entry.streams.iter_mut().zip(&self.stream_latency_us) {
+            row.hdr = encode_or_empty(latency);
+        }
         self.entry
     }
 }

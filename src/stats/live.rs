@@ -71,6 +71,8 @@ pub struct Snapshot {
     pub summary: Summary,
     /// Current (requests/s, failures/s) per metric, Locust's 10 s window.
     pub current: [(f64, f64); N_METRICS],
+    /// The same per stream row (`summary.streams`).
+    pub current_streams: Vec<(f64, f64)>,
     /// Clients connected now, summed over the workers' latest intervals.
     pub connected_users: u32,
     /// False once the run is over: `summary` is then the final result (audit included).

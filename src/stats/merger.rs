@@ -37,6 +37,9 @@ pub struct MergerConfig {
     pub request_type: String,
     /// The table's "Name" column per metric, indexed by `Metric::index()`.
     pub metric_names: [String; N_METRICS],
+    /// The name of each stream row, by stream (`Plan::streams`); empty: no stream rows, the
+    /// `publish` row is shown.
+    pub stream_names: Vec<String>,
     pub target_users: u32,
     /// Print only the final report, not the live table.
     pub only_summary: bool,
@@ -55,6 +58,7 @@ impl MergerConfig {
         MergerConfig {
             request_type: plan.request_type.clone(),
             metric_names: metric_names_of(plan),
+            stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
             target_users: plan.users,
             only_summary: plan.only_summary,
             qos: plan.qos,
@@ -90,6 +94,9 @@ pub fn metric_names_of(plan: &Plan) -> [String; N_METRICS] {
     if plan.connect_only {
         // `mqblast conn` never publishes: no publish row (an empty name is no row).
         names[Metric::Publish.index()] = String::new();
+    } else if plan.streams.iter().any(|s| s.declared) {
+        // Declared streams are the rows; `publish` is their sum.
+        names[Metric::Publish.index()] = "publish".to_string();
     }
     names
 }
@@ -151,14 +158,20 @@ pub struct Merger {
     running: Vec<bool>,
     latency_us: [Histogram<u64>; N_METRICS],
     failures: [u64; N_METRICS],
-    /// Count, first and last second seen and example clients, per failure reason.
-    errors: HashMap<Failure, Tally>,
+    /// The stream rows: latency and failures by stream.
+    stream_latency_us: Vec<Histogram<u64>>,
+    stream_failures: Vec<u64>,
+    /// Count, first and last second seen and example clients, per failure reason and stream
+    /// (0 for failures of other rows).
+    errors: HashMap<(Failure, u8), Tally>,
     /// Names the example clients in the summary.
     name_client: ClientNamer,
     /// Failures whose reason did not fit in a worker's interval, per metric.
     overflow: [u64; N_METRICS],
     /// First and last second an overflowed failure was seen, per metric.
     overflow_seen_s: [(u64, u64); N_METRICS],
+    /// Of the publish row's overflow, each stream's, with when it was seen.
+    stream_overflow: Vec<(u64, (u64, u64))>,
     lag_us: Histogram<u64>,
     sent: u64,
     timeline: TimelineBuilder,
@@ -183,20 +196,24 @@ impl Merger {
         recycle: Vec<Sender<Interval>>,
     ) -> Merger {
         let started_at = cfg.started_at;
+        let streams = cfg.stream_names.len();
         Merger {
-            cfg,
             rx,
             recycle,
             running: vec![true; workers],
             latency_us: std::array::from_fn(|_| new_histogram()),
             failures: [0; N_METRICS],
+            stream_latency_us: (0..streams).map(|_| new_histogram()).collect(),
+            stream_failures: vec![0; streams],
             errors: HashMap::new(),
             name_client: Box::new(name_by_index),
             overflow: [0; N_METRICS],
             overflow_seen_s: [(u64::MAX, 0); N_METRICS],
+            stream_overflow: vec![(0, (u64::MAX, 0)); streams],
             lag_us: new_histogram(),
             sent: 0,
-            timeline: TimelineBuilder::new(workers, started_at),
+            timeline: TimelineBuilder::with_streams(workers, started_at, streams),
+            cfg,
             last_at: started_at,
             aggregated_us: new_histogram(),
             live: None,
@@ -261,7 +278,20 @@ impl Merger {
 
     /// Adds one interval to the totals and the timeline, then returns it emptied to its worker.
     pub fn absorb(&mut self, mut interval: Interval) {
+        interval.fold_streams();
         let second = self.timeline.second_of(interval.at);
+        for (stream, latency_us) in self.stream_latency_us.iter_mut().enumerate() {
+            if let Some(part) = interval.streams.get(stream) {
+                let _ = latency_us.add(part);
+            }
+            self.stream_failures[stream] += interval.failures_of_stream(stream);
+            let overflowed = interval.overflow_streams.get(stream).copied().unwrap_or(0);
+            if overflowed > 0 {
+                let (count, seen) = &mut self.stream_overflow[stream];
+                *count += overflowed;
+                *seen = (seen.0.min(second), seen.1.max(second));
+            }
+        }
         for metric in Metric::ALL {
             let m = metric.index();
             // Same bounds on both sides: adding cannot fail.
@@ -276,7 +306,7 @@ impl Merger {
         for (kind, &(failure, count)) in interval.failures().iter().enumerate() {
             let tally = self
                 .errors
-                .entry(failure)
+                .entry((failure, interval.stream_of(kind)))
                 .or_insert_with(|| Tally::new(second));
             tally.add(count, second, interval.examples_of(kind));
         }
@@ -314,6 +344,25 @@ impl Merger {
         self.aggregated_us.reset();
         for metric in Metric::ALL {
             let m = metric.index();
+            if metric == Metric::Publish && !self.stream_latency_us.is_empty() {
+                for (stream, latency_us) in self.stream_latency_us.iter().enumerate() {
+                    let (rps, fail_per_s) = self.timeline.current_stream_rates(now, stream);
+                    let failures = self.stream_failures[stream];
+                    total_rps += rps;
+                    total_fail_per_s += fail_per_s;
+                    let _ = self.aggregated_us.add(latency_us);
+                    rows.push(console::Row {
+                        type_label: &self.cfg.request_type,
+                        name: &self.cfg.stream_names[stream],
+                        requests: latency_us.len() + failures,
+                        failures,
+                        latency_us,
+                        rps,
+                        fail_per_s,
+                    });
+                }
+                continue;
+            }
             let requests = self.latency_us[m].len() + self.failures[m];
             let name = &self.cfg.metric_names[m];
             let shown = match metric.kind() {
@@ -369,11 +418,20 @@ impl Merger {
         for metric in Metric::ALL {
             current[metric.index()] = self.timeline.current_rates(now, metric);
         }
+        let current_streams = (0..self.stream_latency_us.len())
+            .map(|stream| self.timeline.current_stream_rates(now, stream))
+            .collect();
         let timeline = self.timeline.closed_entries().to_vec();
-        let summary = self.summary_of(self.latency_us.clone(), self.lag_us.clone(), timeline);
+        let histograms = Histograms {
+            latency_us: self.latency_us.clone(),
+            stream_latency_us: self.stream_latency_us.clone(),
+            lag_us: self.lag_us.clone(),
+        };
+        let summary = self.summary_of(histograms, timeline);
         board.publish(Snapshot {
             summary,
             current,
+            current_streams,
             connected_users: self.connected.iter().sum(),
             running: true,
         });
@@ -389,37 +447,46 @@ impl Merger {
         self.failures = [0; N_METRICS];
         self.overflow = [0; N_METRICS];
         self.overflow_seen_s = [(u64::MAX, 0); N_METRICS];
+        for histogram in self.stream_latency_us.iter_mut() {
+            histogram.reset();
+        }
+        self.stream_failures.fill(0);
+        self.stream_overflow.fill((0, (u64::MAX, 0)));
         self.errors.clear();
         self.sent = 0;
         let elapsed = now.saturating_duration_since(self.cfg.started_at);
         self.cfg.started_wall += elapsed;
         self.cfg.started_at = now;
         self.last_at = now;
-        self.timeline = TimelineBuilder::new(self.running.len(), now);
+        let streams = self.stream_latency_us.len();
+        self.timeline = TimelineBuilder::with_streams(self.running.len(), now, streams);
     }
 
     /// Closes the timeline and computes whole-run rates.
     fn into_summary(mut self) -> Summary {
-        let latency_us = std::mem::replace(
-            &mut self.latency_us,
-            std::array::from_fn(|_| new_histogram()),
-        );
-        let lag_us = std::mem::replace(&mut self.lag_us, new_histogram());
+        let histograms = Histograms {
+            latency_us: std::mem::replace(
+                &mut self.latency_us,
+                std::array::from_fn(|_| new_histogram()),
+            ),
+            stream_latency_us: std::mem::take(&mut self.stream_latency_us),
+            lag_us: std::mem::replace(&mut self.lag_us, new_histogram()),
+        };
         let timeline = std::mem::replace(
             &mut self.timeline,
             TimelineBuilder::new(0, self.cfg.started_at),
         )
         .finish();
-        self.summary_of(latency_us, lag_us, timeline)
+        self.summary_of(histograms, timeline)
     }
 
     /// The result document of what was merged so far, from these histograms and timeline.
-    fn summary_of(
-        &self,
-        latency_us: [Histogram<u64>; N_METRICS],
-        lag_us: Histogram<u64>,
-        timeline: Vec<TimelineEntry>,
-    ) -> Summary {
+    fn summary_of(&self, histograms: Histograms, timeline: Vec<TimelineEntry>) -> Summary {
+        let Histograms {
+            latency_us,
+            stream_latency_us,
+            lag_us,
+        } = histograms;
         let duration_s = self
             .last_at
             .saturating_duration_since(self.cfg.started_at)
@@ -450,12 +517,30 @@ impl Merger {
             let taken = std::mem::replace(&mut latency_us[metric.index()], new_histogram());
             metric_summary(metric, taken)
         });
-        let errors = error_counts(
-            &self.errors,
-            &self.overflow,
-            &self.overflow_seen_s,
-            &self.name_client,
-        );
+        let streams = stream_latency_us
+            .into_iter()
+            .zip(&self.cfg.stream_names)
+            .zip(&self.stream_failures)
+            .map(|((latency_us, name), &failures)| {
+                let ok = latency_us.len();
+                MetricSummary {
+                    metric: Metric::Publish,
+                    name: name.clone(),
+                    requests: ok + failures,
+                    failures,
+                    ok,
+                    rps: per_s(ok + failures),
+                    fail_per_s: per_s(failures),
+                    latency_us,
+                }
+            })
+            .collect();
+        let overflow = Overflow {
+            per_metric: &self.overflow,
+            seen_s: &self.overflow_seen_s,
+            per_stream: &self.stream_overflow,
+        };
+        let errors = error_counts(&self.errors, &overflow, &self.name_client);
         let max_connected_users = timeline
             .iter()
             .map(|e| e.connected_users)
@@ -481,6 +566,7 @@ impl Merger {
             started_at: self.cfg.started_wall,
             duration_s,
             metrics,
+            streams,
             errors,
             lag_us,
             sent: self.sent,
@@ -508,21 +594,41 @@ pub fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// The histograms a summary is made of.
+struct Histograms {
+    latency_us: [Histogram<u64>; N_METRICS],
+    stream_latency_us: Vec<Histogram<u64>>,
+    lag_us: Histogram<u64>,
+}
+
+/// Failures whose reason was not kept: per metric and, of the publish row's, per stream,
+/// with the first and last second seen.
+struct Overflow<'a> {
+    per_metric: &'a [u64; N_METRICS],
+    seen_s: &'a [(u64, u64); N_METRICS],
+    per_stream: &'a [(u64, (u64, u64))],
+}
+
 /// Failure counts with their texts and example clients (sorted by client, named by
-/// `name_client`), most frequent first (ties by text).
+/// `name_client`), most frequent first (ties by text). A publish failure names its stream
+/// row when the run has stream rows.
 fn error_counts(
-    errors: &HashMap<Failure, Tally>,
-    overflow: &[u64; N_METRICS],
-    overflow_seen_s: &[(u64, u64); N_METRICS],
+    errors: &HashMap<(Failure, u8), Tally>,
+    overflow: &Overflow<'_>,
     name_client: &ClientNamer,
 ) -> Vec<ErrorCount> {
+    let has_streams = !overflow.per_stream.is_empty();
+    let stream_of = |failure: &Failure, stream: u8| {
+        (has_streams && failure.metric() == Metric::Publish).then_some(stream as usize)
+    };
     let mut counts: Vec<ErrorCount> = errors
         .iter()
-        .map(|(failure, tally)| {
+        .map(|(&(failure, stream), tally)| {
             let mut clients = tally.examples.clone();
             clients.sort_unstable();
             ErrorCount {
                 metric: failure.metric(),
+                stream: stream_of(&failure, stream),
                 reason: failure.describe(),
                 count: tally.count,
                 first_seen_s: tally.first_seen_s,
@@ -531,17 +637,34 @@ fn error_counts(
             }
         })
         .collect();
+    let reason = |metric: Metric| {
+        format!(
+            "{} failed, reason not kept (more than {MAX_FAILURE_KINDS} distinct reasons in one second)",
+            metric.key()
+        )
+    };
     for metric in Metric::ALL {
-        let count = overflow[metric.index()];
+        let count = overflow.per_metric[metric.index()];
+        if count == 0 || (has_streams && metric == Metric::Publish) {
+            continue;
+        }
+        let (first_seen_s, last_seen_s) = overflow.seen_s[metric.index()];
+        counts.push(ErrorCount {
+            metric,
+            stream: None,
+            reason: reason(metric),
+            count,
+            first_seen_s,
+            last_seen_s,
+            examples: Vec::new(),
+        });
+    }
+    for (stream, &(count, (first_seen_s, last_seen_s))) in overflow.per_stream.iter().enumerate() {
         if count > 0 {
-            let reason = format!(
-                "{} failed, reason not kept (more than {MAX_FAILURE_KINDS} distinct reasons in one second)",
-                metric.key()
-            );
-            let (first_seen_s, last_seen_s) = overflow_seen_s[metric.index()];
             counts.push(ErrorCount {
-                metric,
-                reason,
+                metric: Metric::Publish,
+                stream: Some(stream),
+                reason: reason(Metric::Publish),
                 count,
                 first_seen_s,
                 last_seen_s,
@@ -563,6 +686,7 @@ mod tests {
         MergerConfig {
             request_type: "MQTT".to_string(),
             metric_names: metric_names(1, "v1/devices/me/telemetry"),
+            stream_names: Vec::new(),
             target_users: 2,
             only_summary: true,
             qos: 1,
@@ -813,15 +937,20 @@ mod tests {
             last_seen_s,
             examples: Vec::new(),
         };
-        errors.insert(Failure::AckTimeout, tally(2, 1, 3));
-        errors.insert(Failure::ConnectTimeout, tally(5, 1, 1));
+        errors.insert((Failure::AckTimeout, 0), tally(2, 1, 3));
+        errors.insert((Failure::ConnectTimeout, 0), tally(5, 1, 1));
         let unseen = (u64::MAX, 0);
         let mut seen_s = [unseen; N_METRICS];
         seen_s[1] = (2, 4);
         let namer: ClientNamer = Box::new(name_by_index);
-        let mut overflow = [0; N_METRICS];
-        overflow[1] = 7;
-        let counts = error_counts(&errors, &overflow, &seen_s, &namer);
+        let mut per_metric = [0; N_METRICS];
+        per_metric[1] = 7;
+        let overflow = Overflow {
+            per_metric: &per_metric,
+            seen_s: &seen_s,
+            per_stream: &[],
+        };
+        let counts = error_counts(&errors, &overflow, &namer);
         assert_eq!(
             counts.iter().map(|e| e.count).collect::<Vec<_>>(),
             vec![7, 5, 2]

@@ -66,13 +66,22 @@ pub struct Interval {
     pub latency: [Histogram<u64>; N_METRICS],
     /// How far behind schedule each publish was sent, microseconds.
     pub lag: Histogram<u64>,
+    /// Acknowledged (QoS 0: written) publishes of each stream of the plan, microseconds,
+    /// indexed by stream: the stream rows. The merger adds them into `latency[Publish]`
+    /// ([`Interval::fold_streams`]), which the workers leave empty.
+    pub streams: Box<[Histogram<u64>]>,
     /// Failure counts by reason; `failures[..failure_kinds]` are used.
     pub failures: [(Failure, u64); MAX_FAILURE_KINDS],
+    /// The stream of each publish failure in `failures` (0 for other failures): a reason is
+    /// counted per stream, so each stream row has its own.
+    pub failure_streams: [u8; MAX_FAILURE_KINDS],
     pub failure_kinds: usize,
     /// Example clients of each reason, parallel to `failures`.
     pub examples: [Examples; MAX_FAILURE_KINDS],
     /// Failures that did not fit in `failures`.
     pub overflow: [u64; N_METRICS],
+    /// Of `overflow[Publish]`, those of each stream.
+    pub overflow_streams: Box<[u64]>,
     /// Publishes handed to the socket (all QoS).
     pub sent: u64,
     /// Clients of this worker holding an accepted connection at `at`.
@@ -84,17 +93,27 @@ pub struct Interval {
 }
 
 impl Interval {
-    /// An empty interval of `worker` (allocates its histograms: call at start-up only).
+    /// An empty interval of `worker` without stream rows (allocates its histograms: call at
+    /// start-up only).
     pub fn new(worker: usize, at: Instant) -> Interval {
+        Interval::with_streams(worker, at, 0)
+    }
+
+    /// An empty interval of `worker` with `streams` stream rows (allocates its histograms:
+    /// call at start-up only).
+    pub fn with_streams(worker: usize, at: Instant, streams: usize) -> Interval {
         Interval {
             worker,
             at,
             latency: std::array::from_fn(|_| new_histogram()),
+            streams: (0..streams).map(|_| new_histogram()).collect(),
             lag: new_histogram(),
             failures: [(Failure::ConnectTimeout, 0); MAX_FAILURE_KINDS],
+            failure_streams: [0; MAX_FAILURE_KINDS],
             failure_kinds: 0,
             examples: [Examples::EMPTY; MAX_FAILURE_KINDS],
             overflow: [0; N_METRICS],
+            overflow_streams: vec![0; streams].into_boxed_slice(),
             sent: 0,
             connected: 0,
             audit: LiveAudit::default(),
@@ -104,12 +123,13 @@ impl Interval {
 
     /// Empties the interval for reuse, keeping its allocations and its `worker`.
     pub fn reset(&mut self) {
-        for histogram in &mut self.latency {
+        for histogram in self.latency.iter_mut().chain(self.streams.iter_mut()) {
             histogram.reset();
         }
         self.lag.reset();
         self.failure_kinds = 0;
         self.overflow = [0; N_METRICS];
+        self.overflow_streams.fill(0);
         self.sent = 0;
         self.connected = 0;
         self.last = false;
@@ -131,6 +151,35 @@ impl Interval {
         named + self.overflow[metric.index()]
     }
 
+    /// Failures of stream `stream`'s publishes in this interval (named reasons plus overflow).
+    pub fn failures_of_stream(&self, stream: usize) -> u64 {
+        let named: u64 = self
+            .failures()
+            .iter()
+            .zip(&self.failure_streams)
+            .filter(|((failure, _), &s)| {
+                failure.metric() == Metric::Publish && s as usize == stream
+            })
+            .map(|((_, count), _)| count)
+            .sum();
+        named + self.overflow_streams.get(stream).copied().unwrap_or(0)
+    }
+
+    /// The stream of `failures()[kind]` (0 for a kind out of range or not a publish).
+    pub fn stream_of(&self, kind: usize) -> u8 {
+        self.failure_streams.get(kind).copied().unwrap_or(0)
+    }
+
+    /// Add the stream rows into the `publish` row, which then holds every publish: done once
+    /// per interval by the merger, so workers record each publish once.
+    pub fn fold_streams(&mut self) {
+        let publish = &mut self.latency[Metric::Publish.index()];
+        for stream in self.streams.iter() {
+            // Same bounds on both sides: adding cannot fail.
+            let _ = publish.add(stream);
+        }
+    }
+
     /// The example clients of `failures()[kind]` (none for a kind out of range).
     pub fn examples_of(&self, kind: usize) -> &[ClientRef] {
         self.examples.get(kind).map_or(&[], Examples::clients)
@@ -138,11 +187,13 @@ impl Interval {
 
     /// Counts one failure, in its own slot (with `client` as an example) or in the overflow
     /// bucket of its metric (whose reason, and so its examples, are not kept).
-    fn count_failure(&mut self, failure: Failure, client: Option<ClientRef>) {
+    /// `stream`: the publish's stream (0 for failures of other rows).
+    fn count_failure(&mut self, failure: Failure, stream: u8, client: Option<ClientRef>) {
         let used = self.failure_kinds.min(MAX_FAILURE_KINDS);
         let kind = match self.failures[..used]
             .iter()
-            .position(|(f, _)| *f == failure)
+            .zip(&self.failure_streams)
+            .position(|((f, _), &s)| *f == failure && s == stream)
         {
             Some(kind) => {
                 self.failures[kind].1 += 1;
@@ -150,12 +201,18 @@ impl Interval {
             }
             None if used < MAX_FAILURE_KINDS => {
                 self.failures[used] = (failure, 1);
+                self.failure_streams[used] = stream;
                 self.examples[used] = Examples::EMPTY;
                 self.failure_kinds = used + 1;
                 used
             }
             None => {
                 self.overflow[failure.metric().index()] += 1;
+                if failure.metric() == Metric::Publish {
+                    if let Some(count) = self.overflow_streams.get_mut(stream as usize) {
+                        *count += 1;
+                    }
+                }
                 return;
             }
         };
@@ -190,12 +247,23 @@ impl Recorder {
         recycle: Receiver<Interval>,
         now: Instant,
     ) -> Recorder {
+        Recorder::with_streams(worker, tx, recycle, now, 0)
+    }
+
+    /// [`Recorder::new`] with a row for each of `streams` streams.
+    pub fn with_streams(
+        worker: usize,
+        tx: Sender<Interval>,
+        recycle: Receiver<Interval>,
+        now: Instant,
+        streams: usize,
+    ) -> Recorder {
         let mut spares = Vec::with_capacity(SPARE_INTERVALS);
         for _ in 0..SPARE_INTERVALS {
-            spares.push(Interval::new(worker, now));
+            spares.push(Interval::with_streams(worker, now, streams));
         }
         Recorder {
-            current: Interval::new(worker, now),
+            current: Interval::with_streams(worker, now, streams),
             spares,
             tx,
             recycle,
@@ -212,14 +280,29 @@ impl Recorder {
         self.current.latency[metric.index()].saturating_record(clamped_us);
     }
 
+    /// An acknowledged (QoS 0: written) publish of stream `stream`; the latency is clamped
+    /// to `[1, LATENCY_MAX_US]`. A stream beyond the plan's is not recorded.
+    #[inline]
+    pub fn publish_ok(&mut self, stream: u8, latency_us: u64) {
+        let clamped_us = latency_us.clamp(1, LATENCY_MAX_US);
+        if let Some(histogram) = self.current.streams.get_mut(stream as usize) {
+            histogram.saturating_record(clamped_us);
+        }
+    }
+
     /// A failed request, counted against `failure.metric()`.
     pub fn fail(&mut self, failure: Failure) {
-        self.current.count_failure(failure, None);
+        self.current.count_failure(failure, 0, None);
     }
 
     /// A failed request of `client`, which may become one of the reason's examples.
     pub fn fail_by(&mut self, failure: Failure, client: ClientRef) {
-        self.current.count_failure(failure, Some(client));
+        self.current.count_failure(failure, 0, Some(client));
+    }
+
+    /// A failed publish of stream `stream` of `client`, counted on that stream's row.
+    pub fn publish_fail_by(&mut self, failure: Failure, stream: u8, client: ClientRef) {
+        self.current.count_failure(failure, stream, Some(client));
     }
 
     /// How late a publish was sent relative to its schedule (0 = on time).
@@ -277,9 +360,10 @@ impl Recorder {
         self.finished = true;
         // The only place a recorder may allocate after `new`: the run is over, and a
         // replacement is needed only when every interval is still with the merger.
+        let streams = self.current.streams.len();
         let empty = self
             .take_empty()
-            .unwrap_or_else(|| Interval::new(self.current.worker, now));
+            .unwrap_or_else(|| Interval::with_streams(self.current.worker, now, streams));
         let mut last = std::mem::replace(&mut self.current, empty);
         last.at = now;
         last.connected = self.connected;
@@ -462,9 +546,9 @@ mod tests {
             subscriber: true,
             index: 4,
         };
-        interval.count_failure(Failure::SubscribeTimeout, Some(client));
+        interval.count_failure(Failure::SubscribeTimeout, 0, Some(client));
         interval.reset();
-        interval.count_failure(Failure::AckTimeout, None);
+        interval.count_failure(Failure::AckTimeout, 0, None);
         assert_eq!(interval.failures(), &[(Failure::AckTimeout, 1)]);
         assert!(interval.examples_of(0).is_empty());
     }

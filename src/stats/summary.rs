@@ -55,6 +55,9 @@ impl MetricSummary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorCount {
     pub metric: Metric,
+    /// The stream row of a publish failure (index into `Summary::streams`); None for the
+    /// other rows, and for results without stream rows.
+    pub stream: Option<usize>,
     /// `Failure::describe` text.
     pub reason: String,
     pub count: u64,
@@ -114,8 +117,12 @@ pub struct Summary {
     pub started_at: SystemTime,
     /// From the start to the last interval received.
     pub duration_s: f64,
-    /// Indexed by `Metric::index()`.
+    /// Indexed by `Metric::index()`. The `publish` row holds every stream's publishes.
     pub metrics: [MetricSummary; N_METRICS],
+    /// One row per stream of the plan, in plan order (metric `Publish`, the stream's name):
+    /// the rows reports show in place of `publish`. Empty in results written before streams
+    /// existed and in runs that never publish; then `publish` is shown as it always was.
+    pub streams: Vec<MetricSummary>,
     /// Failure reasons, most frequent first.
     pub errors: Vec<ErrorCount>,
     /// How far behind schedule publishes were sent, microseconds.
@@ -164,9 +171,37 @@ impl Summary {
         self.failures() > 0 || self.connections_lost() > 0
     }
 
-    /// The rows of independent requests (what Aggregated adds up).
+    /// The rows of independent requests (what Aggregated adds up), in table order: the
+    /// request metrics, with the stream rows in place of `publish` when there are any.
     pub fn request_rows(&self) -> impl Iterator<Item = &MetricSummary> {
-        self.metrics.iter().filter(|m| m.metric.is_request())
+        self.metrics
+            .iter()
+            .filter(|m| m.metric.is_request())
+            .flat_map(move |m| self.rows_of(m).iter())
+    }
+
+    /// Every row in table order: the request rows (streams in place of `publish`), then the
+    /// breakdown and session rows.
+    pub fn rows(&self) -> impl Iterator<Item = &MetricSummary> {
+        let others = self.metrics.iter().filter(|m| !m.metric.is_request());
+        self.request_rows().chain(others)
+    }
+
+    /// The rows `metric`'s row is shown as: the stream rows for `publish` (when the result
+    /// has them), else the row itself.
+    fn rows_of<'a>(&'a self, m: &'a MetricSummary) -> &'a [MetricSummary] {
+        match m.metric == Metric::Publish && !self.streams.is_empty() {
+            true => &self.streams,
+            false => std::slice::from_ref(m),
+        }
+    }
+
+    /// The row an error counts against: its stream's row, else its metric's.
+    pub fn row_of(&self, error: &ErrorCount) -> &MetricSummary {
+        match error.stream.and_then(|stream| self.streams.get(stream)) {
+            Some(row) => row,
+            None => self.metric(error.metric),
+        }
     }
 
     /// Failure counts by reason text (reasons of different metrics never share a text).

@@ -73,6 +73,21 @@ pub struct TimelineEntry {
     /// Established connections lost in this second (the `connection` row's failures).
     #[serde(default)]
     pub connection_failures: u64,
+    /// Each stream's row in this second, by stream, in runs with more than one stream (with
+    /// one, the stream row is the publish row: see [`TimelineEntry::stream_counts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamSecond>,
+}
+
+/// One stream's row in one second.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSecond {
+    /// Acknowledged (QoS 0: written) publishes.
+    pub ok: u64,
+    pub failures: u64,
+    /// Their latency histogram ([`hdr_codec`] text; "" = empty).
+    #[serde(default)]
+    pub hdr: String,
 }
 
 impl TimelineEntry {
@@ -91,6 +106,25 @@ impl TimelineEntry {
             | Metric::ConnectTlsResumed
             | Metric::ConnectWs
             | Metric::ConnectMqtt => Ok(new_histogram()),
+        }
+    }
+
+    /// Ok and failed publishes of stream `stream` in this second: its own entry, or the
+    /// publish row's when the run had a single stream (no entries).
+    pub fn stream_counts(&self, stream: usize) -> (u64, u64) {
+        match (self.streams.get(stream), stream) {
+            (Some(second), _) => (second.ok, second.failures),
+            (None, 0) if self.streams.is_empty() => (self.publish_ok, self.publish_failures),
+            (None, _) => (0, 0),
+        }
+    }
+
+    /// This second's latency histogram of stream `stream`, decoded (as [`Self::stream_counts`]).
+    pub fn stream_histogram(&self, stream: usize) -> Result<Histogram<u64>, String> {
+        match (self.streams.get(stream), stream) {
+            (Some(second), _) => decode_or_empty(&second.hdr),
+            (None, 0) if self.streams.is_empty() => decode_or_empty(&self.publish_hdr),
+            (None, _) => Ok(new_histogram()),
         }
     }
 
@@ -127,6 +161,9 @@ pub struct SecondCounts {
 /// A second still receiving intervals.
 struct OpenSecond {
     counts: [SecondCounts; N_METRICS],
+    /// Counts and latency of each stream row (empty with fewer than two streams).
+    stream_counts: Vec<SecondCounts>,
+    stream_latency_us: Vec<Histogram<u64>>,
     sent: u64,
     /// Latency per metric, indexed by `Metric::index()`.
     latency_us: [Histogram<u64>; N_METRICS],
@@ -141,6 +178,9 @@ pub struct TimelineBuilder {
     closed: Vec<TimelineEntry>,
     /// Counts of closed seconds, parallel to `closed`.
     closed_counts: Vec<[SecondCounts; N_METRICS]>,
+    /// Stream rows kept per second: the plan's streams when there are two or more (with one,
+    /// the publish row is the stream's), else 0.
+    streams: usize,
     /// Contiguous open seconds, the first being `closed.len() + 1`.
     open: VecDeque<OpenSecond>,
     /// Latest second each worker has shipped; `u64::MAX` once it finished.
@@ -153,10 +193,17 @@ pub struct TimelineBuilder {
 
 impl TimelineBuilder {
     pub fn new(workers: usize, started_at: Instant) -> TimelineBuilder {
+        TimelineBuilder::with_streams(workers, started_at, 0)
+    }
+
+    /// A timeline of a run of `streams` streams: each second keeps every stream's row when
+    /// there are two or more.
+    pub fn with_streams(workers: usize, started_at: Instant, streams: usize) -> TimelineBuilder {
         TimelineBuilder {
             started_at,
             closed: Vec::new(),
             closed_counts: Vec::new(),
+            streams: if streams > 1 { streams } else { 0 },
             open: VecDeque::new(),
             worker_second: vec![0; workers],
             connected: vec![0; workers],
@@ -179,6 +226,17 @@ impl TimelineBuilder {
             let counts = &mut open.counts[metric.index()];
             counts.ok += interval.latency[metric.index()].len();
             counts.failures += interval.failures_of(metric);
+        }
+        for (stream, counts) in open.stream_counts.iter_mut().enumerate() {
+            counts.ok += interval.streams.get(stream).map_or(0, Histogram::len);
+            counts.failures += interval.failures_of_stream(stream);
+        }
+        for (sum, part) in open
+            .stream_latency_us
+            .iter_mut()
+            .zip(interval.streams.iter())
+        {
+            let _ = sum.add(part);
         }
         open.sent += interval.sent;
         for (sum, part) in open.latency_us.iter_mut().zip(&interval.latency) {
@@ -232,6 +290,29 @@ impl TimelineBuilder {
         shipped.min(seen)
     }
 
+    /// [`TimelineBuilder::current_rates`] of stream `stream`'s row (the publish row's when
+    /// the run has one stream).
+    pub fn current_stream_rates(&self, now: Instant, stream: usize) -> (f64, f64) {
+        if self.streams == 0 {
+            return match stream {
+                0 => self.current_rates(now, Metric::Publish),
+                _ => (0.0, 0.0),
+            };
+        }
+        self.rates_of(now, |second| self.stream_counts_at(second, stream))
+    }
+
+    /// Counts of stream `stream` in `second`, if that second has been seen.
+    fn stream_counts_at(&self, second: u64, stream: usize) -> Option<SecondCounts> {
+        let index = usize::try_from(second.checked_sub(1)?).ok()?;
+        if let Some(entry) = self.closed.get(index) {
+            let (ok, failures) = entry.stream_counts(stream);
+            return Some(SecondCounts { ok, failures });
+        }
+        let open = self.open.get(index - self.closed.len())?;
+        open.stream_counts.get(stream).copied()
+    }
+
     /// The live "current" rate of `metric`: (requests/s, failures/s), Locust's `current_rps`:
     /// the average of the per-second counts over the last ten seconds, never before the
     /// run's start (Locust: `[max(t - 12, start), t - 2)`, averaged over the seconds in it).
@@ -239,6 +320,15 @@ impl TimelineBuilder {
     /// ship every second, so the window ends at the latest second every worker has shipped
     /// (not at `now - 1`): at the first live table, after 2 s, the first second counts.
     pub fn current_rates(&self, now: Instant, metric: Metric) -> (f64, f64) {
+        self.rates_of(now, |second| self.counts(second, metric))
+    }
+
+    /// The current rates from the per-second counts `counts_in` gives.
+    fn rates_of(
+        &self,
+        now: Instant,
+        counts_in: impl Fn(u64) -> Option<SecondCounts>,
+    ) -> (f64, f64) {
         let now_s = now.saturating_duration_since(self.started_at).as_secs();
         let through = self.complete_through().min(now_s.max(1));
         if through == 0 {
@@ -247,7 +337,7 @@ impl TimelineBuilder {
         let from = through.saturating_sub(9).max(1);
         let (mut requests, mut failures, mut seconds) = (0u64, 0u64, 0u64);
         for second in from..=through {
-            let counts = self.counts(second, metric).unwrap_or_default();
+            let counts = counts_in(second).unwrap_or_default();
             requests += counts.ok + counts.failures;
             failures += counts.failures;
             seconds += 1;
@@ -280,8 +370,11 @@ impl TimelineBuilder {
         let mut spare = || self.spare_histograms.pop().unwrap_or_else(new_histogram);
         let latency_us = std::array::from_fn(|_| spare());
         let lag_us = spare();
+        let stream_latency_us = (0..self.streams).map(|_| spare()).collect();
         self.open.push_back(OpenSecond {
             counts: [SecondCounts::default(); N_METRICS],
+            stream_counts: vec![SecondCounts::default(); self.streams],
+            stream_latency_us,
             sent: 0,
             latency_us,
             lag_us,
@@ -341,9 +434,20 @@ impl TimelineBuilder {
             e2e_p99_us: e2e(0.99),
             connection_ok: connection.ok,
             connection_failures: connection.failures,
+            streams: open
+                .stream_counts
+                .iter()
+                .zip(&open.stream_latency_us)
+                .map(|(counts, latency)| StreamSecond {
+                    ok: counts.ok,
+                    failures: counts.failures,
+                    hdr: encode_or_empty(latency),
+                })
+                .collect(),
         });
         self.closed_counts.push(open.counts);
-        for mut histogram in open.latency_us.into_iter().chain([open.lag_us]) {
+        let histograms = open.latency_us.into_iter().chain([open.lag_us]);
+        for mut histogram in histograms.chain(open.stream_latency_us) {
             histogram.reset();
             self.spare_histograms.push(histogram);
         }

@@ -295,6 +295,26 @@ pub fn requests(session: &Session) -> Value {
         for metric in Metric::ALL {
             let m = s.summary.metric(metric);
             let (rps, fail) = s.current[metric.index()];
+            if metric == Metric::Publish && !s.summary.streams.is_empty() {
+                // One row per stream in place of `publish` (which is their sum).
+                for (stream, m) in s.summary.streams.iter().enumerate() {
+                    let current = s.current_streams.get(stream).copied().unwrap_or_default();
+                    rows.push(row(
+                        &s.summary.request_type,
+                        &m.name,
+                        m.requests,
+                        m.failures,
+                        &m.latency_us,
+                        current,
+                    ));
+                    total_requests += m.requests;
+                    total_failures += m.failures;
+                    current_rps += current.0;
+                    current_fail += current.1;
+                    let _ = aggregated.add(&m.latency_us);
+                }
+                continue;
+            }
             if m.is_breakdown_row() {
                 // Parts of the connects above: shown apart, outside Aggregated.
                 breakdown.push(row(
@@ -434,7 +454,7 @@ fn errors(snapshot: Option<&Snapshot>) -> Vec<Value> {
         .map(|e| {
             json!({
                 "method": s.summary.request_type,
-                "name": s.summary.metric(e.metric).name,
+                "name": s.summary.row_of(e).name,
                 "error": e.reason,
                 "occurrences": e.count,
                 "example_clients": e.examples.iter().map(|x| x.label()).collect::<Vec<_>>(),
@@ -448,6 +468,7 @@ fn errors(snapshot: Option<&Snapshot>) -> Vec<Value> {
 fn live(session: &Session) -> Value {
     let snapshot = session.steering.snapshot();
     let charted = snapshot.as_ref().map(|s| session.charted(s));
+    let configured = crate::workload::stream::configured_shares(&session.plan().streams);
     let sections = snapshot
         .as_deref()
         .zip(charted.as_ref())
@@ -461,6 +482,7 @@ fn live(session: &Session) -> Value {
             json!({
                 "charts": charts,
                 "stats": html::stats_table(&s.summary)
+                    + &html::ratio_table(&s.summary, &configured)
                     + &html::percentile_table(&s.summary)
                     + &html::connections_section(&s.summary),
                 "failures": html::failures_table(&s.summary),

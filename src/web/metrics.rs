@@ -51,7 +51,7 @@ pub fn render(session: &Session) -> String {
         "counter",
         "Requests per row of the statistics table (ok + failed); the Aggregated row is the sum over kind=\"request\" (kind=\"breakdown\": connect phases and reconnects, each also a connect; kind=\"session\": established connections).",
     );
-    for m in summary.metrics.iter().filter(|m| !m.name.is_empty()) {
+    for m in summary.rows().filter(|m| !m.name.is_empty()) {
         let _ = writeln!(
             out,
             "mqblast_requests_total{{name=\"{}\",kind=\"{}\"}} {}",
@@ -66,7 +66,7 @@ pub fn render(session: &Session) -> String {
         "counter",
         "Failed requests per row.",
     );
-    for m in summary.metrics.iter().filter(|m| !m.name.is_empty()) {
+    for m in summary.rows().filter(|m| !m.name.is_empty()) {
         let _ = writeln!(
             out,
             "mqblast_failures_total{{name=\"{}\",kind=\"{}\"}} {}",
@@ -82,7 +82,7 @@ pub fn render(session: &Session) -> String {
         "Failures per reason.",
     );
     for e in &summary.errors {
-        let name = &summary.metric(e.metric).name;
+        let name = &summary.row_of(e).name;
         let _ = writeln!(
             out,
             "mqblast_failures_by_reason_total{{name=\"{}\",reason=\"{}\"}} {}",

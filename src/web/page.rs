@@ -27,7 +27,32 @@ pub fn html(session: &Session) -> String {
         .replace("__USERS__", &session.target_users().to_string())
         .replace("__SPAWN_RATE__", &plan.spawn_rate.to_string())
         .replace("__RUN_TIME__", &escape(&run_time))
-        .replace("__TOPIC__", &escape(&plan.topic))
-        .replace("__QOS__", &plan.qos.to_string())
+        .replace("__TOPIC__", &escape(&topics_of(&plan)))
+        .replace("__QOS__", &qos_of(&plan))
         .replace("__VERSION__", env!("CARGO_PKG_VERSION"))
+}
+
+/// The topic templates the users publish to (one per stream, `, `-separated).
+fn topics_of(plan: &crate::plan::Plan) -> String {
+    match plan.streams.as_slice() {
+        [] => plan.topic.clone(),
+        streams => {
+            let topics: Vec<&str> = streams.iter().map(|s| s.topic.as_str()).collect();
+            topics.join(", ")
+        }
+    }
+}
+
+/// The QoS of the streams (`1`, or `0/1` when they differ).
+fn qos_of(plan: &crate::plan::Plan) -> String {
+    let mut levels: Vec<u8> = plan.streams.iter().map(|s| s.qos).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    match levels.as_slice() {
+        [] => plan.qos.to_string(),
+        levels => {
+            let texts: Vec<String> = levels.iter().map(u8::to_string).collect();
+            texts.join("/")
+        }
+    }
 }

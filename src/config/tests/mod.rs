@@ -15,6 +15,7 @@ mod pyproject;
 mod resources;
 mod responder;
 mod shards;
+mod streams;
 mod string_limits;
 mod subcommands;
 mod tokens;
@@ -26,6 +27,12 @@ mod worker;
 pub(crate) fn plan_with_payload(payload: Payload, qos: u8, topic: &str) -> Plan {
     let dir = TestDir::new();
     let mut plan = dir.plan(&["--qos", &qos.to_string()], &[]).unwrap();
+    plan.streams = vec![crate::workload::stream::StreamPlan::single(
+        topic,
+        payload.clone(),
+        qos,
+        crate::workload::pace::Pace::interval(plan.interval),
+    )];
     plan.payload = payload;
     plan.topic = topic.to_string();
     plan

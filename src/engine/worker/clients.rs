@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use crate::engine::conn::{Conn, Role};
 use crate::payload::{self, ClientVars};
 use crate::plan::Plan;
+use crate::workload::stream::Streams;
 
-/// A publisher connection with its frames, built once.
+/// A publisher connection with its streams' frames, built once.
 pub(super) fn publisher(plan: &Plan, index: u64, addrs: &[SocketAddr]) -> Conn {
     let client_id = client_id_of(plan, index);
     let vars = ClientVars {
@@ -16,17 +17,16 @@ pub(super) fn publisher(plan: &Plan, index: u64, addrs: &[SocketAddr]) -> Conn {
         token: plan.token_for(index),
         client_id: &client_id,
     };
-    let frames = payload::build_frames(plan, &vars);
+    let streams = Streams::build(plan, &vars);
     let addr = addrs[(index % addrs.len() as u64) as usize];
+    let matches = streams.any_matches();
     let mut conn = Conn::new(
         index,
         addr,
         source_of(plan, index),
-        frames,
+        streams,
         plan.max_inflight,
     );
-    let matches =
-        plan.sub_users > 0 && plan.subscribers_receive(&payload::render(&plan.topic, &vars));
     conn.role = Role::Publisher { matches };
     conn
 }

@@ -136,7 +136,7 @@ impl Worker {
         self.honour_connack(ci, &server)?;
         let c = &mut self.conns[ci];
         c.state = State::Connected;
-        c.next_due_ns = now;
+        c.streams.start(now);
         let latency_ns = now.saturating_sub(c.connect_started_ns);
         c.backoff_ns = 0;
         c.connected_at_ns = now;

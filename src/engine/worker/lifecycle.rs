@@ -142,13 +142,13 @@ impl Worker {
         if self.conns[ci].inflight.outstanding() == 0 || now < self.timeout_ns {
             return;
         }
+        let client = self.conns[ci].client();
+        let rec = &mut self.rec;
         let expired = self.conns[ci]
             .inflight
-            .expire_sent_before(now - self.timeout_ns);
-        for _ in 0..expired {
-            self.rec
-                .fail_by(Failure::AckTimeout, self.conns[ci].client());
-        }
+            .expire_sent_before(now - self.timeout_ns, |stream| {
+                rec.publish_fail_by(Failure::AckTimeout, stream, client)
+            });
         self.inflight_total -= expired as u64;
         if self.conns[ci].inflight.all_ids_held() {
             self.close(ci, Some(Failure::AckWindowStalled));
@@ -201,7 +201,14 @@ impl Worker {
         let lost_subscriber = failure.map(|_| Failure::SubscriberLost);
         self.settle_subscriber(ci, lost_subscriber, now);
         let c = &mut self.conns[ci];
-        let lost = c.inflight.clear();
+        let (client, rec) = (c.client(), &mut self.rec);
+        // Publishes in flight are lost with the connection when it failed (a normal close
+        // has already waited for them).
+        let lost = c.inflight.clear(|stream| {
+            if failure.is_some() {
+                rec.publish_fail_by(Failure::InflightLost, stream, client);
+            }
+        });
         if matches!(c.state, State::Connected | State::AwaitSuback) {
             self.connected -= 1;
             if failure.is_none() {
@@ -229,10 +236,6 @@ impl Worker {
         self.inflight_total -= lost as u64;
         if let Some(f) = failure {
             self.rec.fail_by(f, self.conns[ci].client());
-            for _ in 0..lost {
-                self.rec
-                    .fail_by(Failure::InflightLost, self.conns[ci].client());
-            }
         }
     }
 
@@ -358,7 +361,11 @@ impl Worker {
                 audit.interrupted = true;
             }
         }
-        let lost = self.conns[ci].inflight.clear();
+        let client = self.conns[ci].client();
+        let rec = &mut self.rec;
+        let lost = self.conns[ci].inflight.clear(|stream| {
+            rec.publish_fail_by(Failure::InflightLost, stream, client);
+        });
         self.detach(ci);
         let c = &mut self.conns[ci];
         c.churn_due = false;
@@ -368,10 +375,6 @@ impl Worker {
         self.timers.push(Reverse((c.reconnect_at_ns, ci as u32)));
         self.inflight_total -= lost as u64;
         self.rec.fail_by(failure, self.conns[ci].client());
-        for _ in 0..lost {
-            self.rec
-                .fail_by(Failure::InflightLost, self.conns[ci].client());
-        }
     }
 }
 

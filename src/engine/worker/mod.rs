@@ -132,7 +132,6 @@ pub struct Worker {
     live: u32,
     published: u64,
     drain: Drain,
-    interval_ns: u64,
     timeout_ns: u64,
     /// With `--messages`: publishers of this worker that still have a share to publish and
     /// are not closed. At zero this worker's part of the limit is done.
@@ -233,7 +232,8 @@ impl Worker {
             .unwrap_or(0);
         let threads = plan.threads.max(1);
         let audited = plan.verify && plan.sub_users > 0;
-        let batching = Batching::of(plan.interval, plan.qos, !sub_clients.is_empty());
+        let (pace, qos) = fastest_pace(&plan);
+        let batching = Batching::of(pace, qos, !sub_clients.is_empty());
         let worker = Worker {
             pool: WritePool::new(buffer_bytes, n),
             pacer: ConnectPacer::new(plan.connect_rate, threads),
@@ -242,7 +242,6 @@ impl Worker {
             waiter: PrecisePoll::new(EVENTS),
             live: n as u32,
             conns,
-            interval_ns: plan.interval.as_nanos() as u64,
             quota_holders,
             timeout_ns: plan.timeout.as_nanos() as u64,
             plan,
@@ -382,12 +381,12 @@ impl Worker {
         let mut owed = 0;
         for ci in 0..self.conns.len() {
             // Their ids stay held: a late PUBREC still gets its PUBREL while subscribers drain.
-            let expired = self.conns[ci].inflight.expire_all();
+            let client = self.conns[ci].client();
+            let rec = &mut self.rec;
+            let expired = self.conns[ci].inflight.expire_all(|stream| {
+                rec.publish_fail_by(Failure::AckTimeout, stream, client);
+            });
             self.inflight_total -= expired as u64;
-            for _ in 0..expired {
-                self.rec
-                    .fail_by(Failure::AckTimeout, self.conns[ci].client());
-            }
             if let Role::Publisher { matches: true } = self.conns[ci].role {
                 owed += self.conns[ci].counted;
             }
@@ -505,11 +504,12 @@ impl Worker {
         // WebSocket connections that sent their close frame: closed after the broker's.
         let mut closing = Vec::new();
         for ci in 0..self.conns.len() {
-            let expired = self.conns[ci].inflight.clear();
+            let client = self.conns[ci].client();
+            let rec = &mut self.rec;
+            let expired = self.conns[ci].inflight.clear(|stream| {
+                rec.publish_fail_by(unacked, stream, client);
+            });
             self.inflight_total -= expired as u64;
-            for _ in 0..expired {
-                self.rec.fail_by(unacked, self.conns[ci].client());
-            }
             if self.conns[ci].state == State::Connected && !aborted {
                 // Appended after whatever is still unwritten, so a half-written frame is
                 // never cut: the DISCONNECT goes out only if the socket takes it all now.
@@ -539,6 +539,18 @@ impl Worker {
         self.rec.set_connected(0);
         self.rec.finish(Instant::now());
         self.control.worker_finished();
+    }
+}
+
+/// What the batching rules are sized from: the shortest wait any stream puts between two
+/// of its messages, and the highest QoS a stream publishes at (a plan without streams, as
+/// `mqblast conn`'s: its interval and QoS settings).
+fn fastest_pace(plan: &Plan) -> (std::time::Duration, u8) {
+    let gap_ns = plan.streams.iter().map(|s| s.pace.shortest_gap_ns()).min();
+    let qos = plan.streams.iter().map(|s| s.qos).max();
+    match (gap_ns, qos) {
+        (Some(gap_ns), Some(qos)) => (std::time::Duration::from_nanos(gap_ns), qos),
+        _ => (plan.interval, plan.qos),
     }
 }
 

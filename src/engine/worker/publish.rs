@@ -1,17 +1,18 @@
-//! Publishing: the schedule (timers), the client's share of `--messages`, the in-flight window and the
-//! write path (dirty and ready lists, flushing). Every bound makes a message wait; none is
-//! dropped.
+//! Publishing: the schedule (one timer per connection, at its earliest due stream), the
+//! client's share of `--messages`, the in-flight window and the write path (dirty and ready
+//! lists, flushing). Every bound makes a message wait; none is dropped. Which stream is due
+//! and when the next is due are the streams' own (`workload::stream`); this file only sends.
 
 use std::cmp::Reverse;
 
 use super::{errno, ns_to_us, Drain, Worker};
 use crate::engine::conn::State;
 use crate::payload;
-use crate::stats::Metric;
 
 impl Worker {
     /// Publish as many messages as the schedule, the in-flight window, the write buffer and
-    /// the client's share of the message limit allow. At every bound the message waits; none is dropped.
+    /// the client's share of the message limit allow, in the order its streams are due. At
+    /// every bound the message waits; none is dropped.
     pub(super) fn pump(&mut self, ci: usize, now: u64) {
         if self.conns[ci].state != State::Connected
             || self.drain != Drain::No
@@ -21,46 +22,49 @@ impl Worker {
         {
             return;
         }
-        let qos = self.plan.qos;
         let epoch_ms = self.control.start_epoch_ms + now / 1_000_000;
         loop {
             let c = &self.conns[ci];
-            if self.interval_ns > 0 && c.next_due_ns > now + self.batching.early_ns {
-                self.arm_timer(ci);
+            let Some(index) = c.streams.next_due() else {
+                break;
+            };
+            let slot = c.streams.slot(index);
+            let (qos, unpaced) = (slot.qos, slot.pace.is_unpaced());
+            if !unpaced && slot.due_ns > now + self.batching.early_ns {
+                self.arm_timer(ci, slot.due_ns);
                 break;
             }
+            // The window is the connection's, shared by its QoS 1/2 streams.
             let window_full = c.inflight.is_full() || c.inflight.outstanding() >= c.send_window;
             if (qos > 0 && window_full) || c.quota == 0 {
                 break;
             }
-            if !c.frame_fits() {
-                if self.interval_ns == 0 && qos == 0 {
-                    // Nothing else will call the pump again (no ack at QoS 0, no timer without an
-                    // interval): come back after this iteration's flush. If that flush would
+            if !c.frame_fits(index) {
+                if unpaced && qos == 0 {
+                    // Nothing else will call the pump again (no ack at QoS 0, no timer without a
+                    // pace): come back after this iteration's flush. If that flush would
                     // block, the socket's writable event brings the connection back instead.
                     self.mark_ready(ci);
                 }
                 break;
             }
-            self.publish_one(ci, now, epoch_ms);
+            self.publish_one(ci, index, now, epoch_ms);
         }
     }
 
-    fn publish_one(&mut self, ci: usize, now: u64, epoch_ms: u64) {
-        let qos = self.plan.qos;
+    /// Publish the next message of stream slot `index` of connection `ci`.
+    fn publish_one(&mut self, ci: usize, index: usize, now: u64, epoch_ms: u64) {
         let c = &mut self.conns[ci];
-        let scheduled_ns = if self.interval_ns > 0 {
-            c.next_due_ns
-        } else {
-            now
-        };
+        let slot = c.streams.slot(index);
+        let (qos, stream, matches) = (slot.qos, slot.stream, slot.matches);
+        let scheduled_ns = slot.scheduled_ns(now);
         // Latency starts at the schedule, or at the send when that was earlier (the early
         // window, `wakeup`): whichever is earlier, so no latency is ever under-reported.
         let start_ns = scheduled_ns.min(now);
         let first_outstanding = c.inflight.outstanding() == 0;
         let pkid = if qos > 0 {
             self.inflight_total += 1;
-            c.inflight.insert(start_ns, now).unwrap_or(0)
+            c.inflight.insert(start_ns, now, stream).unwrap_or(0)
         } else {
             0
         };
@@ -71,19 +75,18 @@ impl Worker {
         }
         c.lend_wbuf(&mut self.pool);
         let sent_ns = payload::e2e_now_ns(self.control.start_epoch_ns, start_ns);
-        let frame = c.frames[c.next_frame].for_alias(c.alias_set);
+        let frame = c.streams.slot(index).frame().for_alias(c.alias_set);
         frame.write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns);
         c.alias_set = true;
-        c.next_frame = (c.next_frame + 1) % c.frames.len();
-        c.next_due_ns += self.interval_ns;
+        c.streams.advance(index, now);
         c.last_write_ns = now;
         let lag_us = ns_to_us(now.saturating_sub(scheduled_ns));
         self.rec.lag(lag_us);
         self.rec.sent();
         if qos == 0 {
             // No acknowledgement at QoS 0: the "response time" is scheduled -> written.
-            self.rec.ok(Metric::Publish, lag_us);
-            self.count_publish(ci, start_ns);
+            self.rec.publish_ok(stream, lag_us);
+            self.count_publish(ci, start_ns, matches);
         }
         self.published += 1;
         self.mark_dirty(ci);
@@ -93,11 +96,12 @@ impl Worker {
         }
     }
 
-    fn arm_timer(&mut self, ci: usize) {
+    /// Wake for the connection's next due message at `due_ns`, unless a wakeup is armed.
+    fn arm_timer(&mut self, ci: usize, due_ns: u64) {
         let c = &mut self.conns[ci];
         if c.timer_at_ns == u64::MAX {
-            c.timer_at_ns = c.next_due_ns;
-            self.timers.push(Reverse((c.next_due_ns, ci as u32)));
+            c.timer_at_ns = due_ns;
+            self.timers.push(Reverse((due_ns, ci as u32)));
         }
     }
 

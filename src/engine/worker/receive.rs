@@ -10,7 +10,7 @@ use crate::mqtt::reason::{FAILURE_MIN, NO_MATCHING_SUBSCRIBERS};
 /// MQTT 5 PUBREL reason 0x92: Packet Identifier not found (section 3.6.2.1).
 const PACKET_ID_NOT_FOUND: u8 = 0x92;
 use crate::mqtt::{self, Packet, Version};
-use crate::stats::{Failure, Metric, StrayAck};
+use crate::stats::{Failure, StrayAck};
 use crate::transport::{ReadOutcome, TlsFailure, Transport};
 
 impl Worker {
@@ -130,16 +130,18 @@ impl Worker {
             Packet::ConnAck {
                 code, properties, ..
             } => self.on_connack(ci, code, properties, now),
-            Packet::PubAck { pkid, reason } if self.plan.qos == 1 => {
+            Packet::PubAck { pkid, reason } if self.flow_of(ci, pkid, 1) == 1 => {
                 let ack = self.conns[ci].inflight.on_puback(pkid);
                 self.on_ack(ci, ack, reason, now, StrayAck::PubAck)
             }
-            Packet::PubRec { pkid, reason } if self.plan.qos == 2 && reason >= FAILURE_MIN => {
+            Packet::PubRec { pkid, reason }
+                if self.flow_of(ci, pkid, 2) == 2 && reason >= FAILURE_MIN =>
+            {
                 // A refusing PUBREC ends the QoS 2 flow: no PUBREL (MQTT 5 section 4.3.3).
                 let ack = self.conns[ci].inflight.on_puback(pkid);
                 self.on_ack(ci, ack, reason, now, StrayAck::PubRec)
             }
-            Packet::PubRec { pkid, reason } if self.plan.qos == 2 => {
+            Packet::PubRec { pkid, reason } if self.flow_of(ci, pkid, 2) == 2 => {
                 // Answered at once, late or stray alike (see `inflight`).
                 let ack = self.conns[ci].inflight.on_pubrec(pkid);
                 self.release(ci, pkid, ack);
@@ -149,7 +151,7 @@ impl Worker {
                 }
                 self.on_ack(ci, ack, 0, now, StrayAck::PubRec)
             }
-            Packet::PubComp { pkid, reason } if self.plan.qos == 2 => {
+            Packet::PubComp { pkid, reason } if self.flow_of(ci, pkid, 2) == 2 => {
                 // MQTT 5 PUBCOMP 0x92 (Packet Identifier not found): the broker had no state
                 // for the PUBREL, so the message may be lost: a failure, by name.
                 let ack = self.conns[ci].inflight.on_pubcomp(pkid);
@@ -158,7 +160,7 @@ impl Worker {
             Packet::PubAck { pkid, .. }
             | Packet::PubRec { pkid, .. }
             | Packet::PubComp { pkid, .. } => {
-                // An ack of another QoS than the run's. For a publish of ours awaiting its
+                // An ack of another QoS than the publish's. For a publish of ours awaiting its
                 // ack the broker confused the flows: a protocol error. Otherwise it is stray:
                 // a PUBREC is answered and holds its id until the PUBCOMP, which frees it.
                 let (kind, what) = match packet {
@@ -202,6 +204,27 @@ impl Worker {
         }
     }
 
+    /// The QoS flow an ack for `pkid` belongs to: that of the publish in flight with the id,
+    /// else the connection's one QoS 1/2 flow; a connection whose streams use both (and no
+    /// publish in flight has the id: a late or stray ack) takes the ack's own, `by_packet`.
+    /// 0 when the connection publishes at QoS 0 only: every ack is then unexpected.
+    fn flow_of(&self, ci: usize, pkid: u16, by_packet: u8) -> u8 {
+        let c = &self.conns[ci];
+        if let Some(stream) = c.inflight.stream_of(pkid) {
+            return c
+                .streams
+                .slots()
+                .get(usize::from(stream))
+                .map_or(by_packet, |s| s.qos);
+        }
+        match c.qos_mask & 0b110 {
+            0b010 => 1,
+            0b100 => 2,
+            0b110 => by_packet,
+            _ => 0,
+        }
+    }
+
     /// Account for what an acknowledgement did: a completed publish is timed and frees room
     /// for the next; a late one (already counted as timed out) just frees its id.
     /// `reason`: the MQTT 5 reason code of the ack (0 under 3.1.1): at or above 0x80 the
@@ -216,22 +239,25 @@ impl Worker {
         kind: StrayAck,
     ) -> Result<(), Failure> {
         match ack {
-            Ack::Completed(_) if reason >= FAILURE_MIN => {
+            Ack::Completed(_, stream) if reason >= FAILURE_MIN => {
                 self.inflight_total -= 1;
                 let client = self.conns[ci].client();
-                self.rec.fail_by(Failure::PublishRefused(reason), client);
+                self.rec
+                    .publish_fail_by(Failure::PublishRefused(reason), stream, client);
             }
-            Ack::Completed(scheduled_ns) => {
+            Ack::Completed(scheduled_ns, stream) => {
                 self.inflight_total -= 1;
                 // The in-flight slot keeps the publish's stamp (its marker's send time); the
                 // ack is timed from when it reached this host (`rx_stamp`), not from our read.
-                self.count_publish(ci, scheduled_ns);
+                let slots = self.conns[ci].streams.slots();
+                let matches = slots.get(usize::from(stream)).is_some_and(|s| s.matches);
+                self.count_publish(ci, scheduled_ns, matches);
                 let acked_ns = match self.arrived_ns {
                     stamped if stamped >= scheduled_ns => stamped,
                     _ => now, // a stamp before the send: not trusted
                 };
                 let latency_us = ns_to_us(acked_ns.saturating_sub(scheduled_ns));
-                self.rec.ok(Metric::Publish, latency_us);
+                self.rec.publish_ok(stream, latency_us);
                 self.unrouted += u64::from(reason == NO_MATCHING_SUBSCRIBERS);
             }
             Ack::Release => return Ok(()),

@@ -90,12 +90,12 @@ impl Worker {
         if c.inflight.outstanding() > 0 && now < c.retire_deadline_ns {
             return;
         }
-        let expired = self.conns[ci].inflight.clear();
+        let client = self.conns[ci].client();
+        let rec = &mut self.rec;
+        let expired = self.conns[ci].inflight.clear(|stream| {
+            rec.publish_fail_by(Failure::AckTimeout, stream, client);
+        });
         self.inflight_total -= expired as u64;
-        for _ in 0..expired {
-            self.rec
-                .fail_by(Failure::AckTimeout, self.conns[ci].client());
-        }
         self.reply(ci, mqtt::connect::encode_disconnect);
         self.flush(ci, now);
         self.send_ws_close(ci, now);

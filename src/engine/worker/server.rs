@@ -23,13 +23,20 @@ impl Worker {
         let plan = &self.plan;
         let c = &self.conns[ci];
         if let Some(maximum_qos) = server.maximum_qos {
-            let wanted = if c.is_subscriber() { 0 } else { plan.qos };
+            // The highest QoS a stream of this client publishes at.
+            let wanted = match c.is_subscriber() {
+                true => 0,
+                false => (0..=2u8)
+                    .rev()
+                    .find(|q| c.qos_mask & 1 << q != 0)
+                    .unwrap_or(0),
+            };
             if wanted > maximum_qos {
                 return Err(Failure::Unsupported("--qos above the broker's Maximum QoS"));
             }
         }
         if let Some(maximum_bytes) = server.maximum_packet_size {
-            let frame_bytes = c.frames.iter().map(|f| f.len()).max().unwrap_or(0);
+            let frame_bytes = c.streams.largest_frame_bytes();
             if frame_bytes > maximum_bytes as usize {
                 return Err(Failure::PacketTooLarge {
                     frame_bytes: u32::try_from(frame_bytes).unwrap_or(u32::MAX),

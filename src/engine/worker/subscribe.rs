@@ -118,7 +118,12 @@ impl Worker {
 
     /// A publish of `ci` stamped `stamp_ns` counts (acknowledged at QoS 1/2, written at
     /// QoS 0): for the drain always, for the audit when stamped at or after its cut.
-    pub(super) fn count_publish(&mut self, ci: usize, stamp_ns: u64) {
+    /// `matches`: the publish's stream is one the subscribers' filter matches (only those
+    /// are owed to them).
+    pub(super) fn count_publish(&mut self, ci: usize, stamp_ns: u64, matches: bool) {
+        if !matches {
+            return;
+        }
         let c = &mut self.conns[ci];
         c.counted += 1;
         let (true, Role::Publisher { matches: true }) = (self.audited, c.role) else {

@@ -1,0 +1,448 @@
+//! Streams: what one user sends, as a list of (kind, topic, payload, QoS, pace), and each
+//! stream compiled per client into the slot the engine schedules.
+//!
+//! Kinds and their default topics are ThingsBoard's device API: `telemetry`
+//! (`v1/devices/me/telemetry`), `attributes` (`v1/devices/me/attributes`),
+//! `attribute-request` and `rpc-call` (requests answered on a response topic), and `publish`,
+//! any topic, which has no default. Each stream is its own row in every report, named by its
+//! `name`, else its kind (ThingsBoard kinds) or its topic template (`publish`); the stream the
+//! single-stream settings describe keeps the row name mqblast always gave the publishes,
+//! `publish:{qos}:{topic}`, so outputs of runs without streams read as before.
+//!
+//! Bounds: at most [`MAX_STREAMS`] streams per user (a connection's slots are a boxed slice
+//! scanned per send: 32 slots are a few cache lines), row names of at most
+//! [`MAX_NAME_CHARS`] characters.
+
+use std::path::Path;
+
+use super::pace::{Pace, PaceRng};
+use crate::payload::{self, ClientVars, Frame, FrameSpec, Payload};
+use crate::plan::Plan;
+
+/// Most streams one user may have.
+pub const MAX_STREAMS: usize = 32;
+
+/// Longest stream name (characters): a row name in tables, CSV and the web UI.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// What a stream is to ThingsBoard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// Time series: `v1/devices/me/telemetry`.
+    Telemetry,
+    /// Client-side attributes: `v1/devices/me/attributes`.
+    Attributes,
+    /// Shared/client attribute request: `v1/devices/me/attributes/request/{id}`, answered on
+    /// `v1/devices/me/attributes/response/{id}`.
+    AttributeRequest,
+    /// Client-side RPC: `v1/devices/me/rpc/request/{id}`, answered on
+    /// `v1/devices/me/rpc/response/{id}`.
+    RpcCall,
+    /// Any topic (no default: the stream names it).
+    Publish,
+}
+
+impl StreamKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [StreamKind; 5] = [
+        StreamKind::Telemetry,
+        StreamKind::Attributes,
+        StreamKind::AttributeRequest,
+        StreamKind::RpcCall,
+        StreamKind::Publish,
+    ];
+
+    /// The kind as config.toml and `--stream` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamKind::Telemetry => "telemetry",
+            StreamKind::Attributes => "attributes",
+            StreamKind::AttributeRequest => "attribute-request",
+            StreamKind::RpcCall => "rpc-call",
+            StreamKind::Publish => "publish",
+        }
+    }
+
+    /// The kind named `text` (exactly as [`StreamKind::name`] writes it).
+    pub fn parse(text: &str) -> Option<StreamKind> {
+        StreamKind::ALL.into_iter().find(|kind| kind.name() == text)
+    }
+
+    /// ThingsBoard's topic for this kind; None for `publish`.
+    pub fn default_topic(self) -> Option<&'static str> {
+        match self {
+            StreamKind::Telemetry => Some("v1/devices/me/telemetry"),
+            StreamKind::Attributes => Some("v1/devices/me/attributes"),
+            StreamKind::AttributeRequest => Some("v1/devices/me/attributes/request/{id}"),
+            StreamKind::RpcCall => Some("v1/devices/me/rpc/request/{id}"),
+            StreamKind::Publish => None,
+        }
+    }
+
+    /// A request that waits for an answer (timed from the send to the answer, not the ack).
+    pub fn expects_answer(self) -> bool {
+        matches!(self, StreamKind::AttributeRequest | StreamKind::RpcCall)
+    }
+}
+
+/// One stream of every user, validated (`config` builds it).
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    pub kind: StreamKind,
+    /// Its row in every report (unique among the plan's rows).
+    pub name: String,
+    /// Topic template; per-client placeholders `{i}`, `{token}`, `{client_id}`.
+    pub topic: String,
+    pub payload: Payload,
+    /// 0, 1 or 2.
+    pub qos: u8,
+    pub pace: Pace,
+    /// Given as a `[[stream]]` table or `--stream`; false for the stream the single-stream
+    /// settings (`topic`, `payload`, `qos`, `interval`) describe.
+    pub declared: bool,
+}
+
+impl StreamPlan {
+    /// The one stream of a run configured without streams: a `telemetry` stream with the
+    /// row name publishes always had.
+    pub fn single(topic: &str, payload: Payload, qos: u8, pace: Pace) -> StreamPlan {
+        StreamPlan {
+            kind: StreamKind::Telemetry,
+            name: single_row_name(qos, topic),
+            topic: topic.to_string(),
+            payload,
+            qos,
+            pace,
+            declared: false,
+        }
+    }
+
+    /// The row name of a stream given no `name`: its kind for ThingsBoard's kinds, its topic
+    /// template for `publish`.
+    pub fn default_name(kind: StreamKind, topic: &str) -> String {
+        match kind {
+            StreamKind::Publish => topic.to_string(),
+            kind => kind.name().to_string(),
+        }
+    }
+
+    /// What the frames of this stream are built from.
+    pub fn frame_spec(&self) -> FrameSpec<'_> {
+        FrameSpec {
+            topic: &self.topic,
+            payload: &self.payload,
+            qos: self.qos,
+        }
+    }
+}
+
+/// Each stream's share of a user's messages as its pace asks (mean rates over their sum);
+/// None for all when a stream is unpaced (it takes whatever the window allows).
+pub fn configured_shares(streams: &[StreamPlan]) -> Vec<Option<f64>> {
+    let rates: Option<Vec<f64>> = streams.iter().map(|s| s.pace.mean_rate_per_s()).collect();
+    let Some(rates) = rates else {
+        return vec![None; streams.len()];
+    };
+    let sum: f64 = rates.iter().sum();
+    rates
+        .iter()
+        .map(|rate| (sum > 0.0).then(|| rate / sum))
+        .collect()
+}
+
+/// The row name of the single-stream settings, as Locust's MQTT users name publishes:
+/// `publish:{qos}:{topic template}`.
+pub fn single_row_name(qos: u8, topic: &str) -> String {
+    format!("publish:{qos}:{topic}")
+}
+
+/// The end of an inline payload's source name (`stream 2 inline payload`).
+pub const INLINE_PAYLOAD_SUFFIX: &str = " inline payload";
+
+/// A stream's payload value: inline JSON (text starting with `{` or `[`) or a file path
+/// (relative to `base_dir`). `what` names the stream in messages.
+pub fn load_payload(value: &str, base_dir: &Path, what: &str) -> Result<Payload, String> {
+    let text = value.trim_start();
+    if text.starts_with('{') || text.starts_with('[') {
+        return Payload::parse(&format!("{what}{INLINE_PAYLOAD_SUFFIX}"), text);
+    }
+    let path = base_dir.join(value);
+    Payload::load(&path)
+}
+
+/// One stream of one connection, as the engine schedules it: the client's frames of the
+/// stream (built once), the rotation position and the next due time.
+#[derive(Debug)]
+pub struct StreamSlot {
+    /// Index of the stream in `Plan::streams`: its stats row.
+    pub stream: u8,
+    pub qos: u8,
+    pub pace: Pace,
+    /// Whether the subscribers' filter matches this stream's topic (its publishes are owed
+    /// to them).
+    pub matches: bool,
+    frames: Box<[Frame]>,
+    next_frame: u32,
+    /// When the next message is due (ns since the run's start); latency starts there.
+    pub due_ns: u64,
+}
+
+impl StreamSlot {
+    /// Stream `stream` of `plan` for the client of `vars`: its frames, built once.
+    pub fn build(plan: &Plan, stream: usize, vars: &ClientVars<'_>) -> StreamSlot {
+        let spec = &plan.streams[stream];
+        let frames = payload::build_frames_of(plan, &spec.frame_spec(), vars);
+        let topic = payload::render(&spec.topic, vars);
+        StreamSlot {
+            stream: u8::try_from(stream).unwrap_or(u8::MAX),
+            qos: spec.qos,
+            pace: spec.pace,
+            matches: plan.sub_users > 0 && plan.subscribers_receive(&topic),
+            frames: frames.into_boxed_slice(),
+            next_frame: 0,
+            due_ns: 0,
+        }
+    }
+
+    /// The frame of the next message.
+    #[inline]
+    pub fn frame(&self) -> &Frame {
+        &self.frames[self.next_frame as usize]
+    }
+
+    /// Every frame of this slot (their sizes bound the write buffer).
+    pub fn frames(&self) -> &[Frame] {
+        &self.frames
+    }
+
+    /// When the next message counts as scheduled, given the time now: its due time, or now
+    /// for an unpaced stream (due whenever the window has room).
+    #[inline]
+    pub fn scheduled_ns(&self, now_ns: u64) -> u64 {
+        if self.pace.is_unpaced() {
+            now_ns
+        } else {
+            self.due_ns
+        }
+    }
+
+    /// After a send at `sent_ns`: the next frame of the rotation, the next due time.
+    #[inline]
+    pub fn advance(&mut self, sent_ns: u64, rng: &mut PaceRng) {
+        self.next_frame = (self.next_frame + 1) % self.frames.len().max(1) as u32;
+        self.due_ns = self.pace.next_due_ns(self.due_ns, sent_ns, rng);
+    }
+}
+
+/// A connection's streams: one slot per stream of the plan and the connection's random
+/// source for their paces. Built once per client; [`Streams::start`] at each connect.
+#[derive(Debug)]
+pub struct Streams {
+    slots: Box<[StreamSlot]>,
+    rng: PaceRng,
+}
+
+impl Streams {
+    /// The slots of every stream of `plan` for the client of `vars` (none for a plan that
+    /// never publishes).
+    pub fn build(plan: &Plan, vars: &ClientVars<'_>) -> Streams {
+        let slots = (0..plan.streams.len().min(MAX_STREAMS))
+            .map(|stream| StreamSlot::build(plan, stream, vars))
+            .collect();
+        Streams {
+            slots,
+            rng: PaceRng::for_client(plan.pace_seed, vars.index),
+        }
+    }
+
+    /// No streams: a subscriber, or `mqblast conn`.
+    pub fn none() -> Streams {
+        Streams {
+            slots: Box::new([]),
+            rng: PaceRng::for_client(0, 0),
+        }
+    }
+
+    pub fn slots(&self) -> &[StreamSlot] {
+        &self.slots
+    }
+
+    pub fn slot(&self, index: usize) -> &StreamSlot {
+        &self.slots[index]
+    }
+
+    /// Every stream's first message is due at `now_ns` (a connect, or a reconnect).
+    pub fn start(&mut self, now_ns: u64) {
+        for slot in self.slots.iter_mut() {
+            slot.due_ns = now_ns;
+        }
+    }
+
+    /// The slot whose next message is due first (the lowest index among equals, so streams
+    /// due together leave in their configured order); None without streams.
+    #[inline]
+    pub fn next_due(&self) -> Option<usize> {
+        let mut best: Option<(u64, usize)> = None;
+        for (index, slot) in self.slots.iter().enumerate() {
+            // An unpaced stream's due time is its last send: unpaced streams take turns,
+            // and a paced one goes first once its due time has come.
+            let due = slot.due_ns;
+            if best.is_none_or(|(best_due, _)| due < best_due) {
+                best = Some((due, index));
+            }
+        }
+        best.map(|(_, index)| index)
+    }
+
+    /// The slot `index` after a send at `sent_ns` (see [`StreamSlot::advance`]).
+    #[inline]
+    pub fn advance(&mut self, index: usize, sent_ns: u64) {
+        self.slots[index].advance(sent_ns, &mut self.rng);
+    }
+
+    /// The largest frame of any stream (the write buffer holds a window of them).
+    pub fn largest_frame_bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .flat_map(|slot| slot.frames.iter().map(Frame::len))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether any stream's publishes are owed to the subscribers.
+    pub fn any_matches(&self) -> bool {
+        self.slots.iter().any(|slot| slot.matches)
+    }
+
+    /// The QoS flows this connection uses: bit q set when a stream publishes at QoS q.
+    pub fn qos_mask(&self) -> u8 {
+        self.slots.iter().fold(0, |mask, slot| mask | 1 << slot.qos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_read_back_their_names_and_only_publish_lacks_a_default_topic() {
+        for kind in StreamKind::ALL {
+            assert_eq!(StreamKind::parse(kind.name()), Some(kind));
+            assert_eq!(kind.default_topic().is_none(), kind == StreamKind::Publish);
+        }
+        assert_eq!(StreamKind::parse("Telemetry"), None);
+        assert_eq!(
+            StreamKind::RpcCall.default_topic(),
+            Some("v1/devices/me/rpc/request/{id}")
+        );
+    }
+
+    #[test]
+    fn default_names_are_the_kind_or_the_publish_topic_and_the_single_stream_keeps_its_row() {
+        assert_eq!(
+            StreamPlan::default_name(StreamKind::Attributes, "x"),
+            "attributes"
+        );
+        assert_eq!(
+            StreamPlan::default_name(StreamKind::Publish, "site/{i}/temp"),
+            "site/{i}/temp"
+        );
+        let single = StreamPlan::single(
+            "v1/devices/me/telemetry",
+            Payload::builtin(),
+            1,
+            Pace::Interval { interval_ns: 1 },
+        );
+        assert_eq!(single.name, "publish:1:v1/devices/me/telemetry");
+        assert!(!single.declared);
+    }
+
+    #[test]
+    fn an_inline_payload_is_json_and_anything_else_is_a_file() {
+        let inline =
+            load_payload(r#" {"a": "{seq}"}"#, Path::new("/nonexistent"), "stream 2").unwrap();
+        assert_eq!(inline.source(), "stream 2 inline payload");
+        let err = load_payload("[1]", Path::new(""), "stream 2").unwrap_err();
+        assert!(err.starts_with("stream 2 inline payload: $[0]"), "{err}");
+        let err = load_payload("attrs.json", Path::new("/nonexistent"), "stream 2").unwrap_err();
+        assert!(
+            err.starts_with("payload /nonexistent/attrs.json: "),
+            "{err}"
+        );
+    }
+
+    fn plan_with_streams(paces: &[Pace]) -> Plan {
+        let mut plan = crate::config::tests::plan_with_payload(Payload::builtin(), 1, "t");
+        plan.streams = paces
+            .iter()
+            .enumerate()
+            .map(|(n, &pace)| StreamPlan {
+                kind: StreamKind::Publish,
+                name: format!("s{n}"),
+                topic: format!("t/{n}"),
+                payload: Payload::builtin(),
+                qos: n as u8 % 3,
+                pace,
+                declared: true,
+            })
+            .collect();
+        plan
+    }
+
+    fn vars() -> ClientVars<'static> {
+        ClientVars {
+            index: 3,
+            token: "",
+            client_id: "c",
+        }
+    }
+
+    #[test]
+    fn the_earliest_due_stream_goes_first_and_equals_leave_in_configured_order() {
+        let second = 1_000_000_000;
+        let plan = plan_with_streams(&[
+            Pace::Interval {
+                interval_ns: 3 * second,
+            },
+            Pace::Interval {
+                interval_ns: second,
+            },
+        ]);
+        let mut streams = Streams::build(&plan, &vars());
+        assert_eq!(streams.qos_mask(), 0b011);
+        streams.start(10);
+        let mut order = Vec::new();
+        for _ in 0..6 {
+            let index = streams.next_due().unwrap();
+            let due = streams.slot(index).due_ns;
+            order.push((index, due));
+            streams.advance(index, due);
+        }
+        assert_eq!(
+            order,
+            [
+                (0, 10),
+                (1, 10),
+                (1, 10 + second),
+                (1, 10 + 2 * second),
+                (0, 10 + 3 * second),
+                (1, 10 + 3 * second)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unpaced_stream_is_always_due_and_its_frames_rotate() {
+        let mut plan = plan_with_streams(&[Pace::Interval { interval_ns: 0 }]);
+        plan.streams[0].payload = Payload::parse("p", r#"[{"n":0},{"n":1}]"#).unwrap();
+        let mut streams = Streams::build(&plan, &vars());
+        streams.start(5);
+        let first = streams.slot(0).frame().template_bytes().to_vec();
+        assert_eq!(streams.slot(0).scheduled_ns(99), 99);
+        streams.advance(0, 99);
+        assert_ne!(streams.slot(0).frame().template_bytes(), &first[..]);
+        streams.advance(0, 100);
+        assert_eq!(streams.slot(0).frame().template_bytes(), &first[..]);
+        assert_eq!(streams.next_due(), Some(0));
+    }
+}
