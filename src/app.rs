@@ -13,13 +13,6 @@ pub const EXIT_USAGE: i32 = 2;
 /// Entry point used by `main`: returns the process exit code.
 pub fn main() -> i32 {
     match config::parse() {
-        Ok(Command::Run(plan)) if plan.rpc_responder.is_some() => {
-            // Checked, but not answered yet: refused rather than silently ignored.
-            eprintln!(
-                "mqblast: error: --rpc-responder: devices do not answer RPC yet (the engine side of issue 19, item 3, is to come); its settings were checked"
-            );
-            EXIT_USAGE
-        }
         Ok(Command::Run(plan)) => run(*plan),
         Ok(Command::Init) => init(),
         Ok(Command::InitFromLocust(files)) => init_from_locust(&files),

@@ -115,3 +115,271 @@ fn the_platform_answers_each_device_on_its_own_broker_as_thingsboard_does() {
     assert_eq!(device_count(&counts, 0, "server_rpc_unanswered"), 0);
     assert_eq!(device_count(&counts, 1, "server_rpc_sent"), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// mqblast against the platform
+// ---------------------------------------------------------------------------------------------
+
+use common::{load_args, run_mqblast, with, Summary, TempDir};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// The stream row named `name` in the JSON summary: (ok, failures).
+fn stream_row(summary: &Summary, name: &str) -> (u64, u64) {
+    let rows = summary.get("streams").as_array().unwrap();
+    let row = rows
+        .iter()
+        .find(|row| row["name"] == name)
+        .unwrap_or_else(|| panic!("no stream row {name}:\n{}", summary.text()));
+    (
+        row["ok"].as_u64().unwrap(),
+        row["failures"].as_u64().unwrap(),
+    )
+}
+
+/// A count summed over the platform's devices.
+fn total(counts: &serde_json::Value, name: &str, devices: usize) -> u64 {
+    (0..devices).map(|d| device_count(counts, d, name)).sum()
+}
+
+/// Two devices, each sending telemetry, attribute requests and client-side RPC calls and
+/// answering the platform's server-side RPC. MQTT 5, so the devices subscribe with No Local:
+/// mosquitto would otherwise send a device its own RPC answers on the topic where its calls
+/// are answered (ThingsBoard does not). Every request the platform answered is one success of
+/// its row, every server-side request is answered once with its params, and nothing else is
+/// counted.
+#[test]
+fn every_request_and_server_side_rpc_is_answered_once_and_each_row_counts_what_the_platform_saw() {
+    let platform = Platform::start(
+        2,
+        &[
+            "--server-rpc",
+            "10",
+            "--server-rpc-interval-ms",
+            "20",
+            "--rpc-delay-ms",
+            "20",
+        ],
+    );
+    let dir = TempDir::new("answers");
+    let json = dir.file("run.json");
+    let args = with(
+        load_args(&platform.hosts(), &json),
+        &[
+            "-u",
+            "2",
+            "-t",
+            "3s",
+            "--stream",
+            "telemetry,interval=100ms",
+            "--stream",
+            "attribute-request,interval=150ms",
+            "--stream",
+            "rpc-call,interval=100ms,qos=0",
+            "--rpc-responder",
+            "--mqtt-version",
+            "5",
+        ],
+    );
+    let run = run_mqblast(&args, LIMIT);
+    run.assert_code(0);
+    let summary = Summary::read(&json, &run);
+    let counts = platform.stop(Duration::from_millis(500));
+    let (telemetry, telemetry_failed) = stream_row(&summary, "telemetry");
+    let (attributes, attributes_failed) = stream_row(&summary, "attribute-request");
+    let (calls, calls_failed) = stream_row(&summary, "rpc-call");
+    assert!(
+        telemetry > 0 && attributes > 0 && calls > 0,
+        "{}",
+        summary.text()
+    );
+    assert_eq!(telemetry, total(&counts, "telemetry", 2), "{counts}");
+    assert_eq!(
+        attributes,
+        total(&counts, "attribute_requests", 2),
+        "{counts}"
+    );
+    assert_eq!(calls, total(&counts, "rpc_calls", 2), "{counts}");
+    assert_eq!(
+        attributes + calls,
+        total(&counts, "answers_sent", 2),
+        "{counts}"
+    );
+    assert_eq!(
+        (telemetry_failed, attributes_failed, calls_failed),
+        (0, 0, 0)
+    );
+    // Server-side RPC: 10 per device, each answered once with its params.
+    for device in 0..2 {
+        assert_eq!(
+            device_count(&counts, device, "server_rpc_sent"),
+            10,
+            "{counts}"
+        );
+        assert_eq!(
+            device_count(&counts, device, "server_rpc_answered"),
+            10,
+            "{counts}"
+        );
+    }
+    for bad in [
+        "server_rpc_bad_payload",
+        "server_rpc_duplicate_answers",
+        "server_rpc_unknown_answers",
+        "server_rpc_unanswered",
+        "not_understood",
+        "other",
+    ] {
+        assert_eq!(total(&counts, bad, 2), 0, "{bad}: {counts}");
+    }
+    assert_eq!(summary.u64("rpc_responder.ok"), 20, "{}", summary.text());
+    assert_eq!(summary.u64("rpc_responder.failures"), 0);
+    assert!(summary.errors().is_empty(), "{:?}", summary.errors());
+}
+
+/// The platform answers some attribute requests twice, some late (after mqblast's timeout),
+/// and adds answers for ids never used: each is counted by name, none as a success, and the
+/// late ones' requests fail once, as timed out.
+#[test]
+fn late_duplicate_and_unknown_answers_are_counted_by_name_and_never_as_successes() {
+    let platform = Platform::start(
+        1,
+        &[
+            "--duplicate-every",
+            "3",
+            "--unknown-every",
+            "4",
+            "--late-every",
+            "5",
+            "--late-ms",
+            "800",
+            "--misbehave-until",
+            "12",
+        ],
+    );
+    let dir = TempDir::new("answers");
+    let json = dir.file("run.json");
+    let args = with(
+        load_args(&platform.hosts(), &json),
+        &[
+            "-u",
+            "1",
+            "--messages",
+            "30",
+            "--timeout",
+            "400ms",
+            "--stream",
+            "attribute-request,interval=100ms",
+        ],
+    );
+    let run = run_mqblast(&args, LIMIT);
+    run.assert_code(1);
+    let summary = Summary::read(&json, &run);
+    let counts = platform.stop(Duration::from_millis(200));
+    let sent = |name| device_count(&counts, 0, name);
+    assert_eq!(sent("attribute_requests"), 30, "{counts}");
+    // Requests 5 and 10 late; 3, 6, 9, 12 answered twice; 4, 8, 12 with an unknown answer.
+    assert_eq!(
+        (
+            sent("late_sent"),
+            sent("duplicates_sent"),
+            sent("unknown_sent")
+        ),
+        (2, 4, 3),
+        "{counts}"
+    );
+    let (ok, failed) = stream_row(&summary, "attribute-request");
+    assert_eq!((ok, failed), (28, 2), "{}", summary.text());
+    let errors = summary.errors();
+    let count = |prefix: &str| summary.errors_starting_with(prefix);
+    assert_eq!(count("request timed out: no answer"), 2, "{errors:?}");
+    assert_eq!(
+        count("late answer to a attribute-request request"),
+        2,
+        "{errors:?}"
+    );
+    assert_eq!(
+        count("duplicate answer to a attribute-request request"),
+        4,
+        "{errors:?}"
+    );
+    assert_eq!(
+        count("answer on the attribute-request response topic for an id this device did not use"),
+        3,
+        "{errors:?}"
+    );
+    assert_eq!(errors.len(), 4, "nothing else: {errors:?}");
+}
+
+/// 10,000 server-side requests in a second to one device whose answers wait 20 ms: its queue
+/// holds 64, so most are dropped, each counted; every request received is answered or
+/// dropped, the answers reach the platform once each, and the device's own telemetry is
+/// exactly what it was told to send.
+#[test]
+fn a_flood_of_rpc_requests_is_bounded_and_counted_and_the_devices_telemetry_stays_exact() {
+    let platform = Platform::start(
+        1,
+        &[
+            "--flood-rps",
+            "10000",
+            "--flood-seconds",
+            "1",
+            "--flood-qos",
+            "0",
+        ],
+    );
+    let dir = TempDir::new("answers");
+    let json = dir.file("run.json");
+    let args = with(
+        load_args(&platform.hosts(), &json),
+        &[
+            "-u",
+            "1",
+            "--messages",
+            "400",
+            "--interval",
+            "10ms",
+            "--rpc-responder",
+            "--rpc-response-delay",
+            "20ms",
+        ],
+    );
+    let run = run_mqblast(&args, LIMIT);
+    let summary = Summary::read(&json, &run);
+    let counts = platform.stop(Duration::from_millis(500));
+    let flood = device_count(&counts, 0, "server_rpc_sent");
+    assert_eq!(flood, 10_000, "{counts}");
+    let answered = summary.u64("rpc_responder.ok");
+    let dropped =
+        summary.errors_starting_with("RPC request dropped: the device's answer queue was full");
+    let lost = summary.errors_starting_with("RPC answer dropped");
+    assert_eq!(
+        summary.u64("rpc_responder.requests"),
+        flood,
+        "every request received: {}",
+        summary.text()
+    );
+    assert_eq!(answered + dropped + lost, flood, "{:?}", summary.errors());
+    assert!(
+        dropped > 0 && answered > 0,
+        "bounded: {:?}",
+        summary.errors()
+    );
+    assert_eq!(
+        device_count(&counts, 0, "server_rpc_answered"),
+        answered,
+        "{counts}"
+    );
+    assert_eq!(
+        device_count(&counts, 0, "server_rpc_bad_payload"),
+        0,
+        "{counts}"
+    );
+    assert_eq!(device_count(&counts, 0, "server_rpc_duplicate_answers"), 0);
+    // The device's own messages: all 400, every one acknowledged.
+    let publish = summary.u64("publish.ok");
+    assert_eq!(publish, 400, "{}", summary.text());
+    assert_eq!(summary.u64("publish.failures"), 0);
+    assert_eq!(device_count(&counts, 0, "telemetry"), 400, "{counts}");
+    run.assert_code(1); // the drops are failures of the rpc-responder row
+}

@@ -28,6 +28,7 @@ use super::worker::resolve_worker;
 use super::{invalid, ConfigError, Context, RunArgs, CONFIG_ENV};
 use crate::plan::{Plan, SettingSource};
 use crate::workload::pace::Pace;
+use crate::workload::stream::StreamKind;
 use crate::workload::stream::StreamPlan;
 
 /// Resolve every setting through the layers and validate it into a [`Plan`].
@@ -147,6 +148,10 @@ pub fn build_plan(
         .transpose()?;
     let (rpc_responder, responder_notes) = resolve_responder(&get, ctx)?;
     notes.extend(responder_notes);
+    let calls_rpc = streams.iter().any(|s| s.kind == StreamKind::RpcCall);
+    if rpc_responder.is_some() && calls_rpc && mqtt_version == crate::mqtt::Version::V311 {
+        notes.push(RPC_ECHO_NOTE.to_string());
+    }
     let mut transport = resolve_transport(&get, ctx, &hosts)?;
     let offset = part.client_index_offset;
     let devices: Vec<(u64, &str)> = (0..u64::from(users.max(subs.users)))
@@ -269,6 +274,13 @@ fn resolve_run_streams(
             stream_raw.source()
         )));
     }
+    if let Some(raw) = get("topic_alias").filter(|raw| raw.boolean().unwrap_or(false)) {
+        if streams.iter().any(|s| s.kind.expects_answer()) {
+            return Err(raw.fail(
+                "a request stream's topic carries its request id, so it cannot be replaced by an alias: --topic-alias needs a stream without requests",
+            ));
+        }
+    }
     if streams.len() > 1 {
         if let Some(raw) = get("topic_alias").filter(|raw| raw.boolean().unwrap_or(false)) {
             return Err(raw.fail(format!(
@@ -279,6 +291,11 @@ fn resolve_run_streams(
     }
     Ok(streams)
 }
+
+/// A device that calls RPC and answers it shares `v1/devices/me/rpc/response/+` between the
+/// two; a broker that sends a client its own publishes makes its answers read as answers to
+/// its calls. ThingsBoard does not; MQTT 5's No Local (which mqblast asks for) prevents it.
+const RPC_ECHO_NOTE: &str = "mqblast: note: rpc-call streams with --rpc-responder under MQTT 3.1.1: on a broker that sends a client its own messages (any but ThingsBoard, whose `me` is per connection), a device receives its own RPC answers on v1/devices/me/rpc/response/+ and takes them for answers to its calls; use --mqtt-version 5 there (devices then subscribe with No Local)";
 
 /// Every source, read into its layer, stacked in precedence order.
 struct Sources {

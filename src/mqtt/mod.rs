@@ -146,6 +146,55 @@ pub const MAX_PACKET_BYTES: usize = 1 << 20;
 /// Largest value the 1-4 byte remaining-length varint can carry (section 2.2.3).
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
 
+/// The fixed header (and packet id) of a PUBLISH at the front of a buffer, read before the
+/// whole packet is there: [`peek_publish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeekedPublish {
+    /// The whole packet: fixed header and remaining length.
+    pub total_bytes: usize,
+    pub qos: u8,
+    /// The packet identifier (QoS 1 and 2), when the buffer reaches it.
+    pub pkid: Option<u16>,
+}
+
+/// A PUBLISH's size, QoS and (if present in `buf`) packet id, from its first bytes; None when
+/// `buf` does not start with a PUBLISH whose remaining length is complete and well formed.
+/// Either version: the packet id follows the topic in both (sections 3.3.2).
+pub fn peek_publish(buf: &[u8]) -> Option<PeekedPublish> {
+    let header = *buf.first()?;
+    if header >> 4 != 3 {
+        return None;
+    }
+    let mut remaining = 0usize;
+    let mut at = 1;
+    loop {
+        let byte = *buf.get(at)?;
+        remaining |= usize::from(byte & 0b0111_1111) << (7 * (at - 1));
+        at += 1;
+        if byte & 0b1000_0000 == 0 {
+            break;
+        }
+        if at == 5 {
+            return None; // a fifth length byte: malformed, the decoder says so
+        }
+    }
+    let qos = (header >> 1) & 0b11;
+    let pkid = match qos {
+        0 => None,
+        _ => buf.get(at..at + 2).and_then(|len| {
+            let topic_len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let id_at = at + 2 + topic_len;
+            let id = buf.get(id_at..id_at + 2)?;
+            Some(u16::from_be_bytes([id[0], id[1]]))
+        }),
+    };
+    Some(PeekedPublish {
+        total_bytes: at + remaining,
+        qos,
+        pkid,
+    })
+}
+
 /// Human meaning of a CONNACK code: MQTT 3.1.1 return codes (section 3.2.2.3) and MQTT 5
 /// reason codes (section 3.2.2.2), see [`reason::connack_name`].
 pub fn connack_reason(code: u8) -> &'static str {
@@ -371,6 +420,31 @@ mod tests {
             assert_eq!(theirs_topic_payload.0, "v1/devices/me/rpc/response/42");
             assert_eq!(theirs_topic_payload.1, payload);
         }
+    }
+
+    #[test]
+    fn a_publish_is_sized_from_its_first_bytes_with_its_id_when_they_reach_it() {
+        let payload = vec![0u8; 70_000];
+        let mut frame = Vec::new();
+        publish::encode(&mut frame, "a/b", 1, false, 513, &payload);
+        let whole = peek_publish(&frame).unwrap();
+        assert_eq!(
+            whole,
+            PeekedPublish {
+                total_bytes: frame.len(),
+                qos: 1,
+                pkid: Some(513)
+            }
+        );
+        assert_eq!(peek_publish(&frame[..6]).unwrap().pkid, None);
+        assert_eq!(peek_publish(&frame[..6]).unwrap().total_bytes, frame.len());
+        assert_eq!(peek_publish(&frame[..2]), None, "length incomplete");
+        let mut qos0 = Vec::new();
+        publish::encode(&mut qos0, "t", 0, false, 0, b"x");
+        assert_eq!(peek_publish(&qos0).unwrap().pkid, None);
+        assert_eq!(peek_publish(&[0x40, 2, 0, 1]), None, "a PUBACK");
+        assert_eq!(peek_publish(&[0x30, 0xff, 0xff, 0xff, 0xff, 1]), None);
+        assert_eq!(peek_publish(&[]), None);
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub fn metric_names(qos: u8, topic_template: &str) -> [String; N_METRICS] {
     names[Metric::EndToEnd.index()] = "e2e".to_string();
     names[Metric::Reconnect.index()] = "reconnect".to_string();
     names[Metric::Connection.index()] = "connection".to_string();
+    names[Metric::RpcResponder.index()] = "rpc-responder".to_string();
     for part in Metric::CONNECT_PARTS {
         names[part.index()] = part.part_name().unwrap_or("connect").to_string();
     }

@@ -61,6 +61,121 @@ pub enum RequestKind {
     Rpc,
 }
 
+impl RequestKind {
+    /// The stream kind's name, as failures name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Attributes => "attribute-request",
+            RequestKind::Rpc => "rpc-call",
+        }
+    }
+}
+
+/// What a PUBLISH to a device is, by its topic (see [`DeviceAnswers::classify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// An answer on a request stream's answer topic: the id text after its prefix.
+    Answer { kind: RequestKind, id: &'a [u8] },
+    /// A server-side RPC request (with the responder on): the id text.
+    RpcRequest { id: &'a [u8] },
+    /// Anything else: the device did not subscribe to it.
+    Other,
+}
+
+/// Where the answers of one request stream arrive.
+#[derive(Debug)]
+struct Route {
+    prefix: Box<[u8]>,
+    kind: RequestKind,
+}
+
+/// What one device connection listens to: the answer topics of its request streams (with
+/// their pending requests) and, with `--rpc-responder`, server-side RPC requests (with the
+/// answers waiting to be sent). Built once per client; the filters are subscribed once at
+/// each connect.
+pub struct DeviceAnswers {
+    routes: Box<[Route]>,
+    /// The topic filters to subscribe to (each answer prefix with `+`, the RPC request
+    /// filter), made once.
+    filters: Box<[String]>,
+    responds: bool,
+    /// The requests awaiting answers (None without request streams).
+    pub pending: Option<PendingRequests>,
+    /// The responder's answers waiting to be sent.
+    pub queue: super::responder::AnswerQueue,
+}
+
+impl DeviceAnswers {
+    /// For a client whose request streams are answered under `routes` (answer prefix as
+    /// rendered for this client, and the kind of request) and who answers server-side RPC
+    /// when `responds`. Streams sharing an answer prefix share a route (the first one's).
+    pub fn new(routes: &[(String, RequestKind)], responds: bool, timeout_ns: u64) -> DeviceAnswers {
+        let mut unique: Vec<Route> = Vec::new();
+        for (prefix, kind) in routes {
+            if !unique.iter().any(|r| &r.prefix[..] == prefix.as_bytes()) {
+                unique.push(Route {
+                    prefix: prefix.as_bytes().into(),
+                    kind: *kind,
+                });
+            }
+        }
+        let mut filters: Vec<String> = unique
+            .iter()
+            .map(|r| format!("{}+", String::from_utf8_lossy(&r.prefix)))
+            .collect();
+        if responds {
+            filters.push(super::responder::RPC_REQUEST_FILTER.to_string());
+        }
+        DeviceAnswers {
+            pending: (!unique.is_empty()).then(|| PendingRequests::new(timeout_ns)),
+            routes: unique.into_boxed_slice(),
+            filters: filters.into_boxed_slice(),
+            responds,
+            queue: Default::default(),
+        }
+    }
+
+    /// Whether this device answers server-side RPC.
+    pub fn responds(&self) -> bool {
+        self.responds
+    }
+
+    /// The topic filters this device subscribes to at connect.
+    pub fn filters(&self) -> &[String] {
+        &self.filters
+    }
+
+    /// Whether a server-side RPC request's id is in fact this device's own client-side RPC
+    /// request come back: written as the device writes its ids ([`ID_DIGITS`] digits) and
+    /// one it issued. A plain broker sends a client's publishes back to it when it subscribed
+    /// to their topic (under MQTT 3.1.1 there is no No Local); ThingsBoard never does.
+    pub fn is_own_request(&self, id: &[u8]) -> bool {
+        let Some(pending) = self.pending.as_ref() else {
+            return false;
+        };
+        id.len() == ID_DIGITS && parse_id(id).is_some_and(|id| pending.issued(RequestKind::Rpc, id))
+    }
+
+    /// What a PUBLISH on `topic` is to this device.
+    pub fn classify<'a>(&self, topic: &'a [u8]) -> Incoming<'a> {
+        for route in self.routes.iter() {
+            if let Some(id) = id_after(topic, &route.prefix) {
+                return Incoming::Answer {
+                    kind: route.kind,
+                    id,
+                };
+            }
+        }
+        if self.responds {
+            let prefix = super::responder::RPC_REQUEST_PREFIX.as_bytes();
+            if let Some(id) = id_after(topic, prefix) {
+                return Incoming::RpcRequest { id };
+            }
+        }
+        Incoming::Other
+    }
+}
+
 /// What an answer was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -217,6 +332,13 @@ impl PendingRequests {
         }
     }
 
+    /// Whether `id` is one this table issued for a request of `kind` and still remembers
+    /// (pending or finished).
+    pub fn issued(&self, kind: RequestKind, id: u32) -> bool {
+        let entry = &self.entries[slot_of(id)];
+        id != 0 && entry.id == id && entry.kind == kind && entry.stage != Stage::Free
+    }
+
     /// The next request whose timeout has passed by `now_ns`, counted as timed out now
     /// (its stream is returned); None when none is due. Requests time out in the order they
     /// were issued (their send times only grow), so this looks at the oldest pending one.
@@ -290,6 +412,22 @@ pub fn parse_id(digits: &[u8]) -> Option<u32> {
         b'0'..=b'9' => Some(acc * 10 + u32::from(d - b'0')),
         _ => None,
     })
+}
+
+/// Write `id` into a request frame (as [`crate::payload::Frame`] writes it: fixed header,
+/// the topic's 2-byte length, the topic) whose topic holds its id field `id_at` bytes in.
+/// A frame too short for that is left as it is (never the case for frames built from a
+/// [`request_topic_layout`] topic).
+#[inline]
+pub fn patch_request_id(frame: &mut [u8], id_at: usize, id: u32) {
+    // The remaining length takes 1 to 4 bytes, each but the last with its high bit set.
+    let Some(varint) = frame.iter().skip(1).take(4).position(|b| b & 0x80 == 0) else {
+        return;
+    };
+    let at = 1 + varint + 1 + 2 + id_at;
+    if let Some(field) = frame.get_mut(at..at + ID_DIGITS) {
+        write_id(field, id);
+    }
 }
 
 /// The id text after `prefix` in `topic`, if `topic` starts with it.
@@ -564,6 +702,93 @@ mod tests {
         assert_eq!(bytes, b"v1/devices/me/rpc/request/000000007");
         assert!(request_topic_layout("v1/devices/me/rpc/request").is_err());
         assert!(request_topic_layout("a/{id}/b/{id}").is_err());
+    }
+
+    #[test]
+    fn the_id_is_patched_into_a_request_frame_whatever_the_remaining_lengths_width() {
+        let (topic, at) = request_topic_layout("dev/{id}/x").unwrap();
+        for payload_len in [0, 100, 200, 20_000] {
+            let mut frame = Vec::new();
+            crate::mqtt::publish::encode(&mut frame, &topic, 1, false, 7, &vec![b'p'; payload_len]);
+            patch_request_id(&mut frame, at, 123);
+            let (packet, _) = crate::mqtt::decode(&frame).unwrap().unwrap();
+            match packet {
+                crate::mqtt::Packet::Publish { topic, pkid, .. } => {
+                    assert_eq!(topic, b"dev/000000123/x");
+                    assert_eq!(pkid, 7);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        patch_request_id(&mut [0x30], 0, 1);
+    }
+
+    #[test]
+    fn a_device_tells_answers_of_each_stream_from_rpc_requests_and_other_topics() {
+        let routes = [
+            (
+                ATTRIBUTE_RESPONSE_PREFIX.to_string(),
+                RequestKind::Attributes,
+            ),
+            (RPC_RESPONSE_PREFIX.to_string(), RequestKind::Rpc),
+            (RPC_RESPONSE_PREFIX.to_string(), RequestKind::Rpc),
+        ];
+        let device = DeviceAnswers::new(&routes, true, 1);
+        assert_eq!(
+            device.filters(),
+            [
+                "v1/devices/me/attributes/response/+",
+                "v1/devices/me/rpc/response/+",
+                "v1/devices/me/rpc/request/+"
+            ]
+        );
+        assert_eq!(
+            device.classify(b"v1/devices/me/rpc/response/42"),
+            Incoming::Answer {
+                kind: RequestKind::Rpc,
+                id: b"42"
+            }
+        );
+        assert_eq!(
+            device.classify(b"v1/devices/me/attributes/response/7"),
+            Incoming::Answer {
+                kind: RequestKind::Attributes,
+                id: b"7"
+            }
+        );
+        assert_eq!(
+            device.classify(b"v1/devices/me/rpc/request/9"),
+            Incoming::RpcRequest { id: b"9" }
+        );
+        assert_eq!(
+            device.classify(b"v1/devices/me/attributes"),
+            Incoming::Other
+        );
+        assert!(device.pending.is_some());
+        let responder_only = DeviceAnswers::new(&[], true, 1);
+        assert!(responder_only.pending.is_none());
+        assert_eq!(responder_only.filters(), ["v1/devices/me/rpc/request/+"]);
+        let mut calling = DeviceAnswers::new(&routes, true, 1_000);
+        let id = calling
+            .pending
+            .as_mut()
+            .unwrap()
+            .issue(RequestKind::Rpc, 0, 0, 0)
+            .unwrap();
+        let mut own = [0u8; ID_DIGITS];
+        write_id(&mut own, id);
+        assert!(calling.is_own_request(&own));
+        assert!(
+            !calling.is_own_request(id.to_string().as_bytes()),
+            "ThingsBoard's form"
+        );
+        write_id(&mut own, id + 1);
+        assert!(!calling.is_own_request(&own), "never issued");
+        let no_responder = DeviceAnswers::new(&routes[..1], false, 1);
+        assert_eq!(
+            no_responder.classify(b"v1/devices/me/rpc/request/9"),
+            Incoming::Other
+        );
     }
 
     #[test]

@@ -24,7 +24,9 @@
 //! - Answers still queued when the connection closes, or when the run ends, are dropped
 //!   (counted apart from those dropped at a full queue).
 //!
-//! So every request received is, by the end of a run, answered, dropped or malformed.
+//! So every request received is, by the end of a run, answered, dropped or malformed: the
+//! engine records each on the `rpc-responder` row (answered: a success timed from the
+//! request's arrival to its answer handed to the socket; the others failures by name).
 //!
 //! An answer's frame is written once, into the queue, when its request arrives: the fixed
 //! header, the response topic's prefix with the request's id, and the payload bytes (the
@@ -85,36 +87,6 @@ impl ResponderPlan {
     }
 }
 
-/// The responder's counts: one connection's, shipped and reset per interval, or a run's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ResponderCounts {
-    /// Requests that arrived on the request topic.
-    pub received: u64,
-    /// Answers handed to the socket.
-    pub answered: u64,
-    /// Requests not answered because the queue was full (answers or bytes).
-    pub dropped_full: u64,
-    /// Answers still queued when their connection closed or the run ended.
-    pub dropped_closed: u64,
-    /// Requests with a bad id or params that cannot be delimited.
-    pub malformed: u64,
-}
-
-impl ResponderCounts {
-    pub fn add(&mut self, other: &ResponderCounts) {
-        self.received += other.received;
-        self.answered += other.answered;
-        self.dropped_full += other.dropped_full;
-        self.dropped_closed += other.dropped_closed;
-        self.malformed += other.malformed;
-    }
-
-    /// Requests dropped for either reason.
-    pub fn dropped(&self) -> u64 {
-        self.dropped_full + self.dropped_closed
-    }
-}
-
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
@@ -133,9 +105,20 @@ pub enum Malformed {
     Params(ParamsError),
 }
 
+impl Malformed {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Malformed::BadId => "its id is not 1 to 10 digits",
+            Malformed::Params(e) => e.describe(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Due {
     due_ns: u64,
+    /// When the request arrived: the answer's time starts here.
+    arrived_ns: u64,
     bytes: u32,
 }
 
@@ -149,11 +132,10 @@ struct Queued {
     len: usize,
 }
 
-/// One connection's answers waiting to be written, and its counts (see the module comment).
+/// One connection's answers waiting to be written (see the module comment for the bounds).
 #[derive(Default)]
 pub struct AnswerQueue {
     queued: Option<Box<Queued>>,
-    counts: ResponderCounts,
 }
 
 impl AnswerQueue {
@@ -166,17 +148,20 @@ impl AnswerQueue {
         request: &[u8],
         now_ns: u64,
     ) -> Offer {
-        self.counts.received += 1;
         match answer_body(plan, id, request) {
-            Ok(body) => self.enqueue(version, id, body, now_ns.saturating_add(plan.delay_ns())),
-            Err(why) => {
-                self.counts.malformed += 1;
-                Offer::Malformed(why)
-            }
+            Ok(body) => self.enqueue(version, id, body, now_ns, plan.delay_ns()),
+            Err(why) => Offer::Malformed(why),
         }
     }
 
-    fn enqueue(&mut self, version: Version, id: &[u8], body: &[u8], due_ns: u64) -> Offer {
+    fn enqueue(
+        &mut self,
+        version: Version,
+        id: &[u8],
+        body: &[u8],
+        arrived_ns: u64,
+        delay_ns: u64,
+    ) -> Offer {
         let prefix = RPC_RESPONSE_PREFIX.as_bytes();
         let frame_bytes = version.answer_len(prefix.len() + id.len(), body.len());
         let q = self.queued.get_or_insert_with(|| {
@@ -190,7 +175,6 @@ impl AnswerQueue {
         });
         let held = q.frames.len() - q.head;
         if q.len == MAX_QUEUED_ANSWERS || held + frame_bytes > QUEUE_BYTES {
-            self.counts.dropped_full += 1;
             return Offer::Dropped;
         }
         if q.frames.len() + frame_bytes > QUEUE_BYTES {
@@ -202,7 +186,8 @@ impl AnswerQueue {
         version.encode_answer(&mut q.frames, prefix, id, body);
         let slot = (q.first + q.len) % MAX_QUEUED_ANSWERS;
         q.due[slot] = Due {
-            due_ns,
+            due_ns: arrived_ns.saturating_add(delay_ns),
+            arrived_ns,
             bytes: frame_bytes as u32,
         };
         q.len += 1;
@@ -224,17 +209,21 @@ impl AnswerQueue {
         (q.len > 0).then(|| q.due[q.first].due_ns)
     }
 
-    /// The oldest answer's frame, if it is due by `now_ns`. Write it, then [`AnswerQueue::pop`].
-    pub fn due_frame(&self, now_ns: u64) -> Option<&[u8]> {
+    /// The oldest answer's frame and when its request arrived, if it is due by `now_ns`.
+    /// Write it, then [`AnswerQueue::pop`].
+    pub fn due_frame(&self, now_ns: u64) -> Option<(&[u8], u64)> {
         let q = self.queued.as_ref()?;
-        if q.len == 0 || q.due[q.first].due_ns > now_ns {
+        let due = q.due[q.first];
+        if q.len == 0 || due.due_ns > now_ns {
             return None;
         }
-        let bytes = q.due[q.first].bytes as usize;
-        Some(&q.frames[q.head..q.head + bytes])
+        Some((
+            &q.frames[q.head..q.head + due.bytes as usize],
+            due.arrived_ns,
+        ))
     }
 
-    /// The oldest answer was written: count it and let it go.
+    /// The oldest answer was written: let it go.
     pub fn pop(&mut self) {
         let Some(q) = self.queued.as_mut().filter(|q| q.len > 0) else {
             return;
@@ -246,24 +235,20 @@ impl AnswerQueue {
             q.frames.clear();
             q.head = 0;
         }
-        self.counts.answered += 1;
     }
 
-    /// The connection closed (or the run ended): what is queued is dropped and counted. The
-    /// buffer is kept for the next connection of this client.
-    pub fn close(&mut self) {
-        if let Some(q) = self.queued.as_mut() {
-            self.counts.dropped_closed += q.len as u64;
-            q.frames.clear();
-            q.head = 0;
-            q.first = 0;
-            q.len = 0;
-        }
-    }
-
-    /// The counts since the last call (shipped with the stats interval).
-    pub fn take_counts(&mut self) -> ResponderCounts {
-        std::mem::take(&mut self.counts)
+    /// The connection closed (or the run ended): what is queued is dropped; returns how many
+    /// answers were. The buffer is kept for the next connection of this client.
+    pub fn close(&mut self) -> usize {
+        let Some(q) = self.queued.as_mut() else {
+            return 0;
+        };
+        let dropped = q.len;
+        q.frames.clear();
+        q.head = 0;
+        q.first = 0;
+        q.len = 0;
+        dropped
     }
 }
 
@@ -332,7 +317,8 @@ mod tests {
             );
             assert_eq!(queue.next_due_ns(), Some(20_001_000));
             assert_eq!(queue.due_frame(20_000_999), None);
-            let frame = queue.due_frame(20_001_000).unwrap();
+            let (frame, arrived_ns) = queue.due_frame(20_001_000).unwrap();
+            assert_eq!(arrived_ns, 1_000);
             assert_eq!(
                 published(version, frame),
                 (
@@ -342,9 +328,7 @@ mod tests {
             );
             queue.pop();
             assert!(queue.is_empty());
-            let counts = queue.take_counts();
-            assert_eq!((counts.received, counts.answered), (1, 1));
-            assert_eq!(queue.take_counts(), ResponderCounts::default());
+            assert_eq!(queue.next_due_ns(), None);
         }
     }
 
@@ -359,11 +343,11 @@ mod tests {
         };
         let mut queue = AnswerQueue::default();
         queue.offer(&fixed, Version::V311, b"1", b"not even json", 0);
-        let (_, payload) = published(Version::V311, queue.due_frame(0).unwrap());
+        let (_, payload) = published(Version::V311, queue.due_frame(0).unwrap().0);
         assert_eq!(payload, r#"{"ok":true}"#);
         queue.pop();
         queue.offer(&echo(0), Version::V311, b"2", br#"{"method":"reboot"}"#, 0);
-        let (topic, payload) = published(Version::V311, queue.due_frame(0).unwrap());
+        let (topic, payload) = published(Version::V311, queue.due_frame(0).unwrap().0);
         assert_eq!(
             (topic.as_str(), payload.as_str()),
             ("v1/devices/me/rpc/response/2", "{}")
@@ -386,27 +370,26 @@ mod tests {
             Offer::Malformed(Malformed::Params(ParamsError::NotAnObject))
         );
         assert!(queue.is_empty());
-        let counts = queue.take_counts();
         assert_eq!(
-            (counts.received, counts.malformed, counts.answered),
-            (6, 6, 0)
+            Malformed::Params(ParamsError::NotAnObject).describe(),
+            "payload is not a JSON object"
         );
     }
 
     #[test]
-    fn a_flood_beyond_sixty_four_answers_is_dropped_and_counted_in_bounded_memory() {
+    fn a_flood_beyond_sixty_four_answers_is_dropped_in_bounded_memory() {
         let plan = echo(1_000);
         let mut queue = AnswerQueue::default();
+        let mut dropped = 0;
         for i in 0..10_000u32 {
             let id = i.to_string();
-            queue.offer(&plan, Version::V311, id.as_bytes(), br#"{"params":{}}"#, 0);
+            let offer = queue.offer(&plan, Version::V311, id.as_bytes(), br#"{"params":{}}"#, 0);
+            dropped += u32::from(offer == Offer::Dropped);
         }
         assert_eq!(queue.len(), MAX_QUEUED_ANSWERS);
-        let counts = queue.take_counts();
-        assert_eq!(counts.received, 10_000);
-        assert_eq!(counts.dropped_full, 10_000 - MAX_QUEUED_ANSWERS as u64);
+        assert_eq!(dropped, 10_000 - MAX_QUEUED_ANSWERS as u32);
         // The first 64 are the ones kept, in order.
-        let (topic, _) = published(Version::V311, queue.due_frame(u64::MAX).unwrap());
+        let (topic, _) = published(Version::V311, queue.due_frame(u64::MAX).unwrap().0);
         assert_eq!(topic, "v1/devices/me/rpc/response/0");
     }
 
@@ -415,28 +398,19 @@ mod tests {
         let plan = echo(0);
         let mut queue = AnswerQueue::default();
         let big = format!(r#"{{"params":"{}"}}"#, "p".repeat(6_000));
-        assert_eq!(
-            queue.offer(&plan, Version::V311, b"1", big.as_bytes(), 0),
-            Offer::Queued
-        );
-        assert_eq!(
-            queue.offer(&plan, Version::V311, b"2", big.as_bytes(), 0),
-            Offer::Queued
-        );
+        let offer = |queue: &mut AnswerQueue, id: &[u8], request: &str| {
+            queue.offer(&plan, Version::V311, id, request.as_bytes(), 0)
+        };
+        assert_eq!(offer(&mut queue, b"1", &big), Offer::Queued);
+        assert_eq!(offer(&mut queue, b"2", &big), Offer::Queued);
         // A third would pass 16 KiB.
-        assert_eq!(
-            queue.offer(&plan, Version::V311, b"3", big.as_bytes(), 0),
-            Offer::Dropped
-        );
+        assert_eq!(offer(&mut queue, b"3", &big), Offer::Dropped);
         let capacity = queue.queued.as_ref().unwrap().frames.capacity();
         // Writing the first frees its room; the next frame goes in after moving the second.
         queue.pop();
-        assert_eq!(
-            queue.offer(&plan, Version::V311, b"4", big.as_bytes(), 0),
-            Offer::Queued
-        );
+        assert_eq!(offer(&mut queue, b"4", &big), Offer::Queued);
         let mut topics = Vec::new();
-        while let Some(frame) = queue.due_frame(0) {
+        while let Some((frame, _)) = queue.due_frame(0) {
             topics.push(published(Version::V311, frame).0);
             queue.pop();
         }
@@ -449,28 +423,21 @@ mod tests {
         );
         assert_eq!(queue.queued.as_ref().unwrap().frames.capacity(), capacity);
         let too_big = format!(r#"{{"params":"{}"}}"#, "p".repeat(QUEUE_BYTES));
-        assert_eq!(
-            queue.offer(&plan, Version::V311, b"5", too_big.as_bytes(), 0),
-            Offer::Dropped
-        );
+        assert_eq!(offer(&mut queue, b"5", &too_big), Offer::Dropped);
     }
 
     #[test]
-    fn answers_queued_when_the_connection_closes_are_dropped_so_every_request_is_accounted() {
+    fn answers_queued_when_the_connection_closes_are_dropped_and_counted_once() {
         let plan = echo(50);
         let mut queue = AnswerQueue::default();
         for id in [b"1", b"2", b"3"] {
             queue.offer(&plan, Version::V5, id, br#"{"params":[1]}"#, 0);
         }
-        queue.offer(&plan, Version::V5, b"x", br#"{"params":[1]}"#, 0);
         assert!(queue.due_frame(50_000_000).is_some());
         queue.pop();
-        queue.close();
+        assert_eq!(queue.close(), 2);
         assert!(queue.is_empty());
         assert_eq!(queue.due_frame(u64::MAX), None);
-        let c = queue.take_counts();
-        assert_eq!(c.received, 4);
-        assert_eq!((c.answered, c.dropped_closed, c.malformed), (1, 2, 1));
-        assert_eq!(c.received, c.answered + c.dropped() + c.malformed);
+        assert_eq!(queue.close(), 0);
     }
 }

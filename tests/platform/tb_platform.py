@@ -21,7 +21,8 @@ with No Local, so its server-side requests do not come back to it as client-side
 Misbehaving on purpose (each counted, so tests compare counts exactly): every Nth request of
 a device (attribute requests and RPC calls together, in arrival order) is answered twice
 (--duplicate-every), late (--late-every, after --late-ms), or followed by an answer for an id
-the device never used (--unknown-every).
+the device never used (--unknown-every); only the first --misbehave-until requests of each
+device when given, so a test's last late answer arrives well before its run ends.
 
 Python with paho-mqtt 1.x (the tests' virtualenv). Named tb_platform.py, not platform.py: a
 script's directory comes first on sys.path, and a platform.py there hides the standard
@@ -140,17 +141,21 @@ class Platform:
         a, c = self.args, device.counts
         device.requests_seen += 1
         n = device.requests_seen
-        if a.late_every and n % a.late_every == 0:
+
+        def every(k):
+            return k > 0 and n % k == 0 and (a.misbehave_until == 0 or n <= a.misbehave_until)
+
+        if every(a.late_every):
             delay_ms = a.late_ms
             c["late_sent"] += 1
         # ThingsBoard reads the id as an integer: `000000042` is answered as `42`.
         answer_id = str(int(request_id)) if request_id.isdigit() else request_id
         self.send_later(device, delay_ms, response + answer_id, payload)
         c["answers_sent"] += 1
-        if a.duplicate_every and n % a.duplicate_every == 0:
+        if every(a.duplicate_every):
             self.send_later(device, delay_ms, response + answer_id, payload)
             c["duplicates_sent"] += 1
-        if a.unknown_every and n % a.unknown_every == 0:
+        if every(a.unknown_every):
             self.send_later(device, delay_ms, f"{response}{UNKNOWN_ID_BASE + n}", payload)
             c["unknown_sent"] += 1
 
@@ -302,6 +307,8 @@ def main():
     p.add_argument("--late-ms", type=float, default=0)
     p.add_argument("--duplicate-every", type=int, default=0)
     p.add_argument("--unknown-every", type=int, default=0)
+    p.add_argument("--misbehave-until", type=int, default=0,
+                   help="misbehave on a device's first N requests only (0: all)")
     p.add_argument("--server-rpc", type=int, default=0,
                    help="server-side RPC requests per device, from its first publish on")
     p.add_argument("--server-rpc-interval-ms", type=float, default=50)

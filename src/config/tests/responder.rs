@@ -140,3 +140,26 @@ fn the_environment_turns_the_responder_on_and_the_effective_config_records_it() 
     assert_eq!(plan.effective_config["rpc_response_delay"], "5ms");
     assert_eq!(plan.effective_config["rpc_response"], "echo params");
 }
+
+#[test]
+fn calling_and_answering_rpc_under_3_1_1_notes_what_a_plain_broker_does() {
+    let dir = TestDir::new();
+    let noted = |args: &[&str]| {
+        let plan = dir.plan(args, &[]).unwrap();
+        plan.notes.iter().any(|note| note.contains("No Local"))
+    };
+    assert!(noted(&["--rpc-responder", "--stream", "rpc-call"]));
+    assert!(!noted(&[
+        "--rpc-responder",
+        "--stream",
+        "rpc-call",
+        "--mqtt-version",
+        "5"
+    ]));
+    assert!(!noted(&[
+        "--rpc-responder",
+        "--stream",
+        "attribute-request"
+    ]));
+    assert!(!noted(&["--stream", "rpc-call"]));
+}

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use crate::engine::conn::{Conn, Role};
 use crate::payload::{self, ClientVars};
 use crate::plan::Plan;
+use crate::workload::answers::{DeviceAnswers, RequestKind};
+use crate::workload::stream::answer_prefix_of;
 use crate::workload::stream::Streams;
 
 /// A publisher connection with its streams' frames, built once.
@@ -28,7 +30,24 @@ pub(super) fn publisher(plan: &Plan, index: u64, addrs: &[SocketAddr]) -> Conn {
         plan.max_inflight,
     );
     conn.role = Role::Publisher { matches };
+    conn.answers = device_answers(plan, &vars);
     conn
+}
+
+/// What a device listens to (its request streams' answers, server-side RPC with
+/// `--rpc-responder`), built once; None when it listens to nothing.
+fn device_answers(plan: &Plan, vars: &ClientVars<'_>) -> Option<Box<DeviceAnswers>> {
+    let routes: Vec<(String, RequestKind)> = plan
+        .streams
+        .iter()
+        .filter_map(|spec| Some((answer_prefix_of(spec, vars)?, spec.kind.request_kind()?)))
+        .collect();
+    let responds = plan.rpc_responder.is_some();
+    if plan.connect_only || (routes.is_empty() && !responds) {
+        return None;
+    }
+    let timeout_ns = u64::try_from(plan.timeout.as_nanos()).unwrap_or(u64::MAX);
+    Some(Box::new(DeviceAnswers::new(&routes, responds, timeout_ns)))
 }
 
 /// `--bind`: the source address of client `index` (None: the OS chooses).
