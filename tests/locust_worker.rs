@@ -263,6 +263,73 @@ fn a_headless_master_with_two_workers_reports_every_message_the_subscriber_recei
 }
 
 #[test]
+fn a_workers_streams_are_rows_of_the_masters_csv_with_their_counts() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("locust-streams");
+    let port = free_port();
+    let host = format!("mqtt://{}", broker.addr());
+    let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
+    let master = headless_master(
+        &dir,
+        &master_file(),
+        port,
+        (1, 4, 10, 6),
+        &host,
+        &csv_prefix,
+        &log,
+        &[],
+    );
+    let json = dir.file("w.json");
+    let streams = [
+        "--stream",
+        "telemetry,interval=200ms",
+        "--stream",
+        "attributes,interval=500ms,qos=0",
+    ];
+    let worker = worker_with(port, &json, &streams);
+    master.wait(Duration::from_secs(120)).assert_code(0);
+    worker.wait(Duration::from_secs(60)).assert_code(0);
+
+    let text = std::fs::read_to_string(&json).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (header, rows) = csv(&format!("{csv_prefix}_stats.csv"));
+    let (name, count, kind) = (
+        column(&header, "Name"),
+        column(&header, "Request Count"),
+        column(&header, "Type"),
+    );
+    let rows_of_master: Vec<(&str, u64)> = rows
+        .iter()
+        .filter(|r| r[kind] == "MQTT" && r[name] != "connect")
+        .map(|r| (r[name].as_str(), r[count].parse().unwrap()))
+        .collect();
+    let rows_of_worker: Vec<(&str, u64)> = doc["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["name"].as_str().unwrap(),
+                row["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows_of_worker.len(), 2, "{rows_of_worker:?}");
+    assert!(
+        rows_of_worker.iter().all(|(_, n)| *n > 0),
+        "{rows_of_worker:?}"
+    );
+    // Locust sorts its rows by name: attributes, then telemetry.
+    let mut expected = rows_of_worker.clone();
+    expected.sort();
+    assert_eq!(
+        rows_of_master, expected,
+        "the master's rows vs the worker's"
+    );
+    assert_clean_master_log(&std::fs::read_to_string(&log).unwrap());
+}
+
+#[test]
 fn the_masters_web_api_starts_and_stops_tests_and_a_restarted_master_is_found_again() {
     let broker = Mosquitto::start();
     let subscriber = broker.subscribe("lw2/#", 1);

@@ -111,6 +111,49 @@ fn locust_api_starts_changes_stops_and_reports_a_test() {
 }
 
 #[test]
+fn each_stream_is_a_row_and_the_current_ratio_shows_its_share() {
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let web = start_web(&[
+        "-H",
+        &host,
+        "-u",
+        "2",
+        "-r",
+        "50",
+        "--stream",
+        "telemetry,interval=100ms",
+        "--stream",
+        "attributes,interval=400ms,qos=0",
+    ]);
+    let started = web.post_form("/swarm", "user_count=2&spawn_rate=50&host=&run_time=");
+    assert_eq!(started.status, 200, "{}", started.body);
+    let stats = web.wait_for(WAIT, |s| {
+        row_requests(s, "telemetry") > 0 && row_requests(s, "attributes") > 0
+    });
+    let rows = stats["stats"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("publish")),
+        "the stream rows stand in for publish: {names:?}"
+    );
+    let live = web.get("/ui/live").json();
+    let section = live["sections"]["stats"].as_str().unwrap();
+    let ratio = section
+        .split_once("<h2>Current ratio</h2>")
+        .expect("a Current ratio table")
+        .1;
+    // The paces ask for 10/s and 2.5/s per user: 80% and 20% of the messages.
+    for cells in [
+        "<td class=\"l\">telemetry</td><td>80.0%</td>",
+        "<td class=\"l\">attributes</td><td>20.0%</td>",
+    ] {
+        assert!(ratio.contains(cells), "{cells} missing from {ratio}");
+    }
+    assert_eq!(web.post_form("/stop", "").status, 200);
+}
+
+#[test]
 fn malformed_api_requests_get_a_4xx_json_error_and_the_server_goes_on() {
     let web = start_web(&["-u", "1"]);
     let cases = [

@@ -117,7 +117,7 @@ fn allocations_over(
     let merger = Merger::new(config, 1, data_rx, recycle_txs);
     let merger = std::thread::spawn(move || merger.run());
     let recycle_rx = recycle_rxs.into_iter().next().unwrap();
-    let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start);
+    let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start, plan.streams.len());
     let clients = clients_of(plan.users, 1, 0);
     let (worker, waker) = Worker::new(
         0,
@@ -145,6 +145,11 @@ fn allocations_over(
         0,
         "the run itself must be clean"
     );
+    // Every publish was recorded on its stream's row, and the rows add up to the publish row.
+    let publish = summary.metric(mqblast::stats::Metric::Publish);
+    let per_stream: u64 = summary.streams.iter().map(|row| row.requests).sum();
+    assert_eq!(publish.requests, plan.messages.unwrap_or(0));
+    assert_eq!(per_stream, publish.requests);
     let received = summary.metric(mqblast::stats::Metric::EndToEnd).ok;
     assert_eq!(
         received,
@@ -178,6 +183,25 @@ fn qos0_publish_loop_allocates_nothing_per_message_after_warm_up() {
 #[test]
 fn qos2_publish_loop_allocates_nothing_per_message_after_warm_up() {
     assert_eq!(steady_state_allocations("2", 60_000, 10_000, 55_000), 0);
+}
+
+/// Three streams per user with different paces and QoS (one unpaced at QoS 1, Locust's
+/// between at QoS 0, constant pacing at QoS 2): the stream slots, their paces' random draws,
+/// the per-stream rows and the acks routed by each publish's QoS allocate nothing either.
+#[test]
+fn three_streams_of_mixed_qos_and_paces_allocate_nothing_per_message() {
+    let more = [
+        "--stream",
+        "telemetry,interval=0",
+        "--stream",
+        "attributes,between=0ms..2ms,qos=0",
+        "--stream",
+        "publish,topic=site/{i}/gps,constant_pacing=1ms,qos=2",
+    ];
+    assert_eq!(
+        steady_state_allocations_with("1", 100_000, 20_000, 90_000, &more),
+        0
+    );
 }
 
 /// With subscribers on a busy machine a connection can reach a new peak after warm-up: more
@@ -409,7 +433,7 @@ fn resized_run_allocations() -> (u64, u64) {
     let merger = Merger::new(config, 1, data_rx, recycle_txs);
     let merger = std::thread::spawn(move || merger.run());
     let recycle_rx = recycle_rxs.into_iter().next().unwrap();
-    let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start);
+    let rec = stats::Recorder::new(0, data_tx, recycle_rx, control.start, plan.streams.len());
     let clients = clients_of(RESIZE_RESERVED_USERS, 1, 0);
     let (worker, waker) = Worker::new(
         0,

@@ -432,6 +432,24 @@ mod tests {
     }
 
     #[test]
+    fn acks_expiries_and_losses_name_the_stream_of_their_publish() {
+        let mut w = Inflight::new(4);
+        let a = w.insert(10, 10, 2).unwrap();
+        let b = w.insert(20, 20, 5).unwrap();
+        let c = w.insert(30, 30, 1).unwrap();
+        assert_eq!((w.stream_of(a), w.stream_of(b)), (Some(2), Some(5)));
+        assert_eq!(w.on_puback(b), Ack::Completed(20, 5));
+        assert_eq!(w.stream_of(b), None);
+        let mut expired = Vec::new();
+        assert_eq!(w.expire_sent_before(25, |s| expired.push(s)), 1);
+        assert_eq!(expired, [2]);
+        let mut lost = Vec::new();
+        assert_eq!(w.clear(|s| lost.push(s)), 1);
+        assert_eq!(lost, [1], "the expired publish is not lost twice");
+        assert_eq!(w.stream_of(c), None);
+    }
+
+    #[test]
     fn a_full_window_refuses_the_next_publish() {
         let mut w = Inflight::new(2);
         assert!(w.insert(0, 0, 0).is_some());

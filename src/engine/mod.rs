@@ -180,8 +180,7 @@ fn run_with(
     let mut wakers = Vec::with_capacity(threads);
     for (w, recycle_rx) in recycle_rxs.into_iter().enumerate() {
         let streams = plan.streams.len();
-        let rec =
-            stats::Recorder::with_streams(w, data_tx.clone(), recycle_rx, control.start, streams);
+        let rec = stats::Recorder::new(w, data_tx.clone(), recycle_rx, control.start, streams);
         let clients = clients_of(control.users.capacity().max(plan.users), threads, w);
         let (worker, waker) = Worker::new(
             w,

@@ -796,6 +796,48 @@ mod tests {
     }
 
     #[test]
+    fn stream_rows_add_up_to_the_publish_row_with_their_own_failures_and_timeline() {
+        let start = Instant::now();
+        let (_tx, rx, recycle) = channels(1);
+        let (recycle_tx, _recycle_rx): (Vec<_>, Vec<_>) = recycle.into_iter().unzip();
+        let mut cfg = config(start);
+        cfg.stream_names = vec!["telemetry".into(), "attributes".into()];
+        let mut merger = Merger::new(cfg, 1, rx, recycle_tx);
+        for second in 1..=2u64 {
+            let mut interval = Interval::with_streams(0, at(start, second * 1000), 2);
+            for us in [100, 200, 300] {
+                interval.streams[0].saturating_record(us);
+            }
+            interval.streams[1].saturating_record(50);
+            interval.failures[0] = (Failure::AckTimeout, 2);
+            interval.failure_streams[0] = 1;
+            interval.failure_kinds = 1;
+            interval.last = second == 2;
+            merger.absorb(interval);
+        }
+        let summary = merger.into_summary();
+        let rows: Vec<(&str, u64, u64)> = summary
+            .streams
+            .iter()
+            .map(|m| (m.name.as_str(), m.ok, m.failures))
+            .collect();
+        assert_eq!(rows, [("telemetry", 6, 0), ("attributes", 2, 4)]);
+        let publish = summary.metric(Metric::Publish);
+        assert_eq!((publish.ok, publish.failures), (8, 4));
+        let names: Vec<&str> = summary.request_rows().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["connect", "telemetry", "attributes", "subscribe", "e2e"]
+        );
+        assert_eq!(summary.requests(), 12);
+        assert_eq!(summary.errors[0].stream, Some(1));
+        assert_eq!(summary.row_of(&summary.errors[0]).name, "attributes");
+        assert_eq!(summary.timeline[0].stream_counts(0), (3, 0));
+        assert_eq!(summary.timeline[1].stream_counts(1), (1, 2));
+        assert_eq!(summary.timeline[1].stream_histogram(0).unwrap().len(), 3);
+    }
+
+    #[test]
     fn merger_run_ends_when_every_worker_sent_its_last_interval() {
         let start = Instant::now();
         let (tx, rx, recycle) = channels(2);
@@ -807,7 +849,7 @@ mod tests {
             .map(|(worker, recycle)| {
                 let tx = tx.clone();
                 std::thread::spawn(move || {
-                    let mut recorder = super::super::Recorder::new(worker, tx, recycle, start);
+                    let mut recorder = super::super::Recorder::new(worker, tx, recycle, start, 0);
                     recorder.ok(Metric::Connect, 900);
                     recorder.fail(Failure::ConnackRefused(5));
                     recorder.finish(start + Duration::from_millis(10));
@@ -835,7 +877,7 @@ mod tests {
         let (tx, rx, mut recycle) = channels(1);
         let (recycle_tx, recycle_rx) = recycle.remove(0);
         let merger = Merger::new(config(start), 1, rx, vec![recycle_tx]);
-        let mut recorder = super::super::Recorder::new(0, tx, recycle_rx, start);
+        let mut recorder = super::super::Recorder::new(0, tx, recycle_rx, start, 0);
         let client = |index| ClientRef {
             subscriber: false,
             index,

@@ -243,19 +243,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Allocates the current interval and the spares. `now` should be the run's start instant
-    /// (the one given to the merger) so that intervals line up with the timeline's seconds.
+    /// Allocates the current interval and the spares, with a row for each of the plan's
+    /// `streams` (a publish of a stream beyond them is not recorded). `now` should be the
+    /// run's start instant (the one given to the merger) so that intervals line up with the
+    /// timeline's seconds.
     pub fn new(
-        worker: usize,
-        tx: Sender<Interval>,
-        recycle: Receiver<Interval>,
-        now: Instant,
-    ) -> Recorder {
-        Recorder::with_streams(worker, tx, recycle, now, 0)
-    }
-
-    /// [`Recorder::new`] with a row for each of `streams` streams.
-    pub fn with_streams(
         worker: usize,
         tx: Sender<Interval>,
         recycle: Receiver<Interval>,
@@ -448,7 +440,7 @@ mod tests {
     fn one_worker(start: Instant) -> (Recorder, Receiver<Interval>, Sender<Interval>) {
         let (tx, rx, mut recycle) = channels(1);
         let (recycle_tx, recycle_rx) = recycle.remove(0);
-        (Recorder::new(0, tx, recycle_rx, start), rx, recycle_tx)
+        (Recorder::new(0, tx, recycle_rx, start, 1), rx, recycle_tx)
     }
 
     #[test]
@@ -517,7 +509,7 @@ mod tests {
         let start = Instant::now();
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (_recycle_tx, recycle_rx) = crossbeam_channel::bounded(4);
-        let mut recorder = Recorder::new(0, tx, recycle_rx, start);
+        let mut recorder = Recorder::new(0, tx, recycle_rx, start, 1);
         for second in 1..=3 {
             recorder.ok(Metric::Connect, 10);
             recorder.maybe_flush(start + ms(1000 * second));
@@ -635,6 +627,42 @@ mod tests {
         assert_eq!(histogram.min(), 1);
         assert!(histogram.max() >= LATENCY_MAX_US);
         assert_eq!(recorder.current.lag.len(), 1);
+    }
+
+    #[test]
+    fn publishes_and_their_failures_are_kept_per_stream_and_fold_into_the_publish_row() {
+        let start = Instant::now();
+        let (tx, _rx, mut recycle) = channels(1);
+        let (_recycle_tx, recycle_rx) = recycle.remove(0);
+        let mut recorder = Recorder::new(0, tx, recycle_rx, start, 2);
+        let client = ClientRef {
+            subscriber: false,
+            index: 3,
+        };
+        recorder.publish_ok(0, 100);
+        recorder.publish_ok(1, 200);
+        recorder.publish_ok(1, 300);
+        recorder.publish_ok(7, 400); // beyond the plan's streams: not recorded
+        recorder.publish_fail_by(Failure::AckTimeout, 1, client);
+        recorder.publish_fail_by(Failure::AckTimeout, 0, client);
+        recorder.publish_fail_by(Failure::AckTimeout, 1, client);
+        let interval = &mut recorder.current;
+        assert_eq!(interval.streams[0].len(), 1);
+        assert_eq!(interval.streams[1].len(), 2);
+        assert_eq!(
+            interval.failures().len(),
+            2,
+            "one reason, kept apart per stream"
+        );
+        assert_eq!(interval.failures_of_stream(0), 1);
+        assert_eq!(interval.failures_of_stream(1), 2);
+        assert_eq!(interval.failures_of(Metric::Publish), 3);
+        assert!(interval.latency[Metric::Publish.index()].is_empty());
+        interval.fold_streams();
+        assert_eq!(interval.latency[Metric::Publish.index()].len(), 3);
+        interval.reset();
+        assert!(interval.streams.iter().all(Histogram::is_empty));
+        assert_eq!(interval.failures_of_stream(1), 0);
     }
 
     #[test]
