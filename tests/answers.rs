@@ -383,3 +383,57 @@ fn a_flood_of_rpc_requests_is_bounded_and_counted_and_the_devices_telemetry_stay
     assert_eq!(device_count(&counts, 0, "telemetry"), 400, "{counts}");
     run.assert_code(1); // the drops are failures of the rpc-responder row
 }
+
+/// A PUBLISH to a device larger than its read buffer (64 KiB), on the very topics it listens
+/// to, is counted and skipped as it arrives: the packets after it are read as before, so every
+/// request is still answered and counted once.
+#[test]
+fn a_publish_larger_than_the_read_buffer_is_skipped_and_counted_without_losing_framing() {
+    let platform = Platform::start(1, &[]);
+    let port = platform.brokers[0].port;
+    let dir = TempDir::new("answers");
+    let json = dir.file("run.json");
+    let args = with(
+        load_args(&platform.hosts(), &json),
+        &[
+            "-u",
+            "1",
+            "-t",
+            "3s",
+            "--stream",
+            "attribute-request,interval=50ms,qos=0",
+            "--rpc-responder",
+        ],
+    );
+    let run = common::spawn(common::mqblast_command(&args));
+    // While it runs: three 100 KiB messages on its answer and request topics.
+    std::thread::sleep(Duration::from_millis(1000));
+    let (mut sender, _) = raw_device(port, &["unused/+"]);
+    let big = "x".repeat(100 * 1024);
+    for topic in [
+        "v1/devices/me/attributes/response/1",
+        "v1/devices/me/rpc/request/5",
+        "v1/devices/me/attributes/response/2",
+    ] {
+        publish(&mut sender, topic, &big);
+    }
+    let run = run.wait(LIMIT);
+    let summary = Summary::read(&json, &run);
+    let counts = platform.stop(Duration::from_millis(300));
+    let skipped = summary.errors_starting_with("PUBLISH of ");
+    assert_eq!(skipped, 3, "{:?}", summary.errors());
+    let (ok, failed) = stream_row(&summary, "attribute-request");
+    assert_eq!(
+        ok,
+        device_count(&counts, 0, "attribute_requests"),
+        "{counts}"
+    );
+    assert_eq!(failed, 0, "{}", summary.text());
+    let errors = summary.errors();
+    assert!(
+        errors
+            .iter()
+            .all(|(reason, _)| reason.starts_with("PUBLISH of ")),
+        "nothing else: {errors:?}"
+    );
+}
