@@ -827,7 +827,14 @@ mod tests {
         let names: Vec<&str> = summary.request_rows().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,
-            ["connect", "telemetry", "attributes", "subscribe", "e2e"]
+            [
+                "connect",
+                "telemetry",
+                "attributes",
+                "subscribe",
+                "e2e",
+                "rpc-responder"
+            ]
         );
         assert_eq!(summary.requests(), 12);
         assert_eq!(summary.errors[0].stream, Some(1));

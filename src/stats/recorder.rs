@@ -573,7 +573,7 @@ mod tests {
         let start = Instant::now();
         let (tx, rx, mut recycle) = channels(1);
         let (_recycle_tx, recycle_rx) = recycle.remove(0);
-        let mut recorder = Recorder::with_streams(0, tx, recycle_rx, start, 2);
+        let mut recorder = Recorder::new(0, tx, recycle_rx, start, 2);
         recorder.set_answered_streams(0b10);
         let client = ClientRef {
             subscriber: false,
