@@ -16,6 +16,7 @@ use crate::token_template::IndexedTokens;
 use crate::transport::{Scheme, TransportPlan};
 use crate::workload::gateway::GatewayPlan;
 use crate::workload::rate::RatePlan;
+use crate::workload::responder::ResponderPlan;
 use crate::workload::stream::StreamPlan;
 
 /// One broker address as the user wrote it (`mqtts://host:port/path`); resolved when the run
@@ -194,6 +195,8 @@ pub struct Plan {
     /// `--churn`: each publisher disconnects this long after connecting (once its in-flight
     /// publishes are acknowledged) and connects again at once, to measure session set-up.
     pub churn: Option<Duration>,
+    /// `--rpc-responder`: every device answers server-side RPC (delay, answer). None: off.
+    pub rpc_responder: Option<ResponderPlan>,
     /// TLS configs (loaded once, shared or per device) and the WebSocket path.
     pub transport: TransportPlan,
     /// `--mqtt-version`: the codec every connection speaks.

@@ -429,6 +429,7 @@ fn help_is_grouped_under_headings_and_no_line_is_over_100_columns() {
             "MQTT 5:",
             "TLS and WebSocket:",
             "Pacing and connections:",
+            "ThingsBoard workloads:",
             "Subscribers and delivery audit:",
             "Outputs:",
             "Web UI:",
@@ -500,7 +501,21 @@ fn gateway_conflicts_exit_2_naming_the_settings() {
     run(&["--gateway", "--sub-users", "1"]).assert_usage_error(&["--gateway", "--sub-users 1"]);
     run(&["--gateway-mode", "batched"]).assert_usage_error(&["--gateway-mode", "add --gateway"]);
     run(&["--gateway", "--rate", "100"]).assert_usage_error(&["--gateway", "--rate 100"]);
+    run(&["--gateway", "--rpc-responder"]).assert_usage_error(&["--gateway", "--rpc-responder"]);
     let dir = TempDir::new("cli-gateway");
     let config = dir.write("gw.toml", "gateway = true\n\ndevice_name = \"meter\"\n");
     run(&["-f", &config]).assert_usage_error(&["line 3", "device_name", "{i}"]);
+}
+
+/// The RPC responder's answer and delay are checked before anything starts: exit 2, naming
+/// the flag.
+#[test]
+fn a_bad_rpc_response_or_delay_exits_2_naming_the_flag() {
+    let run = run_mqblast(
+        &["--rpc-responder", "--rpc-response", "{\"status\":"],
+        LIMIT,
+    );
+    run.assert_usage_error(&["--rpc-response", "inline JSON is not JSON"]);
+    let run = run_mqblast(&["--rpc-responder", "--rpc-response-delay", "2h"], LIMIT);
+    run.assert_usage_error(&["--rpc-response-delay 2h: must be at most 1h"]);
 }

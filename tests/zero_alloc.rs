@@ -319,6 +319,39 @@ fn qos2_run_with_subscribers_allocates_nothing_per_message_after_warm_up() {
     );
 }
 
+/// A device that sends telemetry and attribute requests, and answers server-side RPC, against
+/// the platform of tests/answers.rs: issuing ids, patching them into topics, matching answers
+/// and writing RPC answers allocate nothing per message. The answer queue (at the device's
+/// first request) and a partial-packet buffer may each be allocated once, during warm-up or
+/// at a first peak after it, never per message.
+#[test]
+fn requests_their_answers_and_rpc_answers_allocate_nothing_per_message() {
+    let platform = common::platform::Platform::start(
+        1,
+        &["--server-rpc", "5000", "--server-rpc-interval-ms", "1"],
+    );
+    let host = platform.hosts();
+    let more = [
+        "-u",
+        "1",
+        "--stream",
+        "telemetry,interval=1ms",
+        "--stream",
+        "attribute-request,interval=2ms",
+        "--rpc-responder",
+    ];
+    let allocations = allocations_over(&host, &host, "1", 4_500, (1_500, 4_200), &more);
+    assert!(
+        allocations <= 2 * PEAK_ALLOCATIONS_PER_CONNECTION,
+        "{allocations} allocations over 2,700 messages"
+    );
+    let counts = platform.stop(std::time::Duration::from_millis(200));
+    assert!(
+        common::platform::device_count(&counts, 0, "server_rpc_answered") > 0,
+        "the device answered RPC during the run: {counts}"
+    );
+}
+
 #[test]
 fn qos1_publish_loop_over_websocket_allocates_nothing_per_message_after_warm_up() {
     let broker = common::tls::TlsBroker::start(0);

@@ -15,6 +15,7 @@ use super::mqtt5::resolve_mqtt5;
 use super::pyproject::load_pyproject;
 use super::rate::resolve_rate;
 use super::resolve::*;
+use super::responder::resolve_responder;
 use super::sharding::{resolve_shard, resolve_start_at};
 use super::streams::{check_stream_topics, resolve_streams, RunDefaults, StreamLines};
 use super::subscribers::resolve_subscribers;
@@ -30,6 +31,7 @@ use super::{invalid, ConfigError, Context, RunArgs, CONFIG_ENV};
 use crate::plan::{token_of_local, Plan, SettingSource};
 use crate::token_template::IndexedTokens;
 use crate::workload::pace::Pace;
+use crate::workload::stream::StreamKind;
 use crate::workload::stream::StreamPlan;
 
 /// Resolve every setting through the layers and validate it into a [`Plan`].
@@ -180,6 +182,12 @@ pub fn build_plan(
     let churn = get("churn")
         .map(|raw| positive_duration(&raw))
         .transpose()?;
+    let (rpc_responder, responder_notes) = resolve_responder(&get, ctx)?;
+    notes.extend(responder_notes);
+    let calls_rpc = streams.iter().any(|s| s.kind == StreamKind::RpcCall);
+    if rpc_responder.is_some() && calls_rpc && mqtt_version == crate::mqtt::Version::V311 {
+        notes.push(RPC_ECHO_NOTE.to_string());
+    }
     let mut transport = resolve_transport(&get, ctx, &hosts)?;
     let offset = part.client_index_offset;
     let token_template =
@@ -249,6 +257,7 @@ pub fn build_plan(
         connect_only: false,
         reconnect,
         churn,
+        rpc_responder,
         transport,
         mqtt_version,
         clean_start,
@@ -331,6 +340,13 @@ fn resolve_run_streams(
             stream_raw.source()
         )));
     }
+    if let Some(raw) = get("topic_alias").filter(|raw| raw.boolean().unwrap_or(false)) {
+        if streams.iter().any(|s| s.kind.expects_answer()) {
+            return Err(raw.fail(
+                "a request stream's topic carries its request id, so it cannot be replaced by an alias: --topic-alias needs a stream without requests",
+            ));
+        }
+    }
     if streams.len() > 1 {
         if let Some(raw) = get("topic_alias").filter(|raw| raw.boolean().unwrap_or(false)) {
             return Err(raw.fail(format!(
@@ -341,6 +357,11 @@ fn resolve_run_streams(
     }
     Ok(streams)
 }
+
+/// A device that calls RPC and answers it shares `v1/devices/me/rpc/response/+` between the
+/// two; a broker that sends a client its own publishes makes its answers read as answers to
+/// its calls. ThingsBoard does not; MQTT 5's No Local (which mqblast asks for) prevents it.
+const RPC_ECHO_NOTE: &str = "mqblast: note: rpc-call streams with --rpc-responder under MQTT 3.1.1: on a broker that sends a client its own messages (any but ThingsBoard, whose `me` is per connection), a device receives its own RPC answers on v1/devices/me/rpc/response/+ and takes them for answers to its calls; use --mqtt-version 5 there (devices then subscribe with No Local)";
 
 /// Every source, read into its layer, stacked in precedence order.
 struct Sources {

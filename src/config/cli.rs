@@ -355,6 +355,15 @@ pub struct RunArgs {
     /// Each publisher disconnects and reconnects this long after connecting [env: MQBLAST_CHURN]
     #[arg(long, value_name = "DURATION", help_heading = "Pacing and connections")]
     pub churn: Option<String>,
+    /// Every device answers server-side RPC: subscribes to v1/devices/me/rpc/request/+ and answers each request on v1/devices/me/rpc/response/$id (QoS 0) [env: MQBLAST_RPC_RESPONDER]
+    #[arg(long, help_heading = "ThingsBoard workloads")]
+    pub rpc_responder: bool,
+    /// With --rpc-responder: answer each request this long after it arrived [default: 0s] [env: MQBLAST_RPC_RESPONSE_DELAY]
+    #[arg(long, value_name = "DURATION", help_heading = "ThingsBoard workloads")]
+    pub rpc_response_delay: Option<String>,
+    /// With --rpc-responder: the answer, a JSON file or inline JSON ('{"ok":true}'), or echo [default: echo, the request's params] [env: MQBLAST_RPC_RESPONSE]
+    #[arg(long, value_name = "JSON|FILE", help_heading = "ThingsBoard workloads")]
+    pub rpc_response: Option<String>,
     /// Subscriber clients, subscribed before publishers start [default: 0] [env: MQBLAST_SUB_USERS]
     #[arg(
         long,
@@ -567,6 +576,9 @@ impl RunArgs {
             "drain_timeout" => &self.drain_timeout,
             "drain_max" => &self.drain_max,
             "churn" => &self.churn,
+            "rpc_responder" => return self.rpc_responder.then(|| "true".to_string()),
+            "rpc_response_delay" => &self.rpc_response_delay,
+            "rpc_response" => &self.rpc_response,
             "cafile" => &self.cafile,
             "insecure" => return self.insecure.then(|| "true".to_string()),
             "tls_server_name" => &self.tls_server_name,

@@ -118,6 +118,7 @@ pub(super) fn effective_config(
         settings.extend(web_settings(plan));
         settings.extend(preset_settings(plan));
         settings.extend(gateway_settings(plan));
+        settings.extend(responder_settings(plan));
     }
     in_settings_order(config)
 }
@@ -230,6 +231,22 @@ fn web_settings(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Value::Object(map) => map,
         _ => serde_json::Map::new(),
     }
+}
+
+/// The RPC responder's settings (apart, for the `json!` recursion limit); unset when off.
+fn responder_settings(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
+    let responder = plan.rpc_responder.as_ref();
+    let mut settings = serde_json::Map::new();
+    settings.insert("rpc_responder".into(), json!(responder.is_some()));
+    settings.insert(
+        "rpc_response_delay".into(),
+        json!(responder.map(|r| format_duration(r.delay))),
+    );
+    settings.insert(
+        "rpc_response".into(),
+        json!(responder.map(|r| r.response.describe())),
+    );
+    settings
 }
 
 /// User properties as config.toml writes them: `["name=value", ...]`.

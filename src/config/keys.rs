@@ -307,6 +307,19 @@ pub(super) const KEYS: &[Key] = &[
         key("device_start", "--device-start", "MQBLAST_DEVICE_START"),
         "0",
     ),
+    with_default(
+        key("rpc_responder", "--rpc-responder", "MQBLAST_RPC_RESPONDER"),
+        "false",
+    ),
+    bare_seconds_capped(with_default(
+        key(
+            "rpc_response_delay",
+            "--rpc-response-delay",
+            "MQBLAST_RPC_RESPONSE_DELAY",
+        ),
+        "0s",
+    )),
+    key("rpc_response", "--rpc-response", "MQBLAST_RPC_RESPONSE"),
 ];
 
 pub(super) fn find_key(name: &str) -> Option<&'static Key> {

@@ -67,6 +67,7 @@ mod pyliteral;
 mod pyproject;
 mod rate;
 mod resolve;
+mod responder;
 mod sharding;
 mod streams;
 mod subscribers;

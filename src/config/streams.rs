@@ -17,6 +17,7 @@ use super::templates::Widest;
 use super::values::{check_mqtt_string_len, check_no_nul, format_duration, parse_duration};
 use super::{invalid, shown, ConfigError, Context};
 use crate::payload::{self, ClientVars, Payload};
+use crate::workload::answers;
 use crate::workload::pace::{duration_ns, Pace, WEIGHT_MAX};
 use crate::workload::stream::{StreamKind, StreamPlan, MAX_NAME_CHARS, MAX_STREAMS};
 
@@ -348,11 +349,6 @@ impl Definition {
             Some(field) => field.payload(base_dir, &what)?,
             None => defaults.payload.clone(),
         };
-        if kind.expects_answer() {
-            return Err(kind_field.fail(
-                "not supported yet: timing requests by their answers comes with the request/answer streams (issue 19, item 2); a `publish` stream to that topic sends them without timing the answer",
-            ));
-        }
         Ok(StreamPlan {
             kind,
             name,
@@ -422,6 +418,11 @@ impl Definition {
                 "unknown placeholder {unknown} (known: {})",
                 allowed.join(", ")
             )));
+        }
+        if kind.expects_answer() {
+            // The id goes into the topic, and the answer comes on the matching response topic.
+            answers::request_topic_layout(&topic).map_err(|problem| field.fail(problem))?;
+            answers::answer_prefix(&topic).map_err(|problem| field.fail(problem))?;
         }
         if topic.contains("{token}") && tokens.iter().any(|token| token.contains(['+', '#'])) {
             return Err(field

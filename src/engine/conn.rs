@@ -16,7 +16,9 @@ use mio::net::TcpStream;
 use super::inflight::Inflight;
 use crate::stats::ClientRef;
 use crate::transport::Transport;
+use crate::workload::answers::DeviceAnswers;
 use crate::workload::gateway::{GatewayMode, GatewaySession};
+use crate::workload::responder::QUEUE_BYTES;
 use crate::workload::stream::Streams;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,12 @@ pub struct Conn {
     /// by it when no publish in flight names the QoS).
     pub qos_mask: u8,
     pub inflight: Inflight,
+    /// A device with request streams or `--rpc-responder`: what it subscribes to at connect,
+    /// its pending requests and its queued RPC answers (`workload::answers`). None otherwise.
+    pub answers: Option<Box<DeviceAnswers>>,
+    /// Bytes still to drop of an incoming packet too large for the read buffer (a device
+    /// skips it, counted, and keeps its framing).
+    pub skip_bytes: usize,
     /// Sequence number of the last message published (the first is 1).
     pub seq: u64,
     /// Messages this client may still publish: its share of `--messages` (`u64::MAX` without
@@ -182,6 +190,8 @@ impl Conn {
             gateway: None,
             qos_mask,
             inflight: Inflight::new(max_inflight),
+            answers: None,
+            skip_bytes: 0,
             seq: 0,
             quota: u64::MAX,
             connect_started_ns: 0,
@@ -255,7 +265,18 @@ impl Conn {
             return self.gateway_capacity(gateway, max_inflight);
         }
         let frame_max = self.streams.largest_frame_bytes();
-        frame_max * (max_inflight.clamp(1, 64) as usize) + self.control_reserve()
+        frame_max * (max_inflight.clamp(1, 64) as usize)
+            + self.control_reserve()
+            + self.answer_room()
+    }
+
+    /// Room a responder's answers may take in the write buffer beside the publishes: the
+    /// largest answer queue, plus a frame, so an answer never leaves a publish without room.
+    pub fn answer_room(&self) -> usize {
+        match &self.answers {
+            Some(answers) if answers.responds() => QUEUE_BYTES + self.streams.largest_frame_bytes(),
+            _ => 0,
+        }
     }
 
     /// A gateway's write buffer: a window of its largest single messages (capped at 64, as

@@ -308,6 +308,20 @@ impl Inflight {
         self.completed_points
     }
 
+    /// Hold `pkid` for a packet that is not a publish (a device's SUBSCRIBE for its answer
+    /// topics), so no publish takes it until [`Inflight::release_id`]. A held id counts in
+    /// [`Inflight::held`] like a timed-out publish's.
+    pub fn hold_id(&mut self, pkid: u16) {
+        if pkid != 0 && self.slot_of(pkid).is_none() {
+            self.hold(pkid);
+        }
+    }
+
+    /// Free an id held by [`Inflight::hold_id`]; false when it was not held.
+    pub fn release_id(&mut self, pkid: u16) -> bool {
+        self.release_held(pkid)
+    }
+
     /// The stream of the publish in flight with this id (None when no publish awaits an ack
     /// for it).
     pub fn stream_of(&self, pkid: u16) -> Option<u8> {
@@ -620,6 +634,21 @@ mod tests {
                 assert_eq!(w.on_puback(id), Ack::Completed(i, 0));
             }
         }
+    }
+
+    #[test]
+    fn an_id_held_for_a_subscribe_is_taken_by_no_publish_until_released() {
+        let mut w = Inflight::new(1);
+        w.hold_id(2);
+        assert!(w.holds(2) && !w.is_empty());
+        for i in 0..10 {
+            let id = w.insert(i, i, 0).unwrap();
+            assert_ne!(id, 2);
+            assert_eq!(w.on_puback(id), Ack::Completed(i, 0));
+        }
+        assert!(w.release_id(2));
+        assert!(!w.release_id(2), "released once");
+        assert!(w.is_empty());
     }
 
     #[test]

@@ -598,6 +598,35 @@ mod tests {
         assert_eq!(method_of("connection"), Some(("MQTT session".into(), 2)));
     }
 
+    /// `--rpc-responder`: the answers are a request row of the master's, like Locust's own
+    /// requests, with their failures (dropped requests) beside them.
+    #[test]
+    fn rpc_answers_reach_the_master_as_a_request_row_in_the_aggregated_entry() {
+        let mut reporter = Reporter::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let mut run = summary(&[1_000], 0, Vec::new());
+        let m = &mut run.metrics[Metric::RpcResponder.index()];
+        for us in [20_000, 21_000, 22_000] {
+            m.latency_us.record(us).unwrap();
+        }
+        m.name = "rpc-responder".to_string();
+        (m.ok, m.failures, m.requests) = (3, 2, 5);
+        let report = reporter.report(&run, 1_700_000_003.0);
+        let entry = report
+            .entries
+            .iter()
+            .find(|e| e.name == "rpc-responder")
+            .expect("an rpc-responder entry");
+        assert_eq!(
+            (entry.method.as_str(), entry.requests, entry.failures),
+            ("MQTT", 5, 2)
+        );
+        assert_eq!(
+            report.total.requests,
+            2 + 1 + 5,
+            "connects, the publish, the requests answered or dropped"
+        );
+    }
+
     #[test]
     fn the_stats_message_has_every_key_locust_reads_unguarded() {
         let mut reporter = Reporter::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));

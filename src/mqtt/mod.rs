@@ -80,6 +80,47 @@ impl Version {
         }
     }
 
+    /// Bytes of [`Version::encode_answer`]'s frame for a topic of `topic_len` bytes and a
+    /// payload of `payload_len` bytes.
+    pub fn answer_len(self, topic_len: usize, payload_len: usize) -> usize {
+        let remaining_len = self.answer_remaining_len(topic_len, payload_len);
+        1 + remaining_length_bytes(remaining_len) + remaining_len
+    }
+
+    fn answer_remaining_len(self, topic_len: usize, payload_len: usize) -> usize {
+        // Topic length prefix, topic, (MQTT 5) an empty property block, payload.
+        2 + topic_len + usize::from(self == Version::V5) + payload_len
+    }
+
+    /// Append a QoS 0 PUBLISH without properties whose topic is `topic_head` followed by
+    /// `topic_tail` (an answer: its response topic's prefix and the request's id), written
+    /// piece by piece so no topic string is built. Allocates only if `out` lacks the room
+    /// ([`Version::answer_len`]). Section 3.3 of either version; MQTT 5 adds the property
+    /// length 0 after the topic (QoS 0: no packet identifier).
+    ///
+    /// # Panics
+    /// If the topic exceeds 65 535 bytes or the packet the remaining-length limit.
+    pub fn encode_answer(
+        self,
+        out: &mut Vec<u8>,
+        topic_head: &[u8],
+        topic_tail: &[u8],
+        payload: &[u8],
+    ) {
+        let topic_len = topic_head.len() + topic_tail.len();
+        let topic_len_prefix = u16::try_from(topic_len)
+            .unwrap_or_else(|_| panic!("MQTT topic of {topic_len} bytes exceeds 65535"));
+        out.push(0b0011_0000);
+        write_remaining_length(out, self.answer_remaining_len(topic_len, payload.len()));
+        out.extend_from_slice(&topic_len_prefix.to_be_bytes());
+        out.extend_from_slice(topic_head);
+        out.extend_from_slice(topic_tail);
+        if self == Version::V5 {
+            out.push(0);
+        }
+        out.extend_from_slice(payload);
+    }
+
     /// `3.1.1` or `5`, as `--mqtt-version` takes it.
     pub fn label(self) -> &'static str {
         match self {
@@ -116,6 +157,55 @@ pub fn packet_len(head: &[u8]) -> Option<usize> {
 
 /// Largest value the 1-4 byte remaining-length varint can carry (section 2.2.3).
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
+
+/// The fixed header (and packet id) of a PUBLISH at the front of a buffer, read before the
+/// whole packet is there: [`peek_publish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeekedPublish {
+    /// The whole packet: fixed header and remaining length.
+    pub total_bytes: usize,
+    pub qos: u8,
+    /// The packet identifier (QoS 1 and 2), when the buffer reaches it.
+    pub pkid: Option<u16>,
+}
+
+/// A PUBLISH's size, QoS and (if present in `buf`) packet id, from its first bytes; None when
+/// `buf` does not start with a PUBLISH whose remaining length is complete and well formed.
+/// Either version: the packet id follows the topic in both (sections 3.3.2).
+pub fn peek_publish(buf: &[u8]) -> Option<PeekedPublish> {
+    let header = *buf.first()?;
+    if header >> 4 != 3 {
+        return None;
+    }
+    let mut remaining = 0usize;
+    let mut at = 1;
+    loop {
+        let byte = *buf.get(at)?;
+        remaining |= usize::from(byte & 0b0111_1111) << (7 * (at - 1));
+        at += 1;
+        if byte & 0b1000_0000 == 0 {
+            break;
+        }
+        if at == 5 {
+            return None; // a fifth length byte: malformed, the decoder says so
+        }
+    }
+    let qos = (header >> 1) & 0b11;
+    let pkid = match qos {
+        0 => None,
+        _ => buf.get(at..at + 2).and_then(|len| {
+            let topic_len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let id_at = at + 2 + topic_len;
+            let id = buf.get(id_at..id_at + 2)?;
+            Some(u16::from_be_bytes([id[0], id[1]]))
+        }),
+    };
+    Some(PeekedPublish {
+        total_bytes: at + remaining,
+        qos,
+        pkid,
+    })
+}
 
 /// Human meaning of a CONNACK code: MQTT 3.1.1 return codes (section 3.2.2.3) and MQTT 5
 /// reason codes (section 3.2.2.2), see [`reason::connack_name`].
@@ -321,6 +411,68 @@ mod tests {
         let mut out = Vec::new();
         write_prefixed(&mut out, b"MQTT");
         assert_eq!(out, [0x00, 0x04, b'M', b'Q', b'T', b'T']);
+    }
+
+    #[test]
+    fn an_answer_is_a_qos_0_publish_that_both_codecs_read_in_both_versions() {
+        let payload = vec![b'x'; 200];
+        for version in [Version::V311, Version::V5] {
+            let mut out = Vec::new();
+            version.encode_answer(&mut out, b"v1/devices/me/rpc/response/", b"42", &payload);
+            assert_eq!(out.len(), version.answer_len(29, payload.len()));
+            let (packet, used) = version.decode(&out).unwrap().unwrap();
+            assert_eq!(used, out.len());
+            match packet {
+                Packet::Publish {
+                    qos,
+                    topic,
+                    payload: p,
+                    ..
+                } => {
+                    assert_eq!(qos, 0);
+                    assert_eq!(topic, b"v1/devices/me/rpc/response/42");
+                    assert_eq!(p, &payload[..]);
+                }
+                other => panic!("{other:?}"),
+            }
+            let theirs_topic_payload = match version {
+                Version::V311 => match oracle::read(&out).unwrap() {
+                    oracle::Packet::Publish(p) => (p.topic, p.payload.to_vec()),
+                    other => panic!("{other:?}"),
+                },
+                Version::V5 => match oracle::v5::read(&out).unwrap() {
+                    oracle::v5::Packet::Publish(p) => (p.topic, p.payload.to_vec()),
+                    other => panic!("{other:?}"),
+                },
+            };
+            assert_eq!(theirs_topic_payload.0, "v1/devices/me/rpc/response/42");
+            assert_eq!(theirs_topic_payload.1, payload);
+        }
+    }
+
+    #[test]
+    fn a_publish_is_sized_from_its_first_bytes_with_its_id_when_they_reach_it() {
+        let payload = vec![0u8; 70_000];
+        let mut frame = Vec::new();
+        publish::encode(&mut frame, "a/b", 1, false, 513, &payload);
+        let whole = peek_publish(&frame).unwrap();
+        assert_eq!(
+            whole,
+            PeekedPublish {
+                total_bytes: frame.len(),
+                qos: 1,
+                pkid: Some(513)
+            }
+        );
+        assert_eq!(peek_publish(&frame[..6]).unwrap().pkid, None);
+        assert_eq!(peek_publish(&frame[..6]).unwrap().total_bytes, frame.len());
+        assert_eq!(peek_publish(&frame[..2]), None, "length incomplete");
+        let mut qos0 = Vec::new();
+        publish::encode(&mut qos0, "t", 0, false, 0, b"x");
+        assert_eq!(peek_publish(&qos0).unwrap().pkid, None);
+        assert_eq!(peek_publish(&[0x40, 2, 0, 1]), None, "a PUBACK");
+        assert_eq!(peek_publish(&[0x30, 0xff, 0xff, 0xff, 0xff, 1]), None);
+        assert_eq!(peek_publish(&[]), None);
     }
 
     #[test]

@@ -92,8 +92,8 @@ pub fn summary_json(summary: &Summary, effective_config: &Value) -> Value {
     doc
 }
 
-/// `subscribe`, `e2e`, `reconnect`, `connection`, the connect parts (`connect_tls_full`...)
-/// and `audit`, only in runs that have them (a run in which nothing connected keeps the plain
+/// `subscribe`, `e2e`, `reconnect`, `connection`, `rpc_responder`, the connect parts
+/// (`connect_tls_full`...) and `audit`, only in runs that have them (a run in which nothing connected keeps the plain
 /// shape).
 fn add_subscriber_fields(doc: &mut Value, summary: &Summary) {
     let Some(fields) = doc.as_object_mut() else {
@@ -104,6 +104,7 @@ fn add_subscriber_fields(doc: &mut Value, summary: &Summary) {
         Metric::EndToEnd,
         Metric::Reconnect,
         Metric::Connection,
+        Metric::RpcResponder,
     ];
     for metric in optional.into_iter().chain(Metric::CONNECT_PARTS) {
         let m = summary.metric(metric);
@@ -341,6 +342,7 @@ mod tests {
                 ),
                 metric(Metric::ConnectWs, "connect:ws-upgrade", new_histogram(), 0),
                 metric(Metric::ConnectMqtt, "connect:mqtt", new_histogram(), 0),
+                metric(Metric::RpcResponder, "rpc-responder", new_histogram(), 0),
             ],
             errors,
             lag_us: histogram([10, 20, 5000]),

@@ -88,6 +88,7 @@ pub fn metric_names(qos: u8, topic_template: &str) -> [String; N_METRICS] {
     names[Metric::EndToEnd.index()] = "e2e".to_string();
     names[Metric::Reconnect.index()] = "reconnect".to_string();
     names[Metric::Connection.index()] = "connection".to_string();
+    names[Metric::RpcResponder.index()] = "rpc-responder".to_string();
     for part in Metric::CONNECT_PARTS {
         names[part.index()] = part.part_name().unwrap_or("connect").to_string();
     }
@@ -845,7 +846,14 @@ mod tests {
         let names: Vec<&str> = summary.request_rows().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,
-            ["connect", "telemetry", "attributes", "subscribe", "e2e"]
+            [
+                "connect",
+                "telemetry",
+                "attributes",
+                "subscribe",
+                "e2e",
+                "rpc-responder"
+            ]
         );
         assert_eq!(summary.requests(), 12);
         assert_eq!(summary.errors[0].stream, Some(1));

@@ -100,9 +100,14 @@ pub enum Metric {
     ConnectWs = 9,
     /// CONNECT -> CONNACK.
     ConnectMqtt = 10,
+    /// `--rpc-responder`: server-side RPC requests the devices received, timed from the
+    /// request's arrival to its answer handed to the socket (the configured delay included);
+    /// failed: dropped (the answer queue was full, or the connection closed with the answer
+    /// still queued) or malformed, by name.
+    RpcResponder = 11,
 }
 
-pub const N_METRICS: usize = 11;
+pub const N_METRICS: usize = 12;
 
 impl Metric {
     /// Every metric, in index order (`Metric as usize`).
@@ -118,6 +123,7 @@ impl Metric {
         Metric::ConnectTlsResumed,
         Metric::ConnectWs,
         Metric::ConnectMqtt,
+        Metric::RpcResponder,
     ];
 
     /// The parts of the connect row, in the order a connection goes through them.
@@ -148,6 +154,7 @@ impl Metric {
             Metric::ConnectTlsResumed => "connect_tls_resumed",
             Metric::ConnectWs => "connect_ws",
             Metric::ConnectMqtt => "connect_mqtt",
+            Metric::RpcResponder => "rpc_responder",
         }
     }
 
@@ -168,9 +175,11 @@ impl Metric {
     /// the sessions of established connections (`connection`), which are no requests.
     pub fn kind(self) -> RowKind {
         match self {
-            Metric::Connect | Metric::Publish | Metric::Subscribe | Metric::EndToEnd => {
-                RowKind::Request
-            }
+            Metric::Connect
+            | Metric::Publish
+            | Metric::Subscribe
+            | Metric::EndToEnd
+            | Metric::RpcResponder => RowKind::Request,
             Metric::Reconnect
             | Metric::ConnectTcp
             | Metric::ConnectTlsFull
@@ -205,7 +214,8 @@ impl Metric {
 /// that connect, a `reconnect` is also a `connect`, and a session is no request at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowKind {
-    /// Independent requests: `connect`, `publish`, `subscribe`, `e2e`.
+    /// Independent requests: `connect`, `publish`, `subscribe`, `e2e`, `rpc-responder` (the
+    /// requests the devices answer).
     Request,
     /// Parts or views of requests counted on another row: `connect:tcp`, `connect:mqtt`...,
     /// `reconnect` (each is also a `connect`). Shown apart, outside Aggregated.
@@ -288,6 +298,35 @@ pub enum Failure {
         frame_bytes: u32,
         maximum_bytes: u32,
     },
+    /// A request (`attribute-request`, `rpc-call`) got no answer within the timeout, counted
+    /// from its send. On its stream's row.
+    RequestTimeout,
+    /// A request awaited its answer when its connection closed or the run ended. On its
+    /// stream's row.
+    RequestLost,
+    /// An answer to a request of this kind (the stream kind's name) that had already timed
+    /// out. Never a success; on the connection row, the connection is kept.
+    AnswerLate(&'static str),
+    /// A further answer to a request of this kind already answered.
+    AnswerDuplicate(&'static str),
+    /// An answer on this kind's answer topic for an id the connection never used (or used
+    /// too long ago to remember, see `workload::answers`), or not an id at all.
+    AnswerUnknown(&'static str),
+    /// A PUBLISH to a device bigger than the read buffer (its size): skipped unread, the
+    /// connection kept.
+    IncomingTooLarge(u32),
+    /// A PUBLISH to a device on a topic it did not subscribe to for answers or requests.
+    IncomingUnexpected,
+    /// The broker refused the device's subscription to its answer (or RPC request) topics:
+    /// SUBACK with this code. Its requests will time out; the connection is kept.
+    AnswerSubscribeRefused(u8),
+    /// `--rpc-responder`: a request was not answered: the device's answer queue was full.
+    RpcQueueFull,
+    /// `--rpc-responder`: an answer was still queued when its connection closed or the run
+    /// ended.
+    RpcAnswerLost,
+    /// `--rpc-responder`: a request that cannot be answered (why).
+    RpcMalformed(&'static str),
 }
 
 use crate::mqtt::reason::Named;
@@ -352,8 +391,19 @@ impl Failure {
             | Failure::AuthReceived(_)
             | Failure::Unsupported(_)
             | Failure::PacketTooLarge { .. } => Metric::Connect,
-            Failure::AckTimeout | Failure::InflightLost | Failure::PublishRefused(_) => {
-                Metric::Publish
+            Failure::AckTimeout
+            | Failure::InflightLost
+            | Failure::PublishRefused(_)
+            | Failure::RequestTimeout
+            | Failure::RequestLost => Metric::Publish,
+            Failure::AnswerLate(_)
+            | Failure::AnswerDuplicate(_)
+            | Failure::AnswerUnknown(_)
+            | Failure::IncomingTooLarge(_)
+            | Failure::IncomingUnexpected
+            | Failure::AnswerSubscribeRefused(_) => Metric::Connection,
+            Failure::RpcQueueFull | Failure::RpcAnswerLost | Failure::RpcMalformed(_) => {
+                Metric::RpcResponder
             }
             Failure::SubackRefused(_) | Failure::SubscribeTimeout | Failure::SubscriberLost => {
                 Metric::Subscribe
@@ -453,6 +503,38 @@ impl Failure {
             } => format!(
                 "publish of {frame_bytes} bytes exceeds the broker's Maximum Packet Size of {maximum_bytes} bytes (CONNACK): use a smaller payload"
             ),
+            Failure::RequestTimeout => "request timed out: no answer".to_string(),
+            Failure::RequestLost => {
+                "request lost: connection closed before its answer".to_string()
+            }
+            Failure::AnswerLate(kind) => format!(
+                "late answer to a {kind} request (it had timed out): counted, not a success"
+            ),
+            Failure::AnswerDuplicate(kind) => format!(
+                "duplicate answer to a {kind} request (already answered): counted, not a success"
+            ),
+            Failure::AnswerUnknown(kind) => format!(
+                "answer on the {kind} response topic for an id this device did not use: counted, not a success"
+            ),
+            Failure::IncomingTooLarge(bytes) => format!(
+                "PUBLISH of {bytes} bytes to a device, larger than its read buffer: skipped, connection kept"
+            ),
+            Failure::IncomingUnexpected => {
+                "PUBLISH to a device on a topic it did not subscribe to: ignored".to_string()
+            }
+            Failure::AnswerSubscribeRefused(code) => format!(
+                "SUBACK refused the device's answer subscription: {}: its requests will time out",
+                Named { code, connack: false }
+            ),
+            Failure::RpcQueueFull => {
+                "RPC request dropped: the device's answer queue was full (64 answers, 16 KiB)"
+                    .to_string()
+            }
+            Failure::RpcAnswerLost => {
+                "RPC answer dropped: its connection closed (or the run ended) before it was due"
+                    .to_string()
+            }
+            Failure::RpcMalformed(why) => format!("RPC request not answered: {why}"),
         }
     }
 }
@@ -485,7 +567,7 @@ mod tests {
     }
 
     #[test]
-    fn only_connect_publish_subscribe_and_e2e_are_requests_that_aggregated_adds_up() {
+    fn only_connect_publish_subscribe_e2e_and_rpc_answers_are_requests_that_aggregated_adds_up() {
         let requests: Vec<Metric> = Metric::ALL.into_iter().filter(|m| m.is_request()).collect();
         assert_eq!(
             requests,
@@ -493,7 +575,8 @@ mod tests {
                 Metric::Connect,
                 Metric::Publish,
                 Metric::Subscribe,
-                Metric::EndToEnd
+                Metric::EndToEnd,
+                Metric::RpcResponder
             ]
         );
         for part in Metric::CONNECT_PARTS {

@@ -241,6 +241,10 @@ pub struct Recorder {
     connected: u32,
     audit: LiveAudit,
     finished: bool,
+    /// Streams timed by their answers (bit s: stream s sends requests): the acks, ack
+    /// timeouts, losses and refusals of their publishes are not their rows' (see
+    /// [`Recorder::set_answered_streams`]).
+    answered_streams: u32,
 }
 
 impl Recorder {
@@ -268,6 +272,7 @@ impl Recorder {
             connected: 0,
             audit: LiveAudit::default(),
             finished: false,
+            answered_streams: 0,
         }
     }
 
@@ -277,10 +282,37 @@ impl Recorder {
         self.current.latency[metric.index()].saturating_record(clamped_us);
     }
 
+    /// The request streams of the plan (bit s for stream s, streams 0 to 31): a request's row
+    /// counts its answer ([`Recorder::answer_ok`]) or its `RequestTimeout` / `RequestLost`,
+    /// never the ack of the PUBLISH that carried it, so [`Recorder::publish_ok`] and the
+    /// publish failures of those streams (ack timeout, loss, refusal) are not recorded.
+    pub fn set_answered_streams(&mut self, mask: u32) {
+        self.answered_streams = mask;
+    }
+
+    #[inline]
+    fn answered(&self, stream: u8) -> bool {
+        stream < 32 && self.answered_streams & (1 << stream) != 0
+    }
+
     /// An acknowledged (QoS 0: written) publish of stream `stream`; the latency is clamped
-    /// to `[1, LATENCY_MAX_US]`. A stream beyond the plan's is not recorded.
+    /// to `[1, LATENCY_MAX_US]`. A stream beyond the plan's, or a request stream, is not
+    /// recorded.
     #[inline]
     pub fn publish_ok(&mut self, stream: u8, latency_us: u64) {
+        if !self.answered(stream) {
+            self.stream_ok(stream, latency_us);
+        }
+    }
+
+    /// An answered request of stream `stream`, timed from its scheduled send to its answer.
+    #[inline]
+    pub fn answer_ok(&mut self, stream: u8, latency_us: u64) {
+        self.stream_ok(stream, latency_us);
+    }
+
+    #[inline]
+    fn stream_ok(&mut self, stream: u8, latency_us: u64) {
         let clamped_us = latency_us.clamp(1, LATENCY_MAX_US);
         if let Some(histogram) = self.current.streams.get_mut(stream as usize) {
             histogram.saturating_record(clamped_us);
@@ -306,9 +338,14 @@ impl Recorder {
         self.current.count_failure(failure, 0, Some(client));
     }
 
-    /// A failed publish of stream `stream` of `client`, counted on that stream's row.
+    /// A failed publish of stream `stream` of `client`, counted on that stream's row. On a
+    /// request stream's row only the request's own failures count (`RequestTimeout`,
+    /// `RequestLost`).
     pub fn publish_fail_by(&mut self, failure: Failure, stream: u8, client: ClientRef) {
-        self.current.count_failure(failure, stream, Some(client));
+        let of_request = matches!(failure, Failure::RequestTimeout | Failure::RequestLost);
+        if of_request || !self.answered(stream) {
+            self.current.count_failure(failure, stream, Some(client));
+        }
     }
 
     /// How late a publish was sent relative to its schedule (0 = on time).
@@ -512,7 +549,7 @@ mod tests {
         let interval = &recorder.current;
         assert_eq!(interval.failure_kinds, MAX_FAILURE_KINDS);
         assert_eq!(interval.failures()[0], (Failure::ConnackRefused(0), 2));
-        assert_eq!(interval.overflow, [8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(interval.overflow, [8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(interval.failures_of(Metric::Connect), 41);
         assert_eq!(interval.failures_of(Metric::Publish), 1);
     }
@@ -543,6 +580,39 @@ mod tests {
             "every failure is still counted"
         );
         assert!(interval.examples_of(2).is_empty());
+    }
+
+    #[test]
+    fn a_request_streams_row_counts_its_answers_and_own_failures_never_its_acks() {
+        let start = Instant::now();
+        let (tx, rx, mut recycle) = channels(1);
+        let (_recycle_tx, recycle_rx) = recycle.remove(0);
+        let mut recorder = Recorder::new(0, tx, recycle_rx, start, 2);
+        recorder.set_answered_streams(0b10);
+        let client = ClientRef {
+            subscriber: false,
+            index: 0,
+        };
+        for stream in [0, 1] {
+            recorder.publish_ok(stream, 10);
+            recorder.answer_ok(stream, 20);
+            recorder.publish_fail_by(Failure::AckTimeout, stream, client);
+            recorder.publish_fail_by(Failure::RequestTimeout, stream, client);
+        }
+        recorder.finish(start + ms(10));
+        let interval = rx.try_recv().unwrap();
+        assert_eq!(interval.streams[0].len(), 2, "a plain stream counts both");
+        assert_eq!(
+            interval.streams[1].len(),
+            1,
+            "a request stream: its answer only"
+        );
+        assert_eq!(interval.failures_of_stream(0), 2);
+        assert_eq!(
+            interval.failures_of_stream(1),
+            1,
+            "its timeout, not the ack's"
+        );
     }
 
     #[test]

@@ -105,7 +105,8 @@ impl TimelineEntry {
             | Metric::ConnectTlsFull
             | Metric::ConnectTlsResumed
             | Metric::ConnectWs
-            | Metric::ConnectMqtt => Ok(new_histogram()),
+            | Metric::ConnectMqtt
+            | Metric::RpcResponder => Ok(new_histogram()),
         }
     }
 

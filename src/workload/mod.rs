@@ -7,9 +7,12 @@
 //! due time of a stream after each send, so the worker's loop knows nothing of paces. Payloads
 //! may be ThingsBoard's presets ([`presets`]) with per-message value fields ([`fields`]).
 
+pub mod answers;
 pub mod fields;
 pub mod gateway;
 pub mod pace;
+pub mod params;
 pub mod presets;
 pub mod rate;
+pub mod responder;
 pub mod stream;

@@ -22,6 +22,7 @@
 
 use std::path::Path;
 
+use super::answers::{self, RequestKind, ID_DIGITS, ID_PLACEHOLDER};
 use super::pace::{Pace, PaceRng};
 use crate::payload::{self, ClientVars, Frame, FrameSpec, Payload};
 use crate::plan::Plan;
@@ -88,7 +89,16 @@ impl StreamKind {
 
     /// A request that waits for an answer (timed from the send to the answer, not the ack).
     pub fn expects_answer(self) -> bool {
-        matches!(self, StreamKind::AttributeRequest | StreamKind::RpcCall)
+        self.request_kind().is_some()
+    }
+
+    /// The kind of request this stream sends, if it sends requests (`workload::answers`).
+    pub fn request_kind(self) -> Option<RequestKind> {
+        match self {
+            StreamKind::AttributeRequest => Some(RequestKind::Attributes),
+            StreamKind::RpcCall => Some(RequestKind::Rpc),
+            _ => None,
+        }
     }
 }
 
@@ -193,6 +203,8 @@ pub struct StreamSlot {
     /// Whether the subscribers' filter matches this stream's topic (its publishes are owed
     /// to them).
     pub matches: bool,
+    /// A request stream: its kind and where its id goes (None for other streams).
+    pub request: Option<RequestSlot>,
     frames: Box<[Frame]>,
     next_frame: u32,
     /// When the next message is due (ns since the run's start); latency starts there. For a
@@ -206,13 +218,27 @@ impl StreamSlot {
     /// Stream `stream` of `plan` for the client of `vars`: its frames, built once.
     pub fn build(plan: &Plan, stream: usize, vars: &ClientVars<'_>) -> StreamSlot {
         let spec = &plan.streams[stream];
-        let frames = payload::build_frames_of(plan, &spec.frame_spec(), vars);
+        let request = RequestSlot::of(spec, vars);
+        let frames = match request {
+            // The topic's {id} becomes a field of ID_DIGITS zeros, patched per request.
+            Some(_) => {
+                let zeros = "0".repeat(ID_DIGITS);
+                let topic = spec.topic.replacen(ID_PLACEHOLDER, &zeros, 1);
+                let frame_spec = FrameSpec {
+                    topic: &topic,
+                    ..spec.frame_spec()
+                };
+                payload::build_frames_of(plan, &frame_spec, vars)
+            }
+            None => payload::build_frames_of(plan, &spec.frame_spec(), vars),
+        };
         let topic = payload::render(&spec.topic, vars);
         StreamSlot {
             stream: u8::try_from(stream).unwrap_or(u8::MAX),
             qos: spec.qos,
             pace: spec.pace,
             matches: plan.sub_users > 0 && plan.subscribers_receive(&topic),
+            request,
             frames: frames.into_boxed_slice(),
             next_frame: 0,
             due_ns: 0,
@@ -230,6 +256,7 @@ impl StreamSlot {
             qos: spec.qos,
             pace: spec.pace,
             matches: false,
+            request: None,
             frames: Box::new([]),
             next_frame: 0,
             due_ns: 0,
@@ -271,6 +298,39 @@ impl StreamSlot {
         self.next_frame = (self.next_frame + 1) % self.frames.len().max(1) as u32;
         self.due_ns = self.pace.next_due_ns(self.due_ns, sent_ns, rng);
     }
+}
+
+/// A request stream's part of a slot (`attribute-request`, `rpc-call`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestSlot {
+    pub kind: RequestKind,
+    /// Where the id's digits start in the rendered topic (see
+    /// [`answers::patch_request_id`]).
+    pub id_at: u16,
+}
+
+impl RequestSlot {
+    /// For a request stream (None for others): the id's place in the topic as rendered for
+    /// the client of `vars`, counted on the rendered text before `{id}`, so a device token
+    /// that happens to hold the text `{id}` cannot move it.
+    fn of(spec: &StreamPlan, vars: &ClientVars<'_>) -> Option<RequestSlot> {
+        let kind = spec.kind.request_kind()?;
+        let template_at = spec.topic.find(ID_PLACEHOLDER)?;
+        let id_at = payload::render(&spec.topic[..template_at], vars).len();
+        Some(RequestSlot {
+            kind,
+            id_at: u16::try_from(id_at).ok()?,
+        })
+    }
+}
+
+/// Where the answers to client `vars`'s requests on `spec` arrive: the stream's answer
+/// prefix (`X/response/` for `X/request/{id}`), rendered for the client. None for streams
+/// that send no requests (the configuration checked the topic of those that do).
+pub fn answer_prefix_of(spec: &StreamPlan, vars: &ClientVars<'_>) -> Option<String> {
+    spec.kind.request_kind()?;
+    let template = answers::answer_prefix(&spec.topic).ok()?;
+    Some(payload::render(&template, vars))
 }
 
 /// A connection's streams: one slot per stream of the plan and the connection's random

@@ -11,6 +11,7 @@
 //! every mqblast run has a wall-clock bound after which it is killed and the test fails.
 #![allow(dead_code)]
 
+pub mod platform;
 pub mod strict;
 pub mod tls;
 pub mod web;

@@ -16,6 +16,7 @@ mod presets;
 mod pyproject;
 mod rate;
 mod resources;
+mod responder;
 mod shards;
 mod streams;
 mod string_limits;

@@ -103,7 +103,9 @@ fn a_bare_timeout_above_an_hour_asks_whether_milliseconds_were_meant() {
         "{err}"
     );
     assert!(
-        err.contains("interval, timeout, stop_timeout, drain_timeout, drain_max, churn)"),
+        err.contains(
+            "interval, timeout, stop_timeout, drain_timeout, drain_max, churn, rpc_response_delay)"
+        ),
         "{err}"
     );
     let err = dir.error(&[], &[("MQBLAST_STOP_TIMEOUT", "5000")]);

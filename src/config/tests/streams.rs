@@ -259,16 +259,46 @@ fn streams_whose_rows_would_share_a_name_are_refused() {
 }
 
 #[test]
-fn request_kinds_parse_and_are_refused_as_not_supported_yet() {
-    for kind in ["attribute-request", "rpc-call"] {
-        let err = TestDir::new().error(&["--stream", kind], &[]);
-        assert!(
-            err.starts_with(&format!(
-                "--stream {kind}: kind = {kind}: not supported yet"
-            )),
-            "{err}"
-        );
-    }
+fn request_kinds_take_thingsboards_topics_and_a_topic_of_their_own_must_carry_the_id() {
+    let plan = TestDir::new()
+        .plan(
+            &["--stream", "attribute-request", "--stream", "rpc-call"],
+            &[],
+        )
+        .unwrap();
+    let topics: Vec<&str> = plan.streams.iter().map(|s| s.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "v1/devices/me/attributes/request/{id}",
+            "v1/devices/me/rpc/request/{id}"
+        ]
+    );
+    let ok = TestDir::new().plan(
+        &["--stream", "rpc-call,topic=dev/{token}/request/{id}"],
+        &[],
+    );
+    assert!(ok.is_ok());
+    let err = TestDir::new().error(&["--stream", "rpc-call,topic=v1/x/request"], &[]);
+    assert!(err.contains("has no {id}"), "{err}");
+    let err = TestDir::new().error(&["--stream", "rpc-call,topic=v1/x/{id}/y"], &[]);
+    assert!(err.contains("must end in /request/{id}"), "{err}");
+    let err = TestDir::new().error(&["--stream", "telemetry,topic=v1/{id}"], &[]);
+    assert!(err.contains("unknown placeholder {id}"), "{err}");
+    let err = TestDir::new().error(
+        &[
+            "--stream",
+            "rpc-call",
+            "--mqtt-version",
+            "5",
+            "--topic-alias",
+        ],
+        &[],
+    );
+    assert!(
+        err.starts_with("--topic-alias true: a request stream's topic carries its request id"),
+        "{err}"
+    );
 }
 
 #[test]

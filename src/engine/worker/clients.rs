@@ -8,9 +8,10 @@ use crate::engine::conn::{Conn, Role};
 use crate::payload::Payload;
 use crate::payload::{self, ClientVars};
 use crate::plan::Plan;
+use crate::workload::answers::{DeviceAnswers, RequestKind};
 use crate::workload::gateway::{GatewayFrames, GatewaySession, PointKind};
 use crate::workload::pace::PaceRng;
-use crate::workload::stream::{StreamKind, Streams};
+use crate::workload::stream::{answer_prefix_of, StreamKind, Streams};
 
 /// A publisher connection with its streams' frames, built once.
 pub(super) fn publisher(plan: &Plan, index: u64, addrs: &[SocketAddr]) -> Conn {
@@ -33,6 +34,7 @@ pub(super) fn publisher(plan: &Plan, index: u64, addrs: &[SocketAddr]) -> Conn {
     );
     conn.role = Role::Publisher { matches };
     conn.gateway = gateway_session(plan, &vars);
+    conn.answers = device_answers(plan, &vars);
     conn
 }
 
@@ -69,6 +71,22 @@ fn gateway_session(plan: &Plan, vars: &ClientVars<'_>) -> Option<Box<GatewaySess
 
 /// Mixed into the run's seed for the device clocks' random paces.
 const GATEWAY_SEED_SALT: u64 = 0x6761_7465_7761_7921;
+
+/// What a device listens to (its request streams' answers, server-side RPC with
+/// `--rpc-responder`), built once; None when it listens to nothing.
+fn device_answers(plan: &Plan, vars: &ClientVars<'_>) -> Option<Box<DeviceAnswers>> {
+    let routes: Vec<(String, RequestKind)> = plan
+        .streams
+        .iter()
+        .filter_map(|spec| Some((answer_prefix_of(spec, vars)?, spec.kind.request_kind()?)))
+        .collect();
+    let responds = plan.rpc_responder.is_some();
+    if plan.connect_only || (routes.is_empty() && !responds) {
+        return None;
+    }
+    let timeout_ns = u64::try_from(plan.timeout.as_nanos()).unwrap_or(u64::MAX);
+    Some(Box::new(DeviceAnswers::new(&routes, responds, timeout_ns)))
+}
 
 /// `--bind`: the source address of client `index` (None: the OS chooses).
 pub(super) fn source_of(plan: &Plan, index: u64) -> Option<std::net::IpAddr> {

@@ -165,6 +165,9 @@ impl Worker {
             // Stepped down while connecting: it leaves now, connected and counted.
             self.step_down(ci, now);
         } else {
+            // Subscribed before the first request goes out: the broker handles the
+            // SUBSCRIBE first, so no answer can come before the subscription.
+            self.subscribe_answers(ci);
             self.pump(ci, now);
         }
         self.rearm_check(ci);

@@ -41,6 +41,8 @@ impl Worker {
                     self.close(ci, Some(Failure::WriteTimeout));
                 } else {
                     self.expire_acks(ci, now);
+                    self.expire_requests(ci, now);
+                    self.write_due_answers(ci, now);
                     self.keep_alive(ci, now);
                     self.churn(ci, now);
                 }
@@ -76,7 +78,11 @@ impl Worker {
     }
 
     /// When something about this connection is next due (None: nothing while in this state).
-    fn next_check_ns(&self, ci: usize) -> Option<u64> {
+    fn next_check_ns(&mut self, ci: usize) -> Option<u64> {
+        let answers_due = match self.conns[ci].state {
+            State::Connected => self.answers_due_ns(ci),
+            _ => None,
+        };
         let c = &self.conns[ci];
         let timeout_ns = self.timeout_ns;
         match c.state {
@@ -100,6 +106,9 @@ impl Worker {
                 }
                 if c.retiring {
                     due = due.min(c.retire_deadline_ns);
+                }
+                if let Some(answers_due) = answers_due {
+                    due = due.min(answers_due);
                 }
                 // Once due, the last ack recycles the connection (`on_ack`), not a timer.
                 let churns = !c.is_subscriber() && !c.churn_due && self.drain == Drain::No;
@@ -303,6 +312,7 @@ impl Worker {
     /// and dropped. Bound: [`END_READS_MAX`] reads of [`END_READ_BYTES`], on the stack, so a
     /// peer that keeps sending cannot hold the worker here.
     fn end_stream(&mut self, ci: usize) {
+        self.end_answers(ci);
         let c = &mut self.conns[ci];
         let Some(mut stream) = c.stream.take() else {
             return;

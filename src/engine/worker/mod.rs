@@ -24,6 +24,7 @@
 //! `lifecycle` (timeouts, keep-alive, closing, reconnect, churn) and `clients` (building
 //! each client once, at start-up).
 
+mod answer;
 mod clients;
 mod connect;
 mod due;
@@ -187,8 +188,17 @@ impl Worker {
         control: Arc<Control>,
         clients: &[u64],
         addrs: &[SocketAddr],
-        rec: Recorder,
+        mut rec: Recorder,
     ) -> io::Result<(Worker, Arc<Waker>)> {
+        // A request stream's row is timed by its answers, not by its publishes' acks.
+        let answered_streams = plan
+            .streams
+            .iter()
+            .take(32)
+            .enumerate()
+            .filter(|(_, s)| s.kind.expects_answer())
+            .fold(0u32, |mask, (index, _)| mask | 1 << index);
+        rec.set_answered_streams(answered_streams);
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let sub_clients = super::clients_of(plan.sub_users, plan.threads.max(1), id);
@@ -360,14 +370,18 @@ impl Worker {
         }
     }
 
-    /// Every publisher's bytes are written and the broker has finished with every packet id
+    /// Every publisher's bytes are written, the broker has finished with every packet id
     /// (a timed-out publish's late ack is still awaited, so a late PUBREC gets its PUBREL
-    /// before the DISCONNECT), or the connection is gone.
+    /// before the DISCONNECT) and every request has its answer, or the connection is gone.
     fn all_settled(&self) -> bool {
-        self.conns.iter().all(|c| {
+        (0..self.conns.len()).all(|ci| {
+            let c = &self.conns[ci];
             c.state != State::Connected
                 || c.is_subscriber()
-                || (c.wbuf.is_empty() && c.inflight.is_empty() && gateway_gone(c))
+                || (c.wbuf.is_empty()
+                    && c.inflight.is_empty()
+                    && gateway_gone(c)
+                    && self.requests_settled(ci))
         })
     }
 
@@ -403,6 +417,7 @@ impl Worker {
                 rec.publish_fail_by(Failure::AckTimeout, stream, client);
             });
             self.inflight_total -= expired as u64;
+            self.expire_all_requests(ci);
             if let Role::Publisher { matches: true } = self.conns[ci].role {
                 owed += self.conns[ci].counted;
             }
@@ -500,6 +515,7 @@ impl Worker {
                     // Flush first, so the pump sees the room the socket just made.
                     self.flush(ci, now);
                     self.pump(ci, now);
+                    self.write_due_answers(ci, now);
                     self.resume_reading(ci, now);
                 }
             }

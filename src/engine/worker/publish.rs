@@ -46,6 +46,11 @@ impl Worker {
             if (qos > 0 && window_full) || c.quota == 0 {
                 break;
             }
+            // A request waits while its connection has as many awaiting answers as it may
+            // (`workload::answers`), as a publish waits for a full window.
+            if self.request_waits(ci, index) {
+                break;
+            }
             if !c.frame_fits(index) {
                 if unpaced && qos == 0 {
                     // Nothing else will call the pump again (no ack at QoS 0, no timer without a
@@ -86,7 +91,11 @@ impl Worker {
         c.lend_wbuf(&mut self.pool);
         let sent_ns = payload::e2e_now_ns(self.control.start_epoch_ns, start_ns);
         let frame = c.streams.slot(index).frame().for_alias(c.alias_set);
+        let frame_at = c.wbuf.len();
         frame.write_message(&mut c.wbuf, pkid, c.seq, epoch_ms, sent_ns, alarm);
+        // A request: its id, into the topic just written, and into the table of its answers.
+        self.issue_request(ci, index, frame_at, start_ns, now);
+        let c = &mut self.conns[ci];
         c.alias_set = true;
         c.streams.advance(index, now);
         c.last_write_ns = now;

@@ -85,6 +85,10 @@ impl Worker {
     /// packet the last read split is completed in `rbuf` (the rest of the read is decoded where
     /// it lies), so `rbuf` holds at most one packet and a read is never copied whole.
     fn consume(&mut self, ci: usize, fresh: &[u8], now: u64) -> Result<(), Failure> {
+        // The rest of a packet too large to read (`answer`): dropped as it arrives.
+        let skip = self.conns[ci].skip_bytes.min(fresh.len());
+        self.conns[ci].skip_bytes -= skip;
+        let fresh = &fresh[skip..];
         if fresh.is_empty() {
             return Ok(());
         }
@@ -131,6 +135,10 @@ impl Worker {
     fn decode_all(&mut self, ci: usize, buf: &[u8], now: u64) -> Result<usize, Failure> {
         let mut used = 0;
         while used < buf.len() {
+            if let Some(skipped) = self.skip_oversized(ci, &buf[used..]) {
+                used += skipped;
+                continue;
+            }
             match self.plan.mqtt_version.decode(&buf[used..]) {
                 Ok(Some((packet, n))) => {
                     used += n;
@@ -208,13 +216,21 @@ impl Worker {
                 Ok(())
             }
             Packet::Publish {
-                qos, pkid, payload, ..
+                qos,
+                pkid,
+                topic,
+                payload,
+                ..
             } => {
-                self.on_incoming(ci, qos, pkid, payload, now);
+                self.on_incoming(ci, qos, pkid, topic, payload, now);
                 Ok(())
             }
             Packet::PubRel { pkid, .. } => {
                 self.reply(ci, |out| mqtt::ack::encode_pubcomp(out, pkid));
+                Ok(())
+            }
+            Packet::SubAck { pkid, codes } if !self.conns[ci].is_subscriber() => {
+                self.on_answers_suback(ci, pkid, codes);
                 Ok(())
             }
             Packet::SubAck { codes, .. } => self.on_suback(ci, codes, now),

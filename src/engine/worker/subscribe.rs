@@ -77,11 +77,20 @@ impl Worker {
         }
     }
 
-    /// A PUBLISH from the broker: ack it; on a subscriber, time it and audit it.
-    pub(super) fn on_incoming(&mut self, ci: usize, qos: u8, pkid: u16, payload: &[u8], now: u64) {
+    /// A PUBLISH from the broker: ack it; on a subscriber, time it and audit it; on a device,
+    /// it is an answer or a request (`answer`).
+    pub(super) fn on_incoming(
+        &mut self,
+        ci: usize,
+        qos: u8,
+        pkid: u16,
+        topic: &[u8],
+        payload: &[u8],
+        now: u64,
+    ) {
         self.ack_incoming(ci, qos, pkid);
         let Role::Subscriber { slot } = self.conns[ci].role else {
-            return;
+            return self.on_device_publish(ci, topic, payload, now);
         };
         let Some(marker) = payload::find_marker(payload) else {
             return;
