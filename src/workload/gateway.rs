@@ -69,6 +69,8 @@ pub const MAX_BATCH_PAYLOAD_BYTES: usize = 65_536;
 pub const MAX_DEVICE_NAME_BYTES: usize = 255;
 /// The default device name template: the device token ThingsBoard's tool creates (`DW%08d`).
 pub const DEFAULT_DEVICE_NAME: &str = "DW{i:08}";
+/// Widest zero-padded number a name template may ask for (`u64::MAX` has 20 digits).
+const MAX_NUMBER_WIDTH: usize = 20;
 
 /// The row of the `v1/gateway/connect` messages in every report.
 pub const CONNECT_ROW: &str = "gateway connect";
@@ -138,9 +140,80 @@ pub enum DeviceLayout {
     Blocks,
 }
 
-/// A device name template: the grammar of `--tokens-template` (one `{i}` or `{i:0W}`), so a
-/// device's name and its token are written alike.
-pub type NameTemplate = crate::token_template::TokenTemplate;
+/// A device name template: text with one `{i}` or `{i:0W}` (the device number, zero-padded to
+/// W digits as Python's `{i:08}` writes it) and no other brace: the grammar of
+/// `--tokens-template`, so a device's name and its token can be written alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameTemplate {
+    written: String,
+    prefix: String,
+    suffix: String,
+    /// Zero-padded to this many digits (0: as many as the number has).
+    width: usize,
+}
+
+impl NameTemplate {
+    /// Parse a template; the error says what is wrong (the caller names the setting).
+    pub fn parse(text: &str) -> Result<NameTemplate, String> {
+        let form = format!(
+            "expected text with one {{i}} or {{i:0W}} (the device number zero-padded to W digits, W from 1 to {MAX_NUMBER_WIDTH}), e.g. DW{{i:08}}"
+        );
+        let Some(open) = text.find('{') else {
+            return Err(format!(
+                "has no {{i}}, so every device would have the same name: {form}"
+            ));
+        };
+        let Some(close) = text[open..].find('}').map(|at| open + at) else {
+            return Err(format!("an unclosed brace: {form}"));
+        };
+        let (prefix, placeholder, suffix) =
+            (&text[..open], &text[open..=close], &text[close + 1..]);
+        if prefix.contains(['{', '}']) || suffix.contains(['{', '}']) {
+            return Err(format!(
+                "only one placeholder, and no other brace, may appear: {form}"
+            ));
+        }
+        let width = match placeholder {
+            "{i}" => 0,
+            _ => placeholder
+                .strip_prefix("{i:0")
+                .and_then(|rest| rest.strip_suffix('}'))
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|digits| digits.parse::<usize>().ok())
+                .filter(|width| (1..=MAX_NUMBER_WIDTH).contains(width))
+                .ok_or_else(|| format!("{placeholder}: {form}"))?,
+        };
+        Ok(NameTemplate {
+            written: text.to_string(),
+            prefix: prefix.to_string(),
+            suffix: suffix.to_string(),
+            width,
+        })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.written
+    }
+
+    /// The name of device number `number`.
+    pub fn render(&self, number: u64) -> String {
+        format!(
+            "{}{number:0width$}{}",
+            self.prefix,
+            self.suffix,
+            width = self.width
+        )
+    }
+
+    /// Length in bytes of the longest name any number up to `max_number` gets.
+    pub fn widest_len(&self, max_number: u64) -> usize {
+        let digits = max_number
+            .checked_ilog10()
+            .map_or(1, |log| log as usize + 1);
+        self.prefix.len() + digits.max(self.width) + self.suffix.len()
+    }
+}
 
 /// The validated gateway settings of a run (`--gateway`).
 #[derive(Debug, Clone, PartialEq, Eq)]
