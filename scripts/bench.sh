@@ -64,26 +64,6 @@ trap 'exit 130' INT TERM
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/mosquitto.sh"
 
-# Start the calibration sink on a free loopback port (its pid goes in MOSQUITTO_PID, the
-# target slot that stop_mosquitto stops, whichever target runs).
-start_sink() {
-    local attempt port i
-    for attempt in 1 2 3 4 5; do
-        port=$((20000 + RANDOM % 40000))
-        port_in_use "$port" && continue
-        "$MQBLAST" sink --listen "127.0.0.1:$port" --threads "$SINK_THREADS" --quiet \
-            > "$WORK/sink.log" 2>&1 &
-        MOSQUITTO_PID=$!
-        for i in $(seq 1 100); do
-            if ! kill -0 "$MOSQUITTO_PID" 2>/dev/null; then break; fi
-            if port_in_use "$port"; then PORT=$port; return 0; fi
-            sleep 0.05
-        done
-        stop_mosquitto
-    done
-    log "could not start the sink"
-    exit 1
-}
 
 
 # user+sys CPU seconds of a live process (fields 14 and 15 of /proc/PID/stat, after the
@@ -114,7 +94,7 @@ command -v bc >/dev/null 2>&1 || install_packages bc
 ROWS=()
 for target in $TARGETS; do
     if [ "$target" = sink ]; then
-        start_sink
+        start_sink "$WORK/sink.log" "$SINK_THREADS"
         log "sink on 127.0.0.1:$PORT (pid $MOSQUITTO_PID, $SINK_THREADS threads)"
     else
         start_mosquitto scripts/bench.sh

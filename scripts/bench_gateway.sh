@@ -13,7 +13,7 @@
 #   pts_s       device points per second over the whole run, from the result (the publish row
 #               or the gateway telemetry row's points / the run's duration): the schedule held
 #               when this is DEVICES / INTERVAL less the ramp
-#   mosq_us_pt  mosquitto's CPU per device point over the same window
+#   mosq_us_pt  the target's (mosquitto's, or the sink's) CPU per device point over the same window
 #   rss_b_dev   mqblast RSS in the steady part / DEVICES
 #   lag_p99_us  schedule lag p99 (how late the generator sent)
 #   pub_p99_us  publish latency p99 (to the ack at QoS 1) of the point messages' row
@@ -22,7 +22,8 @@
 # Why it exists: a gateway carries many devices over one connection; what that saves the
 # generator per device point is a figure users ask for (docs/BENCHMARKS.md, "Gateways").
 #
-# Environment: DEVICES (10000), GATEWAYS (100), INTERVAL (1s), QOS (1), DURATION_S (20), RUNS
+# Environment: TARGET (mosquitto, or sink: `mqblast sink`, which acks and drops, so the
+# generator is measured without a broker's cost on the same two cores), DEVICES (10000), GATEWAYS (100), INTERVAL (1s), QOS (1), DURATION_S (20), RUNS
 # (2), MODES ("devices per-point batched"), CONNECT_RATE (2000), BIND (127.0.0.2-127.0.0.9:
 # more source ports than one address has), MQBLAST (target/release/mqblast), EXTRA (more flags).
 set -euo pipefail
@@ -38,6 +39,7 @@ MODES="${MODES:-devices per-point batched}"
 CONNECT_RATE="${CONNECT_RATE:-2000}"
 BIND="${BIND-127.0.0.2-127.0.0.9}"
 MQBLAST="${MQBLAST:-target/release/mqblast}"
+TARGET="${TARGET:-mosquitto}"
 EXTRA="${EXTRA:-}"
 
 log() { echo "bench_gateway: $*" >&2; }
@@ -87,8 +89,14 @@ one_run() {
     [ -n "$EXTRA" ] && args+=($EXTRA)
     (cd "$WORK" && exec "$MQBLAST" "${args[@]}") > "$WORK/run.log" 2>&1 &
     pid=$!
-    # Ramp (connections) plus the announcements, then 2 s to settle.
-    steady_from=$(( DEVICES / CONNECT_RATE + 3 ))
+    # Ramp (the connections: one per device, or one per gateway) plus the announcements, then
+    # 2 s to settle.
+    local connections=$GATEWAYS
+    [ "$mode" = devices ] && connections=$DEVICES
+    steady_from=$(( connections / CONNECT_RATE + 3 ))
+    if (( steady_from + 2 > DURATION_S - 1 )); then
+        log "DURATION_S ($DURATION_S) leaves no steady part after a ${steady_from}s ramp"; exit 1
+    fi
     steady_to=$(( DURATION_S - 1 ))
     sleep "$steady_from"
     cpu0=$(proc_cpu_s "$pid"); m0=$(proc_cpu_s "$MOSQUITTO_PID"); rss=$(rss_bytes "$pid")
@@ -114,8 +122,12 @@ one_run() {
         | map(tostring) | join(" ")' "$json"
 }
 
-start_mosquitto bench_gateway.sh
-log "$DEVICES devices x 1/$INTERVAL, QoS $QOS, gateways of $(( DEVICES / GATEWAYS )), ${DURATION_S}s, $RUNS rounds of: $MODES"
+case "$TARGET" in
+    mosquitto) start_mosquitto bench_gateway.sh ;;
+    sink) start_sink "$WORK/sink.log" ;;
+    *) log "TARGET is mosquitto or sink, not $TARGET"; exit 1 ;;
+esac
+log "into $TARGET: $DEVICES devices x 1/$INTERVAL, QoS $QOS, gateways of $(( DEVICES / GATEWAYS )), ${DURATION_S}s, $RUNS rounds of: $MODES"
 header="mode run cpu_us_pt msg_s pts_s mosq_us_pt rss_b_dev lag_p99_us pub_p99_us failures"
 echo "$header"
 : > "$WORK/rows"

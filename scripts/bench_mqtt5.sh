@@ -64,24 +64,6 @@ variant_args() {
     esac
 }
 
-# Start the sink (its pid in MOSQUITTO_PID, so stop_mosquitto stops it); log to $1.
-start_sink() {
-    local log_file=$1 port i
-    for _ in 1 2 3 4 5; do
-        port=$((20000 + RANDOM % 40000))
-        port_in_use "$port" && continue
-        "$MQBLAST" sink --listen "127.0.0.1:$port" --threads 1 --quiet > "$log_file" 2>&1 &
-        MOSQUITTO_PID=$!
-        for i in $(seq 1 100); do
-            kill -0 "$MOSQUITTO_PID" 2>/dev/null || break
-            if port_in_use "$port"; then PORT=$port; return 0; fi
-            sleep 0.05
-        done
-        stop_mosquitto
-    done
-    log "could not start the sink"
-    exit 1
-}
 
 to_s() { local v=${1%s}; echo "${v%%m*} * 60 + ${v#*m}"; }
 children_cpu() {

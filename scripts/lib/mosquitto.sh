@@ -1,5 +1,5 @@
 # Shared by the benchmark and soak scripts (sourced, not run): start a mosquitto of their own
-# on a free loopback port, with the broker's per-client limits lifted so the scripts measure
+# (or the calibration sink) on a free loopback port, with the broker's per-client limits lifted so the scripts measure
 # the generator and the broker, not mosquitto's default caps (20 in flight, 1000 queued).
 #
 # Needs from the caller: WORK (a scratch folder), MOSQUITTO (the binary), log (a function).
@@ -40,6 +40,28 @@ CONF
         log "mosquitto did not start on port $port (attempt $attempt): $(tail -n 2 "$WORK/mosquitto.log")"
     done
     log "could not start mosquitto"
+    exit 1
+}
+
+# start_sink LOG_FILE [THREADS]: the calibration sink (`mqblast sink`, needs MQBLAST) on a free
+# loopback port instead of mosquitto. Its pid goes in MOSQUITTO_PID, the target slot that
+# stop_mosquitto stops, whichever target runs; sets PORT.
+start_sink() {
+    local log_file=$1 threads=${2:-1} port i
+    for _ in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 40000))
+        port_in_use "$port" && continue
+        (ulimit -n "$(ulimit -Hn)"; exec "$MQBLAST" sink --listen "127.0.0.1:$port" \
+            --threads "$threads" --quiet) > "$log_file" 2>&1 &
+        MOSQUITTO_PID=$!
+        for i in $(seq 1 100); do
+            kill -0 "$MOSQUITTO_PID" 2>/dev/null || break
+            if port_in_use "$port"; then PORT=$port; return 0; fi
+            sleep 0.05
+        done
+        stop_mosquitto
+    done
+    log "could not start the sink"
     exit 1
 }
 
