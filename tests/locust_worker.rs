@@ -401,6 +401,42 @@ fn a_gateways_device_points_are_a_row_of_the_masters_csv_beside_its_messages() {
     assert_clean_master_log(&std::fs::read_to_string(&log).unwrap());
 }
 
+/// A preset is not a file: a master's `--mqtt-payload industrial-plc --mqtt-datapoints 7`
+/// becomes the worker's payload (a path would be refused, see below).
+#[test]
+fn a_master_chooses_a_payload_preset_and_its_data_points_for_its_workers() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("locust-preset");
+    let port = free_port();
+    let host = format!("mqtt://{}", broker.addr());
+    let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
+    let master = headless_master(
+        &dir,
+        &master_file(),
+        port,
+        (1, 2, 10, 5),
+        &host,
+        &csv_prefix,
+        &log,
+        &["--mqtt-payload", "industrial-plc", "--mqtt-datapoints", "7"],
+    );
+    let json = dir.file("w.json");
+    let worker = worker(port, &json).wait(Duration::from_secs(90));
+    master.wait(Duration::from_secs(120)).assert_code(0);
+    worker.assert_code(0);
+    assert!(
+        !worker.stderr.contains("ignored the master's"),
+        "{}",
+        worker.describe()
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["config"]["payload"], "industrial-plc");
+    assert_eq!(doc["config"]["datapoints"], 7);
+    assert!(worker_publishes(&json) > 0);
+    assert_clean_master_log(&std::fs::read_to_string(&log).unwrap());
+}
+
 #[test]
 fn the_masters_web_api_starts_and_stops_tests_and_a_restarted_master_is_found_again() {
     let broker = Mosquitto::start();
