@@ -492,6 +492,11 @@ fn datapoints_beyond_the_bound_or_without_the_plc_preset_are_usage_errors() {
         .assert_usage_error(&["--datapoints 1000: must be 1 to 999"]);
     run(&["--payload", "smart-meter", "--datapoints", "10"])
         .assert_usage_error(&["--datapoints 10: only the industrial-plc payload has data points"]);
+    run(&["--stream", "telemetry,payload=smart-meter,datapoints=5"]).assert_usage_error(&[
+        "--stream telemetry,payload=smart-meter,datapoints=5: datapoints = 5: only the industrial-plc payload has data points",
+    ]);
+    run(&["--stream", "telemetry,payload=industrial-plc,datapoints=0"])
+        .assert_usage_error(&["datapoints = 0: must be 1 to 999"]);
 }
 
 #[test]

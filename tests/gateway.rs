@@ -275,9 +275,12 @@ fn per_point_gateways_send_each_devices_points_between_its_announcements() {
     let dir = TempDir::new("gateway-per-point");
     let json = dir.file("run.json");
     let csv = dir.file("run");
+    let html = dir.file("run.html");
     let args = with(
         load_args(&broker.addr(), &json),
         &[
+            "--html",
+            &html,
             "-u",
             "3",
             "--gateway",
@@ -344,6 +347,49 @@ fn per_point_gateways_send_each_devices_points_between_its_announcements() {
         .find(|l| l.starts_with("MQTT,gateway telemetry,"))
         .unwrap_or_else(|| panic!("no gateway telemetry row:\n{stats}"));
     assert!(line.ends_with(&format!(",{total}")), "{line}");
+
+    // The history: the points of each second and so far, beside the messages; the last
+    // Aggregated row's total is the run's.
+    let history = std::fs::read_to_string(format!("{csv}_stats_history.csv")).unwrap();
+    let mut lines = history.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        header[header.len() - 2..],
+        ["Device Points/s", "Total Device Points"],
+        "{header:?}"
+    );
+    let aggregated: Vec<Vec<&str>> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|cells| cells[3] == "Aggregated")
+        .collect();
+    let per_second: f64 = aggregated
+        .iter()
+        .map(|cells| cells[cells.len() - 2].parse::<f64>().unwrap())
+        .sum();
+    let last = aggregated.last().expect("history rows");
+    assert_eq!(last[last.len() - 1], total.to_string(), "{history}");
+    assert_eq!(per_second, total as f64, "the seconds add up: {history}");
+
+    // The HTML report: a device points column, the row's and Aggregated's the JSON's.
+    let report = std::fs::read_to_string(&html).unwrap();
+    let table = report
+        .split_once("<h2>Request statistics</h2>")
+        .expect("a request statistics table")
+        .1;
+    assert!(
+        table.contains("<th># fails</th><th># device points</th>"),
+        "{table}"
+    );
+    let cells =
+        format!("<td class=\"l\">gateway telemetry</td><td>{total}</td><td>0</td><td>{total}</td>");
+    assert!(table.contains(&cells), "{cells} missing from {table}");
+    let aggregated_row = table.split_once("Aggregated</td>").unwrap().1;
+    let cells: Vec<&str> = aggregated_row.split("<td>").skip(1).take(3).collect();
+    assert_eq!(
+        cells[2].trim_end_matches("</td>"),
+        total.to_string(),
+        "Aggregated: {aggregated_row}"
+    );
 }
 
 #[test]

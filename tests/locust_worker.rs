@@ -329,6 +329,114 @@ fn a_workers_streams_are_rows_of_the_masters_csv_with_their_counts() {
     assert_clean_master_log(&std::fs::read_to_string(&log).unwrap());
 }
 
+/// A gateway's device points have no field in Locust's entries: they are an entry of their
+/// own (Type `MQTT points`, the row's name) beside the row's messages, outside Aggregated.
+#[test]
+fn a_gateways_device_points_are_a_row_of_the_masters_csv_beside_its_messages() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("locust-gateway-points");
+    let port = free_port();
+    let host = format!("mqtt://{}", broker.addr());
+    let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
+    let master = headless_master(
+        &dir,
+        &master_file(),
+        port,
+        (1, 2, 10, 6),
+        &host,
+        &csv_prefix,
+        &log,
+        &[],
+    );
+    let json = dir.file("w.json");
+    let gateway = [
+        "--gateway",
+        "--devices-per-gateway",
+        "5",
+        "--gateway-mode",
+        "batched",
+        "--interval",
+        "200ms",
+    ];
+    let worker = worker_with(port, &json, &gateway);
+    master.wait(Duration::from_secs(120)).assert_code(0);
+    worker.wait(Duration::from_secs(60)).assert_code(0);
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let telemetry = doc["streams"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "gateway telemetry"))
+        .unwrap_or_else(|| panic!("no gateway telemetry row: {doc}"));
+    let (messages, points) = (
+        telemetry["requests"].as_u64().unwrap(),
+        telemetry["points"].as_u64().unwrap(),
+    );
+    assert!(points > messages, "batched: several points a message");
+
+    let (header, rows) = csv(&format!("{csv_prefix}_stats.csv"));
+    let (name, count, kind) = (
+        column(&header, "Name"),
+        column(&header, "Request Count"),
+        column(&header, "Type"),
+    );
+    let count_of = |want_kind: &str, want_name: &str| {
+        rows.iter()
+            .find(|r| r[kind] == want_kind && r[name] == want_name)
+            .map(|r| r[count].parse::<u64>().unwrap())
+    };
+    assert_eq!(count_of("MQTT", "gateway telemetry"), Some(messages));
+    assert_eq!(count_of("MQTT points", "gateway telemetry"), Some(points));
+    assert_eq!(count_of("MQTT points", "gateway connect"), None);
+    let requests: u64 = rows
+        .iter()
+        .filter(|r| r[kind] == "MQTT")
+        .map(|r| r[count].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(
+        count_of("", "Aggregated"),
+        Some(requests),
+        "Aggregated adds the messages, not the points"
+    );
+    assert_clean_master_log(&std::fs::read_to_string(&log).unwrap());
+}
+
+/// A preset is not a file: a master's `--mqtt-payload industrial-plc --mqtt-datapoints 7`
+/// becomes the worker's payload (a path would be refused, see below).
+#[test]
+fn a_master_chooses_a_payload_preset_and_its_data_points_for_its_workers() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("locust-preset");
+    let port = free_port();
+    let host = format!("mqtt://{}", broker.addr());
+    let (csv_prefix, log) = (dir.file("run"), dir.file("master.log"));
+    let master = headless_master(
+        &dir,
+        &master_file(),
+        port,
+        (1, 2, 10, 5),
+        &host,
+        &csv_prefix,
+        &log,
+        &["--mqtt-payload", "industrial-plc", "--mqtt-datapoints", "7"],
+    );
+    let json = dir.file("w.json");
+    let worker = worker(port, &json).wait(Duration::from_secs(90));
+    master.wait(Duration::from_secs(120)).assert_code(0);
+    worker.assert_code(0);
+    assert!(
+        !worker.stderr.contains("ignored the master's"),
+        "{}",
+        worker.describe()
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["config"]["payload"], "industrial-plc");
+    assert_eq!(doc["config"]["datapoints"], 7);
+    assert!(worker_publishes(&json) > 0);
+    assert_clean_master_log(&std::fs::read_to_string(&log).unwrap());
+}
+
 #[test]
 fn the_masters_web_api_starts_and_stops_tests_and_a_restarted_master_is_found_again() {
     let broker = Mosquitto::start();

@@ -412,3 +412,53 @@ fn tokens_template_users_log_in_as_thingsboards_devices_and_shards_take_their_ow
     // The second of two shards of six users: client indexes 3..6, devices 4..=6.
     assert_eq!(templated_run("6", &["--shard", "2/2"]), names(4..=6));
 }
+
+/// Each stream's `industrial-plc` has its own data points: a stream's `datapoints`, else the
+/// run's `--datapoints` (which no longer sizes only the top-level payload).
+#[test]
+fn each_streams_industrial_plc_carries_its_own_number_of_data_points() {
+    let broker = Mosquitto::start();
+    let collector = Collector::start(broker.port, "streams/+/+");
+    let dir = TempDir::new("presets-plc-streams");
+    let json = dir.file("summary.json");
+    let messages = 24;
+    let args = with(
+        load_args(&broker.addr(), &json),
+        &[
+            "-u",
+            "2",
+            "--messages",
+            &messages.to_string(),
+            "--qos",
+            "0",
+            "--datapoints",
+            "7",
+            "--stream",
+            "publish,name=own,topic=streams/{i}/own,interval=100ms,payload=industrial-plc,datapoints=3",
+            "--stream",
+            "publish,name=run,topic=streams/{i}/run,interval=100ms,payload=industrial-plc",
+        ],
+    );
+    let run = run_mqblast(&args, RUN_LIMIT);
+    run.assert_code(0);
+    let got = collector.settle(messages, Duration::from_secs(30));
+    assert_eq!(got.len(), messages, "every QoS 0 message on loopback");
+    let mut per_stream: BTreeMap<String, usize> = BTreeMap::new();
+    for (topic, payload) in &got {
+        let stream = topic.rsplit('/').next().unwrap().to_string();
+        let body = parse(payload);
+        let values = body["values"].as_object().unwrap();
+        let expected = if stream == "own" { 3 } else { 7 };
+        assert_eq!(values.len(), expected, "{topic}: {body}");
+        for n in 0..expected {
+            let key = format!("line{n:03}");
+            in_range(&values[&key], 0.0, 100.0, &key);
+        }
+        *per_stream.entry(stream).or_default() += 1;
+    }
+    assert_eq!(
+        per_stream.keys().collect::<Vec<_>>(),
+        ["own", "run"],
+        "both streams sent"
+    );
+}

@@ -254,6 +254,11 @@ fn the_web_ui_in_chromium_starts_a_test_raises_users_to_20_stops_and_downloads_t
         let rows = b.script("return document.querySelectorAll('#stats table tr').length;");
         charts.as_u64() > Some(0) && rows.as_u64() > Some(2)
     });
+    let (head, _) = stats_cells(&browser);
+    assert!(
+        head.contains(&"# requests".to_string()) && !head.contains(&"# device points".to_string()),
+        "a run without gateways has no points column: {head:?}"
+    );
 
     browser.type_into("#user_count", "20");
     browser.click("#start");
@@ -394,6 +399,112 @@ fn the_web_ui_after_stop_keeps_the_last_users_and_shows_the_logs_and_exceptions_
     );
     assert_eq!(link[0], 200);
     assert_eq!(link[1], "Count,Message,Traceback,Nodes\r\n");
+
+    let console = browser.log("browser");
+    let errors: Vec<&Value> = console.iter().filter(|e| e["level"] == "SEVERE").collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    drop(browser);
+    web.running.signal(libc::SIGINT);
+    web.running.wait(WAIT);
+}
+
+/// The cells of the page's request statistics table: (head, rows), as the browser shows them.
+fn stats_cells(browser: &Browser) -> (Vec<String>, Vec<Vec<String>>) {
+    let found = browser.script(
+        "const t = document.querySelector('#stats table'); if (!t) { return [[], []]; } return [Array.from(t.querySelectorAll('thead th')).map(h => h.textContent), Array.from(t.querySelectorAll('tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent))];",
+    );
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let rows = found[1]
+        .as_array()
+        .map(|rows| rows.iter().map(strings).collect());
+    (strings(&found[0]), rows.unwrap_or_default())
+}
+
+#[test]
+fn a_gateway_run_in_the_web_ui_shows_its_device_points_as_its_json_counts_them() {
+    let chromium =
+        common::find_program("chromium").or_else(|| common::find_program("chromium-browser"));
+    let driver = common::find_program("chromedriver");
+    let (Some(chromium), Some(_)) = (chromium, driver) else {
+        if std::env::var("MQBLAST_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+            panic!("chromium or chromedriver not found (scripts/test.sh installs them)");
+        }
+        eprintln!("SKIPPED: no chromium/chromedriver on PATH (scripts/test.sh installs them)");
+        return;
+    };
+    let broker = common::Mosquitto::start();
+    let host = broker.addr();
+    let web = start_web(&[
+        "-H",
+        &host,
+        "-u",
+        "2",
+        "-r",
+        "50",
+        "--gateway",
+        "--devices-per-gateway",
+        "5",
+        "--gateway-mode",
+        "batched",
+        "--interval",
+        "200ms",
+        "--run-time",
+        "3s",
+    ]);
+    let profile = common::TempDir::new("webui-chromium-gateway");
+    let browser = Browser::start(&chromium.display().to_string(), profile.path());
+    browser.open(&format!("{}/", web.base));
+    browser.click("#start");
+    browser.wait_until("the run's end", |b| b.text("state") == "stopped");
+
+    // The final numbers: /stats/requests as the page's own origin serves them.
+    let requests = browser.script(
+        "var r = new XMLHttpRequest(); r.open('GET', '/stats/requests', false); r.send(); return JSON.parse(r.responseText);",
+    );
+    let points_of = |name: &str| {
+        requests["stats"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["name"] == name))
+            .map(|r| r["device_points"].clone())
+            .unwrap_or_else(|| panic!("no {name} row: {requests}"))
+    };
+    let telemetry = points_of("gateway telemetry").as_u64().expect("points");
+    assert!(
+        telemetry >= 10,
+        "2 gateways of 5 devices for 3 s: {requests}"
+    );
+    assert_eq!(points_of("Aggregated"), telemetry, "{requests}");
+    assert_eq!(points_of("gateway connect"), Value::Null, "not a point row");
+
+    // The page's table shows the same, once it has refreshed after the end.
+    browser.wait_until("the table's points equal the JSON's", |b| {
+        let (head, rows) = stats_cells(b);
+        let Some(column) = head.iter().position(|h| h == "# device points") else {
+            return false;
+        };
+        let cell = |name: &str| {
+            rows.iter()
+                .find(|r| r.get(1).is_some_and(|n| n == name))
+                .and_then(|r| r.get(column).cloned())
+        };
+        cell("gateway telemetry") == Some(telemetry.to_string())
+            && cell("Aggregated") == Some(telemetry.to_string())
+            && cell("gateway connect") == Some(String::new())
+    });
+    let (head, _) = stats_cells(&browser);
+    assert_eq!(
+        head[2..5],
+        ["# requests", "# fails", "# device points"],
+        "beside the message count"
+    );
 
     let console = browser.log("browser");
     let errors: Vec<&Value> = console.iter().filter(|e| e["level"] == "SEVERE").collect();

@@ -11,8 +11,10 @@ The MQTT settings below are custom arguments: set them on the master's command l
 pyproject's [tool.locust]. They reach every worker in the spawn message. An empty value leaves
 the worker's own setting (its config.toml, MQBLAST_* environment or flags); a value set here
 wins over the worker's own. The broker is the master's host field (-H mqtt://broker:1883).
-Files (the payload, the device tokens) are the worker's own: a master does not choose files
-on the workers' machines, and workers ignore such settings from it.
+Files (a payload file, the device tokens) are the worker's own: a master does not choose files
+on the workers' machines, and workers ignore such settings from it. A payload preset is not a
+file: --mqtt-payload names one (smart-meter, smart-tracker, industrial-plc) and
+--mqtt-datapoints sizes industrial-plc.
 """
 
 from locust import User, constant, events, task
@@ -30,6 +32,8 @@ def _(parser):
     group.add_argument("--mqtt-max-inflight", type=str, default="", help="Unacknowledged publishes per user")
     group.add_argument("--mqtt-version", type=str, default="", help="MQTT version: 3.1.1 or 5")
     group.add_argument("--mqtt-request-type", type=str, default="", help='The "Type" column (default MQTT)')
+    group.add_argument("--mqtt-payload", type=str, default="", help="A payload preset: smart-meter, smart-tracker or industrial-plc (never a file)")
+    group.add_argument("--mqtt-datapoints", type=str, default="", help="Data points of industrial-plc, 1 to 999 (default 60)")
 
 
 @events.test_start.add_listener

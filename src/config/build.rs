@@ -92,7 +92,12 @@ pub fn build_plan(
         None => tokens.len() as u64,
     };
     let client_id = resolve_client_id(&client_id_raw, users, distinct_tokens, server_assigns_ids)?;
-    let payload = resolve_payload(get("payload"), get("datapoints"), ctx)?;
+    let datapoints_raw = get("datapoints");
+    let datapoints = datapoints_raw
+        .as_ref()
+        .map(resolve_datapoints)
+        .transpose()?;
+    let payload = resolve_payload(get("payload"), datapoints, ctx)?;
     let interval_raw = required("interval")?;
     let interval = interval_raw.duration()?;
     // The run's seed: the paces' jitter, the value fields and the rate's random order.
@@ -106,8 +111,10 @@ pub fn build_plan(
         interval,
         rate: rate.as_ref().map(|_| required("rate")).transpose()?,
         tokens: &tokens,
+        datapoints,
     };
     let streams = resolve_run_streams(&get, &sources.stream_lines, &run, ctx)?;
+    check_datapoints_used(datapoints_raw.as_ref(), &payload, &streams)?;
     let max_inflight = resolve_max_inflight(&required("max_inflight")?)?;
     let timeout = positive_duration(&required("timeout")?)?;
     let username = get("username").map(|raw| raw.mqtt_string()).transpose()?;
@@ -291,6 +298,8 @@ struct RunSettings<'a> {
     /// The global rate's setting, when one is set: streams without a pace take a share of it.
     rate: Option<Raw>,
     tokens: &'a [String],
+    /// `--datapoints`: the default of the streams whose payload is `industrial-plc`.
+    datapoints: Option<u32>,
 }
 
 /// The streams of every user: the `[[stream]]` tables or `--stream` definitions, else the one
@@ -312,6 +321,7 @@ fn resolve_run_streams(
         },
         rated: run.rate.is_some(),
         tokens: run.tokens,
+        datapoints: run.datapoints,
     };
     let streams = resolve_streams(stream_raw.as_ref(), lines, &defaults, ctx)?;
     let (topic_raw, topic) = run.topic;

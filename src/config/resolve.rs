@@ -110,18 +110,16 @@ pub(super) fn resolve_qos(raw: &Raw) -> Result<u8, ConfigError> {
 
 /// The payload: a preset's name (`smart-meter`, `smart-tracker`, `industrial-plc`; a file of
 /// that name is `./smart-meter`), or a file. An explicitly named file must exist; the default
-/// ./data.json falls back to the built-in copy. `datapoints` sizes `industrial-plc` and is
-/// refused with any other payload (it would change nothing).
+/// ./data.json falls back to the built-in copy. `datapoints` (checked by
+/// [`resolve_datapoints`]) sizes `industrial-plc`; whether anything uses it is checked once
+/// the streams are known ([`check_datapoints_used`]).
 pub(super) fn resolve_payload(
     raw: Option<Raw>,
-    datapoints: Option<Raw>,
+    datapoints: Option<u32>,
     ctx: &Context,
 ) -> Result<Payload, ConfigError> {
     let text = raw.as_ref().map(Raw::text).transpose()?;
     let preset = text.as_deref().filter(|text| presets::is_preset(text));
-    let datapoints = datapoints
-        .map(|raw| resolve_datapoints(&raw, preset))
-        .transpose()?;
     if let Some(payload) = preset.and_then(|name| presets::preset(name, datapoints)) {
         return Ok(payload);
     }
@@ -136,22 +134,33 @@ pub(super) fn resolve_payload(
     }
 }
 
-/// `--datapoints N`: 1 to [`presets::MAX_DATAPOINTS`], only with `industrial-plc`.
-fn resolve_datapoints(raw: &Raw, preset: Option<&str>) -> Result<u32, ConfigError> {
-    if preset != Some(presets::INDUSTRIAL_PLC) {
-        return Err(raw.fail(format!(
-            "only the {} payload has data points (--payload {})",
-            presets::INDUSTRIAL_PLC,
-            presets::INDUSTRIAL_PLC
-        )));
+/// `--datapoints N`: 1 to [`presets::MAX_DATAPOINTS`] (a stream's `datapoints` reads the same).
+pub(super) fn resolve_datapoints(raw: &Raw) -> Result<u32, ConfigError> {
+    raw.whole()
+        .ok()
+        .and_then(presets::datapoints)
+        .ok_or_else(|| raw.fail(presets::datapoints_bound()))
+}
+
+/// `--datapoints` sizes the run's `industrial-plc` payload and is the default of the streams
+/// that name that preset: refused when neither uses it (it would change nothing).
+pub(super) fn check_datapoints_used(
+    raw: Option<&Raw>,
+    payload: &Payload,
+    streams: &[crate::workload::stream::StreamPlan],
+) -> Result<(), ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(());
+    };
+    let plc = |payload: &Payload| presets::is_plc(payload);
+    if plc(payload) || streams.iter().any(|s| plc(&s.payload)) {
+        return Ok(());
     }
-    match raw.whole() {
-        Ok(points @ 1..) if points <= u64::from(presets::MAX_DATAPOINTS) => Ok(points as u32),
-        _ => Err(raw.fail(format!(
-            "must be 1 to {} (ThingsBoard's own bound; the frame grows by 29 bytes a point)",
-            presets::MAX_DATAPOINTS
-        ))),
-    }
+    Err(raw.fail(format!(
+        "only the {} payload has data points (--payload {})",
+        presets::INDUSTRIAL_PLC,
+        presets::INDUSTRIAL_PLC
+    )))
 }
 
 /// `--bind`: addresses and inclusive IPv4 ranges (`127.0.0.2-127.0.0.40`), in order.

@@ -3,10 +3,11 @@
 //! [`StreamPlan`]s. Without any, the single-stream settings (`topic`, `payload`, `qos`,
 //! `interval`) are the one stream, exactly as before streams existed.
 //!
-//! Keys of a stream: `kind` (required), `name`, `topic`, `payload`, `qos`, and at most one pace:
-//! `interval`, `between` (`["1s", "3s"]`, or `1s..3s` on the command line), `constant_pacing`
-//! or `weight`. A stream without a payload, QoS or pace takes the run's (`payload`, `qos`,
-//! `interval`). Every error is one line naming the key and where it was written: the file
+//! Keys of a stream: `kind` (required), `name`, `topic`, `payload`, `datapoints` (of an
+//! `industrial-plc` payload only), `qos`, and at most one pace: `interval`, `between`
+//! (`["1s", "3s"]`, or `1s..3s` on the command line), `constant_pacing` or `weight`. A stream
+//! without a payload, QoS or pace takes the run's (`payload`, `qos`, `interval`); one naming
+//! `industrial-plc` without `datapoints` takes the run's `--datapoints` (else 60). Every error is one line naming the key and where it was written: the file
 //! and line of the key (or of the table), or the flag with its definition.
 
 use std::collections::BTreeMap;
@@ -19,16 +20,18 @@ use super::{invalid, shown, ConfigError, Context};
 use crate::payload::{self, ClientVars, Payload};
 use crate::workload::answers;
 use crate::workload::pace::{duration_ns, Pace, WEIGHT_MAX};
+use crate::workload::presets;
 use crate::workload::stream::{StreamKind, StreamPlan, MAX_NAME_CHARS, MAX_STREAMS};
 
 /// How an inline payload's source reads (after the stream: `stream 2 inline payload`).
 const INLINE_SUFFIX: &str = crate::workload::stream::INLINE_PAYLOAD_SUFFIX;
 /// The keys a stream may have, in documentation order.
-const STREAM_KEYS: [&str; 9] = [
+const STREAM_KEYS: [&str; 10] = [
     "kind",
     "name",
     "topic",
     "payload",
+    "datapoints",
     "qos",
     "interval",
     "between",
@@ -58,6 +61,8 @@ pub(super) struct RunDefaults<'a> {
     /// A global rate is set: a stream may take a `weight` of it.
     pub(super) rated: bool,
     pub(super) tokens: &'a [String],
+    /// `--datapoints`: the points of a stream that names `industrial-plc` without its own.
+    pub(super) datapoints: Option<u32>,
 }
 
 /// The streams `raw` defines (None or an empty list: none, and the caller uses the
@@ -149,8 +154,12 @@ pub(super) fn streams_json(streams: &[StreamPlan], run_payload: &Payload) -> ser
             };
             fields.insert("payload".into(), json.into());
         } else if source != run_payload.source() {
-            // A preset reads back by its name (`smart-meter`), a file by its path.
+            // A preset reads back by its name (`smart-meter`), a file by its path, and
+            // industrial-plc with its points.
             fields.insert("payload".into(), s.payload.setting().into());
+            if let Some(points) = s.payload.preset().and_then(|p| p.datapoints) {
+                fields.insert("datapoints".into(), points.into());
+            }
         }
         fields.insert("qos".into(), s.qos.into());
         let (key, value) = match s.pace {
@@ -344,11 +353,7 @@ impl Definition {
             None => defaults.qos,
         };
         let pace = self.pace(defaults.rated)?.unwrap_or(defaults.pace);
-        let what = format!("stream {}", self.number);
-        let payload = match self.field("payload") {
-            Some(field) => field.payload(base_dir, &what)?,
-            None => defaults.payload.clone(),
-        };
+        let payload = self.payload(defaults, base_dir)?;
         Ok(StreamPlan {
             kind,
             name,
@@ -358,6 +363,32 @@ impl Definition {
             pace,
             declared: true,
         })
+    }
+
+    /// The stream's payload, its own or the run's, with its own `datapoints` when it has
+    /// them (refused on a payload other than `industrial-plc`: they would change nothing).
+    fn payload(&self, defaults: &RunDefaults<'_>, base_dir: &Path) -> Result<Payload, ConfigError> {
+        let datapoints_field = self.field("datapoints");
+        let datapoints = datapoints_field.map(Field::datapoints).transpose()?;
+        let what = format!("stream {}", self.number);
+        let payload = match (self.field("payload"), datapoints) {
+            (Some(field), _) => {
+                field.payload(datapoints.or(defaults.datapoints), base_dir, &what)?
+            }
+            // The run's industrial-plc, with this stream's own number of points.
+            (None, Some(points)) if presets::is_plc(defaults.payload) => {
+                presets::preset(presets::INDUSTRIAL_PLC, Some(points))
+                    .unwrap_or_else(|| defaults.payload.clone())
+            }
+            (None, _) => defaults.payload.clone(),
+        };
+        match datapoints_field {
+            Some(field) if !presets::is_plc(&payload) => Err(field.fail(format!(
+                "only the {plc} payload has data points (payload = \"{plc}\")",
+                plc = presets::INDUSTRIAL_PLC
+            ))),
+            _ => Ok(payload),
+        }
     }
 
     /// Unknown and repeated keys, and more than one pace.
@@ -540,7 +571,20 @@ impl Field {
         Ok(trimmed.to_string())
     }
 
-    fn payload(&self, base_dir: &Path, what: &str) -> Result<Payload, ConfigError> {
+    /// `datapoints = N`: 1 to [`presets::MAX_DATAPOINTS`], as `--datapoints`.
+    fn datapoints(&self) -> Result<u32, ConfigError> {
+        let points = self
+            .whole()
+            .map_err(|_| self.fail(presets::datapoints_bound()))?;
+        presets::datapoints(points).ok_or_else(|| self.fail(presets::datapoints_bound()))
+    }
+
+    fn payload(
+        &self,
+        datapoints: Option<u32>,
+        base_dir: &Path,
+        what: &str,
+    ) -> Result<Payload, ConfigError> {
         let loaded = match &self.value {
             FieldValue::Toml(value @ (toml::Value::Table(_) | toml::Value::Array(_))) => {
                 let json = serde_json::to_string(value).map_err(|e| self.fail(e))?;
@@ -551,7 +595,7 @@ impl Field {
                 if text.trim().is_empty() {
                     return Err(self.fail("expected a file name or inline JSON"));
                 }
-                crate::workload::stream::load_payload(&text, base_dir, what)
+                crate::workload::stream::load_payload(&text, datapoints, base_dir, what)
             }
         };
         loaded.map_err(|problem| invalid(format!("{}: {}: {problem}", self.at, self.key)))

@@ -7,13 +7,17 @@
 //! arguments). An empty or missing value leaves the worker's own setting.
 //!
 //! A master is a network peer: it never names a file on this machine. The settings that are
-//! local files (the payload, the tokens file) come from the worker's own command line and
-//! config only; a master that sends them is told so on stderr, once per test, by name.
+//! local files (a payload file, the tokens file) come from the worker's own command line and
+//! config only; a master that sends them is told so on stderr, once per test, by name. A
+//! preset is not a file: `mqtt_payload` may name one (`smart-meter`, `smart-tracker`,
+//! `industrial-plc`, exactly; `./smart-meter` is a path and refused), and `mqtt_datapoints`
+//! sizes `industrial-plc` as `--datapoints` does.
 
 use rmpv::Value;
 
 use super::msg::{field, printable};
 use crate::shard::Shard;
+use crate::workload::presets;
 
 /// `parsed_options` key -> mqblast flag.
 pub const MASTER_OPTIONS: &[(&str, &str)] = &[
@@ -25,14 +29,16 @@ pub const MASTER_OPTIONS: &[(&str, &str)] = &[
     ("mqtt_max_inflight", "--max-inflight"),
     ("mqtt_version", "--mqtt-version"),
     ("mqtt_request_type", "--request-type"),
+    ("mqtt_datapoints", "--datapoints"),
 ];
+
+/// `parsed_options` key of the payload: a preset's name is taken (`--payload NAME`),
+/// anything else would name a file on this worker's machine and is ignored with a note.
+pub const PAYLOAD_OPTION: (&str, &str) = ("mqtt_payload", "--payload");
 
 /// `parsed_options` keys that would name a file on this worker's machine: ignored, with a
 /// note naming the worker's own flag.
-pub const LOCAL_FILE_OPTIONS: &[(&str, &str)] = &[
-    ("mqtt_payload", "--payload"),
-    ("mqtt_tokens_file", "--tokens-file"),
-];
+pub const LOCAL_FILE_OPTIONS: &[(&str, &str)] = &[("mqtt_tokens_file", "--tokens-file")];
 
 /// Longest wait at stop a master may ask for (Locust's `--stop-timeout`); longer asks get
 /// this: a master must not keep a stopping worker from ending.
@@ -75,6 +81,15 @@ pub fn master_args(spawn: &Value) -> Vec<String> {
         if let Some(value) = field(options, key).and_then(scalar) {
             args.push(format!("{flag}={value}"));
         }
+    }
+    let (key, flag) = PAYLOAD_OPTION;
+    match field(options, key).and_then(scalar) {
+        Some(preset) if presets::is_preset(&preset) => args.push(format!("{flag}={preset}")),
+        Some(_) => eprintln!(
+            "mqblast: locust: ignored the master's {key}: a master may name a preset ({}) but does not choose this worker's files (give {flag} to the worker)",
+            presets::NAMES.join(", ")
+        ),
+        None => {}
     }
     for (key, flag) in LOCAL_FILE_OPTIONS {
         if field(options, key).and_then(scalar).is_some() {
@@ -233,6 +248,47 @@ mod tests {
                 "--topic=--tokens-file=/etc/passwd"
             ]
         );
+    }
+
+    #[test]
+    fn a_master_may_name_a_preset_and_its_data_points_but_not_a_payload_file() {
+        let args_for = |payload: &str| {
+            let options = MapBuilder::new()
+                .put("mqtt_payload", payload)
+                .put("mqtt_datapoints", 120)
+                .build();
+            master_args(&spawn(options))
+        };
+        for preset in [
+            "smart-meter",
+            "smart-tracker",
+            "industrial-plc",
+            " industrial-plc ",
+        ] {
+            assert_eq!(
+                args_for(preset),
+                [
+                    "--host=mqtt://127.0.0.1:1884".to_string(),
+                    "--datapoints=120".to_string(),
+                    format!("--payload={}", preset.trim()),
+                ],
+                "{preset:?}"
+            );
+        }
+        // A path (even one that reads like a preset) and any other name stay the worker's.
+        for file in [
+            "./industrial-plc",
+            "/dev/zero",
+            "data.json",
+            "Smart-Meter",
+            "--tokens-file=x",
+        ] {
+            assert_eq!(
+                args_for(file),
+                ["--host=mqtt://127.0.0.1:1884", "--datapoints=120"],
+                "{file:?}"
+            );
+        }
     }
 
     #[test]

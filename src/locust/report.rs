@@ -14,6 +14,15 @@
 //! the master lists them apart as our reports do: the connect phases and `reconnect` as
 //! `{type} part` ([`PART_SUFFIX`]), the `connection` row (sessions; counts only, its samples
 //! are session lengths) as `{type} session` ([`SESSION_SUFFIX`]).
+//!
+//! Device points (a gateway's point rows): Locust's entries have fixed fields and none of
+//! them is a second count beside the requests (an extra key is dropped by the master's
+//! `unserialize`; `total_content_length` is bytes, shown as "Average Content Size"). So each
+//! point row's points go as an entry of their own, `{type} points` ([`POINTS_SUFFIX`]) with
+//! the row's name, outside the total: its requests are the points, all "none" requests
+//! (Locust's `response_time=None`: counted, untimed), and its per-second map the points of
+//! each second, so the master's table, CSV and charts show the points and points/s beside
+//! the row's messages, and its Aggregated stays the MQTT messages.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,6 +38,9 @@ use crate::stats::{new_histogram, Metric, RowKind, Summary, TimelineEntry, N_MET
 pub const PART_SUFFIX: &str = " part";
 /// Appended to the request type in the method of the sessions entry (`MQTT session`).
 pub const SESSION_SUFFIX: &str = " session";
+/// Appended to the request type in the method of a point row's device points entry
+/// (`MQTT points`).
+pub const POINTS_SUFFIX: &str = " points";
 
 /// The method (Locust's "Type") of `metric`'s entry: the request type for request rows,
 /// marked for the rows outside the total.
@@ -203,6 +215,8 @@ pub struct Reporter {
     counts: Vec<(u64, u64)>,
     /// Reported occurrences per (metric, stream row, reason).
     errors: BTreeMap<(usize, Option<usize>, String), u64>,
+    /// Device points reported so far, by stream row (a gateway's point rows).
+    points: Vec<u64>,
     /// Timeline seconds already in per-second maps.
     seconds_done: u64,
     last_report: f64,
@@ -217,6 +231,7 @@ impl Reporter {
             interval: new_histogram(),
             counts: vec![(0, 0); N_METRICS],
             errors: BTreeMap::new(),
+            points: Vec::new(),
             seconds_done: 0,
             last_report: unix(started_at),
         }
@@ -249,6 +264,11 @@ impl Reporter {
                     report.total.add(&entry);
                 }
                 entry.method = method_of(&summary.request_type, metric);
+                report.entries.push(entry);
+            }
+        }
+        for stream in 0..streams {
+            if let Some(entry) = self.points_entry(summary, stream, &per_second, now) {
                 report.entries.push(entry);
             }
         }
@@ -302,6 +322,45 @@ impl Reporter {
         }
         per_second.fill(at, &mut entry, now);
         entry
+    }
+
+    /// The device points stream `stream`'s row carried since the last report, as an entry of
+    /// their own outside the total (see the module doc); None for rows without points and
+    /// when nothing was added.
+    fn points_entry(
+        &mut self,
+        summary: &Summary,
+        stream: usize,
+        per_second: &PerSecond,
+        now: f64,
+    ) -> Option<Entry> {
+        let row = summary.streams.get(stream)?;
+        let points = row.points?;
+        if self.points.len() <= stream {
+            self.points.resize(stream + 1, 0);
+        }
+        let added = points.saturating_sub(self.points[stream]);
+        self.points[stream] = self.points[stream].max(points);
+        if added == 0 {
+            return None;
+        }
+        let mut entry = Entry {
+            name: row.name.clone(),
+            method: format!("{}{POINTS_SUFFIX}", summary.request_type),
+            requests: added,
+            none_requests: added,
+            last_request_ts: Some(now),
+            ..Entry::default()
+        };
+        for (second, counts) in &per_second.seconds {
+            match counts.points.get(stream) {
+                Some(&points) if points > 0 => {
+                    *entry.reqs_per_sec.entry(*second).or_insert(0) += points;
+                }
+                _ => {}
+            }
+        }
+        Some(entry)
     }
 
     /// Closed seconds of the timeline not reported yet, as unix-second maps.
@@ -361,6 +420,8 @@ struct SecondCounts {
     connection: (u64, u64),
     /// Each stream row's, by stream.
     streams: Vec<(u64, u64)>,
+    /// Each stream row's device points, by stream (0 for rows without).
+    points: Vec<u64>,
 }
 
 impl SecondCounts {
@@ -371,6 +432,7 @@ impl SecondCounts {
             e2e: (entry.e2e_ok, 0),
             connection: (entry.connection_ok, entry.connection_failures),
             streams: (0..streams).map(|s| entry.stream_counts(s)).collect(),
+            points: (0..streams).map(|s| entry.stream_points(s)).collect(),
         }
     }
 }
@@ -625,6 +687,95 @@ mod tests {
             2 + 1 + 5,
             "connects, the publish, the requests answered or dropped"
         );
+    }
+
+    /// A gateway's points reach the master as an entry of their own beside the row's
+    /// messages, outside the total, each report adding only the points since the last.
+    #[test]
+    fn device_points_are_an_untimed_entry_of_their_own_outside_the_aggregated_entry() {
+        let started = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let gateway_run = |points: u64, seconds: &[(u64, u64, u64)]| {
+            let timeline = seconds
+                .iter()
+                .map(|&(n, messages, points)| {
+                    let mut entry = second(n, messages, 0);
+                    entry.streams = vec![
+                        crate::stats::timeline::StreamSecond {
+                            ok: messages,
+                            failures: 0,
+                            hdr: String::new(),
+                            points,
+                        },
+                        crate::stats::timeline::StreamSecond {
+                            ok: 0,
+                            failures: 0,
+                            hdr: String::new(),
+                            points: 0,
+                        },
+                    ];
+                    entry
+                })
+                .collect();
+            let mut run = summary(&[], 0, timeline);
+            let messages: u64 = seconds.iter().map(|&(_, m, _)| m).sum();
+            let row = |name: &str, ok: u64, points: Option<u64>| {
+                let mut latency_us = new_histogram();
+                for _ in 0..ok {
+                    latency_us.record(2_000).unwrap();
+                }
+                MetricSummary {
+                    metric: Metric::Publish,
+                    name: name.into(),
+                    requests: ok,
+                    failures: 0,
+                    ok,
+                    rps: 0.0,
+                    fail_per_s: 0.0,
+                    latency_us,
+                    points,
+                }
+            };
+            run.streams = vec![
+                row("gateway telemetry", messages, Some(points)),
+                row("gateway connect", 0, None),
+            ];
+            run
+        };
+        let mut reporter = Reporter::new(started);
+        let run = gateway_run(40, &[(1, 4, 40)]);
+        let report = reporter.report(&run, 1_700_000_003.0);
+        let find = |report: &Report, method: &str| {
+            report
+                .entries
+                .iter()
+                .find(|e| e.name == "gateway telemetry" && e.method == method)
+                .cloned()
+        };
+        let points = find(&report, "MQTT points").expect("a points entry");
+        assert_eq!(
+            (points.requests, points.none_requests, points.failures),
+            (40, 40, 0),
+            "counted, untimed"
+        );
+        assert!(points.response_times.is_empty() && points.min_ms.is_none());
+        assert_eq!(points.reqs_per_sec, BTreeMap::from([(1_700_000_000, 40)]));
+        assert_eq!(find(&report, "MQTT").map(|e| e.requests), Some(4));
+        assert_eq!(report.total.requests, 2 + 4, "connects and messages only");
+        assert!(
+            report
+                .entries
+                .iter()
+                .all(|e| e.name != "gateway connect" || e.method != "MQTT points"),
+            "a row without points has no points entry"
+        );
+
+        let run = gateway_run(55, &[(1, 4, 40), (2, 3, 15)]);
+        let report = reporter.report(&run, 1_700_000_006.0);
+        let points = find(&report, "MQTT points").expect("a points entry");
+        assert_eq!(points.requests, 15, "only what was added");
+        assert_eq!(points.reqs_per_sec, BTreeMap::from([(1_700_000_001, 15)]));
+        let report = reporter.report(&run, 1_700_000_009.0);
+        assert_eq!(find(&report, "MQTT points"), None, "nothing sent twice");
     }
 
     #[test]

@@ -216,7 +216,8 @@ pub fn breakdown_csv(summary: &Summary) -> String {
 /// connect and disconnect rows), Aggregated their sum. Files of other runs keep Locust's
 /// columns exactly.
 pub fn stats_csv(summary: &Summary) -> String {
-    let gateway = summary.streams.iter().any(|s| s.points.is_some());
+    let all_points = summary.device_points();
+    let gateway = all_points.is_some();
     let after: &[&str] = if gateway { &[POINTS_COLUMN] } else { &[] };
     let mut out = header_with_percentiles(STATS_COLUMNS, after);
     let mut total = new_histogram();
@@ -246,16 +247,19 @@ pub fn stats_csv(summary: &Summary) -> String {
         &total,
         rates,
     );
-    let all_points = summary.streams.iter().filter_map(|s| s.points).sum::<u64>();
-    with_cell(&mut line, points_cell(Some(all_points)));
+    with_cell(&mut line, points_cell(all_points));
     out.push_str(&line);
     out
 }
 
 /// The stats file's extra column of a run with gateways.
 pub const POINTS_COLUMN: &str = "Device Points";
+/// The history's extra columns of a run with gateways: the device points of the second
+/// (the "current" rate, as its Requests/s), then of the run so far (as its Total columns).
+pub const HISTORY_POINTS_COLUMNS: &[&str] = &["Device Points/s", "Total Device Points"];
 
-/// Append one more (numeric, never quoted) cell to a record, before its line end.
+/// Append one more (numeric, never quoted) cell, or cells already joined by commas, to a
+/// record, before its line end.
 fn with_cell(line: &mut String, cell: Option<String>) {
     if let Some(cell) = cell {
         let end = line.trim_end_matches(['\r', '\n']).len();
@@ -293,6 +297,8 @@ struct Running {
     requests: u64,
     failures: u64,
     latency_us: Histogram<u64>,
+    /// Device points (a gateway's point rows and Aggregated; 0 elsewhere).
+    points: u64,
 }
 
 impl Running {
@@ -301,14 +307,32 @@ impl Running {
             requests: 0,
             failures: 0,
             latency_us: new_histogram(),
+            points: 0,
         }
     }
 }
 
 /// `PREFIX_stats_history.csv`: per second, the metric rows (with `full_history`) and the
 /// Aggregated row.
+///
+/// A run with gateways has two more columns, last, [`HISTORY_POINTS_COLUMNS`]: the device
+/// points of the second and of the run so far (empty for rows that carry none), Aggregated
+/// their sum; its last Total Device Points is the stats file's Device Points. Files of other
+/// runs keep Locust's columns exactly.
 pub fn history_csv(summary: &Summary, full_history: bool) -> Result<String, String> {
-    let mut out = header_with_percentiles(HISTORY_COLUMNS, HISTORY_TOTAL_COLUMNS);
+    let gateway = summary.device_points().is_some();
+    let after: Vec<&str> = match gateway {
+        true => [HISTORY_TOTAL_COLUMNS, HISTORY_POINTS_COLUMNS].concat(),
+        false => HISTORY_TOTAL_COLUMNS.to_vec(),
+    };
+    let mut out = header_with_percentiles(HISTORY_COLUMNS, &after);
+    // The two points cells of a row: (this second's, the run's so far) when it carries any.
+    let points_cells = |points: Option<(u64, u64)>| {
+        gateway.then(|| match points {
+            Some((now, so_far)) => format!("{},{so_far}", rate(now as f64)),
+            None => ",".to_string(),
+        })
+    };
     let start_s = unix_s(summary.started_at);
     // One running total per history row: the request metrics, then the stream rows.
     let rows = history_rows(summary);
@@ -318,7 +342,7 @@ pub fn history_csv(summary: &Summary, full_history: bool) -> Result<String, Stri
     for entry in &summary.timeline {
         let timestamp = (start_s + entry.second as f64).floor() as u64;
         let mut second_total = new_histogram();
-        let (mut requests, mut failures) = (0, 0);
+        let (mut requests, mut failures, mut points) = (0, 0, 0u64);
         for (row, run) in rows.iter().zip(running.iter_mut()) {
             let at_second = |e: String| format!("timeline second {}: {e}", entry.second);
             let (h, (ok, failed)) = match row.stream {
@@ -337,6 +361,13 @@ pub fn history_csv(summary: &Summary, full_history: bool) -> Result<String, Stri
             let _ = second_total.add(&h);
             requests += ok + failed;
             failures += failed;
+            // Only a point row's own points: a stream's second keeps none for the others.
+            let row_points = row.row.points.and(row.stream).map(|stream| {
+                let now = entry.stream_points(stream);
+                run.points = run.points.saturating_add(now);
+                (now, run.points)
+            });
+            points += row_points.map_or(0, |(now, _)| now);
             if full_history && names.iter().any(|n| std::ptr::eq(*n, row.row)) {
                 let cells = HistoryCells {
                     timestamp,
@@ -346,11 +377,14 @@ pub fn history_csv(summary: &Summary, full_history: bool) -> Result<String, Stri
                     now: (ok + failed, failed),
                     percentiles_of: &h,
                 };
-                out.push_str(&history_row(&cells, run));
+                let mut line = history_row(&cells, run);
+                with_cell(&mut line, points_cells(row_points));
+                out.push_str(&line);
             }
         }
         total.requests += requests;
         total.failures += failures;
+        total.points = total.points.saturating_add(points);
         let _ = total.latency_us.add(&second_total);
         let cumulative = total.latency_us.clone();
         let cells = HistoryCells {
@@ -365,7 +399,9 @@ pub fn history_csv(summary: &Summary, full_history: bool) -> Result<String, Stri
                 &cumulative
             },
         };
-        out.push_str(&history_row(&cells, &total));
+        let mut line = history_row(&cells, &total);
+        with_cell(&mut line, points_cells(Some((points, total.points))));
+        out.push_str(&line);
     }
     Ok(out)
 }

@@ -334,6 +334,10 @@ fn aggregated(s: &Summary) -> Histogram<u64> {
 
 /// The request statistics: the request rows and Aggregated (their sum), then the breakdown
 /// of the connects (phases, reconnects; not in Aggregated) when the run has one.
+///
+/// A run with gateways has one more column after `# fails`, [`POINTS_HEAD`]: the device
+/// points each point row's successful messages carried (empty for the other rows),
+/// Aggregated their sum. Tables of other runs keep their columns.
 pub fn stats_table(s: &Summary) -> String {
     let row = |t: &str, name: &str, req: u64, fail: u64, h: &Histogram<u64>, rps: f64, fps: f64| {
         let q = |q| format_ms(quantile_us(h, q) as f64);
@@ -350,23 +354,31 @@ pub fn stats_table(s: &Summary) -> String {
             format!("{fps:.2}"),
         ]
     };
-    let rows_of = |keep: fn(&MetricSummary) -> bool| -> Vec<Vec<String>> {
-        s.rows()
-            .filter(|m| keep(m))
-            .map(|m| {
-                row(
-                    &s.request_type,
-                    &m.name,
-                    m.requests,
-                    m.failures,
-                    &m.latency_us,
-                    m.rps,
-                    m.fail_per_s,
-                )
-            })
-            .collect()
+    let all_points = s.device_points();
+    // The points cell goes after `# fails` (index 4), in the request table only.
+    let with_points = |mut cells: Vec<String>, points: Option<u64>| {
+        if all_points.is_some() {
+            cells.insert(4, points.map(|p| p.to_string()).unwrap_or_default());
+        }
+        cells
     };
-    let rows = rows_of(MetricSummary::is_request_row);
+    let rows_of = |keep: fn(&MetricSummary) -> bool| {
+        s.rows().filter(move |m| keep(m)).map(move |m| {
+            let cells = row(
+                &s.request_type,
+                &m.name,
+                m.requests,
+                m.failures,
+                &m.latency_us,
+                m.rps,
+                m.fail_per_s,
+            );
+            (cells, m.points)
+        })
+    };
+    let rows: Vec<Vec<String>> = rows_of(MetricSummary::is_request_row)
+        .map(|(cells, points)| with_points(cells, points))
+        .collect();
     let total_h = aggregated(s);
     let rps: f64 = s.request_rows().map(|m| m.rps).sum();
     let fps: f64 = s.request_rows().map(|m| m.fail_per_s).sum();
@@ -379,6 +391,7 @@ pub fn stats_table(s: &Summary) -> String {
         rps,
         fps,
     );
+    let total = with_points(total, all_points);
     let head = [
         "Type",
         "Name",
@@ -391,11 +404,17 @@ pub fn stats_table(s: &Summary) -> String {
         "req/s",
         "failures/s",
     ];
+    let mut request_head = head.to_vec();
+    if all_points.is_some() {
+        request_head.insert(4, POINTS_HEAD);
+    }
     let mut out = format!(
         "<h2>Request statistics</h2>{}",
-        table(&head, &rows, Some(total))
+        table(&request_head, &rows, Some(total))
     );
-    let breakdown = rows_of(MetricSummary::is_breakdown_row);
+    let breakdown: Vec<Vec<String>> = rows_of(MetricSummary::is_breakdown_row)
+        .map(|(cells, _)| cells)
+        .collect();
     if !breakdown.is_empty() {
         out.push_str(&format!(
             "<h2>{}</h2>{}",
@@ -405,6 +424,10 @@ pub fn stats_table(s: &Summary) -> String {
     }
     out
 }
+
+/// The head of the device points column (request statistics, Current ratio) of a run with
+/// gateways.
+pub const POINTS_HEAD: &str = "# device points";
 
 /// Response time percentiles of the request rows and Aggregated, then of the breakdown.
 pub fn percentile_table(s: &Summary) -> String {
@@ -445,8 +468,9 @@ pub fn percentile_table(s: &Summary) -> String {
 
 /// "Current ratio", as Locust's tab of that name: each stream's share of the users'
 /// messages, measured (its requests over all the stream rows'), and, when `configured` gives
-/// them (the web UI, from the plan's paces), the shares the paces ask for. Empty for runs of
-/// fewer than two streams.
+/// them (the web UI, from the plan's paces), the shares the paces ask for; in a run with
+/// gateways, the device points of each point row last. Empty for runs of fewer than two
+/// streams.
 pub fn ratio_table(s: &Summary, configured: &[Option<f64>]) -> String {
     if s.streams.len() < 2 {
         return String::new();
@@ -454,6 +478,7 @@ pub fn ratio_table(s: &Summary, configured: &[Option<f64>]) -> String {
     let all: u64 = s.streams.iter().map(|m| m.requests).sum();
     let percent = |share: f64| format!("{:.1}%", share * 100.0);
     let with_configured = !configured.is_empty();
+    let with_points = s.device_points().is_some();
     let rows: Vec<Vec<String>> = s
         .streams
         .iter()
@@ -469,6 +494,9 @@ pub fn ratio_table(s: &Summary, configured: &[Option<f64>]) -> String {
                 0 => "-".to_string(),
                 all => percent(m.requests as f64 / all as f64),
             });
+            if with_points {
+                row.push(m.points.map(|p| p.to_string()).unwrap_or_default());
+            }
             row
         })
         .collect();
@@ -477,6 +505,9 @@ pub fn ratio_table(s: &Summary, configured: &[Option<f64>]) -> String {
         head.push("Configured share");
     }
     head.extend(["Messages", "Share of messages"]);
+    if with_points {
+        head.push(POINTS_HEAD);
+    }
     format!(
         "<h2>Current ratio</h2><p>Each stream's share of the users' messages.</p>{}",
         table(&head, &rows, None)

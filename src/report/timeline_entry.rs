@@ -86,6 +86,7 @@ impl Accumulator {
                 ok: 0,
                 failures: 0,
                 hdr: String::new(),
+                points: 0,
             });
             self.stream_latency_us.push(new_histogram());
         }
@@ -94,6 +95,7 @@ impl Accumulator {
             let row = &mut self.entry.streams[merged];
             row.ok += ok;
             row.failures += failures;
+            row.points = row.points.saturating_add(other.stream_points(stream));
             let _ = self.stream_latency_us[merged].add(&other.stream_histogram(stream)?);
         }
         Ok(())

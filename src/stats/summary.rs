@@ -164,6 +164,15 @@ impl Summary {
         self.request_rows().map(|m| m.requests).sum()
     }
 
+    /// The device points of a run with gateways: the sum of its point rows (what reports
+    /// show in their Aggregated row); None for a run without point rows, whose reports have
+    /// no points column at all.
+    pub fn device_points(&self) -> Option<u64> {
+        let mut rows = self.streams.iter().filter_map(|m| m.points).peekable();
+        rows.peek()?;
+        Some(rows.fold(0, u64::saturating_add))
+    }
+
     /// Established connections lost after their CONNACK (the `connection` row's failures).
     pub fn connections_lost(&self) -> u64 {
         self.metric(Metric::Connection).failures

@@ -88,6 +88,14 @@ pub struct StreamSecond {
     /// Their latency histogram ([`hdr_codec`] text; "" = empty).
     #[serde(default)]
     pub hdr: String,
+    /// Device points the successful publishes carried (a gateway's point rows; absent, 0,
+    /// elsewhere, so results of runs without gateways are written as before).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub points: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TimelineEntry {
@@ -118,6 +126,12 @@ impl TimelineEntry {
             (None, 0) if self.streams.is_empty() => (self.publish_ok, self.publish_failures),
             (None, _) => (0, 0),
         }
+    }
+
+    /// Device points of stream `stream` in this second (0 for rows that carry none, and for
+    /// timelines without stream rows).
+    pub fn stream_points(&self, stream: usize) -> u64 {
+        self.streams.get(stream).map_or(0, |second| second.points)
     }
 
     /// This second's latency histogram of stream `stream`, decoded (as [`Self::stream_counts`]).
@@ -165,6 +179,8 @@ struct OpenSecond {
     /// Counts and latency of each stream row (empty with fewer than two streams).
     stream_counts: Vec<SecondCounts>,
     stream_latency_us: Vec<Histogram<u64>>,
+    /// Device points of each stream row (empty with fewer than two streams).
+    stream_points: Vec<u64>,
     sent: u64,
     /// Latency per metric, indexed by `Metric::index()`.
     latency_us: [Histogram<u64>; N_METRICS],
@@ -238,6 +254,9 @@ impl TimelineBuilder {
             .zip(interval.streams.iter())
         {
             let _ = sum.add(part);
+        }
+        for (sum, part) in open.stream_points.iter_mut().zip(interval.points.iter()) {
+            *sum += part;
         }
         open.sent += interval.sent;
         for (sum, part) in open.latency_us.iter_mut().zip(&interval.latency) {
@@ -376,6 +395,7 @@ impl TimelineBuilder {
             counts: [SecondCounts::default(); N_METRICS],
             stream_counts: vec![SecondCounts::default(); self.streams],
             stream_latency_us,
+            stream_points: vec![0; self.streams],
             sent: 0,
             latency_us,
             lag_us,
@@ -439,10 +459,12 @@ impl TimelineBuilder {
                 .stream_counts
                 .iter()
                 .zip(&open.stream_latency_us)
-                .map(|(counts, latency)| StreamSecond {
+                .zip(&open.stream_points)
+                .map(|((counts, latency), &points)| StreamSecond {
                     ok: counts.ok,
                     failures: counts.failures,
                     hdr: encode_or_empty(latency),
+                    points,
                 })
                 .collect(),
         });

@@ -299,14 +299,16 @@ pub fn requests(session: &Session) -> Value {
                 // One row per stream in place of `publish` (which is their sum).
                 for (stream, m) in s.summary.streams.iter().enumerate() {
                     let current = s.current_streams.get(stream).copied().unwrap_or_default();
-                    rows.push(row(
+                    let mut stream_row = row(
                         &s.summary.request_type,
                         &m.name,
                         m.requests,
                         m.failures,
                         &m.latency_us,
                         current,
-                    ));
+                    );
+                    with_points(&mut stream_row, m.points);
+                    rows.push(stream_row);
                     total_requests += m.requests;
                     total_failures += m.failures;
                     current_rps += current.0;
@@ -345,14 +347,19 @@ pub fn requests(session: &Session) -> Value {
         }
     }
     let total = (current_rps, current_fail);
-    rows.push(row(
+    let mut total_row = row(
         "",
         "Aggregated",
         total_requests,
         total_failures,
         &aggregated,
         total,
-    ));
+    );
+    with_points(
+        &mut total_row,
+        snapshot.and_then(|s| s.summary.device_points()),
+    );
+    rows.push(total_row);
     let fail_ratio = match total_requests {
         0 => 0.0,
         n => total_failures as f64 / n as f64,
@@ -441,6 +448,15 @@ fn row(
         );
     }
     Value::Object(row)
+}
+
+/// A gateway's point rows (and Aggregated, in a run with gateways) carry one field Locust's
+/// rows do not have, `device_points`: the device points their successful messages carried.
+/// Rows of other runs keep Locust's fields exactly.
+fn with_points(row: &mut Value, points: Option<u64>) {
+    if let (Some(points), Some(row)) = (points, row.as_object_mut()) {
+        row.insert("device_points".into(), json!(points));
+    }
 }
 
 /// Locust's error list (method, name, error, occurrences), with the example clients.

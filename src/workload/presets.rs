@@ -12,7 +12,7 @@
 //! |------------------|-------------------------------------------------------------------|
 //! | `smart-meter`    | `pulseCounter` 0..999999, `leakage` true 98% of the time, `batteryLevel` 50..99 (alarm: 10) |
 //! | `smart-tracker`  | `latitude` -90..90 and `longitude` -180..180 (6 decimals), `speed` 0..100 (1 decimal), `fuel` 0..99, `batteryLevel` 50..99 (alarm: 10) |
-//! | `industrial-plc` | `--datapoints N` (default 60) keys `line000`.. with values 0..100 (14 decimals) |
+//! | `industrial-plc` | `--datapoints N` or a stream's `datapoints` (default 60) keys `line000`.. with values 0..100 (14 decimals) |
 //!
 //! Where this differs from ThingsBoard's tool, on purpose: the tracker's coordinates are
 //! numbers within the valid ranges (the tool writes strings from 0 to 100); the PLC's values
@@ -43,6 +43,26 @@ const SMART_TRACKER_JSON: &str = r#"{"ts":"{ts}","values":{"latitude":"{float:-9
 
 /// One `industrial-plc` data point's value.
 const PLC_VALUE: &str = "{float:0..100:14}";
+
+/// Why a number of data points was refused: the bound of [`datapoints`].
+pub fn datapoints_bound() -> String {
+    format!(
+        "must be 1 to {MAX_DATAPOINTS} (ThingsBoard's own bound; the frame grows by 29 bytes a point)"
+    )
+}
+
+/// A number of `industrial-plc` data points, if it is within 1..=[`MAX_DATAPOINTS`].
+pub fn datapoints(points: u64) -> Option<u32> {
+    match points {
+        1.. if points <= u64::from(MAX_DATAPOINTS) => u32::try_from(points).ok(),
+        _ => None,
+    }
+}
+
+/// Whether `payload` is the `industrial-plc` preset (the one payload with data points).
+pub fn is_plc(payload: &Payload) -> bool {
+    payload.preset().is_some_and(|p| p.name == INDUSTRIAL_PLC)
+}
 
 /// Whether `name` is a preset's name.
 pub fn is_preset(name: &str) -> bool {

@@ -177,11 +177,16 @@ pub fn single_row_name(qos: u8, topic: &str) -> String {
 pub const INLINE_PAYLOAD_SUFFIX: &str = " inline payload";
 
 /// A stream's payload value: a preset name (`smart-meter`, `smart-tracker`, `industrial-plc`
-/// with its default 60 points: `--datapoints` sizes the top-level payload only), inline JSON
-/// (text starting with `{` or `[`) or a file path (relative to `base_dir`; `./smart-meter`
-/// reaches a file of a preset's name). `what` names the stream in messages.
-pub fn load_payload(value: &str, base_dir: &Path, what: &str) -> Result<Payload, String> {
-    if let Some(preset) = super::presets::preset(value, None) {
+/// with `datapoints` points, already checked; None: the default 60), inline JSON (text
+/// starting with `{` or `[`) or a file path (relative to `base_dir`; `./smart-meter` reaches a
+/// file of a preset's name). `what` names the stream in messages.
+pub fn load_payload(
+    value: &str,
+    datapoints: Option<u32>,
+    base_dir: &Path,
+    what: &str,
+) -> Result<Payload, String> {
+    if let Some(preset) = super::presets::preset(value, datapoints) {
         return Ok(preset);
     }
     let text = value.trim_start();
@@ -544,14 +549,21 @@ mod tests {
 
     #[test]
     fn an_inline_payload_is_json_and_anything_else_is_a_file() {
-        let inline =
-            load_payload(r#" {"a": "{seq}"}"#, Path::new("/nonexistent"), "stream 2").unwrap();
+        let inline = load_payload(
+            r#" {"a": "{seq}"}"#,
+            None,
+            Path::new("/nonexistent"),
+            "stream 2",
+        )
+        .unwrap();
         assert_eq!(inline.source(), "stream 2 inline payload");
-        let meter = load_payload("smart-meter", Path::new("/nonexistent"), "stream 2").unwrap();
+        let meter =
+            load_payload("smart-meter", None, Path::new("/nonexistent"), "stream 2").unwrap();
         assert_eq!(meter.source(), "preset smart-meter");
-        let err = load_payload("[1]", Path::new(""), "stream 2").unwrap_err();
+        let err = load_payload("[1]", None, Path::new(""), "stream 2").unwrap_err();
         assert!(err.starts_with("stream 2 inline payload: $[0]"), "{err}");
-        let err = load_payload("attrs.json", Path::new("/nonexistent"), "stream 2").unwrap_err();
+        let err =
+            load_payload("attrs.json", None, Path::new("/nonexistent"), "stream 2").unwrap_err();
         assert!(
             err.starts_with("payload /nonexistent/attrs.json: "),
             "{err}"

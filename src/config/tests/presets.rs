@@ -59,6 +59,166 @@ fn datapoints_without_the_plc_preset_are_refused_naming_where_they_were_set() {
     );
 }
 
+/// Data points of each stream's `industrial-plc`: its own, else `--datapoints`, else 60.
+fn stream_points(plan: &crate::plan::Plan) -> Vec<(String, Option<u32>)> {
+    plan.streams
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.payload.preset().and_then(|p| p.datapoints),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_stream_sizes_its_own_plc_preset_and_takes_datapoints_as_its_default() {
+    let dir = TestDir::new();
+    let plan = dir
+        .plan(
+            &[
+                "--stream",
+                "telemetry,payload=industrial-plc,datapoints=5",
+                "--stream",
+                "attributes,payload=industrial-plc",
+                "--stream",
+                "publish,topic=plc/{i},payload=smart-meter",
+            ],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        stream_points(&plan),
+        [
+            ("telemetry".to_string(), Some(5)),
+            ("attributes".to_string(), Some(60)),
+            ("plc/{i}".to_string(), None),
+        ]
+    );
+    assert_eq!(
+        plan.streams[0].payload.fields_of(0).len(),
+        6,
+        "5 points and ts"
+    );
+
+    // --datapoints is the default of the streams that name the preset (the run's payload
+    // stays data.json), and a stream's own wins.
+    let plan = dir
+        .plan(
+            &[
+                "--datapoints",
+                "7",
+                "--stream",
+                "telemetry,payload=industrial-plc",
+                "--stream",
+                "attributes,payload=industrial-plc,datapoints=2",
+            ],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        stream_points(&plan),
+        [
+            ("telemetry".to_string(), Some(7)),
+            ("attributes".to_string(), Some(2)),
+        ]
+    );
+    assert_eq!(plan.payload.preset(), None);
+
+    // A stream without a payload of its own resizes the run's industrial-plc.
+    let plan = dir
+        .plan(
+            &[
+                "--payload",
+                "industrial-plc",
+                "--datapoints",
+                "9",
+                "--stream",
+                "telemetry",
+                "--stream",
+                "attributes,datapoints=3",
+            ],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        stream_points(&plan),
+        [
+            ("telemetry".to_string(), Some(9)),
+            ("attributes".to_string(), Some(3)),
+        ]
+    );
+}
+
+#[test]
+fn a_stream_reads_back_with_its_data_points() {
+    let dir = TestDir::new();
+    let first = dir
+        .plan(
+            &["--stream", "telemetry,payload=industrial-plc,datapoints=4"],
+            &[],
+        )
+        .unwrap();
+    let text = crate::config::render_effective(&first);
+    let line = text.lines().find(|l| l.starts_with("stream = ")).unwrap();
+    dir.write("config.toml", line.split("  #").next().unwrap());
+    let again = dir.plan(&[], &[]).unwrap();
+    assert_eq!(stream_points(&again), stream_points(&first), "{line}");
+}
+
+#[test]
+fn datapoints_on_a_stream_without_the_plc_preset_are_refused_with_the_key_and_line() {
+    let dir = TestDir::new();
+    let err = dir.error(
+        &["--stream", "telemetry,payload=smart-meter,datapoints=5"],
+        &[],
+    );
+    assert_eq!(
+        err,
+        "--stream telemetry,payload=smart-meter,datapoints=5: datapoints = 5: only the industrial-plc payload has data points (payload = \"industrial-plc\")"
+    );
+    let err = dir.error(&["--stream", "telemetry,datapoints=5"], &[]);
+    assert!(
+        err.ends_with("datapoints = 5: only the industrial-plc payload has data points (payload = \"industrial-plc\")"),
+        "the run's data.json has none: {err}"
+    );
+    let err = dir.error(
+        &[
+            "--stream",
+            "telemetry,payload=industrial-plc,datapoints=1000",
+        ],
+        &[],
+    );
+    assert!(
+        err.ends_with("datapoints = 1000: must be 1 to 999 (ThingsBoard's own bound; the frame grows by 29 bytes a point)"),
+        "{err}"
+    );
+    dir.write(
+        "config.toml",
+        "[[stream]]\nkind = \"telemetry\"\npayload = \"smart-tracker\"\n\ndatapoints = 8\n",
+    );
+    let err = dir.error(&[], &[]);
+    assert!(
+        err.ends_with("config.toml line 5: [[stream]] #1: datapoints = 8: only the industrial-plc payload has data points (payload = \"industrial-plc\")"),
+        "{err}"
+    );
+    // --datapoints with streams none of which (nor the run) use the preset.
+    let err = dir.error(
+        &[
+            "--datapoints",
+            "5",
+            "--stream",
+            "telemetry,payload=smart-meter",
+        ],
+        &[],
+    );
+    assert_eq!(
+        err,
+        "--datapoints 5: only the industrial-plc payload has data points (--payload industrial-plc)"
+    );
+}
+
 #[test]
 fn a_file_named_like_a_preset_is_reachable_with_a_path() {
     let dir = TestDir::new();
