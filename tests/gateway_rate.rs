@@ -360,7 +360,7 @@ fn a_ten_second_rate_over_per_point_gateway_devices_lands_n_points_per_second_fr
     assert!(
         ran.run
             .stderr
-            .contains("rate 200 msg/s over 100 devices (sequential)"),
+            .contains("rate 200 device points/s over 100 gateway devices (sequential)"),
         "the banner names the rate over the gateway devices:\n{}",
         ran.run.describe()
     );
