@@ -416,8 +416,13 @@ fn rate_note(plan: &Plan) -> String {
         (n, None) => format!(", alarms {n}/s"),
         (n, Some(storm)) => format!(", alarms {n}/s in seconds {storm}"),
     };
+    // With gateways the rate counts device points, over the gateways' devices.
+    let (unit, devices) = match plan.gateway {
+        Some(_) => ("device points/s", "gateway devices"),
+        None => ("msg/s", "devices"),
+    };
     format!(
-        " | rate {} msg/s over {} devices ({order}{alarms})",
+        " | rate {} {unit} over {} {devices} ({order}{alarms})",
         rate.messages_per_s, rate.devices
     )
 }

@@ -313,11 +313,12 @@ impl Fragment {
         }
     }
 
-    /// Append the fragment to `out` with `seq`, the time and fresh random values written
-    /// (no alarm values: the global rate's alarms go to device frames). Allocation-free when
-    /// `out` has room for `self.len()` more bytes.
+    /// Append the fragment to `out` with `seq`, the time and fresh random values written, or
+    /// each field's alarm value where it has one when `alarm` is set (a gateway device's
+    /// point that is one of the global rate's alarms). Allocation-free when `out` has room
+    /// for `self.len()` more bytes.
     #[inline]
-    pub fn write_into(&self, out: &mut Vec<u8>, seq: u64, now_epoch_ms: u64) {
+    pub fn write_into(&self, out: &mut Vec<u8>, seq: u64, now_epoch_ms: u64, alarm: bool) {
         let start = out.len();
         out.extend_from_slice(&self.bytes);
         let bytes = &mut out[start..];
@@ -329,7 +330,7 @@ impl Fragment {
                 &mut rng,
                 seq,
                 now_epoch_ms,
-                false,
+                alarm,
             );
         }
         self.rng.set(rng);

@@ -111,8 +111,9 @@ pub struct Plan {
     /// value fields (each client draws from generators seeded with it and its index, so the
     /// same plan draws the same waits and values), and the global rate's random order.
     pub seed: u64,
-    /// `--rate`: N messages per second across every user of the run, each device publishing
-    /// at its places in the rate's schedule instead of every `interval`.
+    /// `--rate`: N messages per second across every user of the run (with `--gateway`: N
+    /// device points per second across every gateway device of the run), each device
+    /// publishing at its places in the rate's schedule instead of every `interval`.
     pub rate: Option<RatePlan>,
     /// Per-connection bound on unacknowledged QoS 1/2 publishes (1..=65535).
     pub max_inflight: u16,
@@ -319,6 +320,25 @@ impl Plan {
         self.gateway
             .as_ref()
             .map(|_| (first, first.saturating_add(1)))
+    }
+
+    /// The devices a global rate is spread over when `users` users run: the users, or with
+    /// `--gateway` every device of theirs (at most 2^32 x 10^4, within the rate's bound).
+    pub fn rate_devices(&self, users: u32) -> u64 {
+        let per_user = self
+            .gateway
+            .as_ref()
+            .map_or(1, |gateway| u64::from(gateway.devices_per_gateway));
+        u64::from(users).saturating_mul(per_user)
+    }
+
+    /// The rate's device number of the first device of client `client_index` (a Locust
+    /// worker's rate starts at its first client's device).
+    pub fn rate_first_device(&self, client_index: u64) -> u64 {
+        match &self.gateway {
+            Some(gateway) => gateway.device_index(client_index, 0),
+            None => client_index,
+        }
     }
 
     /// How long a user waits between two publishes: `interval`, or under a global rate the

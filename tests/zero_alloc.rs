@@ -256,6 +256,30 @@ fn per_point_gateway_loop_allocates_nothing_per_message_after_warm_up() {
     );
 }
 
+#[test]
+fn globally_rated_gateway_devices_allocate_nothing_per_message() {
+    // --rate 5,000 points/s over 4 gateways x 20 devices in random order: every point asks
+    // the schedule for its device's next turn and queues it in a device clock reserved at
+    // build time. `--interval 1s` puts the interval back to its default, which a rate accepts.
+    let more = [
+        "--gateway",
+        "--devices-per-gateway",
+        "20",
+        "--interval",
+        "1s",
+        "--rate",
+        "5000",
+        "--rate-order",
+        "random",
+        "--seed",
+        "5",
+    ];
+    assert_eq!(
+        steady_state_allocations_with("1", 12_000, 2_000, 11_000, &more),
+        0
+    );
+}
+
 /// Three streams per user with different paces and QoS (one unpaced at QoS 1, Locust's
 /// between at QoS 0, constant pacing at QoS 2): the stream slots, their paces' random draws,
 /// the per-stream rows and the acks routed by each publish's QoS allocate nothing either.

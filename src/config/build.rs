@@ -102,8 +102,9 @@ pub fn build_plan(
     let interval = interval_raw.duration()?;
     // The run's seed: the paces' jitter, the value fields and the rate's random order.
     let seed = required("seed")?.whole()?;
-    // Spread over every user of the run: a shard sends its own devices' part of it.
-    let rate = resolve_rate(&get, &interval_raw, u64::from(users), seed)?;
+    // Spread over every user of the run: a shard sends its own devices' part of it. With
+    // gateways, over their devices (set once the gateway settings are resolved, below).
+    let mut rate = resolve_rate(&get, &interval_raw, u64::from(users), seed)?;
     let run = RunSettings {
         topic: (&topic_raw, &topic),
         payload: &payload,
@@ -172,6 +173,11 @@ pub fn build_plan(
             streams: &mut streams,
         },
     )?;
+    if let (Some(rate), Some(gateway)) = (rate.as_mut(), &gateway) {
+        // The rate's devices are the gateway devices of the whole run (all shards), numbered
+        // as the gateways name them (`workload::gateway::turns`).
+        rate.devices = u64::from(total_users) * u64::from(gateway.devices_per_gateway);
+    }
     let widest = Widest {
         index: (u64::from(total_users) + u64::from(subs.users)).saturating_sub(1),
         token: &widest_token,

@@ -321,7 +321,7 @@ pub struct RunArgs {
         help_heading = "Pacing and connections"
     )]
     pub stream: Vec<String>,
-    /// Global rate: messages per second across all users (ThingsBoard's MESSAGES_PER_SECOND), spread evenly over each second; replaces --interval [env: MQBLAST_RATE]
+    /// Global rate: messages per second across all users (ThingsBoard's MESSAGES_PER_SECOND), spread evenly over each second; replaces --interval. With --gateway: device points (not MQTT messages) per second across all gateway devices [env: MQBLAST_RATE]
     #[arg(long, value_name = "PER_S", help_heading = "Pacing and connections")]
     pub rate: Option<String>,
     /// With --rate: each second's messages go to the next devices in order (sequential) or to devices drawn at random without repeats within a second (random) [default: sequential] [env: MQBLAST_RATE_ORDER]

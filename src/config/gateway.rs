@@ -156,12 +156,6 @@ fn refuse_conflicts(
             "a gateway's devices get their RPC on v1/gateway/rpc, which mqblast does not answer yet",
         ));
     }
-    if let Some(rate) = get("rate").filter(given) {
-        return Err(both(
-            &rate,
-            "the global rate spreads over connections, not yet over a gateway's devices; give each device its pace with --interval",
-        ));
-    }
     Ok(())
 }
 

@@ -255,15 +255,18 @@ fn take_token_share(plan: &mut Plan, shard: Option<crate::shard::Shard>) -> Resu
 /// Workers of one master do not know each other's users, so under `--rate` each runs its
 /// part of the rate over its own users: the messages per second (and alarms per second) split
 /// as `--shard` splits a count, K its place among the test's workers and N their number, each
-/// worker's users its devices in client-index order. A master that does not list its workers
+/// worker's users its devices in client-index order (with `--gateway`, the devices of its
+/// gateways, which carry consecutive blocks in a worker). A master that does not list its workers
 /// leaves every worker the whole rate, which is said.
 fn take_rate_share(plan: &mut Plan, shard: Option<crate::shard::Shard>) -> Result<(), String> {
     use crate::shard::share_of;
+    let devices = plan.rate_devices(plan.users);
+    let first_device = plan.rate_first_device(plan.client_index_offset);
     let Some(rate) = plan.rate.as_mut() else {
         return Ok(());
     };
-    rate.devices = u64::from(plan.users);
-    rate.first_device_index = plan.client_index_offset;
+    rate.devices = devices;
+    rate.first_device_index = first_device;
     match shard {
         Some(shard) => {
             let whole = rate.messages_per_s;
@@ -276,8 +279,8 @@ fn take_rate_share(plan: &mut Plan, shard: Option<crate::shard::Shard>) -> Resul
                 ));
             }
             eprintln!(
-                "mqblast: locust: worker {shard} of the test: {} of the {whole} messages per second, over its {} users",
-                rate.messages_per_s, plan.users
+                "mqblast: locust: worker {shard} of the test: {} of the {whole} messages per second, over its {} devices",
+                rate.messages_per_s, rate.devices
             );
         }
         None => eprintln!(
@@ -397,6 +400,22 @@ mod tests {
             shares.push((rate.messages_per_s, rate.alarms_per_s));
         }
         assert_eq!(shares, [(34, 2), (33, 1), (33, 1)]);
+        // Gateways: the worker's rate is over its gateways' devices, which in a live run are
+        // consecutive blocks from its first gateway's.
+        let dir = crate::config::tests::TestDir::new();
+        let args = ["-H", "127.0.0.1:1883", "--rate", "100", "--gateway"];
+        let mut plan = dir
+            .plan(&[&args[..], &["--devices-per-gateway", "5"]].concat(), &[])
+            .unwrap();
+        if let Some(gateway) = plan.gateway.as_mut() {
+            // What a worker's plan has (a live run's layout).
+            gateway.layout = crate::workload::gateway::DeviceLayout::Blocks;
+        }
+        plan.users = 7;
+        plan.client_index_offset = 20;
+        take_rate_share(&mut plan, Some(Shard { index: 2, count: 3 })).unwrap();
+        let rate = plan.rate.unwrap();
+        assert_eq!((rate.devices, rate.first_device_index), (35, 100));
         // More workers than messages per second: one would have none.
         let dir = crate::config::tests::TestDir::new();
         let mut plan = dir

@@ -337,9 +337,11 @@ pub fn plan_for(base: &Plan, request: &StartRequest) -> Plan {
     let mut plan = base.clone();
     if let Some(users) = request.users {
         plan.users = users;
-        // A global rate is spread over the users the test starts with.
+        // A global rate is spread over the users the test starts with (their devices, for
+        // gateways).
+        let devices = plan.rate_devices(users);
         if let Some(rate) = plan.rate.as_mut() {
-            rate.devices = u64::from(users);
+            rate.devices = devices;
         }
     }
     if let Some(rate) = request.spawn_rate {

@@ -41,8 +41,10 @@
 //! - [`MAX_DEVICE_NAME_BYTES`] bytes per device name (ThingsBoard's name column is 255).
 
 mod session;
+mod turns;
 
 pub use session::{DeviceClocks, GatewaySession};
+pub use turns::{DeviceTurns, RateClock, Turn};
 
 use serde_json::{Map, Value};
 
@@ -238,6 +240,19 @@ impl GatewayPlan {
         }
     }
 
+    /// Where gateway `gateway`'s devices sit among the run's: the index of its slot 0 and
+    /// the step between its slots (slot `s` is `first + s * step`, as
+    /// [`GatewayPlan::device_index`] numbers them).
+    pub fn device_numbering(&self, gateway: u64) -> (u64, u64) {
+        match self.layout {
+            DeviceLayout::Interleaved { gateways } => (gateway, gateways),
+            DeviceLayout::Blocks => (
+                gateway.saturating_mul(u64::from(self.devices_per_gateway)),
+                1,
+            ),
+        }
+    }
+
     /// The number a device's name is made from: `device_start` + its index. Config checks
     /// that fixed runs cannot overflow; a live run's indexes are far below `u64::MAX`.
     pub fn device_number(&self, gateway: u64, slot: u32) -> u64 {
@@ -371,14 +386,16 @@ impl Points {
 }
 
 /// One device point that is due: which device, which payload object (its rotation; taken
-/// modulo the number of objects), its sequence number (`{seq}`) and when it was due (ns
-/// since the run's start; the writer does not use it).
+/// modulo the number of objects), its sequence number (`{seq}`), when it was due (ns since
+/// the run's start; the writer does not use it) and whether it is one of the global rate's
+/// alarms (its fields' alarm values are written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Due {
     pub slot: u32,
     pub object: u32,
     pub seq: u64,
     pub due_ns: u64,
+    pub alarm: bool,
 }
 
 /// A gateway connection's messages, serialized once (see the module documentation).
@@ -609,9 +626,12 @@ impl GatewayFrames {
             }
             out.extend_from_slice(self.name(point.slot));
             out.push(b':');
-            points
-                .fragment(point.slot, point.object)
-                .write_into(out, point.seq, now_epoch_ms);
+            points.fragment(point.slot, point.object).write_into(
+                out,
+                point.seq,
+                now_epoch_ms,
+                point.alarm,
+            );
         }
         out.push(b'}');
         count
@@ -646,6 +666,7 @@ impl GatewayFrames {
                         object,
                         seq: 0,
                         due_ns: 0,
+                        alarm: false,
                     }];
                     largest = largest.max(self.points_len(stream, &due, 0));
                 }

@@ -15,6 +15,8 @@
 //! the one with the most credit takes the turn and gives back the sum of the weights) picks the
 //! stream that takes it. Over any run of turns each stream's count is within one of its exact
 //! share, with no allocation and no randomness. Streams with their own pace keep it beside them.
+//! A gateway connection's turns are its devices', shared per device (`workload::gateway`):
+//! its slots only mirror the device clocks and take no connection-level turn.
 //!
 //! Bounds: at most [`MAX_STREAMS`] streams per user (a connection's slots are a boxed slice
 //! scanned per send: 32 slots are a few cache lines), row names of at most
@@ -349,6 +351,8 @@ pub struct Streams {
     /// The next rate turn is no turn but the end of the rate's look-ahead: when it comes, the
     /// worker asks the schedule again instead of sending (`engine::worker::due`).
     rate_recheck: bool,
+    /// A gateway's slots: the rate's turns are its devices' (no connection-level turn).
+    device_turns: bool,
 }
 
 impl Streams {
@@ -366,6 +370,7 @@ impl Streams {
             rng: PaceRng::for_client(plan.seed, vars.index),
             rate_pick: None,
             rate_recheck: false,
+            device_turns: plan.gateway.is_some(),
         };
         streams.start(0);
         streams
@@ -378,6 +383,7 @@ impl Streams {
             rng: PaceRng::for_client(0, 0),
             rate_pick: None,
             rate_recheck: false,
+            device_turns: false,
         }
     }
 
@@ -404,7 +410,8 @@ impl Streams {
         self.pick_rate_turn();
     }
 
-    /// Whether any stream takes a share of the global rate.
+    /// Whether any stream takes a share of the connection's turns in the global rate (false
+    /// for a gateway, whose devices take the turns).
     pub fn has_weighted(&self) -> bool {
         self.rate_pick.is_some()
     }
@@ -434,6 +441,9 @@ impl Streams {
 
     /// Smooth weighted round-robin: the weighted stream that takes the next turn.
     fn pick_rate_turn(&mut self) {
+        if self.device_turns {
+            return;
+        }
         let mut total: i64 = 0;
         let mut best: Option<usize> = None;
         for index in 0..self.slots.len() {
@@ -455,12 +465,12 @@ impl Streams {
 
     /// The slot whose next message is due first (the lowest index among equals, so streams
     /// due together leave in their configured order; of the weighted streams, the one whose
-    /// turn it is); None without streams.
+    /// turn it is, or each by its own due time on a gateway); None without streams.
     #[inline]
     pub fn next_due(&self) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
         for (index, slot) in self.slots.iter().enumerate() {
-            if slot.is_weighted() && self.rate_pick != Some(index as u8) {
+            if slot.is_weighted() && self.rate_pick.is_some_and(|pick| pick != index as u8) {
                 continue;
             }
             // An unpaced stream's due time is its last send: unpaced streams take turns,

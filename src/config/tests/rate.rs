@@ -47,6 +47,35 @@ fn a_shard_keeps_the_whole_runs_devices_and_sends_its_own_part() {
 }
 
 #[test]
+fn with_gateways_the_rate_is_spread_over_every_gateway_device_of_the_run() {
+    let dir = TestDir::new();
+    let args = [
+        "-u",
+        "4",
+        "--gateway",
+        "--devices-per-gateway",
+        "25",
+        "--rate",
+        "200",
+        "--shard",
+        "2/2",
+    ];
+    let plan = dir.plan(&args, &[]).unwrap();
+    // The shard runs gateways 2 and 3 of 4: the rate still counts all 100 devices, numbered
+    // as the gateways name them (device i on gateway i % 4).
+    assert_eq!((plan.users, plan.client_index_offset), (2, 2));
+    let rate = plan.rate.as_ref().unwrap();
+    assert_eq!((rate.messages_per_s, rate.devices), (200, 100));
+    assert_eq!(rate.first_device_index, 0);
+    // Each device waits D/N = 0.5 s between its points on average.
+    assert_eq!(plan.publish_pace(), Duration::from_millis(500));
+    // Gateway 3 carries devices 3, 7, 11, ...: its first is the rate's device 3.
+    assert_eq!(plan.rate_first_device(3), 3);
+    assert_eq!(plan.gateway.as_ref().unwrap().device_numbering(3), (3, 4));
+    assert_eq!(plan.rate_devices(2), 50);
+}
+
+#[test]
 fn every_setting_comes_from_flags_environment_and_config_toml() {
     let dir = TestDir::new();
     let rate = rate_of(

@@ -9,7 +9,7 @@ use crate::payload::Payload;
 use crate::payload::{self, ClientVars};
 use crate::plan::Plan;
 use crate::workload::answers::{DeviceAnswers, RequestKind};
-use crate::workload::gateway::{GatewayFrames, GatewaySession, PointKind};
+use crate::workload::gateway::{DeviceTurns, GatewayFrames, GatewaySession, PointKind};
 use crate::workload::pace::PaceRng;
 use crate::workload::stream::{answer_prefix_of, StreamKind, Streams};
 
@@ -61,11 +61,18 @@ fn gateway_session(plan: &Plan, vars: &ClientVars<'_>) -> Option<Box<GatewaySess
     let frames = GatewayFrames::build(plan, gateway, vars, &streams);
     // Its own generator (the streams' draws stay theirs), seeded like them per client.
     let rng = PaceRng::for_client(plan.seed ^ GATEWAY_SEED_SALT, vars.index);
+    // Under a global rate its devices are among the rate's (`workload::gateway::turns`).
+    let turns = plan.rate.as_ref().map(|_| {
+        let (first_device, step) = gateway.device_numbering(vars.index);
+        let weights: Vec<u32> = plan.streams.iter().map(|s| s.pace.weight()).collect();
+        DeviceTurns::new(first_device, step, gateway.devices_per_gateway, &weights)
+    });
     Some(Box::new(GatewaySession::new(
         frames,
         gateway.mode,
         &objects,
         rng,
+        turns,
     )))
 }
 

@@ -17,10 +17,19 @@
 //! points), the write buffer (a message is written only when the largest single message
 //! fits; a batch folds what fits of the rest), and the client's share of `--messages`.
 //! Goodbyes are bounded by the stop timeout: what has not gone out by then is not sent.
+//!
+//! Under a global rate (`--rate`) the devices' points come due at their places in the rate's
+//! schedule (`workload::gateway::turns`), counted from the publishers' start as a device's
+//! turns are (`due`). When they come due faster than the window or the buffer lets the
+//! gateway send, they wait in their device clocks, as points at a pace do: none is dropped,
+//! each is timed from its scheduled time, so the wait shows as latency and lag. A device whose
+//! point is waiting has no next turn queued until it goes (its clock holds it once), so a
+//! gateway that falls behind sends each late device's point once, then its next turn after
+//! that point's scheduled time: the turns it fell behind by are sent late, not skipped.
 
 use super::{ns_to_us, Drain, Worker};
 use crate::engine::conn::State;
-use crate::workload::gateway::{GatewayMode, MAX_BATCH_PAYLOAD_BYTES};
+use crate::workload::gateway::{GatewayMode, RateClock, MAX_BATCH_PAYLOAD_BYTES};
 
 /// What a device message says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +42,17 @@ impl Worker {
     /// A new gateway session (at its CONNACK): nothing announced yet, every device due from
     /// now at its stream's pace; the streams' slots mirror the device clocks.
     pub(super) fn start_gateway(&mut self, ci: usize, now: u64) {
+        let origin_ns = self.control.subs.publish_start_ns().unwrap_or(0);
+        let rate = self.rate.as_ref().map(|schedule| RateClock {
+            schedule,
+            origin_ns,
+        });
         let c = &mut self.conns[ci];
         let Some(gateway) = c.gateway.as_mut() else {
             return;
         };
         let paces = c.streams.slots().iter().map(|slot| slot.pace);
-        gateway.start(now, paces);
+        gateway.start(now, paces, rate);
         for index in 0..c.streams.slots().len() {
             let due_ns = gateway.next_due_ns(index).unwrap_or(u64::MAX);
             c.streams.set_due_ns(index, due_ns);
@@ -104,6 +118,11 @@ impl Worker {
     /// within the early window, as many as the payload bound and the buffer take (`batched`).
     fn publish_points(&mut self, ci: usize, index: usize, now: u64, epoch_ms: u64) {
         let early_ns = self.batching.early_ns;
+        let origin_ns = self.control.subs.publish_start_ns().unwrap_or(0);
+        let rate = self.rate.as_ref().map(|schedule| RateClock {
+            schedule,
+            origin_ns,
+        });
         let c = &mut self.conns[ci];
         c.lend_wbuf(&mut self.pool);
         let room = (c.wbuf.capacity() - c.wbuf.len()).saturating_sub(c.control_reserve());
@@ -117,8 +136,9 @@ impl Worker {
         let Some(gateway) = c.gateway.as_mut() else {
             return;
         };
-        let due = gateway.take_due(index, until_ns);
+        let due = gateway.take_due(index, until_ns, rate);
         let Some(first) = due.first() else {
+            // Nothing due after all (the rate's rechecks were asked again).
             let due_ns = gateway.next_due_ns(index).unwrap_or(u64::MAX);
             c.streams.set_due_ns(index, due_ns);
             return;
@@ -146,9 +166,13 @@ impl Worker {
             epoch_ms,
             max_payload,
         );
-        gateway.settle(index, folded, now, &pace);
-        let due_ns = gateway.next_due_ns(index).unwrap_or(u64::MAX);
-        c.streams.set_due_ns(index, due_ns);
+        gateway.settle(index, folded, now, &pace, rate);
+        // Under a rate a device's next turn may go to another weighted stream: every slot
+        // mirrors its clock again (at most 32).
+        for stream in 0..c.streams.slots().len() {
+            let due_ns = gateway.next_due_ns(stream).unwrap_or(u64::MAX);
+            c.streams.set_due_ns(stream, due_ns);
+        }
         // At most `MAX_DEVICES_PER_GATEWAY` (10,000) points per message: a u16.
         let points = u16::try_from(folded).unwrap_or(u16::MAX);
         if qos > 0 {

@@ -14,10 +14,18 @@
 //!   interval as ThingsBoard's tests spread theirs over each second;
 //! - `batched`: every device is first due at the start, so the devices are due together each
 //!   interval and fold into few messages, as an IoT Gateway's report period does.
+//!
+//! Under a global rate (`--rate`, [`super::turns`]) a weighted stream's devices come due at
+//! their places in the rate's schedule instead, from the session's start: each device's next
+//! turn is asked of the schedule after each of its points, and waits in the clock of the
+//! weighted stream it goes to. A turn that is only the end of the random order's look-ahead
+//! is asked again when it comes, never sent. Points due together (within the worker's early
+//! window) fold into one message in `batched` mode as they do without a rate.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::turns::{DeviceTurns, RateClock};
 use super::{Due, GatewayFrames, GatewayMode};
 use crate::workload::pace::{Pace, PaceRng};
 
@@ -55,10 +63,48 @@ impl DeviceClocks {
         }
     }
 
+    /// No device due (a weighted stream's clock at a session's start: the rate's turns put
+    /// them back one by one).
+    pub fn clear(&mut self) {
+        self.heap.clear();
+    }
+
+    /// Device `slot` is due at `due_ns`. The caller keeps each device in at most one clock
+    /// at a time, so the heap never holds more than its reserved D entries.
+    #[inline]
+    pub fn push(&mut self, due_ns: u64, slot: u32) {
+        self.heap.push(Reverse((due_ns, slot)));
+    }
+
     /// When the earliest device is due (None: no device).
     #[inline]
     pub fn next_due_ns(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((due, _))| *due)
+    }
+
+    /// Take the earliest device if it is due at or before `until_ns`: (due time, slot).
+    #[inline]
+    pub fn pop_due(&mut self, until_ns: u64) -> Option<(u64, u32)> {
+        match self.heap.peek() {
+            Some(&Reverse((due_ns, slot))) if due_ns <= until_ns => {
+                self.heap.pop();
+                Some((due_ns, slot))
+            }
+            _ => None,
+        }
+    }
+
+    /// Device `slot`'s next point, due at `due_ns`.
+    #[inline]
+    pub fn point(&self, slot: u32, due_ns: u64, alarm: bool) -> Due {
+        let index = slot as usize;
+        Due {
+            slot,
+            object: self.object[index],
+            seq: self.seq[index] + 1,
+            due_ns,
+            alarm,
+        }
     }
 
     /// Move the devices due at or before `until_ns`, earliest first, at most `max`, into
@@ -67,20 +113,19 @@ impl DeviceClocks {
     pub fn take_due(&mut self, until_ns: u64, max: usize, due: &mut Vec<Due>) {
         due.clear();
         while due.len() < max {
-            match self.heap.peek() {
-                Some(&Reverse((due_ns, slot))) if due_ns <= until_ns => {
-                    self.heap.pop();
-                    let index = slot as usize;
-                    due.push(Due {
-                        slot,
-                        object: self.object[index],
-                        seq: self.seq[index] + 1,
-                        due_ns,
-                    });
-                }
-                _ => break,
-            }
+            let Some((due_ns, slot)) = self.pop_due(until_ns) else {
+                break;
+            };
+            due.push(self.point(slot, due_ns, false));
         }
+    }
+
+    /// `point` went out: its device counts the message (sequence number, rotation).
+    #[inline]
+    fn count_sent(&mut self, point: &Due, objects: u32) {
+        let index = point.slot as usize;
+        self.seq[index] = point.seq;
+        self.object[index] = (point.object + 1) % objects.max(1);
     }
 
     /// After a message carried the first `sent` of `due` (taken by [`DeviceClocks::take_due`])
@@ -97,16 +142,14 @@ impl DeviceClocks {
         rng: &mut PaceRng,
     ) {
         for (n, point) in due.iter().enumerate() {
-            let index = point.slot as usize;
             let next_ns = match n < sent {
                 true => {
-                    self.seq[index] = point.seq;
-                    self.object[index] = (point.object + 1) % objects.max(1);
+                    self.count_sent(point, objects);
                     pace.next_due_ns(point.due_ns, sent_ns, rng)
                 }
                 false => point.due_ns,
             };
-            self.heap.push(Reverse((next_ns, point.slot)));
+            self.push(next_ns, point.slot);
         }
     }
 
@@ -134,16 +177,25 @@ pub struct GatewaySession {
     farewell: Option<u32>,
     /// The largest single-point or connect message (computed once).
     largest_single: usize,
+    /// Under a global rate: the devices' place in it and the weighted streams' turns.
+    turns: Option<DeviceTurns>,
 }
 
 impl GatewaySession {
     /// The session state of a connection with `frames`; `objects[s]` is the number of
-    /// payload objects of point stream `s`.
-    pub fn new(frames: GatewayFrames, mode: GatewayMode, objects: &[u32], rng: PaceRng) -> Self {
+    /// payload objects of point stream `s`; `turns` its devices under a global rate.
+    pub fn new(
+        frames: GatewayFrames,
+        mode: GatewayMode,
+        objects: &[u32],
+        rng: PaceRng,
+        turns: Option<DeviceTurns>,
+    ) -> Self {
         let devices = frames.device_count();
         let largest_single = frames.largest_single_len();
         GatewaySession {
             largest_single,
+            turns,
             clocks: (0..frames.stream_count())
                 .map(|_| DeviceClocks::new(devices))
                 .collect(),
@@ -164,8 +216,14 @@ impl GatewaySession {
     }
 
     /// A new session (after a CONNACK): nothing announced, every device due from `start_ns`
-    /// (spread over each stream's shortest wait in `per-point` mode).
-    pub fn start(&mut self, start_ns: u64, paces: impl Iterator<Item = Pace>) {
+    /// (spread over each stream's shortest wait in `per-point` mode); under a global rate
+    /// (`rate`), the weighted streams' devices at their first turns from `start_ns`.
+    pub fn start(
+        &mut self,
+        start_ns: u64,
+        paces: impl Iterator<Item = Pace>,
+        rate: Option<RateClock<'_>>,
+    ) {
         self.announced = 0;
         self.farewell = None;
         for (clock, pace) in self.clocks.iter_mut().zip(paces) {
@@ -174,6 +232,18 @@ impl GatewaySession {
                 GatewayMode::Batched => 0,
             };
             clock.start(start_ns, spread_ns);
+        }
+        let (Some(turns), Some(rate)) = (self.turns.as_mut(), rate) else {
+            return;
+        };
+        turns.reset();
+        for (stream, clock) in self.clocks.iter_mut().enumerate() {
+            if turns.is_weighted(stream) {
+                clock.clear();
+            }
+        }
+        for slot in 0..self.frames.device_count() {
+            queue_turn(turns, &mut self.clocks, rate, slot, start_ns);
         }
     }
 
@@ -232,14 +302,45 @@ impl GatewaySession {
     }
 
     /// Take stream `stream`'s devices due by `until_ns`: one in `per-point` mode, all of them
-    /// in `batched` mode. They wait in the session for [`GatewaySession::settle`].
+    /// in `batched` mode. They wait in the session for [`GatewaySession::settle`]. A weighted
+    /// stream's turns come from `rate`: a turn that is only a recheck is asked again (and
+    /// queued again) rather than taken, and each point taken knows whether it is an alarm.
     #[inline]
-    pub fn take_due(&mut self, stream: usize, until_ns: u64) -> &[Due] {
+    pub fn take_due(
+        &mut self,
+        stream: usize,
+        until_ns: u64,
+        rate: Option<RateClock<'_>>,
+    ) -> &[Due] {
         let max = match self.mode {
             GatewayMode::PerPoint => 1,
             GatewayMode::Batched => self.due.capacity(),
         };
-        self.clocks[stream].take_due(until_ns, max, &mut self.due);
+        let rated = self.turns.as_mut().zip(rate);
+        let Some((turns, rate)) = rated.filter(|(turns, _)| turns.is_weighted(stream)) else {
+            self.clocks[stream].take_due(until_ns, max, &mut self.due);
+            return &self.due;
+        };
+        self.due.clear();
+        while self.due.len() < max {
+            let Some((due_ns, slot)) = self.clocks[stream].pop_due(until_ns) else {
+                break;
+            };
+            if turns.is_recheck(slot) {
+                // The end of a look-ahead: its real turn is asked from there, into the same
+                // stream (the turn was not taken). Each recheck moves on by the look-ahead,
+                // so this loop ends.
+                let turn = rate.next_turn(turns.device(slot), due_ns);
+                turns.set_recheck(slot, turn.recheck);
+                if turn.at_ns != u64::MAX {
+                    self.clocks[stream].push(turn.at_ns, slot);
+                }
+                continue;
+            }
+            let alarm = rate.is_alarm(turns.device(slot), due_ns);
+            let point = self.clocks[stream].point(slot, due_ns, alarm);
+            self.due.push(point);
+        }
         &self.due
     }
 
@@ -250,18 +351,60 @@ impl GatewaySession {
     }
 
     /// The first `sent` taken devices of stream `stream` went out at `sent_ns`; the rest are
-    /// put back, still due.
+    /// put back, still due. A weighted stream's devices that went out are due at their next
+    /// turns in `rate`, in the stream each turn goes to.
     #[inline]
-    pub fn settle(&mut self, stream: usize, sent: usize, sent_ns: u64, pace: &Pace) {
+    pub fn settle(
+        &mut self,
+        stream: usize,
+        sent: usize,
+        sent_ns: u64,
+        pace: &Pace,
+        rate: Option<RateClock<'_>>,
+    ) {
         let objects = self.objects.get(stream).copied().unwrap_or(1);
-        self.clocks[stream].settle(&self.due, sent, sent_ns, pace, objects, &mut self.rng);
+        let rated = self.turns.as_mut().zip(rate);
+        let Some((turns, rate)) = rated.filter(|(turns, _)| turns.is_weighted(stream)) else {
+            self.clocks[stream].settle(&self.due, sent, sent_ns, pace, objects, &mut self.rng);
+            self.due.clear();
+            return;
+        };
+        for (n, point) in self.due.iter().enumerate() {
+            if n < sent {
+                self.clocks[stream].count_sent(point, objects);
+                let after_ns = point.due_ns.saturating_add(1);
+                queue_turn(turns, &mut self.clocks, rate, point.slot, after_ns);
+            } else {
+                self.clocks[stream].push(point.due_ns, point.slot);
+            }
+        }
         self.due.clear();
+    }
+}
+
+/// Queue device `slot`'s next turn at or after `from_ns` in the clock of the weighted stream
+/// it goes to (none when it has no turn left in the run).
+fn queue_turn(
+    turns: &mut DeviceTurns,
+    clocks: &mut [DeviceClocks],
+    rate: RateClock<'_>,
+    slot: u32,
+    from_ns: u64,
+) {
+    let turn = rate.next_turn(turns.device(slot), from_ns);
+    turns.set_recheck(slot, turn.recheck);
+    if turn.at_ns == u64::MAX {
+        return;
+    }
+    if let Some(clock) = turns.pick(slot).and_then(|stream| clocks.get_mut(stream)) {
+        clock.push(turn.at_ns, slot);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::rate::{RateOrder, RatePlan, RateSchedule};
 
     const SECOND_NS: u64 = 1_000_000_000;
 
@@ -358,13 +501,13 @@ mod tests {
         };
         let streams = [(PointKind::Telemetry, &payload, 0)];
         let frames = GatewayFrames::build(&plan, &gateway, &vars, &streams);
-        GatewaySession::new(frames, mode, &[1], PaceRng::for_client(0, 0))
+        GatewaySession::new(frames, mode, &[1], PaceRng::for_client(0, 0), None)
     }
 
     #[test]
     fn every_device_is_announced_once_before_points_and_says_goodbye_once() {
         let mut s = session(3, GatewayMode::PerPoint);
-        s.start(0, [interval(SECOND_NS)].into_iter());
+        s.start(0, [interval(SECOND_NS)].into_iter(), None);
         let mut announced = Vec::new();
         while let Some(slot) = s.next_announcement() {
             announced.push(slot);
@@ -387,7 +530,7 @@ mod tests {
     #[test]
     fn a_connection_stopped_while_announcing_says_goodbye_only_for_announced_devices() {
         let mut s = session(5, GatewayMode::PerPoint);
-        s.start(0, [interval(SECOND_NS)].into_iter());
+        s.start(0, [interval(SECOND_NS)].into_iter(), None);
         s.announced_one();
         s.announced_one();
         s.begin_farewell();
@@ -398,7 +541,7 @@ mod tests {
         }
         assert_eq!(gone, 2);
         // A new session announces everything again.
-        s.start(10, [interval(SECOND_NS)].into_iter());
+        s.start(10, [interval(SECOND_NS)].into_iter(), None);
         assert_eq!(s.next_announcement(), Some(0));
         assert!(!s.in_farewell());
     }
@@ -406,15 +549,170 @@ mod tests {
     #[test]
     fn per_point_takes_one_device_and_batched_takes_all_that_are_due() {
         let mut s = session(4, GatewayMode::PerPoint);
-        s.start(0, [interval(SECOND_NS)].into_iter());
-        assert_eq!(s.take_due(0, SECOND_NS).len(), 1);
-        s.settle(0, 1, 0, &interval(SECOND_NS));
+        s.start(0, [interval(SECOND_NS)].into_iter(), None);
+        assert_eq!(s.take_due(0, SECOND_NS, None).len(), 1);
+        s.settle(0, 1, 0, &interval(SECOND_NS), None);
         assert_eq!(s.next_due_ns(0), Some(SECOND_NS / 4));
         let mut s = session(4, GatewayMode::Batched);
-        s.start(0, [interval(SECOND_NS)].into_iter());
-        assert_eq!(s.take_due(0, 0).len(), 4);
-        s.settle(0, 4, 0, &interval(SECOND_NS));
+        s.start(0, [interval(SECOND_NS)].into_iter(), None);
+        assert_eq!(s.take_due(0, 0, None).len(), 4);
+        s.settle(0, 4, 0, &interval(SECOND_NS), None);
         assert_eq!(s.next_due_ns(0), Some(SECOND_NS));
         assert!(s.due().is_empty());
+    }
+
+    /// Gateway `gateway` of `gateways` (interleaved, as a fixed run deals them) with
+    /// `devices` devices and one point stream per weight, under a rate of `plan`.
+    fn rated_session(
+        gateway: u64,
+        gateways: u64,
+        devices: u32,
+        mode: GatewayMode,
+        weights: &[u32],
+    ) -> GatewaySession {
+        use super::super::{DeviceLayout, GatewayPlan, NameTemplate, PointKind};
+        use crate::payload::{ClientVars, Payload};
+        let plan = crate::config::tests::plan_with_payload(Payload::builtin(), 0, "t");
+        let gateway_plan = GatewayPlan {
+            devices_per_gateway: devices,
+            mode,
+            device_name: NameTemplate::parse("d{i}").unwrap(),
+            device_start: 0,
+            layout: DeviceLayout::Interleaved { gateways },
+        };
+        let payload = Payload::parse("p", r#"{"a":1}"#).unwrap();
+        let vars = ClientVars {
+            index: gateway,
+            token: "",
+            client_id: "c",
+        };
+        let streams: Vec<(PointKind, &Payload, u8)> = weights
+            .iter()
+            .map(|_| (PointKind::Telemetry, &payload, 0))
+            .collect();
+        let frames = GatewayFrames::build(&plan, &gateway_plan, &vars, &streams);
+        let (first, step) = gateway_plan.device_numbering(gateway);
+        let turns = DeviceTurns::new(first, step, devices, weights);
+        let objects = vec![1; weights.len()];
+        let rng = PaceRng::for_client(0, gateway);
+        GatewaySession::new(frames, mode, &objects, rng, Some(turns))
+    }
+
+    fn rate(n: u64, d: u64, order: RateOrder, alarms_per_s: u64) -> RateSchedule {
+        RateSchedule::new(&RatePlan {
+            messages_per_s: n,
+            devices: d,
+            first_device_index: 0,
+            order,
+            seed: 3,
+            alarms_per_s,
+            alarm_storm: None,
+        })
+        .unwrap()
+    }
+
+    fn weighted(weight: u32) -> Pace {
+        Pace::Weight { weight }
+    }
+
+    /// Send every point of every stream due by `until_ns`, one per message, earliest stream
+    /// first: (stream, slot, due time, alarm) in order.
+    fn drain(
+        s: &mut GatewaySession,
+        rate: RateClock<'_>,
+        paces: &[Pace],
+        until_ns: u64,
+    ) -> Vec<(usize, u32, u64, bool)> {
+        let mut sent = Vec::new();
+        loop {
+            let next = (0..paces.len())
+                .filter_map(|stream| Some((s.next_due_ns(stream)?, stream)))
+                .min();
+            let Some((due_ns, stream)) = next.filter(|&(due_ns, _)| due_ns <= until_ns) else {
+                return sent;
+            };
+            let taken: Vec<Due> = s.take_due(stream, due_ns, Some(rate)).to_vec();
+            for point in &taken {
+                sent.push((stream, point.slot, point.due_ns, point.alarm));
+            }
+            s.settle(stream, taken.len(), due_ns, &paces[stream], Some(rate));
+        }
+    }
+
+    #[test]
+    fn under_a_sequential_rate_a_gateways_devices_are_due_at_their_places_in_it() {
+        // 12 devices on 4 gateways at 6 points a second: gateway 1 carries devices 1, 5, 9,
+        // which are due at positions 1, 5, 9, 13, ... of the run (position p at p/6 s).
+        let schedule = rate(6, 12, RateOrder::Sequential, 2);
+        let clock = RateClock {
+            schedule: &schedule,
+            origin_ns: 0,
+        };
+        let mut s = rated_session(1, 4, 3, GatewayMode::PerPoint, &[1]);
+        s.start(0, [weighted(1)].into_iter(), Some(clock));
+        let sent = drain(&mut s, clock, &[weighted(1)], 4 * SECOND_NS - 1);
+        let expected: Vec<(usize, u32, u64, bool)> = (0..24u64)
+            .filter(|p| p % 4 == 1)
+            .map(|p| {
+                let (second, k) = (p / 6, p % 6);
+                let due_ns = second * SECOND_NS + k * SECOND_NS / 6;
+                // The first two messages of each second are alarms: positions 6s and 6s+1.
+                (0, ((p / 4) % 3) as u32, due_ns, k < 2)
+            })
+            .collect();
+        assert_eq!(sent, expected);
+        // A reconnect 2.5 s in takes the schedule up at the next place after it.
+        s.start(2_500_000_000, [weighted(1)].into_iter(), Some(clock));
+        assert_eq!(s.next_due_ns(0), Some(2 * SECOND_NS + 5 * SECOND_NS / 6));
+    }
+
+    #[test]
+    fn under_a_rate_weighted_point_streams_share_each_devices_turns() {
+        // One device, 10 turns a second, two streams weighted 3:2.
+        let schedule = rate(10, 1, RateOrder::Sequential, 0);
+        let clock = RateClock {
+            schedule: &schedule,
+            origin_ns: 0,
+        };
+        let paces = [weighted(3), weighted(2)];
+        let mut s = rated_session(0, 1, 1, GatewayMode::PerPoint, &[3, 2]);
+        s.start(0, paces.into_iter(), Some(clock));
+        let sent = drain(&mut s, clock, &paces, 2 * SECOND_NS - 1);
+        assert_eq!(sent.len(), 20, "every turn taken once");
+        let times: Vec<u64> = sent.iter().map(|p| p.2).collect();
+        assert_eq!(
+            times,
+            (0..20).map(|k| k * SECOND_NS / 10).collect::<Vec<_>>()
+        );
+        let first = sent.iter().filter(|p| p.0 == 0).count();
+        assert_eq!((first, sent.len() - first), (12, 8));
+    }
+
+    #[test]
+    fn in_random_order_a_rarely_due_device_is_asked_again_and_never_sent_early() {
+        // 2 points a second over 1,000 devices: most of a gateway's devices have no turn in
+        // the 64 s look-ahead, so their clocks hold rechecks that must not go out as points.
+        let schedule = rate(2, 1_000, RateOrder::Random, 0);
+        let clock = RateClock {
+            schedule: &schedule,
+            origin_ns: 0,
+        };
+        let mut s = rated_session(0, 10, 100, GatewayMode::Batched, &[1]);
+        s.start(0, [weighted(1)].into_iter(), Some(clock));
+        let horizon_ns = 200 * SECOND_NS - 1;
+        let sent = drain(&mut s, clock, &[weighted(1)], horizon_ns);
+        // Exactly the schedule's places of this gateway's devices (0, 10, ..., 990).
+        let mut expected = Vec::new();
+        for second in 0..200 {
+            for k in 0..2 {
+                let device = schedule.device_at(second, k).unwrap();
+                if device.is_multiple_of(10) {
+                    let due_ns = second * SECOND_NS + k * SECOND_NS / 2;
+                    expected.push((0, (device / 10) as u32, due_ns, false));
+                }
+            }
+        }
+        assert!(!expected.is_empty());
+        assert_eq!(sent, expected);
     }
 }

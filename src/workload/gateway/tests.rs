@@ -79,6 +79,7 @@ fn due(slots: std::ops::Range<u32>, seq: u64) -> Vec<Due> {
             object: 0,
             seq,
             due_ns: 0,
+            alarm: false,
         })
         .collect()
 }
@@ -154,6 +155,28 @@ fn block_layout_gives_each_gateway_its_own_run_of_devices() {
     assert_eq!(plan.device_index(0, 4), 4);
     assert_eq!(plan.device_index(3, 0), 15);
     assert_eq!(plan.device_name(3, 1), "DW00000116");
+}
+
+#[test]
+fn a_gateways_device_numbering_is_the_device_index_of_each_of_its_slots() {
+    // The global rate numbers a gateway's devices by (first, step): it must agree with the
+    // index the device's name is made from, in both layouts.
+    for layout in [
+        DeviceLayout::Interleaved { gateways: 7 },
+        DeviceLayout::Blocks,
+    ] {
+        let plan = gateway_plan(5, layout);
+        for gateway in 0..7 {
+            let (first, step) = plan.device_numbering(gateway);
+            for slot in 0..5 {
+                assert_eq!(
+                    first + u64::from(slot) * step,
+                    plan.device_index(gateway, slot),
+                    "{layout:?} gateway {gateway} slot {slot}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -234,6 +257,7 @@ fn a_per_point_telemetry_message_is_thingsboards_gateway_form() {
         object: 0,
         seq: 42,
         due_ns: 0,
+        alarm: false,
     }];
     let folded = frames.write_points(&mut out, 0, 0, &one, 1_733_450_000_123, 0);
     assert_eq!(folded, 1);
@@ -265,6 +289,7 @@ fn many_messages_of_every_device_parse_with_their_own_seq_and_ts() {
                 object: 0,
                 seq,
                 due_ns: 0,
+                alarm: false,
             }];
             frames.write_points(&mut out, (seq % 65_535 + 1) as u16, 0, &point, ts, 0);
             expected.push((gateway.device_name(3, slot), seq, ts));
@@ -385,6 +410,7 @@ fn a_payload_rotation_gives_each_device_the_object_asked_for() {
             object,
             seq: 1,
             due_ns: 0,
+            alarm: false,
         }];
         let mut out = Vec::new();
         frames.write_points(&mut out, 0, 0, &point, 1, 0);
