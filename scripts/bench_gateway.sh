@@ -10,9 +10,9 @@
 #               (after the ramp and the announcements + 2 s, to 1 s before the end); points in
 #               it counted on the schedule: DEVICES x seconds / INTERVAL
 #   msg_s       MQTT messages per second in the steady part (the timeline's sent counts)
-#   pts_s       device points per second over the whole run, from the result (the publish row
-#               or the gateway telemetry row's points / the run's duration): the schedule held
-#               when this is DEVICES / INTERVAL less the ramp
+#   pts_s       device points per second in the steady part, acknowledged (the timeline's
+#               points of the gateway rows, or its sent messages for devices): the schedule
+#               held when this is DEVICES / INTERVAL
 #   mosq_us_pt  the target's (mosquitto's, or the sink's) CPU per device point over the same window
 #   rss_b_dev   mqblast RSS in the steady part / DEVICES
 #   lag_p99_us  schedule lag p99 (how late the generator sent)
@@ -108,12 +108,13 @@ one_run() {
     jq -r --argjson from "$steady_from" --argjson to "$steady_to" \
         --argjson devices "$DEVICES" --argjson rss "$rss" --argjson points "$points" \
         --arg cpu "$(echo "$cpu1 - $cpu0" | bc)" --arg mosq "$(echo "$m1 - $m0" | bc)" '
-        (.timeline | map(select(.second > $from and .second <= $to)) | map(.sent) | add) as $sent
-        | ((.streams // []) | map(select(.points != null)) | map(.points) | add) as $gw_points
-        | (if $gw_points == null then .publish.ok else $gw_points end) as $all_points
+        (.timeline | map(select(.second > $from and .second <= $to))) as $steady
+        | ($steady | map(.sent) | add) as $sent
+        | ($steady | map((.streams // []) | map(.points // 0) | add // 0) | add) as $gw_points
+        | (if $gw_points == 0 then $sent else $gw_points end) as $steady_points
         | [ (($cpu | tonumber) * 1e6 / $points | . * 100 | round / 100),
             ($sent / ($to - $from) | round),
-            ($all_points / .duration_s | round),
+            ($steady_points / ($to - $from) | round),
             (($mosq | tonumber) * 1e6 / $points | . * 100 | round / 100),
             ($rss / $devices | round),
             .schedule_lag_us.p99,
