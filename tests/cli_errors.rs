@@ -505,7 +505,6 @@ fn gateway_conflicts_exit_2_naming_the_settings() {
         .assert_usage_error(&["--devices-per-gateway 0", "at least 1 device"]);
     run(&["--gateway", "--sub-users", "1"]).assert_usage_error(&["--gateway", "--sub-users 1"]);
     run(&["--gateway-mode", "batched"]).assert_usage_error(&["--gateway-mode", "add --gateway"]);
-    run(&["--gateway", "--rpc-responder"]).assert_usage_error(&["--gateway", "--rpc-responder"]);
     let dir = TempDir::new("cli-gateway");
     let config = dir.write("gw.toml", "gateway = true\n\ndevice_name = \"meter\"\n");
     run(&["-f", &config]).assert_usage_error(&["line 3", "device_name", "{i}"]);

@@ -376,6 +376,47 @@ fn requests_their_answers_and_rpc_answers_allocate_nothing_per_message() {
     );
 }
 
+/// A gateway answering its devices' RPC on `v1/gateway/rpc` while it sends their points: the
+/// request scan, the device lookup by name and the answer frame written into the queue
+/// allocate nothing per request (the queue is allocated at the first request, as a device's).
+#[test]
+fn gateway_rpc_answers_allocate_nothing_per_message() {
+    let platform = common::platform::Platform::start(
+        1,
+        &["--gateway-rpc", "3000", "--gateway-rpc-interval-ms", "1"],
+    );
+    let host = platform.hosts();
+    let more = [
+        "-u",
+        "1",
+        "--gateway",
+        "--devices-per-gateway",
+        "2",
+        "--interval",
+        "1ms",
+        "--rpc-responder",
+    ];
+    let allocations = allocations_over(&host, &host, "1", 4_500, (1_500, 4_200), &more);
+    assert!(
+        allocations <= 2 * PEAK_ALLOCATIONS_PER_CONNECTION,
+        "{allocations} allocations over 2,700 messages"
+    );
+    let counts = platform.stop(std::time::Duration::from_millis(200));
+    let answered: u64 = counts["gateway_rpc"]
+        .as_object()
+        .map(|devices| {
+            devices
+                .values()
+                .map(|c| c["answered"].as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0);
+    assert!(
+        answered > 0,
+        "the gateway answered RPC during the run: {counts}"
+    );
+}
+
 #[test]
 fn qos1_publish_loop_over_websocket_allocates_nothing_per_message_after_warm_up() {
     let broker = common::tls::TlsBroker::start(0);

@@ -150,12 +150,6 @@ fn refuse_conflicts(
     if let Some(e2e) = get("e2e").filter(|raw| raw.boolean().unwrap_or(false)) {
         return Err(both(&e2e, why_no_marker));
     }
-    if let Some(responder) = get("rpc_responder").filter(|raw| raw.boolean().unwrap_or(false)) {
-        return Err(both(
-            &responder,
-            "a gateway's devices get their RPC on v1/gateway/rpc, which mqblast does not answer yet",
-        ));
-    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::layers::Raw;
 use super::{ConfigError, Context};
+use crate::workload::gateway_rpc::MAX_GATEWAY_RESPONSE_BYTES;
 use crate::workload::responder::{ResponderPlan, ResponsePayload, MAX_RESPONSE_BYTES};
 
 /// Longest `rpc_response_delay`: an answer waits in a bounded queue, and a delay longer than
@@ -30,8 +31,14 @@ pub(super) fn resolve_responder(
         None => Duration::ZERO,
     };
     let response_raw = get("rpc_response").filter(|raw| !raw.is_blank());
+    // A gateway's answer also carries the device's name (see `workload::gateway_rpc`).
+    let gateway = get("gateway").map(|raw| raw.boolean()).transpose()? == Some(true);
+    let max_bytes = match gateway {
+        true => MAX_GATEWAY_RESPONSE_BYTES,
+        false => MAX_RESPONSE_BYTES,
+    };
     let response = match &response_raw {
-        Some(raw) => resolve_response(raw, ctx)?,
+        Some(raw) => resolve_response(raw, ctx, max_bytes)?,
         None => ResponsePayload::EchoParams,
     };
     if on {
@@ -59,7 +66,11 @@ fn resolve_delay(raw: &Raw) -> Result<Duration, ConfigError> {
 
 /// `echo`, inline JSON (the text starts with `{`, `[` or `"`), or a JSON file; any JSON value,
 /// serialised once, compactly, no larger than an answer queue can hold.
-fn resolve_response(raw: &Raw, ctx: &Context) -> Result<ResponsePayload, ConfigError> {
+fn resolve_response(
+    raw: &Raw,
+    ctx: &Context,
+    max_bytes: usize,
+) -> Result<ResponsePayload, ConfigError> {
     let text = raw.text()?;
     let trimmed = text.trim();
     if trimmed == ECHO {
@@ -78,9 +89,13 @@ fn resolve_response(raw: &Raw, ctx: &Context) -> Result<ResponsePayload, ConfigE
         .map_err(|err| raw.fail_at_source(format!("{source} is not JSON: {err}")))?;
     let json =
         serde_json::to_vec(&value).map_err(|err| raw.fail_at_source(format!("{source}: {err}")))?;
-    if json.len() > MAX_RESPONSE_BYTES {
+    if json.len() > max_bytes {
+        let queue = match max_bytes {
+            MAX_RESPONSE_BYTES => "each device queues its answers in 16 KiB",
+            _ => "each gateway queues its answers, with its devices' names, in 16 KiB",
+        };
         return Err(raw.fail_at_source(format!(
-            "{source} is {} bytes of JSON, more than the {MAX_RESPONSE_BYTES} an answer may be (each device queues its answers in 16 KiB)",
+            "{source} is {} bytes of JSON, more than the {max_bytes} an answer may be ({queue})",
             json.len()
         )));
     }

@@ -274,14 +274,24 @@ impl Conn {
     /// largest answer queue, plus a frame, so an answer never leaves a publish without room.
     pub fn answer_room(&self) -> usize {
         match &self.answers {
-            Some(answers) if answers.responds() => QUEUE_BYTES + self.streams.largest_frame_bytes(),
+            Some(answers) if answers.responds() => QUEUE_BYTES + self.largest_publish_bytes(),
             _ => 0,
+        }
+    }
+
+    /// The largest message this connection publishes on its own: a stream's frame, or a
+    /// gateway's largest single-point or connect message (what the pump needs room for).
+    pub fn largest_publish_bytes(&self) -> usize {
+        match &self.gateway {
+            Some(gateway) => gateway.largest_single_len(),
+            None => self.streams.largest_frame_bytes(),
         }
     }
 
     /// A gateway's write buffer: a window of its largest single messages (capped at 64, as
     /// for a device), and in `batched` mode room for two whole batches, so a batch can be
-    /// written while the previous one drains. A batch folds what fits in what is left.
+    /// written while the previous one drains. A batch folds what fits in what is left. With
+    /// `--rpc-responder`, the answers' room beside it, as for a device.
     fn gateway_capacity(&self, gateway: &GatewaySession, max_inflight: u16) -> usize {
         let single = gateway.largest_single_len();
         let window = single * (max_inflight.clamp(1, 64) as usize);
@@ -289,7 +299,7 @@ impl Conn {
             GatewayMode::PerPoint => 0,
             GatewayMode::Batched => 2 * gateway.frames.largest_message_len(gateway.mode),
         };
-        window.max(batches) + self.control_reserve()
+        window.max(batches) + self.control_reserve() + self.answer_room()
     }
 
     /// Bytes publishes never use, so control packets always fit: a PUBREL (4 bytes) for every

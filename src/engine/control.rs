@@ -37,6 +37,9 @@ pub struct Control {
     /// MQTT 5 publishes acknowledged with 0x10 (No matching subscribers), summed by the
     /// workers at shutdown.
     pub unrouted: AtomicU64,
+    /// Gateway RPC answers that came back to the gateways that wrote them (a plain broker
+    /// under MQTT 3.1.1), summed by the workers at shutdown: not requests (`gateway_rpc`).
+    pub own_gateway_answers: AtomicU64,
     /// How many publishers should be in the run now, and how fast to get there.
     pub users: UserTarget,
     /// Where the delivery audit's counts start (ns since `start`; 0: the whole run), moved
@@ -367,6 +370,7 @@ impl Control {
             subs: Subscribers::default(),
             server_receive_maximum: AtomicU32::new(u32::MAX),
             unrouted: AtomicU64::new(0),
+            own_gateway_answers: AtomicU64::new(0),
             users: UserTarget::new(users, capacity, spawn_rate),
             audit_cut_ns: AtomicU64::new(0),
         })
@@ -421,6 +425,12 @@ impl Control {
     /// A worker's count of 0x10 (No matching subscribers) acks, once at shutdown.
     pub fn add_unrouted(&self, publishes: u64) {
         self.unrouted.fetch_add(publishes, Ordering::Relaxed);
+    }
+
+    /// A worker's count of its gateways' own RPC answers received back, once at shutdown.
+    pub fn add_own_gateway_answers(&self, answers: u64) {
+        self.own_gateway_answers
+            .fetch_add(answers, Ordering::Relaxed);
     }
 
     /// The smallest Receive Maximum a broker sent, if any did.

@@ -18,6 +18,7 @@ pub mod steer;
 pub mod worker;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -250,6 +251,12 @@ fn run_with(
     }
     for line in mqtt5_notes(&plan, &control) {
         eprintln!("{line}");
+    }
+    let own_answers = control.own_gateway_answers.load(Ordering::Relaxed);
+    if own_answers > 0 {
+        eprintln!(
+            "Gateway RPC answers received back on v1/gateway/rpc by the gateways that sent them (a broker that sends a client its own messages; ThingsBoard does not; MQTT 5 subscribes with No Local): {own_answers}, ignored, not requests"
+        );
     }
     if plan.verify && plan.sub_users > 0 {
         let audit = audit_summary(&plan, &control);

@@ -107,18 +107,31 @@ impl Version {
         topic_tail: &[u8],
         payload: &[u8],
     ) {
-        let topic_len = topic_head.len() + topic_tail.len();
+        self.encode_answer_parts(out, [topic_head, topic_tail], &[payload]);
+    }
+
+    /// [`Version::encode_answer`] with the payload given in pieces, written one after the
+    /// other (a gateway's answer: the device name and the request id between fixed text), so
+    /// no payload is built either.
+    ///
+    /// # Panics
+    /// As [`Version::encode_answer`].
+    pub fn encode_answer_parts(self, out: &mut Vec<u8>, topic: [&[u8]; 2], payload: &[&[u8]]) {
+        let topic_len = topic[0].len() + topic[1].len();
         let topic_len_prefix = u16::try_from(topic_len)
             .unwrap_or_else(|_| panic!("MQTT topic of {topic_len} bytes exceeds 65535"));
+        let payload_len = payload.iter().map(|part| part.len()).sum();
         out.push(0b0011_0000);
-        write_remaining_length(out, self.answer_remaining_len(topic_len, payload.len()));
+        write_remaining_length(out, self.answer_remaining_len(topic_len, payload_len));
         out.extend_from_slice(&topic_len_prefix.to_be_bytes());
-        out.extend_from_slice(topic_head);
-        out.extend_from_slice(topic_tail);
+        out.extend_from_slice(topic[0]);
+        out.extend_from_slice(topic[1]);
         if self == Version::V5 {
             out.push(0);
         }
-        out.extend_from_slice(payload);
+        for part in payload {
+            out.extend_from_slice(part);
+        }
     }
 
     /// `3.1.1` or `5`, as `--mqtt-version` takes it.
@@ -447,6 +460,19 @@ mod tests {
             };
             assert_eq!(theirs_topic_payload.0, "v1/devices/me/rpc/response/42");
             assert_eq!(theirs_topic_payload.1, payload);
+        }
+    }
+
+    #[test]
+    fn an_answer_written_in_pieces_is_the_same_frame_as_one_written_whole() {
+        for version in [Version::V311, Version::V5] {
+            let mut whole = Vec::new();
+            version.encode_answer(&mut whole, b"v1/gateway/rpc", b"", br#"{"id":7,"data":1}"#);
+            let mut parts = Vec::new();
+            let payload: [&[u8]; 3] = [br#"{"id":"#, b"7", br#","data":1}"#];
+            version.encode_answer_parts(&mut parts, [b"v1/gateway", b"/rpc"], &payload);
+            assert_eq!(parts, whole);
+            assert_eq!(parts.len(), version.answer_len(14, 17));
         }
     }
 

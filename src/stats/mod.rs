@@ -327,6 +327,9 @@ pub enum Failure {
     RpcAnswerLost,
     /// `--rpc-responder`: a request that cannot be answered (why).
     RpcMalformed(&'static str),
+    /// `--gateway --rpc-responder`: a request on `v1/gateway/rpc` for a device the gateway
+    /// does not carry: not answered.
+    RpcUnknownDevice,
 }
 
 use crate::mqtt::reason::Named;
@@ -402,9 +405,10 @@ impl Failure {
             | Failure::IncomingTooLarge(_)
             | Failure::IncomingUnexpected
             | Failure::AnswerSubscribeRefused(_) => Metric::Connection,
-            Failure::RpcQueueFull | Failure::RpcAnswerLost | Failure::RpcMalformed(_) => {
-                Metric::RpcResponder
-            }
+            Failure::RpcQueueFull
+            | Failure::RpcAnswerLost
+            | Failure::RpcMalformed(_)
+            | Failure::RpcUnknownDevice => Metric::RpcResponder,
             Failure::SubackRefused(_) | Failure::SubscribeTimeout | Failure::SubscriberLost => {
                 Metric::Subscribe
             }
@@ -535,6 +539,10 @@ impl Failure {
                     .to_string()
             }
             Failure::RpcMalformed(why) => format!("RPC request not answered: {why}"),
+            Failure::RpcUnknownDevice => {
+                "gateway RPC request not answered: unknown device (not one this gateway carries)"
+                    .to_string()
+            }
         }
     }
 }

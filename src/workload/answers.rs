@@ -78,6 +78,9 @@ pub enum Incoming<'a> {
     Answer { kind: RequestKind, id: &'a [u8] },
     /// A server-side RPC request (with the responder on): the id text.
     RpcRequest { id: &'a [u8] },
+    /// A message on `v1/gateway/rpc` to a gateway with the responder on: a request for one of
+    /// its devices, or an answer (see `gateway_rpc`).
+    GatewayRpc,
     /// Anything else: the device did not subscribe to it.
     Other,
 }
@@ -91,14 +94,17 @@ struct Route {
 
 /// What one device connection listens to: the answer topics of its request streams (with
 /// their pending requests) and, with `--rpc-responder`, server-side RPC requests (with the
-/// answers waiting to be sent). Built once per client; the filters are subscribed once at
-/// each connect.
+/// answers waiting to be sent); a gateway connection with `--rpc-responder`, its devices' RPC
+/// on `v1/gateway/rpc`. Built once per client; the filters are subscribed once at each
+/// connect.
 pub struct DeviceAnswers {
     routes: Box<[Route]>,
     /// The topic filters to subscribe to (each answer prefix with `+`, the RPC request
     /// filter), made once.
     filters: Box<[String]>,
     responds: bool,
+    /// A gateway's devices, whose RPC it answers (None on a device connection).
+    pub gateway: Option<super::gateway_rpc::GatewayDevices>,
     /// The requests awaiting answers (None without request streams).
     pub pending: Option<PendingRequests>,
     /// The responder's answers waiting to be sent.
@@ -131,11 +137,26 @@ impl DeviceAnswers {
             routes: unique.into_boxed_slice(),
             filters: filters.into_boxed_slice(),
             responds,
+            gateway: None,
             queue: Default::default(),
         }
     }
 
-    /// Whether this device answers server-side RPC.
+    /// A gateway connection that answers its devices' RPC (`--gateway --rpc-responder`): it
+    /// listens to `v1/gateway/rpc` only (a gateway sends no requests of its own).
+    pub fn for_gateway(devices: super::gateway_rpc::GatewayDevices) -> DeviceAnswers {
+        let filter = super::gateway_rpc::GATEWAY_RPC_TOPIC.to_string();
+        DeviceAnswers {
+            routes: Box::new([]),
+            filters: Box::new([filter]),
+            responds: true,
+            gateway: Some(devices),
+            pending: None,
+            queue: Default::default(),
+        }
+    }
+
+    /// Whether this device (or gateway) answers server-side RPC.
     pub fn responds(&self) -> bool {
         self.responds
     }
@@ -165,6 +186,12 @@ impl DeviceAnswers {
                     id,
                 };
             }
+        }
+        if self.gateway.is_some() {
+            return match topic == super::gateway_rpc::GATEWAY_RPC_TOPIC.as_bytes() {
+                true => Incoming::GatewayRpc,
+                false => Incoming::Other,
+            };
         }
         if self.responds {
             let prefix = super::responder::RPC_REQUEST_PREFIX.as_bytes();
@@ -784,6 +811,21 @@ mod tests {
         );
         write_id(&mut own, id + 1);
         assert!(!calling.is_own_request(&own), "never issued");
+        let gateway = crate::workload::gateway::GatewayPlan {
+            devices_per_gateway: 2,
+            mode: crate::workload::gateway::GatewayMode::PerPoint,
+            device_name: crate::workload::gateway::NameTemplate::parse("D{i}").unwrap(),
+            device_start: 0,
+            layout: crate::workload::gateway::DeviceLayout::Blocks,
+        };
+        let devices = crate::workload::gateway_rpc::GatewayDevices::new(&gateway, 0);
+        let gateway = DeviceAnswers::for_gateway(devices);
+        assert_eq!(gateway.filters(), ["v1/gateway/rpc"]);
+        assert!(gateway.responds() && gateway.pending.is_none());
+        assert_eq!(gateway.classify(b"v1/gateway/rpc"), Incoming::GatewayRpc);
+        for other in [&b"v1/devices/me/rpc/request/9"[..], b"v1/gateway/rpc/1"] {
+            assert_eq!(gateway.classify(other), Incoming::Other);
+        }
         let no_responder = DeviceAnswers::new(&routes[..1], false, 1);
         assert_eq!(
             no_responder.classify(b"v1/devices/me/rpc/request/9"),

@@ -208,6 +208,12 @@ impl NameTemplate {
         )
     }
 
+    /// The text before the number, the number's zero-padded width (0: none) and the text
+    /// after it: what reading a device's number back from its name needs.
+    pub fn parts(&self) -> (&str, usize, &str) {
+        (&self.prefix, self.width, &self.suffix)
+    }
+
     /// Length in bytes of the longest name any number up to `max_number` gets.
     pub fn widest_len(&self, max_number: u64) -> usize {
         let digits = max_number

@@ -10,6 +10,7 @@
 pub mod answers;
 pub mod fields;
 pub mod gateway;
+pub mod gateway_rpc;
 pub mod pace;
 pub mod params;
 pub mod presets;

@@ -1,4 +1,5 @@
-//! Finding the top-level `"params"` value of an RPC request without parsing the request.
+//! Finding the top-level `"params"` value of an RPC request (and a gateway request's
+//! `device`, `data` and `id`, see [`find_members`]) without parsing the request.
 //!
 //! The RPC responder echoes a request's `params` by default. Parsing each request into JSON
 //! values would allocate per request and let a peer choose how much; instead a byte scan finds
@@ -42,33 +43,49 @@ type Scan = Result<usize, ParamsError>;
 /// The bytes of the top-level `"params"` member's value (the first one, if repeated); None
 /// when the object has no such member.
 pub fn find_params(json: &[u8]) -> Result<Option<&[u8]>, ParamsError> {
+    let [params] = find_members(json, [b"\"params\""])?;
+    Ok(params)
+}
+
+/// The bytes of the values of the top-level members named `keys` (each key as JSON writes it,
+/// quotes included: `b"\"id\""`), the first of each if repeated; None for a key the object
+/// lacks. The scan stops once every key is found, so what follows is not checked (as for
+/// `params`); with a key missing it runs to the object's end.
+pub fn find_members<'a, const N: usize>(
+    json: &'a [u8],
+    keys: [&[u8]; N],
+) -> Result<[Option<&'a [u8]>; N], ParamsError> {
+    let mut found = [None; N];
     let mut at = skip_ws(json, 0);
     if json.get(at) != Some(&b'{') {
         return Err(ParamsError::NotAnObject);
     }
     at = skip_ws(json, at + 1);
     if json.get(at) == Some(&b'}') {
-        return Ok(None);
+        return Ok(found);
     }
     loop {
         if json.get(at) != Some(&b'"') {
             return Err(end_or(json, at, ParamsError::Syntax));
         }
         let key_end = scan_string(json, at)?;
-        let is_params = &json[at..key_end] == b"\"params\"";
+        let wanted = keys.iter().position(|&key| &json[at..key_end] == key);
         at = skip_ws(json, key_end);
         if json.get(at) != Some(&b':') {
             return Err(end_or(json, at, ParamsError::Syntax));
         }
         let value_at = skip_ws(json, at + 1);
         let value_end = scan_value(json, value_at)?;
-        if is_params {
-            return Ok(Some(&json[value_at..value_end]));
+        if let Some(k) = wanted.filter(|&k| found[k].is_none()) {
+            found[k] = Some(&json[value_at..value_end]);
+            if found.iter().all(Option::is_some) {
+                return Ok(found);
+            }
         }
         at = skip_ws(json, value_end);
         match json.get(at) {
             Some(b',') => at = skip_ws(json, at + 1),
-            Some(b'}') => return Ok(None),
+            Some(b'}') => return Ok(found),
             _ => return Err(end_or(json, at, ParamsError::Syntax)),
         }
     }
@@ -210,6 +227,24 @@ mod tests {
         assert_eq!(params(r#"{"a" 1}"#), Err(ParamsError::Syntax));
         assert_eq!(params(r#"{"a":1;}"#), Err(ParamsError::Syntax));
         assert_eq!(params(r#"{a:1}"#), Err(ParamsError::Syntax));
+    }
+
+    #[test]
+    fn members_are_found_by_key_at_the_top_level_only_the_first_of_each() {
+        let json = br#"{"data":{"id":3,"params":{"id":9}},"device":"A","device":"B"}"#;
+        let [device, data, id] =
+            find_members(json, [b"\"device\"", b"\"data\"", b"\"id\""]).unwrap();
+        assert_eq!(device, Some(&br#""A""#[..]));
+        assert_eq!(data, Some(&br#"{"id":3,"params":{"id":9}}"#[..]));
+        assert_eq!(id, None, "only inside data");
+        let [id, params] = find_members(data.unwrap(), [b"\"id\"", b"\"params\""]).unwrap();
+        assert_eq!((id, params), (Some(&b"3"[..]), Some(&br#"{"id":9}"#[..])));
+        assert_eq!(find_members(b"{}", [b"\"id\""]), Ok([None]));
+        // With a key missing the whole object is checked.
+        assert_eq!(
+            find_members(br#"{"a":1,"b":[}"#, [b"\"a\"", b"\"c\""]),
+            Err(ParamsError::Syntax)
+        );
     }
 
     #[test]

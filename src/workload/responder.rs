@@ -82,8 +82,17 @@ pub struct ResponderPlan {
 }
 
 impl ResponderPlan {
-    fn delay_ns(&self) -> u64 {
+    pub(super) fn delay_ns(&self) -> u64 {
         u64::try_from(self.delay.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The answer to a request whose params (when echoing) are `params`: the configured
+    /// answer, the params themselves, or [`NO_PARAMS_ANSWER`] when there are none.
+    pub(super) fn echo<'a>(&'a self, params: Option<&'a [u8]>) -> &'a [u8] {
+        match &self.response {
+            ResponsePayload::Fixed { json, .. } => json,
+            ResponsePayload::EchoParams => params.unwrap_or(NO_PARAMS_ANSWER),
+        }
     }
 }
 
@@ -100,9 +109,13 @@ pub enum Offer {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Malformed {
-    /// The id after the request prefix is not 1 to 10 digits.
+    /// The id after the request prefix (a gateway request: `data.id`) is not 1 to 10 digits.
     BadId,
     Params(ParamsError),
+    /// A gateway request whose `device` is not a JSON string.
+    NoDevice,
+    /// A gateway request whose `data` is not a JSON object.
+    NoData,
 }
 
 impl Malformed {
@@ -110,6 +123,8 @@ impl Malformed {
         match self {
             Malformed::BadId => "its id is not 1 to 10 digits",
             Malformed::Params(e) => e.describe(),
+            Malformed::NoDevice => "its device is not a JSON string",
+            Malformed::NoData => "its data is not a JSON object",
         }
     }
 }
@@ -149,21 +164,27 @@ impl AnswerQueue {
         now_ns: u64,
     ) -> Offer {
         match answer_body(plan, id, request) {
-            Ok(body) => self.enqueue(version, id, body, now_ns, plan.delay_ns()),
+            Ok(body) => {
+                let topic = [RPC_RESPONSE_PREFIX.as_bytes(), id];
+                self.enqueue(version, topic, &[body], now_ns, plan.delay_ns())
+            }
             Err(why) => Offer::Malformed(why),
         }
     }
 
-    fn enqueue(
+    /// Queue the answer on `topic` (its two pieces back to back) whose payload is `payload`'s
+    /// pieces back to back, due `delay_ns` after `arrived_ns`; dropped at the queue's bounds.
+    pub(super) fn enqueue(
         &mut self,
         version: Version,
-        id: &[u8],
-        body: &[u8],
+        topic: [&[u8]; 2],
+        payload: &[&[u8]],
         arrived_ns: u64,
         delay_ns: u64,
     ) -> Offer {
-        let prefix = RPC_RESPONSE_PREFIX.as_bytes();
-        let frame_bytes = version.answer_len(prefix.len() + id.len(), body.len());
+        let topic_len = topic[0].len() + topic[1].len();
+        let payload_len = payload.iter().map(|part| part.len()).sum();
+        let frame_bytes = version.answer_len(topic_len, payload_len);
         let q = self.queued.get_or_insert_with(|| {
             Box::new(Queued {
                 frames: Vec::with_capacity(QUEUE_BYTES),
@@ -183,7 +204,7 @@ impl AnswerQueue {
             q.frames.truncate(held);
             q.head = 0;
         }
-        version.encode_answer(&mut q.frames, prefix, id, body);
+        version.encode_answer_parts(&mut q.frames, topic, payload);
         let slot = (q.first + q.len) % MAX_QUEUED_ANSWERS;
         q.due[slot] = Due {
             due_ns: arrived_ns.saturating_add(delay_ns),
@@ -258,18 +279,21 @@ fn answer_body<'a>(
     id: &[u8],
     request: &'a [u8],
 ) -> Result<&'a [u8], Malformed> {
-    let id_ok = (1..=MAX_REQUEST_ID_BYTES).contains(&id.len()) && id.iter().all(u8::is_ascii_digit);
-    if !id_ok {
+    if !id_ok(id) {
         return Err(Malformed::BadId);
     }
     match &plan.response {
         ResponsePayload::Fixed { json, .. } => Ok(json),
         ResponsePayload::EchoParams => match find_params(request) {
-            Ok(Some(params)) => Ok(params),
-            Ok(None) => Ok(NO_PARAMS_ANSWER),
+            Ok(params) => Ok(plan.echo(params)),
             Err(e) => Err(Malformed::Params(e)),
         },
     }
+}
+
+/// A request id: 1 to [`MAX_REQUEST_ID_BYTES`] digits.
+pub(super) fn id_ok(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_BYTES).contains(&id.len()) && id.iter().all(u8::is_ascii_digit)
 }
 
 #[cfg(test)]

@@ -24,6 +24,15 @@ a device (attribute requests and RPC calls together, in arrival order) is answer
 the device never used (--unknown-every); only the first --misbehave-until requests of each
 device when given, so a test's last late answer arrives well before its run ends.
 
+Gateways (--gateway-rpc N): every device a gateway announces on `v1/gateway/connect` gets N
+server-side RPC requests on `v1/gateway/rpc` of that gateway's broker
+(`{"device":NAME,"data":{"id":K,"method":"setValue","params":{...}}}`), and every answer
+there (`{"device":NAME,"id":K,"data":...}`) is checked: a request of that device, answered
+once, with the expected data; counts per device name under "gateway_rpc". With
+--gateway-rpc-malformed M and --gateway-rpc-unknown U each gateway broker also gets, after
+its first announcement, M requests that cannot be answered (no id; not JSON; no device name)
+and U requests for a device no gateway announced: any answer to them counts as unknown.
+
 Python with paho-mqtt 1.x (the tests' virtualenv). Named tb_platform.py, not platform.py: a
 script's directory comes first on sys.path, and a platform.py there hides the standard
 library's `platform`, which paho imports. Stops after --run-for seconds, when stdin closes
@@ -51,6 +60,15 @@ RPC_RESPONSE = "v1/devices/me/rpc/response/"
 UNKNOWN_ID_BASE = 900_000_000
 # Ids of flood requests, apart from the ordinary server-side requests (1, 2, ...).
 FLOOD_ID_BASE = 100_000_000
+GATEWAY_RPC = "v1/gateway/rpc"
+# The device named in requests for a device no gateway carries.
+UNKNOWN_DEVICE = "no-such-device"
+# What the malformed gateway requests are, in the order sent (cycled).
+MALFORMED_GATEWAY_REQUESTS = [
+    b'{"device":"%s","data":{"method":"noId"}}',
+    b'not json at all',
+    b'{"data":{"id":5,"method":"noDevice"}}',
+]
 
 
 class Device:
@@ -65,6 +83,7 @@ class Device:
         self.server_rpc = {}  # request id -> the answer expected
         self.server_answers = defaultdict(int)  # request id -> answers received
         self.started = False  # server-side RPC started (the device has published)
+        self.gateway_odd_sent = False  # malformed and unknown-device gateway requests
         self.subscribed = threading.Event()
         self.client = mqtt.Client(client_id=f"platform-{index}", protocol=mqtt.MQTTv5)
         self.client.max_inflight_messages_set(0)  # 0: no limit (paho's default is 20)
@@ -99,6 +118,12 @@ class Platform:
         self.gateway_points = defaultdict(int)
         self.gateway_connects = defaultdict(int)
         self.gateway_disconnects = defaultdict(int)
+        # Gateway RPC: (device name, id) -> the answer expected, and answers received.
+        self.gateway_rpc = {}
+        self.gateway_rpc_answers = defaultdict(int)
+        # Per device name: requests sent, answered, bad answers; and the others by kind.
+        self.gateway_rpc_counts = defaultdict(lambda: defaultdict(int))
+        self.gateway_rpc_other = defaultdict(int)
 
     # ---- receiving (the lock is held) ---------------------------------------------------
 
@@ -123,7 +148,18 @@ class Platform:
             for name, points in json.loads(payload).items():
                 self.gateway_points[name] += len(points)
         elif topic == "v1/gateway/connect":
-            self.gateway_connects[json.loads(payload)["device"]] += 1
+            name = json.loads(payload)["device"]
+            self.gateway_connects[name] += 1
+            if self.args.gateway_rpc > 0 and self.gateway_connects[name] == 1:
+                threading.Thread(target=self.send_gateway_rpc, args=(device, name),
+                                 daemon=True).start()
+            odd = self.args.gateway_rpc_malformed + self.args.gateway_rpc_unknown
+            if odd > 0 and not device.gateway_odd_sent:
+                device.gateway_odd_sent = True
+                threading.Thread(target=self.send_odd_gateway_rpc, args=(device, name),
+                                 daemon=True).start()
+        elif topic == GATEWAY_RPC:
+            self.check_gateway_answer(payload)
         elif topic == "v1/gateway/disconnect":
             self.gateway_disconnects[json.loads(payload)["device"]] += 1
         else:
@@ -178,6 +214,29 @@ class Platform:
         if not ok:
             c["server_rpc_bad_payload"] += 1
 
+    def check_gateway_answer(self, payload):
+        """An answer on v1/gateway/rpc: of a request sent, once, with the data expected."""
+        o = self.gateway_rpc_other
+        try:
+            answer = json.loads(payload)
+            key = (answer["device"], answer["id"])
+            data = answer["data"]
+        except (ValueError, KeyError, TypeError):
+            o["bad_answers"] += 1
+            return
+        expected = self.gateway_rpc.get(key)
+        if expected is None:
+            o["unknown_answers"] += 1
+            return
+        c = self.gateway_rpc_counts[key[0]]
+        self.gateway_rpc_answers[key] += 1
+        if self.gateway_rpc_answers[key] > 1:
+            c["duplicate_answers"] += 1
+            return
+        c["answered"] += 1
+        if data != expected:
+            c["bad_payload"] += 1
+
     # ---- sending -------------------------------------------------------------------------
 
     def send_later(self, device, delay_ms, topic, payload):
@@ -219,6 +278,38 @@ class Platform:
             device.counts["server_rpc_sent"] += 1
         device.client.publish(RPC_REQUEST + request_id, json.dumps(body),
                               qos=self.args.qos if qos is None else qos)
+
+    def send_gateway_rpc(self, device, name):
+        """--gateway-rpc requests for gateway device `name` on its gateway's broker,
+        --gateway-rpc-interval-ms apart (ids 1, 2, ... per device, as ThingsBoard numbers)."""
+        expected_fixed = self.args.expect_answer
+        for k in range(1, self.args.gateway_rpc + 1):
+            if self.stopping.is_set():
+                return
+            params = {"device": name, "n": k}
+            body = {"device": name, "data": {"id": k, "method": "setValue", "params": params}}
+            with self.lock:
+                self.gateway_rpc[(name, k)] = \
+                    params if expected_fixed is None else json.loads(expected_fixed)
+                self.gateway_rpc_counts[name]["sent"] += 1
+            device.client.publish(GATEWAY_RPC, json.dumps(body), qos=self.args.qos)
+            time.sleep(self.args.gateway_rpc_interval_ms / 1000.0)
+
+    def send_odd_gateway_rpc(self, device, name):
+        """Requests no gateway can answer: malformed ones, and ones for a device no gateway
+        carries (each counted as sent; any answer to them is unknown)."""
+        a = self.args
+        for k in range(a.gateway_rpc_malformed):
+            template = MALFORMED_GATEWAY_REQUESTS[k % len(MALFORMED_GATEWAY_REQUESTS)]
+            payload = template % name.encode() if b"%s" in template else template
+            with self.lock:
+                self.gateway_rpc_other["malformed_sent"] += 1
+            device.client.publish(GATEWAY_RPC, payload, qos=a.qos)
+        for k in range(1, a.gateway_rpc_unknown + 1):
+            body = {"device": UNKNOWN_DEVICE, "data": {"id": k, "method": "x", "params": {}}}
+            with self.lock:
+                self.gateway_rpc_other["unknown_device_sent"] += 1
+            device.client.publish(GATEWAY_RPC, json.dumps(body), qos=a.qos)
 
     def flood(self):
         """--flood-rps server-side requests per second to device 0, for --flood-seconds, from
@@ -282,10 +373,17 @@ class Platform:
                 counts["server_rpc_unanswered"] = sum(
                     1 for i in device.server_rpc if device.server_answers[i] == 0)
                 devices[device.name] = counts
+            gateway_rpc = {name: dict(c) for name, c in self.gateway_rpc_counts.items()}
+            for (name, k) in self.gateway_rpc:
+                if self.gateway_rpc_answers[(name, k)] == 0:
+                    c = gateway_rpc[name]
+                    c["unanswered"] = c.get("unanswered", 0) + 1
             return {"devices": devices,
                     "gateway_points": dict(self.gateway_points),
                     "gateway_connects": dict(self.gateway_connects),
-                    "gateway_disconnects": dict(self.gateway_disconnects)}
+                    "gateway_disconnects": dict(self.gateway_disconnects),
+                    "gateway_rpc": gateway_rpc,
+                    "gateway_rpc_other": dict(self.gateway_rpc_other)}
 
 
 def rpc_call_answer(request):
@@ -321,6 +419,13 @@ def main():
     p.add_argument("--flood-rps", type=float, default=0, help="server-side requests per second to device 0, from its first publish on")
     p.add_argument("--flood-seconds", type=float, default=0)
     p.add_argument("--flood-qos", type=int, default=0)
+    p.add_argument("--gateway-rpc", type=int, default=0,
+                   help="gateway RPC requests per gateway device, from its announcement on")
+    p.add_argument("--gateway-rpc-interval-ms", type=float, default=50)
+    p.add_argument("--gateway-rpc-malformed", type=int, default=0,
+                   help="malformed gateway RPC requests per gateway broker")
+    p.add_argument("--gateway-rpc-unknown", type=int, default=0,
+                   help="gateway RPC requests for an unknown device per gateway broker")
     p.add_argument("--run-for", type=float, default=60)
     p.add_argument("--stdin-stop", action="store_true", help="stop when stdin closes")
     p.add_argument("--ready-file", default=None, help="written once subscribed everywhere")

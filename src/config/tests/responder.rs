@@ -163,3 +163,28 @@ fn calling_and_answering_rpc_under_3_1_1_notes_what_a_plain_broker_does() {
     ]));
     assert!(!noted(&["--stream", "rpc-call"]));
 }
+
+#[test]
+fn gateways_answer_rpc_and_their_fixed_answer_leaves_room_for_the_devices_name() {
+    use crate::workload::gateway_rpc::MAX_GATEWAY_RESPONSE_BYTES;
+    let dir = TestDir::new();
+    let plan = dir.plan(&["--gateway", "--rpc-responder"], &[]).unwrap();
+    assert!(plan.gateway.is_some());
+    assert_eq!(
+        plan.rpc_responder.unwrap().response,
+        ResponsePayload::EchoParams
+    );
+    // The largest answer a gateway takes is accepted; one byte more is refused, naming it.
+    let fits = format!("\"{}\"", "x".repeat(MAX_GATEWAY_RESPONSE_BYTES - 2));
+    let args = ["--gateway", "--rpc-responder", "--rpc-response"];
+    assert!(dir.plan(&[&args[..], &[&fits]].concat(), &[]).is_ok());
+    let big = format!("\"{}\"", "x".repeat(MAX_GATEWAY_RESPONSE_BYTES - 1));
+    let err = dir.error(&[&args[..], &[&big]].concat(), &[]);
+    assert!(
+        err.starts_with("--rpc-response: inline JSON is ")
+            && err.contains(&format!(
+                "more than the {MAX_GATEWAY_RESPONSE_BYTES} an answer may be (each gateway queues"
+            )),
+        "{err}"
+    );
+}

@@ -1,6 +1,7 @@
 //! A device's answers: the subscription to its answer topics (and, with `--rpc-responder`, to
-//! server-side RPC requests) at each connect, the ids of its requests, the answers that time
-//! them, and the RPC answers it writes. The tables and queues are `workload::answers` and
+//! server-side RPC requests; a gateway: to its devices' RPC on `v1/gateway/rpc`) at each
+//! connect, the ids of its requests, the answers that time them, and the RPC answers it
+//! writes. The tables and queues are `workload::answers` and
 //! `workload::responder`; this file moves their events into the connection and the stats.
 //!
 //! Bounds: a device's incoming PUBLISH larger than the read buffer ([`MAX_INCOMING_BYTES`])
@@ -15,6 +16,7 @@ use crate::engine::conn::State;
 use crate::mqtt::v5::subscribe::SubscribeOptions;
 use crate::stats::{Failure, Metric};
 use crate::workload::answers::{parse_id, patch_request_id, Answer, Incoming, RequestKind};
+use crate::workload::gateway_rpc::{self, GatewayOffer};
 use crate::workload::responder::Offer;
 
 /// Largest PUBLISH a device reads: the read buffer. Larger ones are skipped, counted.
@@ -86,6 +88,7 @@ impl Worker {
             // (ThingsBoard never does this; MQTT 5's No Local prevents it).
             Incoming::RpcRequest { id } if answers.is_own_request(id) => {}
             Incoming::RpcRequest { id } => self.on_rpc_request(ci, id, payload, now),
+            Incoming::GatewayRpc => self.on_gateway_rpc(ci, payload, now),
             Incoming::Other => {
                 let client = self.conns[ci].client();
                 self.rec.fail_by(Failure::IncomingUnexpected, client);
@@ -173,6 +176,38 @@ impl Worker {
         }
     }
 
+    /// A message on `v1/gateway/rpc` to a gateway: a request for one of its devices (queued,
+    /// dropped, malformed or for a device it does not carry, as for a device's requests), or
+    /// one of its own answers come back (counted apart, see `gateway_rpc`).
+    fn on_gateway_rpc(&mut self, ci: usize, payload: &[u8], now: u64) {
+        let Some(plan) = self.plan.rpc_responder.as_ref() else {
+            return;
+        };
+        let arrived_ns = self.arrived_ns.min(now);
+        let version = self.plan.mqtt_version;
+        let client = self.conns[ci].client();
+        let Some(answers) = self.conns[ci].answers.as_mut() else {
+            return;
+        };
+        let Some(devices) = answers.gateway.as_ref() else {
+            return;
+        };
+        let queue = &mut answers.queue;
+        match gateway_rpc::offer(queue, plan, version, devices, payload, arrived_ns) {
+            GatewayOffer::Queued => {
+                self.write_due_answers(ci, now);
+                self.rearm_check(ci);
+            }
+            GatewayOffer::Dropped => self.rec.fail_by(Failure::RpcQueueFull, client),
+            GatewayOffer::Malformed(why) => {
+                self.rec
+                    .fail_by(Failure::RpcMalformed(why.describe()), client);
+            }
+            GatewayOffer::UnknownDevice => self.rec.fail_by(Failure::RpcUnknownDevice, client),
+            GatewayOffer::OwnAnswer => self.own_gateway_answers += 1,
+        }
+    }
+
     /// Write the answers due by `now` while the write buffer keeps room for a publish; each
     /// is a success of the `rpc-responder` row, timed from its request's arrival.
     pub(super) fn write_due_answers(&mut self, ci: usize, now: u64) {
@@ -181,7 +216,7 @@ impl Worker {
         }
         let keep_free = {
             let c = &self.conns[ci];
-            c.control_reserve() + c.streams.largest_frame_bytes()
+            c.control_reserve() + c.largest_publish_bytes()
         };
         let mut flushed = false;
         loop {

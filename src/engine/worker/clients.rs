@@ -10,6 +10,7 @@ use crate::payload::{self, ClientVars};
 use crate::plan::Plan;
 use crate::workload::answers::{DeviceAnswers, RequestKind};
 use crate::workload::gateway::{DeviceTurns, GatewayFrames, GatewaySession, PointKind};
+use crate::workload::gateway_rpc::GatewayDevices;
 use crate::workload::pace::PaceRng;
 use crate::workload::stream::{answer_prefix_of, StreamKind, Streams};
 
@@ -80,8 +81,14 @@ fn gateway_session(plan: &Plan, vars: &ClientVars<'_>) -> Option<Box<GatewaySess
 const GATEWAY_SEED_SALT: u64 = 0x6761_7465_7761_7921;
 
 /// What a device listens to (its request streams' answers, server-side RPC with
-/// `--rpc-responder`), built once; None when it listens to nothing.
+/// `--rpc-responder`; a gateway: its devices' RPC), built once; None when it listens to
+/// nothing.
 fn device_answers(plan: &Plan, vars: &ClientVars<'_>) -> Option<Box<DeviceAnswers>> {
+    if let Some(gateway) = plan.gateway.as_ref() {
+        let responds = plan.rpc_responder.is_some() && !plan.connect_only;
+        let devices = GatewayDevices::new(gateway, vars.index);
+        return responds.then(|| Box::new(DeviceAnswers::for_gateway(devices)));
+    }
     let routes: Vec<(String, RequestKind)> = plan
         .streams
         .iter()

@@ -168,6 +168,10 @@ pub struct Worker {
     /// MQTT 5 publishes acknowledged with 0x10 (No matching subscribers): successes, counted
     /// apart and handed to `Control` once, at shutdown.
     unrouted: u64,
+    /// Gateway RPC answers of this worker's gateways that a broker sent back to them (MQTT
+    /// 3.1.1 has no No Local): not requests, counted apart and handed to `Control` at
+    /// shutdown.
+    own_gateway_answers: u64,
     /// The `Control::users` generation this worker last applied.
     users_seen: u64,
     /// Maps the kernel's receive stamps onto the run clock; sampled at every wakeup.
@@ -295,6 +299,7 @@ impl Worker {
             delivered_reported: 0,
             polled_ns: 0,
             unrouted: 0,
+            own_gateway_answers: 0,
             users_seen: 0,
             real_clock: RealClock::default(),
             arrived_ns: 0,
@@ -568,6 +573,8 @@ impl Worker {
         }
         self.hand_over_audit();
         self.control.add_unrouted(self.unrouted);
+        self.control
+            .add_own_gateway_answers(self.own_gateway_answers);
         self.rec.set_connected(0);
         self.rec.finish(Instant::now());
         self.control.worker_finished();
