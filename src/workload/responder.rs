@@ -31,7 +31,8 @@
 //! An answer's frame is written once, into the queue, when its request arrives: the fixed
 //! header, the response topic's prefix with the request's id, and the payload bytes (the
 //! configured answer, serialised once at start, or the request's params). Nothing is
-//! allocated per request.
+//! allocated per request. A gateway's answers to its devices' RPC (`gateway_rpc`) go through
+//! the same queue, with the same bounds, one queue per gateway connection.
 
 use std::time::Duration;
 
