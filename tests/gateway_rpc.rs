@@ -225,3 +225,85 @@ fn under_3_1_1_a_gateways_own_answers_coming_back_are_counted_apart_not_as_reque
         "{line}"
     );
 }
+
+/// 10,000 gateway requests in a second for one device of a gateway whose answers wait 20 ms:
+/// the gateway's queue holds 64, so most are dropped, each counted; every request received is
+/// answered or dropped, each answer reaches the platform once, and the gateway's points are
+/// exactly what it was told to send.
+#[test]
+fn a_flood_of_gateway_rpc_is_bounded_and_counted_and_the_gateways_points_stay_exact() {
+    let platform = Platform::start(
+        1,
+        &[
+            "--gateway-flood-rps",
+            "10000",
+            "--flood-seconds",
+            "1",
+            "--flood-qos",
+            "0",
+        ],
+    );
+    let dir = TempDir::new("gateway-rpc");
+    let json = dir.file("run.json");
+    let args = with(
+        load_args(&platform.hosts(), &json),
+        &[
+            "-u",
+            "1",
+            "--messages",
+            "800",
+            "--gateway",
+            "--devices-per-gateway",
+            "2",
+            "--interval",
+            "10ms",
+            "--rpc-responder",
+            "--rpc-response-delay",
+            "20ms",
+        ],
+    );
+    let run = run_mqblast(&args, LIMIT);
+    let summary = Summary::read(&json, &run);
+    let counts = platform.stop(Duration::from_millis(500));
+    let flooded = counts["gateway_rpc"].as_object().unwrap();
+    assert_eq!(flooded.len(), 1, "{counts}");
+    let name = flooded.keys().next().unwrap();
+    let flood = rpc_count(&counts, name, "flood_sent");
+    assert_eq!(flood, 10_000, "{counts}");
+    let answered = summary.u64("rpc_responder.ok");
+    let dropped =
+        summary.errors_starting_with("RPC request dropped: the device's answer queue was full");
+    let lost = summary.errors_starting_with("RPC answer dropped");
+    assert_eq!(
+        summary.u64("rpc_responder.requests"),
+        flood,
+        "every request received: {}",
+        summary.text()
+    );
+    assert_eq!(answered + dropped + lost, flood, "{:?}", summary.errors());
+    assert!(
+        dropped > 0 && answered > 0,
+        "bounded: {:?}",
+        summary.errors()
+    );
+    assert_eq!(rpc_count(&counts, name, "answered"), answered, "{counts}");
+    for bad in ["bad_payload", "duplicate_answers"] {
+        assert_eq!(rpc_count(&counts, name, bad), 0, "{bad}: {counts}");
+    }
+    assert_eq!(other_count(&counts, "unknown_answers"), 0, "{counts}");
+    // The gateway's own messages: all 800 points, every one acknowledged, 400 per device.
+    let telemetry = stream_row(&summary, "gateway telemetry");
+    assert_eq!(telemetry["ok"].as_u64(), Some(800), "{}", summary.text());
+    assert_eq!(telemetry["failures"].as_u64(), Some(0));
+    assert_eq!(
+        device_count(&counts, 0, "gateway_messages"),
+        800,
+        "{counts}"
+    );
+    let points = counts["gateway_points"].as_object().unwrap();
+    assert!(
+        points.len() == 2 && points.values().all(|n| n.as_u64() == Some(400)),
+        "{counts}"
+    );
+    run.assert_code(1); // the drops are failures of the rpc-responder row
+}

@@ -32,6 +32,8 @@ once, with the expected data; counts per device name under "gateway_rpc". With
 --gateway-rpc-malformed M and --gateway-rpc-unknown U each gateway broker also gets, after
 its first announcement, M requests that cannot be answered (no id; not JSON; no device name)
 and U requests for a device no gateway announced: any answer to them counts as unknown.
+--gateway-flood-rps R floods the first device announced on the first broker with R requests
+a second for --flood-seconds ("flood_sent"; their answers count as "answered").
 
 Python with paho-mqtt 1.x (the tests' virtualenv). Named tb_platform.py, not platform.py: a
 script's directory comes first on sys.path, and a platform.py there hides the standard
@@ -84,6 +86,7 @@ class Device:
         self.server_answers = defaultdict(int)  # request id -> answers received
         self.started = False  # server-side RPC started (the device has published)
         self.gateway_odd_sent = False  # malformed and unknown-device gateway requests
+        self.gateway_flooded = False  # --gateway-flood-rps started
         self.subscribed = threading.Event()
         self.client = mqtt.Client(client_id=f"platform-{index}", protocol=mqtt.MQTTv5)
         self.client.max_inflight_messages_set(0)  # 0: no limit (paho's default is 20)
@@ -152,6 +155,11 @@ class Platform:
             self.gateway_connects[name] += 1
             if self.args.gateway_rpc > 0 and self.gateway_connects[name] == 1:
                 threading.Thread(target=self.send_gateway_rpc, args=(device, name),
+                                 daemon=True).start()
+            if self.args.gateway_flood_rps > 0 and device is self.devices[0] \
+                    and not device.gateway_flooded:
+                device.gateway_flooded = True
+                threading.Thread(target=self.gateway_flood, args=(device, name),
                                  daemon=True).start()
             odd = self.args.gateway_rpc_malformed + self.args.gateway_rpc_unknown
             if odd > 0 and not device.gateway_odd_sent:
@@ -295,6 +303,26 @@ class Platform:
             device.client.publish(GATEWAY_RPC, json.dumps(body), qos=self.args.qos)
             time.sleep(self.args.gateway_rpc_interval_ms / 1000.0)
 
+    def gateway_flood(self, device, name):
+        """--gateway-flood-rps gateway requests per second for the first device announced on
+        the first broker, for --flood-seconds (ids from FLOOD_ID_BASE, QoS --flood-qos)."""
+        a = self.args
+        total = int(a.flood_seconds * a.gateway_flood_rps)
+        start = time.monotonic()
+        sent = 0
+        while sent < total and not self.stopping.is_set():
+            due = min(int((time.monotonic() - start) * a.gateway_flood_rps) + 1, total)
+            while sent < due:
+                sent += 1
+                k = FLOOD_ID_BASE + sent
+                params = {"n": sent}
+                body = {"device": name, "data": {"id": k, "method": "flood", "params": params}}
+                with self.lock:
+                    self.gateway_rpc[(name, k)] = params
+                    self.gateway_rpc_counts[name]["flood_sent"] += 1
+                device.client.publish(GATEWAY_RPC, json.dumps(body), qos=a.flood_qos)
+            time.sleep(0.001)
+
     def send_odd_gateway_rpc(self, device, name):
         """Requests no gateway can answer: malformed ones, and ones for a device no gateway
         carries (each counted as sent; any answer to them is unknown)."""
@@ -426,6 +454,8 @@ def main():
                    help="malformed gateway RPC requests per gateway broker")
     p.add_argument("--gateway-rpc-unknown", type=int, default=0,
                    help="gateway RPC requests for an unknown device per gateway broker")
+    p.add_argument("--gateway-flood-rps", type=float, default=0,
+                   help="gateway requests per second for the first gateway device announced")
     p.add_argument("--run-for", type=float, default=60)
     p.add_argument("--stdin-stop", action="store_true", help="stop when stdin closes")
     p.add_argument("--ready-file", default=None, help="written once subscribed everywhere")
