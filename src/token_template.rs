@@ -42,9 +42,9 @@ impl TokenTemplate {
     pub fn parse(text: &str) -> Result<TokenTemplate, String> {
         const FORM: &str =
             "expected text with one {i} or {i:0W} (the device number zero-padded to W digits, W from 1 to 20), e.g. DW{i:08}";
-        let open = text
-            .find('{')
-            .ok_or_else(|| format!("has no {{i}}: {FORM}"))?;
+        let open = text.find('{').ok_or_else(|| {
+            format!("has no {{i}}: {FORM} (without one every device gets the same name)")
+        })?;
         let close = text[open..]
             .find('}')
             .map(|at| open + at)
@@ -99,6 +99,20 @@ impl TokenTemplate {
     /// The template as written.
     pub fn as_str(&self) -> &str {
         &self.written
+    }
+
+    /// Length in bytes of the longest rendering of any number up to `max_number`.
+    pub fn widest_len(&self, max_number: u64) -> usize {
+        let digits = max_number
+            .checked_ilog10()
+            .map_or(1, |log| log as usize + 1);
+        self.prefix.len() + digits.max(self.width) + self.suffix.len()
+    }
+
+    /// The text before the number, the number's zero-padded width (0: none) and the text
+    /// after it: what reading a device's number back from its name needs.
+    pub fn parts(&self) -> (&str, usize, &str) {
+        (&self.prefix, self.width, &self.suffix)
     }
 
     /// The literal text around the placeholder.

@@ -71,8 +71,6 @@ pub const MAX_BATCH_PAYLOAD_BYTES: usize = 65_536;
 pub const MAX_DEVICE_NAME_BYTES: usize = 255;
 /// The default device name template: the device token ThingsBoard's tool creates (`DW%08d`).
 pub const DEFAULT_DEVICE_NAME: &str = "DW{i:08}";
-/// Widest zero-padded number a name template may ask for (`u64::MAX` has 20 digits).
-const MAX_NUMBER_WIDTH: usize = 20;
 
 /// The row of the `v1/gateway/connect` messages in every report.
 pub const CONNECT_ROW: &str = "gateway connect";
@@ -142,86 +140,10 @@ pub enum DeviceLayout {
     Blocks,
 }
 
-/// A device name template: text with one `{i}` or `{i:0W}` (the device number, zero-padded to
-/// W digits as Python's `{i:08}` writes it) and no other brace: the grammar of
-/// `--tokens-template`, so a device's name and its token can be written alike.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameTemplate {
-    written: String,
-    prefix: String,
-    suffix: String,
-    /// Zero-padded to this many digits (0: as many as the number has).
-    width: usize,
-}
-
-impl NameTemplate {
-    /// Parse a template; the error says what is wrong (the caller names the setting).
-    pub fn parse(text: &str) -> Result<NameTemplate, String> {
-        let form = format!(
-            "expected text with one {{i}} or {{i:0W}} (the device number zero-padded to W digits, W from 1 to {MAX_NUMBER_WIDTH}), e.g. DW{{i:08}}"
-        );
-        let Some(open) = text.find('{') else {
-            return Err(format!(
-                "has no {{i}}, so every device would have the same name: {form}"
-            ));
-        };
-        let Some(close) = text[open..].find('}').map(|at| open + at) else {
-            return Err(format!("an unclosed brace: {form}"));
-        };
-        let (prefix, placeholder, suffix) =
-            (&text[..open], &text[open..=close], &text[close + 1..]);
-        if prefix.contains(['{', '}']) || suffix.contains(['{', '}']) {
-            return Err(format!(
-                "only one placeholder, and no other brace, may appear: {form}"
-            ));
-        }
-        let width = match placeholder {
-            "{i}" => 0,
-            _ => placeholder
-                .strip_prefix("{i:0")
-                .and_then(|rest| rest.strip_suffix('}'))
-                .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|digits| digits.parse::<usize>().ok())
-                .filter(|width| (1..=MAX_NUMBER_WIDTH).contains(width))
-                .ok_or_else(|| format!("{placeholder}: {form}"))?,
-        };
-        Ok(NameTemplate {
-            written: text.to_string(),
-            prefix: prefix.to_string(),
-            suffix: suffix.to_string(),
-            width,
-        })
-    }
-
-    /// The template as written.
-    pub fn as_str(&self) -> &str {
-        &self.written
-    }
-
-    /// The name of device number `number`.
-    pub fn render(&self, number: u64) -> String {
-        format!(
-            "{}{number:0width$}{}",
-            self.prefix,
-            self.suffix,
-            width = self.width
-        )
-    }
-
-    /// The text before the number, the number's zero-padded width (0: none) and the text
-    /// after it: what reading a device's number back from its name needs.
-    pub fn parts(&self) -> (&str, usize, &str) {
-        (&self.prefix, self.width, &self.suffix)
-    }
-
-    /// Length in bytes of the longest name any number up to `max_number` gets.
-    pub fn widest_len(&self, max_number: u64) -> usize {
-        let digits = max_number
-            .checked_ilog10()
-            .map_or(1, |log| log as usize + 1);
-        self.prefix.len() + digits.max(self.width) + self.suffix.len()
-    }
-}
+/// A device name template: the grammar of `--tokens-template` (one `{i}` or `{i:0W}`, the
+/// device number zero-padded to W digits as Python's `{i:08}` writes it), so a device's name
+/// and its token are written alike, by one parser.
+pub type NameTemplate = crate::token_template::TokenTemplate;
 
 /// The validated gateway settings of a run (`--gateway`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,6 +300,8 @@ struct Points {
     fragments: Vec<Fragment>,
     objects: usize,
     per_device: bool,
+    /// The shortest fragment of any device (bounds how many points a batch can fold).
+    shortest_fragment: usize,
 }
 
 impl Points {
@@ -416,6 +340,8 @@ pub struct GatewayFrames {
     /// ...each ending here (device `slot` is `names[name_ends[slot - 1]..name_ends[slot]]`).
     name_ends: Vec<u32>,
     streams: Vec<Points>,
+    /// The shortest name (bytes, quotes included).
+    shortest_name: usize,
 }
 
 /// `{"device":` and `}` around a name: the payload of connect and disconnect messages.
@@ -488,6 +414,7 @@ impl GatewayFrames {
                         .collect(),
                     false => build_for(0, ""),
                 };
+                let shortest_fragment = fragments.iter().map(Fragment::len).min().unwrap_or(0);
                 Points {
                     kind,
                     qos,
@@ -495,9 +422,19 @@ impl GatewayFrames {
                     fragments,
                     objects: payload.len(),
                     per_device,
+                    shortest_fragment,
                 }
             })
             .collect();
+        let shortest_name = name_ends
+            .iter()
+            .scan(0u32, |start, &end| {
+                let len = end - *start;
+                *start = end;
+                Some(len as usize)
+            })
+            .min()
+            .unwrap_or(0);
         GatewayFrames {
             connect_qos: plan.qos,
             connect,
@@ -505,6 +442,7 @@ impl GatewayFrames {
             names,
             name_ends,
             streams,
+            shortest_name,
         }
     }
 
@@ -590,6 +528,15 @@ impl GatewayFrames {
             count += 1;
         }
         (count, payload_len)
+    }
+
+    /// The most points one `batched` message of stream `stream` can fold (its payload is at
+    /// most [`MAX_BATCH_PAYLOAD_BYTES`], each point at least the shortest name, a colon, the
+    /// shortest fragment and a comma): the schedule takes no more due devices than this per
+    /// message, so a message costs what it carries, not the gateway's whole due set.
+    pub fn batch_points_max(&self, stream: usize) -> usize {
+        let shortest_part = self.shortest_name + 1 + self.streams[stream].shortest_fragment + 1;
+        1 + MAX_BATCH_PAYLOAD_BYTES / shortest_part.max(1)
     }
 
     /// The most bytes a message of stream `stream` takes beyond its payload (fixed header

@@ -314,7 +314,10 @@ impl GatewaySession {
     ) -> &[Due] {
         let max = match self.mode {
             GatewayMode::PerPoint => 1,
-            GatewayMode::Batched => self.due.capacity(),
+            GatewayMode::Batched => self
+                .due
+                .capacity()
+                .min(self.frames.batch_points_max(stream)),
         };
         let rated = self.turns.as_mut().zip(rate);
         let Some((turns, rate)) = rated.filter(|(turns, _)| turns.is_weighted(stream)) else {

@@ -368,6 +368,25 @@ fn a_batch_stops_at_the_payload_bound_and_the_rest_go_in_the_next_messages() {
 }
 
 #[test]
+fn a_batch_never_folds_more_points_than_the_schedule_takes_for_it() {
+    // 10,000 devices with names of two lengths (DW0..DW9999 without padding) and a small
+    // point: the most one message folds is at most what `batch_points_max` lets the schedule
+    // take, so taking only that many changes no message.
+    let mut gateway = gateway_plan(10_000, DeviceLayout::Interleaved { gateways: 1 });
+    gateway.device_name = NameTemplate::parse("D{i}").unwrap();
+    let frames = frames(0, &gateway, 0, r#"{"a":1}"#);
+    let points = due(0..10_000, 1);
+    let (folded, _) = frames.fold(0, &points, MAX_BATCH_PAYLOAD_BYTES);
+    let most = frames.batch_points_max(0);
+    assert!(folded < points.len(), "the bound cuts the batch: {folded}");
+    assert!(folded <= most, "folded {folded} > the schedule's {most}");
+    assert!(
+        most < 2 * folded,
+        "the bound is close to what fits: {most} vs {folded}"
+    );
+}
+
+#[test]
 fn a_point_bigger_than_the_bound_goes_alone() {
     let gateway = gateway_plan(3, DeviceLayout::Interleaved { gateways: 1 });
     let frames = frames(0, &gateway, 0, r#"{"a":1}"#);
