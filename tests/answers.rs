@@ -8,29 +8,11 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::platform::{device_count, Platform};
-use common::{connect_packet, frame, packet, read_packet};
+use common::{frame, harness_client_id, open_subscription, packet, parse_publish, read_packet};
 
 /// A hand-written device (3.1.1, QoS 0): connected and subscribed to `filters`.
 fn raw_device(port: u16, filters: &[&str]) -> (TcpStream, Vec<u8>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(&connect_packet("raw-device", None))
-        .unwrap();
-    let mut buf = Vec::new();
-    let (header, _) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
-    assert_eq!(header >> 4, packet::CONNACK);
-    let mut body = 1u16.to_be_bytes().to_vec();
-    for filter in filters {
-        body.extend_from_slice(&(filter.len() as u16).to_be_bytes());
-        body.extend_from_slice(filter.as_bytes());
-        body.push(0);
-    }
-    stream
-        .write_all(&frame(packet::SUBSCRIBE << 4 | 0b0010, &body))
-        .unwrap();
-    let (header, _) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
-    assert_eq!(header >> 4, packet::SUBACK);
-    (stream, buf)
+    open_subscription(port, &harness_client_id("device"), None, filters, 0)
 }
 
 fn publish(stream: &mut TcpStream, topic: &str, payload: &str) {
@@ -49,17 +31,14 @@ fn next_publish(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, St
         if header >> 4 != packet::PUBLISH {
             continue;
         }
-        let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
-        let topic = String::from_utf8(body[2..2 + topic_len].to_vec()).unwrap();
-        let mut at = 2 + topic_len;
-        if (header >> 1) & 0b11 > 0 {
-            let pkid = [body[at], body[at + 1]];
+        let publish = parse_publish(header, &body).unwrap();
+        if let Some(pkid) = publish.pkid {
             stream
-                .write_all(&frame(packet::PUBACK << 4, &pkid))
+                .write_all(&frame(packet::PUBACK << 4, &pkid.to_be_bytes()))
                 .unwrap();
-            at += 2;
         }
-        return Some((topic, String::from_utf8(body[at..].to_vec()).unwrap()));
+        let payload = String::from_utf8(publish.payload.to_vec()).unwrap();
+        return Some((publish.topic.to_string(), payload));
     }
 }
 

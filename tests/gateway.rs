@@ -1,6 +1,6 @@
-//! Gateways (`--gateway`) against a real mosquitto, checked by an independent "platform": a
-//! subscriber written here (raw MQTT over TCP, not mqblast's code) that reads
-//! `v1/gateway/#` as ThingsBoard would, parses every message and counts, per device, its
+//! Gateways (`--gateway`) against a real mosquitto, checked by an independent "platform": the
+//! tests' raw MQTT collector (`common::Collector`, not mqblast's code) reads `v1/gateway/#`,
+//! and this file parses every message as ThingsBoard would and counts, per device, its
 //! connect and disconnect messages and its points.
 //!
 //! What must hold: every device is announced once before its first point and says goodbye
@@ -12,157 +12,17 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use common::collector::{Collector, Delivery};
 use common::*;
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(90);
-/// Most messages the platform keeps (the runs here send a few thousand).
-const MAX_KEPT: usize = 200_000;
 
-/// One message as the platform received it.
-#[derive(Debug, Clone)]
-struct Received {
-    topic: String,
-    payload: Vec<u8>,
-}
-
-/// The independent platform: subscribes to `v1/gateway/#` at QoS 1 and keeps every message.
-struct Platform {
-    messages: Arc<Mutex<Vec<Received>>>,
-    count: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    error: Arc<Mutex<Option<String>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Platform {
-    fn start(port: u16) -> Platform {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("platform: connecting");
-        stream.set_nodelay(true).unwrap();
-        let id = format!("gateway-platform-{}", std::process::id());
-        stream.write_all(&connect_packet(&id, None)).unwrap();
-        let mut buf = Vec::new();
-        let (header, body) =
-            read_packet(&mut stream, &mut buf, Duration::from_secs(5)).expect("platform: CONNACK");
-        assert_eq!(
-            (header >> 4, body.get(1)),
-            (packet::CONNACK, Some(&0)),
-            "platform: CONNACK"
-        );
-        let mut subscribe = 1u16.to_be_bytes().to_vec();
-        let filter = "v1/gateway/#";
-        subscribe.extend_from_slice(&(filter.len() as u16).to_be_bytes());
-        subscribe.extend_from_slice(filter.as_bytes());
-        subscribe.push(1);
-        stream.write_all(&frame(0b1000_0010, &subscribe)).unwrap();
-        let (header, _) =
-            read_packet(&mut stream, &mut buf, Duration::from_secs(5)).expect("platform: SUBACK");
-        assert_eq!(header >> 4, packet::SUBACK, "platform: SUBACK");
-        let messages = Arc::new(Mutex::new(Vec::new()));
-        let count = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let error = Arc::new(Mutex::new(None));
-        let thread = {
-            let (messages, count, stop, error) =
-                (messages.clone(), count.clone(), stop.clone(), error.clone());
-            std::thread::spawn(move || {
-                if let Err(e) = receive(stream, buf, &messages, &count, &stop) {
-                    *error.lock().unwrap() = Some(e);
-                }
-            })
-        };
-        Platform {
-            messages,
-            count,
-            stop,
-            error,
-            thread: Some(thread),
-        }
-    }
-
-    /// Wait until nothing has arrived for `quiet` (bounded by `timeout`); the messages.
-    fn settle(&self, quiet: Duration, timeout: Duration) -> Vec<Received> {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut last = self.count.load(Ordering::SeqCst);
-        let mut since = std::time::Instant::now();
-        while std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-            let now = self.count.load(Ordering::SeqCst);
-            if now != last {
-                (last, since) = (now, std::time::Instant::now());
-            } else if since.elapsed() >= quiet {
-                break;
-            }
-        }
-        assert_eq!(*self.error.lock().unwrap(), None, "platform failed");
-        self.messages.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn receive(
-    mut stream: TcpStream,
-    mut buf: Vec<u8>,
-    messages: &Mutex<Vec<Received>>,
-    count: &AtomicU64,
-    stop: &AtomicBool,
-) -> Result<(), String> {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let mut chunk = vec![0u8; 64 * 1024];
-    while !stop.load(Ordering::SeqCst) {
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err("platform: the broker closed the connection".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("platform: read: {e}")),
-        }
-        let mut acks = Vec::new();
-        while let Some((header, body)) = take_packet(&mut buf) {
-            if header >> 4 != packet::PUBLISH {
-                return Err(format!("platform: unexpected packet {header:#04x}"));
-            }
-            let qos = (header >> 1) & 0b11;
-            let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-            let topic = String::from_utf8_lossy(&body[2..2 + topic_len]).into_owned();
-            let mut at = 2 + topic_len;
-            if qos > 0 {
-                acks.extend(frame(packet::PUBACK << 4, &body[at..at + 2]));
-                at += 2;
-            }
-            let mut kept = messages.lock().unwrap();
-            if kept.len() < MAX_KEPT {
-                kept.push(Received {
-                    topic,
-                    payload: body[at..].to_vec(),
-                });
-            }
-            count.fetch_add(1, Ordering::SeqCst);
-        }
-        if !acks.is_empty() {
-            stream
-                .write_all(&acks)
-                .map_err(|e| format!("platform: {e}"))?;
-        }
-    }
-    Ok(())
+/// The independent platform: subscribes to `v1/gateway/#` at QoS 1, acknowledging each.
+fn start_platform(port: u16) -> Collector {
+    Collector::with_qos(port, "v1/gateway/#", 1)
 }
 
 /// What the platform saw, per device, in arrival order.
@@ -175,7 +35,7 @@ struct Devices {
 }
 
 impl Devices {
-    fn of(received: &[Received]) -> Devices {
+    fn of(received: &[Delivery]) -> Devices {
         let mut devices = Devices::default();
         for message in received {
             let body: Value = serde_json::from_slice(&message.payload).unwrap_or_else(|e| {
@@ -271,7 +131,7 @@ fn count(value: &Value, key: &str) -> u64 {
 #[test]
 fn per_point_gateways_send_each_devices_points_between_its_announcements() {
     let broker = Mosquitto::start();
-    let platform = Platform::start(broker.port);
+    let platform = start_platform(broker.port);
     let dir = TempDir::new("gateway-per-point");
     let json = dir.file("run.json");
     let csv = dir.file("run");
@@ -298,7 +158,7 @@ fn per_point_gateways_send_each_devices_points_between_its_announcements() {
     );
     let run = run_mqblast(&args, LIMIT);
     run.assert_code(0);
-    let received = platform.settle(Duration::from_millis(500), Duration::from_secs(20));
+    let received = platform.settle(0, Duration::from_secs(20));
     let summary = Summary::read(&json, &run);
     let devices = Devices::of(&received);
 
@@ -395,7 +255,7 @@ fn per_point_gateways_send_each_devices_points_between_its_announcements() {
 #[test]
 fn batched_gateways_fold_the_devices_due_together_into_few_messages() {
     let broker = Mosquitto::start();
-    let platform = Platform::start(broker.port);
+    let platform = start_platform(broker.port);
     let dir = TempDir::new("gateway-batched");
     let json = dir.file("run.json");
     let args = with(
@@ -422,7 +282,7 @@ fn batched_gateways_fold_the_devices_due_together_into_few_messages() {
     );
     let run = run_mqblast(&args, LIMIT);
     run.assert_code(0);
-    let received = platform.settle(Duration::from_millis(500), Duration::from_secs(20));
+    let received = platform.settle(0, Duration::from_secs(20));
     let summary = Summary::read(&json, &run);
     let devices = Devices::of(&received);
     assert_eq!(devices.events.len(), 100, "{}", run.describe());
@@ -465,7 +325,7 @@ fn gateways_stepped_down_live_say_goodbye_for_their_devices_before_they_disconne
     use std::sync::Arc;
 
     let broker = Mosquitto::start();
-    let platform = Platform::start(broker.port);
+    let platform = start_platform(broker.port);
     let host = broker.addr();
     let args = [
         "mqblast",
@@ -514,7 +374,7 @@ fn gateways_stepped_down_live_say_goodbye_for_their_devices_before_they_disconne
     std::thread::sleep(Duration::from_secs(2));
     assert!(steering.stop(), "a running test stops");
     let summary = run.join().expect("the run thread ends");
-    let received = platform.settle(Duration::from_millis(500), Duration::from_secs(20));
+    let received = platform.settle(0, Duration::from_secs(20));
     let devices = Devices::of(&received);
 
     // 4 gateways x 5 devices, device i on gateway i % 4: the two stepped down said goodbye for

@@ -1,8 +1,9 @@
 //! `--gateway --rate N` against a real mosquitto: N device points per second across every
 //! gateway device of the run, as ThingsBoard's performance tests send them with
-//! `TEST_API=gateway` and `MESSAGES_PER_SECOND`, counted at the broker by a platform written
-//! here (raw MQTT over TCP, not mqblast's code) that parses every `v1/gateway/telemetry`
-//! message and stamps each device point with its arrival.
+//! `TEST_API=gateway` and `MESSAGES_PER_SECOND`, counted at the broker by a platform: the
+//! tests' raw MQTT collector (`common::Collector`, not mqblast's code) receives every
+//! `v1/gateway/telemetry` message, and this file parses each and stamps each device point with
+//! its message's arrival.
 //!
 //! Tolerances, as tests/rate.rs states them for devices on their own connections (a loaded
 //! 2-core machine, every run bounded at 10 s of load):
@@ -22,13 +23,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::collector::{Collector, Delivery};
 use common::*;
 use serde_json::Value;
 
@@ -38,8 +35,6 @@ const DEVICES: u64 = GATEWAYS * DEVICES_PER_GATEWAY;
 const RATE: u64 = 200;
 const RUN_S: u64 = 10;
 const LIMIT: Duration = Duration::from_secs(60);
-/// Most points the platform keeps (a 10 s run at 200/s is 2,000).
-const POINTS_MAX: usize = 100_000;
 
 /// One device point as the platform received it.
 #[derive(Debug, Clone)]
@@ -60,113 +55,18 @@ struct Seen {
     messages: Vec<usize>,
 }
 
-/// The platform: subscribes to `v1/gateway/telemetry` at QoS 1 and parses every message.
-struct Platform {
-    seen: Arc<Mutex<Seen>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<(), String>>>,
-}
-
-impl Platform {
-    fn start(port: u16) -> Platform {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("platform: connecting");
-        stream.set_nodelay(true).unwrap();
-        let id = format!("gateway-rate-platform-{}", std::process::id());
-        stream.write_all(&connect_packet(&id, None)).unwrap();
-        let mut buf = Vec::new();
-        let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
-        assert_eq!((header >> 4, body.get(1)), (packet::CONNACK, Some(&0)));
-        let filter = b"v1/gateway/telemetry";
-        let mut subscribe = vec![0, 1, 0, filter.len() as u8];
-        subscribe.extend_from_slice(filter);
-        subscribe.push(1);
-        stream.write_all(&frame(0b1000_0010, &subscribe)).unwrap();
-        let (header, _) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
-        assert_eq!(header >> 4, packet::SUBACK);
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
-            std::thread::spawn(move || receive(stream, buf, &seen, &stop))
-        };
-        Platform {
-            seen,
-            stop,
-            thread: Some(thread),
+impl Seen {
+    /// Every delivery parsed as ThingsBoard's gateway telemetry; anything else fails the test.
+    fn of(deliveries: &[Delivery]) -> Seen {
+        let mut seen = Seen::default();
+        for delivery in deliveries {
+            let points = parse_message(&delivery.payload, delivery.at)
+                .unwrap_or_else(|e| panic!("{}: {e}", delivery.topic));
+            seen.messages.push(points.len());
+            seen.points.extend(points);
         }
+        seen
     }
-
-    fn messages(&self) -> u64 {
-        self.seen.lock().unwrap().messages.len() as u64
-    }
-
-    /// Wait until `n` messages arrived (bounded by `timeout`), a little longer for any
-    /// excess, then stop and hand over what was seen.
-    fn take_after(mut self, n: u64, timeout: Duration) -> Seen {
-        let deadline = Instant::now() + timeout;
-        while self.messages() < n && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            if let Err(e) = thread.join().unwrap() {
-                panic!("the platform failed: {e}");
-            }
-        }
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn receive(
-    mut stream: TcpStream,
-    mut buf: Vec<u8>,
-    seen: &Mutex<Seen>,
-    stop: &AtomicBool,
-) -> Result<(), String> {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let mut chunk = vec![0u8; 64 * 1024];
-    while !stop.load(Ordering::SeqCst) {
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err("the broker closed the connection".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("read: {e}")),
-        }
-        let now = Instant::now();
-        let mut acks = Vec::new();
-        while let Some((header, body)) = take_packet(&mut buf) {
-            if header >> 4 != packet::PUBLISH {
-                return Err(format!("unexpected packet {header:#04x}"));
-            }
-            let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-            let mut at = 2 + topic_len;
-            if (header >> 1) & 0b11 == 1 {
-                acks.extend_from_slice(&frame(packet::PUBACK << 4, &body[at..at + 2]));
-                at += 2;
-            }
-            let points = parse_message(&body[at..], now)?;
-            let mut seen = seen.lock().unwrap();
-            if seen.points.len() < POINTS_MAX {
-                seen.messages.push(points.len());
-                seen.points.extend(points);
-            }
-        }
-        stream.write_all(&acks).map_err(|e| format!("write: {e}"))?;
-    }
-    Ok(())
 }
 
 /// ThingsBoard's gateway telemetry: `{"DW00000001":[{"ts":..,"values":{..}}], ...}`.
@@ -211,7 +111,8 @@ struct Ran {
 
 fn rated_gateways(run_s: u64, more: &[&str]) -> Ran {
     let broker = Mosquitto::start();
-    let platform = Platform::start(broker.port);
+    // The platform: `v1/gateway/telemetry` at QoS 1, each message acknowledged.
+    let platform = Collector::with_qos(broker.port, "v1/gateway/telemetry", 1);
     let dir = TempDir::new("gateway-rate");
     let json = dir.file("summary.json");
     let args = with(
@@ -244,7 +145,7 @@ fn rated_gateways(run_s: u64, more: &[&str]) -> Ran {
     let messages = row["ok"].as_u64().unwrap();
     let points = row["points"].as_u64().unwrap();
     assert_eq!(row["failures"].as_u64(), Some(0), "{row}");
-    let seen = platform.take_after(messages, Duration::from_secs(15));
+    let seen = Seen::of(&platform.settle(messages as usize, Duration::from_secs(15)));
     let device_s = summary.u64("connections.ended") as f64
         * summary.f64("connections.session_s.mean")
         * DEVICES_PER_GATEWAY as f64;

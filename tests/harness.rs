@@ -9,6 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::collector::Collector;
 use common::*;
 
 /// Publish `n` messages with mosquitto_pub (one process, one message per stdin line).
@@ -165,6 +166,71 @@ fn nothing_listens_on_a_free_port() {
     let port = free_port();
     let err = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn collectors_keep_every_message_mosquitto_pub_sends_each_under_its_own_client_id() {
+    let broker = Mosquitto::start();
+    // Two on one filter: a client id shared by both would make the broker drop the first.
+    let first = Collector::start(broker.port, "harness/collect/+");
+    let second = Collector::with_qos(broker.port, "harness/collect/+", 1);
+    mosquitto_pub(broker.port, "harness/collect/a", 1, 200, None);
+    for collector in [&first, &second] {
+        let got = collector.settle(200, Duration::from_secs(10));
+        assert_eq!(got.len(), 200, "{}", broker.log());
+        for (i, delivery) in got.iter().enumerate() {
+            assert_eq!(delivery.topic, "harness/collect/a");
+            let payload = format!("{{\"seq\":{i},\"temperature\":21.5}}");
+            assert_eq!(delivery.payload, payload.as_bytes(), "in order, whole");
+        }
+        assert!(got.windows(2).all(|pair| pair[0].at <= pair[1].at));
+    }
+}
+
+/// A broker on a raw socket that accepts one client, grants its subscription and then sends
+/// `after_suback` (and keeps the connection open for 10 s).
+fn scripted_broker(after_suback: Vec<u8>) -> u16 {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        read_packet(&mut stream, &mut buf, Duration::from_secs(10)).expect("CONNECT");
+        stream
+            .write_all(&frame(packet::CONNACK << 4, &[0, 0]))
+            .unwrap();
+        read_packet(&mut stream, &mut buf, Duration::from_secs(10)).expect("SUBSCRIBE");
+        stream
+            .write_all(&frame(packet::SUBACK << 4, &[0, 1, 0]))
+            .unwrap();
+        stream.write_all(&after_suback).unwrap();
+        std::thread::sleep(Duration::from_secs(10));
+    });
+    port
+}
+
+#[test]
+#[should_panic(expected = "unexpected packet type 4")]
+fn a_collector_fails_the_test_on_a_packet_a_subscriber_never_gets() {
+    let port = scripted_broker(frame(packet::PUBACK << 4, &[0, 1]));
+    Collector::start(port, "t").settle(1, Duration::from_secs(10));
+}
+
+#[test]
+#[should_panic(expected = "PUBLISH of 1 bytes")]
+fn a_collector_fails_the_test_on_a_malformed_publish() {
+    let port = scripted_broker(frame(packet::PUBLISH << 4, &[0]));
+    Collector::start(port, "t").settle(1, Duration::from_secs(10));
+}
+
+#[test]
+#[should_panic(expected = "broker closed the connection")]
+fn a_collector_fails_the_test_when_the_broker_goes_away() {
+    let broker = Mosquitto::start();
+    let collector = Collector::start(broker.port, "t");
+    drop(broker);
+    collector.settle(1, Duration::from_secs(10));
 }
 
 #[test]

@@ -11,114 +11,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::collector::{Collector, Delivery};
 use common::*;
-
-/// (topic, payload) of every message received, in arrival order.
-type Received = Vec<(String, Vec<u8>)>;
-
-/// A QoS 0 subscriber that keeps every (topic, payload) it receives, on a thread; subscribed
-/// (SUBACK received) before `start` returns. Hand-written packets, no mqblast code.
-struct Collector {
-    got: Arc<Mutex<Received>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<(), String>>>,
-}
-
-impl Collector {
-    fn start(port: u16, filter: &str) -> Collector {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("collector: connect");
-        stream
-            .write_all(&connect_packet("presets-collector", None))
-            .unwrap();
-        let mut buf = Vec::new();
-        let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
-        assert_eq!((header >> 4, body.get(1)), (packet::CONNACK, Some(&0)));
-        let mut subscribe = 1u16.to_be_bytes().to_vec();
-        subscribe.extend_from_slice(&(filter.len() as u16).to_be_bytes());
-        subscribe.extend_from_slice(filter.as_bytes());
-        subscribe.push(0);
-        stream.write_all(&frame(0b1000_0010, &subscribe)).unwrap();
-        let (header, _) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
-        assert_eq!(header >> 4, packet::SUBACK);
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (got, stop) = (Arc::clone(&got), Arc::clone(&stop));
-            std::thread::spawn(move || collect(stream, buf, &got, &stop))
-        };
-        Collector {
-            got,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// The messages received once `n` have arrived and no more came for half a second
-    /// (bounded by `timeout`): exactly `n` is what a correct run delivers.
-    fn settle(&self, n: usize, timeout: Duration) -> Received {
-        let deadline = Instant::now() + timeout;
-        let mut last = (0, Instant::now());
-        while Instant::now() < deadline {
-            let count = self.got.lock().unwrap().len();
-            if count != last.0 {
-                last = (count, Instant::now());
-            } else if count >= n && last.1.elapsed() > Duration::from_millis(500) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.got.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            if let Ok(Err(e)) = thread.join() {
-                eprintln!("collector: {e}");
-            }
-        }
-    }
-}
-
-fn collect(
-    mut stream: TcpStream,
-    mut buf: Vec<u8>,
-    got: &Mutex<Received>,
-    stop: &AtomicBool,
-) -> Result<(), String> {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let mut chunk = vec![0u8; 64 * 1024];
-    while !stop.load(Ordering::SeqCst) {
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err("the broker closed the connection".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
-            Err(e) => return Err(format!("read: {e}")),
-        }
-        while let Some((header, body)) = take_packet(&mut buf) {
-            if header >> 4 != packet::PUBLISH {
-                return Err(format!("unexpected packet {header:#04x}"));
-            }
-            // QoS 0 (the subscription's): topic, then the payload.
-            let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-            let topic = String::from_utf8_lossy(&body[2..2 + topic_len]).into_owned();
-            let payload = body[2 + topic_len..].to_vec();
-            got.lock().unwrap().push((topic, payload));
-        }
-    }
-    Ok(())
-}
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -216,7 +112,7 @@ fn every_smart_meter_message_is_json_with_values_in_range_and_its_own_ts() {
     assert_eq!(got.len(), messages as usize, "every message, once");
     let mut parsed = Vec::new();
     let mut leaks = 0;
-    for (topic, payload) in &got {
+    for Delivery { topic, payload, .. } in &got {
         let body = parse(payload);
         let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["ts", "values"], "{body}");
@@ -230,7 +126,7 @@ fn every_smart_meter_message_is_json_with_values_in_range_and_its_own_ts() {
         leaks += usize::from(leakage);
         parsed.push((topic.clone(), body));
     }
-    let devices: BTreeSet<&str> = got.iter().map(|(topic, _)| topic.as_str()).collect();
+    let devices: BTreeSet<&str> = got.iter().map(|d| d.topic.as_str()).collect();
     assert_eq!(devices.len(), users, "{devices:?}");
     assert!(leaks > 0, "true 98% of the time: {leaks} of {messages}");
     assert_ts_stamped_per_message(&parsed, (started_ms.saturating_sub(1000), ended_ms + 1000));
@@ -287,7 +183,7 @@ fn the_rates_alarms_are_k_per_second_of_the_storm_and_none_outside_it() {
     let got = collector.settle(published as usize, Duration::from_secs(30));
     assert_eq!(got.len() as u64, published, "every message, once");
     let mut alarm_ts = Vec::new();
-    for (_, payload) in &got {
+    for Delivery { payload, .. } in &got {
         let body = parse(payload);
         let battery = &body["values"]["batteryLevel"];
         if battery.as_u64() == Some(10) {
@@ -349,7 +245,7 @@ fn every_industrial_plc_message_carries_its_data_points_in_range() {
     let got = collector.settle(messages, Duration::from_secs(30));
     assert_eq!(got.len(), messages, "every QoS 0 message on loopback");
     let mut parsed = Vec::new();
-    for (topic, payload) in &got {
+    for Delivery { topic, payload, .. } in &got {
         let body = parse(payload);
         let values = body["values"].as_object().unwrap();
         assert_eq!(values.len(), points);
@@ -444,7 +340,7 @@ fn each_streams_industrial_plc_carries_its_own_number_of_data_points() {
     let got = collector.settle(messages, Duration::from_secs(30));
     assert_eq!(got.len(), messages, "every QoS 0 message on loopback");
     let mut per_stream: BTreeMap<String, usize> = BTreeMap::new();
-    for (topic, payload) in &got {
+    for Delivery { topic, payload, .. } in &got {
         let stream = topic.rsplit('/').next().unwrap().to_string();
         let body = parse(payload);
         let values = body["values"].as_object().unwrap();

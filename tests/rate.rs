@@ -25,135 +25,28 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::collector::{Collector, Delivery};
 use common::*;
 
 const USERS: u64 = 200;
 const RATE: u64 = 500;
 const RUN_S: u64 = 10;
 const LIMIT: Duration = Duration::from_secs(60);
-/// The subscriber keeps at most this many arrivals (a 10 s run at 500/s is 5,000).
-const ARRIVALS_MAX: usize = 100_000;
 
-/// A subscriber recording (arrival time, device) for every PUBLISH on `rate/{i}`, acking
-/// QoS 1 so the broker keeps sending. Stopped on drop.
-struct Arrivals {
-    seen: Arc<Mutex<Vec<(Instant, u64)>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<(), String>>>,
-}
-
-impl Arrivals {
-    fn start(port: u16) -> Arrivals {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting");
-        stream.set_nodelay(true).unwrap();
-        stream
-            .write_all(&connect_packet("rate-test-arrivals", None))
-            .unwrap();
-        let mut buf = Vec::new();
-        let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
-        assert_eq!((header >> 4, body.get(1)), (packet::CONNACK, Some(&0)));
-        let filter = b"rate/#";
-        let mut subscribe = vec![0, 1, 0, filter.len() as u8];
-        subscribe.extend_from_slice(filter);
-        subscribe.push(1);
-        stream.write_all(&frame(0b1000_0010, &subscribe)).unwrap();
-        let (header, _) = read_packet(&mut stream, &mut buf, Duration::from_secs(5)).unwrap();
-        assert_eq!(header >> 4, packet::SUBACK);
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
-            std::thread::spawn(move || receive(stream, buf, &seen, &stop))
-        };
-        Arrivals {
-            seen,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn count(&self) -> u64 {
-        self.seen.lock().unwrap().len() as u64
-    }
-
-    /// Wait until `n` arrived (false after `timeout`), then a little longer for any excess.
-    fn wait_for(&self, n: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.count() < n && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        self.count() >= n
-    }
-
-    fn take(mut self) -> Vec<(Instant, u64)> {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            if let Err(e) = thread.join().unwrap() {
-                panic!("the subscriber failed: {e}");
-            }
-        }
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
-
-impl Drop for Arrivals {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn receive(
-    mut stream: TcpStream,
-    mut buf: Vec<u8>,
-    seen: &Mutex<Vec<(Instant, u64)>>,
-    stop: &AtomicBool,
-) -> Result<(), String> {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let mut chunk = vec![0u8; 64 * 1024];
-    while !stop.load(Ordering::SeqCst) {
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err("the broker closed the connection".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
-            Err(e) => return Err(format!("read: {e}")),
-        }
-        let now = Instant::now();
-        let mut acks = Vec::new();
-        while let Some((header, body)) = take_packet(&mut buf) {
-            if header >> 4 != packet::PUBLISH {
-                return Err(format!("unexpected packet {header:#04x}"));
-            }
-            let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-            let topic = std::str::from_utf8(&body[2..2 + topic_len]).map_err(|e| e.to_string())?;
-            let device = topic
-                .strip_prefix("rate/")
-                .and_then(|i| i.parse::<u64>().ok())
-                .ok_or_else(|| format!("unexpected topic {topic:?}"))?;
-            if (header >> 1) & 0b11 == 1 {
-                let at = 2 + topic_len;
-                acks.extend_from_slice(&frame(packet::PUBACK << 4, &body[at..at + 2]));
-            }
-            let mut seen = seen.lock().unwrap();
-            if seen.len() < ARRIVALS_MAX {
-                seen.push((now, device));
-            }
-        }
-        stream.write_all(&acks).map_err(|e| format!("write: {e}"))?;
-    }
-    Ok(())
+/// (arrival time, device) of every delivery on `rate/{i}`; another topic fails the test.
+fn arrivals_of(deliveries: &[Delivery]) -> Vec<(Instant, u64)> {
+    deliveries
+        .iter()
+        .map(|d| {
+            let device = d.topic.strip_prefix("rate/").and_then(|i| i.parse().ok());
+            (
+                d.at,
+                device.unwrap_or_else(|| panic!("unexpected topic {:?}", d.topic)),
+            )
+        })
+        .collect()
 }
 
 /// What one rated run published and for how long its devices were connected.
@@ -170,7 +63,8 @@ struct Ran {
 /// One bounded `--rate` run of USERS users at RATE/s for RUN_S seconds.
 fn rated_run(qos: &str, more: &[&str]) -> Ran {
     let broker = Mosquitto::start();
-    let arrivals = Arrivals::start(broker.port);
+    // At QoS 1: the QoS 1 runs' messages come to it at QoS 1, each acknowledged.
+    let collector = Collector::with_qos(broker.port, "rate/#", 1);
     let dir = TempDir::new("rate");
     let json = dir.file("summary.json");
     let users = USERS.to_string();
@@ -202,16 +96,17 @@ fn rated_run(qos: &str, more: &[&str]) -> Ran {
         "0" => summary.u64("publish.sent"),
         _ => summary.u64("publish.ok"),
     };
+    let arrivals = arrivals_of(&collector.settle(published as usize, Duration::from_secs(15)));
     assert!(
-        arrivals.wait_for(published, Duration::from_secs(15)),
+        arrivals.len() as u64 >= published,
         "the broker delivered {} of the {published} messages mqblast published:\n{}",
-        arrivals.count(),
+        arrivals.len(),
         run.describe()
     );
     let connected_s =
         summary.u64("connections.ended") as f64 * summary.f64("connections.session_s.mean");
     Ran {
-        arrivals: arrivals.take(),
+        arrivals,
         published,
         connected_s,
         run,

@@ -1,6 +1,7 @@
 //! Shared harness for the integration tests: a real mosquitto on a free loopback port, an
-//! independent MQTT subscriber that counts what the broker delivered, a broker that never
-//! acknowledges, and a bounded runner for the `mqblast` binary.
+//! independent MQTT subscriber that counts what the broker delivered (and, in `collector`,
+//! one that keeps each delivery), a broker that never acknowledges, and a bounded runner for
+//! the `mqblast` binary.
 //!
 //! Why it exists: mqblast's own counters are what we are testing, so the proof that messages
 //! arrived must come from something that shares no code with it. The subscriber and the silent
@@ -11,6 +12,7 @@
 //! every mqblast run has a wall-clock bound after which it is killed and the test fails.
 #![allow(dead_code)]
 
+pub mod collector;
 pub mod platform;
 pub mod strict;
 pub mod tls;
@@ -496,6 +498,166 @@ pub fn connack_code(
     Ok(body[1])
 }
 
+/// A client id no other harness client of this test process uses (`harness-KIND-PID-N`): two
+/// clients with one id would make the broker disconnect the first.
+pub fn harness_client_id(kind: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "harness-{kind}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Connect a raw client and subscribe it to `filters`, each at `qos`; returns once the broker
+/// granted every filter that QoS (SUBACK read), with the bytes read past the SUBACK. Panics,
+/// failing the test, on anything else.
+pub fn open_subscription(
+    port: u16,
+    client_id: &str,
+    login: Option<(&str, Option<&str>)>,
+    filters: &[&str],
+    qos: u8,
+) -> (TcpStream, Vec<u8>) {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).expect("subscriber: connecting to the broker");
+    stream.set_nodelay(true).unwrap();
+    stream.write_all(&connect_packet(client_id, login)).unwrap();
+    let mut buf = Vec::new();
+    let (header, body) =
+        read_packet(&mut stream, &mut buf, Duration::from_secs(5)).expect("subscriber: CONNACK");
+    assert_eq!(header >> 4, packet::CONNACK, "subscriber: expected CONNACK");
+    assert_eq!(
+        body.get(1),
+        Some(&0),
+        "subscriber: broker refused the connection"
+    );
+
+    let mut sub = 1u16.to_be_bytes().to_vec();
+    for filter in filters {
+        push_str(&mut sub, filter);
+        sub.push(qos);
+    }
+    stream.write_all(&frame(0b1000_0010, &sub)).unwrap(); // SUBSCRIBE flags are 0010 (3.8.1)
+    let (header, body) =
+        read_packet(&mut stream, &mut buf, Duration::from_secs(5)).expect("subscriber: SUBACK");
+    assert_eq!(
+        header >> 4,
+        packet::SUBACK,
+        "subscriber: expected SUBACK, got {header:#04x}"
+    );
+    assert_eq!(
+        body.get(2..),
+        Some(&vec![qos; filters.len()][..]),
+        "subscriber: SUBACK granted {filters:?} a different QoS than {qos}"
+    );
+    (stream, buf)
+}
+
+/// The parts of a PUBLISH packet (section 3.3).
+pub struct Publish<'a> {
+    pub qos: u8,
+    pub topic: &'a str,
+    /// Present at QoS 1 and 2 only.
+    pub pkid: Option<u16>,
+    pub payload: &'a [u8],
+}
+
+/// Split a PUBLISH body (after the fixed header byte `header`); the broker's bytes are checked,
+/// a short or malformed packet is an Err, not a panic.
+pub fn parse_publish(header: u8, body: &[u8]) -> Result<Publish<'_>, String> {
+    let qos = (header >> 1) & 0b11;
+    if qos == 3 {
+        return Err("PUBLISH with QoS 3".into());
+    }
+    let topic_len = match body {
+        [high, low, ..] => usize::from(u16::from_be_bytes([*high, *low])),
+        _ => return Err(format!("PUBLISH of {} bytes", body.len())),
+    };
+    let topic = body
+        .get(2..2 + topic_len)
+        .ok_or_else(|| format!("PUBLISH of {} bytes, topic of {topic_len}", body.len()))?;
+    let topic = std::str::from_utf8(topic).map_err(|e| format!("PUBLISH topic: {e}"))?;
+    let mut at = 2 + topic_len;
+    let pkid = if qos > 0 {
+        let id = body
+            .get(at..at + 2)
+            .ok_or("PUBLISH without its packet id")?;
+        at += 2;
+        Some(u16::from_be_bytes([id[0], id[1]]))
+    } else {
+        None
+    };
+    Ok(Publish {
+        qos,
+        topic,
+        pkid,
+        payload: &body[at..],
+    })
+}
+
+/// Read a subscription (from [`open_subscription`]) until `stop`: each PUBLISH goes to
+/// `on_publish` with the time the read that completed it returned; QoS 1 is acknowledged
+/// (PUBACK), QoS 2 too (PUBREC, then PUBCOMP for the broker's PUBREL), so the broker keeps
+/// sending. Ends with DISCONNECT at `stop`. The broker closing, a read or write error, a
+/// malformed PUBLISH, any other packet, or an Err from `on_publish` ends it with that Err.
+pub fn serve_subscription(
+    mut stream: TcpStream,
+    mut buf: Vec<u8>,
+    stop: &AtomicBool,
+    mut on_publish: impl FnMut(Instant, &Publish) -> Result<(), String>,
+) -> Result<(), String> {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut replies = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err("broker closed the connection".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(format!("read: {e}")),
+        }
+        let now = Instant::now();
+        while let Some((header, body)) = take_packet(&mut buf) {
+            match header >> 4 {
+                packet::PUBLISH => {
+                    let publish = parse_publish(header, &body)?;
+                    match (publish.qos, publish.pkid) {
+                        (1, Some(pkid)) => replies.extend(ack_packet(packet::PUBACK, pkid)),
+                        (2, Some(pkid)) => replies.extend(ack_packet(packet::PUBREC, pkid)),
+                        _ => {}
+                    }
+                    on_publish(now, &publish)?;
+                }
+                packet::PUBREL => {
+                    let pkid = body.get(..2).ok_or("PUBREL without its packet id")?;
+                    let pkid = u16::from_be_bytes([pkid[0], pkid[1]]);
+                    replies.extend(ack_packet(packet::PUBCOMP, pkid));
+                }
+                packet::PINGRESP => {}
+                other => return Err(format!("unexpected packet type {other}")),
+            }
+        }
+        if !replies.is_empty() {
+            stream
+                .write_all(&replies)
+                .map_err(|e| format!("write: {e}"))?;
+            replies.clear();
+        }
+    }
+    let _ = stream.write_all(&frame(packet::DISCONNECT << 4, &[]));
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Subscriber
 // ---------------------------------------------------------------------------------------------
@@ -538,13 +700,7 @@ impl Subscriber {
         qos: u8,
         login: Option<(&str, Option<&str>)>,
     ) -> Subscriber {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let client_id = format!(
-            "harness-sub-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        Self::connect_as(port, filter, qos, login, &client_id)
+        Self::connect_as(port, filter, qos, login, &harness_client_id("sub"))
     }
 
     fn connect_as(
@@ -554,37 +710,7 @@ impl Subscriber {
         login: Option<(&str, Option<&str>)>,
         client_id: &str,
     ) -> Subscriber {
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", port)).expect("subscriber: connecting to the broker");
-        stream.set_nodelay(true).unwrap();
-        stream.write_all(&connect_packet(client_id, login)).unwrap();
-        let mut buf = Vec::new();
-        let (header, body) = read_packet(&mut stream, &mut buf, Duration::from_secs(5))
-            .expect("subscriber: CONNACK");
-        assert_eq!(header >> 4, packet::CONNACK, "subscriber: expected CONNACK");
-        assert_eq!(
-            body.get(1),
-            Some(&0),
-            "subscriber: broker refused the connection"
-        );
-
-        let mut sub = Vec::new();
-        sub.extend_from_slice(&1u16.to_be_bytes());
-        push_str(&mut sub, filter);
-        sub.push(qos);
-        stream.write_all(&frame(0b1000_0010, &sub)).unwrap(); // SUBSCRIBE flags are 0010 (3.8.1)
-        let (header, body) =
-            read_packet(&mut stream, &mut buf, Duration::from_secs(5)).expect("subscriber: SUBACK");
-        assert_eq!(
-            header >> 4,
-            packet::SUBACK,
-            "subscriber: expected SUBACK, got {header:#04x}"
-        );
-        assert_eq!(
-            body.get(2),
-            Some(&qos),
-            "subscriber: SUBACK granted a different QoS"
-        );
+        let (stream, buf) = open_subscription(port, client_id, login, &[filter], qos);
 
         let received = Arc::new(AtomicU64::new(0));
         let not_json = Arc::new(AtomicU64::new(0));
@@ -598,8 +724,15 @@ impl Subscriber {
                 stop.clone(),
             );
             std::thread::spawn(move || {
-                if let Err(e) = receive_loop(stream, buf, &received, &not_json, &stop) {
-                    *error.lock().unwrap() = Some(e);
+                let counted = serve_subscription(stream, buf, &stop, |_, publish| {
+                    if serde_json::from_slice::<serde_json::Value>(publish.payload).is_err() {
+                        not_json.fetch_add(1, Ordering::SeqCst);
+                    }
+                    received.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                });
+                if let Err(e) = counted {
+                    *error.lock().unwrap() = Some(format!("subscriber: {e}"));
                 }
             })
         };
@@ -665,72 +798,6 @@ impl Drop for Subscriber {
             let _ = t.join();
         }
     }
-}
-
-fn receive_loop(
-    mut stream: TcpStream,
-    mut buf: Vec<u8>,
-    received: &AtomicU64,
-    not_json: &AtomicU64,
-    stop: &AtomicBool,
-) -> Result<(), String> {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut replies = Vec::new();
-    while !stop.load(Ordering::SeqCst) {
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err("subscriber: broker closed the connection".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(e) => return Err(format!("subscriber: read: {e}")),
-        }
-        while let Some((header, body)) = take_packet(&mut buf) {
-            match header >> 4 {
-                packet::PUBLISH => {
-                    let qos = (header >> 1) & 0b11;
-                    let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
-                    let mut at = 2 + topic_len;
-                    if qos > 0 {
-                        let pkid = u16::from_be_bytes([body[at], body[at + 1]]);
-                        at += 2;
-                        let kind = if qos == 1 {
-                            packet::PUBACK
-                        } else {
-                            packet::PUBREC
-                        };
-                        replies.extend_from_slice(&ack_packet(kind, pkid));
-                    }
-                    if serde_json::from_slice::<serde_json::Value>(&body[at..]).is_err() {
-                        not_json.fetch_add(1, Ordering::SeqCst);
-                    }
-                    received.fetch_add(1, Ordering::SeqCst);
-                }
-                packet::PUBREL => {
-                    let pkid = u16::from_be_bytes([body[0], body[1]]);
-                    replies.extend_from_slice(&ack_packet(packet::PUBCOMP, pkid));
-                }
-                packet::PINGRESP => {}
-                other => return Err(format!("subscriber: unexpected packet type {other}")),
-            }
-        }
-        if !replies.is_empty() {
-            stream
-                .write_all(&replies)
-                .map_err(|e| format!("subscriber: write: {e}"))?;
-            replies.clear();
-        }
-    }
-    let _ = stream.write_all(&frame(packet::DISCONNECT << 4, &[]));
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
