@@ -280,7 +280,15 @@ impl Mosquitto {
                     eprintln!("mosquitto exited at start ({status}), retrying:\n{last_log}");
                     break;
                 }
-                if wait_for_listener(port, Duration::from_millis(100)) {
+                // Listening on the port is not enough: between free_port() and mosquitto's bind
+                // another test's listener may take it, and a connect would then reach that one.
+                // mosquitto logs "running" only once its own listeners are open.
+                let running = std::fs::read_to_string(dir.path().join("mosquitto.log"))
+                    .is_ok_and(|log| log.contains(" running"));
+                if !running {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                if running && wait_for_listener(port, Duration::from_millis(100)) {
                     return Mosquitto {
                         child,
                         port,
