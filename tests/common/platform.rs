@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Mosquitto, TempDir};
+use super::{Mosquitto, Summary, TempDir};
 
 /// The tests' Python: the Locust virtualenv's (`MQBLAST_LOCUST_VENV`, as scripts/test.sh
 /// sets it, else target/locust-venv), which has paho-mqtt.
@@ -136,4 +136,28 @@ pub fn device_count(counts: &serde_json::Value, device: usize, name: &str) -> u6
     counts["devices"][device.to_string()][name]
         .as_u64()
         .unwrap_or(0)
+}
+
+/// After a flood of `flood` requests at one responder: every request was received, and each
+/// was answered, dropped at the full answer queue or lost at the end (the bound held, so some
+/// were answered and some dropped). Returns the answered count, to check against the
+/// platform's own.
+pub fn assert_flood_accounted(summary: &Summary, flood: u64) -> u64 {
+    let answered = summary.u64("rpc_responder.ok");
+    let dropped =
+        summary.errors_starting_with("RPC request dropped: the device's answer queue was full");
+    let lost = summary.errors_starting_with("RPC answer dropped");
+    assert_eq!(
+        summary.u64("rpc_responder.requests"),
+        flood,
+        "every request received: {}",
+        summary.text()
+    );
+    assert_eq!(answered + dropped + lost, flood, "{:?}", summary.errors());
+    assert!(
+        dropped > 0 && answered > 0,
+        "bounded: {:?}",
+        summary.errors()
+    );
+    answered
 }
